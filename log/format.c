@@ -1,0 +1,131 @@
+/* Segment and record codec. The layout is at the top of log/format.h and
+ * fully in docs/format.md. */
+#include "log/format.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <isa-l/crc.h>
+
+#include "rlog/log.h"
+
+uint32_t rlg_crc32c_update(uint32_t state, const void *buf, size_t len)
+{
+    /* crc32_iscsi takes an int length: feed it in pieces. */
+    const unsigned char *p = buf;
+    while (len > 0) {
+        size_t n = len > (1u << 30) ? (1u << 30) : len;
+        state = crc32_iscsi((unsigned char *)p, (int)n, state);
+        p += n;
+        len -= n;
+    }
+    return state;
+}
+
+uint32_t rlg_crc32c(const void *buf, size_t len)
+{
+    return ~rlg_crc32c_update(0xffffffffu, buf, len);
+}
+
+uint32_t rlg_salt_state(uint64_t log_id, uint64_t seq)
+{
+    uint8_t salt[16];
+    rlg_put64(salt, log_id);
+    rlg_put64(salt + 8, seq);
+    return rlg_crc32c_update(0xffffffffu, salt, sizeof salt);
+}
+
+void rlg_seg_header_encode(const rlg_seg_header *h, uint8_t out[RLG_SEG_HEADER_SIZE])
+{
+    memset(out, 0, RLG_SEG_HEADER_SIZE);
+    memcpy(out, RLG_MAGIC, 8);
+    rlg_put32(out + 8, h->version);
+    rlg_put32(out + 12, RLG_SEG_HEADER_SIZE);
+    rlg_put64(out + 16, h->log_id);
+    rlg_put64(out + 24, h->seq);
+    rlg_put64(out + 32, h->first_lsn);
+    rlg_put32(out + 60, rlg_crc32c(out, 60));
+}
+
+rlg_hdr_status rlg_seg_header_decode(const uint8_t in[RLG_SEG_HEADER_SIZE], rlg_seg_header *h)
+{
+    bool zero = true;
+    for (unsigned i = 0; i < RLG_SEG_HEADER_SIZE; i++) {
+        if (in[i]) {
+            zero = false;
+            break;
+        }
+    }
+    if (zero)
+        return RLG_HDR_ZERO;
+    if (memcmp(in, RLG_MAGIC, 8) != 0 || rlg_get32(in + 60) != rlg_crc32c(in, 60))
+        return RLG_HDR_BAD;
+    h->version = rlg_get32(in + 8);
+    h->log_id = rlg_get64(in + 16);
+    h->seq = rlg_get64(in + 24);
+    h->first_lsn = rlg_get64(in + 32);
+    if (h->version != RLG_FORMAT_VERSION || rlg_get32(in + 12) != RLG_SEG_HEADER_SIZE)
+        return RLG_HDR_VERSION;
+    return RLG_HDR_OK;
+}
+
+void rlg_rec_encode(uint8_t *out, uint32_t salt_state, uint64_t lsn, uint64_t durable,
+                    uint16_t type, const void *payload, uint32_t len)
+{
+    rlg_put32(out + 4, len);
+    rlg_put64(out + 8, lsn);
+    rlg_put64(out + 16, durable);
+    rlg_put16(out + 24, type);
+    rlg_put16(out + 26, 0);
+    if (len)
+        memcpy(out + RLG_REC_HEADER_SIZE, payload, len);
+    uint32_t s = rlg_crc32c_update(salt_state, out + 4, RLG_REC_HEADER_SIZE - 4 + (size_t)len);
+    rlg_put32(out, ~s);
+}
+
+void rlg_rec_header_decode(const uint8_t in[RLG_REC_HEADER_SIZE], rlg_rec_header *h)
+{
+    h->crc = rlg_get32(in);
+    h->len = rlg_get32(in + 4);
+    h->lsn = rlg_get64(in + 8);
+    h->durable = rlg_get64(in + 16);
+    h->type = rlg_get16(in + 24);
+    h->flags = rlg_get16(in + 26);
+}
+
+bool rlg_rec_crc_ok(const uint8_t *rec, uint32_t salt_state, uint32_t len)
+{
+    uint32_t s = rlg_crc32c_update(salt_state, rec + 4, RLG_REC_HEADER_SIZE - 4 + (size_t)len);
+    return ~s == rlg_get32(rec);
+}
+
+void rlg_seg_name(uint64_t seq, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%016" PRIx64 ".seg", seq);
+}
+
+bool rlg_seg_parse_name(const char *name, uint64_t *seq)
+{
+    if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
+        return false;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = name[i];
+        int d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else
+            return false;
+        v = (v << 4) | (uint64_t)d;
+    }
+    *seq = v;
+    return v != 0;
+}
+
+void rlog_segment_name(uint64_t seq, char *buf, size_t cap)
+{
+    rlg_seg_name(seq, buf, cap);
+}

@@ -1,0 +1,65 @@
+/*
+ * Recovery: reads a log directory through the vfs and decides what the log
+ * holds — which segments, which records, where the tail ends — or that it is
+ * corrupt. It never writes: the decision is returned and the caller (the
+ * writer, when opening for writing) applies the cut. See docs/format.md,
+ * "Recovery".
+ */
+#ifndef RLG_RECOVER_H
+#define RLG_RECOVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rlog/log.h"
+#include "rlog/vfs.h"
+
+/* One segment of the log as recovered (and then as maintained by the
+ * writer). LSN-bearing records only are indexed: the log's own records
+ * (seal, checkpoint) take no LSN. */
+typedef struct rlg_segment {
+    uint64_t seq;
+    uint64_t first_lsn; /* from the header */
+    uint64_t last_lsn;  /* first_lsn - 1 when the segment holds no record */
+    uint64_t end;       /* offset just past the last valid record (any type) */
+    uint32_t *offs;     /* offs[i]: file offset of record first_lsn + i */
+    size_t noffs, capoffs;
+    bool sealed;        /* ends with a valid seal record */
+} rlg_segment;
+
+typedef struct rlg_recovery {
+    uint64_t log_id;
+    rlg_segment *segs; /* in sequence order; segs[nsegs-1] is the last (active or sealed) */
+    size_t nsegs;
+    /* Spare files after the last segment (headers zero or unproven torn
+     * starts, no valid record): sequence numbers, ascending. The writer may
+     * reuse them (after zeroing what needs it: see cut below). */
+    uint64_t *spares;
+    size_t nspares;
+    uint64_t proven_durable;
+    /* The cut to apply when opening for writing: zero bytes [cut_off,
+     * cut_end) of segment cut_seq (which may be a spare whose torn start was
+     * dropped) and sync. cut = false when nothing needs zeroing. */
+    bool cut;
+    uint64_t cut_seq, cut_off, cut_end;
+} rlg_recovery;
+
+/*
+ * Recovers the log in dir. Returns 0 and fills *out (free with
+ * rlg_recovery_free), or an error with report->message naming segment,
+ * offset and LSN:
+ *   RLOG_ENOTLOG (no segment files; a directory that does not exist),
+ *   RLOG_ECORRUPT, RLOG_EFOREIGN, RLOG_EVERSION, RLOG_EIO, RLOG_ENOMEM.
+ * `repair`: cut at the first damage instead of failing with RLOG_ECORRUPT
+ * (report->status stays RLOG_TAIL_CORRUPT and says what was lost).
+ * The report (never NULL) is filled in all cases.
+ */
+int rlg_recover(rlog_vfs *vfs, const char *dir, bool repair, rlg_recovery *out,
+                rlog_open_report *report);
+void rlg_recovery_free(rlg_recovery *r);
+
+/* Appends an offset to a segment's index; RLOG_ENOMEM on failure. */
+int rlg_segment_push(rlg_segment *s, uint32_t off);
+void rlg_segment_free(rlg_segment *s);
+
+#endif /* RLG_RECOVER_H */

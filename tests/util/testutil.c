@@ -1,0 +1,164 @@
+#include "util/testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *tu_mkdtemp(const char *tag)
+{
+    const char *base = getenv("RLOG_TEST_TMPDIR");
+    char root[4096];
+    snprintf(root, sizeof root, "%s", base && *base ? base : "/tmp/rlog-tests");
+    /* mkdir -p root */
+    for (char *p = root + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(root, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(root, 0755);
+    char *path = malloc(strlen(root) + strlen(tag) + 16);
+    assert_non_null(path);
+    sprintf(path, "%s/%s-XXXXXX", root, tag);
+    assert_non_null(mkdtemp(path));
+    return path;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+void tu_rmdir_r(const char *path)
+{
+    if (path)
+        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *tu_path(const char *dir, const char *name)
+{
+    static char bufs[8][4096];
+    static int i;
+    char *b = bufs[i++ % 8];
+    snprintf(b, 4096, "%s/%s", dir, name);
+    return b;
+}
+
+long tu_file_size(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    return (long)st.st_size;
+}
+
+void tu_read_file(const char *path, void **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc(n > 0 ? (size_t)n : 1);
+    assert_non_null(*data);
+    assert_int_equal(fread(*data, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+}
+
+void tu_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+void tu_poke(const char *path, uint64_t off, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, data, len, (off_t)off), (ssize_t)len);
+    close(fd);
+}
+
+void tu_flip_bit(const char *path, uint64_t off, unsigned bit)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char c;
+    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+    c ^= (unsigned char)(1u << bit);
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+    close(fd);
+}
+
+void tu_truncate(const char *path, uint64_t size)
+{
+    assert_int_equal(truncate(path, (off_t)size), 0);
+}
+
+void tu_copy_file(const char *from, const char *to)
+{
+    void *d;
+    size_t n;
+    tu_read_file(from, &d, &n);
+    tu_write_file(to, d, n);
+    free(d);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t tu_list_segments(const char *dir, char ***names)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0, cap = 16;
+    char **v = malloc(cap * sizeof *v);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && strcmp(e->d_name + l - 4, ".seg") == 0) {
+            if (n == cap)
+                v = realloc(v, (cap *= 2) * sizeof *v);
+            v[n++] = strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(v, n, sizeof *v, cmp_str);
+    *names = v;
+    return n;
+}
+
+void tu_free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull ^ (lsn + 0x632BE59BD9B4E019ull);
+    unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (unsigned char)x;
+    }
+}

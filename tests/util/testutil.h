@@ -1,0 +1,34 @@
+/* Helpers shared by the test binaries: scratch directories and file pokes.
+ * Test code only: aborts the test (cmocka fail) on setup errors. */
+#ifndef RLOG_TESTUTIL_H
+#define RLOG_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* A fresh empty directory for one test case, under $RLOG_TEST_TMPDIR (set by
+ * ctest) or /tmp. Returns a malloc'd path; remove with tu_rmdir_r + free. */
+char *tu_mkdtemp(const char *tag);
+/* rm -rf path (test cleanup; ignores errors). */
+void tu_rmdir_r(const char *path);
+/* "dir/name" in a static rotating buffer (valid for a few calls). */
+const char *tu_path(const char *dir, const char *name);
+/* Whole-file helpers on the real file system (bypassing the vfs on purpose:
+ * tests damage files behind the log's back). */
+long tu_file_size(const char *path);
+void tu_read_file(const char *path, void **data, size_t *len); /* malloc'd */
+void tu_write_file(const char *path, const void *data, size_t len);
+void tu_flip_bit(const char *path, uint64_t off, unsigned bit);
+void tu_poke(const char *path, uint64_t off, const void *data, size_t len);
+void tu_truncate(const char *path, uint64_t size);
+void tu_copy_file(const char *from, const char *to);
+/* Sorted list of *.seg files in dir (malloc'd names; free with tu_free_names). */
+size_t tu_list_segments(const char *dir, char ***names);
+void tu_free_names(char **names, size_t n);
+/* Deterministic payload bytes for (seed, lsn). */
+void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len);
+
+#endif

@@ -42,6 +42,11 @@ typedef struct rlg_recovery {
      * dropped) and sync. cut = false when nothing needs zeroing. */
     bool cut;
     uint64_t cut_seq, cut_off, cut_end;
+    /* Repair only (0 otherwise): the segment files with seq >=
+     * delete_from_seq are dropped from the log; the writer deletes them,
+     * highest seq first (so that the remaining run stays contiguous), before
+     * applying the cut. None of them is in segs or spares. */
+    uint64_t delete_from_seq;
 } rlg_recovery;
 
 /*

@@ -1,0 +1,482 @@
+/* Opening (creating, recovering, applying the cut), closing, and the small
+ * accessors of a log handle. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/writer.h"
+
+#define RLG_DEFAULT_SEGMENT (64ull << 20)
+#define RLG_DEFAULT_MAX_RECORD (16u << 20)
+#define RLG_MIN_SEGMENT 4096ull
+#define RLG_MAX_SEGMENT 0xffffffffull
+
+void rlog_options_init(rlog_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->segment_size = RLG_DEFAULT_SEGMENT;
+    o->max_record = RLG_DEFAULT_MAX_RECORD;
+    o->sync = RLOG_SYNC_EACH;
+}
+
+int rlg_fail(rlog_log *l, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->errmsg, sizeof l->errmsg, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+void rlg_logf(const rlog_log *l, rlog_level level, const char *fmt, ...)
+{
+    if (!l->opts.logger)
+        return;
+    char buf[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    l->opts.logger(l->opts.logger_data, level, buf);
+}
+
+void rlg_seg_path(const rlog_log *l, uint64_t seq, char *buf, size_t cap)
+{
+    char name[32];
+    rlg_seg_name(seq, name, sizeof name);
+    snprintf(buf, cap, "%s/%s", l->dir, name);
+}
+
+long rlg_find_segment(const rlog_log *l, uint64_t lsn)
+{
+    size_t lo = 0, hi = l->nsegs;
+    while (lo < hi) { /* first segment whose first_lsn > lsn */
+        size_t mid = (lo + hi) / 2;
+        if (l->segs[mid].first_lsn <= lsn)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* segments that hold no record share first_lsn with their successor:
+     * step back to the one that holds lsn */
+    while (lo > 0) {
+        const rlg_segment *s = &l->segs[lo - 1];
+        if (lsn >= s->first_lsn && lsn <= s->last_lsn)
+            return (long)(lo - 1);
+        if (lsn > s->last_lsn)
+            return -1;
+        lo--;
+    }
+    return -1;
+}
+
+size_t rlg_find_segment_seq(const rlog_log *l, uint64_t seq)
+{
+    size_t i = (size_t)(seq - l->segs[0].seq);
+    return i < l->nsegs ? i : l->nsegs - 1;
+}
+
+const char *rlog_errmsg(rlog_log *l)
+{
+    return l->errmsg;
+}
+
+void rlog_positions_get(rlog_log *l, rlog_positions *p)
+{
+    pthread_mutex_lock(&l->mu);
+    p->first = l->first;
+    p->appended = l->appended;
+    p->written = l->written;
+    p->durable = l->durable;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void rlog_metrics_get(rlog_log *l, rlog_metrics *m)
+{
+    pthread_mutex_lock(&l->mu);
+    *m = l->m;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* ------------------------------------------------------------------ open */
+
+static int check_options(const rlog_options *in, rlog_options *o, char *msg, size_t cap)
+{
+    if (in)
+        *o = *in;
+    else
+        rlog_options_init(o);
+    if (!o->segment_size)
+        o->segment_size = RLG_DEFAULT_SEGMENT;
+    if (!o->max_record)
+        o->max_record = RLG_DEFAULT_MAX_RECORD;
+    if (o->segment_size < RLG_MIN_SEGMENT || o->segment_size > RLG_MAX_SEGMENT) {
+        snprintf(msg, cap, "segment_size %" PRIu64 " is outside 4096 .. 4294967295",
+                 o->segment_size);
+        return RLOG_EINVAL;
+    }
+    if (o->sync > RLOG_SYNC_NONE) {
+        snprintf(msg, cap, "unknown sync mode %d", (int)o->sync);
+        return RLOG_EINVAL;
+    }
+    uint64_t room = o->segment_size - RLG_SEG_HEADER_SIZE - 3 * RLG_REC_HEADER_SIZE;
+    if (o->max_record > room)
+        o->max_record = (uint32_t)room;
+    return 0;
+}
+
+static rlog_log *log_new(const char *dir, const rlog_options *o)
+{
+    rlog_log *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->dir = strdup(dir);
+    if (!l->dir) {
+        free(l);
+        return NULL;
+    }
+    l->opts = *o;
+    l->vfs = o->vfs ? o->vfs : rlog_vfs_posix();
+    l->env = o->env ? o->env : rlog_env_posix();
+    l->readonly = (o->flags & RLOG_OPEN_READONLY) != 0;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    pthread_cond_init(&l->bg_cond, NULL);
+    return l;
+}
+
+static void log_free(rlog_log *l)
+{
+    for (size_t i = 0; i < l->nsegs; i++)
+        rlg_segment_free(&l->segs[i]);
+    free(l->segs);
+    for (unsigned i = 0; i < RLOG_STICKY_SLOTS; i++) {
+        free(l->sticky_enc[i].data);
+        free(l->sticky_wr[i].data);
+    }
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cond);
+    pthread_cond_destroy(&l->bg_cond);
+    free(l->dir);
+    free(l);
+}
+
+static void parent_of(const char *dir, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", dir);
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        snprintf(buf, cap, ".");
+    else if (slash == buf)
+        buf[1] = 0;
+    else
+        *slash = 0;
+}
+
+static int remove_files(rlog_log *l, const uint64_t *seqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        rlg_seg_path(l, seqs[i], path, sizeof path);
+        int e = l->vfs->unlink(l->vfs, path);
+        if (!e)
+            e = l->vfs->sync_dir(l->vfs, l->dir);
+        if (e && e != ENOENT)
+            return rlg_fail(l, rlog_from_errno(e), "removing %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* Recovery said "not a log": any segment files are all-zero leftovers of an
+ * interrupted creation. Remove them so creation starts from nothing. */
+static int remove_leftovers(rlog_log *l)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int e = l->vfs->list(l->vfs, l->dir, &names, &n);
+    if (e)
+        return rlg_fail(l, rlog_from_errno(e), "listing '%s': %s", l->dir, strerror(e));
+    int rv = 0;
+    for (size_t i = 0; i < n && !rv; i++) {
+        uint64_t seq;
+        if (rlg_seg_parse_name(names[i], &seq))
+            rv = remove_files(l, &seq, 1);
+    }
+    rlog_vfs_free_names(names, n);
+    return rv;
+}
+
+/* Writes segment 1 of a new log: header, zeros, synced, directory synced. */
+static int create_log(rlog_log *l, rlog_open_report *rep)
+{
+    rlog_vfs *v = l->vfs;
+    l->log_id = l->env->random(l->env);
+    if (!l->log_id)
+        l->log_id = 1;
+    l->segs = calloc(1, sizeof *l->segs);
+    if (!l->segs)
+        return RLOG_ENOMEM;
+    l->capsegs = l->nsegs = 1;
+    rlg_segment *s = &l->segs[0];
+    s->seq = 1;
+    s->first_lsn = 1;
+    s->last_lsn = 0;
+    s->end = RLG_SEG_HEADER_SIZE;
+    l->disk_last_seq = 0;
+    int rv = remove_leftovers(l);
+    if (rv) {
+        snprintf(rep->message, sizeof rep->message, "%s", l->errmsg);
+        return rv;
+    }
+    pthread_mutex_lock(&l->mu);
+    rv = rlg_prepare_spare(l, 1); /* zero-filled file seq 1 */
+    pthread_mutex_unlock(&l->mu);
+    if (rv) {
+        snprintf(rep->message, sizeof rep->message, "creating log in %.180s: %.280s", l->dir,
+                 l->errmsg);
+        return rv;
+    }
+    uint8_t hdr[RLG_SEG_HEADER_SIZE];
+    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, 1, 1};
+    rlg_seg_header_encode(&h, hdr);
+    size_t done = 0;
+    int e = v->pwrite(v, l->spare_file, hdr, sizeof hdr, 0, &done);
+    if (!e && done != sizeof hdr)
+        e = EIO;
+    if (!e)
+        e = v->fdatasync(v, l->spare_file);
+    if (e) {
+        snprintf(rep->message, sizeof rep->message,
+                 "creating log in '%s': writing the first segment header: %s", l->dir,
+                 strerror(e));
+        return rlog_from_errno(e);
+    }
+    l->wfile = l->spare_file;
+    l->wfile_seq = 1;
+    l->disk_last_seq = 1;
+    l->spare_file = NULL;
+    l->spare_state = RLG_SPARE_NONE;
+    l->spare_next = 2;
+    l->enc_off = RLG_SEG_HEADER_SIZE;
+    l->first = 1;
+    rep->status = RLOG_TAIL_CLEAN;
+    rep->log_id = l->log_id;
+    rep->segments = 1;
+    rep->first_lsn = 1;
+    snprintf(rep->message, sizeof rep->message, "created a new log in '%s'", l->dir);
+    return 0;
+}
+
+/* Zeroes the torn bytes recovery found and syncs them. */
+static int apply_cut(rlog_log *l, const rlg_recovery *r)
+{
+    char path[4096];
+    rlg_seg_path(l, r->cut_seq, path, sizeof path);
+    rlog_file *f = NULL;
+    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
+    static const uint8_t zeros[4096];
+    for (uint64_t off = r->cut_off; !e && off < r->cut_end;) {
+        uint64_t left = r->cut_end - off;
+        size_t n = left < sizeof zeros ? (size_t)left : sizeof zeros, done = 0;
+        e = l->vfs->pwrite(l->vfs, f, zeros, n, off, &done);
+        if (!e && done != n)
+            e = EIO;
+        off += n;
+    }
+    if (!e)
+        e = l->vfs->fdatasync(l->vfs, f);
+    if (f)
+        l->vfs->close(l->vfs, f);
+    if (e)
+        return rlg_fail(l, rlog_from_errno(e), "cutting the torn tail of %s at offset %" PRIu64
+                        ": %s", path, r->cut_off, strerror(e));
+    return 0;
+}
+
+/* The first spare (seq last+1) stays the next segment: when the last
+ * segment is sealed it must never be missing, even for a moment. Recovery
+ * checked it holds only zeros (after the cut). Further spares are removed. */
+static int adopt_spares(rlog_log *l, const rlg_recovery *r)
+{
+    size_t keep = 0;
+    if (r->nspares && r->spares[0] == l->disk_last_seq + 1) {
+        char path[4096];
+        rlg_seg_path(l, r->spares[0], path, sizeof path);
+        int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &l->spare_file);
+        if (e)
+            return rlg_fail(l, rlog_from_errno(e), "opening spare %s: %s", path, strerror(e));
+        l->spare_seq = r->spares[0];
+        l->spare_state = RLG_SPARE_READY;
+        keep = 1;
+    }
+    return remove_files(l, r->spares + keep, r->nspares - keep);
+}
+
+/* Takes the recovered state; opens the active segment for writing and makes
+ * everything kept durable. */
+static int adopt(rlog_log *l, rlg_recovery *r)
+{
+    l->log_id = r->log_id;
+    l->segs = r->segs;
+    l->nsegs = l->capsegs = r->nsegs;
+    r->segs = NULL;
+    r->nsegs = 0;
+    rlg_segment *last = &l->segs[l->nsegs - 1];
+    l->first = l->segs[0].first_lsn;
+    l->appended = l->written = l->durable = last->last_lsn;
+    l->enc_off = last->end;
+    l->disk_last_seq = last->seq;
+    l->wfile_seq = last->seq;
+    l->spare_next = last->seq + 1;
+    if (l->readonly)
+        return 0;
+    int rv = r->cut ? apply_cut(l, r) : 0;
+    if (rv)
+        return rv;
+    rv = adopt_spares(l, r);
+    if (rv)
+        return rv;
+    if (last->sealed)
+        return 0;
+    char path[4096];
+    rlg_seg_path(l, last->seq, path, sizeof path);
+    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &l->wfile);
+    if (!e)
+        e = l->vfs->fdatasync(l->vfs, l->wfile); /* recovered == durable from here on */
+    if (e)
+        return rlg_fail(l, rlog_from_errno(e), "opening %s for writing: %s", path, strerror(e));
+    return 0;
+}
+
+static int lock_dir(rlog_log *l, rlog_file **lk, rlog_open_report *rep)
+{
+    int e = l->vfs->lock(l->vfs, l->dir, lk);
+    if (e == ENOENT && (l->opts.flags & RLOG_OPEN_CREATE)) {
+        e = l->vfs->mkdir(l->vfs, l->dir);
+        if (!e || e == EEXIST) {
+            char parent[4096];
+            parent_of(l->dir, parent, sizeof parent);
+            l->vfs->sync_dir(l->vfs, parent);
+            e = l->vfs->lock(l->vfs, l->dir, lk);
+        }
+    }
+    if (!e)
+        return 0;
+    if (e == EBUSY || e == EAGAIN) {
+        snprintf(rep->message, sizeof rep->message,
+                 "log directory '%s' is locked by another writer", l->dir);
+        return RLOG_EBUSY;
+    }
+    snprintf(rep->message, sizeof rep->message, "cannot lock log directory '%s': %s", l->dir,
+             strerror(e));
+    return e == ENOENT || e == ENOTDIR ? RLOG_ENOTLOG : rlog_from_errno(e);
+}
+
+int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out, rlog_open_report *report)
+{
+    rlog_open_report scratch;
+    rlog_open_report *rep = report ? report : &scratch;
+    memset(rep, 0, sizeof *rep);
+    *out = NULL;
+    rlog_options o;
+    if (!dir || !*dir) {
+        snprintf(rep->message, sizeof rep->message, "no directory given");
+        return RLOG_EINVAL;
+    }
+    int rv = check_options(opts, &o, rep->message, sizeof rep->message);
+    if (rv)
+        return rv;
+    rlog_log *l = log_new(dir, &o);
+    if (!l)
+        return RLOG_ENOMEM;
+    rlog_file *lk = NULL;
+    if (!l->readonly && (rv = lock_dir(l, &lk, rep)) != 0)
+        goto fail;
+    rlg_recovery r;
+    memset(&r, 0, sizeof r);
+    rv = rlg_recover(l->vfs, dir, (o.flags & RLOG_OPEN_REPAIR) != 0, &r, rep);
+    if (rv == RLOG_ENOTLOG && (o.flags & RLOG_OPEN_CREATE) && !l->readonly) {
+        /* files of an interrupted creation (all zero) are replaced */
+        rv = create_log(l, rep);
+    } else if (!rv) {
+        rv = adopt(l, &r);
+        if (rv)
+            snprintf(rep->message, sizeof rep->message, "%s", l->errmsg);
+    }
+    rlg_recovery_free(&r);
+    if (rv)
+        goto fail_unlock;
+    l->lockf = lk;
+    if ((o.flags & RLOG_OPEN_THREAD) && !l->readonly && (rv = rlg_bg_start(l)) != 0)
+        goto fail_unlock;
+    *out = l;
+    return 0;
+fail_unlock:
+    if (l->wfile)
+        l->vfs->close(l->vfs, l->wfile);
+    if (l->spare_file)
+        l->vfs->close(l->vfs, l->spare_file);
+    if (lk)
+        l->vfs->unlock(l->vfs, lk);
+fail:
+    log_free(l);
+    return rv;
+}
+
+int rlog_close(rlog_log *l)
+{
+    if (!l)
+        return 0;
+    rlg_bg_stop(l);
+    int rv = 0;
+    pthread_mutex_lock(&l->mu);
+    if (!l->readonly && !l->poisoned) {
+        l->io_busy = true;
+        rv = rlg_io_round(l, true, true);
+        if (!rv && !l->pend_head)
+            rv = rlg_write_checkpoint(l);
+        l->io_busy = false;
+    }
+    rlg_fail_pending(l, RLOG_ECLOSED);
+    pthread_mutex_unlock(&l->mu);
+    if (l->wfile)
+        l->vfs->close(l->vfs, l->wfile);
+    if (l->spare_file)
+        l->vfs->close(l->vfs, l->spare_file);
+    if (l->lockf)
+        l->vfs->unlock(l->vfs, l->lockf);
+    log_free(l);
+    return rv;
+}
+
+void rlg_log_crash(rlog_log *l)
+{
+    /* As if the process died: nothing more is written or synced. */
+    rlg_bg_stop(l);
+    pthread_mutex_lock(&l->mu);
+    while (l->pend_head) {
+        rlg_chunk *c = l->pend_head;
+        l->pend_head = c->next;
+        free(c->data);
+        for (size_t i = 0; i < c->nstk; i++)
+            free(c->stk[i].val.data);
+        free(c->stk);
+        free(c);
+    }
+    while (l->async_head) {
+        rlg_waiter *w = l->async_head;
+        l->async_head = w->next;
+        free(w);
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (l->wfile)
+        l->vfs->close(l->vfs, l->wfile);
+    if (l->spare_file)
+        l->vfs->close(l->vfs, l->spare_file);
+    if (l->lockf)
+        l->vfs->unlock(l->vfs, l->lockf);
+    log_free(l);
+}

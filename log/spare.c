@@ -1,0 +1,137 @@
+/* Segment files: preparing the next segment ahead of need (created,
+ * pre-written with zeros so later fdatasyncs touch no allocation metadata,
+ * synced, directory synced) and deleting a prefix of sealed segments. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/writer.h"
+
+#define RLG_ZERO_CHUNK (1u << 20)
+
+static int prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what)
+{
+    rlog_vfs *v = l->vfs;
+    rlog_file *f = NULL;
+    *what = "create";
+    /* EXCL: never overwrite a file we did not account for */
+    int e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL, &f);
+    if (e)
+        return e;
+    uint8_t *zeros = calloc(1, RLG_ZERO_CHUNK);
+    if (!zeros) {
+        v->close(v, f);
+        return ENOMEM;
+    }
+    *what = "allocate";
+    e = v->allocate(v, f, 0, l->opts.segment_size);
+    if (e == EOPNOTSUPP || e == ENOSYS)
+        e = 0;
+    *what = "pre-write";
+    for (uint64_t off = 0; !e && off < l->opts.segment_size; off += RLG_ZERO_CHUNK) {
+        uint64_t left = l->opts.segment_size - off;
+        size_t n = left < RLG_ZERO_CHUNK ? (size_t)left : RLG_ZERO_CHUNK, done = 0;
+        e = v->pwrite(v, f, zeros, n, off, &done);
+        if (!e && done != n)
+            e = EIO;
+    }
+    free(zeros);
+    if (!e) {
+        *what = "fdatasync";
+        e = v->fdatasync(v, f);
+    }
+    if (!e) {
+        *what = "directory fsync after creating";
+        e = v->sync_dir(v, l->dir);
+    }
+    if (e) {
+        v->close(v, f);
+        return e;
+    }
+    *out = f;
+    return 0;
+}
+
+int rlg_prepare_spare(rlog_log *l, uint64_t seq)
+{
+    char path[4096], name[32];
+    rlg_seg_path(l, seq, path, sizeof path);
+    rlg_seg_name(seq, name, sizeof name);
+    l->spare_state = RLG_SPARE_PREPARING;
+    pthread_mutex_unlock(&l->mu);
+    rlog_file *f = NULL;
+    const char *what = "";
+    int e = prepare_file(l, path, &f, &what);
+    if (e && e != EEXIST) {
+        /* best effort: leave no half-made file behind */
+        if (l->vfs->unlink(l->vfs, path) == 0)
+            l->vfs->sync_dir(l->vfs, l->dir);
+    }
+    pthread_mutex_lock(&l->mu);
+    pthread_cond_broadcast(&l->cond);
+    if (e) {
+        l->spare_state = RLG_SPARE_NONE;
+        l->spare_failed = true;
+        int err = rlog_from_errno(e);
+        rlg_logf(l, RLOG_LEVEL_WARN, "preparing segment %s failed: %s: %s", name, what,
+                 strerror(e));
+        return rlg_fail(l, err, "preparing segment %s: %s: %s", name, what, strerror(e));
+    }
+    l->spare_file = f;
+    l->spare_seq = seq;
+    l->spare_state = RLG_SPARE_READY;
+    l->spare_failed = false;
+    l->m.segments_prepared++;
+    return 0;
+}
+
+int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
+{
+    if (deleted)
+        *deleted = 0;
+    if (l->readonly)
+        return RLOG_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    while (l->io_busy) /* no rotation while we look at the oldest segments */
+        pthread_cond_wait(&l->cond, &l->mu);
+    int rv = l->poisoned;
+    if (rv) {
+        pthread_mutex_unlock(&l->mu);
+        return rv;
+    }
+    l->io_busy = true;
+    while (l->nsegs > 1) {
+        rlg_segment *s = &l->segs[0];
+        if (!s->sealed || s->seq >= l->disk_last_seq || s->last_lsn >= lsn)
+            break;
+        char path[4096], name[32];
+        rlg_seg_path(l, s->seq, path, sizeof path);
+        rlg_seg_name(s->seq, name, sizeof name);
+        pthread_mutex_unlock(&l->mu);
+        const char *what = "unlink";
+        int e = l->vfs->unlink(l->vfs, path);
+        if (!e) {
+            what = "directory fsync after unlinking";
+            e = l->vfs->sync_dir(l->vfs, l->dir);
+        }
+        pthread_mutex_lock(&l->mu);
+        if (e) {
+            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: %s %s: %s", what, name,
+                          strerror(e));
+            break;
+        }
+        rlg_segment_free(s);
+        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
+        l->nsegs--;
+        l->first = l->segs[0].first_lsn;
+        l->m.segments_deleted++;
+        if (deleted)
+            (*deleted)++;
+    }
+    l->io_busy = false;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->mu);
+    return rv;
+}

@@ -1,0 +1,946 @@
+/*
+ * The append pipeline: encoding records into chunks, I/O rounds that write
+ * and sync them, completion of waiters, rollback after a failed write,
+ * poisoning after a failed sync. See log_internal.h for the shape.
+ *
+ * Invariants (mu held):
+ *   durable <= written <= appended
+ *   every chunk in pend_* holds bytes not yet written, in file order
+ *   segs[i].offs covers every LSN assigned in segment i (written or not)
+ *   sticky_wr is what the written prefix of the log last set
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/log_internal.h"
+#include "log/writer.h"
+
+/* Room kept at the end of every segment for the seal and a checkpoint. */
+#define RLG_TAIL_RESERVE (2 * RLG_REC_HEADER_SIZE)
+
+/* ---------------------------------------------------------------- chunks */
+
+static void chunk_free(rlg_chunk *c)
+{
+    for (size_t i = 0; i < c->nstk; i++)
+        free(c->stk[i].val.data);
+    free(c->stk);
+    free(c->data);
+    free(c);
+}
+
+static rlg_chunk *chunk_new(rlog_log *l, uint64_t seq, uint64_t off)
+{
+    rlg_chunk *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->seq = seq;
+    c->off = off;
+    c->first_lsn = l->appended + 1;
+    c->last_lsn = l->appended;
+    if (l->pend_tail)
+        l->pend_tail->next = c;
+    else
+        l->pend_head = c;
+    l->pend_tail = c;
+    return c;
+}
+
+static int chunk_reserve(rlg_chunk *c, size_t more)
+{
+    if (c->len + more <= c->cap)
+        return 0;
+    size_t cap = c->cap ? c->cap : 4096;
+    while (cap < c->len + more)
+        cap *= 2;
+    uint8_t *d = realloc(c->data, cap);
+    if (!d)
+        return RLOG_ENOMEM;
+    c->data = d;
+    c->cap = cap;
+    return 0;
+}
+
+/* The chunk the encoder appends to: the open tail for the current segment,
+ * or a new one. */
+static rlg_chunk *enc_chunk(rlog_log *l, bool fresh)
+{
+    rlg_segment *s = &l->segs[l->nsegs - 1];
+    rlg_chunk *t = l->pend_tail;
+    if (!fresh && t && !t->closed && t->seq == s->seq && t->off + t->len == l->enc_off)
+        return t;
+    if (t)
+        t->closed = true;
+    return chunk_new(l, s->seq, l->enc_off);
+}
+
+/* ---------------------------------------------------------------- sticky */
+
+static void sticky_clear(rlg_sticky_val *v)
+{
+    free(v->data);
+    memset(v, 0, sizeof *v);
+}
+
+static int sticky_copy(rlg_sticky_val *dst, uint16_t type, const void *data, uint32_t len)
+{
+    uint8_t *d = malloc(len ? len : 1);
+    if (!d)
+        return RLOG_ENOMEM;
+    if (len)
+        memcpy(d, data, len);
+    free(dst->data);
+    dst->set = true;
+    dst->type = type;
+    dst->len = len;
+    dst->data = d;
+    return 0;
+}
+
+static void sticky_restore(rlog_log *l)
+{
+    for (unsigned i = 0; i < RLOG_STICKY_SLOTS; i++) {
+        rlg_sticky_val *w = &l->sticky_wr[i];
+        if (w->set)
+            sticky_copy(&l->sticky_enc[i], w->type, w->data, w->len);
+        else
+            sticky_clear(&l->sticky_enc[i]);
+    }
+}
+
+static size_t sticky_bytes(const rlog_log *l)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < RLOG_STICKY_SLOTS; i++)
+        if (l->sticky_enc[i].set)
+            n += RLG_REC_HEADER_SIZE + l->sticky_enc[i].len;
+    return n;
+}
+
+int rlog_sticky_set(rlog_log *l, unsigned slot, const rlog_record *rec)
+{
+    if (slot < 1 || slot > RLOG_STICKY_SLOTS)
+        return RLOG_EINVAL;
+    if (rec && (rec->type < RLOG_TYPE_USER_MIN || rec->len > l->opts.max_record))
+        return RLOG_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    int rv = 0;
+    if (!rec) {
+        sticky_clear(&l->sticky_enc[slot - 1]);
+        sticky_clear(&l->sticky_wr[slot - 1]);
+    } else {
+        rv = sticky_copy(&l->sticky_enc[slot - 1], rec->type, rec->data, rec->len);
+        if (!rv)
+            rv = sticky_copy(&l->sticky_wr[slot - 1], rec->type, rec->data, rec->len);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rv;
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+/* Everything the encoder changes, so that a failed encode can be undone. */
+typedef struct enc_mark {
+    uint64_t appended, enc_off;
+    size_t nsegs, noffs;
+    rlg_chunk *tail;
+    size_t tail_len, tail_nstk;
+    bool tail_closed, tail_seal, tail_boundary;
+    uint64_t tail_last;
+} enc_mark;
+
+static void enc_save(rlog_log *l, enc_mark *m)
+{
+    m->appended = l->appended;
+    m->enc_off = l->enc_off;
+    m->nsegs = l->nsegs;
+    m->noffs = l->segs[l->nsegs - 1].noffs;
+    m->tail = l->pend_tail;
+    if (m->tail) {
+        m->tail_len = m->tail->len;
+        m->tail_nstk = m->tail->nstk;
+        m->tail_closed = m->tail->closed;
+        m->tail_seal = m->tail->seal;
+        m->tail_boundary = m->tail->boundary;
+        m->tail_last = m->tail->last_lsn;
+    }
+}
+
+static void enc_restore(rlog_log *l, const enc_mark *m)
+{
+    /* chunks made after the mark */
+    rlg_chunk *c = m->tail ? m->tail->next : l->pend_head;
+    while (c) {
+        rlg_chunk *n = c->next;
+        chunk_free(c);
+        c = n;
+    }
+    if (m->tail) {
+        m->tail->next = NULL;
+        m->tail->len = m->tail_len;
+        for (size_t i = m->tail_nstk; i < m->tail->nstk; i++)
+            free(m->tail->stk[i].val.data);
+        m->tail->nstk = m->tail_nstk;
+        m->tail->closed = m->tail_closed;
+        m->tail->seal = m->tail_seal;
+        m->tail->boundary = m->tail_boundary;
+        m->tail->last_lsn = m->tail_last;
+    } else {
+        l->pend_head = NULL;
+    }
+    l->pend_tail = m->tail;
+    while (l->nsegs > m->nsegs)
+        rlg_segment_free(&l->segs[--l->nsegs]);
+    l->segs[l->nsegs - 1].noffs = m->noffs;
+    l->segs[l->nsegs - 1].last_lsn = l->segs[l->nsegs - 1].first_lsn + m->noffs - 1;
+    l->segs[l->nsegs - 1].sealed = false;
+    l->appended = m->appended;
+    l->enc_off = m->enc_off;
+}
+
+/* Appends one encoded record to the encoder's chunk. */
+static int enc_record(rlog_log *l, uint16_t type, const void *data, uint32_t len, bool fresh)
+{
+    rlg_segment *s = &l->segs[l->nsegs - 1];
+    rlg_chunk *c = enc_chunk(l, fresh);
+    if (!c)
+        return RLOG_ENOMEM;
+    size_t n = RLG_REC_HEADER_SIZE + (size_t)len;
+    if (chunk_reserve(c, n))
+        return RLOG_ENOMEM;
+    bool user = type >= RLOG_TYPE_USER_MIN;
+    uint64_t lsn = user ? l->appended + 1 : l->appended;
+    if (user && rlg_segment_push(s, (uint32_t)l->enc_off))
+        return RLOG_ENOMEM;
+    rlg_rec_encode(c->data + c->len, rlg_salt_state(l->log_id, s->seq), lsn, l->durable, type,
+                   data, len);
+    c->len += n;
+    l->enc_off += n;
+    if (user) {
+        l->appended = lsn;
+        c->last_lsn = lsn;
+        s->last_lsn = lsn;
+    }
+    return 0;
+}
+
+static int enc_sticky_upd(rlog_log *l, unsigned slot, const rlog_record *r)
+{
+    rlg_chunk *c = l->pend_tail;
+    rlg_sticky_upd *v = realloc(c->stk, (c->nstk + 1) * sizeof *v);
+    if (!v)
+        return RLOG_ENOMEM;
+    c->stk = v;
+    rlg_sticky_upd *u = &c->stk[c->nstk];
+    memset(u, 0, sizeof *u);
+    u->slot = slot;
+    if (sticky_copy(&u->val, r->type, r->data, r->len))
+        return RLOG_ENOMEM;
+    c->nstk++;
+    return sticky_copy(&l->sticky_enc[slot - 1], r->type, r->data, r->len);
+}
+
+static int enc_sticky_copies(rlog_log *l)
+{
+    for (unsigned i = 0; i < RLOG_STICKY_SLOTS; i++) {
+        rlg_sticky_val *v = &l->sticky_enc[i];
+        if (!v->set)
+            continue;
+        int rv = enc_record(l, v->type, v->data, v->len, false);
+        if (rv)
+            return rv;
+    }
+    return 0;
+}
+
+/* Closes the current segment with a seal (unless sealed already) and starts
+ * segment seq+1 in the index with its header, followed by the sticky
+ * records when `sticky` (else the caller emits them later). */
+static int enc_rotate(rlog_log *l, bool sticky)
+{
+    rlg_segment *s = &l->segs[l->nsegs - 1];
+    if (!s->sealed) {
+        int rv = enc_record(l, RLG_TYPE_SEAL, NULL, 0, false);
+        if (rv)
+            return rv;
+        l->pend_tail->seal = true;
+        l->pend_tail->closed = true;
+        s->sealed = true;
+    }
+    if (l->nsegs == l->capsegs) {
+        size_t cap = l->capsegs ? 2 * l->capsegs : 8;
+        rlg_segment *v = realloc(l->segs, cap * sizeof *v);
+        if (!v)
+            return RLOG_ENOMEM;
+        l->segs = v;
+        l->capsegs = cap;
+    }
+    uint64_t seq = l->segs[l->nsegs - 1].seq + 1;
+    rlg_segment *ns = &l->segs[l->nsegs++];
+    memset(ns, 0, sizeof *ns);
+    ns->seq = seq;
+    ns->first_lsn = l->appended + 1;
+    ns->last_lsn = l->appended;
+    l->enc_off = 0;
+    rlg_chunk *c = chunk_new(l, seq, 0);
+    if (!c || chunk_reserve(c, RLG_SEG_HEADER_SIZE))
+        return RLOG_ENOMEM;
+    c->starts_segment = true;
+    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, seq, ns->first_lsn};
+    rlg_seg_header_encode(&h, c->data);
+    c->len = RLG_SEG_HEADER_SIZE;
+    l->enc_off = RLG_SEG_HEADER_SIZE;
+    return sticky ? enc_sticky_copies(l) : 0;
+}
+
+static bool fits(const rlog_log *l, size_t need)
+{
+    const rlg_segment *s = &l->segs[l->nsegs - 1];
+    return !s->sealed && l->enc_off + need + RLG_TAIL_RESERVE <= l->opts.segment_size;
+}
+
+static int validate(rlog_log *l, const rlog_record *recs, size_t n)
+{
+    if (!recs || n == 0)
+        return rlg_fail(l, RLOG_EINVAL, "append: no records");
+    size_t fresh = RLG_SEG_HEADER_SIZE + sticky_bytes(l) + RLG_TAIL_RESERVE;
+    for (size_t i = 0; i < n; i++) {
+        const rlog_record *r = &recs[i];
+        if (r->type < RLOG_TYPE_USER_MIN)
+            return rlg_fail(l, RLOG_ERESERVED,
+                            "append: record %zu has type %u; types below %u are reserved", i,
+                            r->type, RLOG_TYPE_USER_MIN);
+        if (r->len > l->opts.max_record || (r->len && !r->data))
+            return rlg_fail(l, r->len > l->opts.max_record ? RLOG_ETOOBIG : RLOG_EINVAL,
+                            "append: record %zu is %" PRIu32 " bytes; the maximum is %" PRIu32, i,
+                            r->len, l->opts.max_record);
+        if (r->sticky > RLOG_STICKY_SLOTS)
+            return rlg_fail(l, RLOG_EINVAL, "append: record %zu: sticky slot %u out of range",
+                            i, r->sticky);
+        if (fresh + RLG_REC_HEADER_SIZE + r->len > l->opts.segment_size)
+            return rlg_fail(l, RLOG_ETOOBIG,
+                            "append: record %zu (%" PRIu32
+                            " bytes) and the sticky records do not fit in a %" PRIu64
+                            "-byte segment",
+                            i, r->len, l->opts.segment_size);
+    }
+    return 0;
+}
+
+/* Encodes a whole append call; on failure nothing of it remains. The
+ * call's records get consecutive LSNs (*first is the first): a rotation
+ * before its first record puts the sticky copies ahead of it, a rotation
+ * in the middle defers them to after its last record. */
+static int encode(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first)
+{
+    enc_mark m;
+    enc_save(l, &m);
+    bool each = l->opts.sync == RLOG_SYNC_EACH;
+    bool deferred = false;
+    int rv = 0;
+    for (size_t i = 0; i < n && !rv; i++) {
+        size_t need = RLG_REC_HEADER_SIZE + recs[i].len;
+        if (!fits(l, need)) {
+            rv = enc_rotate(l, i == 0);
+            deferred = deferred || i > 0;
+            if (!rv && !fits(l, need))
+                rv = RLOG_ETOOBIG;
+        }
+        if (!rv)
+            rv = enc_record(l, recs[i].type, recs[i].data, recs[i].len, each && i == 0);
+        if (!rv && i == 0)
+            *first = l->appended;
+        if (!rv && recs[i].sticky)
+            rv = enc_sticky_upd(l, recs[i].sticky, &recs[i]);
+    }
+    if (!rv && deferred)
+        rv = enc_sticky_copies(l);
+    if (rv) {
+        enc_restore(l, &m);
+        return rlg_fail(l, rv, "append: %s while encoding %zu records",
+                        rv == RLOG_ETOOBIG ? "records and sticky copies exceed a segment"
+                                           : "out of memory",
+                        n);
+    }
+    if (each) {
+        l->pend_tail->boundary = true;
+        l->pend_tail->closed = true;
+    }
+    l->dirty = true;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- waiters */
+
+static void waiter_link_async(rlog_log *l, rlg_waiter *w)
+{
+    if (l->async_tail)
+        l->async_tail->next = w;
+    else
+        l->async_head = w;
+    l->async_tail = w;
+}
+
+static void ticket_unlink(rlog_log *l, rlg_waiter *w)
+{
+    for (rlg_waiter **p = &l->tickets; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            return;
+        }
+    }
+}
+
+/* Marks tickets that are done; detaches finished async waiters into *out
+ * (to be fired outside mu). `failed_from`: LSNs >= it were lost with
+ * `err` (0 = none). */
+static void complete(rlog_log *l, uint64_t failed_from, int err, rlg_waiter **out)
+{
+    for (rlg_waiter *w = l->tickets; w; w = w->next) {
+        if (w->done)
+            continue;
+        uint64_t pos = w->need_durable ? l->durable : l->written;
+        if (err && w->last >= failed_from) {
+            w->done = true;
+            w->status = err;
+        } else if (w->last <= pos) {
+            w->done = true;
+            w->status = 0;
+        }
+    }
+    rlg_waiter **tail = out;
+    while (*tail)
+        tail = &(*tail)->next;
+    while (l->async_head) {
+        rlg_waiter *w = l->async_head;
+        if (err && w->last >= failed_from)
+            w->status = err;
+        else if (w->last <= l->durable)
+            w->status = 0;
+        else
+            break;
+        l->async_head = w->next;
+        if (!l->async_head)
+            l->async_tail = NULL;
+        w->next = NULL;
+        *tail = w;
+        tail = &w->next;
+    }
+}
+
+static void fire(rlg_waiter *list)
+{
+    while (list) {
+        rlg_waiter *n = list->next;
+        list->cb(list->data, list->status, list->first, list->last);
+        free(list);
+        list = n;
+    }
+}
+
+/* ---------------------------------------------------------------- I/O */
+
+static void hist_add(uint64_t *hist, uint64_t v)
+{
+    unsigned b = 0;
+    while (v > 1 && b < RLOG_HIST_BUCKETS - 1) {
+        v >>= 1;
+        b++;
+    }
+    hist[b]++;
+}
+
+/* fdatasync with metrics; mu NOT held. */
+static int timed_sync(rlog_log *l, rlog_file *f, uint64_t records)
+{
+    uint64_t t0 = l->env->now_ns(l->env);
+    int e = l->vfs->fdatasync(l->vfs, f);
+    uint64_t dt = l->env->now_ns(l->env) - t0;
+    pthread_mutex_lock(&l->mu);
+    l->m.syncs++;
+    l->m.sync_ns_total += dt;
+    if (dt > l->m.sync_ns_max)
+        l->m.sync_ns_max = dt;
+    hist_add(l->m.sync_us_hist, dt / 1000);
+    if (records)
+        hist_add(l->m.batch_hist, records);
+    pthread_mutex_unlock(&l->mu);
+    return e;
+}
+
+/* After a failed fdatasync: the page cache may have dropped the data, so
+ * nothing written since the last good sync can be trusted. mu held. */
+static void poison(rlog_log *l, int e, const char *what, uint64_t seq, rlg_waiter **out)
+{
+    char name[32];
+    rlg_seg_name(seq, name, sizeof name);
+    rlg_fail(l, RLOG_EPOISONED,
+             "%s %s failed (%s): LSNs after %" PRIu64
+             " may be lost; the handle is poisoned, reopen the log to recover",
+             what, name, strerror(e), l->durable);
+    l->poisoned = RLOG_EPOISONED;
+    complete(l, l->durable + 1, RLOG_EPOISONED, out);
+    rlg_logf(l, RLOG_LEVEL_ERROR, "%s", l->errmsg);
+}
+
+/* Undoes the encoder back to what was written. mu held. */
+static void rollback(rlog_log *l, int err, rlg_waiter **out)
+{
+    while (l->pend_head) {
+        rlg_chunk *c = l->pend_head;
+        l->pend_head = c->next;
+        chunk_free(c);
+    }
+    l->pend_tail = NULL;
+    /* drop index entries beyond the written segment and LSN */
+    while (l->nsegs > 1 && l->segs[l->nsegs - 1].seq > l->disk_last_seq)
+        rlg_segment_free(&l->segs[--l->nsegs]);
+    rlg_segment *s = &l->segs[l->nsegs - 1];
+    if (l->written + 1 >= s->first_lsn) {
+        s->noffs = (size_t)(l->written + 1 - s->first_lsn);
+        s->last_lsn = l->written;
+    }
+    s->sealed = l->wfile == NULL;
+    l->enc_off = s->end;
+    l->appended = l->written;
+    sticky_restore(l);
+    l->m.write_errors++;
+    complete(l, l->written + 1, err, out);
+}
+
+/* Zeroes [off, off+len) of f and syncs, after a failed write. */
+static int unwrite(rlog_log *l, rlog_file *f, uint64_t off, size_t len)
+{
+    static const uint8_t zeros[4096];
+    while (len > 0) {
+        size_t n = len < sizeof zeros ? len : sizeof zeros, done = 0;
+        int e = l->vfs->pwrite(l->vfs, f, zeros, n, off, &done);
+        if (e || done != n)
+            return e ? e : EIO;
+        off += n;
+        len -= n;
+    }
+    return l->vfs->fdatasync(l->vfs, f);
+}
+
+/* Waits for (or makes) a ready spare for segment seq. mu held; may
+ * release it. */
+static int ensure_spare(rlog_log *l, uint64_t seq)
+{
+    while (l->spare_state == RLG_SPARE_PREPARING)
+        pthread_cond_wait(&l->cond, &l->mu);
+    if (l->spare_state == RLG_SPARE_READY && l->spare_seq == seq)
+        return 0;
+    assert(l->spare_state == RLG_SPARE_NONE);
+    l->m.prepare_stalls++;
+    return rlg_prepare_spare(l, seq);
+}
+
+static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out)
+{
+    int rv = ensure_spare(l, seq);
+    if (rv)
+        return rv;
+    *out = l->spare_file;
+    l->spare_file = NULL;
+    l->spare_state = RLG_SPARE_NONE;
+    l->spare_next = seq + 1;
+    pthread_cond_signal(&l->bg_cond);
+    return 0;
+}
+
+/* Writes one chunk. mu held on entry and exit (released for the I/O).
+ * Returns 0, or an RLOG_E* error after rolling back or poisoning. */
+static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
+{
+    char name[32];
+    rlg_seg_name(c->seq, name, sizeof name);
+    rlog_file *f = l->wfile;
+    if (c->starts_segment) {
+        int rv = take_spare(l, c->seq, &f);
+        if (rv) {
+            rollback(l, rv, out);
+            return rlg_fail(l, rv, "cannot prepare segment %s", name);
+        }
+    }
+    if (c->seal) {
+        /* the successor must exist before the seal can be durable */
+        int rv = ensure_spare(l, c->seq + 1);
+        if (rv) {
+            if (c->starts_segment) { /* untouched: still the spare for a retry */
+                assert(l->spare_state == RLG_SPARE_NONE);
+                l->spare_file = f;
+                l->spare_seq = c->seq;
+                l->spare_state = RLG_SPARE_READY;
+            }
+            rollback(l, rv, out);
+            return rlg_fail(l, rv, "rotation after %s: cannot prepare the next segment", name);
+        }
+    }
+    assert(f);
+    pthread_mutex_unlock(&l->mu);
+    size_t done = 0;
+    int e = l->vfs->pwrite(l->vfs, f, c->data, c->len, c->off, &done);
+    if (!e && done != c->len)
+        e = EIO; /* short write */
+    int ue = e && done ? unwrite(l, f, c->off, done) : 0;
+    int se = (!e && c->seal) ? timed_sync(l, f, 0) : 0;
+    pthread_mutex_lock(&l->mu);
+    l->m.writes++;
+    if (e) {
+        if (c->starts_segment) {
+            /* keep the file as the (zeroed) spare for a retry */
+            l->spare_file = f;
+            l->spare_state = RLG_SPARE_READY;
+            l->spare_seq = c->seq;
+        }
+        if (ue) {
+            poison(l, ue, "zeroing a failed write in", c->seq, out);
+            return RLOG_EPOISONED;
+        }
+        int err = rlog_from_errno(e);
+        rollback(l, err, out);
+        return rlg_fail(l, err, "write %s at offset %" PRIu64 " (%zu bytes, LSN %" PRIu64
+                        "..%" PRIu64 "): %s; rolled back",
+                        name, c->off, c->len, c->first_lsn, c->last_lsn, strerror(e));
+    }
+    if (c->starts_segment) {
+        l->wfile = f;
+        l->wfile_seq = c->seq;
+        l->disk_last_seq = c->seq;
+    }
+    l->m.bytes += c->len;
+    rlg_segment *s = &l->segs[rlg_find_segment_seq(l, c->seq)];
+    s->end = c->off + c->len;
+    if (c->last_lsn >= c->first_lsn)
+        l->written = c->last_lsn;
+    for (size_t i = 0; i < c->nstk; i++) {
+        rlg_sticky_val *w = &l->sticky_wr[c->stk[i].slot - 1];
+        free(w->data);
+        *w = c->stk[i].val;
+        c->stk[i].val.data = NULL;
+    }
+    c->nstk = 0;
+    if (c->seal) {
+        if (se) {
+            poison(l, se, "fdatasync (seal) of", c->seq, out);
+            return RLOG_EPOISONED;
+        }
+        l->durable = l->written;
+        l->m.rotations++;
+        rlog_file *old = l->wfile;
+        l->wfile = NULL;
+        pthread_mutex_unlock(&l->mu);
+        l->vfs->close(l->vfs, old);
+        pthread_mutex_lock(&l->mu);
+    }
+    return 0;
+}
+
+/* Detaches the chunks this round writes. mu held. */
+static rlg_chunk *detach(rlog_log *l, bool all)
+{
+    rlg_chunk *head = l->pend_head, *c = head;
+    if (!c)
+        return NULL;
+    if (!all && l->opts.sync == RLOG_SYNC_EACH) {
+        while (c->next && !c->boundary)
+            c = c->next;
+    } else {
+        c = l->pend_tail;
+    }
+    l->pend_head = c->next;
+    if (!l->pend_head)
+        l->pend_tail = NULL;
+    c->next = NULL;
+    for (rlg_chunk *x = head; x; x = x->next)
+        x->closed = true;
+    return head;
+}
+
+int rlg_io_round(rlog_log *l, bool all, bool sync)
+{
+    assert(l->io_busy);
+    rlg_waiter *fired = NULL;
+    int rv = l->poisoned;
+    uint64_t before = l->durable;
+    if (rv)
+        return rv;
+    rlg_chunk *c = detach(l, all);
+    while (c) {
+        rlg_chunk *n = c->next;
+        rv = write_chunk(l, c, &fired);
+        chunk_free(c);
+        c = n;
+        if (rv) {
+            while (c) { /* already failed by rollback: just free */
+                n = c->next;
+                chunk_free(c);
+                c = n;
+            }
+            break;
+        }
+    }
+    if (!rv && sync && l->written > l->durable && l->wfile) {
+        uint64_t target = l->written;
+        rlog_file *f = l->wfile;
+        pthread_mutex_unlock(&l->mu);
+        int e = timed_sync(l, f, target - before);
+        pthread_mutex_lock(&l->mu);
+        if (e) {
+            poison(l, e, "fdatasync of", l->wfile_seq, &fired);
+            rv = RLOG_EPOISONED;
+        } else if (target > l->durable) {
+            l->durable = target;
+        }
+    }
+    complete(l, 0, 0, &fired);
+    pthread_cond_broadcast(&l->cond);
+    if (fired) {
+        pthread_mutex_unlock(&l->mu);
+        fire(fired);
+        pthread_mutex_lock(&l->mu);
+    }
+    return rv;
+}
+
+/* Runs rounds until `done` says so. mu held. Waits while another thread
+ * does I/O. */
+static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_to)
+{
+    for (;;) {
+        if (t && t->done)
+            return t->status;
+        if (!t && l->durable >= (sync_to < l->appended ? sync_to : l->appended))
+            return 0;
+        if (l->poisoned)
+            return l->poisoned;
+        if (l->io_busy) {
+            pthread_cond_wait(&l->cond, &l->mu);
+            continue;
+        }
+        l->io_busy = true;
+        int rv = rlg_io_round(l, all, sync);
+        l->io_busy = false;
+        pthread_cond_broadcast(&l->cond);
+        if (rv && !t)
+            return rv;
+    }
+}
+
+int rlog_append(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first_lsn)
+{
+    if (l->readonly)
+        return RLOG_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    uint64_t first = 0;
+    int rv = l->poisoned ? l->poisoned : validate(l, recs, n);
+    if (!rv)
+        rv = encode(l, recs, n, &first);
+    if (rv) {
+        pthread_mutex_unlock(&l->mu);
+        return rv;
+    }
+    rlg_waiter t = {0};
+    t.first = first;
+    t.last = l->appended;
+    t.need_durable = l->opts.sync != RLOG_SYNC_NONE;
+    t.next = l->tickets;
+    l->tickets = &t;
+    rv = drive(l, &t, false, t.need_durable, 0);
+    ticket_unlink(l, &t);
+    if (!rv) {
+        l->m.appends++;
+        l->m.records += n;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (!rv && first_lsn)
+        *first_lsn = t.first;
+    return rv;
+}
+
+int rlog_append_async(rlog_log *l, const rlog_record *recs, size_t n, rlog_append_cb cb,
+                      void *data, uint64_t *first_lsn)
+{
+    if (l->readonly || !cb)
+        return RLOG_EINVAL;
+    rlg_waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        return RLOG_ENOMEM;
+    pthread_mutex_lock(&l->mu);
+    uint64_t first = 0;
+    int rv = l->poisoned ? l->poisoned : validate(l, recs, n);
+    if (!rv)
+        rv = encode(l, recs, n, &first);
+    if (rv) {
+        pthread_mutex_unlock(&l->mu);
+        free(w);
+        return rv;
+    }
+    w->first = first;
+    w->last = l->appended;
+    w->cb = cb;
+    w->data = data;
+    waiter_link_async(l, w);
+    l->m.appends++;
+    l->m.records += n;
+    if (first_lsn)
+        *first_lsn = w->first;
+    pthread_cond_signal(&l->bg_cond);
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+int rlog_sync(rlog_log *l)
+{
+    if (l->readonly)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    int rv = drive(l, NULL, true, true, l->appended);
+    pthread_mutex_unlock(&l->mu);
+    return rv;
+}
+
+int rlog_step(rlog_log *l, int *more)
+{
+    if (more)
+        *more = 0;
+    if (l->readonly)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    int rv = l->poisoned;
+    if (!rv && !l->io_busy && (l->pend_head || l->async_head)) {
+        l->io_busy = true;
+        rv = rlg_io_round(l, true, l->opts.sync != RLOG_SYNC_NONE);
+        l->io_busy = false;
+        pthread_cond_broadcast(&l->cond);
+    } else if (!rv && l->spare_state == RLG_SPARE_NONE) {
+        rv = rlg_prepare_spare(l, l->spare_next);
+    }
+    if (more)
+        *more = !l->poisoned && (l->pend_head != NULL || l->spare_state == RLG_SPARE_NONE ||
+                                 (l->async_head && l->opts.sync != RLOG_SYNC_NONE));
+    pthread_mutex_unlock(&l->mu);
+    return rv;
+}
+
+int rlog_rotate(rlog_log *l)
+{
+    if (l->readonly)
+        return RLOG_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    int rv = l->poisoned;
+    if (!rv) {
+        enc_mark m;
+        enc_save(l, &m);
+        rv = enc_rotate(l, true);
+        if (rv) {
+            enc_restore(l, &m);
+            rv = rlg_fail(l, rv, "rotate: out of memory");
+        }
+    }
+    if (!rv)
+        rv = drive(l, NULL, true, true, l->appended);
+    pthread_mutex_unlock(&l->mu);
+    return rv;
+}
+
+/* ------------------------------------------------------ background thread */
+
+static void *bg_main(void *arg)
+{
+    rlog_log *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->bg_stop) {
+        bool io = l->pend_head && !l->poisoned;
+        if (io && !l->io_busy) {
+            l->io_busy = true;
+            rlg_io_round(l, l->opts.sync != RLOG_SYNC_EACH, l->opts.sync != RLOG_SYNC_NONE);
+            l->io_busy = false;
+            pthread_cond_broadcast(&l->cond);
+            continue;
+        }
+        /* After a failed preparation the next rotation retries inline (and
+         * reports the error to its caller); the thread does not spin. */
+        if (!l->poisoned && !l->spare_failed && l->spare_state == RLG_SPARE_NONE) {
+            rlg_prepare_spare(l, l->spare_next);
+            continue;
+        }
+        pthread_cond_wait(&l->bg_cond, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+int rlg_bg_start(rlog_log *l)
+{
+    l->bg_stop = false;
+    if (pthread_create(&l->bg, NULL, bg_main, l) != 0)
+        return RLOG_ENOMEM;
+    l->bg_running = true;
+    return 0;
+}
+
+void rlg_bg_stop(rlog_log *l)
+{
+    if (!l->bg_running)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->bg_stop = true;
+    pthread_cond_broadcast(&l->bg_cond);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->bg, NULL);
+    l->bg_running = false;
+}
+
+/* Fails everything still queued (at close). mu held. */
+void rlg_fail_pending(rlog_log *l, int err)
+{
+    rlg_waiter *fired = NULL;
+    while (l->pend_head) {
+        rlg_chunk *c = l->pend_head;
+        l->pend_head = c->next;
+        chunk_free(c);
+    }
+    l->pend_tail = NULL;
+    complete(l, l->durable + 1, err, &fired);
+    pthread_mutex_unlock(&l->mu);
+    fire(fired);
+    pthread_mutex_lock(&l->mu);
+}
+
+/* Appends a checkpoint record proving everything durable (at close). mu
+ * held, nothing pending, durable == appended. */
+int rlg_write_checkpoint(rlog_log *l)
+{
+    if (!l->dirty || !l->wfile || l->poisoned)
+        return 0;
+    uint8_t rec[RLG_REC_HEADER_SIZE];
+    rlg_segment *s = &l->segs[l->nsegs - 1];
+    rlg_rec_encode(rec, rlg_salt_state(l->log_id, s->seq), l->appended, l->durable,
+                   RLG_TYPE_CHECKPOINT, NULL, 0);
+    size_t done = 0;
+    int e = l->vfs->pwrite(l->vfs, l->wfile, rec, sizeof rec, s->end, &done);
+    if (!e && done != sizeof rec)
+        e = EIO;
+    if (e) {
+        int ue = done ? unwrite(l, l->wfile, s->end, done) : 0;
+        (void)ue;
+        return rlg_fail(l, rlog_from_errno(e), "close: writing the checkpoint failed: %s",
+                        strerror(e));
+    }
+    e = l->vfs->fdatasync(l->vfs, l->wfile);
+    if (e) {
+        l->poisoned = RLOG_EPOISONED;
+        return rlg_fail(l, RLOG_EPOISONED, "close: fdatasync of the checkpoint failed: %s",
+                        strerror(e));
+    }
+    s->end += sizeof rec;
+    l->enc_off = s->end;
+    l->dirty = false;
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* Internal entry points between the writer's files (writer.c, spare.c,
+ * open.c). All take the handle with mu held unless said otherwise. */
+#ifndef RLG_WRITER_H
+#define RLG_WRITER_H
+
+#include "log/log_internal.h"
+
+/* One I/O round: writes the pending chunks (all, or in RLOG_SYNC_EACH mode
+ * through the first call boundary), syncs when `sync`, completes waiters.
+ * The caller has set io_busy. Releases mu during I/O. */
+int rlg_io_round(rlog_log *l, bool all, bool sync);
+/* Creates, zero-fills and syncs segment file seq as the spare (also syncs
+ * the directory). spare_state must be NONE; PREPARING meanwhile (mu
+ * released), READY after. On failure the partial file is removed. */
+int rlg_prepare_spare(rlog_log *l, uint64_t seq);
+/* Background thread (mu NOT held). */
+int rlg_bg_start(rlog_log *l);
+void rlg_bg_stop(rlog_log *l);
+/* At close: fail what is still queued with err. */
+void rlg_fail_pending(rlog_log *l, int err);
+/* At close: append a checkpoint record and sync it. */
+int rlg_write_checkpoint(rlog_log *l);
+
+
+
+/* Frees a handle as if its process had died: no write, no sync, no
+ * checkpoint, callbacks never fire. For tests and the simulator. */
+void rlg_log_crash(rlog_log *l);
+#endif

@@ -315,6 +315,63 @@ static int adopt_spares(rlog_log *l, const rlg_recovery *r)
     return remove_files(l, r->spares + keep, r->nspares - keep);
 }
 
+/* Repair dropped segments seq >= from: delete them, newest first, so the
+ * files left always form a contiguous run. */
+static int delete_dropped(rlog_log *l, uint64_t from)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int e = l->vfs->list(l->vfs, l->dir, &names, &n);
+    if (e)
+        return rlg_fail(l, rlog_from_errno(e), "listing '%s': %s", l->dir, strerror(e));
+    uint64_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq;
+        if (rlg_seg_parse_name(names[i], &seq) && seq > top)
+            top = seq;
+    }
+    rlog_vfs_free_names(names, n);
+    int rv = 0;
+    for (uint64_t seq = top; seq >= from && seq > 0 && !rv; seq--)
+        rv = remove_files(l, &seq, 1);
+    return rv;
+}
+
+/* Rewrites [from, end) of file f with the bytes it reads back, then syncs:
+ * bytes that only the page cache holds (a sync of them failed before the
+ * process restarted) become durable for real. */
+static int rewrite_tail(rlog_log *l, rlog_file *f, uint64_t from, uint64_t end)
+{
+    size_t cap = 1u << 20;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return ENOMEM;
+    int e = 0;
+    for (uint64_t off = from; !e && off < end;) {
+        size_t n = end - off < cap ? (size_t)(end - off) : cap, got = 0, done = 0;
+        e = l->vfs->pread(l->vfs, f, buf, n, off, &got);
+        if (!e && got != n)
+            e = EIO;
+        if (!e)
+            e = l->vfs->pwrite(l->vfs, f, buf, n, off, &done);
+        if (!e && done != n)
+            e = EIO;
+        off += n;
+    }
+    free(buf);
+    return e ? e : l->vfs->fdatasync(l->vfs, f);
+}
+
+/* Where the last segment's unproven bytes start (see rlg_recovery.witnessed). */
+static uint64_t unproven_from(const rlg_segment *s, uint64_t witnessed)
+{
+    if (witnessed < s->last_lsn && s->noffs > 0) {
+        uint64_t lsn = witnessed + 1 < s->first_lsn ? s->first_lsn : witnessed + 1;
+        return s->offs[lsn - s->first_lsn];
+    }
+    return s->sealed ? s->end - RLG_SEAL_SIZE : s->end;
+}
+
 /* Takes the recovered state; opens the active segment for writing and makes
  * everything kept durable. */
 static int adopt(rlog_log *l, rlg_recovery *r)
@@ -333,21 +390,30 @@ static int adopt(rlog_log *l, rlg_recovery *r)
     l->spare_next = last->seq + 1;
     if (l->readonly)
         return 0;
-    int rv = r->cut ? apply_cut(l, r) : 0;
+    int rv = r->delete_from_seq ? delete_dropped(l, r->delete_from_seq) : 0;
+    if (!rv && r->cut)
+        rv = apply_cut(l, r);
     if (rv)
         return rv;
     rv = adopt_spares(l, r);
     if (rv)
         return rv;
-    if (last->sealed)
-        return 0;
+    /* recovered == durable from here on */
     char path[4096];
     rlg_seg_path(l, last->seq, path, sizeof path);
-    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &l->wfile);
+    rlog_file *f = NULL;
+    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
     if (!e)
-        e = l->vfs->fdatasync(l->vfs, l->wfile); /* recovered == durable from here on */
-    if (e)
-        return rlg_fail(l, rlog_from_errno(e), "opening %s for writing: %s", path, strerror(e));
+        e = rewrite_tail(l, f, unproven_from(last, r->witnessed), last->end);
+    if (e) {
+        if (f)
+            l->vfs->close(l->vfs, f);
+        return rlg_fail(l, rlog_from_errno(e), "making %s durable: %s", path, strerror(e));
+    }
+    if (last->sealed)
+        l->vfs->close(l->vfs, f);
+    else
+        l->wfile = f;
     return 0;
 }
 

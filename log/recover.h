@@ -37,6 +37,12 @@ typedef struct rlg_recovery {
     uint64_t *spares;
     size_t nspares;
     uint64_t proven_durable;
+    /* Highest LSN proven durable by evidence that implies a successful sync:
+     * record witnesses, checkpoints, and the seals of segments before the
+     * last. The last segment's own seal is NOT counted: after a failed sync
+     * the page cache may show bytes (even a seal) that never reached the
+     * disk, so the writer rewrites and syncs everything after this. */
+    uint64_t witnessed;
     /* The cut to apply when opening for writing: zero bytes [cut_off,
      * cut_end) of segment cut_seq (which may be a spare whose torn start was
      * dropped) and sync. cut = false when nothing needs zeroing. */

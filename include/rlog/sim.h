@@ -1,0 +1,291 @@
+/*
+ * rlog — the deterministic simulator.
+ */
+#ifndef RLOG_SIM_H
+#define RLOG_SIM_H
+
+#include "rlog/common.h"
+#include "rlog/vfs.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================
+ * Simulated file system and environment
+ * ======================================================================
+ *
+ * An in-memory, deterministic, fault-injecting rlog_vfs and rlog_env. The
+ * log runs on it unchanged; the simulator driver crashes it anywhere.
+ *
+ * Determinism. One 64-bit seed decides everything. Three PRNG streams are
+ * derived from it: the fault stream (per-call fault decisions, misdirected
+ * offsets, bit-rot positions), the crash stream (what survives a power loss,
+ * torn sectors, garbage bytes) and the env stream (env->random(), for the
+ * workload). Enabling a fault class therefore never changes the workload's
+ * random numbers. No real time, no real randomness, no order that depends on
+ * pointer values: the same seed and the same sequence of calls give the same
+ * results and the same trace hash (rlog_simfs_trace_hash), which mixes every
+ * vfs call, its arguments, its result and the bytes it moved.
+ *
+ * The model: a file system with a volatile page cache.
+ *
+ *  - Namespace. Paths are '/'-separated; empty components and "." are
+ *    ignored, ".." goes up; relative paths are relative to the root (there
+ *    is no working directory). The root exists. Every directory holds a
+ *    volatile and a durable set of entries. open(CREATE), rename and unlink
+ *    change the volatile set only and are queued as pending directory
+ *    operations; sync_dir(d) makes d's pending operations durable. A rename
+ *    between two directories becomes durable only once both have been
+ *    synced after it. rename is atomic, and only renames files (EISDIR for
+ *    directories). mkdir is durable at once (a simplification: the driver
+ *    makes the directories, the log makes files). There is no rmdir.
+ *    fsync/fdatasync of a file does NOT make its directory entry durable.
+ *  - Files (inodes). Each has durable bytes, volatile bytes (what reads
+ *    see) and a list of pending (unsynced) writes, truncates and
+ *    allocations. fdatasync and fsync (identical here) apply the pending
+ *    list to the durable bytes, in order, and clear it. An inode lives while
+ *    any volatile or durable entry, pending directory operation or open
+ *    handle refers to it: an unlinked file stays usable through its open
+ *    handles. When a file has more than `max_pending` pending operations the
+ *    oldest is written back (made durable), as the kernel's writeback would.
+ *  - allocate() reserves space (counted against the capacity) and, in the
+ *    default mode, extends the size with zeros like fallocate(mode 0), the
+ *    posix vfs's call; len 0 succeeds and does nothing.
+ *  - lock(dir) is an in-memory exclusive lock per directory (EBUSY for a
+ *    second holder), released by unlock() or by any crash.
+ *  - Virtual time. The env's now_ns() is a virtual clock that starts at
+ *    1 s and that every vfs call advances by a fixed modeled latency
+ *    (latency_ns[op] + ns_per_byte * bytes moved; syncs pay for the pending
+ *    bytes they flush). The driver may advance it with rlog_simfs_advance.
+ *
+ * Crashes. After either kind, every handle opened before it (files and
+ * locks) is dead: any call on it returns EIO and does not touch the file
+ * system; close() on it frees it. Handles that are never closed are freed
+ * by destroy, so a driver may drop a crashed log without closing anything.
+ *  - rlog_simfs_crash (process crash): volatile state (page cache, pending
+ *    writes, pending directory operations) survives; locks are released.
+ *  - rlog_simfs_power_loss: the durable state is what survives. Pending
+ *    directory operations are each kept (applied, in their original order)
+ *    or lost, independently, with probability keep_dirop_ppm; a kept rename
+ *    stays atomic; an operation on a name that is no longer there (its
+ *    create was lost) does not apply; a file no entry reaches disappears.
+ *    Pending file writes are each kept or lost independently with
+ *    probability keep_unsynced_ppm (so a later write may survive an earlier
+ *    lost one: reordering). A write made before a successful sync of its
+ *    file is already durable (barrier). A kept write is torn with
+ *    probability torn_ppm: then each sector-grain piece of it (sectors
+ *    aligned to the file offset, sector_size 512 or 4096) is independently
+ *    old, new, zeroed or garbage — never a mixture within a sector. Then
+ *    every volatile state is rebuilt from the durable one.
+ *  - rlog_simfs_drop_caches: the page cache is evicted and re-read: each
+ *    file's volatile bytes become its durable bytes with its pending list
+ *    applied. Reveals misdirected/lost writes and pages dropped by a failed
+ *    sync without a power loss.
+ *
+ * Faults (rlog_simfs_fault). Each class is counted (rlog_simfs_faults).
+ * Injectable ones are switched on per vfs op with a probability in parts
+ * per million of calls (rlog_simfs_set_fault) or scheduled on the Nth call
+ * of an op (rlog_simfs_schedule_fault), and all can be suspended at once
+ * (rlog_simfs_enable_faults). Fault decisions are checked in the order
+ * EIO, ENOSPC, then the op's own classes.
+ *  - EIO: any op fails with EIO without changing anything (on close, the
+ *    handle is still released).
+ *  - ENOSPC: any op that may allocate (open, pwrite, fdatasync, fsync,
+ *    truncate, allocate, rename, mkdir, sync_dir) fails with ENOSPC without
+ *    changing anything.
+ *  - SYNC_DROP (fdatasync, fsync): the sync fails with EIO and the file's
+ *    pending writes are discarded — they will never become durable — while
+ *    the volatile bytes stay as they are. A retried sync then "succeeds", and
+ *    a power loss (or drop_caches) loses the data: the fsyncgate behaviour.
+ *  - SHORT_WRITE (pwrite): a strict prefix of the buffer is written, and the
+ *    call fails with EIO, *done = the prefix length.
+ *  - MISDIRECT (pwrite): the call succeeds and reads see the data, but the
+ *    copy bound for the disk lands at another sector-aligned offset of the
+ *    same file (or is lost when the file is too small for another place).
+ *  - LOST_WRITE (pwrite): the call succeeds, reads see the data, but the
+ *    copy bound for the disk is never written (the size still grows).
+ *  - BITROT (pread; or rlog_simfs_bitrot): one bit of the file flips, in
+ *    both the volatile and the durable bytes, and stays flipped. On pread it
+ *    flips inside the range read, before the data is returned.
+ *  - LATENT (pread; or rlog_simfs_add_latent): a sector becomes unreadable:
+ *    every pread touching it fails with EIO (counted as LATENT_READ) until a
+ *    pwrite overlaps it or a truncate removes it. Sticky across crashes.
+ *  - CAPACITY: not injected by rule; counted when a pwrite, truncate or
+ *    allocate would make the total bytes exceed `capacity`. A pwrite then
+ *    writes what fits and fails with ENOSPC (*done = bytes written).
+ *  - TORN, LOST_UNSYNCED, LOST_DIROP: counted at power loss (a kept write
+ *    was torn; an unsynced write was lost; a directory operation was lost).
+ *  - PROCESS_CRASH, POWER_LOSS: counts of the crash events (not faults).
+ *
+ * Threads: every function takes one mutex; the file system is meant to be
+ * driven from one thread.
+ */
+
+/* ---- Deterministic PRNG (xoshiro256**, seeded by splitmix64) ---- */
+
+typedef struct rlog_sim_rng {
+    uint64_t s[4];
+} rlog_sim_rng;
+
+/* Seeds `rng` for stream number `stream` of `seed`: different streams of
+ * one seed are independent sequences. */
+RLOG_API void rlog_sim_rng_init(rlog_sim_rng *rng, uint64_t seed, uint64_t stream);
+/* 64 random bits. */
+RLOG_API uint64_t rlog_sim_rng_next(rlog_sim_rng *rng);
+/* Uniform in [0, n); 0 when n is 0. */
+RLOG_API uint64_t rlog_sim_rng_below(rlog_sim_rng *rng, uint64_t n);
+/* 1 with probability ppm / 1,000,000 (never draws when ppm is 0 or >= 1e6). */
+RLOG_API int rlog_sim_rng_chance(rlog_sim_rng *rng, uint32_t ppm);
+
+/* ---- Fault classes ---- */
+
+typedef enum rlog_simfs_fault {
+    RLOG_SIMFS_FAULT_EIO = 0,
+    RLOG_SIMFS_FAULT_ENOSPC,
+    RLOG_SIMFS_FAULT_SYNC_DROP,
+    RLOG_SIMFS_FAULT_SHORT_WRITE,
+    RLOG_SIMFS_FAULT_MISDIRECT,
+    RLOG_SIMFS_FAULT_LOST_WRITE,
+    RLOG_SIMFS_FAULT_BITROT,
+    RLOG_SIMFS_FAULT_LATENT,
+    /* counted only: */
+    RLOG_SIMFS_FAULT_LATENT_READ,
+    RLOG_SIMFS_FAULT_CAPACITY,
+    RLOG_SIMFS_FAULT_TORN,
+    RLOG_SIMFS_FAULT_LOST_UNSYNCED,
+    RLOG_SIMFS_FAULT_LOST_DIROP,
+    RLOG_SIMFS_FAULT_PROCESS_CRASH,
+    RLOG_SIMFS_FAULT_POWER_LOSS,
+    RLOG_SIMFS_FAULT_COUNT
+} rlog_simfs_fault;
+
+/* "eio", "enospc", "sync_drop", ... (static; "?" for others). */
+RLOG_API const char *rlog_simfs_fault_name(rlog_simfs_fault fault);
+/* "open", "pwrite", ... (static; "?" for others). */
+RLOG_API const char *rlog_simfs_op_name(rlog_vfs_op op);
+
+/* ---- Configuration ---- */
+
+typedef enum rlog_simfs_alloc_mode {
+    RLOG_SIMFS_ALLOC_EXTEND = 0,     /* like posix_fallocate: size grows */
+    RLOG_SIMFS_ALLOC_KEEP_SIZE = 1,  /* like FALLOC_FL_KEEP_SIZE */
+    RLOG_SIMFS_ALLOC_UNSUPPORTED = 2 /* allocate() returns EOPNOTSUPP */
+} rlog_simfs_alloc_mode;
+
+typedef struct rlog_simfs_config {
+    uint64_t seed;
+    uint32_t sector_size;       /* torn-write and latent-error grain: power of
+                                   two, 512 .. 65536 (default 4096) */
+    uint64_t capacity;          /* total bytes of all files; 0 = unlimited */
+    uint32_t keep_unsynced_ppm; /* power loss: P(an unsynced write is kept) */
+    uint32_t torn_ppm;          /* power loss: P(a kept write is torn) */
+    uint32_t keep_dirop_ppm;    /* power loss: P(an unsynced dir op is kept) */
+    uint32_t max_pending;       /* pending ops per file before writeback (> 0) */
+    rlog_simfs_alloc_mode alloc_mode;
+    uint64_t latency_ns[RLOG_OP_COUNT]; /* virtual cost of each op */
+    uint64_t ns_per_byte;               /* plus this per byte moved */
+} rlog_simfs_config;
+
+/* Fills `cfg` with the defaults for `seed`: 4 KiB sectors, no capacity
+ * limit, keep 50% of unsynced writes and directory ops, tear 20% of kept
+ * writes, max_pending 4096, ALLOC_EXTEND, sync ~0.5 ms, pwrite ~2 us,
+ * 1 ns per byte. No fault is switched on. */
+RLOG_API void rlog_simfs_config_init(rlog_simfs_config *cfg, uint64_t seed);
+
+/* Makes a simulated file system holding only the root directory. `cfg` is
+ * copied (NULL = defaults for seed 0). Free with vfs->destroy(vfs), which
+ * also frees every handle never closed and the env. NULL when out of memory
+ * or when cfg is invalid. */
+RLOG_API rlog_vfs *rlog_simfs_new(const rlog_simfs_config *cfg);
+/* The env bound to `vfs` (virtual clock and env PRNG stream). Owned by the
+ * vfs: valid until vfs->destroy; env->destroy is a no-op. */
+RLOG_API rlog_env *rlog_simfs_env(rlog_vfs *vfs);
+
+/* ---- Crash events ---- */
+
+/* Process crash: handles die, locks are released, the page cache stays. */
+RLOG_API void rlog_simfs_crash(rlog_vfs *vfs);
+/* Power loss: a process crash, and the volatile state is rebuilt from the
+ * durable one plus a PRNG-chosen subset of the unsynced operations (see
+ * above). Returns 0, or ENOMEM (the state is then still consistent, but
+ * some kept writes may be missing). */
+RLOG_API int rlog_simfs_power_loss(rlog_vfs *vfs);
+/* Models a process that dies in the middle of its work: after `calls` more
+ * vfs calls, every call fails with EIO and changes nothing, until the next
+ * crash event (which the driver then causes). Used to crash the log inside
+ * recovery or a rotation at an exact point. */
+RLOG_API void rlog_simfs_halt_after(rlog_vfs *vfs, uint64_t calls);
+/* Evicts the page cache (see above); handles stay valid. 0 or ENOMEM. */
+RLOG_API int rlog_simfs_drop_caches(rlog_vfs *vfs);
+
+/* ---- Fault control ---- */
+
+/* Injects `fault` into calls of `op` with probability ppm per million
+ * (0 switches it off). op = RLOG_OP_COUNT sets it for every op the class
+ * applies to. EINVAL if the class is not injectable into that op. */
+RLOG_API int rlog_simfs_set_fault(rlog_vfs *vfs, rlog_simfs_fault fault, rlog_vfs_op op,
+                                  uint32_t ppm);
+/* Injects `fault` into the nth call of `op`, counted from the creation of
+ * the file system, 1-based (compare rlog_simfs_calls(vfs, op): nth =
+ * calls + 1 is the next call). One-shot; dropped unfired when that call
+ * fails earlier (by another fault or a bad argument). EINVAL if not injectable there or
+ * nth is already past; ENOMEM. */
+RLOG_API int rlog_simfs_schedule_fault(rlog_vfs *vfs, rlog_simfs_fault fault, rlog_vfs_op op,
+                                       uint64_t nth);
+/* Switches off every probability and removes every scheduled fault and
+ * latent sector error. Counters are kept. */
+RLOG_API void rlog_simfs_clear_faults(rlog_vfs *vfs);
+/* Suspends (on = 0) or resumes (on = 1) all injection by rule (probability
+ * and schedule); scheduled faults whose call passes while suspended are
+ * skipped. Power-loss choices and the capacity limit are not affected. */
+RLOG_API void rlog_simfs_enable_faults(rlog_vfs *vfs, int on);
+/* Flips one bit, chosen by the fault stream, of the file at `path`
+ * (volatile namespace), in its volatile and durable bytes. *off (may be
+ * NULL) receives the byte offset. ENOENT, EISDIR, EINVAL (empty file). */
+RLOG_API int rlog_simfs_bitrot(rlog_vfs *vfs, const char *path, uint64_t *off);
+/* Makes every sector touching [off, off+len) of the file at `path`
+ * unreadable (sticky latent sector error). ENOENT, EISDIR, ENOMEM. */
+RLOG_API int rlog_simfs_add_latent(rlog_vfs *vfs, const char *path, uint64_t off, uint64_t len);
+
+/* ---- Inspection (for oracles and tests; not counted, not traced, never
+ * faulted, does not advance time) ---- */
+
+/* Copies the bytes of the file at `path`: durable = 0 resolves the path in
+ * the volatile namespace and returns the volatile bytes (what a read sees
+ * now); durable = 1 resolves it in the durable namespace and returns the
+ * durable bytes (what survives a power loss that keeps nothing unsynced).
+ * *data is malloc'd (free with rlog_free(); non-NULL even for an empty
+ * file). ENOENT, EISDIR, ENOMEM. */
+RLOG_API int rlog_simfs_read(rlog_vfs *vfs, const char *path, int durable, void **data,
+                             size_t *len);
+/* All regular files of the volatile (durable = 0) or durable namespace, as
+ * absolute paths ("/d/f"), sorted by strcmp. Free with rlog_vfs_free_names()
+ * (the array and each string are malloc'd). ENOMEM. */
+RLOG_API int rlog_simfs_list_files(rlog_vfs *vfs, int durable, char ***paths, size_t *count);
+/* mkdir -p (durable at once). 0, ENOTDIR, ENOMEM. */
+RLOG_API int rlog_simfs_mkdirs(rlog_vfs *vfs, const char *path);
+/* Calls of `op` so far (faulted or not); op = RLOG_OP_COUNT: all calls. */
+RLOG_API uint64_t rlog_simfs_calls(rlog_vfs *vfs, rlog_vfs_op op);
+/* Events of class `fault` so far. */
+RLOG_API uint64_t rlog_simfs_faults(rlog_vfs *vfs, rlog_simfs_fault fault);
+/* Bytes of pending (unsynced) writes, all files. */
+RLOG_API uint64_t rlog_simfs_unsynced_bytes(rlog_vfs *vfs);
+/* Running hash of every vfs call, its arguments, result and data, and of
+ * every crash event. */
+RLOG_API uint64_t rlog_simfs_trace_hash(rlog_vfs *vfs);
+/* The virtual clock (same as env->now_ns). */
+RLOG_API uint64_t rlog_simfs_now_ns(rlog_vfs *vfs);
+RLOG_API void rlog_simfs_advance(rlog_vfs *vfs, uint64_t ns);
+
+/* Called with one line per vfs call and crash event ("pwrite /d/f off=0
+ * len=4096 -> 0 done=4096"), without a newline; `line` is valid only
+ * during the call. fn = NULL stops tracing. The callback must not call back
+ * into the file system. */
+typedef void (*rlog_simfs_trace_fn)(void *data, const char *line);
+RLOG_API void rlog_simfs_set_trace(rlog_vfs *vfs, rlog_simfs_trace_fn fn, void *data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RLOG_SIM_H */

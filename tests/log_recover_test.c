@@ -1,0 +1,977 @@
+/*
+ * Recovery (log/recover.c) on segment files built by hand with the codec:
+ * every test writes a directory the way the writer (or a crash, or bit rot)
+ * would leave it and checks what rlg_recover decides.
+ */
+#include "util/testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/format.h"
+#include "log/recover.h"
+#include "rlog/vfs.h"
+
+#define SEG_SIZE  8192u
+#define LOG_ID    0x1234abcd5678ef01ull
+#define OTHER_ID  0x0badc0ffee0ddf00ull
+#define TYPE_USER 16u
+#define MAX_RECS  64
+
+/* ---- a test-local segment builder ---- */
+
+typedef struct sb {
+    uint8_t *buf;
+    size_t size, off;
+    uint64_t log_id, seq, first, next;
+    uint32_t salt;
+    uint64_t offs[MAX_RECS]; /* offs[i]: offset of record first + i */
+    size_t n;
+    uint64_t seal_off;
+} sb;
+
+/* A segment of `size` bytes (zero filled) with a valid header. */
+static void sb_init(sb *b, uint64_t log_id, uint64_t seq, uint64_t first, size_t size)
+{
+    memset(b, 0, sizeof *b);
+    b->buf = calloc(1, size);
+    assert_non_null(b->buf);
+    b->size = size;
+    b->log_id = log_id;
+    b->seq = seq;
+    b->first = b->next = first;
+    b->salt = rlg_salt_state(log_id, seq);
+    rlg_seg_header h = {
+        .version = RLG_FORMAT_VERSION, .log_id = log_id, .seq = seq, .first_lsn = first};
+    rlg_seg_header_encode(&h, b->buf);
+    b->off = RLG_SEG_HEADER_SIZE;
+}
+
+/* Appends the next user record, written when `durable` was durable. */
+static uint64_t sb_rec(sb *b, uint64_t durable, uint32_t len)
+{
+    assert_true(b->off + RLG_REC_HEADER_SIZE + len <= b->size && b->n < MAX_RECS);
+    uint8_t *payload = malloc(len ? len : 1);
+    assert_non_null(payload);
+    tu_fill(7, b->next, payload, len);
+    uint64_t at = b->off;
+    rlg_rec_encode(b->buf + at, b->salt, b->next, durable, TYPE_USER, payload, len);
+    free(payload);
+    b->offs[b->n++] = at;
+    b->next++;
+    b->off += RLG_REC_HEADER_SIZE + len;
+    return at;
+}
+
+/* n records of len bytes, each synced before the next (witness lsn-1). */
+static void sb_synced(sb *b, size_t n, uint32_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        sb_rec(b, b->next - 1, len);
+}
+
+/* A seal or checkpoint record (LSN = the last record's). */
+static uint64_t sb_log(sb *b, uint16_t type, uint64_t durable)
+{
+    uint64_t at = b->off;
+    rlg_rec_encode(b->buf + at, b->salt, b->next - 1, durable, type, NULL, 0);
+    b->off += RLG_REC_HEADER_SIZE;
+    if (type == RLG_TYPE_SEAL)
+        b->seal_off = at;
+    return at;
+}
+
+static uint64_t sb_seal(sb *b)
+{
+    return sb_log(b, RLG_TYPE_SEAL, b->next - 1);
+}
+
+static const char *seg_path(const char *dir, uint64_t seq)
+{
+    char name[32];
+    rlg_seg_name(seq, name, sizeof name);
+    return tu_path(dir, name);
+}
+
+static void sb_write(const sb *b, const char *dir)
+{
+    tu_write_file(seg_path(dir, b->seq), b->buf, b->size);
+}
+
+static void sb_free(sb *b)
+{
+    free(b->buf);
+    b->buf = NULL;
+}
+
+/* A spare as the writer prepares it: all zeros. */
+static void write_zero_file(const char *dir, uint64_t seq, size_t size)
+{
+    uint8_t *z = calloc(1, size ? size : 1);
+    assert_non_null(z);
+    tu_write_file(seg_path(dir, seq), z, size);
+    free(z);
+}
+
+static int recover(const char *dir, bool repair, rlg_recovery *r, rlog_open_report *rep)
+{
+    return rlg_recover(rlog_vfs_posix(), dir, repair, r, rep);
+}
+
+/* The recovered segment matches the builder: LSNs, offsets of `keep`
+ * records. */
+static void check_seg(const rlg_segment *s, const sb *b, size_t keep)
+{
+    assert_int_equal(s->seq, b->seq);
+    assert_int_equal(s->first_lsn, b->first);
+    assert_int_equal(s->last_lsn, b->first + keep - 1);
+    assert_int_equal(s->noffs, keep);
+    for (size_t i = 0; i < keep; i++)
+        assert_int_equal(s->offs[i], b->offs[i]);
+}
+
+static void assert_contains(const char *s, const char *part)
+{
+    if (!strstr(s, part))
+        fail_msg("\"%s\" does not contain \"%s\"", s, part);
+}
+
+/* ---- clean logs ---- */
+
+/* Three segments (two sealed, one with a checkpoint) and a spare: every
+ * record is indexed at its offset, nothing is cut. */
+static void test_clean_multi_segment(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("clean");
+    sb a, b, c;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 10, 50);
+    sb_seal(&a);
+    sb_init(&b, LOG_ID, 2, 11, SEG_SIZE);
+    sb_synced(&b, 7, 0);
+    sb_log(&b, RLG_TYPE_CHECKPOINT, 17);
+    sb_synced(&b, 8, 100);
+    sb_seal(&b);
+    sb_init(&c, LOG_ID, 3, 26, SEG_SIZE);
+    sb_synced(&c, 5, 10);
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    sb_write(&c, dir);
+    write_zero_file(dir, 4, SEG_SIZE);
+    tu_write_file(tu_path(dir, "README"), "not a segment", 13);
+
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    assert_int_equal(r.log_id, LOG_ID);
+    assert_int_equal(r.nsegs, 3);
+    check_seg(&r.segs[0], &a, 10);
+    check_seg(&r.segs[1], &b, 15);
+    check_seg(&r.segs[2], &c, 5);
+    assert_true(r.segs[0].sealed && r.segs[1].sealed && !r.segs[2].sealed);
+    assert_int_equal(r.segs[0].end, a.off);
+    assert_int_equal(r.segs[1].end, b.off);
+    assert_int_equal(r.segs[2].end, c.off);
+    assert_int_equal(r.nspares, 1);
+    assert_int_equal(r.spares[0], 4);
+    assert_false(r.cut);
+    assert_int_equal(r.delete_from_seq, 0);
+    assert_int_equal(r.proven_durable, 29);
+    assert_int_equal(rep.segments, 3);
+    assert_int_equal(rep.records, 10 + 1 + 7 + 1 + 8 + 1 + 5);
+    assert_int_equal(rep.first_lsn, 1);
+    assert_int_equal(rep.last_lsn, 30);
+    assert_contains(rep.message, "clean");
+    assert_contains(rep.message, "1..30");
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&c);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* A freshly created log (header only) is clean and empty. */
+static void test_clean_empty_log(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("empty");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_write(&a, dir);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    assert_int_equal(r.nsegs, 1);
+    assert_int_equal(r.segs[0].end, RLG_SEG_HEADER_SIZE);
+    assert_int_equal(r.segs[0].last_lsn, 0);
+    assert_int_equal(rep.first_lsn, 1);
+    assert_int_equal(rep.last_lsn, 0);
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* ---- torn tails ---- */
+
+/* The last record torn at every byte (file truncated there, or garbage from
+ * there on): a torn tail cut at that record, never corruption, and every
+ * earlier record kept. */
+static void test_torn_tail_every_offset(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("torn");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 4, 30);
+    uint64_t o = sb_rec(&a, 3, 40), end = a.off;
+    write_zero_file(dir, 2, SEG_SIZE);
+    for (uint64_t t = o; t < end; t++) {
+        for (int garbage = 0; garbage < 2; garbage++) {
+            uint8_t *copy = malloc(a.size);
+            assert_non_null(copy);
+            memcpy(copy, a.buf, a.size);
+            for (uint64_t i = t; garbage && i < end; i++)
+                copy[i] ^= 0xa5;
+            tu_write_file(seg_path(dir, 1), copy, garbage ? a.size : t);
+            free(copy);
+            rlg_recovery r;
+            rlog_open_report rep;
+            int rc = recover(dir, false, &r, &rep);
+            if (rc)
+                fail_msg("t=%llu garbage=%d: %s", (unsigned long long)t, garbage, rep.message);
+            check_seg(&r.segs[0], &a, 4);
+            assert_int_equal(r.segs[0].end, o);
+            assert_int_equal(r.proven_durable, 3);
+            assert_int_equal(rep.records_cut, 0);
+            if (!garbage && t == o) { /* the record was never written */
+                assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+                assert_false(r.cut);
+            } else {
+                assert_int_equal(rep.status, RLOG_TAIL_TORN);
+                assert_true(r.cut);
+                assert_int_equal(r.cut_seq, 1);
+                assert_int_equal(r.cut_off, o);
+                assert_true(r.cut_end > o && r.cut_end <= (garbage ? end : t));
+                assert_int_equal(rep.offset, o);
+                assert_int_equal(rep.bytes_cut, r.cut_end - o);
+            }
+            assert_int_equal(r.nspares, 1);
+            rlg_recovery_free(&r);
+        }
+    }
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* A hole (record 4 never reached the disk) followed by record 5 that was
+ * written before 4 was durable: torn, and record 5 is reported cut. */
+static void test_hole_with_low_witness_is_torn(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("hole");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 3, 20);
+    uint64_t o4 = sb_rec(&a, 3, 20);
+    sb_rec(&a, 3, 20);
+    memset(a.buf + o4, 0, RLG_REC_HEADER_SIZE + 20);
+    sb_write(&a, dir);
+    write_zero_file(dir, 2, SEG_SIZE);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    check_seg(&r.segs[0], &a, 3);
+    assert_true(r.cut);
+    assert_int_equal(r.cut_off, o4);
+    assert_int_equal(r.cut_end, a.off);
+    assert_int_equal(rep.records_cut, 1);
+    assert_int_equal(rep.lsn_cut_first, 5);
+    assert_int_equal(rep.lsn_cut_last, 5);
+    assert_contains(rep.message, "LSN 5..5");
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* The same hole, but record 5 was written once 4 was durable: record 4 was
+ * acknowledged and is gone — corruption naming the offset and LSN. */
+static void test_hole_proven_durable_is_corrupt(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("hole-proven");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 3, 20);
+    uint64_t o4 = sb_rec(&a, 3, 20);
+    uint64_t o5 = sb_rec(&a, 4, 20);
+    memset(a.buf + o4, 0, RLG_REC_HEADER_SIZE + 20);
+    sb_write(&a, dir);
+    write_zero_file(dir, 2, SEG_SIZE);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
+    assert_int_equal(rep.segment_seq, 1);
+    assert_int_equal(rep.offset, o4);
+    assert_null(r.segs);
+    char want[128];
+    snprintf(want, sizeof want, "0000000000000001.seg at offset %llu", (unsigned long long)o4);
+    assert_contains(rep.message, want);
+    assert_contains(rep.message, "record LSN 4 is damaged");
+    snprintf(want, sizeof want, "LSN 5 at offset %llu", (unsigned long long)o5);
+    assert_contains(rep.message, want);
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* ---- corruption ---- */
+
+/* A flipped bit in a sealed segment is corruption even when no witness
+ * proves the record durable. */
+static void test_flip_in_sealed_segment(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("sealed-flip");
+    sb a, b;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    for (int i = 0; i < 5; i++)
+        sb_rec(&a, 0, 32);
+    sb_seal(&a);
+    sb_init(&b, LOG_ID, 2, 6, SEG_SIZE);
+    sb_synced(&b, 2, 32);
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    write_zero_file(dir, 3, SEG_SIZE);
+    tu_flip_bit(seg_path(dir, 1), a.offs[2] + RLG_REC_HEADER_SIZE + 5, 3);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
+    assert_int_equal(rep.segment_seq, 1);
+    assert_int_equal(rep.offset, a.offs[2]);
+    assert_contains(rep.message, "sealed segment, expected LSN 3");
+    /* and a seal that is lost: the sealed segment ends in zeros */
+    memset(a.buf + a.seal_off, 0, RLG_SEAL_SIZE);
+    sb_write(&a, dir);
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.offset, a.seal_off);
+    assert_contains(rep.message, "zero bytes");
+    sb_free(&a);
+    sb_free(&b);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* In a log synced after every append, a flipped bit in the middle of the
+ * active segment is proven durable by the next record: corruption. */
+static void test_flip_in_synced_active_segment(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("active-flip");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 10, 40);
+    sb_write(&a, dir);
+    write_zero_file(dir, 2, SEG_SIZE);
+    tu_flip_bit(seg_path(dir, 1), a.offs[4] + 10, 0);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.offset, a.offs[4]);
+    assert_contains(rep.message, "record LSN 5 is damaged");
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* Damage to the last record: torn when nothing proves it durable; corrupt
+ * when a checkpoint written after it does. */
+static void test_checkpoint_proves_last_record(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("ckpt");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    for (int i = 0; i < 5; i++)
+        sb_rec(&a, 0, 24);
+    sb_write(&a, dir);
+    tu_flip_bit(seg_path(dir, 1), a.offs[4] + 30, 1);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    assert_int_equal(r.cut_off, a.offs[4]);
+    rlg_recovery_free(&r);
+
+    sb_log(&a, RLG_TYPE_CHECKPOINT, 0); /* its LSN proves, not its witness */
+    sb_write(&a, dir);
+    tu_flip_bit(seg_path(dir, 1), a.offs[4] + 30, 1);
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.offset, a.offs[4]);
+    assert_contains(rep.message, "checkpoint");
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* Records of another segment or another log in a spare never validate: the
+ * spare is clean (after an active segment) and nothing is lost (after a
+ * sealed one). */
+static void test_stale_records_in_spare(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("stale");
+    sb a, stale;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 3, 16);
+    sb_write(&a, dir);
+    /* a spare holding what would be the next records, but salted for seq 7,
+     * then for another log's seq 2; its header zero */
+    sb_init(&stale, LOG_ID, 7, 4, SEG_SIZE);
+    sb_rec(&stale, 3, 16);
+    sb_rec(&stale, 4, 16);
+    stale.salt = rlg_salt_state(OTHER_ID, 2);
+    sb_rec(&stale, 5, 16);
+    memset(stale.buf, 0, RLG_SEG_HEADER_SIZE);
+    stale.seq = 2;
+    sb_write(&stale, dir);
+    write_zero_file(dir, 3, SEG_SIZE);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    assert_false(r.cut);
+    assert_int_equal(rep.last_lsn, 3);
+    assert_int_equal(r.nspares, 2);
+    assert_int_equal(r.spares[0], 2);
+    assert_int_equal(r.spares[1], 3);
+    rlg_recovery_free(&r);
+
+    /* after a sealed segment: a torn start at worst, never corruption */
+    sb_seal(&a);
+    sb_write(&a, dir);
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_not_equal(rep.status, RLOG_TAIL_CORRUPT);
+    assert_int_equal(rep.last_lsn, 3);
+    assert_int_equal(rep.records_cut, 0);
+    assert_true(r.segs[0].sealed);
+    assert_int_equal(r.spares[0], 2);
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    sb_free(&stale);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* Valid records in the spare after an unsealed segment: they can only have
+ * been written after a seal that is gone. */
+static void test_records_after_unsealed_segment(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("noseal");
+    sb a, b;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 3, 16);
+    sb_init(&b, LOG_ID, 2, 4, SEG_SIZE);
+    sb_synced(&b, 2, 16);
+    memset(b.buf, 0, RLG_SEG_HEADER_SIZE);
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.segment_seq, 2);
+    assert_contains(rep.message, "no seal");
+    sb_free(&a);
+    sb_free(&b);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+static void test_missing_middle_segment(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("missing");
+    sb a, b, c;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 2, 8);
+    sb_seal(&a);
+    sb_init(&b, LOG_ID, 2, 3, SEG_SIZE);
+    sb_synced(&b, 2, 8);
+    sb_seal(&b);
+    sb_init(&c, LOG_ID, 3, 5, SEG_SIZE);
+    sb_synced(&c, 2, 8);
+    sb_write(&a, dir);
+    sb_write(&c, dir);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_contains(rep.message, "0000000000000002.seg is missing");
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&c);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+static void test_lsn_gap_between_segments(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("lsngap");
+    sb a, b;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 5, 8);
+    sb_seal(&a);
+    sb_init(&b, LOG_ID, 2, 7, SEG_SIZE);
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.segment_seq, 2);
+    assert_contains(rep.message, "LSN gap");
+    sb_free(&a);
+    sb_free(&b);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* A segment of another log: EFOREIGN naming both ids, even with repair. */
+static void test_foreign_segment(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("foreign");
+    sb a, b;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 2, 8);
+    sb_seal(&a);
+    sb_init(&b, OTHER_ID, 2, 3, SEG_SIZE);
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    for (int repair = 0; repair < 2; repair++) {
+        rlg_recovery r;
+        rlog_open_report rep;
+        assert_int_equal(recover(dir, repair, &r, &rep), RLOG_EFOREIGN);
+        assert_contains(rep.message, "0000000000000002.seg");
+        assert_contains(rep.message, "0badc0ffee0ddf00");
+        assert_contains(rep.message, "1234abcd5678ef01");
+    }
+    sb_free(&a);
+    sb_free(&b);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+static void test_version_2_header(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("version");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    rlg_seg_header h = {.version = 2, .log_id = LOG_ID, .seq = 1, .first_lsn = 1};
+    rlg_seg_header_encode(&h, a.buf);
+    sb_write(&a, dir);
+    for (int repair = 0; repair < 2; repair++) {
+        rlg_recovery r;
+        rlog_open_report rep;
+        assert_int_equal(recover(dir, repair, &r, &rep), RLOG_EVERSION);
+        assert_contains(rep.message, "version 2");
+    }
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+static void test_sealed_without_successor(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("nosucc");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 4, 8);
+    sb_seal(&a);
+    sb_write(&a, dir);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_contains(rep.message, "successor 0000000000000002.seg is missing");
+    /* repair drops the seal: the segment becomes the active one again */
+    assert_int_equal(recover(dir, true, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
+    assert_int_equal(r.nsegs, 1);
+    check_seg(&r.segs[0], &a, 4);
+    assert_false(r.segs[0].sealed);
+    assert_int_equal(r.segs[0].end, a.seal_off);
+    assert_true(r.cut);
+    assert_int_equal(r.cut_off, a.seal_off);
+    assert_int_equal(r.cut_end, a.seal_off + RLG_SEAL_SIZE);
+    assert_int_equal(rep.records_cut, 0);
+    assert_int_equal(rep.records, 4);
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* ---- segment starts ---- */
+
+/* A sealed segment 1, then segment 2 whose header is torn (garbage) and
+ * whose records were written before anything in it was durable. */
+static void torn_start_dir(const char *dir, uint64_t witness7, sb *a, sb *b)
+{
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 5, 12);
+    sb_seal(a);
+    sb_init(b, LOG_ID, 2, 6, SEG_SIZE);
+    sb_rec(b, 5, 12);
+    sb_rec(b, witness7, 12);
+    tu_fill(99, 0, b->buf, RLG_SEG_HEADER_SIZE);
+    sb_write(a, dir);
+    sb_write(b, dir);
+}
+
+static void test_torn_segment_start(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tornstart");
+    sb a, b;
+    torn_start_dir(dir, 5, &a, &b);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    assert_int_equal(r.nsegs, 1);
+    check_seg(&r.segs[0], &a, 5);
+    assert_true(r.segs[0].sealed);
+    assert_true(r.cut);
+    assert_int_equal(r.cut_seq, 2);
+    assert_int_equal(r.cut_off, 0);
+    assert_int_equal(r.cut_end, b.off);
+    assert_int_equal(rep.records_cut, 2);
+    assert_int_equal(rep.lsn_cut_first, 6);
+    assert_int_equal(rep.lsn_cut_last, 7);
+    assert_int_equal(r.nspares, 1);
+    assert_int_equal(r.spares[0], 2);
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    sb_free(&b);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* The same, but record 7 was written once 6 was durable: the header was
+ * durable too, and is damaged. */
+static void test_damaged_header_proven_durable(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("hdrproven");
+    sb a, b;
+    torn_start_dir(dir, 6, &a, &b);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.segment_seq, 2);
+    assert_contains(rep.message, "header is damaged");
+    sb_free(&a);
+    sb_free(&b);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* ---- not a log ---- */
+
+static void test_not_a_log(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("notlog");
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ENOTLOG);
+    assert_contains(rep.message, dir);
+    tu_write_file(tu_path(dir, "notes.txt"), "hello", 5);
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ENOTLOG);
+    const char *gone = tu_path(dir, "no-such-dir");
+    assert_int_equal(recover(gone, false, &r, &rep), RLOG_ENOTLOG);
+    assert_contains(rep.message, "does not exist");
+    assert_contains(rep.message, gone);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* Only all-zero segment files (a creation interrupted before the header was
+ * synced) is not a log; a file of garbage is corruption. */
+static void test_zero_files_only(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("zeros");
+    write_zero_file(dir, 1, SEG_SIZE);
+    write_zero_file(dir, 2, 10);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ENOTLOG);
+    assert_contains(rep.message, "interrupted");
+    tu_poke(seg_path(dir, 2), 3, "x", 1);
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* ---- repair ---- */
+
+/* Damage in a sealed middle segment: repair keeps what precedes it, cuts
+ * there, drops the later segments and says what was lost. */
+static void test_repair_cuts_at_first_damage(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("repair");
+    sb a, b, c;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 5, 20);
+    sb_seal(&a);
+    sb_init(&b, LOG_ID, 2, 6, SEG_SIZE);
+    sb_synced(&b, 5, 20);
+    sb_seal(&b);
+    sb_init(&c, LOG_ID, 3, 11, SEG_SIZE);
+    sb_synced(&c, 2, 20);
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    sb_write(&c, dir);
+    write_zero_file(dir, 4, SEG_SIZE);
+    tu_flip_bit(seg_path(dir, 2), b.offs[2] + 40, 6); /* LSN 8 */
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(recover(dir, true, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
+    assert_int_equal(r.nsegs, 2);
+    check_seg(&r.segs[0], &a, 5);
+    check_seg(&r.segs[1], &b, 2);
+    assert_true(r.segs[0].sealed);
+    assert_false(r.segs[1].sealed);
+    assert_int_equal(r.segs[1].end, b.offs[2]);
+    assert_true(r.cut);
+    assert_int_equal(r.cut_seq, 2);
+    assert_int_equal(r.cut_off, b.offs[2]);
+    assert_int_equal(r.cut_end, b.off);
+    assert_int_equal(r.delete_from_seq, 3);
+    assert_int_equal(r.nspares, 0);
+    assert_int_equal(rep.last_lsn, 7);
+    assert_int_equal(rep.records_cut, 4); /* 9, 10, 11, 12 */
+    assert_int_equal(rep.lsn_cut_first, 9);
+    assert_int_equal(rep.lsn_cut_last, 12);
+    assert_int_equal(rep.segment_seq, 2);
+    assert_int_equal(rep.offset, b.offs[2]);
+    assert_contains(rep.message, "repaired");
+    assert_contains(rep.message, "0000000000000003.seg on are deleted");
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&c);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* A damaged header in the middle: corruption; repair ends the log at the
+ * previous segment's seal (which it drops) and deletes the rest. */
+static void test_repair_damaged_middle_header(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("repair-hdr");
+    sb a, b, c;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 3, 20);
+    sb_seal(&a);
+    sb_init(&b, LOG_ID, 2, 4, SEG_SIZE);
+    sb_synced(&b, 3, 20);
+    sb_seal(&b);
+    sb_init(&c, LOG_ID, 3, 7, SEG_SIZE);
+    sb_synced(&c, 1, 20);
+    b.buf[20] ^= 1;
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    sb_write(&c, dir);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.segment_seq, 2);
+    assert_contains(rep.message, "damaged segment header");
+    assert_int_equal(recover(dir, true, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
+    assert_int_equal(r.nsegs, 1);
+    check_seg(&r.segs[0], &a, 3);
+    assert_false(r.segs[0].sealed);
+    assert_int_equal(r.cut_seq, 1);
+    assert_int_equal(r.cut_off, a.seal_off);
+    assert_int_equal(r.delete_from_seq, 2);
+    assert_int_equal(rep.records_cut, 4); /* 4..6 of segment 2 and 7 */
+    assert_int_equal(rep.lsn_cut_first, 4);
+    assert_int_equal(rep.lsn_cut_last, 7);
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&c);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* ---- reports, large records ---- */
+
+/* The one-line message names the segment file, the offset and the LSNs. */
+static void test_report_names_segment_and_offset(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("report");
+    sb a, b, c;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 3, 8);
+    sb_seal(&a);
+    sb_init(&b, LOG_ID, 2, 4, SEG_SIZE);
+    sb_synced(&b, 3, 8);
+    sb_seal(&b);
+    sb_init(&c, LOG_ID, 3, 7, SEG_SIZE);
+    sb_synced(&c, 3, 8);
+    uint64_t o = sb_rec(&c, 9, 8);
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    c.buf[o + 3] ^= 0x10;
+    sb_write(&c, dir);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    assert_string_equal(rep.segment_name, "0000000000000003.seg");
+    assert_int_equal(rep.segment_seq, 3);
+    assert_int_equal(rep.offset, o);
+    char want[128];
+    snprintf(want, sizeof want, "torn tail in 0000000000000003.seg at offset %llu after LSN 9",
+             (unsigned long long)o);
+    assert_contains(rep.message, want);
+    rlg_recovery_free(&r);
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&c);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* Records larger than the read buffer are checked piecewise. */
+static void test_large_records(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("large");
+    const uint32_t big = 3u << 20;
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, (size_t)big * 2 + 4096);
+    sb_synced(&a, 1, 100);
+    uint64_t o2 = sb_rec(&a, 1, big);
+    sb_rec(&a, 1, big);
+    sb_write(&a, dir);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    check_seg(&r.segs[0], &a, 3);
+    rlg_recovery_free(&r);
+    /* record 2 damaged in its last byte; record 3 does not prove it */
+    tu_flip_bit(seg_path(dir, 1), o2 + RLG_REC_HEADER_SIZE + big - 1, 0);
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    assert_int_equal(r.cut_off, o2);
+    assert_int_equal(rep.records_cut, 1);
+    assert_int_equal(rep.lsn_cut_first, 3);
+    rlg_recovery_free(&r);
+    /* now record 3 was written once 2 was durable */
+    a.off = a.offs[2];
+    a.next = 3;
+    a.n = 2;
+    sb_rec(&a, 2, big);
+    a.buf[o2 + RLG_REC_HEADER_SIZE + big - 1] ^= 1;
+    sb_write(&a, dir);
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+    assert_int_equal(rep.offset, o2);
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+/* A failing read is an I/O error naming the call, the file and the offset,
+ * not a verdict on the log. */
+static void test_read_error_names_call_and_file(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("eio");
+    sb a, b;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 2, 8);
+    sb_seal(&a);
+    sb_init(&b, LOG_ID, 2, 3, SEG_SIZE);
+    sb_synced(&b, 2, 8);
+    sb_write(&a, dir);
+    sb_write(&b, dir);
+    rlog_vfs *vfs = rlog_vfs_fault_new(rlog_vfs_posix());
+    assert_non_null(vfs);
+    rlog_fault f = {
+        .op = RLOG_OP_PREAD, .skip = 1, .err = EIO, .path_contains = "0000000000000002.seg"};
+    assert_true(rlog_vfs_fault_add(vfs, &f) > 0);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(rlg_recover(vfs, dir, false, &r, &rep), RLOG_EIO);
+    assert_null(r.segs);
+    assert_contains(rep.message, "pread");
+    assert_contains(rep.message, "0000000000000002.seg at offset");
+    assert_int_equal(rlog_vfs_fault_calls(vfs, RLOG_OP_OPEN),
+                     rlog_vfs_fault_calls(vfs, RLOG_OP_CLOSE));
+    rlog_vfs_fault_clear(vfs);
+    assert_int_equal(rlg_recover(vfs, dir, false, &r, &rep), 0);
+    assert_int_equal(rlog_vfs_fault_calls(vfs, RLOG_OP_PWRITE), 0);
+    assert_int_equal(rlog_vfs_fault_calls(vfs, RLOG_OP_OPEN),
+                     rlog_vfs_fault_calls(vfs, RLOG_OP_CLOSE));
+    rlg_recovery_free(&r);
+    vfs->destroy(vfs);
+    sb_free(&a);
+    sb_free(&b);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clean_multi_segment),
+        cmocka_unit_test(test_clean_empty_log),
+        cmocka_unit_test(test_torn_tail_every_offset),
+        cmocka_unit_test(test_hole_with_low_witness_is_torn),
+        cmocka_unit_test(test_hole_proven_durable_is_corrupt),
+        cmocka_unit_test(test_flip_in_sealed_segment),
+        cmocka_unit_test(test_flip_in_synced_active_segment),
+        cmocka_unit_test(test_checkpoint_proves_last_record),
+        cmocka_unit_test(test_stale_records_in_spare),
+        cmocka_unit_test(test_records_after_unsealed_segment),
+        cmocka_unit_test(test_missing_middle_segment),
+        cmocka_unit_test(test_lsn_gap_between_segments),
+        cmocka_unit_test(test_foreign_segment),
+        cmocka_unit_test(test_version_2_header),
+        cmocka_unit_test(test_sealed_without_successor),
+        cmocka_unit_test(test_torn_segment_start),
+        cmocka_unit_test(test_damaged_header_proven_durable),
+        cmocka_unit_test(test_not_a_log),
+        cmocka_unit_test(test_zero_files_only),
+        cmocka_unit_test(test_repair_cuts_at_first_damage),
+        cmocka_unit_test(test_repair_damaged_middle_header),
+        cmocka_unit_test(test_report_names_segment_and_offset),
+        cmocka_unit_test(test_large_records),
+        cmocka_unit_test(test_read_error_names_call_and_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

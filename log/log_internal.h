@@ -102,7 +102,8 @@ struct rlog_log {
     rlg_sticky_val sticky_enc[RLOG_STICKY_SLOTS]; /* as the encoder sees them */
     rlg_sticky_val sticky_wr[RLOG_STICKY_SLOTS];  /* as written to disk */
 
-    bool dirty; /* records appended since open or the last checkpoint */
+    bool dirty;        /* records appended since open or the last checkpoint */
+    bool dir_unsynced; /* an unlink whose directory fsync failed */
     rlog_metrics m;
 
     rlog_file *lockf; /* the directory lock (writers only) */

@@ -249,6 +249,7 @@ static int create_log(rlog_log *l, rlog_open_report *rep)
     if (!e)
         e = v->fdatasync(v, l->spare_file);
     if (e) {
+        rlg_unsynced_mark(l, 0); /* the header may live only in the page cache */
         snprintf(rep->message, sizeof rep->message,
                  "creating log in '%s': writing the first segment header: %s", l->dir,
                  strerror(e));
@@ -296,9 +297,37 @@ static int apply_cut(rlog_log *l, const rlg_recovery *r)
     return 0;
 }
 
+/* Zeroes whatever is not zero in a spare (stale bytes of a recycled file
+ * hold no record of this log — recovery checked — but must not linger
+ * behind new records), then syncs it. */
+static int zero_spare(rlog_log *l, rlog_file *f)
+{
+    size_t cap = 1u << 20;
+    uint8_t *buf = malloc(cap), *zeros = calloc(1, cap);
+    uint64_t size = 0;
+    bool dirty = false;
+    int e = buf && zeros ? l->vfs->size(l->vfs, f, &size) : ENOMEM;
+    for (uint64_t off = 0; !e && off < size; off += cap) {
+        size_t n = size - off < cap ? (size_t)(size - off) : cap, got = 0, done = 0;
+        e = l->vfs->pread(l->vfs, f, buf, n, off, &got);
+        if (!e && got != n)
+            e = EIO;
+        if (!e && memcmp(buf, zeros, n) != 0) {
+            e = l->vfs->pwrite(l->vfs, f, zeros, n, off, &done);
+            if (!e && done != n)
+                e = EIO;
+            dirty = true;
+        }
+    }
+    free(buf);
+    free(zeros);
+    return !e && dirty ? l->vfs->fdatasync(l->vfs, f) : e;
+}
+
 /* The first spare (seq last+1) stays the next segment: when the last
  * segment is sealed it must never be missing, even for a moment. Recovery
- * checked it holds only zeros (after the cut). Further spares are removed. */
+ * checked it holds no record of this log; stale bytes are zeroed. Further
+ * spares are removed. */
 static int adopt_spares(rlog_log *l, const rlg_recovery *r)
 {
     size_t keep = 0;
@@ -306,6 +335,8 @@ static int adopt_spares(rlog_log *l, const rlg_recovery *r)
         char path[4096];
         rlg_seg_path(l, r->spares[0], path, sizeof path);
         int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &l->spare_file);
+        if (!e)
+            e = zero_spare(l, l->spare_file);
         if (e)
             return rlg_fail(l, rlog_from_errno(e), "opening spare %s: %s", path, strerror(e));
         l->spare_seq = r->spares[0];
@@ -337,39 +368,85 @@ static int delete_dropped(rlog_log *l, uint64_t from)
     return rv;
 }
 
-/* Rewrites [from, end) of file f with the bytes it reads back, then syncs:
- * bytes that only the page cache holds (a sync of them failed before the
- * process restarted) become durable for real. */
-static int rewrite_tail(rlog_log *l, rlog_file *f, uint64_t from, uint64_t end)
+/* Checks that buf (bytes [from, end) of segment s) still holds exactly the
+ * valid records recovery found there: a read must not be trusted blindly
+ * before it is written back. */
+static bool tail_intact(const rlog_log *l, const rlg_segment *s, const uint8_t *buf,
+                        uint64_t from, uint64_t end)
 {
-    size_t cap = 1u << 20;
-    uint8_t *buf = malloc(cap);
+    uint64_t off = from;
+    if (off == 0) {
+        rlg_seg_header h;
+        if (rlg_seg_header_decode(buf, &h) != RLG_HDR_OK || h.seq != s->seq)
+            return false;
+        off = RLG_SEG_HEADER_SIZE;
+    }
+    uint32_t salt = rlg_salt_state(l->log_id, s->seq);
+    while (off < end) {
+        const uint8_t *p = buf + (off - from);
+        if (end - off < RLG_REC_HEADER_SIZE)
+            return false;
+        uint32_t len = rlg_get32(p + 4);
+        if (len > end - off - RLG_REC_HEADER_SIZE || !rlg_rec_crc_ok(p, salt, len))
+            return false;
+        off += RLG_REC_HEADER_SIZE + (uint64_t)len;
+    }
+    return true;
+}
+
+/* Rewrites [from, end) of segment s with the bytes it reads back (checked
+ * again first), then syncs: bytes that only the page cache holds (a sync of
+ * them failed before the process restarted) become durable for real. */
+static int rewrite_tail(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64_t from,
+                        uint64_t end)
+{
+    if (from >= end)
+        return l->vfs->fdatasync(l->vfs, f);
+    uint8_t *buf = malloc((size_t)(end - from));
     if (!buf)
         return ENOMEM;
-    int e = 0;
-    for (uint64_t off = from; !e && off < end;) {
-        size_t n = end - off < cap ? (size_t)(end - off) : cap, got = 0, done = 0;
-        e = l->vfs->pread(l->vfs, f, buf, n, off, &got);
-        if (!e && got != n)
-            e = EIO;
-        if (!e)
-            e = l->vfs->pwrite(l->vfs, f, buf, n, off, &done);
-        if (!e && done != n)
-            e = EIO;
-        off += n;
-    }
+    size_t got = 0, done = 0;
+    int e = l->vfs->pread(l->vfs, f, buf, (size_t)(end - from), from, &got);
+    if (!e && got != end - from)
+        e = EIO;
+    if (!e && !tail_intact(l, s, buf, from, end))
+        e = EIO; /* the bytes changed under us: an unstable read */
+    if (!e)
+        e = l->vfs->pwrite(l->vfs, f, buf, (size_t)(end - from), from, &done);
+    if (!e && done != end - from)
+        e = EIO;
     free(buf);
     return e ? e : l->vfs->fdatasync(l->vfs, f);
 }
 
-/* Where the last segment's unproven bytes start (see rlg_recovery.witnessed). */
-static uint64_t unproven_from(const rlg_segment *s, uint64_t witnessed)
+/* Where the last segment's unproven bytes start: just after the record
+ * whose LSN is `witnessed` (see rlg_recovery.witnessed). Everything after
+ * it — later records, a checkpoint, the seal — may exist only in the page
+ * cache. Sets *from, or returns an errno. */
+static int unproven_from(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64_t witnessed,
+                         uint64_t *from)
 {
-    if (witnessed < s->last_lsn && s->noffs > 0) {
-        uint64_t lsn = witnessed + 1 < s->first_lsn ? s->first_lsn : witnessed + 1;
-        return s->offs[lsn - s->first_lsn];
+    if (witnessed < s->first_lsn) { /* nothing proven here, not even the header */
+        *from = 0;
+        return 0;
     }
-    return s->sealed ? s->end - RLG_SEAL_SIZE : s->end;
+    if (witnessed < s->last_lsn) {
+        *from = s->offs[witnessed + 1 - s->first_lsn];
+        return 0;
+    }
+    if (s->noffs == 0) { /* proven by earlier segments; the header came with them */
+        *from = RLG_SEG_HEADER_SIZE;
+        return 0;
+    }
+    uint64_t off = s->offs[s->noffs - 1];
+    uint8_t hdr[RLG_REC_HEADER_SIZE];
+    size_t got = 0;
+    int e = l->vfs->pread(l->vfs, f, hdr, sizeof hdr, off, &got);
+    if (!e && got != sizeof hdr)
+        e = EIO;
+    if (!e)
+        *from = off + RLG_REC_HEADER_SIZE + rlg_get32(hdr + 4);
+    return e;
 }
 
 /* Takes the recovered state; opens the active segment for writing and makes
@@ -398,13 +475,24 @@ static int adopt(rlog_log *l, rlg_recovery *r)
     rv = adopt_spares(l, r);
     if (rv)
         return rv;
-    /* recovered == durable from here on */
+    /* recovered == durable from here on: a plain fdatasync flushes what a
+     * crashed process left dirty; after a failed sync (the marker says so)
+     * the records past the last durable LSN are rewritten first */
     char path[4096];
     rlg_seg_path(l, last->seq, path, sizeof path);
     rlog_file *f = NULL;
-    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
+    uint64_t marked = 0, from = last->end;
+    int m = rlg_unsynced_read(l, &marked);
+    int e = m < 0 ? -m : l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
+    if (!e && m > 0) /* an unreadable marker (its write failed too): from the proof */
+        e = unproven_from(l, f, last, m == 1 && marked > r->witnessed ? marked : r->witnessed,
+                          &from);
     if (!e)
-        e = rewrite_tail(l, f, unproven_from(last, r->witnessed), last->end);
+        e = rewrite_tail(l, f, last, from, last->end);
+    if (e && m == 0 && f)
+        rlg_unsynced_mark(l, r->witnessed); /* a failed sync here: same danger */
+    if (!e && m > 0)
+        e = rlg_unsynced_clear(l);
     if (e) {
         if (f)
             l->vfs->close(l->vfs, f);
@@ -502,6 +590,8 @@ int rlog_close(rlog_log *l)
     if (!l->readonly && !l->poisoned) {
         l->io_busy = true;
         rv = rlg_io_round(l, true, true);
+        if (rv && !l->poisoned) /* still sync what was written before the failure */
+            rlg_io_round(l, true, true);
         if (!rv && !l->pend_head)
             rv = rlg_write_checkpoint(l);
         l->io_busy = false;

@@ -22,10 +22,12 @@ struct rlog_iter {
     uint8_t *buf;
     size_t cap, len; /* buf holds len bytes of segment fseq from offset boff */
     uint64_t boff;
+    uint64_t bvalid; /* buffered bytes below this offset were written when read */
 };
 
 typedef struct rec_pos {
     uint64_t seq, off, log_id;
+    uint64_t wend; /* the segment's written end (bytes beyond may change) */
 } rec_pos;
 
 /* Where record lsn is, if visible. mu NOT held. */
@@ -44,6 +46,7 @@ static int locate(rlog_log *l, uint64_t lsn, unsigned flags, rec_pos *p)
         p->seq = s->seq;
         p->off = s->offs[lsn - s->first_lsn];
         p->log_id = l->log_id;
+        p->wend = s->end;
     }
     pthread_mutex_unlock(&l->mu);
     return rv;
@@ -163,10 +166,13 @@ int rlog_iter_open(rlog_log *l, uint64_t from, unsigned flags, rlog_iter **out)
     return 0;
 }
 
-/* Makes [off, off+n) of segment seq present in the buffer. */
-static int fill(rlog_iter *it, uint64_t seq, uint64_t off, size_t n)
+/* Makes [off, off+n) of segment seq present in the buffer. Read-ahead
+ * past the segment's written end is not trusted later: those bytes (zeros
+ * of a pre-written segment) may have been written since. */
+static int fill(rlog_iter *it, const rec_pos *p, uint64_t off, size_t n)
 {
-    if (it->f && it->fseq == seq && off >= it->boff && off + n <= it->boff + it->len)
+    uint64_t seq = p->seq;
+    if (it->f && it->fseq == seq && off >= it->boff && off + n <= it->bvalid)
         return 0;
     rlog_log *l = it->log;
     if (!it->f || it->fseq != seq) {
@@ -189,7 +195,10 @@ static int fill(rlog_iter *it, uint64_t seq, uint64_t off, size_t n)
     }
     it->boff = off;
     it->len = 0;
-    return pread_all(l, it->f, seq, it->buf, want, off, &it->len);
+    int rv = pread_all(l, it->f, seq, it->buf, want, off, &it->len);
+    uint64_t end = it->boff + it->len;
+    it->bvalid = rv ? it->boff : (end < p->wend ? end : p->wend);
+    return rv;
 }
 
 int rlog_iter_next(rlog_iter *it, rlog_record *rec)
@@ -199,11 +208,11 @@ int rlog_iter_next(rlog_iter *it, rlog_record *rec)
     int rv = locate(l, it->next, it->flags, &p);
     if (rv)
         return rv;
-    if ((rv = fill(it, p.seq, p.off, RLG_REC_HEADER_SIZE)) != 0)
+    if ((rv = fill(it, &p, p.off, RLG_REC_HEADER_SIZE)) != 0)
         return rv;
     const uint8_t *h0 = it->buf + (p.off - it->boff);
     size_t need = RLG_REC_HEADER_SIZE + (size_t)rlg_get32(h0 + 4);
-    if ((rv = fill(it, p.seq, p.off, need)) != 0)
+    if ((rv = fill(it, &p, p.off, need)) != 0)
         return rv;
     const uint8_t *r = it->buf + (p.off - it->boff);
     size_t avail = it->len - (size_t)(p.off - it->boff);

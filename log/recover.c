@@ -562,7 +562,10 @@ static int rcv_unrepairable(rcv *r)
     return rcv_fail(r, RLOG_ECORRUPT, "cannot repair: %s", was);
 }
 
-/* No file has a valid header: an interrupted creation (all zero) or not. */
+/* No file has a valid header: an interrupted creation, or not. Creation
+ * syncs segment 1's header before any record is written, so files whose
+ * only nonzero bytes lie in the header area are an interrupted creation (a
+ * torn first header); anything beyond it is corruption. */
 static int rcv_no_header(rcv *r)
 {
     for (size_t i = 0; i < r->nfiles; i++) {
@@ -570,7 +573,7 @@ static int rcv_no_header(rcv *r)
         int rc = rcv_cands_scan(r, i, 0, 1, &c);
         if (rc)
             return rc;
-        if (c.z_end > 0) {
+        if (c.z_end > RLG_SEG_HEADER_SIZE) {
             rcv_at(r, i, 0);
             r->rep->status = RLOG_TAIL_CORRUPT;
             return rcv_fail(r, RLOG_ECORRUPT,
@@ -580,7 +583,7 @@ static int rcv_no_header(rcv *r)
         }
     }
     return rcv_fail(r, RLOG_ENOTLOG,
-                    "directory '%s' holds only all-zero segment files (an interrupted creation)",
+                    "directory '%s' holds only empty segment files (an interrupted creation)",
                     r->dir);
 }
 

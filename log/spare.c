@@ -104,31 +104,49 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
     l->io_busy = true;
     while (l->nsegs > 1) {
         rlg_segment *s = &l->segs[0];
-        if (!s->sealed || s->seq >= l->disk_last_seq || s->last_lsn >= lsn)
+        /* the successor's header must be durable before its predecessor
+         * goes (else a power loss could leave no segment with a valid
+         * header): a durable record past this segment proves it */
+        if (!s->sealed || s->seq >= l->disk_last_seq || s->last_lsn >= lsn ||
+            s->last_lsn >= l->durable)
             break;
         char path[4096], name[32];
         rlg_seg_path(l, s->seq, path, sizeof path);
         rlg_seg_name(s->seq, name, sizeof name);
         pthread_mutex_unlock(&l->mu);
-        const char *what = "unlink";
         int e = l->vfs->unlink(l->vfs, path);
-        if (!e) {
-            what = "directory fsync after unlinking";
-            e = l->vfs->sync_dir(l->vfs, l->dir);
-        }
+        bool gone = !e || e == ENOENT;
+        int se = gone ? l->vfs->sync_dir(l->vfs, l->dir) : 0;
         pthread_mutex_lock(&l->mu);
-        if (e) {
-            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: %s %s: %s", what, name,
+        if (gone) { /* gone from the namespace: gone from the index too */
+            rlg_segment_free(s);
+            memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
+            l->nsegs--;
+            l->first = l->segs[0].first_lsn;
+            l->m.segments_deleted++;
+            if (deleted)
+                (*deleted)++;
+        }
+        l->dir_unsynced = gone && se;
+        if (!gone || se) {
+            /* an unsynced unlink may or may not survive a crash; recovery
+             * accepts both (the files left are still a contiguous run) */
+            e = gone ? se : e;
+            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: %s %s: %s",
+                          gone ? "directory fsync after unlinking" : "unlink", name,
                           strerror(e));
             break;
         }
-        rlg_segment_free(s);
-        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
-        l->nsegs--;
-        l->first = l->segs[0].first_lsn;
-        l->m.segments_deleted++;
-        if (deleted)
-            (*deleted)++;
+    }
+    if (!rv && l->dir_unsynced) { /* an earlier deletion is not durable yet */
+        pthread_mutex_unlock(&l->mu);
+        int e = l->vfs->sync_dir(l->vfs, l->dir);
+        pthread_mutex_lock(&l->mu);
+        if (e)
+            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: directory fsync: %s",
+                          strerror(e));
+        else
+            l->dir_unsynced = false;
     }
     l->io_busy = false;
     pthread_cond_broadcast(&l->cond);

@@ -412,16 +412,23 @@ static void complete(rlog_log *l, uint64_t failed_from, int err, rlg_waiter **ou
             w->status = 0;
         }
     }
+    /* Lost records fail their waiters now, wherever they are in the queue
+     * (their LSNs will be reused: a later durable position must not
+     * complete them); callbacks still fire in LSN order, from the head. */
+    for (rlg_waiter *w = err ? l->async_head : NULL; w; w = w->next) {
+        if (!w->done && w->last >= failed_from) {
+            w->done = true;
+            w->status = err;
+        }
+    }
     rlg_waiter **tail = out;
     while (*tail)
         tail = &(*tail)->next;
     while (l->async_head) {
         rlg_waiter *w = l->async_head;
-        if (err && w->last >= failed_from)
-            w->status = err;
-        else if (w->last <= l->durable)
+        if (!w->done && w->last <= l->durable)
             w->status = 0;
-        else
+        else if (!w->done)
             break;
         l->async_head = w->next;
         if (!l->async_head)
@@ -483,6 +490,7 @@ static void poison(rlog_log *l, int e, const char *what, uint64_t seq, rlg_waite
              " may be lost; the handle is poisoned, reopen the log to recover",
              what, name, strerror(e), l->durable);
     l->poisoned = RLOG_EPOISONED;
+    rlg_unsynced_mark(l, l->durable);
     complete(l, l->durable + 1, RLOG_EPOISONED, out);
     rlg_logf(l, RLOG_LEVEL_ERROR, "%s", l->errmsg);
 }
@@ -564,7 +572,7 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
         int rv = take_spare(l, c->seq, &f);
         if (rv) {
             rollback(l, rv, out);
-            return rlg_fail(l, rv, "cannot prepare segment %s", name);
+            return rv; /* l->errmsg names the segment and the cause */
         }
     }
     if (c->seal) {
@@ -578,7 +586,9 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
                 l->spare_state = RLG_SPARE_READY;
             }
             rollback(l, rv, out);
-            return rlg_fail(l, rv, "rotation after %s: cannot prepare the next segment", name);
+            char why[sizeof l->errmsg];
+            memcpy(why, l->errmsg, sizeof why);
+            return rlg_fail(l, rv, "rotation after %s: %.400s", name, why);
         }
     }
     assert(f);
@@ -715,7 +725,7 @@ static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_
     for (;;) {
         if (t && t->done)
             return t->status;
-        if (!t && l->durable >= (sync_to < l->appended ? sync_to : l->appended))
+        if (!t && !l->pend_head && l->durable >= (sync_to < l->appended ? sync_to : l->appended))
             return 0;
         if (l->poisoned)
             return l->poisoned;
@@ -936,6 +946,7 @@ int rlg_write_checkpoint(rlog_log *l)
     e = l->vfs->fdatasync(l->vfs, l->wfile);
     if (e) {
         l->poisoned = RLOG_EPOISONED;
+        rlg_unsynced_mark(l, l->durable);
         return rlg_fail(l, RLOG_EPOISONED, "close: fdatasync of the checkpoint failed: %s",
                         strerror(e));
     }

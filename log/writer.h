@@ -23,6 +23,13 @@ int rlg_write_checkpoint(rlog_log *l);
 
 
 
+/* The unsynced marker (log/unsynced.c). mark: after any failed sync, with
+ * the last LSN known durable. read: 0 none, 1 present (*durable set), 2 present but unreadable,
+ * -errno on error. clear: removes it durably (errno). */
+void rlg_unsynced_mark(rlog_log *l, uint64_t durable);
+int rlg_unsynced_read(rlog_log *l, uint64_t *durable);
+int rlg_unsynced_clear(rlog_log *l);
+
 /* Frees a handle as if its process had died: no write, no sync, no
  * checkpoint, callbacks never fire. For tests and the simulator. */
 void rlg_log_crash(rlog_log *l);

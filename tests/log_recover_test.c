@@ -709,8 +709,10 @@ static void test_not_a_log(void **state)
     free(dir);
 }
 
-/* Only all-zero segment files (a creation interrupted before the header was
- * synced) is not a log; a file of garbage is corruption. */
+/* Segment files with no valid header whose only nonzero bytes lie in the
+ * header area (a creation interrupted before the header was synced: zero or
+ * torn) are not a log; a nonzero byte past the header is corruption, since
+ * records are only written after the first header is durable. */
 static void test_zero_files_only(void **state)
 {
     (void)state;
@@ -721,7 +723,10 @@ static void test_zero_files_only(void **state)
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ENOTLOG);
     assert_contains(rep.message, "interrupted");
-    tu_poke(seg_path(dir, 2), 3, "x", 1);
+    tu_poke(seg_path(dir, 2), 3, "x", 1); /* torn header bytes */
+    tu_poke(seg_path(dir, 1), 40, "RLOG", 4);
+    assert_int_equal(recover(dir, false, &r, &rep), RLOG_ENOTLOG);
+    tu_poke(seg_path(dir, 1), RLG_SEG_HEADER_SIZE, "x", 1); /* past the header */
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
     tu_rmdir_r(dir);
     free(dir);

@@ -189,8 +189,12 @@ RLOG_API void rlog_positions_get(rlog_log *log, rlog_positions *pos);
 RLOG_API int rlog_rotate(rlog_log *log);
 
 /* Deletes, oldest first and each durably, the sealed segments whose records
- * all have LSN < lsn. The active segment is never deleted. *deleted (may be
- * NULL) receives the count. */
+ * all have LSN < lsn and whose successor is durable (a record after them
+ * is durable). The active segment is never deleted. *deleted (may be NULL)
+ * receives the count. On success every deletion made so far (also by
+ * earlier calls that failed part-way) is durable; on failure the deletions
+ * already made are gone from the log but may reappear after a crash (the
+ * files left are always a contiguous run). */
 RLOG_API int rlog_delete_prefix(rlog_log *log, uint64_t lsn, uint64_t *deleted);
 
 /* Sets sticky slot `slot` (1..RLOG_STICKY_SLOTS) without appending; rec =

@@ -285,6 +285,66 @@ RLOG_API void rlog_simfs_advance(rlog_vfs *vfs, uint64_t ns);
 typedef void (*rlog_simfs_trace_fn)(void *data, const char *line);
 RLOG_API void rlog_simfs_set_trace(rlog_vfs *vfs, rlog_simfs_trace_fn fn, void *data);
 
+/* ======================================================================
+ * The simulator driver
+ * ======================================================================
+ *
+ * Runs one seed: a workload against the log (and the Raft storage) on a
+ * fresh simulated file system, with crashes (process crash and power loss,
+ * also inside recovery) and injected faults, all decided by the seed. After
+ * every recovery it checks the oracles (docs/simulator.md):
+ *  - every acknowledged-durable record is there and intact, or the open
+ *    fails loudly (RLOG_ECORRUPT) — and only when a fault that destroys
+ *    acknowledged data struck;
+ *  - a record that was damaged on purpose while a later acknowledged record
+ *    proves it durable is reported as corruption, never cut;
+ *  - nothing that was never appended appears; LSNs are gap-free;
+ *  - recovering twice gives the same state;
+ *  - reads during the run return exactly what was appended.
+ * Same seed, same options -> same trace hash, on every build type.
+ */
+
+/* Driver-level fault classes, numbered after the file system's. */
+#define RLOG_SIM_FAULT_DAMAGE RLOG_SIMFS_FAULT_COUNT              /* targeted bit flips */
+#define RLOG_SIM_FAULT_RECOVERY_CRASH (RLOG_SIMFS_FAULT_COUNT + 1) /* crash inside recovery */
+#define RLOG_SIM_FAULT_CLASSES (RLOG_SIMFS_FAULT_COUNT + 2)
+
+typedef void (*rlog_sim_trace_fn)(void *data, const char *line);
+
+typedef struct rlog_sim_options {
+    uint64_t seed;
+    uint32_t steps;   /* workload operations (default 1000) */
+    uint32_t crashes; /* crash events (default 5) */
+    /* Allowed fault classes: bit i for class i (rlog_simfs_fault and
+     * RLOG_SIM_FAULT_*); default all. Each seed picks a plan among them. */
+    uint64_t faults;
+    /* One line per driver event and per vfs call (NULL: no trace). Lines
+     * hold nothing that varies between runs of a seed. */
+    rlog_sim_trace_fn trace;
+    void *trace_data;
+} rlog_sim_options;
+
+typedef struct rlog_sim_result {
+    int failed;         /* 1 when an oracle failed */
+    char message[1024]; /* the first failure */
+    uint64_t trace_hash;
+    uint64_t ops, appends, acked, reads;
+    uint64_t crashes, power_losses, recoveries, recovery_crashes;
+    uint64_t corruption_detected; /* opens that failed loudly, as they had to */
+    uint64_t torn_cut;            /* recoveries that cut a torn tail */
+    uint64_t faults[RLOG_SIM_FAULT_CLASSES]; /* faults injected, per class */
+} rlog_sim_result;
+
+RLOG_API void rlog_sim_options_init(rlog_sim_options *opts, uint64_t seed);
+/* Runs one seed. Returns 0 when it ran (see res->failed for the verdict),
+ * RLOG_ENOMEM when it could not. */
+RLOG_API int rlog_sim_run(const rlog_sim_options *opts, rlog_sim_result *res);
+/* "damage", "recovery_crash", or the file system's fault names. */
+RLOG_API const char *rlog_sim_fault_name(unsigned cls);
+/* Parses "eio,enospc,..." (or "all", "none") into a mask; -1 on an unknown
+ * name. */
+RLOG_API int rlog_sim_parse_faults(const char *list, uint64_t *mask);
+
 #ifdef __cplusplus
 }
 #endif

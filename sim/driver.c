@@ -1,0 +1,198 @@
+/*
+ * The simulator driver: one seed -> one simulated file system, a fault plan,
+ * a workload, oracles. Everything random comes from the seed: the file
+ * system's own streams (faults, crash outcomes, env) and the driver's
+ * stream (workload, schedule, plan). See docs/simulator.md.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/driver.h"
+
+#define DRIVER_STREAM 7 /* rng stream of the driver (the fs uses others) */
+
+static const char *const driver_fault_names[] = {"damage", "recovery_crash"};
+
+const char *rlog_sim_fault_name(unsigned cls)
+{
+    if (cls < RLOG_SIMFS_FAULT_COUNT)
+        return rlog_simfs_fault_name((rlog_simfs_fault)cls);
+    if (cls < RLOG_SIM_FAULT_CLASSES)
+        return driver_fault_names[cls - RLOG_SIMFS_FAULT_COUNT];
+    return "?";
+}
+
+int rlog_sim_parse_faults(const char *list, uint64_t *mask)
+{
+    *mask = 0;
+    if (!strcmp(list, "all")) {
+        *mask = ~0ull;
+        return 0;
+    }
+    if (!strcmp(list, "none") || !*list)
+        return 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        unsigned i;
+        for (i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
+            if (!strcmp(t, rlog_sim_fault_name(i)))
+                break;
+        if (i == RLOG_SIM_FAULT_CLASSES)
+            return -1;
+        *mask |= 1ull << i;
+    }
+    return 0;
+}
+
+void rlog_sim_options_init(rlog_sim_options *o, uint64_t seed)
+{
+    memset(o, 0, sizeof *o);
+    o->seed = seed;
+    o->steps = 1000;
+    o->crashes = 5;
+    o->faults = ~0ull;
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void rlg_sim_fail(rlg_sim *s, const char *fmt, ...)
+{
+    if (!s->res->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = snprintf(s->res->message, sizeof s->res->message, "step %" PRIu64 ": ", s->step);
+        vsnprintf(s->res->message + n, sizeof s->res->message - (size_t)n, fmt, ap);
+        va_end(ap);
+        s->res->failed = 1;
+        rlg_sim_trace(s, "ORACLE FAILED: %s", s->res->message);
+    }
+    s->stop = true;
+}
+
+void rlg_sim_trace(rlg_sim *s, const char *fmt, ...)
+{
+    char line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    for (const char *p = line; *p; p++)
+        s->hash = mix64(s->hash ^ (uint8_t)*p);
+    if (s->opts->trace)
+        s->opts->trace(s->opts->trace_data, line);
+}
+
+bool rlg_sim_allowed(const rlg_sim *s, unsigned bit)
+{
+    return (s->opts->faults >> bit) & 1u;
+}
+
+void rlg_sim_note_faults(rlg_sim *s)
+{
+    static const rlog_simfs_fault destroying[] = {
+        RLOG_SIMFS_FAULT_MISDIRECT, RLOG_SIMFS_FAULT_LOST_WRITE, RLOG_SIMFS_FAULT_BITROT,
+        RLOG_SIMFS_FAULT_LATENT};
+    for (size_t i = 0; i < sizeof destroying / sizeof *destroying; i++)
+        if (rlog_simfs_faults(s->vfs, destroying[i]))
+            s->destructive = true;
+}
+
+/* ---- the fault plan ---- */
+
+static void set_fault(rlg_sim *s, rlog_simfs_fault f, rlog_vfs_op op, uint32_t ppm)
+{
+    if (rlg_sim_allowed(s, f))
+        rlog_simfs_set_fault(s->vfs, f, op, ppm);
+}
+
+/* Benign faults: they fail calls but never destroy acknowledged data. */
+static void plan_benign(rlg_sim *s)
+{
+    static const rlog_vfs_op eio_ops[] = {RLOG_OP_OPEN,   RLOG_OP_PREAD,    RLOG_OP_PWRITE,
+                                          RLOG_OP_FDATASYNC, RLOG_OP_ALLOCATE, RLOG_OP_UNLINK,
+                                          RLOG_OP_LIST,   RLOG_OP_SYNC_DIR};
+    uint32_t ppm = 300 + (uint32_t)rlog_sim_rng_below(&s->rng, 3000);
+    for (size_t i = 0; i < sizeof eio_ops / sizeof *eio_ops; i++)
+        set_fault(s, RLOG_SIMFS_FAULT_EIO, eio_ops[i], ppm);
+    set_fault(s, RLOG_SIMFS_FAULT_ENOSPC, RLOG_OP_PWRITE, ppm);
+    set_fault(s, RLOG_SIMFS_FAULT_ENOSPC, RLOG_OP_OPEN, ppm * 4);
+    set_fault(s, RLOG_SIMFS_FAULT_ENOSPC, RLOG_OP_ALLOCATE, ppm * 4);
+    set_fault(s, RLOG_SIMFS_FAULT_SHORT_WRITE, RLOG_OP_PWRITE, ppm);
+    set_fault(s, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, ppm / 2);
+}
+
+/* Destructive faults: acknowledged data may be lost on the device. */
+static void plan_destructive(rlg_sim *s)
+{
+    uint32_t ppm = 100 + (uint32_t)rlog_sim_rng_below(&s->rng, 1500);
+    set_fault(s, RLOG_SIMFS_FAULT_MISDIRECT, RLOG_OP_PWRITE, ppm);
+    set_fault(s, RLOG_SIMFS_FAULT_LOST_WRITE, RLOG_OP_PWRITE, ppm);
+    set_fault(s, RLOG_SIMFS_FAULT_BITROT, RLOG_OP_PREAD, ppm / 4);
+    set_fault(s, RLOG_SIMFS_FAULT_LATENT, RLOG_OP_PREAD, ppm / 4);
+}
+
+static rlog_vfs *make_fs(const rlog_sim_options *o, rlog_sim_rng *rng)
+{
+    rlog_simfs_config cfg;
+    rlog_simfs_config_init(&cfg, mix64(o->seed ^ 0x5eed));
+    cfg.sector_size = rlog_sim_rng_chance(rng, 500000) ? 512 : 4096;
+    if (!((o->faults >> RLOG_SIMFS_FAULT_TORN) & 1))
+        cfg.torn_ppm = 0;
+    /* how much of the unsynced state survives a power loss varies by seed */
+    cfg.keep_unsynced_ppm = (uint32_t)rlog_sim_rng_below(rng, 1000001);
+    if (!((o->faults >> RLOG_SIMFS_FAULT_LOST_UNSYNCED) & 1))
+        cfg.keep_unsynced_ppm = 1000000;
+    if (!((o->faults >> RLOG_SIMFS_FAULT_LOST_DIROP) & 1))
+        cfg.keep_dirop_ppm = 1000000;
+    return rlog_simfs_new(&cfg);
+}
+
+int rlog_sim_run(const rlog_sim_options *o, rlog_sim_result *res)
+{
+    memset(res, 0, sizeof *res);
+    rlg_sim s;
+    memset(&s, 0, sizeof s);
+    s.opts = o;
+    s.res = res;
+    rlog_sim_rng_init(&s.rng, o->seed, DRIVER_STREAM);
+    s.vfs = make_fs(o, &s.rng);
+    if (!s.vfs)
+        return RLOG_ENOMEM;
+    s.env = rlog_simfs_env(s.vfs);
+    if (o->trace)
+        rlog_simfs_set_trace(s.vfs, o->trace, o->trace_data);
+    rlog_simfs_mkdirs(s.vfs, "/db");
+
+    /* the plan: none, benign, benign + targeted damage, benign + destructive */
+    unsigned level = (unsigned)rlog_sim_rng_below(&s.rng, 100);
+    const char *plan = "none";
+    if (level >= 20) {
+        plan_benign(&s);
+        plan = "benign";
+    }
+    s.damage_planned = level >= 65 && level < 80 && rlg_sim_allowed(&s, RLOG_SIM_FAULT_DAMAGE);
+    if (level >= 80) {
+        plan_destructive(&s);
+        plan = "destructive";
+    }
+    rlg_sim_trace(&s, "seed %" PRIu64 " plan=%s%s steps=%u crashes=%u", o->seed, plan,
+                  s.damage_planned ? "+damage" : "", o->steps, o->crashes);
+
+    rlg_sim_log_workload(&s);
+
+    for (unsigned i = 0; i < RLOG_SIMFS_FAULT_COUNT; i++)
+        res->faults[i] += rlog_simfs_faults(s.vfs, (rlog_simfs_fault)i);
+    res->trace_hash = mix64(rlog_simfs_trace_hash(s.vfs) ^ s.hash);
+    rlg_sim_trace(&s, "end failed=%d hash=%016" PRIx64, res->failed, res->trace_hash);
+    s.vfs->destroy(s.vfs);
+    return 0;
+}

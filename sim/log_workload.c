@@ -1,0 +1,809 @@
+/*
+ * The log workload and its model.
+ *
+ * Every append attempt gets a generation number `gen`; its payload is a
+ * function of (seed, gen), so any record read back names the attempt it
+ * came from. Per LSN the model keeps:
+ *   cur    the attempt the log holds now (0: none),
+ *   acked  the attempt acknowledged durable (0: none) and its witness,
+ *   maybe  every attempt that may have reached the disk (it may come back
+ *          after a crash as long as nothing acknowledged says otherwise).
+ * After each recovery: every acknowledged record must be there with its
+ * bytes (or the open must fail loudly, and only after a destructive fault);
+ * every other record must be one of the attempts made at its LSN.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/format.h"
+#include "log/writer.h"
+#include "rlog/log.h"
+#include "sim/driver.h"
+
+#define DIR "/db/log"
+#define MAX_BATCH 6
+#define MAX_PAYLOAD 3000
+
+typedef struct attempt {
+    uint64_t gen, witness;
+} attempt;
+
+typedef struct mrec {
+    uint64_t cur, cur_witness;
+    uint64_t acked, acked_witness;
+    attempt *maybe;
+    uint32_t nmaybe, capmaybe;
+} mrec;
+
+typedef struct wl {
+    rlg_sim *s;
+    rlog_log *log;
+    rlog_options opts;
+    mrec *m; /* indexed by LSN */
+    size_t cap;
+    uint64_t gen;
+    uint64_t first;          /* the log's first LSN, as last known for sure */
+    uint64_t first_max;      /* a deletion in flight may have removed up to here */
+    uint64_t async_last;     /* last LSN whose async callback fired */
+    bool poisoned;
+    uint8_t buf[MAX_PAYLOAD], buf2[MAX_PAYLOAD];
+} wl;
+
+/* ---- payloads ---- */
+
+static uint64_t mixg(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t pay_len(const wl *w, uint64_t gen)
+{
+    uint64_t h = mixg(w->s->opts->seed * 31 + gen);
+    unsigned r = (unsigned)(h % 100);
+    h >>= 8;
+    return (uint32_t)(r < 70 ? h % 64 : r < 95 ? h % 600 : h % MAX_PAYLOAD);
+}
+
+static void pay_fill(const wl *w, uint64_t gen, uint8_t *p, uint32_t len)
+{
+    uint64_t x = mixg(w->s->opts->seed ^ (gen << 20)) | 1;
+    for (uint32_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+static bool pay_is(wl *w, uint64_t gen, const void *data, uint32_t len)
+{
+    if (!gen || pay_len(w, gen) != len)
+        return false;
+    pay_fill(w, gen, w->buf2, len);
+    return memcmp(w->buf2, data, len) == 0;
+}
+
+/* ---- model ---- */
+
+static mrec *rec_at(wl *w, uint64_t lsn)
+{
+    if (lsn >= w->cap) {
+        size_t cap = w->cap ? w->cap : 1024;
+        while (cap <= lsn)
+            cap *= 2;
+        mrec *m = realloc(w->m, cap * sizeof *m);
+        if (!m)
+            abort(); /* the simulator itself out of memory: nothing to test */
+        memset(m + w->cap, 0, (cap - w->cap) * sizeof *m);
+        w->m = m;
+        w->cap = cap;
+    }
+    return &w->m[lsn];
+}
+
+static void add_maybe(wl *w, uint64_t lsn, uint64_t gen, uint64_t witness)
+{
+    mrec *r = rec_at(w, lsn);
+    if (r->nmaybe == r->capmaybe) {
+        r->capmaybe = r->capmaybe ? 2 * r->capmaybe : 2;
+        r->maybe = realloc(r->maybe, r->capmaybe * sizeof *r->maybe);
+        if (!r->maybe)
+            abort();
+    }
+    r->maybe[r->nmaybe++] = (attempt){gen, witness};
+}
+
+static void ack_range(wl *w, uint64_t first, uint64_t last)
+{
+    for (uint64_t lsn = first; lsn <= last; lsn++) {
+        mrec *r = rec_at(w, lsn);
+        if (r->cur && r->acked != r->cur) {
+            r->acked = r->cur;
+            r->acked_witness = r->cur_witness;
+            w->s->res->acked++;
+        }
+    }
+}
+
+static uint64_t max_acked(wl *w)
+{
+    for (uint64_t lsn = w->cap ? w->cap - 1 : 0; lsn > 0; lsn--)
+        if (w->m[lsn].acked)
+            return lsn;
+    return 0;
+}
+
+/* Which attempt a record read back is: acked first, then cur, then maybe. */
+static uint64_t identify(wl *w, uint64_t lsn, const void *data, uint32_t len, uint64_t *witness)
+{
+    mrec *r = rec_at(w, lsn);
+    if (r->acked) {
+        *witness = r->acked_witness;
+        return pay_is(w, r->acked, data, len) ? r->acked : 0;
+    }
+    if (pay_is(w, r->cur, data, len)) {
+        *witness = r->cur_witness;
+        return r->cur;
+    }
+    for (uint32_t i = r->nmaybe; i-- > 0;) {
+        if (pay_is(w, r->maybe[i].gen, data, len)) {
+            *witness = r->maybe[i].witness;
+            return r->maybe[i].gen;
+        }
+    }
+    return 0;
+}
+
+static bool expected_error(wl *w, int rv)
+{
+    if (w->s->destructive && rv == RLOG_ECORRUPT)
+        return true;
+    if (rv == RLOG_EIO || rv == RLOG_ENOSPC)
+        return true;
+    if (rv == RLOG_EPOISONED) {
+        w->poisoned = true;
+        return true;
+    }
+    rlg_sim_note_faults(w->s);
+    return w->s->destructive && rv == RLOG_ECORRUPT;
+}
+
+/* ---- operations ---- */
+
+static void after_failed_append(wl *w)
+{
+    rlog_positions p;
+    rlog_positions_get(w->log, &p);
+    if (!w->poisoned && (p.appended != p.written))
+        rlg_sim_fail(w->s, "after a failed append: appended %" PRIu64 " != written %" PRIu64
+                     " (not rolled back)",
+                     p.appended, p.written);
+    for (uint64_t lsn = p.appended + 1; lsn < w->cap && w->m[lsn].cur; lsn++)
+        w->m[lsn].cur = 0;
+}
+
+static int make_batch(wl *w, rlog_record *recs, uint8_t *store, size_t n, uint64_t base,
+                      uint64_t witness)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t gen = ++w->gen;
+        uint32_t len = pay_len(w, gen);
+        pay_fill(w, gen, store + off, len);
+        recs[i] = (rlog_record){.type = 16 + (uint16_t)(gen % 7), .len = len, .data = store + off};
+        off += len;
+        mrec *r = rec_at(w, base + i);
+        r->cur = gen;
+        r->cur_witness = witness;
+        add_maybe(w, base + i, gen, witness);
+    }
+    return 0;
+}
+
+static void op_append(wl *w, bool async);
+
+static void async_cb(void *data, int status, uint64_t first, uint64_t last)
+{
+    wl *w = data;
+    if (status == 0) {
+        rlog_positions p;
+        rlog_positions_get(w->log, &p);
+        if (p.durable < last)
+            rlg_sim_fail(w->s, "async callback for LSN %" PRIu64 "..%" PRIu64
+                         " fired before durable (%" PRIu64 ")",
+                         first, last, p.durable);
+        if (first <= w->async_last)
+            rlg_sim_fail(w->s, "async callbacks out of LSN order: %" PRIu64 " after %" PRIu64,
+                         first, w->async_last);
+        w->async_last = last;
+        ack_range(w, first, last);
+    } else if (status == RLOG_EPOISONED) {
+        w->poisoned = true;
+    } else if (status != RLOG_EIO && status != RLOG_ENOSPC && status != RLOG_ECLOSED) {
+        rlg_sim_fail(w->s, "async append failed with %s", rlog_errname(status));
+    }
+    rlg_sim_trace(w->s, "  async done %" PRIu64 "..%" PRIu64 " -> %s", first, last,
+                  rlog_errname(status));
+}
+
+static void op_append(wl *w, bool async)
+{
+    size_t n = 1 + (size_t)rlog_sim_rng_below(&w->s->rng, MAX_BATCH);
+    rlog_record recs[MAX_BATCH];
+    static uint8_t store[MAX_BATCH * MAX_PAYLOAD];
+    rlog_positions p;
+    rlog_positions_get(w->log, &p);
+    make_batch(w, recs, store, n, p.appended + 1, p.durable);
+    uint64_t first = 0;
+    int rv = async ? rlog_append_async(w->log, recs, n, async_cb, w, &first)
+                   : rlog_append(w->log, recs, n, &first);
+    w->s->res->appends++;
+    rlg_sim_trace(w->s, "append%s n=%zu -> %s lsn=%" PRIu64, async ? "_async" : "", n,
+                  rlog_errname(rv), first);
+    if (rv == 0 && first != p.appended + 1)
+        rlg_sim_fail(w->s, "append got LSN %" PRIu64 ", expected %" PRIu64, first,
+                     p.appended + 1);
+    if (rv == 0 && !async && w->opts.sync != RLOG_SYNC_NONE)
+        ack_range(w, first, first + n - 1);
+    if (rv && !expected_error(w, rv))
+        rlg_sim_fail(w->s, "append failed with %s: %s", rlog_errname(rv), rlog_errmsg(w->log));
+    if (rv)
+        after_failed_append(w);
+}
+
+static void op_sync(wl *w)
+{
+    rlog_positions p;
+    rlog_positions_get(w->log, &p);
+    int rv = rlog_sync(w->log);
+    rlg_sim_trace(w->s, "sync -> %s", rlog_errname(rv));
+    if (rv == 0) {
+        rlog_positions q;
+        rlog_positions_get(w->log, &q);
+        if (q.durable < p.appended && q.appended >= p.appended)
+            rlg_sim_fail(w->s, "sync returned 0 but durable %" PRIu64 " < %" PRIu64, q.durable,
+                         p.appended);
+        ack_range(w, p.first, q.durable);
+    } else if (!expected_error(w, rv)) {
+        rlg_sim_fail(w->s, "sync failed with %s", rlog_errname(rv));
+    } else {
+        after_failed_append(w);
+    }
+}
+
+static void op_step(wl *w)
+{
+    int more = 0;
+    int rv = rlog_step(w->log, &more);
+    rlg_sim_trace(w->s, "step -> %s", rlog_errname(rv));
+    if (rv && !expected_error(w, rv))
+        rlg_sim_fail(w->s, "step failed with %s", rlog_errname(rv));
+    if (rv && rv != RLOG_EPOISONED)
+        after_failed_append(w);
+}
+
+static void check_read(wl *w, uint64_t lsn, const rlog_record *rec, const char *how)
+{
+    mrec *r = rec_at(w, lsn);
+    if (!pay_is(w, r->cur, rec->data, rec->len))
+        rlg_sim_fail(w->s, "%s LSN %" PRIu64 ": %u bytes that are not attempt %" PRIu64, how, lsn,
+                     rec->len, r->cur);
+    w->s->res->reads++;
+}
+
+static void op_get(wl *w)
+{
+    rlog_positions p;
+    rlog_positions_get(w->log, &p);
+    if (p.written < p.first)
+        return;
+    uint64_t lsn = p.first + rlog_sim_rng_below(&w->s->rng, p.written - p.first + 1);
+    rlog_record rec;
+    void *pl = NULL;
+    int rv = rlog_get(w->log, lsn, 0, &rec, &pl);
+    rlg_sim_trace(w->s, "get %" PRIu64 " -> %s", lsn, rlog_errname(rv));
+    if (rv == 0)
+        check_read(w, lsn, &rec, "get");
+    else if (!expected_error(w, rv))
+        rlg_sim_fail(w->s, "get %" PRIu64 " failed with %s: %s", lsn, rlog_errname(rv),
+                     rlog_errmsg(w->log));
+    rlog_free(pl);
+}
+
+static void op_scan(wl *w)
+{
+    rlog_positions p;
+    rlog_positions_get(w->log, &p);
+    uint64_t from = p.first + rlog_sim_rng_below(&w->s->rng, p.written - p.first + 2);
+    unsigned flags = rlog_sim_rng_chance(&w->s->rng, 300000) ? RLOG_READ_DURABLE : 0;
+    uint64_t limit = flags ? p.durable : p.written;
+    rlog_iter *it;
+    if (rlog_iter_open(w->log, from, flags, &it))
+        return;
+    rlog_record rec;
+    uint64_t lsn = from, n = 0;
+    int rv;
+    while (n++ < 64 && (rv = rlog_iter_next(it, &rec)) == 0) {
+        if (rec.lsn != lsn || lsn > limit)
+            rlg_sim_fail(w->s, "iterator returned LSN %" PRIu64 ", expected %" PRIu64
+                         " (visible limit %" PRIu64 ")",
+                         rec.lsn, lsn, limit);
+        check_read(w, lsn++, &rec, "iterate");
+    }
+    if (n <= 64 && rv != RLOG_EEND && !expected_error(w, rv))
+        rlg_sim_fail(w->s, "iterator at %" PRIu64 " failed with %s", lsn, rlog_errname(rv));
+    if (n <= 64 && rv == RLOG_EEND && lsn <= limit)
+        rlg_sim_fail(w->s, "iterator ended at %" PRIu64 " before the visible limit %" PRIu64, lsn,
+                     limit);
+    rlog_iter_close(it);
+    rlg_sim_trace(w->s, "scan from %" PRIu64 " -> %" PRIu64 " records", from, lsn - from);
+}
+
+static void op_rotate(wl *w)
+{
+    int rv = rlog_rotate(w->log);
+    rlg_sim_trace(w->s, "rotate -> %s", rlog_errname(rv));
+    if (rv && !expected_error(w, rv))
+        rlg_sim_fail(w->s, "rotate failed with %s", rlog_errname(rv));
+    if (rv)
+        after_failed_append(w);
+}
+
+static void op_delete(wl *w)
+{
+    rlog_positions p;
+    rlog_positions_get(w->log, &p);
+    uint64_t target = p.first + rlog_sim_rng_below(&w->s->rng, p.durable - p.first + 2);
+    uint64_t deleted = 0;
+    if (target > w->first_max)
+        w->first_max = target;
+    int rv = rlog_delete_prefix(w->log, target, &deleted);
+    rlog_positions_get(w->log, &p);
+    rlg_sim_trace(w->s, "delete_prefix %" PRIu64 " -> %s deleted=%" PRIu64 " first=%" PRIu64,
+                  target, rlog_errname(rv), deleted, p.first);
+    if (rv && !expected_error(w, rv))
+        rlg_sim_fail(w->s, "delete_prefix failed with %s", rlog_errname(rv));
+    if (p.first > target)
+        rlg_sim_fail(w->s, "delete_prefix %" PRIu64 " removed records up to %" PRIu64, target,
+                     p.first - 1);
+    if (rv == 0) /* on failure an unsynced unlink may still be undone by a crash */
+        w->first = p.first;
+}
+
+/* ---- crashes, recovery and its oracles ---- */
+
+static void crash(wl *w, bool power)
+{
+    rlg_sim *s = w->s;
+    void *mk = NULL;
+    size_t mkl = 0;
+    if (w->poisoned && (rlog_simfs_read(s->vfs, DIR "/rlog.unsynced", 0, &mk, &mkl) || mkl != 20)) {
+        /* a sync failed and even the marker that warns of it could not be
+         * written: the page cache may now show records the disk never got
+         * (docs/durability.md) — a double fault that destroys data */
+        s->destructive = true;
+        rlg_sim_trace(s, "sync failed and no unsynced marker could be written");
+    }
+    rlog_free(mk);
+    if (power) {
+        rlog_simfs_power_loss(s->vfs);
+        s->res->power_losses++;
+    } else {
+        rlog_simfs_crash(s->vfs);
+    }
+    s->res->crashes++;
+    if (w->log) {
+        rlg_log_crash(w->log);
+        w->log = NULL;
+    }
+    w->poisoned = false;
+    rlg_sim_trace(s, "%s", power ? "POWER LOSS" : "PROCESS CRASH");
+}
+
+/* Reads every record back: each must be an attempt made at its LSN; the
+ * model then takes the recovered log as the durable truth. */
+static void adopt_contents(wl *w, const rlog_open_report *rep)
+{
+    uint64_t first = rep->first_lsn, last = rep->last_lsn, lsn = first;
+    rlog_iter *it;
+    if (rlog_iter_open(w->log, first, 0, &it)) {
+        rlg_sim_fail(w->s, "cannot open an iterator after recovery");
+        return;
+    }
+    rlog_record rec;
+    int rv;
+    while ((rv = rlog_iter_next(it, &rec)) == 0) {
+        uint64_t witness = 0, g = identify(w, lsn, rec.data, rec.len, &witness);
+        if (!g || rec.lsn != lsn) {
+            rlg_sim_fail(w->s, "after recovery LSN %" PRIu64 " holds %u bytes never appended there"
+                         " (acked attempt %" PRIu64 ")", lsn, rec.len, rec_at(w, lsn)->acked);
+            break;
+        }
+        mrec *r = rec_at(w, lsn++);
+        r->cur = r->acked = g;
+        r->cur_witness = r->acked_witness = witness;
+    }
+    rlog_iter_close(it);
+    rlg_sim_note_faults(w->s);
+    if (!w->s->stop && w->s->destructive && rv != RLOG_EEND) {
+        w->s->res->corruption_detected++; /* damage found on read: loud */
+        w->s->stop = true;
+    }
+    if (!w->s->stop && (rv != RLOG_EEND || lsn != last + 1))
+        rlg_sim_fail(w->s, "reading the recovered log stopped at LSN %" PRIu64 " of %" PRIu64
+                     ": %s", lsn, last, rlog_errname(rv));
+    for (uint64_t l = last + 1; l < w->cap; l++)
+        w->m[l].cur = w->m[l].acked = 0;
+    for (uint64_t l = 0; l < first && l < w->cap; l++)
+        w->m[l].cur = w->m[l].acked = 0;
+    w->first = w->first_max = first;
+    w->async_last = last;
+}
+
+static void check_recovered(wl *w, const rlog_open_report *rep)
+{
+    rlg_sim *s = w->s;
+    rlg_sim_note_faults(s);
+    uint64_t top = max_acked(w);
+    if (rep->status == RLOG_TAIL_TORN)
+        s->res->torn_cut++;
+    if (!s->destructive) {
+        if (rep->last_lsn < top)
+            rlg_sim_fail(s, "acknowledged LSN %" PRIu64 " lost: the log ends at %" PRIu64 " (%s)",
+                         top, rep->last_lsn, rep->message);
+        else if (rep->first_lsn < w->first)
+            rlg_sim_fail(s, "deleted records came back: first LSN %" PRIu64 " < %" PRIu64,
+                         rep->first_lsn, w->first);
+        else if (rep->first_lsn > w->first_max)
+            rlg_sim_fail(s, "records lost at the head: first LSN %" PRIu64 " > %" PRIu64,
+                         rep->first_lsn, w->first_max);
+        for (uint64_t l = rep->first_lsn; !s->stop && l <= top && l < w->cap; l++)
+            if (l < rep->first_lsn || l > rep->last_lsn)
+                rlg_sim_fail(s, "acknowledged LSN %" PRIu64 " missing", l);
+    }
+    if (!s->stop)
+        adopt_contents(w, rep);
+}
+
+static uint64_t contents_hash(wl *w, uint64_t *n)
+{
+    uint64_t h = 0;
+    *n = 0;
+    rlog_iter *it;
+    if (rlog_iter_open(w->log, 1, 0, &it))
+        return 0;
+    rlog_record rec;
+    while (rlog_iter_next(it, &rec) == 0) {
+        h = mixg(h ^ rec.lsn ^ ((uint64_t)rec.type << 48));
+        for (uint32_t i = 0; i < rec.len; i++)
+            h = h * 0x100000001b3ull ^ ((const uint8_t *)rec.data)[i];
+        (*n)++;
+    }
+    rlog_iter_close(it);
+    return h;
+}
+
+/* Recovering twice gives the same log, and the second time a clean one. */
+static void check_idempotent(wl *w, const rlog_open_report *rep)
+{
+    rlg_sim *s = w->s;
+    uint64_t n1, n2, h1 = contents_hash(w, &n1);
+    rlog_simfs_crash(s->vfs);
+    rlg_log_crash(w->log);
+    w->log = NULL;
+    rlog_open_report rep2;
+    int rv = rlog_open(DIR, &w->opts, &w->log, &rep2);
+    if (rv) {
+        rlg_sim_fail(s, "second recovery failed with %s: %s", rlog_errname(rv), rep2.message);
+        return;
+    }
+    uint64_t h2 = contents_hash(w, &n2);
+    if (h1 != h2 || n1 != n2 || rep2.first_lsn != rep->first_lsn ||
+        rep2.last_lsn != rep->last_lsn || rep2.status != RLOG_TAIL_CLEAN)
+        rlg_sim_fail(s, "recovery is not idempotent: LSN %" PRIu64 "..%" PRIu64 " (%" PRIu64
+                     " records) then %" PRIu64 "..%" PRIu64 " (%" PRIu64 " records), %s",
+                     rep->first_lsn, rep->last_lsn, n1, rep2.first_lsn, rep2.last_lsn, n2,
+                     rep2.message);
+    rlg_sim_trace(s, "recovered twice: same %" PRIu64 " records", n2);
+}
+
+/* Opens the log, as a new process would, until it is open. */
+static bool reopen(wl *w)
+{
+    rlg_sim *s = w->s;
+    for (int try_no = 0; try_no < 8 && !s->stop; try_no++) {
+        bool halt = try_no < 3 && rlg_sim_allowed(s, RLOG_SIM_FAULT_RECOVERY_CRASH) &&
+                    rlog_sim_rng_chance(&s->rng, 200000);
+        if (halt)
+            rlog_simfs_halt_after(s->vfs, 1 + rlog_sim_rng_below(&s->rng, 80));
+        rlog_simfs_enable_faults(s->vfs, try_no < 4);
+        rlog_open_report rep;
+        int rv = rlog_open(DIR, &w->opts, &w->log, &rep);
+        s->res->recoveries++;
+        rlg_sim_trace(s, "open%s -> %s: %s", halt ? " (dies inside)" : "", rlog_errname(rv),
+                      rep.message);
+        if (halt) {
+            s->res->recovery_crashes++;
+            s->res->faults[RLOG_SIM_FAULT_RECOVERY_CRASH]++;
+            crash(w, rlog_sim_rng_chance(&s->rng, 500000));
+            continue;
+        }
+        if (rv == 0) {
+            rlog_simfs_enable_faults(s->vfs, 0);
+            check_recovered(w, &rep);
+            if (!s->stop && !s->destructive && rlog_sim_rng_chance(&s->rng, 250000))
+                check_idempotent(w, &rep);
+            rlog_simfs_enable_faults(s->vfs, 1);
+            return !s->stop;
+        }
+        rlg_sim_note_faults(s);
+        if (rv == RLOG_ECORRUPT) {
+            if (!s->destructive)
+                rlg_sim_fail(s, "open reported corruption but no destructive fault struck: %s",
+                             rep.message);
+            s->res->corruption_detected++;
+            s->stop = true;
+            return false;
+        }
+        if (rv != RLOG_EIO && rv != RLOG_ENOSPC) {
+            rlg_sim_fail(s, "open failed with %s: %s", rlog_errname(rv), rep.message);
+            return false;
+        }
+        crash(w, false);
+    }
+    rlog_simfs_enable_faults(s->vfs, 1);
+    rlg_sim_note_faults(s);
+    if (!s->stop && rlog_simfs_faults(s->vfs, RLOG_SIMFS_FAULT_LATENT_READ)) {
+        /* an unreadable sector (sticky): the open keeps failing, loudly,
+         * naming the file and offset — the right outcome */
+        s->res->corruption_detected++;
+        s->stop = true;
+    }
+    if (!s->stop)
+        rlg_sim_fail(s, "the log could not be reopened");
+    return false;
+}
+
+/* ---- targeted damage: a record proven durable must be reported ---- */
+
+static bool find_record(wl *w, uint64_t lsn, char *path, size_t cap, uint64_t *off, uint32_t *len)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    bool found = false;
+    if (rlog_simfs_list_files(w->s->vfs, 0, &paths, &n))
+        return false;
+    for (size_t i = 0; i < n && !found; i++) {
+        const char *name = strrchr(paths[i], '/') + 1;
+        uint64_t seq;
+        uint8_t *d = NULL;
+        size_t dl = 0;
+        rlg_seg_header h;
+        if (strncmp(paths[i], DIR "/", sizeof DIR) || !rlg_seg_parse_name(name, &seq) ||
+            rlog_simfs_read(w->s->vfs, paths[i], 0, (void **)&d, &dl))
+            continue;
+        if (dl >= RLG_SEG_HEADER_SIZE && rlg_seg_header_decode(d, &h) == RLG_HDR_OK) {
+            uint32_t salt = rlg_salt_state(h.log_id, seq);
+            for (uint64_t o = RLG_SEG_HEADER_SIZE; o + RLG_REC_HEADER_SIZE <= dl;) {
+                rlg_rec_header rh;
+                rlg_rec_header_decode(d + o, &rh);
+                if (rh.len > dl - o - RLG_REC_HEADER_SIZE || !rlg_rec_crc_ok(d + o, salt, rh.len))
+                    break;
+                if (rh.type >= RLOG_TYPE_USER_MIN && rh.lsn == lsn) {
+                    snprintf(path, cap, "%s", paths[i]);
+                    *off = o;
+                    *len = rh.len;
+                    found = true;
+                    break;
+                }
+                o += RLG_REC_HEADER_SIZE + rh.len;
+            }
+        }
+        rlog_free(d);
+    }
+    rlog_vfs_free_names(paths, n);
+    return found;
+}
+
+static uint64_t files_hash(wl *w)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    uint64_t h = 0;
+    if (rlog_simfs_list_files(w->s->vfs, 1, &paths, &n))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        void *d = NULL;
+        size_t dl = 0;
+        if (rlog_simfs_read(w->s->vfs, paths[i], 1, &d, &dl) == 0) {
+            h = mixg(h ^ dl);
+            for (size_t k = 0; k < dl; k++)
+                h = h * 0x100000001b3ull ^ ((uint8_t *)d)[k];
+        }
+        rlog_free(d);
+    }
+    rlog_vfs_free_names(paths, n);
+    return h;
+}
+
+static void flip(wl *w, const char *path, uint64_t off)
+{
+    rlog_vfs *v = w->s->vfs;
+    rlog_file *f;
+    uint8_t c = 0;
+    size_t done;
+    if (v->open(v, path, RLOG_VFS_RDWR, &f))
+        return;
+    v->pread(v, f, &c, 1, off, &done);
+    c ^= (uint8_t)(1u << rlog_sim_rng_below(&w->s->rng, 8));
+    v->pwrite(v, f, &c, 1, off, &done);
+    v->fdatasync(v, f);
+    v->close(v, f);
+}
+
+/* After a crash: flips a bit in an acknowledged record X that a later
+ * acknowledged record Y proves durable (Y's witness >= X). The open must
+ * fail with RLOG_ECORRUPT, naming the segment, and change nothing. */
+static void damage_and_check(wl *w)
+{
+    rlg_sim *s = w->s;
+    uint64_t y = 0, wmax = 0;
+    for (uint64_t l = w->first_max; l < w->cap; l++)
+        if (w->m[l].acked && w->m[l].acked_witness > wmax) {
+            wmax = w->m[l].acked_witness;
+            y = l;
+        }
+    if (wmax < w->first_max)
+        return;
+    uint64_t x = w->first_max + rlog_sim_rng_below(&s->rng, wmax - w->first_max + 1);
+    char path[256];
+    uint64_t off;
+    uint32_t len;
+    rlog_simfs_enable_faults(s->vfs, 0);
+    if (!find_record(w, x, path, sizeof path, &off, &len)) {
+        rlog_simfs_enable_faults(s->vfs, 1);
+        return;
+    }
+    flip(w, path, off + rlog_sim_rng_below(&s->rng, RLG_REC_HEADER_SIZE + (uint64_t)len));
+    s->res->faults[RLOG_SIM_FAULT_DAMAGE]++;
+    rlg_sim_trace(s, "DAMAGE LSN %" PRIu64 " in %s (proven by LSN %" PRIu64 ")", x, path, y);
+    uint64_t before = files_hash(w);
+    rlog_open_report rep;
+    int rv = rlog_open(DIR, &w->opts, &w->log, &rep);
+    rlg_sim_trace(s, "open -> %s: %s", rlog_errname(rv), rep.message);
+    if (rv == 0)
+        rlg_sim_fail(s, "LSN %" PRIu64 " was damaged while LSN %" PRIu64
+                     " proves it durable, yet the open succeeded: %s",
+                     x, y, rep.message);
+    else if (rv != RLOG_ECORRUPT || !strstr(rep.message, ".seg"))
+        rlg_sim_fail(s, "damaged LSN %" PRIu64 ": open failed with %s, not a corruption report "
+                     "naming the segment: %s", x, rlog_errname(rv), rep.message);
+    else if (files_hash(w) != before)
+        rlg_sim_fail(s, "the failed open changed files");
+    else
+        s->res->corruption_detected++;
+    s->stop = true;
+}
+
+/* ---- the run ---- */
+
+static void clean_restart(wl *w)
+{
+    rlg_sim *s = w->s;
+    rlog_positions p;
+    rlog_positions_get(w->log, &p);
+    int rv = rlog_close(w->log);
+    w->log = NULL;
+    rlg_sim_trace(s, "close -> %s", rlog_errname(rv));
+    if (rv == 0)
+        ack_range(w, p.first, p.appended);
+    else if (!expected_error(w, rv))
+        rlg_sim_fail(s, "close failed with %s", rlog_errname(rv));
+    if (!s->stop)
+        reopen(w);
+}
+
+static void one_op(wl *w)
+{
+    unsigned r = (unsigned)rlog_sim_rng_below(&w->s->rng, 100);
+    if (r < 35)
+        op_append(w, false);
+    else if (r < 52)
+        op_append(w, true);
+    else if (r < 62)
+        op_step(w);
+    else if (r < 70)
+        op_sync(w);
+    else if (r < 82)
+        op_get(w);
+    else if (r < 88)
+        op_scan(w);
+    else if (r < 91)
+        op_rotate(w);
+    else if (r < 97)
+        op_delete(w);
+    else
+        clean_restart(w);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void run_log(wl *w)
+{
+    rlg_sim *s = w->s;
+    uint32_t nc = s->opts->crashes;
+    uint64_t *at = calloc(nc + 1, sizeof *at);
+    if (!at)
+        abort();
+    for (uint32_t i = 0; i < nc; i++)
+        at[i] = 1 + rlog_sim_rng_below(&s->rng, s->opts->steps ? s->opts->steps : 1);
+    qsort(at, nc, sizeof *at, cmp_u64);
+    uint32_t next = 0;
+    if (!reopen(w))
+        goto out;
+    for (uint64_t step = 1; step <= s->opts->steps && !s->stop; step++) {
+        s->step = step;
+        if (w->poisoned) { /* a poisoned handle: the process restarts */
+            crash(w, false);
+            if (!reopen(w))
+                break;
+        }
+        if (next < nc && at[next] == step) {
+            while (next < nc && at[next] == step)
+                next++;
+            bool power = rlog_sim_rng_chance(&s->rng, 600000);
+            crash(w, power);
+            if (s->damage_planned && next == nc)
+                damage_and_check(w);
+            if (s->stop || !reopen(w))
+                break;
+            continue;
+        }
+        one_op(w);
+        s->res->ops++;
+    }
+    if (!s->stop && w->log) {
+        clean_restart(w);
+        rlog_positions p;
+        if (w->log) {
+            rlog_positions_get(w->log, &p);
+            rlg_sim_trace(s, "final LSN %" PRIu64 "..%" PRIu64, p.first, p.appended);
+        }
+    }
+out:
+    free(at);
+}
+
+void rlg_sim_log_workload(rlg_sim *s)
+{
+    wl w;
+    memset(&w, 0, sizeof w);
+    w.s = s;
+    rlog_options_init(&w.opts);
+    static const uint64_t segs[] = {8192, 16384, 32768, 65536};
+    w.opts.vfs = s->vfs;
+    w.opts.env = s->env;
+    w.opts.segment_size = segs[rlog_sim_rng_below(&s->rng, 4)];
+    w.opts.max_record = MAX_PAYLOAD;
+    w.opts.sync = (rlog_sync_mode)rlog_sim_rng_below(&s->rng, 3);
+    w.opts.flags = RLOG_OPEN_CREATE;
+    w.first = w.first_max = 1;
+    rlg_sim_trace(s, "log segment_size=%" PRIu64 " sync=%d", w.opts.segment_size,
+                  (int)w.opts.sync);
+    run_log(&w);
+    if (w.log)
+        rlg_log_crash(w.log);
+    for (size_t i = 0; i < w.cap; i++)
+        free(w.m[i].maybe);
+    free(w.m);
+}

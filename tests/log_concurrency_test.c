@@ -1,0 +1,776 @@
+/* The log with several threads: readers following a writer across
+ * rotations, group commit, asynchronous appends and their callbacks (with
+ * the background thread, and driven by rlog_step), callbacks on poisoning
+ * and at close. Threads report failures through their structs; only the
+ * main thread asserts. */
+#include "util/testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rlog/log.h"
+
+#define T      100
+#define SEG    8192u
+#define MAXLEN 600
+
+#define SEG1 "0000000000000001.seg"
+
+typedef struct fx {
+    char *dir;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = tu_mkdtemp("conc");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    tu_rmdir_r(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static rlog_log *open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
+                          unsigned flags, rlog_open_report *rep)
+{
+    rlog_options o;
+    rlog_options_init(&o);
+    o.vfs = vfs;
+    o.segment_size = seg;
+    o.sync = mode;
+    o.flags = RLOG_OPEN_CREATE | flags;
+    rlog_log *l = NULL;
+    rlog_open_report r;
+    rlog_open_report *rp = rep ? rep : &r;
+    int rv = rlog_open(dir, &o, &l, rp);
+    if (rv)
+        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rp->message);
+    return l;
+}
+
+static uint32_t len_of(uint64_t lsn)
+{
+    return (uint32_t)(1 + (lsn * 37) % MAXLEN);
+}
+
+/* Checks a record read back: LSN lsn, pattern `seed`. Writes a reason into
+ * err (cap bytes) and returns false when it is wrong. */
+static bool record_ok(const rlog_record *r, uint64_t lsn, uint64_t seed, char *err, size_t cap)
+{
+    uint8_t want[MAXLEN + 1];
+    if (r->lsn != lsn || r->type != T || r->len != len_of(lsn)) {
+        snprintf(err, cap, "record LSN %llu (type %u, %u bytes) where LSN %llu was due",
+                 (unsigned long long)r->lsn, r->type, r->len, (unsigned long long)lsn);
+        return false;
+    }
+    tu_fill(seed, lsn, want, r->len);
+    if (memcmp(r->data, want, r->len) != 0) {
+        snprintf(err, cap, "record LSN %llu has wrong bytes", (unsigned long long)lsn);
+        return false;
+    }
+    return true;
+}
+
+static int append_pattern(rlog_log *l, uint64_t lsn, uint64_t seed)
+{
+    uint8_t buf[MAXLEN + 1];
+    uint32_t len = len_of(lsn);
+    tu_fill(seed, lsn, buf, len);
+    rlog_record r = {.type = T, .len = len, .data = buf};
+    uint64_t got = 0;
+    int rv = rlog_append(l, &r, 1, &got);
+    if (!rv && got != lsn)
+        return -1;
+    return rv;
+}
+
+/* Every record 1..n with pattern `seed`, then nothing. */
+static void check_all(rlog_log *l, uint64_t n, uint64_t seed)
+{
+    rlog_iter *it;
+    assert_int_equal(rlog_iter_open(l, 1, 0, &it), 0);
+    rlog_record r;
+    char err[160];
+    for (uint64_t lsn = 1; lsn <= n; lsn++) {
+        int rv = rlog_iter_next(it, &r);
+        if (rv)
+            fail_msg("iter LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
+                     rlog_errmsg(l));
+        if (!record_ok(&r, lsn, seed, err, sizeof err))
+            fail_msg("%s", err);
+    }
+    assert_int_equal(rlog_iter_next(it, &r), RLOG_EEND);
+    rlog_iter_close(it);
+}
+
+/* Deadline for waits that must end (a hang becomes a failure). */
+static void deadline(struct timespec *ts, int seconds)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += seconds;
+}
+
+/* ---- readers following a writer ---- */
+
+#define FOLLOW_N    3000
+#define FOLLOW_SEED 21u
+
+typedef struct shared {
+    rlog_log *l;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    uint64_t written_ack; /* rlog_append returned for LSNs up to this */
+    uint64_t durable_ack; /* rlog_sync returned after LSNs up to this */
+    uint64_t gen;         /* bumped on every change */
+    bool done;
+    char werr[200]; /* writer failure */
+} shared;
+
+typedef struct reader {
+    shared *sh;
+    unsigned flags;
+    uint64_t seen;  /* records read */
+    uint64_t eends; /* RLOG_EEND answers */
+    char err[200];
+} reader;
+
+static void publish(shared *sh, uint64_t *field, uint64_t v, bool done)
+{
+    pthread_mutex_lock(&sh->mu);
+    if (field)
+        *field = v;
+    sh->done = sh->done || done;
+    sh->gen++;
+    pthread_cond_broadcast(&sh->cond);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+static void *writer_main(void *arg)
+{
+    shared *sh = arg;
+    for (uint64_t lsn = 1; lsn <= FOLLOW_N; lsn++) {
+        int rv = append_pattern(sh->l, lsn, FOLLOW_SEED);
+        if (rv) {
+            snprintf(sh->werr, sizeof sh->werr, "append LSN %llu: %s", (unsigned long long)lsn,
+                     rlog_errname(rv));
+            break;
+        }
+        publish(sh, &sh->written_ack, lsn, false);
+        if (lsn % 16 == 0 || lsn == FOLLOW_N) {
+            rv = rlog_sync(sh->l);
+            if (rv) {
+                snprintf(sh->werr, sizeof sh->werr, "sync: %s", rlog_errname(rv));
+                break;
+            }
+            publish(sh, &sh->durable_ack, lsn, false);
+        }
+    }
+    publish(sh, NULL, 0, true);
+    return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+    reader *rd = arg;
+    shared *sh = rd->sh;
+    bool durable = rd->flags & RLOG_READ_DURABLE;
+    rlog_iter *it;
+    if (rlog_iter_open(sh->l, 1, rd->flags, &it) != 0) {
+        snprintf(rd->err, sizeof rd->err, "iter_open failed");
+        return NULL;
+    }
+    uint64_t next = 1;
+    while (next <= FOLLOW_N) {
+        pthread_mutex_lock(&sh->mu);
+        uint64_t ack = durable ? sh->durable_ack : sh->written_ack, gen = sh->gen;
+        bool done = sh->done;
+        pthread_mutex_unlock(&sh->mu);
+        rlog_record r;
+        int rv = rlog_iter_next(it, &r);
+        if (rv == RLOG_EEND) {
+            rd->eends++;
+            if (ack >= next || done) {
+                snprintf(rd->err, sizeof rd->err,
+                         "RLOG_EEND at LSN %llu, which was already acknowledged %s",
+                         (unsigned long long)next, durable ? "durable" : "written");
+                break;
+            }
+            pthread_mutex_lock(&sh->mu);
+            while (sh->gen == gen && !sh->done)
+                pthread_cond_wait(&sh->cond, &sh->mu);
+            pthread_mutex_unlock(&sh->mu);
+            continue;
+        }
+        if (rv) {
+            snprintf(rd->err, sizeof rd->err, "iter_next at LSN %llu: %s", (unsigned long long)next,
+                     rlog_errname(rv));
+            break;
+        }
+        if (!record_ok(&r, next, FOLLOW_SEED, rd->err, sizeof rd->err))
+            break;
+        rlog_positions p;
+        rlog_positions_get(sh->l, &p);
+        uint64_t limit = durable ? p.durable : p.written;
+        if (r.lsn > limit) {
+            snprintf(rd->err, sizeof rd->err, "read LSN %llu beyond %s position %llu",
+                     (unsigned long long)r.lsn, durable ? "durable" : "written",
+                     (unsigned long long)limit);
+            break;
+        }
+        rd->seen++;
+        next++;
+    }
+    rlog_iter_close(it);
+    return NULL;
+}
+
+/* Readers on their own threads follow a writer across many rotations: each
+ * sees every record once, in order, with the right bytes, never one beyond
+ * the written (or, for durable readers, the durable) position, and RLOG_EEND
+ * only for records not yet acknowledged. */
+static void test_readers_follow_writer(void **state)
+{
+    fx *f = *state;
+    shared sh = {.l = open_log(f->dir, NULL, SEG, RLOG_SYNC_NONE, 0, NULL)};
+    pthread_mutex_init(&sh.mu, NULL);
+    pthread_cond_init(&sh.cond, NULL);
+    enum { NR = 4 };
+    reader rd[NR];
+    pthread_t th[NR], wt;
+    for (int i = 0; i < NR; i++) {
+        rd[i] = (reader){.sh = &sh, .flags = i % 2 ? RLOG_READ_DURABLE : 0};
+        assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+    }
+    assert_int_equal(pthread_create(&wt, NULL, writer_main, &sh), 0);
+    pthread_join(wt, NULL);
+    for (int i = 0; i < NR; i++)
+        pthread_join(th[i], NULL);
+    if (sh.werr[0])
+        fail_msg("writer: %s", sh.werr);
+    for (int i = 0; i < NR; i++) {
+        if (rd[i].err[0])
+            fail_msg("reader %d (%s): %s", i, rd[i].flags ? "durable" : "written", rd[i].err);
+        assert_int_equal(rd[i].seen, FOLLOW_N);
+    }
+    rlog_metrics m;
+    rlog_metrics_get(sh.l, &m);
+    assert_true(m.rotations >= 50);
+    assert_int_equal(rlog_close(sh.l), 0);
+    pthread_mutex_destroy(&sh.mu);
+    pthread_cond_destroy(&sh.cond);
+}
+
+/* Reads with `it` up to and including `upto`, then expects RLOG_EEND. */
+static void read_exactly_to(rlog_log *l, rlog_iter *it, uint64_t *next, uint64_t upto,
+                            uint64_t seed)
+{
+    rlog_record r;
+    char err[160];
+    while (*next <= upto) {
+        int rv = rlog_iter_next(it, &r);
+        if (rv)
+            fail_msg("iter LSN %llu (visible up to %llu): %s: %s", (unsigned long long)*next,
+                     (unsigned long long)upto, rlog_errname(rv), rlog_errmsg(l));
+        if (!record_ok(&r, *next, seed, err, sizeof err))
+            fail_msg("%s", err);
+        (*next)++;
+    }
+    int rv = rlog_iter_next(it, &r);
+    if (rv != RLOG_EEND)
+        fail_msg("LSN %llu is beyond the visible %llu, but iter_next says %s",
+                 (unsigned long long)*next, (unsigned long long)upto, rlog_errname(rv));
+}
+
+/* In lock step with the writer, the visibility bound is exact: a reader
+ * sees precisely the records up to `written` and then RLOG_EEND, a durable
+ * reader precisely those up to `durable` (also rlog_get), and both pick up
+ * where they stopped once more becomes visible, across rotations. */
+static void test_visibility_bound_exact(void **state)
+{
+    fx *f = *state;
+    rlog_log *l = open_log(f->dir, NULL, SEG, RLOG_SYNC_NONE, 0, NULL);
+    rlog_iter *wi, *di;
+    assert_int_equal(rlog_iter_open(l, 1, 0, &wi), 0);
+    assert_int_equal(rlog_iter_open(l, 1, RLOG_READ_DURABLE, &di), 0);
+    uint64_t wnext = 1, dnext = 1, lsn = 0, gaps = 0;
+    for (int round = 0; round < 60; round++) {
+        int k = 1 + round % 7;
+        for (int i = 0; i < k; i++)
+            assert_int_equal(append_pattern(l, ++lsn, 31), 0);
+        if (round % 3 == 2)
+            assert_int_equal(rlog_sync(l), 0);
+        rlog_positions p;
+        rlog_positions_get(l, &p);
+        assert_int_equal(p.written, lsn);
+        gaps += p.durable < p.written;
+        read_exactly_to(l, wi, &wnext, p.written, 31);
+        read_exactly_to(l, di, &dnext, p.durable, 31);
+        rlog_record r;
+        void *pl;
+        if (p.durable < p.written)
+            assert_int_equal(rlog_get(l, p.durable + 1, RLOG_READ_DURABLE, &r, &pl),
+                             RLOG_ENOTFOUND);
+    }
+    assert_true(gaps > 10); /* the durable bound was tested apart from written */
+    rlog_iter_close(wi);
+    rlog_iter_close(di);
+    assert_int_equal(rlog_close(l), 0);
+}
+
+/* ---- group commit ---- */
+
+#define GC_THREADS 8
+#define GC_PER     250
+
+typedef struct gc_thread {
+    rlog_log *l;
+    unsigned id;
+    uint64_t lsns[GC_PER];
+    char err[160];
+} gc_thread;
+
+static void gc_payload(unsigned id, unsigned i, uint8_t *buf, uint32_t *len)
+{
+    *len = 16 + (i * 7 + id) % 200;
+    tu_fill(id + 1, i, buf, *len);
+    memcpy(buf, &id, sizeof id);
+    memcpy(buf + 4, &i, sizeof i);
+}
+
+static void *gc_main(void *arg)
+{
+    gc_thread *g = arg;
+    uint8_t buf[256];
+    for (unsigned i = 0; i < GC_PER; i++) {
+        uint32_t len;
+        gc_payload(g->id, i, buf, &len);
+        rlog_record r = {.type = T, .len = len, .data = buf};
+        int rv = rlog_append(g->l, &r, 1, &g->lsns[i]);
+        if (rv) {
+            snprintf(g->err, sizeof g->err, "append %u: %s", i, rlog_errname(rv));
+            return NULL;
+        }
+        /* acknowledged means durable */
+        rlog_positions p;
+        rlog_positions_get(g->l, &p);
+        if (p.durable < g->lsns[i]) {
+            snprintf(g->err, sizeof g->err, "append of LSN %llu returned at durable %llu",
+                     (unsigned long long)g->lsns[i], (unsigned long long)p.durable);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* 8 threads append concurrently in RLOG_SYNC_GROUP: LSNs are distinct and
+ * gap-free, each thread's own appends get increasing LSNs, every record
+ * reads back as its thread wrote it (also after reopen), and appenders
+ * shared fdatasyncs (fewer syncs than appends, batches above 1). */
+static void group_commit_case(fx *f, unsigned flags)
+{
+    rlog_log *l = open_log(f->dir, NULL, 65536, RLOG_SYNC_GROUP, flags, NULL);
+    gc_thread *g = calloc(GC_THREADS, sizeof *g);
+    pthread_t th[GC_THREADS];
+    for (unsigned t = 0; t < GC_THREADS; t++) {
+        g[t].l = l;
+        g[t].id = t;
+        assert_int_equal(pthread_create(&th[t], NULL, gc_main, &g[t]), 0);
+    }
+    for (unsigned t = 0; t < GC_THREADS; t++)
+        pthread_join(th[t], NULL);
+    const uint64_t total = GC_THREADS * GC_PER;
+    uint8_t *owner = calloc(total + 1, 1);
+    uint16_t *index = calloc(total + 1, sizeof *index);
+    for (unsigned t = 0; t < GC_THREADS; t++) {
+        if (g[t].err[0])
+            fail_msg("thread %u: %s", t, g[t].err);
+        for (unsigned i = 0; i < GC_PER; i++) {
+            uint64_t lsn = g[t].lsns[i];
+            assert_true(lsn >= 1 && lsn <= total);
+            if (owner[lsn])
+                fail_msg("LSN %llu handed out twice", (unsigned long long)lsn);
+            owner[lsn] = (uint8_t)(t + 1);
+            index[lsn] = (uint16_t)i;
+            if (i > 0)
+                assert_true(lsn > g[t].lsns[i - 1]);
+        }
+    }
+    rlog_metrics m;
+    rlog_metrics_get(l, &m);
+    assert_int_equal(m.appends, total);
+    if (m.syncs >= total)
+        fail_msg("%llu syncs for %llu appends: no group commit", (unsigned long long)m.syncs,
+                 (unsigned long long)total);
+    uint64_t batched = 0;
+    for (int b = 1; b < RLOG_HIST_BUCKETS; b++)
+        batched += m.batch_hist[b];
+    assert_true(batched > 0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t lsn = 1; lsn <= total; lsn++) {
+            rlog_record r;
+            void *pl;
+            assert_int_equal(rlog_get(l, lsn, 0, &r, &pl), 0);
+            uint8_t want[256];
+            uint32_t len;
+            gc_payload(owner[lsn] - 1u, index[lsn], want, &len);
+            assert_int_equal(r.len, len);
+            assert_memory_equal(r.data, want, len);
+            rlog_free(pl);
+        }
+        assert_int_equal(rlog_close(l), 0);
+        if (pass == 0) {
+            rlog_open_report rep;
+            l = open_log(f->dir, NULL, 65536, RLOG_SYNC_GROUP, 0, &rep);
+            assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+            assert_int_equal(rep.last_lsn, total);
+        }
+    }
+    free(owner);
+    free(index);
+    free(g);
+}
+
+static void test_group_commit(void **state)
+{
+    group_commit_case(*state, 0);
+}
+
+static void test_group_commit_thread(void **state)
+{
+    group_commit_case(*state, RLOG_OPEN_THREAD);
+}
+
+/* ---- asynchronous appends ---- */
+
+typedef struct acall {
+    struct actx *ctx;
+    uint64_t first; /* as returned by rlog_append_async (main thread) */
+    uint64_t cb_first, cb_last;
+    int cb_status;
+    unsigned fired;
+} acall;
+
+typedef struct actx {
+    rlog_log *l;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    uint64_t next_first; /* the first LSN the next callback must carry */
+    uint64_t fired;
+    atomic_int inside;
+    int want_status;
+    char err[200];
+} actx;
+
+static void actx_init(actx *c, int want_status)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    atomic_init(&c->inside, 0);
+    c->next_first = 1;
+    c->want_status = want_status;
+}
+
+static void actx_destroy(actx *c)
+{
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cond);
+}
+
+static void async_cb(void *data, int status, uint64_t first, uint64_t last)
+{
+    acall *a = data;
+    actx *c = a->ctx;
+    if (atomic_fetch_add(&c->inside, 1) != 0 && !c->err[0])
+        snprintf(c->err, sizeof c->err, "two callbacks ran at once");
+    rlog_positions p = {0};
+    if (status == 0)
+        rlog_positions_get(c->l, &p);
+    pthread_mutex_lock(&c->mu);
+    a->fired++;
+    a->cb_first = first;
+    a->cb_last = last;
+    a->cb_status = status;
+    if (c->err[0]) {
+    } else if (a->fired != 1) {
+        snprintf(c->err, sizeof c->err, "callback of LSN %llu fired twice",
+                 (unsigned long long)first);
+    } else if (status != c->want_status) {
+        snprintf(c->err, sizeof c->err, "callback of LSN %llu: status %s, expected %s",
+                 (unsigned long long)first, rlog_errname(status), rlog_errname(c->want_status));
+    } else if (first != c->next_first || last < first) {
+        snprintf(c->err, sizeof c->err, "callback for LSN %llu..%llu when %llu was due",
+                 (unsigned long long)first, (unsigned long long)last,
+                 (unsigned long long)c->next_first);
+    } else if (status == 0 && p.durable < last) {
+        snprintf(c->err, sizeof c->err, "callback for LSN ..%llu at durable %llu",
+                 (unsigned long long)last, (unsigned long long)p.durable);
+    }
+    c->next_first = last + 1;
+    c->fired++;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+    atomic_fetch_sub(&c->inside, 1);
+}
+
+/* Queues call i (1..3 records, pattern 41) at LSN lsn; returns its code. */
+static int queue_async(actx *c, acall *a, uint64_t lsn, unsigned n)
+{
+    uint8_t bufs[3][MAXLEN + 1];
+    rlog_record r[3];
+    for (unsigned k = 0; k < n; k++) {
+        uint32_t len = len_of(lsn + k);
+        tu_fill(41, lsn + k, bufs[k], len);
+        r[k] = (rlog_record){.type = T, .len = len, .data = bufs[k]};
+    }
+    a->ctx = c;
+    return rlog_append_async(c->l, r, n, async_cb, a, &a->first);
+}
+
+/* Waits (bounded) until `n` callbacks fired. */
+static void wait_fired(actx *c, uint64_t n)
+{
+    struct timespec ts;
+    deadline(&ts, 60);
+    pthread_mutex_lock(&c->mu);
+    int e = 0;
+    while (c->fired < n && e != ETIMEDOUT)
+        e = pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+    uint64_t fired = c->fired;
+    pthread_mutex_unlock(&c->mu);
+    if (fired < n)
+        fail_msg("only %llu of %llu callbacks fired", (unsigned long long)fired,
+                 (unsigned long long)n);
+}
+
+/* Each call fired exactly once, with the LSNs it was given. */
+static void check_calls(actx *c, const acall *calls, size_t n, const unsigned *sizes)
+{
+    if (c->err[0])
+        fail_msg("%s", c->err);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(calls[i].fired, 1);
+        assert_int_equal(calls[i].cb_first, calls[i].first);
+        assert_int_equal(calls[i].cb_last, calls[i].first + sizes[i] - 1);
+    }
+}
+
+#define ASYNC_CALLS 600
+
+/* Asynchronous appends with the background thread: every callback fires
+ * exactly once, in LSN order, one at a time, with status 0, and only once
+ * its records are durable; the records are all there after reopen. */
+static void async_thread_case(fx *f, rlog_sync_mode mode)
+{
+    actx c;
+    actx_init(&c, 0);
+    c.l = open_log(f->dir, NULL, SEG, mode, RLOG_OPEN_THREAD, NULL);
+    acall *calls = calloc(ASYNC_CALLS, sizeof *calls);
+    unsigned sizes[ASYNC_CALLS];
+    uint64_t lsn = 1;
+    for (size_t i = 0; i < ASYNC_CALLS; i++) {
+        sizes[i] = 1 + (unsigned)(i % 3);
+        assert_int_equal(queue_async(&c, &calls[i], lsn, sizes[i]), 0);
+        assert_int_equal(calls[i].first, lsn);
+        lsn += sizes[i];
+    }
+    wait_fired(&c, ASYNC_CALLS);
+    check_calls(&c, calls, ASYNC_CALLS, sizes);
+    rlog_positions p;
+    rlog_positions_get(c.l, &p);
+    assert_int_equal(p.durable, lsn - 1);
+    check_all(c.l, lsn - 1, 41);
+    assert_int_equal(rlog_close(c.l), 0);
+    rlog_open_report rep;
+    c.l = open_log(f->dir, NULL, SEG, mode, 0, &rep);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    check_all(c.l, lsn - 1, 41);
+    assert_int_equal(rlog_close(c.l), 0);
+    free(calls);
+    actx_destroy(&c);
+}
+
+static void test_async_thread_group(void **state)
+{
+    async_thread_case(*state, RLOG_SYNC_GROUP);
+}
+
+static void test_async_thread_each(void **state)
+{
+    async_thread_case(*state, RLOG_SYNC_EACH);
+}
+
+/* Without a thread, nothing happens until rlog_step: no write, no callback.
+ * Stepping performs the I/O and fires the callbacks exactly once each, in
+ * LSN order, after durability; the steps end (more = 0) once all is done. */
+static void test_async_step_driven(void **state)
+{
+    fx *f = *state;
+    actx c;
+    actx_init(&c, 0);
+    c.l = open_log(f->dir, NULL, SEG, RLOG_SYNC_GROUP, 0, NULL);
+    enum { CALLS = 300 };
+    acall *calls = calloc(CALLS, sizeof *calls);
+    unsigned sizes[CALLS];
+    uint64_t lsn = 1;
+    size_t queued = 0;
+    for (int wave = 0; wave < 3; wave++) {
+        for (size_t i = 0; i < CALLS / 3; i++, queued++) {
+            sizes[queued] = 1 + (unsigned)(queued % 3);
+            assert_int_equal(queue_async(&c, &calls[queued], lsn, sizes[queued]), 0);
+            lsn += sizes[queued];
+        }
+        rlog_positions p;
+        rlog_positions_get(c.l, &p);
+        assert_int_equal(p.appended, lsn - 1);
+        pthread_mutex_lock(&c.mu);
+        uint64_t fired = c.fired;
+        pthread_mutex_unlock(&c.mu);
+        assert_int_equal(fired, (uint64_t)wave * (CALLS / 3)); /* nothing fired without steps */
+        assert_true(p.durable < lsn - 1);
+        int more = 1, steps = 0;
+        while (more && steps < 100000) {
+            int rv = rlog_step(c.l, &more);
+            if (rv)
+                fail_msg("step: %s: %s", rlog_errname(rv), rlog_errmsg(c.l));
+            steps++;
+        }
+        assert_int_equal(more, 0);
+        assert_int_equal(c.fired, queued);
+        rlog_positions_get(c.l, &p);
+        assert_int_equal(p.durable, lsn - 1);
+    }
+    check_calls(&c, calls, CALLS, sizes);
+    check_all(c.l, lsn - 1, 41);
+    assert_int_equal(rlog_close(c.l), 0);
+    free(calls);
+    actx_destroy(&c);
+}
+
+/* A failed fdatasync fails every pending asynchronous append with
+ * RLOG_EPOISONED (callback once each, in LSN order); later ones are refused
+ * at once without a callback. Stepped, and with the thread. */
+static void async_poison_case(fx *f, unsigned flags)
+{
+    rlog_vfs *fv = rlog_vfs_fault_new(rlog_vfs_posix());
+    actx c;
+    actx_init(&c, RLOG_EPOISONED);
+    c.l = open_log(f->dir, fv, SEG, RLOG_SYNC_GROUP, flags, NULL);
+    rlog_fault ft = {.op = RLOG_OP_FDATASYNC, .times = 0, .err = EIO, .path_contains = SEG1};
+    assert_true(rlog_vfs_fault_add(fv, &ft) > 0);
+    enum { CALLS = 10 };
+    acall calls[CALLS];
+    unsigned sizes[CALLS];
+    memset(calls, 0, sizeof calls);
+    size_t queued = 0;
+    uint64_t lsn = 1;
+    for (size_t i = 0; i < CALLS; i++) {
+        sizes[queued] = 1;
+        int rv = queue_async(&c, &calls[queued], lsn, 1);
+        if (rv == RLOG_EPOISONED) /* the thread already failed a sync */
+            break;
+        assert_int_equal(rv, 0);
+        queued++;
+        lsn++;
+    }
+    assert_true(queued > 0);
+    if (!(flags & RLOG_OPEN_THREAD))
+        assert_int_equal(rlog_step(c.l, NULL), RLOG_EPOISONED);
+    wait_fired(&c, queued);
+    check_calls(&c, calls, queued, sizes);
+    acall late = {0};
+    assert_int_equal(queue_async(&c, &late, lsn, 1), RLOG_EPOISONED);
+    rlog_close(c.l);
+    assert_int_equal(late.fired, 0);
+    assert_int_equal(c.fired, queued); /* nothing fired twice, at close either */
+    actx_destroy(&c);
+    fv->destroy(fv);
+}
+
+static void test_async_poisoned_stepped(void **state)
+{
+    async_poison_case(*state, 0);
+}
+
+static void test_async_poisoned_thread(void **state)
+{
+    async_poison_case(*state, RLOG_OPEN_THREAD);
+}
+
+/* rlog_close writes and syncs what is pending (include/rlog/log.h): queued
+ * asynchronous appends complete with status 0 before it returns, each
+ * once, and a reopen finds them, clean (the close checkpoint). */
+static void close_pending_case(fx *f, unsigned flags)
+{
+    actx c;
+    actx_init(&c, 0);
+    c.l = open_log(f->dir, NULL, SEG, RLOG_SYNC_GROUP, flags, NULL);
+    enum { CALLS = 200 };
+    acall *calls = calloc(CALLS, sizeof *calls);
+    unsigned sizes[CALLS];
+    uint64_t lsn = 1;
+    for (size_t i = 0; i < CALLS; i++) {
+        sizes[i] = 1 + (unsigned)(i % 2);
+        assert_int_equal(queue_async(&c, &calls[i], lsn, sizes[i]), 0);
+        lsn += sizes[i];
+    }
+    assert_int_equal(rlog_close(c.l), 0);
+    assert_int_equal(c.fired, CALLS); /* before close returned */
+    c.l = NULL;
+    if (c.err[0])
+        fail_msg("%s", c.err);
+    for (size_t i = 0; i < CALLS; i++)
+        assert_int_equal(calls[i].fired, 1);
+    rlog_open_report rep;
+    rlog_log *l = open_log(f->dir, NULL, SEG, RLOG_SYNC_GROUP, 0, &rep);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    assert_int_equal(rep.last_lsn, lsn - 1);
+    assert_int_equal(rep.proven_durable, lsn - 1);
+    check_all(l, lsn - 1, 41);
+    assert_int_equal(rlog_close(l), 0);
+    free(calls);
+    actx_destroy(&c);
+}
+
+static void test_close_completes_pending_async(void **state)
+{
+    close_pending_case(*state, 0);
+}
+
+static void test_close_completes_pending_async_thread(void **state)
+{
+    close_pending_case(*state, RLOG_OPEN_THREAD);
+}
+
+int main(void)
+{
+#define TC(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        TC(test_readers_follow_writer),
+        TC(test_visibility_bound_exact),
+        TC(test_group_commit),
+        TC(test_group_commit_thread),
+        TC(test_async_thread_group),
+        TC(test_async_thread_each),
+        TC(test_async_step_driven),
+        TC(test_async_poisoned_stepped),
+        TC(test_async_poisoned_thread),
+        TC(test_close_completes_pending_async),
+        TC(test_close_completes_pending_async_thread),
+    };
+#undef TC
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,301 @@
+/* The rlog command-line tool, run as a separate process (the built ./rlog,
+ * or $RLOG_BIN): write then verify, damage detection with the segment
+ * named, exit codes for "not a log" and usage errors, the payload pattern
+ * check of verify --seed, a torn tail reported read-only, dump and stat. */
+#include "util/testutil.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SEED  7
+#define COUNT 2000
+#define SIZE  200
+
+typedef struct fx {
+    char *dir; /* scratch directory */
+    char *log; /* dir/log */
+} fx;
+
+static const char *rlog_bin(void)
+{
+    const char *b = getenv("RLOG_BIN");
+    return b && *b ? b : "./rlog";
+}
+
+/* Runs `rlog ARGS` (stdout and stderr captured into *out, malloc'd) and
+ * returns its exit status. */
+static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run(char **out, const char *fmt, ...)
+{
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", rlog_bin(), args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 1024) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WEXITSTATUS(st);
+}
+
+/* The last line of s (without its newline), in a static buffer. */
+static const char *last_line(const char *s)
+{
+    static char line[1024];
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '\n')
+        n--;
+    size_t b = n;
+    while (b && s[b - 1] != '\n')
+        b--;
+    snprintf(line, sizeof line, "%.*s", (int)(n - b), s + b);
+    return line;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = tu_mkdtemp("cli");
+    f->log = strdup(tu_path(f->dir, "log"));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    tu_rmdir_r(f->dir);
+    free(f->dir);
+    free(f->log);
+    free(f);
+    return 0;
+}
+
+/* A log of COUNT records over several 64 KiB segments. */
+static void write_log(const fx *f)
+{
+    char *out;
+    int rc = run(&out, "write %s --count %d --size %d --batch 4 --seed %d --segment-size 64K",
+                 f->log, COUNT, SIZE, SEED);
+    if (rc)
+        fail_msg("rlog write exited %d: %s", rc, out);
+    /* the last acknowledgement and the figures line */
+    assert_non_null(strstr(out, "durable 2000\n"));
+    assert_true(starts_with(last_line(out), "appended=2000 durable=2000 seconds="));
+    free(out);
+}
+
+/* write, then verify: exit 0 and the exact status line. */
+static void test_write_then_verify_clean(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    char *out;
+    assert_int_equal(run(&out, "verify %s --seed %d", f->log, SEED), 0);
+    /* 2000 records of 28 + 200 bytes fill several 64 KiB segments */
+    unsigned long long segs = 0, recs = 0, first = 0, last = 0;
+    char status[16] = "";
+    assert_int_equal(sscanf(last_line(out),
+                            "status=%15s segments=%llu records=%llu first_lsn=%llu "
+                            "last_lsn=%llu",
+                            status, &segs, &recs, &first, &last),
+                     5);
+    assert_string_equal(status, "clean");
+    assert_in_range(segs, 6, 8);
+    assert_int_equal(recs, COUNT);
+    assert_int_equal(first, 1);
+    assert_int_equal(last, COUNT);
+    free(out);
+}
+
+/* Writing again appends after the last record; verify --seed still passes. */
+static void test_write_appends_after_last(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    char *out;
+    assert_int_equal(
+        run(&out, "write %s --count 10 --size 5 --seed %d --threads 3 --sync group", f->log, SEED),
+        0);
+    assert_non_null(strstr(last_line(out), "appended=2010 durable=2010 "));
+    assert_non_null(strstr(last_line(out), "first_lsn=2001 records=10"));
+    free(out);
+    assert_int_equal(run(&out, "verify %s --seed %d", f->log, SEED), 0);
+    assert_non_null(strstr(last_line(out), "records=2010 first_lsn=1 last_lsn=2010"));
+    free(out);
+}
+
+/* A flipped byte in a sealed segment: exit 2, the segment named. */
+static void test_damaged_sealed_segment(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    /* a payload byte of the first record of segment 1 (64-byte header,
+     * 28-byte record header) */
+    tu_flip_bit(tu_path(f->log, "0000000000000001.seg"), 64 + 28 + 10, 3);
+    char *out;
+    assert_int_equal(run(&out, "verify %s", f->log), 2);
+    assert_non_null(strstr(out, "0000000000000001.seg"));
+    assert_true(starts_with(last_line(out), "status=corrupt "));
+    free(out);
+}
+
+/* Not a log: an empty directory, a missing one, a plain file: exit 3. */
+static void test_not_a_log(void **state)
+{
+    fx *f = *state;
+    char *out;
+    assert_int_equal(run(&out, "verify %s", f->dir), 3);
+    assert_non_null(strstr(out, "RLOG_ENOTLOG"));
+    free(out);
+    assert_int_equal(run(NULL, "verify %s", tu_path(f->dir, "missing")), 3);
+    assert_int_equal(access(tu_path(f->dir, "missing"), F_OK), -1);
+    assert_int_equal(run(NULL, "stat %s", f->dir), 3);
+    assert_int_equal(run(NULL, "dump %s", f->dir), 3);
+    /* verify created nothing */
+    char **names;
+    size_t n = tu_list_segments(f->dir, &names);
+    tu_free_names(names, n);
+    assert_int_equal(n, 0);
+}
+
+/* Usage errors exit 3 with a message; --help exits 0. */
+static void test_usage_errors(void **state)
+{
+    fx *f = *state;
+    char *out;
+    assert_int_equal(run(&out, "write %s --size 10", f->log), 3);
+    assert_non_null(strstr(out, "--count"));
+    free(out);
+    assert_int_equal(run(NULL, "write %s --count 10 --size 10 --sync sometimes", f->log), 3);
+    assert_int_equal(run(NULL, "write %s --count ten --size 10", f->log), 3);
+    assert_int_equal(run(NULL, "verify"), 3);
+    assert_int_equal(run(NULL, "verify %s --bogus", f->log), 3);
+    assert_int_equal(run(NULL, "frobnicate %s", f->log), 3);
+    assert_int_equal(run(NULL, "%s", ""), 3);
+    assert_int_equal(run(&out, "--help"), 0);
+    assert_non_null(strstr(out, "rlog verify DIR"));
+    free(out);
+    /* none of these created the log */
+    assert_int_equal(run(NULL, "verify %s", f->log), 3);
+}
+
+/* verify --seed checks payloads: another seed is corruption naming LSN 1. */
+static void test_seed_mismatch(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    char *out;
+    assert_int_equal(run(&out, "verify %s --seed %d", f->log, SEED + 1), 2);
+    assert_non_null(strstr(out, "LSN 1 "));
+    assert_non_null(strstr(out, "0000000000000001.seg"));
+    assert_true(starts_with(last_line(out), "status=corrupt "));
+    free(out);
+    /* without --seed the payloads are not checked: clean */
+    assert_int_equal(run(NULL, "verify %s", f->log), 0);
+}
+
+/* Garbage after the last record of the active segment (beyond everything
+ * proven durable) is a torn tail: exit 1, and verify changes no byte. */
+static void test_torn_tail_read_only(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    const char *seg = tu_path(f->log, "0000000000000007.seg");
+    void *data;
+    size_t len;
+    tu_read_file(seg, &data, &len);
+    size_t end = len;
+    while (end > 0 && ((unsigned char *)data)[end - 1] == 0)
+        end--;
+    assert_true(end > 64 && end + 64 < len);
+    unsigned char junk[40];
+    memset(junk, 0xab, sizeof junk);
+    tu_poke(seg, end + 8, junk, sizeof junk);
+    free(data);
+    tu_read_file(seg, &data, &len);
+
+    char *out;
+    assert_int_equal(run(&out, "verify %s --seed %d", f->log, SEED), 1);
+    assert_true(starts_with(last_line(out), "status=torn "));
+    assert_non_null(strstr(last_line(out), "last_lsn=2000"));
+    free(out);
+
+    void *after;
+    size_t len_after;
+    tu_read_file(seg, &after, &len_after);
+    assert_int_equal(len, len_after);
+    assert_memory_equal(data, after, len);
+    free(data);
+    free(after);
+}
+
+/* dump: one line per record; --from; --json. stat: the positions. */
+static void test_dump_and_stat(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    char *out;
+    assert_int_equal(run(&out, "dump %s", f->log), 0);
+    size_t lines = 0;
+    for (const char *p = out; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, COUNT);
+    assert_true(starts_with(out, "lsn=1 type=16 len=200 data="));
+    free(out);
+
+    assert_int_equal(run(&out, "dump %s --from 1999 --json", f->log), 0);
+    assert_true(starts_with(out, "{\"lsn\":1999,\"type\":16,\"len\":200,"));
+    assert_true(starts_with(last_line(out), "{\"lsn\":2000,"));
+    free(out);
+
+    assert_int_equal(run(&out, "stat %s", f->log), 0);
+    assert_non_null(strstr(out, "\nstatus=clean\n"));
+    assert_non_null(strstr(out, "\nlast_lsn=2000\n"));
+    assert_non_null(strstr(out, "\nproven_durable=2000\n"));
+    assert_non_null(strstr(out, "segment=0000000000000001.seg size=65536 first_lsn=1 role=log"));
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_then_verify_clean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_appends_after_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_sealed_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_read_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dump_and_stat, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("tools_cli", tests, NULL, NULL);
+}

@@ -1,0 +1,92 @@
+/*
+ * Shared pieces of the rlog command-line tool (every tools .c file, linked into one
+ * binary): exit codes, argument parsing, the latency histogram, the
+ * per-command entry points. docs/cli.md is the user's reference.
+ */
+#ifndef RLOG_CLI_H
+#define RLOG_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rlog/log.h"
+
+/* Exit codes, shared by every command (docs/cli.md). */
+enum cli_exit {
+    CLI_EXIT_OK = 0,      /* success; verify: the log is clean */
+    CLI_EXIT_TORN = 1,    /* verify: a torn tail (what a writing open would cut) */
+    CLI_EXIT_CORRUPT = 2, /* damage to durable data, or a payload off the pattern */
+    CLI_EXIT_USAGE = 3,   /* not a log (or unreadable format), or a usage error */
+    CLI_EXIT_ERROR = 4,   /* anything else: I/O error, out of memory, lock held */
+};
+
+/* The record type `rlog write` appends. */
+#define CLI_RECORD_TYPE RLOG_TYPE_USER_MIN
+
+/* ---- argument parsing ---- */
+
+/* A cursor over argv after the command name. */
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    int i;
+    const char *cmd; /* command name, for messages */
+} cli_args;
+
+/* Prints "rlog CMD: <msg>" and the command's usage hint to stderr; returns
+ * CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* If argv[i] is option `name` ("--count N" or "--count=N"), stores its
+ * value in *val, advances past it and returns 1; returns 0 if it is not
+ * this option, -1 (after a usage message) if the value is missing. */
+int cli_opt(cli_args *a, const char *name, const char **val);
+/* Parses an unsigned decimal (or 0x hex) integer with an optional K/M/G
+ * (binary) suffix. Returns false on junk or overflow. */
+bool cli_parse_u64(const char *s, uint64_t *out);
+/* cli_opt + cli_parse_u64: 1 parsed, 0 not this option, -1 usage error. */
+int cli_opt_u64(cli_args *a, const char *name, uint64_t *out, uint64_t min, uint64_t max);
+
+/* ---- exit code of a failed open ---- */
+
+/* Maps an rlog_open error code to an exit code. */
+int cli_exit_for_open(int rv);
+
+/* ---- latency histogram (log-linear, <1% relative error) ---- */
+
+#define CLI_HIST_SUB     128
+#define CLI_HIST_BUCKETS (64 * CLI_HIST_SUB)
+typedef struct cli_hist {
+    uint64_t count;
+    uint64_t max_ns;
+    uint64_t buckets[CLI_HIST_BUCKETS];
+} cli_hist;
+
+void cli_hist_add(cli_hist *h, uint64_t ns);
+void cli_hist_merge(cli_hist *into, const cli_hist *from);
+/* The value (ns, bucket's upper bound, capped at max) below which a
+ * fraction q of the samples lie; 0 when empty. */
+uint64_t cli_hist_quantile(const cli_hist *h, double q);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t cli_now_ns(void);
+
+/* ---- record formatting (dump) ---- */
+
+/* Formats one record on one line (no newline) into out. The hook for
+ * type-specific decoders: a later layer adds its types here. */
+void cli_format_record(const rlog_record *rec, bool json, FILE *out);
+
+/* ---- commands: each returns an exit code ---- */
+
+int cli_cmd_write(cli_args *a);
+int cli_cmd_verify(cli_args *a);
+int cli_cmd_dump(cli_args *a);
+int cli_cmd_stat(cli_args *a);
+int cli_cmd_sim(cli_args *a); /* tools/sim.c */
+/* Usage text of one command (NULL: all) to f. */
+void cli_print_usage(FILE *f, const char *cmd);
+
+#endif

@@ -204,15 +204,61 @@ static int remove_leftovers(rlog_log *l)
         uint64_t seq;
         if (rlg_seg_parse_name(names[i], &seq))
             rv = remove_files(l, &seq, 1);
+        if (!strcmp(names[i], RLG_CREATE_TMP)) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", l->dir, RLG_CREATE_TMP);
+            int ue = l->vfs->unlink(l->vfs, path);
+            if (ue && ue != ENOENT)
+                rv = rlg_fail(l, rlog_from_errno(ue), "removing %s: %s", path, strerror(ue));
+        }
     }
     rlog_vfs_free_names(names, n);
     return rv;
 }
 
-/* Writes segment 1 of a new log: header, zeros, synced, directory synced. */
-static int create_log(rlog_log *l, rlog_open_report *rep)
+/* Writes segment 1 of a new log under a temporary name — zeros, header,
+ * synced — and only then renames it into place (directory synced): a file
+ * with a segment name always had a durable, valid header. An interrupted
+ * creation leaves only the temporary file, which the next one removes. */
+static int build_first_segment(rlog_log *l, rlog_file **out, const char **what)
 {
     rlog_vfs *v = l->vfs;
+    char tmp[4096], path[4096];
+    snprintf(tmp, sizeof tmp, "%s/%s", l->dir, RLG_CREATE_TMP);
+    rlg_seg_path(l, 1, path, sizeof path);
+    rlog_file *f = NULL;
+    int e = rlg_prepare_file(l, tmp, &f, what);
+    uint8_t hdr[RLG_SEG_HEADER_SIZE];
+    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, 1, 1};
+    rlg_seg_header_encode(&h, hdr);
+    size_t done = 0;
+    if (!e) {
+        *what = "writing the header of";
+        e = v->pwrite(v, f, hdr, sizeof hdr, 0, &done);
+    }
+    if (!e && done != sizeof hdr)
+        e = EIO;
+    if (!e)
+        e = v->fdatasync(v, f);
+    if (!e) {
+        *what = "renaming into place";
+        e = v->rename(v, tmp, path);
+    }
+    if (!e) {
+        *what = "directory fsync after creating";
+        e = v->sync_dir(v, l->dir);
+    }
+    if (f)
+        v->close(v, f);
+    if (!e) { /* the handle names the segment from now on */
+        *what = "opening";
+        e = v->open(v, path, RLOG_VFS_RDWR, out);
+    }
+    return e;
+}
+
+static int create_log(rlog_log *l, rlog_open_report *rep)
+{
     l->log_id = l->env->random(l->env);
     if (!l->log_id)
         l->log_id = 1;
@@ -225,41 +271,20 @@ static int create_log(rlog_log *l, rlog_open_report *rep)
     s->first_lsn = 1;
     s->last_lsn = 0;
     s->end = RLG_SEG_HEADER_SIZE;
-    l->disk_last_seq = 0;
     int rv = remove_leftovers(l);
     if (rv) {
         snprintf(rep->message, sizeof rep->message, "%s", l->errmsg);
         return rv;
     }
-    pthread_mutex_lock(&l->mu);
-    rv = rlg_prepare_spare(l, 1); /* zero-filled file seq 1 */
-    pthread_mutex_unlock(&l->mu);
-    if (rv) {
-        snprintf(rep->message, sizeof rep->message, "creating log in %.180s: %.280s", l->dir,
-                 l->errmsg);
-        return rv;
-    }
-    uint8_t hdr[RLG_SEG_HEADER_SIZE];
-    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, 1, 1};
-    rlg_seg_header_encode(&h, hdr);
-    size_t done = 0;
-    int e = v->pwrite(v, l->spare_file, hdr, sizeof hdr, 0, &done);
-    if (!e && done != sizeof hdr)
-        e = EIO;
-    if (!e)
-        e = v->fdatasync(v, l->spare_file);
+    const char *what = "";
+    int e = build_first_segment(l, &l->wfile, &what);
     if (e) {
-        rlg_unsynced_mark(l, 0); /* the header may live only in the page cache */
-        snprintf(rep->message, sizeof rep->message,
-                 "creating log in '%s': writing the first segment header: %s", l->dir,
-                 strerror(e));
+        snprintf(rep->message, sizeof rep->message, "creating a log in '%.300s': %s %s: %s",
+                 l->dir, what, RLG_CREATE_TMP, strerror(e));
         return rlog_from_errno(e);
     }
-    l->wfile = l->spare_file;
     l->wfile_seq = 1;
     l->disk_last_seq = 1;
-    l->spare_file = NULL;
-    l->spare_state = RLG_SPARE_NONE;
     l->spare_next = 2;
     l->enc_off = RLG_SEG_HEADER_SIZE;
     l->first = 1;
@@ -467,6 +492,12 @@ static int adopt(rlog_log *l, rlg_recovery *r)
     l->spare_next = last->seq + 1;
     if (l->readonly)
         return 0;
+    /* the directory as recovery saw it (an unsynced unlink of a failed
+     * prefix deletion, say) becomes durable before anything builds on it */
+    int e0 = l->vfs->sync_dir(l->vfs, l->dir);
+    if (e0)
+        return rlg_fail(l, rlog_from_errno(e0), "directory fsync of '%s': %s", l->dir,
+                        strerror(e0));
     int rv = r->delete_from_seq ? delete_dropped(l, r->delete_from_seq) : 0;
     if (!rv && r->cut)
         rv = apply_cut(l, r);
@@ -596,6 +627,8 @@ int rlog_close(rlog_log *l)
             rv = rlg_write_checkpoint(l);
         l->io_busy = false;
     }
+    if (l->poisoned) /* a close never hides that what was appended may be lost */
+        rv = l->poisoned;
     rlg_fail_pending(l, RLOG_ECLOSED);
     pthread_mutex_unlock(&l->mu);
     if (l->wfile)

@@ -816,7 +816,10 @@ static int rcv_torn_start(rcv *r, size_t j, const rcv_cands *c)
 {
     const rlg_segment *s = &r->out->segs[r->last];
     uint64_t first = s->last_lsn + 1;
-    if (c->has_w && (c->w >= first || c->nckpt > 0)) {
+    /* only proof of an LSN of this segment shows its header was durable: a
+     * checkpoint repeating the predecessor's last LSN proves nothing new
+     * (it may itself never have been synced) */
+    if (c->has_w && c->w >= first) {
         int rc = rcv_corrupt(r, j, 0,
                              "the segment header is damaged, but the record at offset %" PRIu64
                              " (LSN %" PRIu64 ", type %u) proves LSN %" PRIu64 " durable",

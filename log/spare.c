@@ -11,7 +11,7 @@
 
 #define RLG_ZERO_CHUNK (1u << 20)
 
-static int prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what)
+int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what)
 {
     rlog_vfs *v = l->vfs;
     rlog_file *f = NULL;
@@ -63,7 +63,7 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
     pthread_mutex_unlock(&l->mu);
     rlog_file *f = NULL;
     const char *what = "";
-    int e = prepare_file(l, path, &f, &what);
+    int e = rlg_prepare_file(l, path, &f, &what);
     if (e && e != EEXIST) {
         /* best effort: leave no half-made file behind */
         if (l->vfs->unlink(l->vfs, path) == 0)

@@ -13,6 +13,11 @@ int rlg_io_round(rlog_log *l, bool all, bool sync);
  * the directory). spare_state must be NONE; PREPARING meanwhile (mu
  * released), READY after. On failure the partial file is removed. */
 int rlg_prepare_spare(rlog_log *l, uint64_t seq);
+/* Creates path (EXCL), fills it with zeros to the segment size, syncs it
+ * and the directory. mu NOT held. *what names the step that failed. */
+int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what);
+/* Name of the file a new log's first segment is built under. */
+#define RLG_CREATE_TMP "rlog.creating"
 /* Background thread (mu NOT held). */
 int rlg_bg_start(rlog_log *l);
 void rlg_bg_stop(rlog_log *l);

@@ -137,8 +137,9 @@ RLOG_API int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out
 /* Writes and syncs what is pending (unless poisoned), appends a checkpoint
  * record that proves every record durable, stops the background thread,
  * fails callbacks still pending with RLOG_ECLOSED, releases the lock and
- * frees the handle. All iterators must be closed first. Returns the first
- * error met; the handle is freed regardless. */
+ * frees the handle. All iterators must be closed first. Returns 0 only
+ * when everything appended is durable: otherwise the first error met
+ * (RLOG_EPOISONED for a poisoned handle). The handle is freed regardless. */
 RLOG_API int rlog_close(rlog_log *log);
 
 /* The message of the handle's last error ("" if none). Valid until the

@@ -1,0 +1,377 @@
+/*
+ * Snapshots: the data lives in its own file in the store's directory,
+ * "snapshot-<index %016x>-<term %016x>.snap", written as
+ * "<name>.tmp" → fsync → rename → directory fsync; CRC32C over the whole
+ * file. The marker record that names it (with size and CRC) makes it the
+ * current snapshot; until the marker is durable the file is an orphan that
+ * the next open removes. See docs/raft_storage.md, "Snapshots".
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/format.h"
+#include "raft_storage/rs_internal.h"
+
+#define SNAP_PREFIX "snapshot-"
+#define SNAP_SUFFIX ".snap"
+#define SNAP_TMP    ".tmp"
+
+static void snap_name(uint64_t index, uint64_t term, char *buf, size_t cap)
+{
+    snprintf(buf, cap, SNAP_PREFIX "%016" PRIx64 "-%016" PRIx64 SNAP_SUFFIX, index, term);
+}
+
+static bool parse_hex16(const char *p, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return false;
+        x = (x << 4) | d;
+    }
+    *v = x;
+    return true;
+}
+
+/* Parses our snapshot file names (and their temp names). */
+static bool parse_snap_name(const char *name, uint64_t *index, bool *temp)
+{
+    size_t pl = strlen(SNAP_PREFIX), n = strlen(name);
+    size_t base = pl + 16 + 1 + 16 + strlen(SNAP_SUFFIX);
+    uint64_t term;
+    if (n != base && n != base + strlen(SNAP_TMP))
+        return false;
+    if (strncmp(name, SNAP_PREFIX, pl) != 0 || !parse_hex16(name + pl, index) ||
+        name[pl + 16] != '-' || !parse_hex16(name + pl + 17, &term) ||
+        strncmp(name + pl + 33, SNAP_SUFFIX, strlen(SNAP_SUFFIX)) != 0)
+        return false;
+    *temp = n != base;
+    return !*temp || strcmp(name + base, SNAP_TMP) == 0;
+}
+
+static void path_of(const rlog_rs *rs, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", rs->dir, name);
+}
+
+/* ---------------------------------------------------------------- put */
+
+static int vfs_fail(rlog_rs *rs, int e, const char *what, const char *path)
+{
+    char eb[128];
+    return rlg_rs_fail(rs, rlog_from_errno(e), "snapshot: %s %s: %s", what, path,
+                       strerror_r(e, eb, sizeof eb));
+}
+
+/* Writes the data to `tmp` and makes it durable; *size and *crc describe it. */
+static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *d, uint64_t *size,
+                     uint32_t *crc)
+{
+    rlog_vfs *v = rs->vfs;
+    rlog_file *f = NULL;
+    v->unlink(v, tmp); /* a leftover of an earlier failed put */
+    int e = v->open(v, tmp, RLOG_VFS_CREATE | RLOG_VFS_EXCL | RLOG_VFS_RDWR, &f);
+    if (e)
+        return vfs_fail(rs, e, "create", tmp);
+    uint64_t off = 0;
+    uint32_t state = 0xffffffffu;
+    for (unsigned i = 0; i < d->n_bufs && !e; i++) {
+        size_t done = 0;
+        if (d->bufs[i].len == 0)
+            continue;
+        e = v->pwrite(v, f, d->bufs[i].base, d->bufs[i].len, off, &done);
+        if (!e && done != d->bufs[i].len)
+            e = EIO;
+        state = rlg_crc32c_update(state, d->bufs[i].base, d->bufs[i].len);
+        off += d->bufs[i].len;
+    }
+    int rv = e ? vfs_fail(rs, e, "write", tmp) : 0;
+    if (!rv && (e = v->fsync(v, f)) != 0)
+        rv = vfs_fail(rs, e, "fsync", tmp);
+    e = v->close(v, f);
+    if (!rv && e)
+        rv = vfs_fail(rs, e, "close", tmp);
+    *size = off;
+    *crc = ~state;
+    return rv;
+}
+
+/* temp → fsync → rename → directory fsync. On failure the temp is gone. */
+static int install_file(rlog_rs *rs, const char *name, const rlog_rs_snapshot_desc *d,
+                        uint64_t *size, uint32_t *crc)
+{
+    char path[4096], tmp[4096 + 8];
+    path_of(rs, name, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s" SNAP_TMP, path);
+    int rv = write_tmp(rs, tmp, d, size, crc);
+    int e;
+    if (!rv && (e = rs->vfs->rename(rs->vfs, tmp, path)) != 0)
+        rv = vfs_fail(rs, e, "rename", tmp);
+    if (!rv && (e = rs->vfs->sync_dir(rs->vfs, rs->dir)) != 0)
+        rv = vfs_fail(rs, e, "fsync directory", rs->dir);
+    if (rv) {
+        rs->vfs->unlink(rs->vfs, tmp);
+        rs->vfs->unlink(rs->vfs, path);
+    }
+    return rv;
+}
+
+/* Deletes the segments that hold only records the state no longer needs:
+ * everything before the batch of the first entry (or before the marker
+ * when no entry remains). A failure here loses nothing; it is logged and
+ * the next put retries. */
+static void compact_log(rlog_rs *rs, uint64_t marker_lsn)
+{
+    uint64_t keep = marker_lsn, deleted = 0;
+    if (!rlg_index_empty(&rs->st.ix)) {
+        rlg_bpos p;
+        rlg_index_locate(&rs->st.ix, rs->st.ix.first, &p);
+        keep = p.lsn;
+    }
+    int rv = rlog_delete_prefix(rs->log, keep, &deleted);
+    if (rv) {
+        rs->prefix_delete_errors++;
+        rlg_rs_logf(rs, RLOG_LEVEL_WARN, "snapshot: deleting segments below LSN %" PRIu64 ": %s",
+                    keep, rlog_errmsg(rs->log));
+    }
+}
+
+static int put_marker(rlog_rs *rs, const rlog_rs_snapshot_desc *d, const char *name, uint64_t size,
+                      uint32_t crc, uint64_t *lsn)
+{
+    rlg_snap_view v = {
+        .index = d->index,
+        .term = d->term,
+        .conf_index = d->conf_index,
+        .size = size,
+        .crc = crc,
+        .trailing = d->trailing,
+        .name_len = (uint16_t)strlen(name),
+        .flags =
+            rlg_state_snap_replaces(&rs->st, d->index, d->term, d->trailing) ? RLG_SNAP_REPLACE : 0,
+        .conf_len = d->conf_len,
+        .name = name,
+        .conf = d->conf,
+    };
+    size_t len = rlg_snap_size(v.name_len, v.conf_len);
+    int rv = rlg_rs_enc_reserve(rs, len);
+    if (rv)
+        return rv;
+    rlg_snap_encode(&v, rs->enc);
+    rlg_rec r;
+    char why[200];
+    if ((rv = rlg_rec_decode(RLOG_RS_TYPE_SNAPSHOT, rs->enc, len, &r, why, sizeof why)) != 0 ||
+        (rv = rlg_state_check(&rs->st, &r, why, sizeof why)) != 0)
+        return rlg_rs_fail(rs, rv, "snapshot: %s", why);
+    return rlg_rs_append_apply(rs, RLOG_RS_TYPE_SNAPSHOT, RLOG_RS_SLOT_SNAPSHOT, rs->enc, len, lsn);
+}
+
+static int check_desc(rlog_rs *rs, const rlog_rs_snapshot_desc *d, const char *name)
+{
+    if (!d || d->index == 0 || d->term == 0 || (d->n_bufs && !d->bufs) || (d->conf_len && !d->conf))
+        return rlg_rs_fail(rs, RLOG_EINVAL, "snapshot: bad descriptor");
+    if (rs->st.snap.has && d->index <= rs->st.snap.v.index)
+        return rlg_rs_fail(rs, RLOG_ESTALE,
+                           "snapshot: index %" PRIu64 " is not newer than the current %" PRIu64,
+                           d->index, rs->st.snap.v.index);
+    if (rlg_snap_size(strlen(name), d->conf_len) > rs->rec_max)
+        return rlg_rs_fail(rs, RLOG_ETOOBIG,
+                           "snapshot: configuration of %" PRIu32 " bytes exceeds the record limit",
+                           d->conf_len);
+    return 0;
+}
+
+int rlog_rs_snapshot_put(rlog_rs *rs, const rlog_rs_snapshot_desc *d)
+{
+    int rv = rlg_rs_writable(rs);
+    if (rv)
+        return rv;
+    char name[RLG_RS_NAME_MAX + 1];
+    if (d)
+        snap_name(d->index, d->term, name, sizeof name);
+    if ((rv = check_desc(rs, d, name)) != 0)
+        return rv;
+    uint64_t size = 0, lsn = 0;
+    uint32_t crc = 0;
+    if ((rv = install_file(rs, name, d, &size, &crc)) != 0)
+        return rv;
+    if ((rv = put_marker(rs, d, name, size, crc, &lsn)) != 0) {
+        /* a marker that may be durable (poisoned log, index failure) keeps
+         * its file: the next open decides */
+        if (rv != RLOG_EPOISONED && !atomic_load(&rs->failed)) {
+            char path[4096];
+            path_of(rs, name, path, sizeof path);
+            rs->vfs->unlink(rs->vfs, path);
+            rs->vfs->sync_dir(rs->vfs, rs->dir);
+        }
+        return rv;
+    }
+    compact_log(rs, lsn);
+    uint64_t t, s;
+    if (rlg_rs_snap_cleanup(rs, false, &t, &s))
+        rlg_rs_logf(rs, RLOG_LEVEL_WARN, "%s", rs->errmsg);
+    rs->errmsg[0] = '\0';
+    return 0;
+}
+
+/* ---------------------------------------------------------------- cleanup */
+
+typedef struct old_snap {
+    uint64_t index;
+    char *name;
+} old_snap;
+
+static int cmp_old_desc(const void *a, const void *b)
+{
+    uint64_t x = ((const old_snap *)a)->index, y = ((const old_snap *)b)->index;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int remove_name(rlog_rs *rs, const char *name, uint64_t *count)
+{
+    char path[4096];
+    path_of(rs, name, path, sizeof path);
+    int e = rs->vfs->unlink(rs->vfs, path);
+    if (e && e != ENOENT)
+        return vfs_fail(rs, e, "remove", path);
+    (*count)++;
+    return 0;
+}
+
+/* Classifies one directory entry: removes temps and orphans, collects
+ * older snapshots into olds. */
+static int classify(rlog_rs *rs, const char *nm, bool temps, old_snap *olds, size_t *nold,
+                    uint64_t *tr, uint64_t *sr)
+{
+    uint64_t index;
+    bool temp;
+    if (!parse_snap_name(nm, &index, &temp))
+        return 0;
+    const rlg_snap *cur = &rs->st.snap;
+    if (temp)
+        return temps ? remove_name(rs, nm, tr) : 0;
+    if (cur->has && strcmp(nm, cur->name) == 0)
+        return 0;
+    if (!cur->has || index >= cur->v.index)
+        return remove_name(rs, nm, sr); /* orphan of a put whose marker never made it */
+    olds[*nold].index = index;
+    olds[*nold].name = (char *)nm;
+    (*nold)++;
+    return 0;
+}
+
+int rlg_rs_snap_cleanup(rlog_rs *rs, bool temps, uint64_t *tr, uint64_t *sr)
+{
+    char **names = NULL;
+    size_t n = 0, nold = 0;
+    *tr = *sr = 0;
+    int e = rs->vfs->list(rs->vfs, rs->dir, &names, &n);
+    if (e)
+        return vfs_fail(rs, e, "list", rs->dir);
+    int rv = 0;
+    old_snap *olds = calloc(n ? n : 1, sizeof *olds);
+    if (!olds) {
+        rv = rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot cleanup: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n && !rv; i++)
+        rv = classify(rs, names[i], temps, olds, &nold, tr, sr);
+    qsort(olds, nold, sizeof *olds, cmp_old_desc);
+    size_t keep_old = rs->opts.snapshots_keep - 1;
+    for (size_t i = keep_old; i < nold && !rv; i++)
+        rv = remove_name(rs, olds[i].name, sr);
+    if (!rv && *tr + *sr > 0 && (e = rs->vfs->sync_dir(rs->vfs, rs->dir)) != 0)
+        rv = vfs_fail(rs, e, "fsync directory", rs->dir);
+out:
+    free(olds);
+    rlog_vfs_free_names(names, n);
+    return rv;
+}
+
+/* ---------------------------------------------------------------- get */
+
+static int read_file(rlog_rs *rs, const char *path, uint64_t want, void **data)
+{
+    rlog_vfs *v = rs->vfs;
+    rlog_file *f = NULL;
+    uint64_t size = 0;
+    int e = v->open(v, path, RLOG_VFS_RDONLY, &f);
+    if (e == ENOENT)
+        return rlg_rs_fail(rs, RLOG_ECORRUPT, "snapshot file %s named by the marker is missing",
+                           path);
+    if (e)
+        return vfs_fail(rs, e, "open", path);
+    int rv = 0;
+    if ((e = v->size(v, f, &size)) != 0)
+        rv = vfs_fail(rs, e, "size of", path);
+    else if (size != want)
+        rv = rlg_rs_fail(rs, RLOG_ECORRUPT,
+                         "snapshot file %s has %" PRIu64 " bytes; the marker says %" PRIu64, path,
+                         size, want);
+    else if (size > SIZE_MAX - 1 || !(*data = malloc(size ? (size_t)size : 1)))
+        rv = rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory for %" PRIu64 " bytes", size);
+    size_t done = 0;
+    if (!rv && size && (e = v->pread(v, f, *data, (size_t)size, 0, &done)) != 0)
+        rv = vfs_fail(rs, e, "read", path);
+    else if (!rv && done != size)
+        rv = rlg_rs_fail(rs, RLOG_ECORRUPT, "snapshot file %s is short", path);
+    v->close(v, f);
+    if (rv) {
+        free(*data);
+        *data = NULL;
+    }
+    return rv;
+}
+
+int rlog_rs_snapshot_get(rlog_rs *rs, rlog_rs_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
+    const rlg_snap *cur = &rs->st.snap;
+    if (!cur->has)
+        return rlg_rs_fail(rs, RLOG_ENOTFOUND, "no snapshot");
+    char path[4096];
+    path_of(rs, cur->name, path, sizeof path);
+    int rv = read_file(rs, path, cur->v.size, &out->data);
+    if (rv)
+        return rv;
+    uint32_t crc = rlg_crc32c(out->data, (size_t)cur->v.size);
+    if (crc != cur->v.crc) {
+        rlog_rs_snapshot_release(out);
+        return rlg_rs_fail(rs, RLOG_ECORRUPT,
+                           "snapshot file %s fails its checksum (CRC32C %08" PRIx32
+                           ", the marker says %08" PRIx32 ")",
+                           path, crc, cur->v.crc);
+    }
+    if (!(out->conf = malloc(cur->v.conf_len ? cur->v.conf_len : 1))) {
+        rlog_rs_snapshot_release(out);
+        return rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory");
+    }
+    memcpy(out->conf, cur->v.conf, cur->v.conf_len);
+    out->index = cur->v.index;
+    out->term = cur->v.term;
+    out->conf_index = cur->v.conf_index;
+    out->conf_len = cur->v.conf_len;
+    out->size = cur->v.size;
+    out->crc = cur->v.crc;
+    out->trailing = cur->v.trailing;
+    snprintf(out->file, sizeof out->file, "%s", cur->name);
+    return 0;
+}
+
+void rlog_rs_snapshot_release(rlog_rs_snapshot *s)
+{
+    if (!s)
+        return;
+    free(s->data);
+    free(s->conf);
+    memset(s, 0, sizeof *s);
+}

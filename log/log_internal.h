@@ -56,6 +56,7 @@ typedef struct rlg_waiter {
     rlog_append_cb cb; /* NULL for a ticket */
     void *data;
     bool need_durable; /* ticket: complete at durable (else at written) */
+    pthread_cond_t *cv; /* ticket: signalled when done, or handed the I/O token */
     bool done;
     int status;
 } rlg_waiter;
@@ -72,7 +73,8 @@ struct rlog_log {
 
     pthread_mutex_t mu;
     pthread_cond_t cond;    /* round finished, spare state changed */
-    pthread_cond_t bg_cond; /* work for the background thread */
+    pthread_cond_t bg_cond;   /* work for the background I/O thread */
+    pthread_cond_t prep_cond; /* work for the preparer thread */
     bool io_busy;
     int poisoned; /* 0, or the error every call now returns */
     char errmsg[512];
@@ -108,7 +110,7 @@ struct rlog_log {
 
     rlog_file *lockf; /* the directory lock (writers only) */
 
-    pthread_t bg;
+    pthread_t bg, prep; /* RLOG_OPEN_THREAD: the I/O thread and the preparer */
     bool bg_running, bg_stop;
     unsigned iters_open;
 };

@@ -145,6 +145,7 @@ static rlog_log *log_new(const char *dir, const rlog_options *o)
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cond, NULL);
     pthread_cond_init(&l->bg_cond, NULL);
+    pthread_cond_init(&l->prep_cond, NULL);
     return l;
 }
 
@@ -160,6 +161,7 @@ static void log_free(rlog_log *l)
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cond);
     pthread_cond_destroy(&l->bg_cond);
+    pthread_cond_destroy(&l->prep_cond);
     free(l->dir);
     free(l);
 }

@@ -148,8 +148,7 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
         else
             l->dir_unsynced = false;
     }
-    l->io_busy = false;
-    pthread_cond_broadcast(&l->cond);
+    rlg_io_release(l, NULL);
     pthread_mutex_unlock(&l->mu);
     return rv;
 }

@@ -411,6 +411,8 @@ static void complete(rlog_log *l, uint64_t failed_from, int err, rlg_waiter **ou
             w->done = true;
             w->status = 0;
         }
+        if (w->done && w->cv)
+            pthread_cond_signal(w->cv);
     }
     /* Lost records fail their waiters now, wherever they are in the queue
      * (their LSNs will be reused: a later durable position must not
@@ -557,7 +559,7 @@ static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out)
     l->spare_file = NULL;
     l->spare_state = RLG_SPARE_NONE;
     l->spare_next = seq + 1;
-    pthread_cond_signal(&l->bg_cond);
+    pthread_cond_signal(&l->prep_cond);
     return 0;
 }
 
@@ -718,8 +720,27 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
     return rv;
 }
 
+void rlg_io_release(rlog_log *l, const rlg_waiter *self)
+{
+    l->io_busy = false;
+    pthread_cond_broadcast(&l->cond); /* the rare waiters: sync, rotate, step, ... */
+    if (!l->pend_head)
+        return;
+    /* hand the token to one waiting append (not to all: 32 woken threads
+     * on 2 cores delay the next round more than they help it) */
+    for (rlg_waiter *w = l->tickets; w; w = w->next) {
+        if (w != self && !w->done && w->cv) {
+            pthread_cond_signal(w->cv);
+            break;
+        }
+    }
+    if (l->bg_running)
+        pthread_cond_signal(&l->bg_cond);
+}
+
 /* Runs rounds until `done` says so. mu held. Waits while another thread
- * does I/O. */
+ * does I/O. A blocking append (t) waits on its own condition variable: it
+ * is woken when its records complete or when it is handed the token. */
 static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_to)
 {
     for (;;) {
@@ -730,13 +751,12 @@ static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_
         if (l->poisoned)
             return l->poisoned;
         if (l->io_busy) {
-            pthread_cond_wait(&l->cond, &l->mu);
+            pthread_cond_wait(t ? t->cv : &l->cond, &l->mu);
             continue;
         }
         l->io_busy = true;
         int rv = rlg_io_round(l, all, sync);
-        l->io_busy = false;
-        pthread_cond_broadcast(&l->cond);
+        rlg_io_release(l, t);
         if (rv && !t)
             return rv;
     }
@@ -756,6 +776,9 @@ int rlog_append(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first_
         return rv;
     }
     rlg_waiter t = {0};
+    pthread_cond_t cv;
+    pthread_cond_init(&cv, NULL);
+    t.cv = &cv;
     t.first = first;
     t.last = l->appended;
     t.need_durable = l->opts.sync != RLOG_SYNC_NONE;
@@ -763,6 +786,7 @@ int rlog_append(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first_
     l->tickets = &t;
     rv = drive(l, &t, false, t.need_durable, 0);
     ticket_unlink(l, &t);
+    pthread_cond_destroy(&cv);
     if (!rv) {
         l->m.appends++;
         l->m.records += n;
@@ -826,8 +850,7 @@ int rlog_step(rlog_log *l, int *more)
     if (!rv && !l->io_busy && (l->pend_head || l->async_head)) {
         l->io_busy = true;
         rv = rlg_io_round(l, true, l->opts.sync != RLOG_SYNC_NONE);
-        l->io_busy = false;
-        pthread_cond_broadcast(&l->cond);
+        rlg_io_release(l, NULL);
     } else if (!rv && l->spare_state == RLG_SPARE_NONE) {
         rv = rlg_prepare_spare(l, l->spare_next);
     }
@@ -861,26 +884,37 @@ int rlog_rotate(rlog_log *l)
 
 /* ------------------------------------------------------ background thread */
 
+/* The I/O thread: writes and syncs what asynchronous appends queued. */
 static void *bg_main(void *arg)
 {
     rlog_log *l = arg;
     pthread_mutex_lock(&l->mu);
     while (!l->bg_stop) {
-        bool io = l->pend_head && !l->poisoned;
-        if (io && !l->io_busy) {
+        if (l->pend_head && !l->poisoned && !l->io_busy) {
             l->io_busy = true;
             rlg_io_round(l, l->opts.sync != RLOG_SYNC_EACH, l->opts.sync != RLOG_SYNC_NONE);
-            l->io_busy = false;
-            pthread_cond_broadcast(&l->cond);
+            rlg_io_release(l, NULL);
             continue;
         }
-        /* After a failed preparation the next rotation retries inline (and
-         * reports the error to its caller); the thread does not spin. */
+        pthread_cond_wait(&l->bg_cond, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* The preparer: makes the next segment ready off the hot path. After a
+ * failed preparation the next rotation retries inline (and reports the
+ * error to its caller); the thread does not spin. */
+static void *prep_main(void *arg)
+{
+    rlog_log *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->bg_stop) {
         if (!l->poisoned && !l->spare_failed && l->spare_state == RLG_SPARE_NONE) {
             rlg_prepare_spare(l, l->spare_next);
             continue;
         }
-        pthread_cond_wait(&l->bg_cond, &l->mu);
+        pthread_cond_wait(&l->prep_cond, &l->mu);
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -891,6 +925,14 @@ int rlg_bg_start(rlog_log *l)
     l->bg_stop = false;
     if (pthread_create(&l->bg, NULL, bg_main, l) != 0)
         return RLOG_ENOMEM;
+    if (pthread_create(&l->prep, NULL, prep_main, l) != 0) {
+        pthread_mutex_lock(&l->mu);
+        l->bg_stop = true;
+        pthread_cond_broadcast(&l->bg_cond);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->bg, NULL);
+        return RLOG_ENOMEM;
+    }
     l->bg_running = true;
     return 0;
 }
@@ -902,8 +944,10 @@ void rlg_bg_stop(rlog_log *l)
     pthread_mutex_lock(&l->mu);
     l->bg_stop = true;
     pthread_cond_broadcast(&l->bg_cond);
+    pthread_cond_broadcast(&l->prep_cond);
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->bg, NULL);
+    pthread_join(l->prep, NULL);
     l->bg_running = false;
 }
 

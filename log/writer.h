@@ -18,7 +18,11 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq);
 int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what);
 /* Name of the file a new log's first segment is built under. */
 #define RLG_CREATE_TMP "rlog.creating"
-/* Background thread (mu NOT held). */
+/* Releases the I/O token (io_busy) and hands it on: wakes the rare waiters
+ * and one blocking append (not `self`), and the I/O thread, when work is
+ * pending. mu held. */
+void rlg_io_release(rlog_log *l, const rlg_waiter *self);
+/* Background threads (mu NOT held). */
 int rlg_bg_start(rlog_log *l);
 void rlg_bg_stop(rlog_log *l);
 /* At close: fail what is still queued with err. */

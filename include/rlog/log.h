@@ -19,9 +19,11 @@
  * share one fdatasync (group commit). Without RLOG_OPEN_THREAD the log has
  * no thread of its own and makes progress only inside calls (rlog_append,
  * rlog_sync, rlog_step): that is how the simulator drives it,
- * single-threaded and deterministic. With RLOG_OPEN_THREAD a background
- * thread writes and syncs asynchronous appends and prepares the next
- * segment off the hot path.
+ * single-threaded and deterministic. With RLOG_OPEN_THREAD the log runs two
+ * threads of its own: one writes and syncs asynchronous appends, the other
+ * prepares the next segment (creates it, fills it with zeros, syncs it)
+ * off the hot path. Blocking appends always do their own I/O (the first
+ * waiting caller leads a round; the others share its fdatasync).
  */
 #ifndef RLOG_LOG_H
 #define RLOG_LOG_H
@@ -71,7 +73,7 @@ typedef enum rlog_sync_mode {
 /* rlog_options.flags */
 #define RLOG_OPEN_CREATE 0x1u   /* create the log if the directory holds none */
 #define RLOG_OPEN_READONLY 0x2u /* never write; no lock; torn tail reported, not cut */
-#define RLOG_OPEN_THREAD 0x4u   /* start a background thread (see above) */
+#define RLOG_OPEN_THREAD 0x4u   /* start the background threads (see above) */
 /* Explicit repair: on corruption, cut the log at the first bad record
  * instead of failing the open. Loses acknowledged records; the report says
  * which. Never implied. */

@@ -613,6 +613,18 @@ fail:
     return rv;
 }
 
+/* Closes the handle's files, releases the lock, frees it. */
+static void release(rlog_log *l)
+{
+    if (l->wfile)
+        l->vfs->close(l->vfs, l->wfile);
+    if (l->spare_file)
+        l->vfs->close(l->vfs, l->spare_file);
+    if (l->lockf)
+        l->vfs->unlock(l->vfs, l->lockf);
+    log_free(l);
+}
+
 int rlog_close(rlog_log *l)
 {
     if (!l)
@@ -633,13 +645,7 @@ int rlog_close(rlog_log *l)
         rv = l->poisoned;
     rlg_fail_pending(l, RLOG_ECLOSED);
     pthread_mutex_unlock(&l->mu);
-    if (l->wfile)
-        l->vfs->close(l->vfs, l->wfile);
-    if (l->spare_file)
-        l->vfs->close(l->vfs, l->spare_file);
-    if (l->lockf)
-        l->vfs->unlock(l->vfs, l->lockf);
-    log_free(l);
+    release(l);
     return rv;
 }
 
@@ -648,26 +654,7 @@ void rlg_log_crash(rlog_log *l)
     /* As if the process died: nothing more is written or synced. */
     rlg_bg_stop(l);
     pthread_mutex_lock(&l->mu);
-    while (l->pend_head) {
-        rlg_chunk *c = l->pend_head;
-        l->pend_head = c->next;
-        free(c->data);
-        for (size_t i = 0; i < c->nstk; i++)
-            free(c->stk[i].val.data);
-        free(c->stk);
-        free(c);
-    }
-    while (l->async_head) {
-        rlg_waiter *w = l->async_head;
-        l->async_head = w->next;
-        free(w);
-    }
+    rlg_drop_pending(l);
     pthread_mutex_unlock(&l->mu);
-    if (l->wfile)
-        l->vfs->close(l->vfs, l->wfile);
-    if (l->spare_file)
-        l->vfs->close(l->vfs, l->spare_file);
-    if (l->lockf)
-        l->vfs->unlock(l->vfs, l->lockf);
-    log_free(l);
+    release(l);
 }

@@ -33,6 +33,16 @@ static void chunk_free(rlg_chunk *c)
     free(c);
 }
 
+static void free_chunks(rlog_log *l)
+{
+    while (l->pend_head) {
+        rlg_chunk *c = l->pend_head;
+        l->pend_head = c->next;
+        chunk_free(c);
+    }
+    l->pend_tail = NULL;
+}
+
 static rlg_chunk *chunk_new(rlog_log *l, uint64_t seq, uint64_t off)
 {
     rlg_chunk *c = calloc(1, sizeof *c);
@@ -500,12 +510,7 @@ static void poison(rlog_log *l, int e, const char *what, uint64_t seq, rlg_waite
 /* Undoes the encoder back to what was written. mu held. */
 static void rollback(rlog_log *l, int err, rlg_waiter **out)
 {
-    while (l->pend_head) {
-        rlg_chunk *c = l->pend_head;
-        l->pend_head = c->next;
-        chunk_free(c);
-    }
-    l->pend_tail = NULL;
+    free_chunks(l);
     /* drop index entries beyond the written segment and LSN */
     while (l->nsegs > 1 && l->segs[l->nsegs - 1].seq > l->disk_last_seq)
         rlg_segment_free(&l->segs[--l->nsegs]);
@@ -951,16 +956,22 @@ void rlg_bg_stop(rlog_log *l)
     l->bg_running = false;
 }
 
+void rlg_drop_pending(rlog_log *l)
+{
+    free_chunks(l);
+    while (l->async_head) {
+        rlg_waiter *w = l->async_head;
+        l->async_head = w->next;
+        free(w);
+    }
+    l->async_tail = NULL;
+}
+
 /* Fails everything still queued (at close). mu held. */
 void rlg_fail_pending(rlog_log *l, int err)
 {
     rlg_waiter *fired = NULL;
-    while (l->pend_head) {
-        rlg_chunk *c = l->pend_head;
-        l->pend_head = c->next;
-        chunk_free(c);
-    }
-    l->pend_tail = NULL;
+    free_chunks(l);
     complete(l, l->durable + 1, err, &fired);
     pthread_mutex_unlock(&l->mu);
     fire(fired);

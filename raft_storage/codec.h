@@ -1,6 +1,6 @@
 /*
  * Payload encodings of the Raft record types (all integers little-endian;
- * docs/format-raft.md is the specification).
+ * docs/format.md ("Raft storage records") is the specification).
  *
  * HARD_STATE (16), exactly 24 bytes:
  *   0  8  term

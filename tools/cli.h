@@ -76,8 +76,10 @@ uint64_t cli_now_ns(void);
 /* ---- record formatting (dump) ---- */
 
 /* Formats one record on one line (no newline) into out. The hook for
- * type-specific decoders: a later layer adds its types here. */
-void cli_format_record(const rlog_record *rec, bool json, FILE *out);
+ * type-specific decoders: with `raft` (the directory holds a Raft store,
+ * see tools/inspect.c) records of types 16..19 are decoded with
+ * rlog_rs_format_record; otherwise every record is shown as hex. */
+void cli_format_record(const rlog_record *rec, bool json, bool raft, FILE *out);
 
 /* ---- commands: each returns an exit code ---- */
 

@@ -144,8 +144,10 @@ RLOG_API int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out
  * (RLOG_EPOISONED for a poisoned handle). The handle is freed regardless. */
 RLOG_API int rlog_close(rlog_log *log);
 
-/* The message of the handle's last error ("" if none). Valid until the
- * next call on the handle from the same thread. */
+/* The message of the last error on this handle ("" if none): one buffer
+ * per handle, overwritten by the next failing call on it from any thread,
+ * so read it right after the call failed, on a handle you do not share
+ * while doing so. */
 RLOG_API const char *rlog_errmsg(rlog_log *log);
 
 /*

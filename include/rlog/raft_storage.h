@@ -3,7 +3,7 @@
  * log entries, snapshots) kept as typed records in an rlog log.
  *
  * Records (user types of the log; docs/raft_storage.md and
- * docs/format-raft.md give the byte layout):
+ * docs/format.md ("Raft storage records") give the byte layout):
  *   RLOG_RS_TYPE_HARD_STATE  term, vote, commit           (sticky slot 1)
  *   RLOG_RS_TYPE_ENTRIES     a batch of contiguous entries
  *   RLOG_RS_TYPE_TRUNCATE    "entries from index i on are gone"

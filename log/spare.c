@@ -36,6 +36,11 @@ int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char 
         e = v->pwrite(v, f, zeros, n, off, &done);
         if (!e && done != n)
             e = EIO;
+        /* flush as we go: an appender's fdatasync ends in a device cache
+         * flush that waits for every write in flight, ours included — keep
+         * that at most one chunk */
+        if (!e && off + n < l->opts.segment_size)
+            e = v->fdatasync(v, f);
     }
     free(zeros);
     if (!e) {

@@ -1,0 +1,960 @@
+/*
+ * The wire codec: rlog_msg <-> msgpack (docs/wire.md is the specification).
+ *
+ * Every message is one msgpack array [type, version, fields...]; the number
+ * of fields is fixed per (type, version). "uint" is any msgpack integer
+ * format holding a non-negative value that fits the field; "bin" is
+ * bin8/16/32; "str" is fixstr/str8/16/32; "bool" is true/false.
+ *
+ *   type                          fields after [type, 1, ...]
+ *   1 hello                       server_id uint64, address str (<= 1024 bytes,
+ *                                 no NUL), protocol_version uint32, role uint32,
+ *                                 flags uint64
+ *   2 request_vote                term, candidate_id, last_log_index,
+ *                                 last_log_term (uint64), disrupt_leader bool,
+ *                                 pre_vote bool
+ *   3 request_vote_result         term uint64, vote_granted bool,
+ *                                 pre_vote nil|bool (unknown|false/true)
+ *   4 append_entries              term, prev_log_index, prev_log_term,
+ *                                 leader_commit (uint64), entries array of
+ *                                 [term uint64, type uint16, payload bin]
+ *   5 append_entries_result       term, rejected, last_log_index (uint64)
+ *   6 install_snapshot            term, last_index, last_term, conf_index
+ *                                 (uint64), conf bin, total, offset (uint64),
+ *                                 chunk bin, done bool
+ *   7 install_snapshot_result     term, last_index, next_offset (uint64)
+ *   8 timeout_now                 term, last_log_index, last_log_term (uint64)
+ *
+ * Encoding uses msgpack-c's packer (smallest format for every value).
+ * Decoding does not use msgpack-c's unpacker (it reserves memory for an
+ * array header's claimed size before reading the elements): a fixed-schema
+ * reader walks the raw bytes, checks every length and count against the
+ * bytes that remain, and allocates at most one block of O(len) bytes (the
+ * entries array, or the address copy).
+ */
+#include "transport/codec.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+/* ------------------------------------------------------------------------
+ * Names
+ * ---------------------------------------------------------------------- */
+
+const char *rlog_msg_type_name(int type)
+{
+    switch (type) {
+    case RLOG_MSG_HELLO:
+        return "hello";
+    case RLOG_MSG_REQUEST_VOTE:
+        return "request_vote";
+    case RLOG_MSG_REQUEST_VOTE_RESULT:
+        return "request_vote_result";
+    case RLOG_MSG_APPEND_ENTRIES:
+        return "append_entries";
+    case RLOG_MSG_APPEND_ENTRIES_RESULT:
+        return "append_entries_result";
+    case RLOG_MSG_INSTALL_SNAPSHOT:
+        return "install_snapshot";
+    case RLOG_MSG_INSTALL_SNAPSHOT_RESULT:
+        return "install_snapshot_result";
+    case RLOG_MSG_TIMEOUT_NOW:
+        return "timeout_now";
+    default:
+        return "unknown";
+    }
+}
+
+/* Number of fields after [type, version] for each known type; 0 = unknown. */
+static unsigned codec_nfields(uint64_t type)
+{
+    switch (type) {
+    case RLOG_MSG_HELLO:
+        return 5;
+    case RLOG_MSG_REQUEST_VOTE:
+        return 6;
+    case RLOG_MSG_REQUEST_VOTE_RESULT:
+        return 3;
+    case RLOG_MSG_APPEND_ENTRIES:
+        return 5;
+    case RLOG_MSG_APPEND_ENTRIES_RESULT:
+        return 3;
+    case RLOG_MSG_INSTALL_SNAPSHOT:
+        return 9;
+    case RLOG_MSG_INSTALL_SNAPSHOT_RESULT:
+        return 3;
+    case RLOG_MSG_TIMEOUT_NOW:
+        return 3;
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Encoding
+ * ---------------------------------------------------------------------- */
+
+/* Packer calls return 0 or -1 (only on allocation failure): callers OR
+ * their results and map a non-zero total to RLOG_ENOMEM. */
+static int enc_bin(msgpack_packer *pk, const void *data, size_t len)
+{
+    int rc = msgpack_pack_bin(pk, len);
+    if (len > 0) {
+        rc |= msgpack_pack_bin_body(pk, data, len);
+    }
+    return rc;
+}
+
+static int enc_u64s(msgpack_packer *pk, const uint64_t *v, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        rc |= msgpack_pack_uint64(pk, v[i]);
+    }
+    return rc;
+}
+
+static int enc_bool(msgpack_packer *pk, bool b)
+{
+    return b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+static int enc_hello(msgpack_packer *pk, const rlog_msg_hello *h)
+{
+    if (h->address == NULL) {
+        return RLOG_EINVAL;
+    }
+    size_t alen = strnlen(h->address, RLOG_WIRE_ADDRESS_MAX + 1);
+    if (alen > RLOG_WIRE_ADDRESS_MAX) {
+        return RLOG_EINVAL;
+    }
+    int rc = msgpack_pack_uint64(pk, h->server_id);
+    rc |= msgpack_pack_str(pk, alen);
+    if (alen > 0) {
+        rc |= msgpack_pack_str_body(pk, h->address, alen);
+    }
+    rc |= msgpack_pack_uint32(pk, h->protocol_version);
+    rc |= msgpack_pack_uint32(pk, h->role);
+    rc |= msgpack_pack_uint64(pk, h->flags);
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_request_vote(msgpack_packer *pk, const rlog_msg_request_vote *v)
+{
+    uint64_t u[4] = {v->term, v->candidate_id, v->last_log_index, v->last_log_term};
+    int rc = enc_u64s(pk, u, 4);
+    rc |= enc_bool(pk, v->disrupt_leader);
+    rc |= enc_bool(pk, v->pre_vote);
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_request_vote_result(msgpack_packer *pk, const rlog_msg_request_vote_result *v)
+{
+    int rc = msgpack_pack_uint64(pk, v->term);
+    rc |= enc_bool(pk, v->vote_granted);
+    switch (v->pre_vote) {
+    case RLOG_TRIBOOL_UNKNOWN:
+        rc |= msgpack_pack_nil(pk);
+        break;
+    case RLOG_TRIBOOL_TRUE:
+        rc |= msgpack_pack_true(pk);
+        break;
+    case RLOG_TRIBOOL_FALSE:
+        rc |= msgpack_pack_false(pk);
+        break;
+    default:
+        return RLOG_EINVAL;
+    }
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_append_entries(msgpack_packer *pk, const rlog_msg_append_entries *a)
+{
+    if (a->n_entries > 0 && a->entries == NULL) {
+        return RLOG_EINVAL;
+    }
+    for (uint32_t i = 0; i < a->n_entries; i++) {
+        if (a->entries[i].len > 0 && a->entries[i].data == NULL) {
+            return RLOG_EINVAL;
+        }
+    }
+    uint64_t u[4] = {a->term, a->prev_log_index, a->prev_log_term, a->leader_commit};
+    int rc = enc_u64s(pk, u, 4);
+    rc |= msgpack_pack_array(pk, a->n_entries);
+    for (uint32_t i = 0; i < a->n_entries && rc == 0; i++) {
+        const rlog_msg_entry *e = &a->entries[i];
+        rc |= msgpack_pack_array(pk, 3);
+        rc |= msgpack_pack_uint64(pk, e->term);
+        rc |= msgpack_pack_uint16(pk, e->type);
+        rc |= enc_bin(pk, e->data, e->len);
+    }
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_install_snapshot(msgpack_packer *pk, const rlog_msg_install_snapshot *s)
+{
+    if ((s->conf_len > 0 && s->conf == NULL) || (s->chunk_len > 0 && s->chunk == NULL)) {
+        return RLOG_EINVAL;
+    }
+    if (s->conf_len > UINT32_MAX || s->chunk_len > UINT32_MAX) {
+        return RLOG_EINVAL; /* bin32 is the largest msgpack byte string */
+    }
+    if (s->offset > s->total || s->chunk_len > s->total - s->offset) {
+        return RLOG_EINVAL;
+    }
+    if (s->done != (s->offset + s->chunk_len == s->total)) {
+        return RLOG_EINVAL;
+    }
+    uint64_t u[4] = {s->term, s->last_index, s->last_term, s->conf_index};
+    int rc = enc_u64s(pk, u, 4);
+    rc |= enc_bin(pk, s->conf, s->conf_len);
+    rc |= msgpack_pack_uint64(pk, s->total);
+    rc |= msgpack_pack_uint64(pk, s->offset);
+    rc |= enc_bin(pk, s->chunk, s->chunk_len);
+    rc |= enc_bool(pk, s->done);
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_three(msgpack_packer *pk, uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t u[3] = {a, b, c};
+    return enc_u64s(pk, u, 3) ? RLOG_ENOMEM : 0;
+}
+
+static int enc_body(msgpack_packer *pk, const rlog_msg *m)
+{
+    switch (m->type) {
+    case RLOG_MSG_HELLO:
+        return enc_hello(pk, &m->u.hello);
+    case RLOG_MSG_REQUEST_VOTE:
+        return enc_request_vote(pk, &m->u.request_vote);
+    case RLOG_MSG_REQUEST_VOTE_RESULT:
+        return enc_request_vote_result(pk, &m->u.request_vote_result);
+    case RLOG_MSG_APPEND_ENTRIES:
+        return enc_append_entries(pk, &m->u.append_entries);
+    case RLOG_MSG_APPEND_ENTRIES_RESULT: {
+        const rlog_msg_append_entries_result *r = &m->u.append_entries_result;
+        return enc_three(pk, r->term, r->rejected, r->last_log_index);
+    }
+    case RLOG_MSG_INSTALL_SNAPSHOT:
+        return enc_install_snapshot(pk, &m->u.install_snapshot);
+    case RLOG_MSG_INSTALL_SNAPSHOT_RESULT: {
+        const rlog_msg_install_snapshot_result *r = &m->u.install_snapshot_result;
+        return enc_three(pk, r->term, r->last_index, r->next_offset);
+    }
+    case RLOG_MSG_TIMEOUT_NOW: {
+        const rlog_msg_timeout_now *t = &m->u.timeout_now;
+        return enc_three(pk, t->term, t->last_log_index, t->last_log_term);
+    }
+    default:
+        return RLOG_EINVAL;
+    }
+}
+
+/* A first guess at the encoded size, so that large AppendEntries and
+ * snapshot chunks are not copied by repeated doubling. */
+static size_t enc_estimate(const rlog_msg *m)
+{
+    size_t n = 128;
+    if (m->type == RLOG_MSG_APPEND_ENTRIES && m->u.append_entries.entries != NULL) {
+        const rlog_msg_append_entries *a = &m->u.append_entries;
+        for (uint32_t i = 0; i < a->n_entries; i++) {
+            n += 20 + (size_t)a->entries[i].len;
+        }
+    } else if (m->type == RLOG_MSG_INSTALL_SNAPSHOT) {
+        n += m->u.install_snapshot.conf_len + m->u.install_snapshot.chunk_len;
+    }
+    return n;
+}
+
+int rlog_msg_encode(const rlog_msg *msg, void **buf, size_t *len)
+{
+    if (buf == NULL || len == NULL) {
+        return RLOG_EINVAL;
+    }
+    *buf = NULL;
+    *len = 0;
+    if (msg == NULL || codec_nfields((uint64_t)msg->type) == 0) {
+        return RLOG_EINVAL;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    size_t est = enc_estimate(msg);
+    sb.data = malloc(est);
+    if (sb.data == NULL) {
+        return RLOG_ENOMEM;
+    }
+    sb.alloc = est;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = msgpack_pack_array(&pk, 2 + codec_nfields((uint64_t)msg->type));
+    rc |= msgpack_pack_uint32(&pk, (uint32_t)msg->type);
+    rc |= msgpack_pack_uint32(&pk, RLOG_WIRE_MSG_VERSION);
+    rc = rc ? RLOG_ENOMEM : enc_body(&pk, msg);
+    if (rc != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return rc;
+    }
+    *len = sb.size;
+    *buf = msgpack_sbuffer_release(&sb);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Decoding: a fixed-schema reader over the raw bytes
+ * ---------------------------------------------------------------------- */
+
+typedef struct codec_rd {
+    const uint8_t *p;
+    size_t len;
+    size_t off;
+    const char *msg; /* message name, for errors */
+    long entry;      /* entry index for errors; -1 = not inside an entry */
+    char *err;
+    size_t errcap;
+} codec_rd;
+
+#if defined(__GNUC__)
+static int rd_fail(codec_rd *r, size_t at, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#endif
+
+static int rd_fail(codec_rd *r, size_t at, const char *field, const char *fmt, ...)
+{
+    if (r->err == NULL || r->errcap == 0) {
+        return RLOG_EPROTO;
+    }
+    char what[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (r->entry >= 0) {
+        snprintf(r->err, r->errcap, "%s.entries[%ld].%s at offset %zu: %s", r->msg, r->entry, field,
+                 at, what);
+    } else {
+        snprintf(r->err, r->errcap, "%s.%s at offset %zu: %s", r->msg, field, at, what);
+    }
+    return RLOG_EPROTO;
+}
+
+static size_t rd_left(const codec_rd *r)
+{
+    return r->len - r->off;
+}
+
+/* Big-endian unsigned of `width` bytes at the cursor (caller checked). */
+static uint64_t rd_be(codec_rd *r, unsigned width)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < width; i++) {
+        v = (v << 8) | r->p[r->off + i];
+    }
+    r->off += width;
+    return v;
+}
+
+static const char *rd_format_name(uint8_t b)
+{
+    if (b <= 0x7f || (b >= 0xcc && b <= 0xcf)) {
+        return "unsigned integer";
+    }
+    if (b >= 0xe0 || (b >= 0xd0 && b <= 0xd3)) {
+        return "signed integer";
+    }
+    if (b <= 0x8f || b == 0xde || b == 0xdf) {
+        return "map";
+    }
+    if (b <= 0x9f || b == 0xdc || b == 0xdd) {
+        return "array";
+    }
+    if (b <= 0xbf || (b >= 0xd9 && b <= 0xdb)) {
+        return "str";
+    }
+    switch (b) {
+    case 0xc0:
+        return "nil";
+    case 0xc2:
+    case 0xc3:
+        return "bool";
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        return "bin";
+    case 0xca:
+    case 0xcb:
+        return "float";
+    case 0xc1:
+        return "never-used byte";
+    default:
+        return "ext";
+    }
+}
+
+/* Reads the format byte of `field`; fails on end of input. */
+static int rd_head(codec_rd *r, const char *field, const char *want, uint8_t *b)
+{
+    if (rd_left(r) == 0) {
+        return rd_fail(r, r->off, field, "truncated: expected %s, no bytes remain", want);
+    }
+    *b = r->p[r->off++];
+    return 0;
+}
+
+static int rd_wrong(codec_rd *r, size_t at, const char *field, const char *want, uint8_t b)
+{
+    return rd_fail(r, at, field, "expected %s, found %s (0x%02x)", want, rd_format_name(b), b);
+}
+
+/* Reads a `width`-byte big-endian length or value after a format byte. */
+static int rd_fixed(codec_rd *r, size_t at, const char *field, unsigned width, uint64_t *v)
+{
+    if (rd_left(r) < width) {
+        return rd_fail(r, at, field, "truncated: needs %u more bytes, %zu remain", width,
+                       rd_left(r));
+    }
+    *v = rd_be(r, width);
+    return 0;
+}
+
+/* Any msgpack integer holding a value in 0..max. */
+static int rd_uint(codec_rd *r, const char *field, uint64_t max, uint64_t *v)
+{
+    size_t at = r->off;
+    uint8_t b = 0;
+    if (rd_head(r, field, "an unsigned integer", &b)) {
+        return RLOG_EPROTO;
+    }
+    unsigned width = 0;
+    bool is_signed = false;
+    if (b <= 0x7f) {
+        *v = b;
+    } else if (b >= 0xcc && b <= 0xcf) {
+        width = 1u << (b - 0xcc);
+    } else if (b >= 0xd0 && b <= 0xd3) {
+        width = 1u << (b - 0xd0);
+        is_signed = true;
+    } else if (b >= 0xe0) {
+        return rd_fail(r, at, field, "negative integer %d", (int)(int8_t)b);
+    } else {
+        return rd_wrong(r, at, field, "an unsigned integer", b);
+    }
+    if (width > 0 && rd_fixed(r, at, field, width, v)) {
+        return RLOG_EPROTO;
+    }
+    if (is_signed && ((*v >> (8 * width - 1)) & 1u)) {
+        return rd_fail(r, at, field, "negative integer");
+    }
+    if (*v > max) {
+        return rd_fail(r, at, field, "value %" PRIu64 " exceeds the maximum %" PRIu64, *v, max);
+    }
+    return 0;
+}
+
+static int rd_u64(codec_rd *r, const char *field, uint64_t *v)
+{
+    return rd_uint(r, field, UINT64_MAX, v);
+}
+
+static int rd_u32(codec_rd *r, const char *field, uint32_t *v)
+{
+    uint64_t x = 0;
+    int rc = rd_uint(r, field, UINT32_MAX, &x);
+    *v = (uint32_t)x;
+    return rc;
+}
+
+static int rd_bool(codec_rd *r, const char *field, bool *v)
+{
+    size_t at = r->off;
+    uint8_t b = 0;
+    if (rd_head(r, field, "a bool", &b)) {
+        return RLOG_EPROTO;
+    }
+    if (b != 0xc2 && b != 0xc3) {
+        return rd_wrong(r, at, field, "a bool", b);
+    }
+    *v = b == 0xc3;
+    return 0;
+}
+
+static int rd_tribool(codec_rd *r, const char *field, rlog_msg_tribool *v)
+{
+    size_t at = r->off;
+    uint8_t b = 0;
+    if (rd_head(r, field, "nil or a bool", &b)) {
+        return RLOG_EPROTO;
+    }
+    switch (b) {
+    case 0xc0:
+        *v = RLOG_TRIBOOL_UNKNOWN;
+        return 0;
+    case 0xc2:
+        *v = RLOG_TRIBOOL_FALSE;
+        return 0;
+    case 0xc3:
+        *v = RLOG_TRIBOOL_TRUE;
+        return 0;
+    default:
+        return rd_wrong(r, at, field, "nil or a bool", b);
+    }
+}
+
+/* The body of a str or bin whose length was just read: checked against the
+ * bytes that remain; *data points into the input (NULL when empty). */
+static int rd_body(codec_rd *r, size_t at, const char *field, uint64_t n, const void **data)
+{
+    if (n > rd_left(r)) {
+        return rd_fail(r, at, field, "length %" PRIu64 " runs past the end (%zu bytes remain)", n,
+                       rd_left(r));
+    }
+    *data = n > 0 ? r->p + r->off : NULL;
+    r->off += (size_t)n;
+    return 0;
+}
+
+static int rd_bin(codec_rd *r, const char *field, const void **data, size_t *len)
+{
+    size_t at = r->off;
+    uint8_t b = 0;
+    if (rd_head(r, field, "bin", &b)) {
+        return RLOG_EPROTO;
+    }
+    if (b < 0xc4 || b > 0xc6) {
+        return rd_wrong(r, at, field, "bin", b);
+    }
+    uint64_t n;
+    if (rd_fixed(r, at, field, 1u << (b - 0xc4), &n) || rd_body(r, at, field, n, data)) {
+        return RLOG_EPROTO;
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
+static int rd_str(codec_rd *r, const char *field, const void **data, size_t *len)
+{
+    size_t at = r->off;
+    uint8_t b = 0;
+    if (rd_head(r, field, "str", &b)) {
+        return RLOG_EPROTO;
+    }
+    uint64_t n;
+    if (b >= 0xa0 && b <= 0xbf) {
+        n = b & 0x1fu;
+    } else if (b >= 0xd9 && b <= 0xdb) {
+        if (rd_fixed(r, at, field, 1u << (b - 0xd9), &n)) {
+            return RLOG_EPROTO;
+        }
+    } else {
+        return rd_wrong(r, at, field, "str", b);
+    }
+    if (rd_body(r, at, field, n, data)) {
+        return RLOG_EPROTO;
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
+/* An array header; the count is NOT checked here (callers compare it with
+ * the schema or with the bytes that remain). */
+static int rd_array(codec_rd *r, const char *field, uint32_t *n)
+{
+    size_t at = r->off;
+    uint8_t b = 0;
+    if (rd_head(r, field, "an array", &b)) {
+        return RLOG_EPROTO;
+    }
+    uint64_t v;
+    if (b >= 0x90 && b <= 0x9f) {
+        v = b & 0x0fu;
+    } else if (b == 0xdc || b == 0xdd) {
+        if (rd_fixed(r, at, field, b == 0xdc ? 2u : 4u, &v)) {
+            return RLOG_EPROTO;
+        }
+    } else {
+        return rd_wrong(r, at, field, "an array", b);
+    }
+    *n = (uint32_t)v;
+    return 0;
+}
+
+/* Reads `n` uint64 fields named in `names` into `out`. */
+static int rd_u64s(codec_rd *r, const char *const *names, uint64_t *const *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rd_u64(r, names[i], out[i])) {
+            return RLOG_EPROTO;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Decoding: one function per message
+ * ---------------------------------------------------------------------- */
+
+static int dec_hello(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_hello *h = &m->u.hello;
+    const void *addr = NULL;
+    size_t alen = 0;
+    if (rd_u64(r, "server_id", &h->server_id)) {
+        return RLOG_EPROTO;
+    }
+    size_t at = r->off;
+    if (rd_str(r, "address", &addr, &alen)) {
+        return RLOG_EPROTO;
+    }
+    if (alen > RLOG_WIRE_ADDRESS_MAX) {
+        return rd_fail(r, at, "address", "%zu bytes exceed the maximum %u", alen,
+                       RLOG_WIRE_ADDRESS_MAX);
+    }
+    if (alen > 0 && memchr(addr, 0, alen) != NULL) {
+        return rd_fail(r, at, "address", "contains a NUL byte");
+    }
+    if (rd_u32(r, "protocol_version", &h->protocol_version) || rd_u32(r, "role", &h->role) ||
+        rd_u64(r, "flags", &h->flags)) {
+        return RLOG_EPROTO;
+    }
+    char *copy = malloc(alen + 1);
+    if (copy == NULL) {
+        return RLOG_ENOMEM;
+    }
+    if (alen > 0) {
+        memcpy(copy, addr, alen);
+    }
+    copy[alen] = '\0';
+    h->address = copy;
+    m->alloc_ = copy;
+    return 0;
+}
+
+static int dec_request_vote(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_request_vote *v = &m->u.request_vote;
+    static const char *const names[] = {"term", "candidate_id", "last_log_index", "last_log_term"};
+    uint64_t *const out[] = {&v->term, &v->candidate_id, &v->last_log_index, &v->last_log_term};
+    if (rd_u64s(r, names, out, 4) || rd_bool(r, "disrupt_leader", &v->disrupt_leader) ||
+        rd_bool(r, "pre_vote", &v->pre_vote)) {
+        return RLOG_EPROTO;
+    }
+    return 0;
+}
+
+static int dec_request_vote_result(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_request_vote_result *v = &m->u.request_vote_result;
+    if (rd_u64(r, "term", &v->term) || rd_bool(r, "vote_granted", &v->vote_granted) ||
+        rd_tribool(r, "pre_vote", &v->pre_vote)) {
+        return RLOG_EPROTO;
+    }
+    return 0;
+}
+
+static int dec_entry(codec_rd *r, rlog_msg_entry *e)
+{
+    size_t at = r->off;
+    uint32_t n;
+    uint64_t type;
+    size_t len;
+    if (rd_array(r, "(entry)", &n)) {
+        return RLOG_EPROTO;
+    }
+    if (n != 3) {
+        return rd_fail(r, at, "(entry)", "array of %" PRIu32 " elements; an entry has 3", n);
+    }
+    if (rd_u64(r, "term", &e->term) || rd_uint(r, "type", UINT16_MAX, &type) ||
+        rd_bin(r, "payload", &e->data, &len)) {
+        return RLOG_EPROTO;
+    }
+    e->type = (uint16_t)type;
+    e->len = (uint32_t)len; /* bin32 lengths fit */
+    return 0;
+}
+
+static int dec_append_entries(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_append_entries *a = &m->u.append_entries;
+    static const char *const names[] = {"term", "prev_log_index", "prev_log_term", "leader_commit"};
+    uint64_t *const out[] = {&a->term, &a->prev_log_index, &a->prev_log_term, &a->leader_commit};
+    if (rd_u64s(r, names, out, 4)) {
+        return RLOG_EPROTO;
+    }
+    size_t at = r->off;
+    uint32_t n;
+    if (rd_array(r, "entries", &n)) {
+        return RLOG_EPROTO;
+    }
+    size_t cap = rd_left(r) / RLOG_WIRE_ENTRY_MIN_BYTES;
+    if (n > cap) {
+        return rd_fail(r, at, "entries",
+                       "count %" PRIu32 " exceeds the %zu entries that the %zu remaining bytes "
+                       "can hold",
+                       n, cap, rd_left(r));
+    }
+    if (n == 0) {
+        return 0;
+    }
+    rlog_msg_entry *e = calloc(n, sizeof *e);
+    if (e == NULL) {
+        return RLOG_ENOMEM;
+    }
+    m->alloc_ = e;
+    for (uint32_t i = 0; i < n; i++) {
+        r->entry = (long)i;
+        if (dec_entry(r, &e[i])) {
+            return RLOG_EPROTO;
+        }
+    }
+    r->entry = -1;
+    a->entries = e;
+    a->n_entries = n;
+    return 0;
+}
+
+static int dec_install_snapshot(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_install_snapshot *s = &m->u.install_snapshot;
+    static const char *const names[] = {"term", "last_index", "last_term", "conf_index"};
+    uint64_t *const out[] = {&s->term, &s->last_index, &s->last_term, &s->conf_index};
+    if (rd_u64s(r, names, out, 4) || rd_bin(r, "conf", &s->conf, &s->conf_len) ||
+        rd_u64(r, "total", &s->total) || rd_u64(r, "offset", &s->offset)) {
+        return RLOG_EPROTO;
+    }
+    size_t at = r->off;
+    if (rd_bin(r, "chunk", &s->chunk, &s->chunk_len)) {
+        return RLOG_EPROTO;
+    }
+    if (s->offset > s->total || s->chunk_len > s->total - s->offset) {
+        return rd_fail(r, at, "chunk",
+                       "offset %" PRIu64 " + %zu bytes run past the snapshot size %" PRIu64,
+                       s->offset, s->chunk_len, s->total);
+    }
+    at = r->off;
+    if (rd_bool(r, "done", &s->done)) {
+        return RLOG_EPROTO;
+    }
+    bool ends = s->offset + s->chunk_len == s->total;
+    if (s->done != ends) {
+        return rd_fail(r, at, "done", "%s but the chunk ends at %" PRIu64 " of %" PRIu64,
+                       s->done ? "true" : "false", s->offset + s->chunk_len, s->total);
+    }
+    return 0;
+}
+
+static int dec_three(codec_rd *r, const char *n0, const char *n1, const char *n2, uint64_t *v0,
+                     uint64_t *v1, uint64_t *v2)
+{
+    const char *const names[] = {n0, n1, n2};
+    uint64_t *const out[] = {v0, v1, v2};
+    return rd_u64s(r, names, out, 3);
+}
+
+static int dec_body(codec_rd *r, rlog_msg *m, uint64_t type)
+{
+    switch (type) {
+    case RLOG_MSG_HELLO:
+        return dec_hello(r, m);
+    case RLOG_MSG_REQUEST_VOTE:
+        return dec_request_vote(r, m);
+    case RLOG_MSG_REQUEST_VOTE_RESULT:
+        return dec_request_vote_result(r, m);
+    case RLOG_MSG_APPEND_ENTRIES:
+        return dec_append_entries(r, m);
+    case RLOG_MSG_APPEND_ENTRIES_RESULT: {
+        rlog_msg_append_entries_result *a = &m->u.append_entries_result;
+        return dec_three(r, "term", "rejected", "last_log_index", &a->term, &a->rejected,
+                         &a->last_log_index);
+    }
+    case RLOG_MSG_INSTALL_SNAPSHOT:
+        return dec_install_snapshot(r, m);
+    case RLOG_MSG_INSTALL_SNAPSHOT_RESULT: {
+        rlog_msg_install_snapshot_result *s = &m->u.install_snapshot_result;
+        return dec_three(r, "term", "last_index", "next_offset", &s->term, &s->last_index,
+                         &s->next_offset);
+    }
+    case RLOG_MSG_TIMEOUT_NOW: {
+        rlog_msg_timeout_now *t = &m->u.timeout_now;
+        return dec_three(r, "term", "last_log_index", "last_log_term", &t->term, &t->last_log_index,
+                         &t->last_log_term);
+    }
+    default: /* dec_header admitted only known types */
+        assert(0);
+        return RLOG_EPROTO;
+    }
+}
+
+/* [type, version, ...]: checks the header against the schema. */
+static int dec_header(codec_rd *r, uint64_t *type)
+{
+    uint32_t n;
+    uint64_t version;
+    if (rd_array(r, "(array)", &n)) {
+        return RLOG_EPROTO;
+    }
+    if (n < 2) {
+        return rd_fail(r, 0, "(array)", "%" PRIu32 " elements; a message has at least 2", n);
+    }
+    size_t at = r->off;
+    if (rd_u64(r, "type", type)) {
+        return RLOG_EPROTO;
+    }
+    unsigned nfields = codec_nfields(*type);
+    if (nfields == 0) {
+        return rd_fail(r, at, "type", "unknown message type %" PRIu64, *type);
+    }
+    r->msg = rlog_msg_type_name((int)*type);
+    at = r->off;
+    if (rd_u64(r, "version", &version)) {
+        return RLOG_EPROTO;
+    }
+    if (version != RLOG_WIRE_MSG_VERSION) {
+        return rd_fail(r, at, "version", "unsupported version %" PRIu64 " (this build speaks %u)",
+                       version, RLOG_WIRE_MSG_VERSION);
+    }
+    if (n != nfields + 2) {
+        return rd_fail(r, 0, "(array)", "%" PRIu32 " elements; version %u has %u", n,
+                       RLOG_WIRE_MSG_VERSION, nfields + 2);
+    }
+    return 0;
+}
+
+int rlog_msg_decode(const void *buf, size_t len, size_t max_bytes, rlog_msg *out, char *err,
+                    size_t errcap)
+{
+    if (out == NULL || (buf == NULL && len > 0)) {
+        return RLOG_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    if (err != NULL && errcap > 0) {
+        err[0] = '\0';
+    }
+    codec_rd r = {buf, len, 0, "message", -1, err, errcap};
+    if (max_bytes == 0) {
+        max_bytes = RLOG_WIRE_MAX_BYTES_DEFAULT;
+    }
+    if (len > max_bytes) {
+        return rd_fail(&r, 0, "(array)", "%zu bytes exceed the limit of %zu", len, max_bytes);
+    }
+    uint64_t type = 0;
+    int rc = dec_header(&r, &type);
+    if (rc == 0) {
+        rc = dec_body(&r, out, type);
+    }
+    if (rc == 0 && r.off != len) {
+        rc = rd_fail(&r, r.off, "(array)", "%zu trailing bytes after the message", len - r.off);
+    }
+    if (rc == RLOG_ENOMEM && err != NULL && errcap > 0) {
+        snprintf(err, errcap, "%s: out of memory", r.msg);
+    }
+    if (rc != 0) {
+        rlog_msg_free(out);
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    out->type = (rlog_msg_type)type;
+    return 0;
+}
+
+void rlog_msg_free(rlog_msg *msg)
+{
+    if (msg == NULL) {
+        return;
+    }
+    free(msg->alloc_);
+    msg->alloc_ = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Equality
+ * ---------------------------------------------------------------------- */
+
+static bool bytes_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+static bool eq_append_entries(const rlog_msg_append_entries *a, const rlog_msg_append_entries *b)
+{
+    if (a->term != b->term || a->prev_log_index != b->prev_log_index ||
+        a->prev_log_term != b->prev_log_term || a->leader_commit != b->leader_commit ||
+        a->n_entries != b->n_entries) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->n_entries; i++) {
+        const rlog_msg_entry *x = &a->entries[i], *y = &b->entries[i];
+        if (x->term != y->term || x->type != y->type ||
+            !bytes_equal(x->data, x->len, y->data, y->len)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool eq_install_snapshot(const rlog_msg_install_snapshot *a,
+                                const rlog_msg_install_snapshot *b)
+{
+    return a->term == b->term && a->last_index == b->last_index && a->last_term == b->last_term &&
+           a->conf_index == b->conf_index && a->total == b->total && a->offset == b->offset &&
+           a->done == b->done && bytes_equal(a->conf, a->conf_len, b->conf, b->conf_len) &&
+           bytes_equal(a->chunk, a->chunk_len, b->chunk, b->chunk_len);
+}
+
+static bool eq_hello(const rlog_msg_hello *a, const rlog_msg_hello *b)
+{
+    return a->server_id == b->server_id && a->protocol_version == b->protocol_version &&
+           a->role == b->role && a->flags == b->flags && a->address != NULL && b->address != NULL &&
+           strcmp(a->address, b->address) == 0;
+}
+
+bool rlg_msg_equal(const rlog_msg *a, const rlog_msg *b)
+{
+    if (a->type != b->type) {
+        return false;
+    }
+    switch (a->type) {
+    case RLOG_MSG_HELLO:
+        return eq_hello(&a->u.hello, &b->u.hello);
+    case RLOG_MSG_REQUEST_VOTE: {
+        const rlog_msg_request_vote *x = &a->u.request_vote, *y = &b->u.request_vote;
+        return x->term == y->term && x->candidate_id == y->candidate_id &&
+               x->last_log_index == y->last_log_index && x->last_log_term == y->last_log_term &&
+               x->disrupt_leader == y->disrupt_leader && x->pre_vote == y->pre_vote;
+    }
+    case RLOG_MSG_REQUEST_VOTE_RESULT: {
+        const rlog_msg_request_vote_result *x = &a->u.request_vote_result;
+        const rlog_msg_request_vote_result *y = &b->u.request_vote_result;
+        return x->term == y->term && x->vote_granted == y->vote_granted &&
+               x->pre_vote == y->pre_vote;
+    }
+    case RLOG_MSG_APPEND_ENTRIES:
+        return eq_append_entries(&a->u.append_entries, &b->u.append_entries);
+    case RLOG_MSG_APPEND_ENTRIES_RESULT: {
+        const rlog_msg_append_entries_result *x = &a->u.append_entries_result;
+        const rlog_msg_append_entries_result *y = &b->u.append_entries_result;
+        return x->term == y->term && x->rejected == y->rejected &&
+               x->last_log_index == y->last_log_index;
+    }
+    case RLOG_MSG_INSTALL_SNAPSHOT:
+        return eq_install_snapshot(&a->u.install_snapshot, &b->u.install_snapshot);
+    case RLOG_MSG_INSTALL_SNAPSHOT_RESULT: {
+        const rlog_msg_install_snapshot_result *x = &a->u.install_snapshot_result;
+        const rlog_msg_install_snapshot_result *y = &b->u.install_snapshot_result;
+        return x->term == y->term && x->last_index == y->last_index &&
+               x->next_offset == y->next_offset;
+    }
+    case RLOG_MSG_TIMEOUT_NOW: {
+        const rlog_msg_timeout_now *x = &a->u.timeout_now, *y = &b->u.timeout_now;
+        return x->term == y->term && x->last_log_index == y->last_log_index &&
+               x->last_log_term == y->last_log_term;
+    }
+    default:
+        return false;
+    }
+}

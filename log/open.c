@@ -305,11 +305,10 @@ static int apply_cut(rlog_log *l, const rlg_recovery *r)
     rlg_seg_path(l, r->cut_seq, path, sizeof path);
     rlog_file *f = NULL;
     int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
-    static const uint8_t zeros[4096];
     for (uint64_t off = r->cut_off; !e && off < r->cut_end;) {
         uint64_t left = r->cut_end - off;
-        size_t n = left < sizeof zeros ? (size_t)left : sizeof zeros, done = 0;
-        e = l->vfs->pwrite(l->vfs, f, zeros, n, off, &done);
+        size_t n = left < RLG_ZERO_CHUNK ? (size_t)left : RLG_ZERO_CHUNK, done = 0;
+        e = l->vfs->pwrite(l->vfs, f, rlg_zero_chunk, n, off, &done);
         if (!e && done != n)
             e = EIO;
         off += n;
@@ -329,8 +328,8 @@ static int apply_cut(rlog_log *l, const rlg_recovery *r)
  * behind new records), then syncs it. */
 static int zero_spare(rlog_log *l, rlog_file *f)
 {
-    size_t cap = 1u << 20;
-    uint8_t *buf = malloc(cap), *zeros = calloc(1, cap);
+    size_t cap = RLG_ZERO_CHUNK;
+    uint8_t *buf = malloc(cap), *zeros = rlg_zero_chunk;
     uint64_t size = 0;
     bool dirty = false;
     int e = buf && zeros ? l->vfs->size(l->vfs, f, &size) : ENOMEM;
@@ -347,7 +346,6 @@ static int zero_spare(rlog_log *l, rlog_file *f)
         }
     }
     free(buf);
-    free(zeros);
     return !e && dirty ? l->vfs->fdatasync(l->vfs, f) : e;
 }
 

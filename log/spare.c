@@ -9,7 +9,7 @@
 
 #include "log/writer.h"
 
-#define RLG_ZERO_CHUNK (1u << 20)
+uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 
 int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what)
 {
@@ -20,11 +20,6 @@ int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char 
     int e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL, &f);
     if (e)
         return e;
-    uint8_t *zeros = calloc(1, RLG_ZERO_CHUNK);
-    if (!zeros) {
-        v->close(v, f);
-        return ENOMEM;
-    }
     *what = "allocate";
     e = v->allocate(v, f, 0, l->opts.segment_size);
     if (e == EOPNOTSUPP || e == ENOSYS)
@@ -33,7 +28,7 @@ int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char 
     for (uint64_t off = 0; !e && off < l->opts.segment_size; off += RLG_ZERO_CHUNK) {
         uint64_t left = l->opts.segment_size - off;
         size_t n = left < RLG_ZERO_CHUNK ? (size_t)left : RLG_ZERO_CHUNK, done = 0;
-        e = v->pwrite(v, f, zeros, n, off, &done);
+        e = v->pwrite(v, f, rlg_zero_chunk, n, off, &done);
         if (!e && done != n)
             e = EIO;
         /* flush as we go: an appender's fdatasync ends in a device cache
@@ -42,7 +37,6 @@ int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char 
         if (!e && off + n < l->opts.segment_size)
             e = v->fdatasync(v, f);
     }
-    free(zeros);
     if (!e) {
         *what = "fdatasync";
         e = v->fdatasync(v, f);

@@ -530,10 +530,9 @@ static void rollback(rlog_log *l, int err, rlg_waiter **out)
 /* Zeroes [off, off+len) of f and syncs, after a failed write. */
 static int unwrite(rlog_log *l, rlog_file *f, uint64_t off, size_t len)
 {
-    static const uint8_t zeros[4096];
     while (len > 0) {
-        size_t n = len < sizeof zeros ? len : sizeof zeros, done = 0;
-        int e = l->vfs->pwrite(l->vfs, f, zeros, n, off, &done);
+        size_t n = len < RLG_ZERO_CHUNK ? len : RLG_ZERO_CHUNK, done = 0;
+        int e = l->vfs->pwrite(l->vfs, f, rlg_zero_chunk, n, off, &done);
         if (e || done != n)
             return e ? e : EIO;
         off += n;

@@ -16,6 +16,10 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq);
 /* Creates path (EXCL), fills it with zeros to the segment size, syncs it
  * and the directory. mu NOT held. *what names the step that failed. */
 int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what);
+/* 1 MiB of zeros, never written (it lives in .bss: no memory until read,
+ * and then the shared zero page). For pre-writing, cutting and unwriting. */
+#define RLG_ZERO_CHUNK (1u << 20)
+extern uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 /* Name of the file a new log's first segment is built under. */
 #define RLG_CREATE_TMP "rlog.creating"
 /* Releases the I/O token (io_busy) and hands it on: wakes the rare waiters

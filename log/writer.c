@@ -269,8 +269,8 @@ static int enc_sticky_copies(rlog_log *l)
 
 /* Closes the current segment with a seal (unless sealed already) and starts
  * segment seq+1 in the index with its header, followed by the sticky
- * records when `sticky` (else the caller emits them later). */
-static int enc_rotate(rlog_log *l, bool sticky)
+ * records. */
+static int enc_rotate(rlog_log *l)
 {
     rlg_segment *s = &l->segs[l->nsegs - 1];
     if (!s->sealed) {
@@ -304,13 +304,22 @@ static int enc_rotate(rlog_log *l, bool sticky)
     rlg_seg_header_encode(&h, c->data);
     c->len = RLG_SEG_HEADER_SIZE;
     l->enc_off = RLG_SEG_HEADER_SIZE;
-    return sticky ? enc_sticky_copies(l) : 0;
+    return enc_sticky_copies(l);
 }
 
 static bool fits(const rlog_log *l, size_t need)
 {
     const rlg_segment *s = &l->segs[l->nsegs - 1];
     return !s->sealed && l->enc_off + need + RLG_TAIL_RESERVE <= l->opts.segment_size;
+}
+
+/* Bytes a call's records take in a segment. */
+static size_t call_bytes(const rlog_record *recs, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += RLG_REC_HEADER_SIZE + (size_t)recs[i].len;
+    return total;
 }
 
 static int validate(rlog_log *l, const rlog_record *recs, size_t n)
@@ -331,48 +340,45 @@ static int validate(rlog_log *l, const rlog_record *recs, size_t n)
         if (r->sticky > RLOG_STICKY_SLOTS)
             return rlg_fail(l, RLOG_EINVAL, "append: record %zu: sticky slot %u out of range",
                             i, r->sticky);
-        if (fresh + RLG_REC_HEADER_SIZE + r->len > l->opts.segment_size)
-            return rlg_fail(l, RLOG_ETOOBIG,
-                            "append: record %zu (%" PRIu32
-                            " bytes) and the sticky records do not fit in a %" PRIu64
-                            "-byte segment",
-                            i, r->len, l->opts.segment_size);
     }
+    size_t total = call_bytes(recs, n);
+    if (fresh + total > l->opts.segment_size)
+        return rlg_fail(l, RLOG_ETOOBIG,
+                        "append: the call's %zu records (%zu bytes) and the sticky records do "
+                        "not fit in one %" PRIu64 "-byte segment; split the call",
+                        n, total, l->opts.segment_size);
     return 0;
 }
 
-/* Encodes a whole append call; on failure nothing of it remains. The
- * call's records get consecutive LSNs (*first is the first): a rotation
- * before its first record puts the sticky copies ahead of it, a rotation
- * in the middle defers them to after its last record. */
+/* Encodes a whole append call; on failure nothing of it remains. A call
+ * never straddles segments: when it does not fit in what is left of the
+ * current one it starts the next (after the sticky copies at its head).
+ * So a call's records have consecutive LSNs, the sticky copies always head
+ * their segment, and a failed call can never leave a prefix of itself made
+ * durable by the seal of the segment before. */
 static int encode(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first)
 {
     enc_mark m;
     enc_save(l, &m);
     bool each = l->opts.sync == RLOG_SYNC_EACH;
-    bool deferred = false;
+    size_t total = call_bytes(recs, n);
     int rv = 0;
+    if (!fits(l, total)) {
+        rv = enc_rotate(l);
+        if (!rv && !fits(l, total))
+            rv = RLOG_ETOOBIG; /* the sticky copies grew since validate() */
+    }
     for (size_t i = 0; i < n && !rv; i++) {
-        size_t need = RLG_REC_HEADER_SIZE + recs[i].len;
-        if (!fits(l, need)) {
-            rv = enc_rotate(l, i == 0);
-            deferred = deferred || i > 0;
-            if (!rv && !fits(l, need))
-                rv = RLOG_ETOOBIG;
-        }
-        if (!rv)
-            rv = enc_record(l, recs[i].type, recs[i].data, recs[i].len, each && i == 0);
+        rv = enc_record(l, recs[i].type, recs[i].data, recs[i].len, each && i == 0);
         if (!rv && i == 0)
             *first = l->appended;
         if (!rv && recs[i].sticky)
             rv = enc_sticky_upd(l, recs[i].sticky, &recs[i]);
     }
-    if (!rv && deferred)
-        rv = enc_sticky_copies(l);
     if (rv) {
         enc_restore(l, &m);
         return rlg_fail(l, rv, "append: %s while encoding %zu records",
-                        rv == RLOG_ETOOBIG ? "records and sticky copies exceed a segment"
+                        rv == RLOG_ETOOBIG ? "the call and the sticky copies exceed a segment"
                                            : "out of memory",
                         n);
     }
@@ -874,7 +880,7 @@ int rlog_rotate(rlog_log *l)
     if (!rv) {
         enc_mark m;
         enc_save(l, &m);
-        rv = enc_rotate(l, true);
+        rv = enc_rotate(l);
         if (rv) {
             enc_restore(l, &m);
             rv = rlg_fail(l, rv, "rotate: out of memory");

@@ -262,8 +262,10 @@ static int sticky_cb(void *data, const rlog_record *r)
 }
 
 /* A sticky record is repeated at the head of every later segment, so it
- * survives the deletion of the segment it was first written in. A call's
- * records keep consecutive LSNs even when a rotation happens inside it. */
+ * survives the deletion of the segment it was first written in. A call
+ * never straddles segments: one that does not fit starts the next segment
+ * (its records keep consecutive LSNs, after the sticky copy), and one that
+ * cannot fit in any segment is refused and changes nothing. */
 static void test_sticky_survives_prefix_deletion(void **state)
 {
     fx *f = *state;
@@ -271,16 +273,22 @@ static void test_sticky_survives_prefix_deletion(void **state)
     const char hs[] = "hard-state-v1";
     rlog_record s = {.type = T + 1, .sticky = 1, .len = sizeof hs, .data = hs};
     assert_int_equal(rlog_append(l, &s, 1, NULL), 0);
-    /* big batches that straddle segments */
+    /* batches of ~5 KiB into 8 KiB segments: each must start a segment */
     uint8_t buf[600];
     memset(buf, 0xab, sizeof buf);
     rlog_record b[20];
     for (int i = 0; i < 20; i++)
         b[i] = (rlog_record){.type = T, .len = sizeof buf, .data = buf};
+    rlog_positions before;
+    rlog_positions_get(l, &before);
+    assert_int_equal(rlog_append(l, b, 20, NULL), RLOG_ETOOBIG); /* 12.5 KiB */
+    rlog_positions after;
+    rlog_positions_get(l, &after);
+    assert_int_equal(after.appended, before.appended);
     for (int k = 0; k < 5; k++) {
         uint64_t first = 0;
-        assert_int_equal(rlog_append(l, b, 20, &first), 0);
-        for (int i = 0; i < 20; i++) {
+        assert_int_equal(rlog_append(l, b, 8, &first), 0);
+        for (int i = 0; i < 8; i++) {
             rlog_record r;
             void *p;
             assert_int_equal(rlog_get(l, first + (uint64_t)i, 0, &r, &p), 0);

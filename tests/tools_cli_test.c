@@ -229,10 +229,22 @@ static void test_torn_tail_read_only(void **state)
 {
     fx *f = *state;
     write_log(f);
-    const char *seg = tu_path(f->log, "0000000000000007.seg");
-    void *data;
-    size_t len;
-    tu_read_file(seg, &data, &len);
+    /* the active segment: the last one whose header was written */
+    char **names;
+    size_t nseg = tu_list_segments(f->log, &names), k = nseg;
+    void *data = NULL;
+    size_t len = 0;
+    char seg[4096];
+    while (k-- > 0) {
+        snprintf(seg, sizeof seg, "%s", tu_path(f->log, names[k]));
+        tu_read_file(seg, &data, &len);
+        if (len >= 64 && memcmp(data, "RLOGSEG1", 8) == 0)
+            break;
+        free(data);
+        data = NULL;
+    }
+    tu_free_names(names, nseg);
+    assert_non_null(data);
     size_t end = len;
     while (end > 0 && ((unsigned char *)data)[end - 1] == 0)
         end--;

@@ -57,7 +57,8 @@ typedef struct rlog_record {
  * Sticky records. A record appended with sticky = k (1..RLOG_STICKY_SLOTS)
  * also becomes the current value of slot k. At the head of every later
  * segment the log re-appends the current value of every set slot (as an
- * ordinary record with a new LSN) before any other record. A layer above
+ * ordinary record with a new LSN) before any other record: segments are
+ * always headed by the sticky copies, since calls never straddle them. A layer above
  * that keeps "current state" records (the Raft hard state, the snapshot
  * marker) uses this so that deleting old segments never loses the current
  * state. Slots are not persisted as such: after reopening, the layer above
@@ -154,6 +155,9 @@ RLOG_API const char *rlog_errmsg(rlog_log *log);
  * Appends n records (n >= 1) as one unit: they get consecutive LSNs and
  * *first_lsn (may be NULL) receives the first. Returns once they are
  * durable (RLOG_SYNC_EACH, RLOG_SYNC_GROUP) or written (RLOG_SYNC_NONE).
+ * A call's records always land in one segment (a call that does not fit in
+ * what is left of the current one starts the next): the call, with the
+ * sticky records, must fit in one segment, else RLOG_ETOOBIG — split it.
  * Errors: RLOG_ERESERVED, RLOG_ETOOBIG, RLOG_EINVAL (nothing changed);
  * RLOG_EIO / RLOG_ENOSPC from a write (rolled back: nothing of the call is
  * reachable, the next append reuses the LSNs); RLOG_EPOISONED after a

@@ -58,6 +58,7 @@ typedef struct rlg_waiter {
     bool need_durable; /* ticket: complete at durable (else at written) */
     pthread_cond_t *cv; /* ticket: signalled when done, or handed the I/O token */
     bool done;
+    bool rolled; /* failed by a rollback: counted in rb_pending until fired */
     int status;
 } rlg_waiter;
 
@@ -106,6 +107,10 @@ struct rlog_log {
 
     bool dirty;        /* records appended since open or the last checkpoint */
     bool dir_unsynced; /* an unlink whose directory fsync failed */
+    /* async appends failed by a rollback whose callbacks have not fired:
+     * until they have, new appends are refused (their LSNs were reused, and
+     * the caller does not know yet) */
+    uint64_t rb_pending;
     rlog_metrics m;
 
     rlog_file *lockf; /* the directory lock (writers only) */

@@ -350,6 +350,21 @@ static int validate(rlog_log *l, const rlog_record *recs, size_t n)
     return 0;
 }
 
+/* Whether an append may go ahead: not poisoned, no rolled-back callback
+ * undelivered, valid records. */
+static int admit(rlog_log *l, const rlog_record *recs, size_t n)
+{
+    if (l->poisoned)
+        return l->poisoned;
+    if (l->rb_pending)
+        return rlg_fail(l, RLOG_ECANCELED,
+                        "append refused: a write failed and %" PRIu64
+                        " queued asynchronous appends were rolled back; their callbacks are "
+                        "still to be delivered (their LSNs will be reused)",
+                        l->rb_pending);
+    return validate(l, recs, n);
+}
+
 /* Encodes a whole append call; on failure nothing of it remains. A call
  * never straddles segments: when it does not fit in what is left of the
  * current one it starts the next (after the sticky copies at its head).
@@ -437,6 +452,8 @@ static void complete(rlog_log *l, uint64_t failed_from, int err, rlg_waiter **ou
         if (!w->done && w->last >= failed_from) {
             w->done = true;
             w->status = err;
+            w->rolled = true;
+            l->rb_pending++;
         }
     }
     rlg_waiter **tail = out;
@@ -457,14 +474,18 @@ static void complete(rlog_log *l, uint64_t failed_from, int err, rlg_waiter **ou
     }
 }
 
-static void fire(rlg_waiter *list)
+/* Fires the callbacks (mu NOT held); returns how many were rolled back. */
+static uint64_t fire(rlg_waiter *list)
 {
+    uint64_t rolled = 0;
     while (list) {
         rlg_waiter *n = list->next;
+        rolled += list->rolled;
         list->cb(list->data, list->status, list->first, list->last);
         free(list);
         list = n;
     }
+    return rolled;
 }
 
 /* ---------------------------------------------------------------- I/O */
@@ -707,7 +728,11 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
             break;
         }
     }
-    if (!rv && sync && l->written > l->durable && l->wfile) {
+    /* after a rolled-back write, still sync what was written before it: the
+     * waiters ahead of the lost records complete now, so the callbacks of
+     * the lost ones are delivered in this round (in LSN order) */
+    bool rolled = rv && !l->poisoned;
+    if ((!rv || rolled) && (sync || rolled) && l->written > l->durable && l->wfile) {
         uint64_t target = l->written;
         rlog_file *f = l->wfile;
         pthread_mutex_unlock(&l->mu);
@@ -724,8 +749,9 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
     pthread_cond_broadcast(&l->cond);
     if (fired) {
         pthread_mutex_unlock(&l->mu);
-        fire(fired);
+        uint64_t n = fire(fired);
         pthread_mutex_lock(&l->mu);
+        l->rb_pending -= n;
     }
     return rv;
 }
@@ -778,7 +804,7 @@ int rlog_append(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first_
         return RLOG_EINVAL;
     pthread_mutex_lock(&l->mu);
     uint64_t first = 0;
-    int rv = l->poisoned ? l->poisoned : validate(l, recs, n);
+    int rv = admit(l, recs, n);
     if (!rv)
         rv = encode(l, recs, n, &first);
     if (rv) {
@@ -817,7 +843,7 @@ int rlog_append_async(rlog_log *l, const rlog_record *recs, size_t n, rlog_appen
         return RLOG_ENOMEM;
     pthread_mutex_lock(&l->mu);
     uint64_t first = 0;
-    int rv = l->poisoned ? l->poisoned : validate(l, recs, n);
+    int rv = admit(l, recs, n);
     if (!rv)
         rv = encode(l, recs, n, &first);
     if (rv) {

@@ -114,6 +114,46 @@ static void async_done(void *data, int status, uint64_t first_lsn, uint64_t last
     free(c);
 }
 
+/* A batch too big for one record goes to the log as one call per record
+ * (a log call never straddles segments, and a record is at most a quarter
+ * of one). The calls are not atomic together: when one fails after others
+ * were accepted, part of the batch may become durable, so the store is
+ * poisoned (a reopen recovers whatever prefix is durable). Only the last
+ * asynchronous call carries the caller's callback; the others poison the
+ * store if they fail. */
+static int append_split(rlog_rs *rs, const rlog_record *recs, size_t nrec, bool async,
+                        rlog_rs_append_cb cb, void *data, uint64_t first, uint64_t last)
+{
+    uint64_t *lsns = malloc(nrec * sizeof *lsns);
+    int rv = lsns ? 0 : RLOG_ENOMEM;
+    size_t k;
+    for (k = 0; k < nrec && !rv; k++) {
+        if (async) {
+            async_ctx *c = malloc(sizeof *c);
+            if (!c)
+                rv = RLOG_ENOMEM;
+            else
+                *c = (async_ctx){rs, k + 1 == nrec ? cb : NULL, data, first, last};
+            if (c && (rv = rlog_append_async(rs->log, &recs[k], 1, async_done, c, &lsns[k])) != 0)
+                free(c);
+        } else {
+            rv = rlog_append(rs->log, &recs[k], 1, &lsns[k]);
+            if (!rv)
+                rv = sync_if_needed(rs);
+        }
+    }
+    if (rv) { /* the handle keeps its state; what reached the log needs a reopen */
+        if (k > 1)
+            rlg_rs_poison(rs, rv);
+        rlg_rs_fail(rs, rv, "append: record %zu of %zu of the batch: %s", k, nrec,
+                    rlog_errmsg(rs->log));
+    }
+    for (size_t j = 0; j < nrec && !rv; j++)
+        rv = apply_records(rs, &recs[j], 1, lsns[j]);
+    free(lsns);
+    return rv;
+}
+
 /* Splits e[0..n) into batch records of at most rs->rec_max bytes, encoded
  * one after another into rs->enc; recs (n entries of room) describes them. */
 static int encode_batches(rlog_rs *rs, uint64_t first_index, const rlog_rs_entry *e, size_t n,
@@ -169,6 +209,10 @@ static int append_common(rlog_rs *rs, uint64_t first_index, const rlog_rs_entry 
     }
     if ((rv = encode_batches(rs, first_index, e, n, recs, &nrec)) != 0)
         goto out;
+    if (nrec > 1) { /* a log call must fit in one segment: one record each */
+        rv = append_split(rs, recs, nrec, async, cb, data, first_index, first_index + n - 1);
+        goto out;
+    }
     if (async) {
         *c = (async_ctx){rs, cb, data, first_index, first_index + n - 1};
         rv = rlog_append_async(rs->log, recs, nrec, async_done, c, &lsn);
@@ -287,6 +331,7 @@ static int read_batch(reader *rd, const rlg_bpos *p, uint8_t **buf, rlg_batch_vi
     }
     rlg_rec r;
     char why[200];
+    *buf = NULL;
     int rv = rec.lsn == p->lsn && rec.type == RLOG_RS_TYPE_ENTRIES ? 0 : RLOG_ECORRUPT;
     if (!rv && !(*buf = malloc(rec.len ? rec.len : 1)))
         return rlg_rs_fail(rs, RLOG_ENOMEM, "out of memory reading LSN %" PRIu64, p->lsn);
@@ -296,10 +341,13 @@ static int read_batch(reader *rd, const rlg_bpos *p, uint8_t **buf, rlg_batch_vi
     }
     if (!rv && (r.u.batch.first_index != p->index || r.u.batch.count < p->count))
         rv = RLOG_ECORRUPT;
-    if (rv)
+    if (rv) {
+        free(*buf);
+        *buf = NULL;
         return rlg_rs_fail(rs, RLOG_ECORRUPT,
                            "LSN %" PRIu64 " is not the batch of entries %" PRIu64 "..%" PRIu64,
                            p->lsn, p->index, p->index + p->count - 1);
+    }
     *b = r.u.batch;
     return 0;
 }

@@ -218,6 +218,9 @@ int rlog_rs_close(rlog_rs *rs)
     if (!rs)
         return 0;
     int rv = rs->log ? rlog_close(rs->log) : 0;
+    int failed = atomic_load(&rs->failed);
+    if (!rv && failed) /* never hide that what was appended may be lost or partial */
+        rv = RLOG_EPOISONED;
     rlg_state_free(&rs->st);
     free(rs->enc);
     free(rs->dir);

@@ -54,14 +54,53 @@ void rlog_sim_options_init(rlog_sim_options *o, uint64_t seed)
     o->steps = 1000;
     o->crashes = 5;
     o->faults = ~0ull;
+    o->workloads = RLOG_SIM_WORKLOAD_ALL;
 }
 
-static uint64_t mix64(uint64_t z)
+int rlog_sim_parse_workloads(const char *name, unsigned *mask)
+{
+    if (!strcmp(name, "log"))
+        *mask = RLOG_SIM_WORKLOAD_LOG;
+    else if (!strcmp(name, "raft"))
+        *mask = RLOG_SIM_WORKLOAD_RAFT;
+    else if (!strcmp(name, "all"))
+        *mask = RLOG_SIM_WORKLOAD_ALL;
+    else
+        return -1;
+    return 0;
+}
+
+uint64_t rlg_sim_mix(uint64_t z)
 {
     z += 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+void rlg_sim_fill(uint64_t x, uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+void *rlg_sim_grow(void *p, size_t *cap, size_t idx, size_t size)
+{
+    if (idx < *cap)
+        return p;
+    size_t n = *cap ? *cap : 1024;
+    while (n <= idx)
+        n *= 2;
+    uint8_t *q = realloc(p, n * size);
+    if (!q)
+        abort(); /* the simulator itself out of memory: nothing to test */
+    memset(q + *cap * size, 0, (n - *cap) * size);
+    *cap = n;
+    return q;
 }
 
 void rlg_sim_fail(rlg_sim *s, const char *fmt, ...)
@@ -86,7 +125,7 @@ void rlg_sim_trace(rlg_sim *s, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     for (const char *p = line; *p; p++)
-        s->hash = mix64(s->hash ^ (uint8_t)*p);
+        s->hash = rlg_sim_mix(s->hash ^ (uint8_t)*p);
     if (s->opts->trace)
         s->opts->trace(s->opts->trace_data, line);
 }
@@ -98,12 +137,139 @@ bool rlg_sim_allowed(const rlg_sim *s, unsigned bit)
 
 void rlg_sim_note_faults(rlg_sim *s)
 {
-    static const rlog_simfs_fault destroying[] = {
-        RLOG_SIMFS_FAULT_MISDIRECT, RLOG_SIMFS_FAULT_LOST_WRITE, RLOG_SIMFS_FAULT_BITROT,
-        RLOG_SIMFS_FAULT_LATENT};
+    static const rlog_simfs_fault destroying[] = {RLOG_SIMFS_FAULT_MISDIRECT,
+                                                  RLOG_SIMFS_FAULT_LOST_WRITE,
+                                                  RLOG_SIMFS_FAULT_BITROT, RLOG_SIMFS_FAULT_LATENT};
     for (size_t i = 0; i < sizeof destroying / sizeof *destroying; i++)
         if (rlog_simfs_faults(s->vfs, destroying[i]))
             s->destructive = true;
+}
+
+/* ---- the shared run: crashes, reopening, the schedule ---- */
+
+void rlg_sim_crash(rlg_sim *s, const rlg_sim_wl *wl, bool power)
+{
+    void *mk = NULL;
+    size_t mkl = 0;
+    if (wl->poisoned(wl->w) && (rlog_simfs_read(s->vfs, wl->marker, 0, &mk, &mkl) || mkl != 20)) {
+        /* a sync failed and even the marker that warns of it could not be
+         * written: the page cache may now show records the disk never got
+         * (docs/durability.md) — a double fault that destroys data */
+        s->destructive = true;
+        rlg_sim_trace(s, "sync failed and no unsynced marker could be written");
+    }
+    rlog_free(mk);
+    if (power) {
+        rlog_simfs_power_loss(s->vfs);
+        s->res->power_losses++;
+    } else {
+        rlog_simfs_crash(s->vfs);
+    }
+    s->res->crashes++;
+    wl->drop(wl->w);
+    rlg_sim_trace(s, "%s", power ? "POWER LOSS" : "PROCESS CRASH");
+}
+
+/* A failed open: retry (false) or the seed ends (true). */
+static bool open_failed(rlg_sim *s, int rv, const char *msg)
+{
+    rlg_sim_note_faults(s);
+    if (rv == RLOG_ECORRUPT) {
+        if (!s->destructive)
+            rlg_sim_fail(s, "open reported corruption but no destructive fault struck: %s", msg);
+        s->res->corruption_detected++;
+        s->stop = true;
+        return true;
+    }
+    if (rv != RLOG_EIO && rv != RLOG_ENOSPC) {
+        rlg_sim_fail(s, "open failed with %s: %s", rlog_errname(rv), msg);
+        return true;
+    }
+    return false;
+}
+
+bool rlg_sim_reopen(rlg_sim *s, const rlg_sim_wl *wl)
+{
+    char msg[600];
+    for (int try_no = 0; try_no < 8 && !s->stop; try_no++) {
+        bool halt = try_no < 3 && rlg_sim_allowed(s, RLOG_SIM_FAULT_RECOVERY_CRASH) &&
+                    rlog_sim_rng_chance(&s->rng, 200000);
+        if (halt)
+            rlog_simfs_halt_after(s->vfs, 1 + rlog_sim_rng_below(&s->rng, 80));
+        rlog_simfs_enable_faults(s->vfs, try_no < 4);
+        int rv = wl->open(wl->w, msg, sizeof msg);
+        s->res->recoveries++;
+        rlg_sim_trace(s, "open%s -> %s: %s", halt ? " (dies inside)" : "", rlog_errname(rv), msg);
+        if (halt) {
+            s->res->recovery_crashes++;
+            s->res->faults[RLOG_SIM_FAULT_RECOVERY_CRASH]++;
+            rlg_sim_crash(s, wl, rlog_sim_rng_chance(&s->rng, 500000));
+            continue;
+        }
+        if (rv == 0) {
+            rlog_simfs_enable_faults(s->vfs, 0);
+            wl->recovered(wl->w);
+            rlog_simfs_enable_faults(s->vfs, 1);
+            return !s->stop;
+        }
+        if (open_failed(s, rv, msg))
+            return false;
+        rlg_sim_crash(s, wl, false);
+    }
+    rlog_simfs_enable_faults(s->vfs, 1);
+    rlg_sim_note_faults(s);
+    if (!s->stop && rlog_simfs_faults(s->vfs, RLOG_SIMFS_FAULT_LATENT_READ)) {
+        /* an unreadable sector (sticky): the open keeps failing, loudly,
+         * naming the file and offset — the right outcome */
+        s->res->corruption_detected++;
+        s->stop = true;
+    }
+    if (!s->stop)
+        rlg_sim_fail(s, "the store could not be reopened");
+    return false;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void rlg_sim_drive(rlg_sim *s, const rlg_sim_wl *wl)
+{
+    uint32_t nc = s->opts->crashes;
+    uint64_t *at = calloc(nc + 1, sizeof *at);
+    if (!at)
+        abort();
+    for (uint32_t i = 0; i < nc; i++)
+        at[i] = 1 + rlog_sim_rng_below(&s->rng, s->opts->steps ? s->opts->steps : 1);
+    qsort(at, nc, sizeof *at, cmp_u64);
+    uint32_t next = 0;
+    bool open = rlg_sim_reopen(s, wl);
+    for (uint64_t step = 1; open && step <= s->opts->steps && !s->stop; step++) {
+        s->step = step;
+        if (wl->failed ? wl->failed(wl->w) : wl->poisoned(wl->w)) {
+            /* a failed handle: the process restarts */
+            rlg_sim_crash(s, wl, false);
+            if (!rlg_sim_reopen(s, wl))
+                break;
+        }
+        if (next < nc && at[next] == step) {
+            while (next < nc && at[next] == step)
+                next++;
+            rlg_sim_crash(s, wl, rlog_sim_rng_chance(&s->rng, 600000));
+            if (s->damage_planned && next == nc && wl->damage)
+                wl->damage(wl->w);
+            if (s->stop || !rlg_sim_reopen(s, wl))
+                break;
+            continue;
+        }
+        wl->op(wl->w);
+        s->res->ops++;
+    }
+    if (open && !s->stop)
+        wl->finish(wl->w);
+    free(at);
 }
 
 /* ---- the fault plan ---- */
@@ -117,9 +283,9 @@ static void set_fault(rlg_sim *s, rlog_simfs_fault f, rlog_vfs_op op, uint32_t p
 /* Benign faults: they fail calls but never destroy acknowledged data. */
 static void plan_benign(rlg_sim *s)
 {
-    static const rlog_vfs_op eio_ops[] = {RLOG_OP_OPEN,   RLOG_OP_PREAD,    RLOG_OP_PWRITE,
+    static const rlog_vfs_op eio_ops[] = {RLOG_OP_OPEN,      RLOG_OP_PREAD,    RLOG_OP_PWRITE,
                                           RLOG_OP_FDATASYNC, RLOG_OP_ALLOCATE, RLOG_OP_UNLINK,
-                                          RLOG_OP_LIST,   RLOG_OP_SYNC_DIR};
+                                          RLOG_OP_LIST,      RLOG_OP_SYNC_DIR};
     uint32_t ppm = 300 + (uint32_t)rlog_sim_rng_below(&s->rng, 3000);
     for (size_t i = 0; i < sizeof eio_ops / sizeof *eio_ops; i++)
         set_fault(s, RLOG_SIMFS_FAULT_EIO, eio_ops[i], ppm);
@@ -143,7 +309,7 @@ static void plan_destructive(rlg_sim *s)
 static rlog_vfs *make_fs(const rlog_sim_options *o, rlog_sim_rng *rng)
 {
     rlog_simfs_config cfg;
-    rlog_simfs_config_init(&cfg, mix64(o->seed ^ 0x5eed));
+    rlog_simfs_config_init(&cfg, rlg_sim_mix(o->seed ^ 0x5eed));
     cfg.sector_size = rlog_sim_rng_chance(rng, 500000) ? 512 : 4096;
     if (!((o->faults >> RLOG_SIMFS_FAULT_TORN) & 1))
         cfg.torn_ppm = 0;
@@ -187,11 +353,22 @@ int rlog_sim_run(const rlog_sim_options *o, rlog_sim_result *res)
     rlg_sim_trace(&s, "seed %" PRIu64 " plan=%s%s steps=%u crashes=%u", o->seed, plan,
                   s.damage_planned ? "+damage" : "", o->steps, o->crashes);
 
-    rlg_sim_log_workload(&s);
+    unsigned wls = o->workloads & RLOG_SIM_WORKLOAD_ALL;
+    if (!wls)
+        wls = RLOG_SIM_WORKLOAD_ALL;
+    bool raft = wls == RLOG_SIM_WORKLOAD_RAFT ||
+                (wls == RLOG_SIM_WORKLOAD_ALL && rlog_sim_rng_chance(&s.rng, 350000));
+    rlg_sim_trace(&s, "workload %s", raft ? "raft" : "log");
+    if (raft) {
+        res->raft_seeds = 1;
+        rlg_sim_raft_workload(&s);
+    } else {
+        rlg_sim_log_workload(&s);
+    }
 
     for (unsigned i = 0; i < RLOG_SIMFS_FAULT_COUNT; i++)
         res->faults[i] += rlog_simfs_faults(s.vfs, (rlog_simfs_fault)i);
-    res->trace_hash = mix64(rlog_simfs_trace_hash(s.vfs) ^ s.hash);
+    res->trace_hash = rlg_sim_mix(rlog_simfs_trace_hash(s.vfs) ^ s.hash);
     rlg_sim_trace(&s, "end failed=%d hash=%016" PRIx64, res->failed, res->trace_hash);
     s.vfs->destroy(s.vfs);
     return 0;

@@ -17,11 +17,18 @@ struct rlg_sim {
     rlog_sim_rng rng; /* workload and schedule decisions */
     uint64_t hash;    /* driver events */
     uint64_t step;
-    bool destructive; /* a fault that may destroy acknowledged data struck */
-    bool stop;        /* the seed ends (failure, or corruption reported as expected) */
+    bool destructive;    /* a fault that may destroy acknowledged data struck */
+    bool stop;           /* the seed ends (failure, or corruption reported as expected) */
     bool damage_planned; /* one crash is followed by a targeted bit flip */
 };
 
+/* splitmix64's finalizer: a well-mixed function of z. */
+uint64_t rlg_sim_mix(uint64_t z);
+/* Fills p with len bytes of the xorshift64 stream started at x (x != 0). */
+void rlg_sim_fill(uint64_t x, uint8_t *p, size_t len);
+/* Grows the zero-filled array p of *cap elements of `size` bytes (doubling)
+ * so that element idx exists; returns it. Aborts when out of memory. */
+void *rlg_sim_grow(void *p, size_t *cap, size_t idx, size_t size);
 /* Records an oracle violation (the first one wins) and stops the seed. */
 void rlg_sim_fail(rlg_sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Emits a trace line (when tracing) and mixes it into the event hash. */
@@ -31,7 +38,41 @@ bool rlg_sim_allowed(const rlg_sim *s, unsigned bit);
 /* Refreshes s->destructive from the file system's fault counters. */
 void rlg_sim_note_faults(rlg_sim *s);
 
-/* The log workload (sim/log_workload.c). */
+/* A workload as the shared driver loop sees it: one store (a log, a Raft
+ * store) that is opened, worked on, crashed and reopened. */
+typedef struct rlg_sim_wl {
+    void *w;
+    const char *marker; /* path of the log's unsynced marker file */
+    /* Opens the store: 0 or an RLOG_E* code; msg gets the open report. */
+    int (*open)(void *w, char *msg, size_t cap);
+    /* After a successful open (faults suspended): the recovery oracles. */
+    void (*recovered)(void *w);
+    /* Frees the handle as a dying process would (after the file system's
+     * crash event); forgets the handle's poisoned state. */
+    void (*drop)(void *w);
+    /* True when the open log handle is poisoned (a sync failed). */
+    bool (*poisoned)(void *w);
+    /* True when the handle must be reopened (NULL: when poisoned). */
+    bool (*failed)(void *w);
+    void (*op)(void *w);     /* one random operation */
+    void (*damage)(void *w); /* targeted damage after the last crash; may be NULL */
+    void (*finish)(void *w); /* clean close and reopen at the end of the seed */
+} rlg_sim_wl;
+
+/* A crash event (power loss or process crash), then wl->drop. Applies the
+ * double-fault rule: a poisoned handle whose unsynced marker could not be
+ * written makes the seed destructive. */
+void rlg_sim_crash(rlg_sim *s, const rlg_sim_wl *wl, bool power);
+/* Opens the store as a new process would, until it is open (crashing some
+ * opens from inside, retrying failed ones); checks wl->recovered. False
+ * when the seed stops (failure, or damage reported loudly as it must be). */
+bool rlg_sim_reopen(rlg_sim *s, const rlg_sim_wl *wl);
+/* The run: opts->steps operations with opts->crashes crashes at steps the
+ * seed picks; a poisoned handle makes the process restart. */
+void rlg_sim_drive(rlg_sim *s, const rlg_sim_wl *wl);
+
+/* The workloads (sim/log_workload.c, sim/raft_workload.c). */
 void rlg_sim_log_workload(rlg_sim *s);
+void rlg_sim_raft_workload(rlg_sim *s);
 
 #endif

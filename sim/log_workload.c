@@ -23,8 +23,8 @@
 #include "rlog/log.h"
 #include "sim/driver.h"
 
-#define DIR "/db/log"
-#define MAX_BATCH 6
+#define DIR         "/db/log"
+#define MAX_BATCH   6
 #define MAX_PAYLOAD 3000
 
 typedef struct attempt {
@@ -45,26 +45,20 @@ typedef struct wl {
     mrec *m; /* indexed by LSN */
     size_t cap;
     uint64_t gen;
-    uint64_t first;          /* the log's first LSN, as last known for sure */
-    uint64_t first_max;      /* a deletion in flight may have removed up to here */
-    uint64_t async_last;     /* last LSN whose async callback fired */
+    uint64_t first;      /* the log's first LSN, as last known for sure */
+    uint64_t first_max;  /* a deletion in flight may have removed up to here */
+    uint64_t async_last; /* last LSN whose async callback fired */
     bool poisoned;
+    rlog_open_report rep; /* of the last open */
+    const rlg_sim_wl *vt;
     uint8_t buf[MAX_PAYLOAD], buf2[MAX_PAYLOAD];
 } wl;
 
 /* ---- payloads ---- */
 
-static uint64_t mixg(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static uint32_t pay_len(const wl *w, uint64_t gen)
 {
-    uint64_t h = mixg(w->s->opts->seed * 31 + gen);
+    uint64_t h = rlg_sim_mix(w->s->opts->seed * 31 + gen);
     unsigned r = (unsigned)(h % 100);
     h >>= 8;
     return (uint32_t)(r < 70 ? h % 64 : r < 95 ? h % 600 : h % MAX_PAYLOAD);
@@ -72,13 +66,7 @@ static uint32_t pay_len(const wl *w, uint64_t gen)
 
 static void pay_fill(const wl *w, uint64_t gen, uint8_t *p, uint32_t len)
 {
-    uint64_t x = mixg(w->s->opts->seed ^ (gen << 20)) | 1;
-    for (uint32_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        p[i] = (uint8_t)x;
-    }
+    rlg_sim_fill(rlg_sim_mix(w->s->opts->seed ^ (gen << 20)) | 1, p, len);
 }
 
 static bool pay_is(wl *w, uint64_t gen, const void *data, uint32_t len)
@@ -93,17 +81,7 @@ static bool pay_is(wl *w, uint64_t gen, const void *data, uint32_t len)
 
 static mrec *rec_at(wl *w, uint64_t lsn)
 {
-    if (lsn >= w->cap) {
-        size_t cap = w->cap ? w->cap : 1024;
-        while (cap <= lsn)
-            cap *= 2;
-        mrec *m = realloc(w->m, cap * sizeof *m);
-        if (!m)
-            abort(); /* the simulator itself out of memory: nothing to test */
-        memset(m + w->cap, 0, (cap - w->cap) * sizeof *m);
-        w->m = m;
-        w->cap = cap;
-    }
+    w->m = rlg_sim_grow(w->m, &w->cap, lsn, sizeof *w->m);
     return &w->m[lsn];
 }
 
@@ -181,7 +159,8 @@ static void after_failed_append(wl *w)
     rlog_positions p;
     rlog_positions_get(w->log, &p);
     if (!w->poisoned && (p.appended != p.written))
-        rlg_sim_fail(w->s, "after a failed append: appended %" PRIu64 " != written %" PRIu64
+        rlg_sim_fail(w->s,
+                     "after a failed append: appended %" PRIu64 " != written %" PRIu64
                      " (not rolled back)",
                      p.appended, p.written);
     for (uint64_t lsn = p.appended + 1; lsn < w->cap && w->m[lsn].cur; lsn++)
@@ -215,7 +194,8 @@ static void async_cb(void *data, int status, uint64_t first, uint64_t last)
         rlog_positions p;
         rlog_positions_get(w->log, &p);
         if (p.durable < last)
-            rlg_sim_fail(w->s, "async callback for LSN %" PRIu64 "..%" PRIu64
+            rlg_sim_fail(w->s,
+                         "async callback for LSN %" PRIu64 "..%" PRIu64
                          " fired before durable (%" PRIu64 ")",
                          first, last, p.durable);
         if (first <= w->async_last)
@@ -232,9 +212,22 @@ static void async_cb(void *data, int status, uint64_t first, uint64_t last)
                   rlog_errname(status));
 }
 
+/* How many of the next n attempts fit in one call (a call must fit in a
+ * segment); with a small chance, all n even when they cannot (*too_big). */
+static size_t batch_size(wl *w, size_t n, bool *too_big)
+{
+    uint64_t room = w->opts.segment_size - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE, bytes = 0;
+    size_t k = 0;
+    while (k < n && bytes + RLG_REC_HEADER_SIZE + pay_len(w, w->gen + k + 1) <= room)
+        bytes += RLG_REC_HEADER_SIZE + pay_len(w, w->gen + ++k);
+    *too_big = k < n && rlog_sim_rng_chance(&w->s->rng, 50000);
+    return *too_big ? n : (k ? k : 1);
+}
+
 static void op_append(wl *w, bool async)
 {
-    size_t n = 1 + (size_t)rlog_sim_rng_below(&w->s->rng, MAX_BATCH);
+    bool too_big = false;
+    size_t n = batch_size(w, 1 + (size_t)rlog_sim_rng_below(&w->s->rng, MAX_BATCH), &too_big);
     rlog_record recs[MAX_BATCH];
     static uint8_t store[MAX_BATCH * MAX_PAYLOAD];
     rlog_positions p;
@@ -247,11 +240,12 @@ static void op_append(wl *w, bool async)
     rlg_sim_trace(w->s, "append%s n=%zu -> %s lsn=%" PRIu64, async ? "_async" : "", n,
                   rlog_errname(rv), first);
     if (rv == 0 && first != p.appended + 1)
-        rlg_sim_fail(w->s, "append got LSN %" PRIu64 ", expected %" PRIu64, first,
-                     p.appended + 1);
+        rlg_sim_fail(w->s, "append got LSN %" PRIu64 ", expected %" PRIu64, first, p.appended + 1);
     if (rv == 0 && !async && w->opts.sync != RLOG_SYNC_NONE)
         ack_range(w, first, first + n - 1);
-    if (rv && !expected_error(w, rv))
+    if (too_big && rv != RLOG_ETOOBIG && rv != RLOG_EPOISONED)
+        rlg_sim_fail(w->s, "a call larger than a segment was not refused: %s", rlog_errname(rv));
+    else if (!too_big && rv && !expected_error(w, rv))
         rlg_sim_fail(w->s, "append failed with %s: %s", rlog_errname(rv), rlog_errmsg(w->log));
     if (rv)
         after_failed_append(w);
@@ -331,7 +325,8 @@ static void op_scan(wl *w)
     int rv;
     while (n++ < 64 && (rv = rlog_iter_next(it, &rec)) == 0) {
         if (rec.lsn != lsn || lsn > limit)
-            rlg_sim_fail(w->s, "iterator returned LSN %" PRIu64 ", expected %" PRIu64
+            rlg_sim_fail(w->s,
+                         "iterator returned LSN %" PRIu64 ", expected %" PRIu64
                          " (visible limit %" PRIu64 ")",
                          rec.lsn, lsn, limit);
         check_read(w, lsn++, &rec, "iterate");
@@ -378,32 +373,14 @@ static void op_delete(wl *w)
 
 /* ---- crashes, recovery and its oracles ---- */
 
-static void crash(wl *w, bool power)
+static void drop(void *vw)
 {
-    rlg_sim *s = w->s;
-    void *mk = NULL;
-    size_t mkl = 0;
-    if (w->poisoned && (rlog_simfs_read(s->vfs, DIR "/rlog.unsynced", 0, &mk, &mkl) || mkl != 20)) {
-        /* a sync failed and even the marker that warns of it could not be
-         * written: the page cache may now show records the disk never got
-         * (docs/durability.md) — a double fault that destroys data */
-        s->destructive = true;
-        rlg_sim_trace(s, "sync failed and no unsynced marker could be written");
-    }
-    rlog_free(mk);
-    if (power) {
-        rlog_simfs_power_loss(s->vfs);
-        s->res->power_losses++;
-    } else {
-        rlog_simfs_crash(s->vfs);
-    }
-    s->res->crashes++;
+    wl *w = vw;
     if (w->log) {
         rlg_log_crash(w->log);
         w->log = NULL;
     }
     w->poisoned = false;
-    rlg_sim_trace(s, "%s", power ? "POWER LOSS" : "PROCESS CRASH");
 }
 
 /* Reads every record back: each must be an attempt made at its LSN; the
@@ -421,8 +398,10 @@ static void adopt_contents(wl *w, const rlog_open_report *rep)
     while ((rv = rlog_iter_next(it, &rec)) == 0) {
         uint64_t witness = 0, g = identify(w, lsn, rec.data, rec.len, &witness);
         if (!g || rec.lsn != lsn) {
-            rlg_sim_fail(w->s, "after recovery LSN %" PRIu64 " holds %u bytes never appended there"
-                         " (acked attempt %" PRIu64 ")", lsn, rec.len, rec_at(w, lsn)->acked);
+            rlg_sim_fail(w->s,
+                         "after recovery LSN %" PRIu64 " holds %u bytes never appended there"
+                         " (acked attempt %" PRIu64 ")",
+                         lsn, rec.len, rec_at(w, lsn)->acked);
             break;
         }
         mrec *r = rec_at(w, lsn++);
@@ -436,8 +415,9 @@ static void adopt_contents(wl *w, const rlog_open_report *rep)
         w->s->stop = true;
     }
     if (!w->s->stop && (rv != RLOG_EEND || lsn != last + 1))
-        rlg_sim_fail(w->s, "reading the recovered log stopped at LSN %" PRIu64 " of %" PRIu64
-                     ": %s", lsn, last, rlog_errname(rv));
+        rlg_sim_fail(w->s,
+                     "reading the recovered log stopped at LSN %" PRIu64 " of %" PRIu64 ": %s", lsn,
+                     last, rlog_errname(rv));
     for (uint64_t l = last + 1; l < w->cap; l++)
         w->m[l].cur = w->m[l].acked = 0;
     for (uint64_t l = 0; l < first && l < w->cap; l++)
@@ -480,7 +460,7 @@ static uint64_t contents_hash(wl *w, uint64_t *n)
         return 0;
     rlog_record rec;
     while (rlog_iter_next(it, &rec) == 0) {
-        h = mixg(h ^ rec.lsn ^ ((uint64_t)rec.type << 48));
+        h = rlg_sim_mix(h ^ rec.lsn ^ ((uint64_t)rec.type << 48));
         for (uint32_t i = 0; i < rec.len; i++)
             h = h * 0x100000001b3ull ^ ((const uint8_t *)rec.data)[i];
         (*n)++;
@@ -506,68 +486,28 @@ static void check_idempotent(wl *w, const rlog_open_report *rep)
     uint64_t h2 = contents_hash(w, &n2);
     if (h1 != h2 || n1 != n2 || rep2.first_lsn != rep->first_lsn ||
         rep2.last_lsn != rep->last_lsn || rep2.status != RLOG_TAIL_CLEAN)
-        rlg_sim_fail(s, "recovery is not idempotent: LSN %" PRIu64 "..%" PRIu64 " (%" PRIu64
+        rlg_sim_fail(s,
+                     "recovery is not idempotent: LSN %" PRIu64 "..%" PRIu64 " (%" PRIu64
                      " records) then %" PRIu64 "..%" PRIu64 " (%" PRIu64 " records), %s",
                      rep->first_lsn, rep->last_lsn, n1, rep2.first_lsn, rep2.last_lsn, n2,
                      rep2.message);
     rlg_sim_trace(s, "recovered twice: same %" PRIu64 " records", n2);
 }
 
-/* Opens the log, as a new process would, until it is open. */
-static bool reopen(wl *w)
+static int open_log(void *vw, char *msg, size_t cap)
 {
-    rlg_sim *s = w->s;
-    for (int try_no = 0; try_no < 8 && !s->stop; try_no++) {
-        bool halt = try_no < 3 && rlg_sim_allowed(s, RLOG_SIM_FAULT_RECOVERY_CRASH) &&
-                    rlog_sim_rng_chance(&s->rng, 200000);
-        if (halt)
-            rlog_simfs_halt_after(s->vfs, 1 + rlog_sim_rng_below(&s->rng, 80));
-        rlog_simfs_enable_faults(s->vfs, try_no < 4);
-        rlog_open_report rep;
-        int rv = rlog_open(DIR, &w->opts, &w->log, &rep);
-        s->res->recoveries++;
-        rlg_sim_trace(s, "open%s -> %s: %s", halt ? " (dies inside)" : "", rlog_errname(rv),
-                      rep.message);
-        if (halt) {
-            s->res->recovery_crashes++;
-            s->res->faults[RLOG_SIM_FAULT_RECOVERY_CRASH]++;
-            crash(w, rlog_sim_rng_chance(&s->rng, 500000));
-            continue;
-        }
-        if (rv == 0) {
-            rlog_simfs_enable_faults(s->vfs, 0);
-            check_recovered(w, &rep);
-            if (!s->stop && !s->destructive && rlog_sim_rng_chance(&s->rng, 250000))
-                check_idempotent(w, &rep);
-            rlog_simfs_enable_faults(s->vfs, 1);
-            return !s->stop;
-        }
-        rlg_sim_note_faults(s);
-        if (rv == RLOG_ECORRUPT) {
-            if (!s->destructive)
-                rlg_sim_fail(s, "open reported corruption but no destructive fault struck: %s",
-                             rep.message);
-            s->res->corruption_detected++;
-            s->stop = true;
-            return false;
-        }
-        if (rv != RLOG_EIO && rv != RLOG_ENOSPC) {
-            rlg_sim_fail(s, "open failed with %s: %s", rlog_errname(rv), rep.message);
-            return false;
-        }
-        crash(w, false);
-    }
-    rlog_simfs_enable_faults(s->vfs, 1);
-    rlg_sim_note_faults(s);
-    if (!s->stop && rlog_simfs_faults(s->vfs, RLOG_SIMFS_FAULT_LATENT_READ)) {
-        /* an unreadable sector (sticky): the open keeps failing, loudly,
-         * naming the file and offset — the right outcome */
-        s->res->corruption_detected++;
-        s->stop = true;
-    }
-    if (!s->stop)
-        rlg_sim_fail(s, "the log could not be reopened");
-    return false;
+    wl *w = vw;
+    int rv = rlog_open(DIR, &w->opts, &w->log, &w->rep);
+    snprintf(msg, cap, "%s", w->rep.message);
+    return rv;
+}
+
+static void recovered(void *vw)
+{
+    wl *w = vw;
+    check_recovered(w, &w->rep);
+    if (!w->s->stop && !w->s->destructive && rlog_sim_rng_chance(&w->s->rng, 250000))
+        check_idempotent(w, &w->rep);
 }
 
 /* ---- targeted damage: a record proven durable must be reported ---- */
@@ -622,7 +562,7 @@ static uint64_t files_hash(wl *w)
         void *d = NULL;
         size_t dl = 0;
         if (rlog_simfs_read(w->s->vfs, paths[i], 1, &d, &dl) == 0) {
-            h = mixg(h ^ dl);
+            h = rlg_sim_mix(h ^ dl);
             for (size_t k = 0; k < dl; k++)
                 h = h * 0x100000001b3ull ^ ((uint8_t *)d)[k];
         }
@@ -650,8 +590,9 @@ static void flip(wl *w, const char *path, uint64_t off)
 /* After a crash: flips a bit in an acknowledged record X that a later
  * acknowledged record Y proves durable (Y's witness >= X). The open must
  * fail with RLOG_ECORRUPT, naming the segment, and change nothing. */
-static void damage_and_check(wl *w)
+static void damage_and_check(void *vw)
 {
+    wl *w = vw;
     rlg_sim *s = w->s;
     uint64_t y = 0, wmax = 0;
     for (uint64_t l = w->first_max; l < w->cap; l++)
@@ -678,12 +619,15 @@ static void damage_and_check(wl *w)
     int rv = rlog_open(DIR, &w->opts, &w->log, &rep);
     rlg_sim_trace(s, "open -> %s: %s", rlog_errname(rv), rep.message);
     if (rv == 0)
-        rlg_sim_fail(s, "LSN %" PRIu64 " was damaged while LSN %" PRIu64
+        rlg_sim_fail(s,
+                     "LSN %" PRIu64 " was damaged while LSN %" PRIu64
                      " proves it durable, yet the open succeeded: %s",
                      x, y, rep.message);
     else if (rv != RLOG_ECORRUPT || !strstr(rep.message, ".seg"))
-        rlg_sim_fail(s, "damaged LSN %" PRIu64 ": open failed with %s, not a corruption report "
-                     "naming the segment: %s", x, rlog_errname(rv), rep.message);
+        rlg_sim_fail(s,
+                     "damaged LSN %" PRIu64 ": open failed with %s, not a corruption report "
+                     "naming the segment: %s",
+                     x, rlog_errname(rv), rep.message);
     else if (files_hash(w) != before)
         rlg_sim_fail(s, "the failed open changed files");
     else
@@ -706,11 +650,12 @@ static void clean_restart(wl *w)
     else if (!expected_error(w, rv))
         rlg_sim_fail(s, "close failed with %s", rlog_errname(rv));
     if (!s->stop)
-        reopen(w);
+        rlg_sim_reopen(s, w->vt);
 }
 
-static void one_op(wl *w)
+static void one_op(void *vw)
 {
+    wl *w = vw;
     unsigned r = (unsigned)rlog_sim_rng_below(&w->s->rng, 100);
     if (r < 35)
         op_append(w, false);
@@ -732,56 +677,22 @@ static void one_op(wl *w)
         clean_restart(w);
 }
 
-static int cmp_u64(const void *a, const void *b)
+static bool poisoned(void *vw)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    return ((wl *)vw)->poisoned;
 }
 
-static void run_log(wl *w)
+static void finish(void *vw)
 {
-    rlg_sim *s = w->s;
-    uint32_t nc = s->opts->crashes;
-    uint64_t *at = calloc(nc + 1, sizeof *at);
-    if (!at)
-        abort();
-    for (uint32_t i = 0; i < nc; i++)
-        at[i] = 1 + rlog_sim_rng_below(&s->rng, s->opts->steps ? s->opts->steps : 1);
-    qsort(at, nc, sizeof *at, cmp_u64);
-    uint32_t next = 0;
-    if (!reopen(w))
-        goto out;
-    for (uint64_t step = 1; step <= s->opts->steps && !s->stop; step++) {
-        s->step = step;
-        if (w->poisoned) { /* a poisoned handle: the process restarts */
-            crash(w, false);
-            if (!reopen(w))
-                break;
-        }
-        if (next < nc && at[next] == step) {
-            while (next < nc && at[next] == step)
-                next++;
-            bool power = rlog_sim_rng_chance(&s->rng, 600000);
-            crash(w, power);
-            if (s->damage_planned && next == nc)
-                damage_and_check(w);
-            if (s->stop || !reopen(w))
-                break;
-            continue;
-        }
-        one_op(w);
-        s->res->ops++;
+    wl *w = vw;
+    if (!w->log)
+        return;
+    clean_restart(w);
+    rlog_positions p;
+    if (w->log) {
+        rlog_positions_get(w->log, &p);
+        rlg_sim_trace(w->s, "final LSN %" PRIu64 "..%" PRIu64, p.first, p.appended);
     }
-    if (!s->stop && w->log) {
-        clean_restart(w);
-        rlog_positions p;
-        if (w->log) {
-            rlog_positions_get(w->log, &p);
-            rlg_sim_trace(s, "final LSN %" PRIu64 "..%" PRIu64, p.first, p.appended);
-        }
-    }
-out:
-    free(at);
 }
 
 void rlg_sim_log_workload(rlg_sim *s)
@@ -798,9 +709,11 @@ void rlg_sim_log_workload(rlg_sim *s)
     w.opts.sync = (rlog_sync_mode)rlog_sim_rng_below(&s->rng, 3);
     w.opts.flags = RLOG_OPEN_CREATE;
     w.first = w.first_max = 1;
-    rlg_sim_trace(s, "log segment_size=%" PRIu64 " sync=%d", w.opts.segment_size,
-                  (int)w.opts.sync);
-    run_log(&w);
+    rlg_sim_trace(s, "log segment_size=%" PRIu64 " sync=%d", w.opts.segment_size, (int)w.opts.sync);
+    rlg_sim_wl vt = {&w,     DIR "/rlog.unsynced", open_log, recovered, drop, poisoned, NULL,
+                     one_op, damage_and_check,     finish};
+    w.vt = &vt;
+    rlg_sim_drive(s, &vt);
     if (w.log)
         rlg_log_crash(w.log);
     for (size_t i = 0; i < w.cap; i++)

@@ -48,22 +48,27 @@ static void test_many_seeds(void **state)
         sum.corruption_detected += r.corruption_detected;
         sum.torn_cut += r.torn_cut;
         sum.acked += r.acked;
+        sum.raft_seeds += r.raft_seeds;
+        sum.raft_ops += r.raft_ops;
         for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
             sum.faults[i] += r.faults[i];
     }
     printf("seeds=%" PRIu64 " failed=%" PRIu64 " crashes=%" PRIu64 " power_losses=%" PRIu64
            " recovery_crashes=%" PRIu64 " corruption_detected=%" PRIu64 " torn_cut=%" PRIu64
-           " acked=%" PRIu64 "\n",
-           n, failed, sum.crashes, sum.power_losses, sum.recovery_crashes,
-           sum.corruption_detected, sum.torn_cut, sum.acked);
+           " acked=%" PRIu64 " raft_seeds=%" PRIu64 " raft_ops=%" PRIu64 "\n",
+           n, failed, sum.crashes, sum.power_losses, sum.recovery_crashes, sum.corruption_detected,
+           sum.torn_cut, sum.acked, sum.raft_seeds, sum.raft_ops);
     assert_int_equal(failed, 0);
+    /* both workloads ran, and the Raft one did real work */
+    assert_true(sum.raft_seeds > n / 5 && sum.raft_seeds < n);
+    assert_true(sum.raft_ops > sum.raft_seeds * 100);
     assert_true(sum.crashes >= 5 * n);
     assert_true(sum.power_losses > 0 && sum.recovery_crashes > 0 && sum.torn_cut > 0);
-    static const unsigned used[] = {
-        RLOG_SIMFS_FAULT_EIO,       RLOG_SIMFS_FAULT_ENOSPC,     RLOG_SIMFS_FAULT_SYNC_DROP,
-        RLOG_SIMFS_FAULT_SHORT_WRITE, RLOG_SIMFS_FAULT_MISDIRECT, RLOG_SIMFS_FAULT_LOST_WRITE,
-        RLOG_SIMFS_FAULT_TORN,      RLOG_SIMFS_FAULT_LOST_UNSYNCED, RLOG_SIM_FAULT_DAMAGE,
-        RLOG_SIM_FAULT_RECOVERY_CRASH};
+    static const unsigned used[] = {RLOG_SIMFS_FAULT_EIO,       RLOG_SIMFS_FAULT_ENOSPC,
+                                    RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_SIMFS_FAULT_SHORT_WRITE,
+                                    RLOG_SIMFS_FAULT_MISDIRECT, RLOG_SIMFS_FAULT_LOST_WRITE,
+                                    RLOG_SIMFS_FAULT_TORN,      RLOG_SIMFS_FAULT_LOST_UNSYNCED,
+                                    RLOG_SIM_FAULT_DAMAGE,      RLOG_SIM_FAULT_RECOVERY_CRASH};
     for (size_t i = 0; i < sizeof used / sizeof *used; i++)
         if (!sum.faults[used[i]])
             fail_msg("fault class %s was never injected", rlog_sim_fault_name(used[i]));

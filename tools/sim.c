@@ -17,8 +17,9 @@
 typedef struct sim_args {
     uint64_t seed, seeds, from, steps, crashes, jobs;
     bool one, trace;
-    const char *faults;
+    const char *faults, *workload;
     uint64_t mask;
+    unsigned workloads;
 } sim_args;
 
 static void print_line(void *data, const char *line)
@@ -35,6 +36,7 @@ static int parse(cli_args *a, sim_args *s)
     s->crashes = 5;
     s->jobs = 1;
     s->faults = "all";
+    s->workload = "all";
     while (a->i < a->argc) {
         const char *v = NULL;
         int r;
@@ -53,6 +55,10 @@ static int parse(cli_args *a, sim_args *s)
             if (r < 0)
                 return -1;
             s->faults = v;
+        } else if ((r = cli_opt(a, "--workload", &v)) != 0) {
+            if (r < 0)
+                return -1;
+            s->workload = v;
         } else if (!strcmp(a->argv[a->i], "--trace")) {
             s->trace = true;
             a->i++;
@@ -62,10 +68,15 @@ static int parse(cli_args *a, sim_args *s)
         }
     }
     if (rlog_sim_parse_faults(s->faults, &s->mask) != 0) {
-        cli_usage_error("sim", "unknown fault class in '%s' (classes: all, none, or a list of "
-                               "eio,enospc,sync_drop,short_write,misdirect,lost_write,bitrot,"
-                               "latent,torn,lost_unsynced,lost_dirop,damage,recovery_crash)",
+        cli_usage_error("sim",
+                        "unknown fault class in '%s' (classes: all, none, or a list of "
+                        "eio,enospc,sync_drop,short_write,misdirect,lost_write,bitrot,"
+                        "latent,torn,lost_unsynced,lost_dirop,damage,recovery_crash)",
                         s->faults);
+        return -1;
+    }
+    if (rlog_sim_parse_workloads(s->workload, &s->workloads) != 0) {
+        cli_usage_error("sim", "unknown workload '%s' (log, raft or all)", s->workload);
         return -1;
     }
     if (s->one) {
@@ -95,6 +106,8 @@ static void add(totals *t, const rlog_sim_result *r)
     s->recovery_crashes += r->recovery_crashes;
     s->corruption_detected += r->corruption_detected;
     s->torn_cut += r->torn_cut;
+    s->raft_seeds += r->raft_seeds;
+    s->raft_ops += r->raft_ops;
     for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
         s->faults[i] += r->faults[i];
     s->trace_hash ^= r->trace_hash;
@@ -104,8 +117,8 @@ static void report_failure(const sim_args *s, uint64_t seed, const rlog_sim_resu
 {
     printf("FAIL seed=%" PRIu64 ": %s\n", seed, r->message);
     printf("  replay: rlog sim --seed %" PRIu64 " --steps %" PRIu64 " --crashes %" PRIu64
-           " --faults %s --trace\n",
-           seed, s->steps, s->crashes, s->faults);
+           " --faults %s --workload %s --trace\n",
+           seed, s->steps, s->crashes, s->faults, s->workload);
 }
 
 static int run_one(const sim_args *s, uint64_t seed, rlog_sim_result *r)
@@ -115,6 +128,7 @@ static int run_one(const sim_args *s, uint64_t seed, rlog_sim_result *r)
     o.steps = (uint32_t)s->steps;
     o.crashes = (uint32_t)s->crashes;
     o.faults = s->mask;
+    o.workloads = s->workloads;
     if (s->trace)
         o.trace = print_line;
     return rlog_sim_run(&o, r);
@@ -187,13 +201,12 @@ static int run_parallel(const sim_args *s, totals *t)
 static void summary(const sim_args *s, const totals *t, double secs)
 {
     const rlog_sim_result *r = &t->sum;
-    printf("seeds=%" PRIu64 " failed=%" PRIu64 " ops=%" PRIu64 " appends=%" PRIu64
-           " acked=%" PRIu64 " reads=%" PRIu64 " crashes=%" PRIu64 " power_losses=%" PRIu64
-           " recoveries=%" PRIu64 " recovery_crashes=%" PRIu64 " corruption_detected=%" PRIu64
-           " torn_cut=%" PRIu64 "\n",
-           t->seeds, t->failed, r->ops, r->appends, r->acked, r->reads, r->crashes,
-           r->power_losses, r->recoveries, r->recovery_crashes, r->corruption_detected,
-           r->torn_cut);
+    printf("seeds=%" PRIu64 " failed=%" PRIu64 " ops=%" PRIu64 " appends=%" PRIu64 " acked=%" PRIu64
+           " reads=%" PRIu64 " crashes=%" PRIu64 " power_losses=%" PRIu64 " recoveries=%" PRIu64
+           " recovery_crashes=%" PRIu64 " corruption_detected=%" PRIu64 " torn_cut=%" PRIu64 "\n",
+           t->seeds, t->failed, r->ops, r->appends, r->acked, r->reads, r->crashes, r->power_losses,
+           r->recoveries, r->recovery_crashes, r->corruption_detected, r->torn_cut);
+    printf("raft_seeds=%" PRIu64 " raft_ops=%" PRIu64 "\n", r->raft_seeds, r->raft_ops);
     printf("faults:");
     for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
         if (i != RLOG_SIMFS_FAULT_PROCESS_CRASH && i != RLOG_SIMFS_FAULT_POWER_LOSS)

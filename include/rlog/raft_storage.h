@@ -84,8 +84,10 @@ RLOG_API int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs 
                           rlog_rs_open_report *report);
 
 /* Closes the log (pending asynchronous appends complete or fail with
- * RLOG_ECLOSED first) and frees the handle. Returns the first error met; the
- * handle is freed regardless. */
+ * RLOG_ECLOSED first) and frees the handle. Returns 0 only when everything
+ * acknowledged is durable and nothing failed part-way: otherwise the first
+ * error met (RLOG_EPOISONED for a store that failed). The handle is freed
+ * regardless. */
 RLOG_API int rlog_rs_close(rlog_rs *rs);
 
 /* Message of the last error ("" if none). Valid until the next call. */

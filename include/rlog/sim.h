@@ -48,7 +48,8 @@ extern "C" {
  *    any volatile or durable entry, pending directory operation or open
  *    handle refers to it: an unlinked file stays usable through its open
  *    handles. When a file has more than `max_pending` pending operations the
- *    oldest is written back (made durable), as the kernel's writeback would.
+ *    older half of them is written back (made durable), as the kernel's
+ *    writeback would.
  *  - allocate() reserves space (counted against the capacity) and, in the
  *    default mode, extends the size with zeros like fallocate(mode 0), the
  *    posix vfs's call; len 0 succeeds and does nothing.
@@ -278,8 +279,9 @@ RLOG_API uint64_t rlog_simfs_trace_hash(rlog_vfs *vfs);
 RLOG_API uint64_t rlog_simfs_now_ns(rlog_vfs *vfs);
 RLOG_API void rlog_simfs_advance(rlog_vfs *vfs, uint64_t ns);
 
-/* Called with one line per vfs call and crash event ("pwrite /d/f off=0
- * len=4096 -> 0 done=4096"), without a newline; `line` is valid only
+/* Called with one line per vfs call and crash event ("pwrite /d/f 0 4096
+ * -> ok done=4096": op, path, two numeric arguments, result), without a
+ * newline; `line` is valid only
  * during the call. fn = NULL stops tracing. The callback must not call back
  * into the file system. */
 typedef void (*rlog_simfs_trace_fn)(void *data, const char *line);
@@ -301,15 +303,31 @@ RLOG_API void rlog_simfs_set_trace(rlog_vfs *vfs, rlog_simfs_trace_fn fn, void *
  *  - nothing that was never appended appears; LSNs are gap-free;
  *  - recovering twice gives the same state;
  *  - reads during the run return exactly what was appended.
+ * The Raft workload (rlog_rs_* on the same file system) also checks: the
+ * recovered hard state, snapshot marker and entries (term and payload of
+ * each) are exactly the acknowledged state, or it followed by a prefix of
+ * the operations in flight (each one whole, or the first records of an
+ * append; never one the log reported durable left out); the hard-state
+ * term never goes back and a vote never changes within a term; truncation
+ * and snapshot (trailing, install) semantics; snapshot_get returns the
+ * bytes stored; nothing is acknowledged before the log is durable past it
+ * (so never past a failed fsync), and a synchronous call returns only
+ * after the callbacks of the appends queued before it.
  * Same seed, same options -> same trace hash, on every build type.
  */
 
 /* Driver-level fault classes, numbered after the file system's. */
-#define RLOG_SIM_FAULT_DAMAGE RLOG_SIMFS_FAULT_COUNT              /* targeted bit flips */
+#define RLOG_SIM_FAULT_DAMAGE         RLOG_SIMFS_FAULT_COUNT       /* targeted bit flips */
 #define RLOG_SIM_FAULT_RECOVERY_CRASH (RLOG_SIMFS_FAULT_COUNT + 1) /* crash inside recovery */
-#define RLOG_SIM_FAULT_CLASSES (RLOG_SIMFS_FAULT_COUNT + 2)
+#define RLOG_SIM_FAULT_CLASSES        (RLOG_SIMFS_FAULT_COUNT + 2)
 
 typedef void (*rlog_sim_trace_fn)(void *data, const char *line);
+
+/* Workloads (rlog_sim_options.workloads): the log alone, or the Raft
+ * storage on it (append, hard state, truncation, snapshots, compaction). */
+#define RLOG_SIM_WORKLOAD_LOG  0x1u
+#define RLOG_SIM_WORKLOAD_RAFT 0x2u
+#define RLOG_SIM_WORKLOAD_ALL  0x3u
 
 typedef struct rlog_sim_options {
     uint64_t seed;
@@ -318,6 +336,9 @@ typedef struct rlog_sim_options {
     /* Allowed fault classes: bit i for class i (rlog_simfs_fault and
      * RLOG_SIM_FAULT_*); default all. Each seed picks a plan among them. */
     uint64_t faults;
+    /* Allowed workloads (RLOG_SIM_WORKLOAD_*; default all): with both, the
+     * seed picks one (about 35% of seeds run the Raft workload). */
+    unsigned workloads;
     /* One line per driver event and per vfs call (NULL: no trace). Lines
      * hold nothing that varies between runs of a seed. */
     rlog_sim_trace_fn trace;
@@ -330,15 +351,20 @@ typedef struct rlog_sim_result {
     uint64_t trace_hash;
     uint64_t ops, appends, acked, reads;
     uint64_t crashes, power_losses, recoveries, recovery_crashes;
-    uint64_t corruption_detected; /* opens that failed loudly, as they had to */
-    uint64_t torn_cut;            /* recoveries that cut a torn tail */
+    uint64_t corruption_detected;            /* opens that failed loudly, as they had to */
+    uint64_t torn_cut;                       /* recoveries that cut a torn tail */
     uint64_t faults[RLOG_SIM_FAULT_CLASSES]; /* faults injected, per class */
+    uint64_t raft_seeds;                     /* 1 when the seed ran the Raft workload */
+    uint64_t raft_ops;                       /* Raft storage operations (writes and checks) */
 } rlog_sim_result;
 
 RLOG_API void rlog_sim_options_init(rlog_sim_options *opts, uint64_t seed);
 /* Runs one seed. Returns 0 when it ran (see res->failed for the verdict),
  * RLOG_ENOMEM when it could not. */
 RLOG_API int rlog_sim_run(const rlog_sim_options *opts, rlog_sim_result *res);
+/* Parses "log", "raft" or "all" into a RLOG_SIM_WORKLOAD_* mask; -1 on
+ * an unknown name. */
+RLOG_API int rlog_sim_parse_workloads(const char *name, unsigned *mask);
 /* "damage", "recovery_crash", or the file system's fault names. */
 RLOG_API const char *rlog_sim_fault_name(unsigned cls);
 /* Parses "eio,enospc,..." (or "all", "none") into a mask; -1 on an unknown

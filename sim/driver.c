@@ -151,7 +151,10 @@ void rlg_sim_crash(rlg_sim *s, const rlg_sim_wl *wl, bool power)
 {
     void *mk = NULL;
     size_t mkl = 0;
-    if (wl->poisoned(wl->w) && (rlog_simfs_read(s->vfs, wl->marker, 0, &mk, &mkl) || mkl != 20)) {
+    /* (a process that died inside an operation issued no failed sync: its
+     * calls after death did nothing, so its page cache holds no lie) */
+    if (!s->dying && wl->poisoned(wl->w) &&
+        (rlog_simfs_read(s->vfs, wl->marker, 0, &mk, &mkl) || mkl != 20)) {
         /* a sync failed and even the marker that warns of it could not be
          * written: the page cache may now show records the disk never got
          * (docs/durability.md) — a double fault that destroys data */
@@ -166,6 +169,7 @@ void rlg_sim_crash(rlg_sim *s, const rlg_sim_wl *wl, bool power)
         rlog_simfs_crash(s->vfs);
     }
     s->res->crashes++;
+    s->dying = false;
     wl->drop(wl->w);
     rlg_sim_trace(s, "%s", power ? "POWER LOSS" : "PROCESS CRASH");
 }
@@ -191,6 +195,11 @@ static bool open_failed(rlg_sim *s, int rv, const char *msg)
 bool rlg_sim_reopen(rlg_sim *s, const rlg_sim_wl *wl)
 {
     char msg[600];
+    if (s->dying) { /* the process is about to die: whatever it opens is moot */
+        int rv = wl->open(wl->w, msg, sizeof msg);
+        rlg_sim_trace(s, "open (dying) -> %s", rlog_errname(rv));
+        return true;
+    }
     for (int try_no = 0; try_no < 8 && !s->stop; try_no++) {
         bool halt = try_no < 3 && rlg_sim_allowed(s, RLOG_SIM_FAULT_RECOVERY_CRASH) &&
                     rlog_sim_rng_chance(&s->rng, 200000);
@@ -257,6 +266,15 @@ void rlg_sim_drive(rlg_sim *s, const rlg_sim_wl *wl)
         if (next < nc && at[next] == step) {
             while (next < nc && at[next] == step)
                 next++;
+            if (rlog_sim_rng_chance(&s->rng, 300000)) {
+                /* the process dies inside an operation, a few calls in */
+                uint64_t calls = 1 + rlog_sim_rng_below(&s->rng, 16);
+                rlg_sim_trace(s, "the process will die after %" PRIu64 " more calls", calls);
+                s->dying = true;
+                rlog_simfs_halt_after(s->vfs, calls);
+                wl->op(wl->w);
+                s->res->mid_op_crashes++;
+            }
             rlg_sim_crash(s, wl, rlog_sim_rng_chance(&s->rng, 600000));
             if (s->damage_planned && next == nc && wl->damage)
                 wl->damage(wl->w);

@@ -20,6 +20,7 @@ struct rlg_sim {
     bool destructive;    /* a fault that may destroy acknowledged data struck */
     bool stop;           /* the seed ends (failure, or corruption reported as expected) */
     bool damage_planned; /* one crash is followed by a targeted bit flip */
+    bool dying;          /* the process dies inside the current operation */
 };
 
 /* splitmix64's finalizer: a well-mixed function of z. */

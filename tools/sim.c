@@ -104,6 +104,7 @@ static void add(totals *t, const rlog_sim_result *r)
     s->power_losses += r->power_losses;
     s->recoveries += r->recoveries;
     s->recovery_crashes += r->recovery_crashes;
+    s->mid_op_crashes += r->mid_op_crashes;
     s->corruption_detected += r->corruption_detected;
     s->torn_cut += r->torn_cut;
     s->raft_seeds += r->raft_seeds;
@@ -203,9 +204,10 @@ static void summary(const sim_args *s, const totals *t, double secs)
     const rlog_sim_result *r = &t->sum;
     printf("seeds=%" PRIu64 " failed=%" PRIu64 " ops=%" PRIu64 " appends=%" PRIu64 " acked=%" PRIu64
            " reads=%" PRIu64 " crashes=%" PRIu64 " power_losses=%" PRIu64 " recoveries=%" PRIu64
-           " recovery_crashes=%" PRIu64 " corruption_detected=%" PRIu64 " torn_cut=%" PRIu64 "\n",
+           " recovery_crashes=%" PRIu64 " mid_op_crashes=%" PRIu64 " corruption_detected=%" PRIu64
+           " torn_cut=%" PRIu64 "\n",
            t->seeds, t->failed, r->ops, r->appends, r->acked, r->reads, r->crashes, r->power_losses,
-           r->recoveries, r->recovery_crashes, r->corruption_detected, r->torn_cut);
+           r->recoveries, r->recovery_crashes, r->mid_op_crashes, r->corruption_detected, r->torn_cut);
     printf("raft_seeds=%" PRIu64 " raft_ops=%" PRIu64 "\n", r->raft_seeds, r->raft_ops);
     printf("faults:");
     for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)

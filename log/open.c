@@ -541,12 +541,15 @@ static int lock_dir(rlog_log *l, rlog_file **lk, rlog_open_report *rep)
     int e = l->vfs->lock(l->vfs, l->dir, lk);
     if (e == ENOENT && (l->opts.flags & RLOG_OPEN_CREATE)) {
         e = l->vfs->mkdir(l->vfs, l->dir);
-        if (!e || e == EEXIST) {
-            char parent[4096];
-            parent_of(l->dir, parent, sizeof parent);
-            l->vfs->sync_dir(l->vfs, parent);
-            e = l->vfs->lock(l->vfs, l->dir, lk);
+        if (e && e != EEXIST) { /* e.g. a missing parent: rlog creates one level */
+            snprintf(rep->message, sizeof rep->message, "cannot create log directory '%s': %s",
+                     l->dir, strerror(e));
+            return e == ENOENT || e == ENOTDIR ? RLOG_ENOTLOG : rlog_from_errno(e);
         }
+        char parent[4096];
+        parent_of(l->dir, parent, sizeof parent);
+        l->vfs->sync_dir(l->vfs, parent);
+        e = l->vfs->lock(l->vfs, l->dir, lk);
     }
     if (!e)
         return 0;

@@ -30,7 +30,7 @@ static const cli_command cli_commands[] = {
     {"stat", cli_cmd_stat, "rlog stat DIR", "print the log's id, segments, positions and state"},
     {"sim", cli_cmd_sim,
      "rlog sim [--seed S | --seeds N [--from S]] [--steps K] [--crashes C]\n"
-     "         [--faults LIST] [--jobs J] [--trace]",
+     "         [--faults LIST] [--workload log|raft|all] [--jobs J] [--trace]",
      "run the deterministic crash simulator; print failing seeds with a replay command"},
 };
 #define CLI_NCOMMANDS (sizeof cli_commands / sizeof cli_commands[0])

@@ -229,7 +229,7 @@ static int build_first_segment(rlog_log *l, rlog_file **out, const char **what)
     snprintf(tmp, sizeof tmp, "%s/%s", l->dir, RLG_CREATE_TMP);
     rlg_seg_path(l, 1, path, sizeof path);
     rlog_file *f = NULL;
-    int e = rlg_prepare_file(l, tmp, &f, what);
+    int e = rlg_prepare_file(l, tmp, false, &f, what);
     uint8_t hdr[RLG_SEG_HEADER_SIZE];
     rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, 1, 1};
     rlg_seg_header_encode(&h, hdr);

@@ -11,13 +11,20 @@
 
 uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 
-int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what)
+int rlg_prepare_file(rlog_log *l, const char *path, bool replace, rlog_file **out,
+                     const char **what)
 {
     rlog_vfs *v = l->vfs;
     rlog_file *f = NULL;
     *what = "create";
     /* EXCL: never overwrite a file we did not account for */
     int e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL, &f);
+    if (e == EEXIST && replace) { /* our own leftover spare (see rlg_prepare_spare) */
+        *what = "replace";
+        e = v->unlink(v, path);
+        if (!e)
+            e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL, &f);
+    }
     if (e)
         return e;
     *what = "allocate";
@@ -58,11 +65,15 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
     char path[4096], name[32];
     rlg_seg_path(l, seq, path, sizeof path);
     rlg_seg_name(seq, name, sizeof name);
+    /* A file already there with the designated next number, which is not
+     * the ready spare, can only be a spare of ours left behind by a failed
+     * rotation: it may be replaced. Anything else is never touched. */
+    bool replace = seq == l->spare_next && seq > l->disk_last_seq;
     l->spare_state = RLG_SPARE_PREPARING;
     pthread_mutex_unlock(&l->mu);
     rlog_file *f = NULL;
     const char *what = "";
-    int e = rlg_prepare_file(l, path, &f, &what);
+    int e = rlg_prepare_file(l, path, replace, &f, &what);
     if (e && e != EEXIST) {
         /* best effort: leave no half-made file behind */
         if (l->vfs->unlink(l->vfs, path) == 0)

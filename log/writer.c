@@ -594,6 +594,24 @@ static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out)
     return 0;
 }
 
+/* A segment file taken for a rotation that failed becomes the spare again
+ * (its failed write was zeroed). A spare prepared meanwhile for the segment
+ * after it is no longer next: it is closed and removed (best effort; a
+ * leftover is replaced when that number is prepared again). mu held. */
+static void respare(rlog_log *l, rlog_file *f, uint64_t seq)
+{
+    if (l->spare_state == RLG_SPARE_READY && l->spare_file) {
+        char path[4096];
+        rlg_seg_path(l, l->spare_seq, path, sizeof path);
+        l->vfs->close(l->vfs, l->spare_file);
+        l->vfs->unlink(l->vfs, path);
+    }
+    l->spare_file = f;
+    l->spare_seq = seq;
+    l->spare_state = RLG_SPARE_READY;
+    l->spare_next = seq + 1;
+}
+
 /* Writes one chunk. mu held on entry and exit (released for the I/O).
  * Returns 0, or an RLOG_E* error after rolling back or poisoning. */
 static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
@@ -612,12 +630,8 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
         /* the successor must exist before the seal can be durable */
         int rv = ensure_spare(l, c->seq + 1);
         if (rv) {
-            if (c->starts_segment) { /* untouched: still the spare for a retry */
-                assert(l->spare_state == RLG_SPARE_NONE);
-                l->spare_file = f;
-                l->spare_seq = c->seq;
-                l->spare_state = RLG_SPARE_READY;
-            }
+            if (c->starts_segment) /* untouched: still the spare for a retry */
+                respare(l, f, c->seq);
             rollback(l, rv, out);
             char why[sizeof l->errmsg];
             memcpy(why, l->errmsg, sizeof why);
@@ -635,12 +649,8 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
     pthread_mutex_lock(&l->mu);
     l->m.writes++;
     if (e) {
-        if (c->starts_segment) {
-            /* keep the file as the (zeroed) spare for a retry */
-            l->spare_file = f;
-            l->spare_state = RLG_SPARE_READY;
-            l->spare_seq = c->seq;
-        }
+        if (c->starts_segment)
+            respare(l, f, c->seq);
         if (ue) {
             poison(l, ue, "zeroing a failed write in", c->seq, out);
             return RLOG_EPOISONED;

@@ -13,9 +13,11 @@ int rlg_io_round(rlog_log *l, bool all, bool sync);
  * the directory). spare_state must be NONE; PREPARING meanwhile (mu
  * released), READY after. On failure the partial file is removed. */
 int rlg_prepare_spare(rlog_log *l, uint64_t seq);
-/* Creates path (EXCL), fills it with zeros to the segment size, syncs it
- * and the directory. mu NOT held. *what names the step that failed. */
-int rlg_prepare_file(rlog_log *l, const char *path, rlog_file **out, const char **what);
+/* Creates path (EXCL; with `replace`, an existing file is unlinked first),
+ * fills it with zeros to the segment size, syncs it and the directory. mu
+ * NOT held. *what names the step that failed. */
+int rlg_prepare_file(rlog_log *l, const char *path, bool replace, rlog_file **out,
+                     const char **what);
 /* 1 MiB of zeros, never written (it lives in .bss: no memory until read,
  * and then the shared zero page). For pre-writing, cutting and unwriting. */
 #define RLG_ZERO_CHUNK (1u << 20)

@@ -130,6 +130,26 @@ void rlg_sim_trace(rlg_sim *s, const char *fmt, ...)
         s->opts->trace(s->opts->trace_data, line);
 }
 
+uint64_t rlg_sim_fault_total(rlg_sim *s)
+{
+    static const rlog_simfs_fault failing[] = {
+        RLOG_SIMFS_FAULT_EIO,       RLOG_SIMFS_FAULT_ENOSPC,      RLOG_SIMFS_FAULT_SYNC_DROP,
+        RLOG_SIMFS_FAULT_SHORT_WRITE, RLOG_SIMFS_FAULT_LATENT_READ, RLOG_SIMFS_FAULT_CAPACITY};
+    uint64_t n = 0;
+    for (size_t i = 0; i < sizeof failing / sizeof *failing; i++)
+        n += rlog_simfs_faults(s->vfs, failing[i]);
+    return n;
+}
+
+bool rlg_sim_error_explained(rlg_sim *s, int rv, const char *what)
+{
+    if (s->dying || rlg_sim_fault_total(s) != s->op_faults)
+        return true;
+    rlg_sim_fail(s, "%s failed with %s but no fault was injected during the operation", what,
+                 rlog_errname(rv));
+    return false;
+}
+
 bool rlg_sim_allowed(const rlg_sim *s, unsigned bit)
 {
     return (s->opts->faults >> bit) & 1u;
@@ -282,11 +302,14 @@ void rlg_sim_drive(rlg_sim *s, const rlg_sim_wl *wl)
                 break;
             continue;
         }
+        s->op_faults = rlg_sim_fault_total(s);
         wl->op(wl->w);
         s->res->ops++;
     }
-    if (open && !s->stop)
+    if (open && !s->stop) {
+        s->op_faults = rlg_sim_fault_total(s);
         wl->finish(wl->w);
+    }
     free(at);
 }
 

@@ -21,6 +21,7 @@ struct rlg_sim {
     bool stop;           /* the seed ends (failure, or corruption reported as expected) */
     bool damage_planned; /* one crash is followed by a targeted bit flip */
     bool dying;          /* the process dies inside the current operation */
+    uint64_t op_faults;  /* injected faults counted when the operation began */
 };
 
 /* splitmix64's finalizer: a well-mixed function of z. */
@@ -36,6 +37,12 @@ void rlg_sim_fail(rlg_sim *s, const char *fmt, ...) __attribute__((format(printf
 void rlg_sim_trace(rlg_sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* True when fault class bit `bit` is allowed by the options. */
 bool rlg_sim_allowed(const rlg_sim *s, unsigned bit);
+/* Injected faults that can make a call fail, so far. */
+uint64_t rlg_sim_fault_total(rlg_sim *s);
+/* True when an EIO/ENOSPC the current operation met is explained: a fault
+ * was injected since it began, or the process is dying. Otherwise the
+ * seed fails: the library made up an error (or kept one past its cause). */
+bool rlg_sim_error_explained(rlg_sim *s, int rv, const char *what);
 /* Refreshes s->destructive from the file system's fault counters. */
 void rlg_sim_note_faults(rlg_sim *s);
 

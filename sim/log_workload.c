@@ -143,7 +143,7 @@ static bool expected_error(wl *w, int rv)
     if (w->s->destructive && rv == RLOG_ECORRUPT)
         return true;
     if (rv == RLOG_EIO || rv == RLOG_ENOSPC)
-        return true;
+        return rlg_sim_error_explained(w->s, rv, "a log call");
     if (rv == RLOG_EPOISONED) {
         w->poisoned = true;
         return true;

@@ -314,7 +314,7 @@ static void check_ack(wl *w, const rop *op, const char *what)
 static bool expected_error(wl *w, int rv)
 {
     if (rv == RLOG_EIO || rv == RLOG_ENOSPC)
-        return true;
+        return rlg_sim_error_explained(w->s, rv, "a Raft storage call");
     if (rv == RLOG_EPOISONED) {
         w->failed = true;
         return true;

@@ -386,7 +386,7 @@ int rlog_sim_run(const rlog_sim_options *o, rlog_sim_result *res)
         plan_benign(&s);
         plan = "benign";
     }
-    s.damage_planned = level >= 65 && level < 80 && rlg_sim_allowed(&s, RLOG_SIM_FAULT_DAMAGE);
+    s.damage_planned = level >= 55 && level < 80 && rlg_sim_allowed(&s, RLOG_SIM_FAULT_DAMAGE);
     if (level >= 80) {
         plan_destructive(&s);
         plan = "destructive";

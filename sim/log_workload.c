@@ -590,6 +590,28 @@ static void flip(wl *w, const char *path, uint64_t off)
 /* After a crash: flips a bit in an acknowledged record X that a later
  * acknowledged record Y proves durable (Y's witness >= X). The open must
  * fail with RLOG_ECORRUPT, naming the segment, and change nothing. */
+/* The first LSN of the last segment with a valid header (0 if none). */
+static uint64_t last_segment_first_lsn(wl *w)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    uint64_t first = 0;
+    if (rlog_simfs_list_files(w->s->vfs, 0, &paths, &n))
+        return 0;
+    for (size_t i = 0; i < n; i++) { /* sorted: later segments last */
+        uint8_t *d = NULL;
+        size_t dl = 0;
+        rlg_seg_header h;
+        if (!strncmp(paths[i], DIR "/", sizeof DIR) && strstr(paths[i], ".seg") &&
+            !rlog_simfs_read(w->s->vfs, paths[i], 0, (void **)&d, &dl) &&
+            dl >= RLG_SEG_HEADER_SIZE && rlg_seg_header_decode(d, &h) == RLG_HDR_OK)
+            first = h.first_lsn;
+        rlog_free(d);
+    }
+    rlog_vfs_free_names(paths, n);
+    return first;
+}
+
 static void damage_and_check(void *vw)
 {
     wl *w = vw;
@@ -602,7 +624,12 @@ static void damage_and_check(void *vw)
         }
     if (wmax < w->first_max)
         return;
-    uint64_t x = w->first_max + rlog_sim_rng_below(&s->rng, wmax - w->first_max + 1);
+    /* damage in a sealed segment is reported whatever the proof says: aim
+     * mostly at the last segment, where only the witness proves it */
+    uint64_t lo = w->first_max, tail = last_segment_first_lsn(w);
+    if (tail > lo && tail <= wmax && rlog_sim_rng_chance(&s->rng, 700000))
+        lo = tail;
+    uint64_t x = lo + rlog_sim_rng_below(&s->rng, wmax - lo + 1);
     char path[256];
     uint64_t off;
     uint32_t len;

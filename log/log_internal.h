@@ -111,6 +111,9 @@ struct rlog_log {
      * until they have, new appends are refused (their LSNs were reused, and
      * the caller does not know yet) */
     uint64_t rb_pending;
+    /* threads delivering async callbacks right now (outside mu): rlog_sync
+     * waits for them, so every callback of an earlier append has run */
+    unsigned firing;
     rlog_metrics m;
 
     rlog_file *lockf; /* the directory lock (writers only) */

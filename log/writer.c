@@ -758,10 +758,13 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
     complete(l, 0, 0, &fired);
     pthread_cond_broadcast(&l->cond);
     if (fired) {
+        l->firing++;
         pthread_mutex_unlock(&l->mu);
         uint64_t n = fire(fired);
         pthread_mutex_lock(&l->mu);
         l->rb_pending -= n;
+        l->firing--;
+        pthread_cond_broadcast(&l->cond);
     }
     return rv;
 }
@@ -880,7 +883,13 @@ int rlog_sync(rlog_log *l)
     if (l->readonly)
         return 0;
     pthread_mutex_lock(&l->mu);
-    int rv = drive(l, NULL, true, true, l->appended);
+    uint64_t target = l->appended;
+    int rv = drive(l, NULL, true, true, target);
+    /* and the callbacks of the async appends up to target have all run
+     * (another thread may be delivering them right now) */
+    while (!rv && !l->poisoned &&
+           (l->firing || (l->async_head && l->async_head->last <= target)))
+        pthread_cond_wait(&l->cond, &l->mu);
     pthread_mutex_unlock(&l->mu);
     return rv;
 }

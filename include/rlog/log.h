@@ -178,7 +178,9 @@ typedef void (*rlog_append_cb)(void *data, int status, uint64_t first_lsn, uint6
 RLOG_API int rlog_append_async(rlog_log *log, const rlog_record *recs, size_t n,
                                rlog_append_cb cb, void *data, uint64_t *first_lsn);
 
-/* Writes everything pending and makes it durable. */
+/* Writes everything pending and makes it durable; returns once the
+ * callbacks of every asynchronous append made before the call have run. Not
+ * from inside a callback. */
 RLOG_API int rlog_sync(rlog_log *log);
 
 /* Single-threaded progress: performs the pending I/O (write, sync, prepare

@@ -132,58 +132,13 @@ static void make_crashed(const char *dir, uint64_t seg, rlog_sync_mode mode, uin
     rlg_log_crash(l);
 }
 
-/* ---- whole-directory snapshots ---- */
-
-typedef struct snap {
-    size_t n;
-    char **names;
-    void **data;
-    size_t *len;
-} snap;
-
-static void snap_take(const char *dir, snap *s)
-{
-    s->n = tu_list_segments(dir, &s->names);
-    s->data = calloc(s->n ? s->n : 1, sizeof *s->data);
-    s->len = calloc(s->n ? s->n : 1, sizeof *s->len);
-    for (size_t i = 0; i < s->n; i++)
-        tu_read_file(tu_path(dir, s->names[i]), &s->data[i], &s->len[i]);
-}
-
-static void snap_free(snap *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->data[i]);
-    free(s->data);
-    free(s->len);
-    tu_free_names(s->names, s->n);
-}
-
-/* Every segment file is as in s: same names, sizes and bytes. */
-static void snap_assert_same(const char *dir, const snap *s)
-{
-    snap now;
-    snap_take(dir, &now);
-    if (now.n != s->n)
-        fail_msg("%zu segment files now, %zu before", now.n, s->n);
-    for (size_t i = 0; i < s->n; i++) {
-        assert_string_equal(now.names[i], s->names[i]);
-        if (now.len[i] != s->len[i])
-            fail_msg("%s changed size: %zu, was %zu", s->names[i], now.len[i], s->len[i]);
-        const uint8_t *a = now.data[i], *b = s->data[i];
-        for (size_t k = 0; k < s->len[i]; k++)
-            if (a[k] != b[k])
-                fail_msg("%s changed at offset %zu", s->names[i], k);
-    }
-    snap_free(&now);
-}
 
 /* Opening dir fails with `want`, writable and read-only alike, the report
  * says so, and no byte of any segment file changes. */
 static void assert_open_fails(const char *dir, int want, rlog_open_report *rep)
 {
-    snap before;
-    snap_take(dir, &before);
+    tu_snap before;
+    tu_snap_take(dir, &before);
     const unsigned modes[2] = {0, RLOG_OPEN_READONLY};
     for (int i = 0; i < 2; i++) {
         rlog_log *l = NULL;
@@ -194,9 +149,9 @@ static void assert_open_fails(const char *dir, int want, rlog_open_report *rep)
         assert_null(l);
         if (want == RLOG_ECORRUPT)
             assert_int_equal(rep->status, RLOG_TAIL_CORRUPT);
-        snap_assert_same(dir, &before);
+        tu_snap_assert_same(dir, &before);
     }
-    snap_free(&before);
+    tu_snap_free(&before);
 }
 
 static void assert_msg_has(const rlog_open_report *rep, const char *what)
@@ -375,8 +330,8 @@ static void test_unsynced_out_of_order(void **state)
     rlg_log_crash(l);
     zero_range(tu_path(f->dir, SEG1), off_of(15), REC);
 
-    snap before;
-    snap_take(f->dir, &before);
+    tu_snap before;
+    tu_snap_take(f->dir, &before);
     for (int pass = 0; pass < 2; pass++) { /* read-only, then writable */
         rlog_open_report rep;
         l = open_log(f->dir, BIG_SEG, RLOG_SYNC_EACH, pass == 0 ? RLOG_OPEN_READONLY : 0, &rep);
@@ -393,13 +348,13 @@ static void test_unsynced_out_of_order(void **state)
         check_records(l, 1, 14, 10);
         if (pass == 0) {
             assert_int_equal(rlog_close(l), 0);
-            snap_assert_same(f->dir, &before);
+            tu_snap_assert_same(f->dir, &before);
             continue;
         }
         append_n(l, 15, 15, 11); /* LSN 15 is free again */
         rlg_log_crash(l);
     }
-    snap_free(&before);
+    tu_snap_free(&before);
     rlog_open_report rep;
     l = open_log(f->dir, BIG_SEG, RLOG_SYNC_EACH, 0, &rep);
     if (rep.status != RLOG_TAIL_CLEAN)

@@ -152,54 +152,11 @@ static void verify_reopen(const char *dir, uint64_t last, uint64_t segments)
     assert_int_equal(rlog_close(l), 0);
 }
 
-/* ---- whole-directory snapshots (every segment file, every byte) ---- */
+/* ---- snapshots (tu_snap_* in tests/util) ---- */
 
-typedef struct snap {
-    size_t n;
-    char **names;
-    void **data;
-    size_t *len;
-} snap;
-
-static void snap_take(const char *dir, snap *s)
-{
-    s->n = tu_list_segments(dir, &s->names);
-    s->data = calloc(s->n ? s->n : 1, sizeof *s->data);
-    s->len = calloc(s->n ? s->n : 1, sizeof *s->len);
-    for (size_t i = 0; i < s->n; i++)
-        tu_read_file(tu_path(dir, s->names[i]), &s->data[i], &s->len[i]);
-}
-
-static void snap_free(snap *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->data[i]);
-    free(s->data);
-    free(s->len);
-    tu_free_names(s->names, s->n);
-}
-
-/* The directory holds the same segment files with the same bytes as s. */
-static void snap_assert_same(const char *dir, const snap *s)
-{
-    snap now;
-    snap_take(dir, &now);
-    if (now.n != s->n)
-        fail_msg("%zu segment files now, %zu before", now.n, s->n);
-    for (size_t i = 0; i < s->n; i++) {
-        assert_string_equal(now.names[i], s->names[i]);
-        if (now.len[i] != s->len[i])
-            fail_msg("segment %s changed size: %zu, was %zu", s->names[i], now.len[i], s->len[i]);
-        const uint8_t *a = now.data[i], *b = s->data[i];
-        for (size_t k = 0; k < s->len[i]; k++)
-            if (a[k] != b[k])
-                fail_msg("segment %s changed at offset %zu", s->names[i], k);
-    }
-    snap_free(&now);
-}
 
 /* The bytes of one file equal those it had in s. */
-static void snap_assert_file_same(const char *dir, const snap *s, const char *name)
+static void snap_assert_file_same(const char *dir, const tu_snap *s, const char *name)
 {
     for (size_t i = 0; i < s->n; i++) {
         if (strcmp(s->names[i], name) != 0)
@@ -259,8 +216,8 @@ static void write_fault_case(fx *f, int err, size_t partial, int want, unsigned 
     rlog_log *l = open_with(f->dir, f->fv, flags, NULL);
     must_append(l, 1, 3);
     assert_positions(l, 3, 3, 3);
-    snap before;
-    snap_take(f->dir, &before);
+    tu_snap before;
+    tu_snap_take(f->dir, &before);
     rlog_fault ft = {
         .op = RLOG_OP_PWRITE, .times = 1, .err = err, .partial = partial, .path_contains = SEG1};
     int id = rlog_vfs_fault_add(f->fv, &ft);
@@ -283,7 +240,7 @@ static void write_fault_case(fx *f, int err, size_t partial, int want, unsigned 
     must_append(l, 4, 5); /* LSN 4 reused */
     check_records(l, 1, 5);
     assert_int_equal(rlog_close(l), 0);
-    snap_free(&before);
+    tu_snap_free(&before);
     verify_reopen(f->dir, 5, 1);
 }
 
@@ -428,8 +385,8 @@ static void spare_fault_case(fx *f, rlog_vfs_op op, int err, const char *path, i
     assert_int_equal(m.rotations, 0);
     if (!id)
         id = rlog_vfs_fault_add(f->fv, &ft);
-    snap before;
-    snap_take(f->dir, &before);
+    tu_snap before;
+    tu_snap_take(f->dir, &before);
     assert_int_equal(before.n, 1);
     for (int attempt = 0; attempt < 2; attempt++) {
         uint64_t inj = rlog_vfs_fault_injected(f->fv);
@@ -440,7 +397,7 @@ static void spare_fault_case(fx *f, rlog_vfs_op op, int err, const char *path, i
         assert_true(rlog_vfs_fault_injected(f->fv) > inj);
         assert_positions(l, PER_SEG, PER_SEG, PER_SEG);
         assert_unreadable(l, PER_SEG + 1);
-        snap_assert_same(f->dir, &before);
+        tu_snap_assert_same(f->dir, &before);
     }
     rlog_metrics_get(l, &m);
     assert_int_equal(m.rotations, 0);
@@ -454,7 +411,7 @@ static void spare_fault_case(fx *f, rlog_vfs_op op, int err, const char *path, i
         assert_true(all_zero_file(tu_path(f->dir, SEG3))); /* at most a spare */
     check_records(l, 1, PER_SEG + 2);
     assert_int_equal(rlog_close(l), 0);
-    snap_free(&before);
+    tu_snap_free(&before);
     verify_reopen(f->dir, PER_SEG + 2, 2);
 }
 
@@ -544,8 +501,8 @@ static void seal_write_case(fx *f, size_t partial)
 {
     rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
     must_append(l, 1, PER_SEG);
-    snap before;
-    snap_take(f->dir, &before);
+    tu_snap before;
+    tu_snap_take(f->dir, &before);
     rlog_fault ft = {
         .op = RLOG_OP_PWRITE, .times = 1, .err = EIO, .partial = partial, .path_contains = SEG1};
     int id = rlog_vfs_fault_add(f->fv, &ft);
@@ -566,7 +523,7 @@ static void seal_write_case(fx *f, size_t partial)
     assert_int_equal(tu_file_size(tu_path(f->dir, SEG3)), -1);
     check_records(l, 1, PER_SEG + 2);
     assert_int_equal(rlog_close(l), 0);
-    snap_free(&before);
+    tu_snap_free(&before);
     verify_reopen(f->dir, PER_SEG + 2, 2);
 }
 
@@ -628,15 +585,15 @@ static void test_rotate_enospc(void **state)
     fx *f = *state;
     rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
     must_append(l, 1, 2);
-    snap before;
-    snap_take(f->dir, &before);
+    tu_snap before;
+    tu_snap_take(f->dir, &before);
     rlog_fault ft = {.op = RLOG_OP_PWRITE, .times = 0, .err = ENOSPC, .path_contains = SEG2};
     int id = rlog_vfs_fault_add(f->fv, &ft);
     int rv = rlog_rotate(l);
     if (rv != RLOG_ENOSPC)
         fail_msg("rotate while segment 2 cannot be prepared: %s (expected RLOG_ENOSPC)",
                  rlog_errname(rv));
-    snap_assert_same(f->dir, &before);
+    tu_snap_assert_same(f->dir, &before);
     assert_positions(l, 2, 2, 2);
     rlog_vfs_fault_remove(f->fv, id);
     must_append(l, 3, 3); /* still in segment 1 */
@@ -648,7 +605,7 @@ static void test_rotate_enospc(void **state)
     assert_seg_header(f->dir, SEG2, 2, 4); /* on disk when rotate returns */
     must_append(l, 4, 4);
     assert_int_equal(rlog_close(l), 0);
-    snap_free(&before);
+    tu_snap_free(&before);
     verify_reopen(f->dir, 4, 2);
 }
 

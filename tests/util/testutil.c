@@ -162,3 +162,39 @@ void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len)
         p[i] = (unsigned char)x;
     }
 }
+
+void tu_snap_take(const char *dir, tu_snap *s)
+{
+    s->n = tu_list_segments(dir, &s->names);
+    s->data = calloc(s->n ? s->n : 1, sizeof *s->data);
+    s->len = calloc(s->n ? s->n : 1, sizeof *s->len);
+    for (size_t i = 0; i < s->n; i++)
+        tu_read_file(tu_path(dir, s->names[i]), &s->data[i], &s->len[i]);
+}
+
+void tu_snap_free(tu_snap *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->data[i]);
+    free(s->data);
+    free(s->len);
+    tu_free_names(s->names, s->n);
+}
+
+void tu_snap_assert_same(const char *dir, const tu_snap *s)
+{
+    tu_snap now;
+    tu_snap_take(dir, &now);
+    if (now.n != s->n)
+        fail_msg("%zu segment files now, %zu before", now.n, s->n);
+    for (size_t i = 0; i < s->n; i++) {
+        assert_string_equal(now.names[i], s->names[i]);
+        if (now.len[i] != s->len[i])
+            fail_msg("segment %s changed size: %zu, was %zu", s->names[i], now.len[i], s->len[i]);
+        const unsigned char *a = now.data[i], *b = s->data[i];
+        for (size_t k = 0; k < s->len[i]; k++)
+            if (a[k] != b[k])
+                fail_msg("segment %s changed at offset %zu", s->names[i], k);
+    }
+    tu_snap_free(&now);
+}

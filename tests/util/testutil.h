@@ -28,6 +28,19 @@ void tu_copy_file(const char *from, const char *to);
 /* Sorted list of *.seg files in dir (malloc'd names; free with tu_free_names). */
 size_t tu_list_segments(const char *dir, char ***names);
 void tu_free_names(char **names, size_t n);
+/* A snapshot of every segment file of a directory (names, sizes, bytes),
+ * to assert that something (a failed open, a read-only tool) changed no
+ * byte. */
+typedef struct tu_snap {
+    size_t n;
+    char **names;
+    void **data;
+    size_t *len;
+} tu_snap;
+void tu_snap_take(const char *dir, tu_snap *s);
+void tu_snap_free(tu_snap *s);
+/* The directory holds the same segment files with the same bytes as s. */
+void tu_snap_assert_same(const char *dir, const tu_snap *s);
 /* Deterministic payload bytes for (seed, lsn). */
 void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len);
 

@@ -42,14 +42,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RLG_MAGIC "RLOGSEG1"
-#define RLG_FORMAT_VERSION 1u
+#define RLG_MAGIC           "RLOGSEG1"
+#define RLG_FORMAT_VERSION  1u
 #define RLG_SEG_HEADER_SIZE 64u
 #define RLG_REC_HEADER_SIZE 28u
 
 /* Reserved record types (all < RLOG_TYPE_USER_MIN). */
-#define RLG_TYPE_INVALID 0u    /* never valid: an all-zero header is not a record */
-#define RLG_TYPE_SEAL 1u       /* last record of a sealed segment; empty payload */
+#define RLG_TYPE_INVALID    0u /* never valid: an all-zero header is not a record */
+#define RLG_TYPE_SEAL       1u /* last record of a sealed segment; empty payload */
 #define RLG_TYPE_CHECKPOINT 2u /* written at close: proves all before it durable; empty */
 
 /* Bytes a seal record takes. */
@@ -99,8 +99,7 @@ static inline uint16_t rlg_get16(const uint8_t *p)
 }
 static inline uint32_t rlg_get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 static inline uint64_t rlg_get64(const uint8_t *p)
 {
@@ -112,9 +111,9 @@ void rlg_seg_header_encode(const rlg_seg_header *h, uint8_t out[RLG_SEG_HEADER_S
 
 typedef enum rlg_hdr_status {
     RLG_HDR_OK = 0,
-    RLG_HDR_ZERO,     /* all 64 bytes zero: never written */
-    RLG_HDR_BAD,      /* checksum or magic fails */
-    RLG_HDR_VERSION,  /* checksum fine, unknown version */
+    RLG_HDR_ZERO,    /* all 64 bytes zero: never written */
+    RLG_HDR_BAD,     /* checksum or magic fails */
+    RLG_HDR_VERSION, /* checksum fine, unknown version */
 } rlg_hdr_status;
 /* Decodes and checks 64 header bytes. */
 rlg_hdr_status rlg_seg_header_decode(const uint8_t in[RLG_SEG_HEADER_SIZE], rlg_seg_header *h);

@@ -55,7 +55,7 @@ typedef struct rlg_waiter {
     uint64_t first, last;
     rlog_append_cb cb; /* NULL for a ticket */
     void *data;
-    bool need_durable; /* ticket: complete at durable (else at written) */
+    bool need_durable;  /* ticket: complete at durable (else at written) */
     pthread_cond_t *cv; /* ticket: signalled when done, or handed the I/O token */
     bool done;
     bool rolled; /* failed by a rollback: counted in rb_pending until fired */
@@ -73,7 +73,7 @@ struct rlog_log {
     bool readonly;
 
     pthread_mutex_t mu;
-    pthread_cond_t cond;    /* round finished, spare state changed */
+    pthread_cond_t cond;      /* round finished, spare state changed */
     pthread_cond_t bg_cond;   /* work for the background I/O thread */
     pthread_cond_t prep_cond; /* work for the preparer thread */
     bool io_busy;
@@ -88,8 +88,8 @@ struct rlog_log {
     uint64_t appended, written, durable;
 
     /* disk side of the writer */
-    rlog_file *wfile;      /* the active segment, open for writing (NULL when sealed) */
-    uint64_t wfile_seq;    /* its seq (or of the last sealed segment) */
+    rlog_file *wfile;       /* the active segment, open for writing (NULL when sealed) */
+    uint64_t wfile_seq;     /* its seq (or of the last sealed segment) */
     uint64_t disk_last_seq; /* newest segment whose header is on disk */
 
     rlg_chunk *pend_head, *pend_tail;

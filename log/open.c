@@ -9,10 +9,10 @@
 
 #include "log/writer.h"
 
-#define RLG_DEFAULT_SEGMENT (64ull << 20)
+#define RLG_DEFAULT_SEGMENT    (64ull << 20)
 #define RLG_DEFAULT_MAX_RECORD (16u << 20)
-#define RLG_MIN_SEGMENT 4096ull
-#define RLG_MAX_SEGMENT 0xffffffffull
+#define RLG_MIN_SEGMENT        4096ull
+#define RLG_MAX_SEGMENT        0xffffffffull
 
 void rlog_options_init(rlog_options *o)
 {
@@ -281,8 +281,8 @@ static int create_log(rlog_log *l, rlog_open_report *rep)
     const char *what = "";
     int e = build_first_segment(l, &l->wfile, &what);
     if (e) {
-        snprintf(rep->message, sizeof rep->message, "creating a log in '%.300s': %s %s: %s",
-                 l->dir, what, RLG_CREATE_TMP, strerror(e));
+        snprintf(rep->message, sizeof rep->message, "creating a log in '%.300s': %s %s: %s", l->dir,
+                 what, RLG_CREATE_TMP, strerror(e));
         return rlog_from_errno(e);
     }
     l->wfile_seq = 1;
@@ -318,8 +318,9 @@ static int apply_cut(rlog_log *l, const rlg_recovery *r)
     if (f)
         l->vfs->close(l->vfs, f);
     if (e)
-        return rlg_fail(l, rlog_from_errno(e), "cutting the torn tail of %s at offset %" PRIu64
-                        ": %s", path, r->cut_off, strerror(e));
+        return rlg_fail(l, rlog_from_errno(e),
+                        "cutting the torn tail of %s at offset %" PRIu64 ": %s", path, r->cut_off,
+                        strerror(e));
     return 0;
 }
 
@@ -396,8 +397,8 @@ static int delete_dropped(rlog_log *l, uint64_t from)
 /* Checks that buf (bytes [from, end) of segment s) still holds exactly the
  * valid records recovery found there: a read must not be trusted blindly
  * before it is written back. */
-static bool tail_intact(const rlog_log *l, const rlg_segment *s, const uint8_t *buf,
-                        uint64_t from, uint64_t end)
+static bool tail_intact(const rlog_log *l, const rlg_segment *s, const uint8_t *buf, uint64_t from,
+                        uint64_t end)
 {
     uint64_t off = from;
     if (off == 0) {

@@ -87,14 +87,15 @@ static int check_record(rlog_log *l, const rec_pos *p, uint64_t lsn, const uint8
     char name[32];
     rlg_seg_name(p->seq, name, sizeof name);
     if (avail < RLG_REC_HEADER_SIZE)
-        return read_fail(l, RLOG_ECORRUPT, "%s offset %" PRIu64 ": record LSN %" PRIu64
-                         " is cut short", name, p->off, lsn);
+        return read_fail(l, RLOG_ECORRUPT,
+                         "%s offset %" PRIu64 ": record LSN %" PRIu64 " is cut short", name, p->off,
+                         lsn);
     rlg_rec_header_decode(rec, h);
-    if (h->lsn != lsn || h->type < RLOG_TYPE_USER_MIN ||
-        h->len > avail - RLG_REC_HEADER_SIZE ||
+    if (h->lsn != lsn || h->type < RLOG_TYPE_USER_MIN || h->len > avail - RLG_REC_HEADER_SIZE ||
         !rlg_rec_crc_ok(rec, rlg_salt_state(p->log_id, p->seq), h->len))
-        return read_fail(l, RLOG_ECORRUPT, "%s offset %" PRIu64 ": record LSN %" PRIu64
-                         " fails its checksum on read", name, p->off, lsn);
+        return read_fail(l, RLOG_ECORRUPT,
+                         "%s offset %" PRIu64 ": record LSN %" PRIu64 " fails its checksum on read",
+                         name, p->off, lsn);
     return 0;
 }
 

@@ -24,7 +24,7 @@ typedef struct rlg_segment {
     uint64_t end;       /* offset just past the last valid record (any type) */
     uint32_t *offs;     /* offs[i]: file offset of record first_lsn + i */
     size_t noffs, capoffs;
-    bool sealed;        /* ends with a valid seal record */
+    bool sealed; /* ends with a valid seal record */
 } rlg_segment;
 
 typedef struct rlg_recovery {

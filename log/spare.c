@@ -143,8 +143,7 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
              * accepts both (the files left are still a contiguous run) */
             e = gone ? se : e;
             rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: %s %s: %s",
-                          gone ? "directory fsync after unlinking" : "unlink", name,
-                          strerror(e));
+                          gone ? "directory fsync after unlinking" : "unlink", name, strerror(e));
             break;
         }
     }
@@ -153,8 +152,7 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
         int e = l->vfs->sync_dir(l->vfs, l->dir);
         pthread_mutex_lock(&l->mu);
         if (e)
-            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: directory fsync: %s",
-                          strerror(e));
+            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: directory fsync: %s", strerror(e));
         else
             l->dir_unsynced = false;
     }

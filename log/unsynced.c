@@ -16,9 +16,9 @@
 
 #include "log/writer.h"
 
-#define MARKER "rlog.unsynced"
+#define MARKER       "rlog.unsynced"
 #define MARKER_MAGIC "RLOGUNS1"
-#define MARKER_SIZE 20
+#define MARKER_SIZE  20
 
 static void marker_path(const rlog_log *l, char *buf, size_t cap)
 {

@@ -226,8 +226,8 @@ static int enc_record(rlog_log *l, uint16_t type, const void *data, uint32_t len
     uint64_t lsn = user ? l->appended + 1 : l->appended;
     if (user && rlg_segment_push(s, (uint32_t)l->enc_off))
         return RLOG_ENOMEM;
-    rlg_rec_encode(c->data + c->len, rlg_salt_state(l->log_id, s->seq), lsn, l->durable, type,
-                   data, len);
+    rlg_rec_encode(c->data + c->len, rlg_salt_state(l->log_id, s->seq), lsn, l->durable, type, data,
+                   len);
     c->len += n;
     l->enc_off += n;
     if (user) {
@@ -338,8 +338,8 @@ static int validate(rlog_log *l, const rlog_record *recs, size_t n)
                             "append: record %zu is %" PRIu32 " bytes; the maximum is %" PRIu32, i,
                             r->len, l->opts.max_record);
         if (r->sticky > RLOG_STICKY_SLOTS)
-            return rlg_fail(l, RLOG_EINVAL, "append: record %zu: sticky slot %u out of range",
-                            i, r->sticky);
+            return rlg_fail(l, RLOG_EINVAL, "append: record %zu: sticky slot %u out of range", i,
+                            r->sticky);
     }
     size_t total = call_bytes(recs, n);
     if (fresh + total > l->opts.segment_size)
@@ -657,8 +657,9 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
         }
         int err = rlog_from_errno(e);
         rollback(l, err, out);
-        return rlg_fail(l, err, "write %s at offset %" PRIu64 " (%zu bytes, LSN %" PRIu64
-                        "..%" PRIu64 "): %s; rolled back",
+        return rlg_fail(l, err,
+                        "write %s at offset %" PRIu64 " (%zu bytes, LSN %" PRIu64 "..%" PRIu64
+                        "): %s; rolled back",
                         name, c->off, c->len, c->first_lsn, c->last_lsn, strerror(e));
     }
     if (c->starts_segment) {
@@ -846,8 +847,8 @@ int rlog_append(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first_
     return rv;
 }
 
-int rlog_append_async(rlog_log *l, const rlog_record *recs, size_t n, rlog_append_cb cb,
-                      void *data, uint64_t *first_lsn)
+int rlog_append_async(rlog_log *l, const rlog_record *recs, size_t n, rlog_append_cb cb, void *data,
+                      uint64_t *first_lsn)
 {
     if (l->readonly || !cb)
         return RLOG_EINVAL;
@@ -887,8 +888,7 @@ int rlog_sync(rlog_log *l)
     int rv = drive(l, NULL, true, true, target);
     /* and the callbacks of the async appends up to target have all run
      * (another thread may be delivering them right now) */
-    while (!rv && !l->poisoned &&
-           (l->firing || (l->async_head && l->async_head->last <= target)))
+    while (!rv && !l->poisoned && (l->firing || (l->async_head && l->async_head->last <= target)))
         pthread_cond_wait(&l->cond, &l->mu);
     pthread_mutex_unlock(&l->mu);
     return rv;

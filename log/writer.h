@@ -38,8 +38,6 @@ void rlg_fail_pending(rlog_log *l, int err);
 /* At close: append a checkpoint record and sync it. */
 int rlg_write_checkpoint(rlog_log *l);
 
-
-
 /* The unsynced marker (log/unsynced.c). mark: after any failed sync, with
  * the last LSN known durable. read: 0 none, 1 present (*durable set), 2 present but unreadable,
  * -errno on error. clear: removes it durably (errno). */

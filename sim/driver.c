@@ -133,7 +133,7 @@ void rlg_sim_trace(rlg_sim *s, const char *fmt, ...)
 uint64_t rlg_sim_fault_total(rlg_sim *s)
 {
     static const rlog_simfs_fault failing[] = {
-        RLOG_SIMFS_FAULT_EIO,       RLOG_SIMFS_FAULT_ENOSPC,      RLOG_SIMFS_FAULT_SYNC_DROP,
+        RLOG_SIMFS_FAULT_EIO,         RLOG_SIMFS_FAULT_ENOSPC,      RLOG_SIMFS_FAULT_SYNC_DROP,
         RLOG_SIMFS_FAULT_SHORT_WRITE, RLOG_SIMFS_FAULT_LATENT_READ, RLOG_SIMFS_FAULT_CAPACITY};
     uint64_t n = 0;
     for (size_t i = 0; i < sizeof failing / sizeof *failing; i++)

@@ -130,7 +130,7 @@ typedef struct simfs {
     sim_sched *sched;
     size_t nsched, capsched;
     bool faults_on;
-    bool halt_armed;    /* the process "dies" after halt_left more calls */
+    bool halt_armed; /* the process "dies" after halt_left more calls */
     uint64_t halt_left;
     rlog_simfs_trace_fn trace_fn;
     void *trace_data;

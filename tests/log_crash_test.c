@@ -132,7 +132,6 @@ static void make_crashed(const char *dir, uint64_t seg, rlog_sync_mode mode, uin
     rlg_log_crash(l);
 }
 
-
 /* Opening dir fails with `want`, writable and read-only alike, the report
  * says so, and no byte of any segment file changes. */
 static void assert_open_fails(const char *dir, int want, rlog_open_report *rep)

@@ -154,7 +154,6 @@ static void verify_reopen(const char *dir, uint64_t last, uint64_t segments)
 
 /* ---- snapshots (tu_snap_* in tests/util) ---- */
 
-
 /* The bytes of one file equal those it had in s. */
 static void snap_assert_file_same(const char *dir, const tu_snap *s, const char *name)
 {

@@ -207,7 +207,8 @@ static void summary(const sim_args *s, const totals *t, double secs)
            " recovery_crashes=%" PRIu64 " mid_op_crashes=%" PRIu64 " corruption_detected=%" PRIu64
            " torn_cut=%" PRIu64 "\n",
            t->seeds, t->failed, r->ops, r->appends, r->acked, r->reads, r->crashes, r->power_losses,
-           r->recoveries, r->recovery_crashes, r->mid_op_crashes, r->corruption_detected, r->torn_cut);
+           r->recoveries, r->recovery_crashes, r->mid_op_crashes, r->corruption_detected,
+           r->torn_cut);
     printf("raft_seeds=%" PRIu64 " raft_ops=%" PRIu64 "\n", r->raft_seeds, r->raft_ops);
     printf("faults:");
     for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)

@@ -38,7 +38,7 @@ extern "C" {
 /* Types 0 .. RLOG_TYPE_USER_MIN-1 are the log's own; callers use
  * RLOG_TYPE_USER_MIN .. RLOG_TYPE_MAX. */
 #define RLOG_TYPE_USER_MIN 16u
-#define RLOG_TYPE_MAX 0xffffu
+#define RLOG_TYPE_MAX      0xffffu
 
 /* Number of sticky slots (see rlog_record.sticky). */
 #define RLOG_STICKY_SLOTS 4u
@@ -72,22 +72,22 @@ typedef enum rlog_sync_mode {
 } rlog_sync_mode;
 
 /* rlog_options.flags */
-#define RLOG_OPEN_CREATE 0x1u   /* create the log if the directory holds none */
+#define RLOG_OPEN_CREATE   0x1u /* create the log if the directory holds none */
 #define RLOG_OPEN_READONLY 0x2u /* never write; no lock; torn tail reported, not cut */
-#define RLOG_OPEN_THREAD 0x4u   /* start the background threads (see above) */
+#define RLOG_OPEN_THREAD   0x4u /* start the background threads (see above) */
 /* Explicit repair: on corruption, cut the log at the first bad record
  * instead of failing the open. Loses acknowledged records; the report says
  * which. Never implied. */
 #define RLOG_OPEN_REPAIR 0x8u
 
 typedef struct rlog_options {
-    rlog_vfs *vfs;              /* NULL = posix; borrowed, must outlive the log */
-    rlog_env *env;              /* NULL = posix; borrowed, must outlive the log */
-    uint64_t segment_size;      /* bytes; 0 = 64 MiB; 4 KiB .. 4 GiB-1 */
-    uint32_t max_record;        /* max payload bytes; 0 = 16 MiB (capped to fit a segment) */
-    rlog_sync_mode sync;        /* default RLOG_SYNC_EACH */
-    unsigned flags;             /* RLOG_OPEN_* */
-    rlog_logger_fn logger;      /* NULL = silent */
+    rlog_vfs *vfs;         /* NULL = posix; borrowed, must outlive the log */
+    rlog_env *env;         /* NULL = posix; borrowed, must outlive the log */
+    uint64_t segment_size; /* bytes; 0 = 64 MiB; 4 KiB .. 4 GiB-1 */
+    uint32_t max_record;   /* max payload bytes; 0 = 16 MiB (capped to fit a segment) */
+    rlog_sync_mode sync;   /* default RLOG_SYNC_EACH */
+    unsigned flags;        /* RLOG_OPEN_* */
+    rlog_logger_fn logger; /* NULL = silent */
     void *logger_data;
 } rlog_options;
 
@@ -114,10 +114,10 @@ typedef struct rlog_open_report {
     uint64_t segment_seq;
     char segment_name[64];
     uint64_t offset;
-    uint64_t bytes_cut;   /* bytes beyond the cut that held anything but zeros */
-    uint64_t records_cut; /* valid-looking records found beyond the cut */
+    uint64_t bytes_cut;                   /* bytes beyond the cut that held anything but zeros */
+    uint64_t records_cut;                 /* valid-looking records found beyond the cut */
     uint64_t lsn_cut_first, lsn_cut_last; /* LSN range lost at the cut (0,0 if none) */
-    char message[512];    /* one line naming segment, offset and LSNs */
+    char message[512];                    /* one line naming segment, offset and LSNs */
 } rlog_open_report;
 
 /*
@@ -175,8 +175,8 @@ typedef void (*rlog_append_cb)(void *data, int status, uint64_t first_lsn, uint6
 /* Queues n records; returns at once with their LSNs assigned (*first_lsn)
  * and payloads copied. The callback fires later (see above). Input errors
  * are returned directly and the callback is not called. */
-RLOG_API int rlog_append_async(rlog_log *log, const rlog_record *recs, size_t n,
-                               rlog_append_cb cb, void *data, uint64_t *first_lsn);
+RLOG_API int rlog_append_async(rlog_log *log, const rlog_record *recs, size_t n, rlog_append_cb cb,
+                               void *data, uint64_t *first_lsn);
 
 /* Writes everything pending and makes it durable; returns once the
  * callbacks of every asynchronous append made before the call have run. Not
@@ -249,12 +249,12 @@ RLOG_API int rlog_replay(rlog_log *log, uint64_t from_lsn, size_t max_records, s
 
 #define RLOG_HIST_BUCKETS 32
 typedef struct rlog_metrics {
-    uint64_t appends;        /* append calls that succeeded */
-    uint64_t records;        /* records appended (user records) */
-    uint64_t bytes;          /* bytes written to segments */
-    uint64_t writes;         /* pwrite calls */
-    uint64_t syncs;          /* fdatasync calls */
-    uint64_t sync_ns_total;  /* time in fdatasync */
+    uint64_t appends;       /* append calls that succeeded */
+    uint64_t records;       /* records appended (user records) */
+    uint64_t bytes;         /* bytes written to segments */
+    uint64_t writes;        /* pwrite calls */
+    uint64_t syncs;         /* fdatasync calls */
+    uint64_t sync_ns_total; /* time in fdatasync */
     uint64_t sync_ns_max;
     /* sync latency: bucket i counts syncs that took [2^i, 2^(i+1)) microseconds
      * (bucket 0 also holds those under 1 us) */
@@ -263,9 +263,9 @@ typedef struct rlog_metrics {
     uint64_t batch_hist[RLOG_HIST_BUCKETS];
     uint64_t rotations;
     uint64_t segments_prepared;
-    uint64_t prepare_stalls;  /* rotations that had to prepare a segment inline */
+    uint64_t prepare_stalls; /* rotations that had to prepare a segment inline */
     uint64_t segments_deleted;
-    uint64_t write_errors;    /* failed or short writes rolled back */
+    uint64_t write_errors; /* failed or short writes rolled back */
 } rlog_metrics;
 RLOG_API void rlog_metrics_get(rlog_log *log, rlog_metrics *m);
 

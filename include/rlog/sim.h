@@ -351,7 +351,7 @@ typedef struct rlog_sim_result {
     uint64_t trace_hash;
     uint64_t ops, appends, acked, reads;
     uint64_t crashes, power_losses, recoveries, recovery_crashes;
-    uint64_t mid_op_crashes; /* crashes inside an ordinary operation */
+    uint64_t mid_op_crashes;                 /* crashes inside an ordinary operation */
     uint64_t corruption_detected;            /* opens that failed loudly, as they had to */
     uint64_t torn_cut;                       /* recoveries that cut a torn tail */
     uint64_t faults[RLOG_SIM_FAULT_CLASSES]; /* faults injected, per class */

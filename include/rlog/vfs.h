@@ -37,9 +37,9 @@ typedef struct rlog_file rlog_file;
 
 /* open() flags */
 #define RLOG_VFS_RDONLY 0x1u /* read only */
-#define RLOG_VFS_RDWR 0x2u   /* read and write */
+#define RLOG_VFS_RDWR   0x2u /* read and write */
 #define RLOG_VFS_CREATE 0x4u /* create if missing (mode 0644) */
-#define RLOG_VFS_EXCL 0x8u   /* with CREATE: fail with EEXIST if it exists */
+#define RLOG_VFS_EXCL   0x8u /* with CREATE: fail with EEXIST if it exists */
 
 struct rlog_vfs {
     void *impl; /* implementation data */

@@ -1,5 +1,6 @@
 /* Opening (creating, recovering, applying the cut), closing, and the small
  * accessors of a log handle. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -634,6 +635,7 @@ int rlog_close(rlog_log *l)
     rlg_bg_stop(l);
     int rv = 0;
     pthread_mutex_lock(&l->mu);
+    assert(l->iters_open == 0 && "rlog_close: close every iterator first");
     if (!l->readonly && !l->poisoned) {
         l->io_busy = true;
         rv = rlg_io_round(l, true, true);

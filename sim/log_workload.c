@@ -587,9 +587,6 @@ static void flip(wl *w, const char *path, uint64_t off)
     v->close(v, f);
 }
 
-/* After a crash: flips a bit in an acknowledged record X that a later
- * acknowledged record Y proves durable (Y's witness >= X). The open must
- * fail with RLOG_ECORRUPT, naming the segment, and change nothing. */
 /* The first LSN of the last segment with a valid header (0 if none). */
 static uint64_t last_segment_first_lsn(wl *w)
 {
@@ -612,6 +609,9 @@ static uint64_t last_segment_first_lsn(wl *w)
     return first;
 }
 
+/* After a crash: flips a bit in an acknowledged record X that a later
+ * acknowledged record Y proves durable (Y's witness >= X). The open must
+ * fail with RLOG_ECORRUPT, naming the segment, and change nothing. */
 static void damage_and_check(void *vw)
 {
     wl *w = vw;

@@ -35,17 +35,7 @@ static int teardown(void **state)
 static rlog_log *open_log(const char *dir, uint64_t seg, rlog_sync_mode mode, unsigned flags,
                           rlog_open_report *rep)
 {
-    rlog_options o;
-    rlog_options_init(&o);
-    o.segment_size = seg;
-    o.sync = mode;
-    o.flags = RLOG_OPEN_CREATE | flags;
-    rlog_log *l = NULL;
-    rlog_open_report r;
-    int rv = rlog_open(dir, &o, &l, rep ? rep : &r);
-    if (rv)
-        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), (rep ? rep : &r)->message);
-    return l;
+    return tu_open_log(dir, NULL, seg, mode, RLOG_OPEN_CREATE | flags, rep);
 }
 
 /* Appends records lsn_from.. with payload length a function of the LSN. */

@@ -46,19 +46,7 @@ static int teardown(void **state)
 static rlog_log *open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
                           unsigned flags, rlog_open_report *rep)
 {
-    rlog_options o;
-    rlog_options_init(&o);
-    o.vfs = vfs;
-    o.segment_size = seg;
-    o.sync = mode;
-    o.flags = RLOG_OPEN_CREATE | flags;
-    rlog_log *l = NULL;
-    rlog_open_report r;
-    rlog_open_report *rp = rep ? rep : &r;
-    int rv = rlog_open(dir, &o, &l, rp);
-    if (rv)
-        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rp->message);
-    return l;
+    return tu_open_log(dir, vfs, seg, mode, RLOG_OPEN_CREATE | flags, rep);
 }
 
 static uint32_t len_of(uint64_t lsn)
@@ -755,6 +743,38 @@ static void test_close_completes_pending_async_thread(void **state)
     close_pending_case(*state, RLOG_OPEN_THREAD);
 }
 
+/* ---- rlog_sync and the callbacks delivered by the I/O thread ---- */
+
+#define SLOW_CALLS 2000
+
+static void slow_cb(void *data, int status, uint64_t first, uint64_t last)
+{
+    (void)first;
+    (void)last;
+    volatile unsigned spin = 0;
+    for (unsigned i = 0; i < 2000; i++) /* a callback that takes a while */
+        spin += i;
+    if (status == 0)
+        atomic_fetch_add((atomic_uint *)data, 1);
+}
+
+/* With RLOG_OPEN_THREAD the I/O thread delivers callbacks outside the lock,
+ * possibly after the durable position already covers everything: rlog_sync
+ * still returns only once the callback of every earlier async append ran. */
+static void test_sync_waits_for_callbacks(void **state)
+{
+    fx *f = *state;
+    rlog_log *l = open_log(f->dir, NULL, 1 << 20, RLOG_SYNC_GROUP, RLOG_OPEN_THREAD, NULL);
+    atomic_uint fired = 0;
+    uint8_t b[16] = {0};
+    rlog_record r = {.type = T, .len = sizeof b, .data = b};
+    for (unsigned i = 0; i < SLOW_CALLS; i++)
+        assert_int_equal(rlog_append_async(l, &r, 1, slow_cb, &fired, NULL), 0);
+    assert_int_equal(rlog_sync(l), 0);
+    assert_int_equal(atomic_load(&fired), SLOW_CALLS);
+    assert_int_equal(rlog_close(l), 0);
+}
+
 int main(void)
 {
 #define TC(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -770,6 +790,7 @@ int main(void)
         TC(test_async_poisoned_thread),
         TC(test_close_completes_pending_async),
         TC(test_close_completes_pending_async_thread),
+        TC(test_sync_waits_for_callbacks),
     };
 #undef TC
     return cmocka_run_group_tests(tests, NULL, NULL);

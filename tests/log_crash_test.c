@@ -60,24 +60,13 @@ static int teardown(void **state)
 static int try_open(const char *dir, uint64_t seg, rlog_sync_mode mode, unsigned flags,
                     rlog_log **l, rlog_open_report *rep)
 {
-    rlog_options o;
-    rlog_options_init(&o);
-    o.segment_size = seg;
-    o.sync = mode;
-    o.flags = flags;
-    return rlog_open(dir, &o, l, rep);
+    return tu_try_open(dir, NULL, seg, mode, flags, l, rep);
 }
 
 static rlog_log *open_log(const char *dir, uint64_t seg, rlog_sync_mode mode, unsigned flags,
                           rlog_open_report *rep)
 {
-    rlog_open_report r;
-    rlog_open_report *rp = rep ? rep : &r;
-    rlog_log *l = NULL;
-    int rv = try_open(dir, seg, mode, flags, &l, rp);
-    if (rv)
-        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rp->message);
-    return l;
+    return tu_open_log(dir, NULL, seg, mode, flags, rep);
 }
 
 /* Appends records from..to of log `seed` (payload a function of both). */

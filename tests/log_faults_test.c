@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log/format.h"
+#include "log/writer.h"
 #include "rlog/log.h"
 
 #define T    100     /* user record type */
@@ -55,19 +56,7 @@ static int teardown(void **state)
 
 static rlog_log *open_with(const char *dir, rlog_vfs *vfs, unsigned flags, rlog_open_report *rep)
 {
-    rlog_options o;
-    rlog_options_init(&o);
-    o.vfs = vfs;
-    o.segment_size = SEG;
-    o.sync = RLOG_SYNC_EACH;
-    o.flags = RLOG_OPEN_CREATE | flags;
-    rlog_log *l = NULL;
-    rlog_open_report r;
-    rlog_open_report *rp = rep ? rep : &r;
-    int rv = rlog_open(dir, &o, &l, rp);
-    if (rv)
-        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rp->message);
-    return l;
+    return tu_open_log(dir, vfs, SEG, RLOG_SYNC_EACH, RLOG_OPEN_CREATE | flags, rep);
 }
 
 /* Appends the record that should get LSN `lsn`; returns the append's code. */
@@ -627,6 +616,85 @@ static void test_rotate_is_done_on_return(void **state)
     verify_reopen(f->dir, 2, 2);
 }
 
+/* ---- the unsynced marker (fsyncgate) ---- */
+
+/* A failed fdatasync leaves rlog.unsynced holding the last durable LSN (the
+ * page cache may now show bytes the disk will never get); a clean close and
+ * a crash without a failed sync leave none; the next writable open (after
+ * the process died) removes it and recovers everything acknowledged. */
+static void test_failed_sync_leaves_marker(void **state)
+{
+    fx *f = *state;
+    const char *marker = tu_path(f->dir, "rlog.unsynced");
+    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
+    must_append(l, 1, 3);
+    assert_int_equal(rlog_close(l), 0);
+    assert_int_equal(tu_file_size(marker), -1); /* clean close: no marker */
+    l = open_with(f->dir, f->fv, 0, NULL);
+    rlog_fault ft = {.op = RLOG_OP_FDATASYNC, .times = 1, .err = EIO, .path_contains = SEG1};
+    assert_true(rlog_vfs_fault_add(f->fv, &ft) > 0);
+    assert_int_equal(append_rec(l, 4), RLOG_EPOISONED);
+    void *m;
+    size_t n;
+    tu_read_file(marker, &m, &n);
+    assert_int_equal(n, 20);
+    assert_memory_equal(m, "RLOGUNS1", 8);
+    assert_int_equal(rlg_get64((uint8_t *)m + 8), 3); /* durable when the sync failed */
+    assert_int_equal(rlg_get32((uint8_t *)m + 16), rlg_crc32c(m, 16));
+    free(m);
+    rlg_log_crash(l); /* the process dies without closing */
+    rlog_open_report rep;
+    l = open_with(f->dir, NULL, 0, &rep);
+    assert_int_equal(tu_file_size(marker), -1);          /* handled and removed */
+    assert_true(rep.last_lsn == 3 || rep.last_lsn == 4); /* 4 was never acknowledged */
+    check_records(l, 1, rep.last_lsn);
+    rlg_log_crash(l); /* a crash without a failed sync leaves no marker */
+    assert_int_equal(tu_file_size(marker), -1);
+}
+
+/* ---- callbacks of rolled-back appends come before any new append ---- */
+
+typedef struct cancel_ctx {
+    rlog_log *l;
+    int status;
+    int inner; /* what an append made from inside the callback got */
+} cancel_ctx;
+
+static void cancel_cb(void *data, int status, uint64_t first, uint64_t last)
+{
+    cancel_ctx *c = data;
+    (void)first;
+    (void)last;
+    c->status = status;
+    uint8_t b[8] = {0};
+    rlog_record r = {.type = T, .len = sizeof b, .data = b};
+    c->inner = rlog_append_async(c->l, &r, 1, cancel_cb, c, NULL);
+}
+
+/* A write fails under a queued asynchronous append: its LSNs are rolled back
+ * and will be reused, so until its failure callback has been delivered every
+ * new append is refused with RLOG_ECANCELED (the caller could not yet know
+ * its positions moved); then appends work again and reuse the LSN. */
+static void test_append_refused_until_rollback_delivered(void **state)
+{
+    fx *f = *state;
+    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
+    must_append(l, 1, 2);
+    cancel_ctx c = {.l = l, .status = -1, .inner = -1};
+    uint8_t buf[LEN];
+    tu_fill(SEED, 3, buf, sizeof buf);
+    rlog_record r = {.type = T, .len = LEN, .data = buf};
+    assert_int_equal(rlog_append_async(l, &r, 1, cancel_cb, &c, NULL), 0);
+    rlog_fault ft = {.op = RLOG_OP_PWRITE, .times = 1, .err = EIO, .path_contains = SEG1};
+    assert_true(rlog_vfs_fault_add(f->fv, &ft) > 0);
+    assert_int_equal(rlog_step(l, NULL), RLOG_EIO);
+    assert_int_equal(c.status, RLOG_EIO);      /* delivered by the failed round */
+    assert_int_equal(c.inner, RLOG_ECANCELED); /* refused while it was being delivered */
+    assert_positions(l, 2, 2, 2);
+    must_append(l, 3, 4); /* afterwards: LSN 3 reused */
+    assert_int_equal(rlog_close(l), 0);
+}
+
 int main(void)
 {
 #define TC(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -652,6 +720,8 @@ int main(void)
         TC(test_new_segment_write_failure),
         TC(test_rotate_enospc),
         TC(test_rotate_is_done_on_return),
+        TC(test_failed_sync_leaves_marker),
+        TC(test_append_refused_until_rollback_delivered),
     };
 #undef TC
     return cmocka_run_group_tests(tests, NULL, NULL);

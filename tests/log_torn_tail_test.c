@@ -43,15 +43,7 @@ typedef struct fx {
 
 static rlog_log *open_log(const char *dir, unsigned flags, rlog_open_report *rep)
 {
-    rlog_options o;
-    rlog_options_init(&o);
-    o.segment_size = SEG;
-    o.flags = flags;
-    rlog_log *l = NULL;
-    int rv = rlog_open(dir, &o, &l, rep);
-    if (rv)
-        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rep->message);
-    return l;
+    return tu_open_log(dir, NULL, SEG, RLOG_SYNC_EACH, flags, rep);
 }
 
 static void append_one(rlog_log *l, uint64_t lsn, uint32_t len)

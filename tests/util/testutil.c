@@ -198,3 +198,27 @@ void tu_snap_assert_same(const char *dir, const tu_snap *s)
     }
     tu_snap_free(&now);
 }
+
+int tu_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode, unsigned flags,
+                rlog_log **l, rlog_open_report *rep)
+{
+    rlog_options o;
+    rlog_options_init(&o);
+    o.vfs = vfs;
+    o.segment_size = seg;
+    o.sync = mode;
+    o.flags = flags;
+    return rlog_open(dir, &o, l, rep);
+}
+
+rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
+                      unsigned flags, rlog_open_report *rep)
+{
+    rlog_open_report r;
+    rlog_open_report *rp = rep ? rep : &r;
+    rlog_log *l = NULL;
+    int rv = tu_try_open(dir, vfs, seg, mode, flags, &l, rp);
+    if (rv)
+        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rp->message);
+    return l;
+}

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "rlog/log.h"
+
 /* A fresh empty directory for one test case, under $RLOG_TEST_TMPDIR (set by
  * ctest) or /tmp. Returns a malloc'd path; remove with tu_rmdir_r + free. */
 char *tu_mkdtemp(const char *tag);
@@ -28,6 +30,14 @@ void tu_copy_file(const char *from, const char *to);
 /* Sorted list of *.seg files in dir (malloc'd names; free with tu_free_names). */
 size_t tu_list_segments(const char *dir, char ***names);
 void tu_free_names(char **names, size_t n);
+/* Opens the log in dir with these options (vfs NULL = posix), flags as
+ * given (add RLOG_OPEN_CREATE to create); rep may be NULL. tu_try_open
+ * returns rlog_open's code; tu_open_log fails the test on an error,
+ * printing the report's message. */
+int tu_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode, unsigned flags,
+                rlog_log **l, rlog_open_report *rep);
+rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
+                      unsigned flags, rlog_open_report *rep);
 /* A snapshot of every segment file of a directory (names, sizes, bytes),
  * to assert that something (a failed open, a read-only tool) changed no
  * byte. */

@@ -136,7 +136,7 @@ static char long_address[RLOG_WIRE_ADDRESS_MAX + 1];
 static const rlog_msg_entry sample_entries[3] = {
     {1, 1, 5, "hello"}, {1, 2, 0, NULL}, {UINT64_MAX, UINT16_MAX, 3, "\0\xff\x01"}};
 
-#define N_SAMPLES 19
+#define N_SAMPLES 21
 
 /* Fills s[] with N_SAMPLES messages covering every type and edge values. */
 static void samples(rlog_msg *s)
@@ -188,6 +188,10 @@ static void samples(rlog_msg *s)
     s[i++].u.timeout_now = (rlog_msg_timeout_now){9, 44, 9};
     s[i].type = RLOG_MSG_TIMEOUT_NOW;
     s[i++].u.timeout_now = (rlog_msg_timeout_now){0, 0, 0};
+    s[i].type = RLOG_MSG_REDIRECT;
+    s[i++].u.redirect = (rlog_msg_redirect){"tcp://127.0.0.1:40000", UINT64_MAX};
+    s[i].type = RLOG_MSG_REDIRECT;
+    s[i++].u.redirect = (rlog_msg_redirect){"", 0};
     assert_int_equal(i, N_SAMPLES);
 }
 
@@ -222,7 +226,7 @@ static void test_roundtrip_every_type(void **state)
     for (int i = 0; i < N_SAMPLES; i++) {
         roundtrip(&s[i]);
     }
-    for (int t = RLOG_MSG_HELLO; t <= RLOG_MSG_TIMEOUT_NOW; t++) {
+    for (int t = RLOG_MSG_HELLO; t <= RLOG_MSG_REDIRECT; t++) {
         assert_string_not_equal(rlog_msg_type_name(t), "unknown");
     }
     assert_string_equal(rlog_msg_type_name(0), "unknown");
@@ -354,6 +358,7 @@ static const schema schemas[] = {
      {"term", "last_index", "last_term", "conf_index", "conf", "total", "offset", "chunk", "done"}},
     {RLOG_MSG_INSTALL_SNAPSHOT_RESULT, "uuu", {"term", "last_index", "next_offset"}},
     {RLOG_MSG_TIMEOUT_NOW, "uuu", {"term", "last_log_index", "last_log_term"}},
+    {RLOG_MSG_REDIRECT, "su", {"address", "token"}},
 };
 
 /* Bad values: each is wrong for some kinds. */
@@ -572,7 +577,7 @@ static void test_huge_counts_and_lengths(void **state)
 static void test_unknown_type_version_trailing(void **state)
 {
     (void)state;
-    static const uint64_t types[] = {0, 9, 15, 16, 99, UINT32_MAX, UINT64_MAX};
+    static const uint64_t types[] = {0, 10, 15, 99, UINT32_MAX, UINT64_MAX};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         msgpack_sbuffer sb;
         msgpack_packer pk;

@@ -24,6 +24,7 @@
  *                                 chunk bin, done bool
  *   7 install_snapshot_result     term, last_index, next_offset (uint64)
  *   8 timeout_now                 term, last_log_index, last_log_term (uint64)
+ *   9 redirect                    address str (<= 1024 bytes, no NUL), token uint64
  *
  * Encoding uses msgpack-c's packer (smallest format for every value).
  * Decoding does not use msgpack-c's unpacker (it reserves memory for an
@@ -66,6 +67,8 @@ const char *rlog_msg_type_name(int type)
         return "install_snapshot_result";
     case RLOG_MSG_TIMEOUT_NOW:
         return "timeout_now";
+    case RLOG_MSG_REDIRECT:
+        return "redirect";
     default:
         return "unknown";
     }
@@ -91,6 +94,8 @@ static unsigned codec_nfields(uint64_t type)
         return 3;
     case RLOG_MSG_TIMEOUT_NOW:
         return 3;
+    case RLOG_MSG_REDIRECT:
+        return 2;
     default:
         return 0;
     }
@@ -125,19 +130,29 @@ static int enc_bool(msgpack_packer *pk, bool b)
     return b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 }
 
-static int enc_hello(msgpack_packer *pk, const rlog_msg_hello *h)
+/* An address: str of at most RLOG_WIRE_ADDRESS_MAX bytes. *rc receives the
+ * packer's result; returns RLOG_EINVAL for an address the decoder refuses. */
+static int enc_address(msgpack_packer *pk, const char *address, int *rc)
 {
-    if (h->address == NULL) {
+    if (address == NULL) {
         return RLOG_EINVAL;
     }
-    size_t alen = strnlen(h->address, RLOG_WIRE_ADDRESS_MAX + 1);
+    size_t alen = strnlen(address, RLOG_WIRE_ADDRESS_MAX + 1);
     if (alen > RLOG_WIRE_ADDRESS_MAX) {
         return RLOG_EINVAL;
     }
-    int rc = msgpack_pack_uint64(pk, h->server_id);
-    rc |= msgpack_pack_str(pk, alen);
+    *rc |= msgpack_pack_str(pk, alen);
     if (alen > 0) {
-        rc |= msgpack_pack_str_body(pk, h->address, alen);
+        *rc |= msgpack_pack_str_body(pk, address, alen);
+    }
+    return 0;
+}
+
+static int enc_hello(msgpack_packer *pk, const rlog_msg_hello *h)
+{
+    int rc = msgpack_pack_uint64(pk, h->server_id);
+    if (enc_address(pk, h->address, &rc)) {
+        return RLOG_EINVAL;
     }
     rc |= msgpack_pack_uint32(pk, h->protocol_version);
     rc |= msgpack_pack_uint32(pk, h->role);
@@ -251,6 +266,14 @@ static int enc_body(msgpack_packer *pk, const rlog_msg *m)
     case RLOG_MSG_TIMEOUT_NOW: {
         const rlog_msg_timeout_now *t = &m->u.timeout_now;
         return enc_three(pk, t->term, t->last_log_index, t->last_log_term);
+    }
+    case RLOG_MSG_REDIRECT: {
+        int rc = 0;
+        if (enc_address(pk, m->u.redirect.address, &rc)) {
+            return RLOG_EINVAL;
+        }
+        rc |= msgpack_pack_uint64(pk, m->u.redirect.token);
+        return rc ? RLOG_ENOMEM : 0;
     }
     default:
         return RLOG_EINVAL;
@@ -599,29 +622,26 @@ static int rd_u64s(codec_rd *r, const char *const *names, uint64_t *const *out, 
  * Decoding: one function per message
  * ---------------------------------------------------------------------- */
 
-static int dec_hello(codec_rd *r, rlog_msg *m)
+/* An address str: checked (length, no NUL), then copied NUL-terminated
+ * into m->alloc_ once the rest of the message decoded (see dec_copy). */
+static int dec_address(codec_rd *r, const void **addr, size_t *alen)
 {
-    rlog_msg_hello *h = &m->u.hello;
-    const void *addr = NULL;
-    size_t alen = 0;
-    if (rd_u64(r, "server_id", &h->server_id)) {
-        return RLOG_EPROTO;
-    }
     size_t at = r->off;
-    if (rd_str(r, "address", &addr, &alen)) {
+    if (rd_str(r, "address", addr, alen)) {
         return RLOG_EPROTO;
     }
-    if (alen > RLOG_WIRE_ADDRESS_MAX) {
-        return rd_fail(r, at, "address", "%zu bytes exceed the maximum %u", alen,
+    if (*alen > RLOG_WIRE_ADDRESS_MAX) {
+        return rd_fail(r, at, "address", "%zu bytes exceed the maximum %u", *alen,
                        RLOG_WIRE_ADDRESS_MAX);
     }
-    if (alen > 0 && memchr(addr, 0, alen) != NULL) {
+    if (*alen > 0 && memchr(*addr, 0, *alen) != NULL) {
         return rd_fail(r, at, "address", "contains a NUL byte");
     }
-    if (rd_u32(r, "protocol_version", &h->protocol_version) || rd_u32(r, "role", &h->role) ||
-        rd_u64(r, "flags", &h->flags)) {
-        return RLOG_EPROTO;
-    }
+    return 0;
+}
+
+static int dec_copy(rlog_msg *m, const void *addr, size_t alen, const char **out)
+{
     char *copy = malloc(alen + 1);
     if (copy == NULL) {
         return RLOG_ENOMEM;
@@ -630,9 +650,34 @@ static int dec_hello(codec_rd *r, rlog_msg *m)
         memcpy(copy, addr, alen);
     }
     copy[alen] = '\0';
-    h->address = copy;
+    *out = copy;
     m->alloc_ = copy;
     return 0;
+}
+
+static int dec_hello(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_hello *h = &m->u.hello;
+    const void *addr = NULL;
+    size_t alen = 0;
+    if (rd_u64(r, "server_id", &h->server_id) || dec_address(r, &addr, &alen)) {
+        return RLOG_EPROTO;
+    }
+    if (rd_u32(r, "protocol_version", &h->protocol_version) || rd_u32(r, "role", &h->role) ||
+        rd_u64(r, "flags", &h->flags)) {
+        return RLOG_EPROTO;
+    }
+    return dec_copy(m, addr, alen, &h->address);
+}
+
+static int dec_redirect(codec_rd *r, rlog_msg *m)
+{
+    const void *addr = NULL;
+    size_t alen = 0;
+    if (dec_address(r, &addr, &alen) || rd_u64(r, "token", &m->u.redirect.token)) {
+        return RLOG_EPROTO;
+    }
+    return dec_copy(m, addr, alen, &m->u.redirect.address);
 }
 
 static int dec_request_vote(codec_rd *r, rlog_msg *m)
@@ -784,6 +829,8 @@ static int dec_body(codec_rd *r, rlog_msg *m, uint64_t type)
         return dec_three(r, "term", "last_log_index", "last_log_term", &t->term, &t->last_log_index,
                          &t->last_log_term);
     }
+    case RLOG_MSG_REDIRECT:
+        return dec_redirect(r, m);
     default: /* dec_header admitted only known types */
         assert(0);
         return RLOG_EPROTO;
@@ -954,6 +1001,10 @@ bool rlg_msg_equal(const rlog_msg *a, const rlog_msg *b)
         return x->term == y->term && x->last_log_index == y->last_log_index &&
                x->last_log_term == y->last_log_term;
     }
+    case RLOG_MSG_REDIRECT:
+        return a->u.redirect.token == b->u.redirect.token && a->u.redirect.address != NULL &&
+               b->u.redirect.address != NULL &&
+               strcmp(a->u.redirect.address, b->u.redirect.address) == 0;
     default:
         return false;
     }

@@ -57,6 +57,7 @@ typedef enum rlog_msg_type {
     RLOG_MSG_INSTALL_SNAPSHOT = 6,
     RLOG_MSG_INSTALL_SNAPSHOT_RESULT = 7,
     RLOG_MSG_TIMEOUT_NOW = 8,
+    RLOG_MSG_REDIRECT = 9,
 } rlog_msg_type;
 
 /* What the side that sends a hello is. The codec carries any value; the
@@ -158,6 +159,15 @@ typedef struct rlog_msg_timeout_now {
     uint64_t last_log_term;  /* its term */
 } rlog_msg_timeout_now;
 
+/* Connection rendezvous (transport-level, never delivered to users): the
+ * answer of a listening address to a dialer's hello. The dialer must dial
+ * `address` (for tcp: the host it dialled with this port; see docs/wire.md)
+ * and present `token` in its hello's flags there. */
+typedef struct rlog_msg_redirect {
+    const char *address; /* NUL-terminated, at most RLOG_WIRE_ADDRESS_MAX bytes */
+    uint64_t token;      /* one-time, random */
+} rlog_msg_redirect;
+
 typedef struct rlog_msg {
     rlog_msg_type type;
     union {
@@ -169,6 +179,7 @@ typedef struct rlog_msg {
         rlog_msg_install_snapshot install_snapshot;
         rlog_msg_install_snapshot_result install_snapshot_result;
         rlog_msg_timeout_now timeout_now;
+        rlog_msg_redirect redirect;
     } u;
     /* Private: the decoder's allocation (entries array, address copy).
      * NULL in messages the caller builds. Freed by rlog_msg_free(). */

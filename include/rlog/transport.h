@@ -1,0 +1,154 @@
+/*
+ * rlog — the transport: a table of functions that moves wire messages
+ * (rlog/wire.h) between servers, in the shape of libraft's raft_io /
+ * raft_uv_transport. Two implementations: nng (tcp://, ipc://, inproc://;
+ * transport/nng.c) and the simulator's deterministic network (sim/simnet.c,
+ * rlog/sim.h). Everything above (the Raft adapter, segment shipping) talks
+ * to the table only, which is what lets the simulator run it.
+ *
+ * Model. A transport is one endpoint with a server id, an address (may be
+ * "" for an endpoint that only dials) and a role (rlog_msg_role). It keeps
+ * at most one connection per peer server id. A connection starts with a
+ * hello in each direction (server id, address, protocol version, role);
+ * only then is the peer "up" and may messages flow. Peers come from two
+ * places:
+ *   - listen(): peers that dial our address;
+ *   - connect(id, address): we dial them, and keep redialling with
+ *     backoff whenever the connection is lost, until disconnect() or close.
+ * Messages on one connection arrive in order, each at most once; across a
+ * reconnection (and in the simulator, under network faults) messages may
+ * be lost, so protocols above must resend what is not acknowledged.
+ *
+ * Threads. Every callback (events and send completions) runs on the
+ * OWNER'S thread, inside poll(): never on a thread of nng's. All functions
+ * except post() must be called from the owner's thread (the thread that
+ * calls poll); post() may be called from any thread to hand work to it.
+ *
+ * Errors: functions return 0 or an RLOG_E* code and leave a message in
+ * t->errmsg naming the peer and address.
+ */
+#ifndef RLOG_TRANSPORT_H
+#define RLOG_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rlog/common.h"
+#include "rlog/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RLOG_TRANSPORT_ERRMSG_SIZE 256
+
+typedef struct rlog_transport rlog_transport;
+
+/* Events delivered by poll() on the owner's thread. Any member may be NULL.
+ * A peer is identified by the server id from its hello. */
+typedef struct rlog_transport_events {
+    void *data;
+    /* The connection to `peer_id` is established and both hellos were
+     * exchanged. `hello` is the peer's (valid during the call). */
+    void (*peer_up)(void *data, uint64_t peer_id, const rlog_msg_hello *hello);
+    /* The connection to `peer_id` is gone (reason: RLOG_ENOCONN for a
+     * disconnect or reset, RLOG_EPROTO for a peer that broke the protocol,
+     * RLOG_ECLOSED at close). Sends queued to it fail with the same code.
+     * A connect()ed peer is redialled. */
+    void (*peer_down)(void *data, uint64_t peer_id, int reason);
+    /* A message from an up peer. `msg` (and the bytes it points into) is
+     * valid only during the call. Hellos are consumed by the transport and
+     * never delivered here. */
+    void (*recv)(void *data, uint64_t peer_id, const rlog_msg *msg);
+} rlog_transport_events;
+
+/* Completion of a send: 0 once the message was handed to the connection
+ * (like nng: accepted for sending, not delivered), or RLOG_ENOCONN (no
+ * connection to that peer, or it was lost before the message left),
+ * RLOG_EFULL (dropped from a full queue: oldest first), RLOG_ECLOSED (the
+ * transport is closing). */
+typedef void (*rlog_transport_send_cb)(void *data, int status);
+
+typedef struct rlog_transport_config {
+    uint64_t server_id;   /* ours, non-zero */
+    const char *address;  /* where listen() accepts; "" or NULL: dial only */
+    uint32_t role;        /* rlog_msg_role sent in our hellos */
+    /* Largest message accepted from the network in bytes; bigger ones are
+     * refused (the connection is reset). 0 = RLOG_WIRE_MAX_BYTES_DEFAULT. */
+    size_t max_message;
+    /* Per-peer send queue limit, messages (0 = 64) and bytes (0 = 64 MiB):
+     * a send beyond either drops the OLDEST queued message with RLOG_EFULL. */
+    unsigned queue_messages;
+    size_t queue_bytes;
+    /* Reconnect backoff in milliseconds: first retry after backoff_min_ms
+     * (0 = 10), doubling up to backoff_max_ms (0 = 1000), with jitter. */
+    unsigned backoff_min_ms, backoff_max_ms;
+    rlog_logger_fn logger; /* NULL = silent */
+    void *logger_data;
+} rlog_transport_config;
+
+/* Fills defaults (everything zero/NULL). */
+RLOG_API void rlog_transport_config_init(rlog_transport_config *cfg);
+
+struct rlog_transport {
+    int version; /* 1 */
+    void *impl;
+    /* Message of the last failing call on this transport (owner thread). */
+    char errmsg[RLOG_TRANSPORT_ERRMSG_SIZE];
+
+    /* Sets identity and limits and installs the event callbacks (the
+     * table copies cfg and ev; cfg->address is copied). Once, first. */
+    int (*init)(rlog_transport *t, const rlog_transport_config *cfg,
+                const rlog_transport_events *ev);
+    /* Starts accepting peers at cfg->address (RLOG_EINVAL without one;
+     * RLOG_EBUSY when the address is in use, RLOG_EIO otherwise). */
+    int (*listen)(rlog_transport *t);
+    /* Dials `address` and keeps the connection up (redialling with backoff)
+     * until disconnect(). `peer_id` is the id we expect in its hello; 0
+     * accepts any and the peer is then known by the id it announces (see
+     * peer_up). Returns at once; peer_up follows when connected. */
+    int (*connect)(rlog_transport *t, uint64_t peer_id, const char *address);
+    /* Drops the connection to peer_id and stops redialling it. Queued
+     * sends fail with RLOG_ECANCELED; peer_down follows. */
+    int (*disconnect)(rlog_transport *t, uint64_t peer_id);
+    /* Queues `msg` (encoded before the call returns: msg and what it points
+     * to are borrowed for the call only) to an up peer. cb (may be NULL)
+     * fires later from poll(), exactly once, unless send returns non-zero
+     * (RLOG_ENOCONN: peer not up; RLOG_EINVAL: bad message; RLOG_ETOOBIG:
+     * larger than max_message), in which case it never fires. */
+    int (*send)(rlog_transport *t, uint64_t peer_id, const rlog_msg *msg, rlog_transport_send_cb cb,
+                void *data);
+    /* Runs pending callbacks on the calling (owner) thread. Waits up to
+     * timeout_ms (0: do not wait; < 0: until something happens) for the
+     * first, then runs all that are ready. Returns the number run (>= 0),
+     * or RLOG_ECLOSED as a negative value once closed. The simulator's
+     * implementation never waits: its time moves only when the simulation
+     * advances it. */
+    int (*poll)(rlog_transport *t, int timeout_ms);
+    /* Thread-safe: runs fn(arg) on the owner's thread from a later poll(),
+     * and wakes a poll() that is waiting. RLOG_ECLOSED after close. */
+    int (*post)(rlog_transport *t, void (*fn)(void *arg), void *arg);
+    /* Closes every connection and the listener; pending sends fail with
+     * RLOG_ECLOSED (their callbacks and peer_down run inside close, on the
+     * owner thread); no callback runs after close returns. Then frees the
+     * transport (t is invalid after the call). */
+    void (*close)(rlog_transport *t);
+};
+
+/* ---- the nng implementation (transport/nng.c) ----
+ * One pair1 socket in monogamous mode per peer: pair1's polyamorous mode
+ * drops messages silently under load. A listening address accepts any
+ * number of peers by a rendezvous (docs/wire.md, "Connections"): a dialer's
+ * hello on the public address is answered with the address of a fresh
+ * pair1 socket reserved for it, plus a one-time token it must present
+ * there. NNG_OPT_RECVMAXSZ is set to max_message on every socket. */
+RLOG_API int rlog_transport_nng_new(rlog_transport **out);
+
+/* Convenience: an address as text for messages ("server 3 at tcp://..."). */
+RLOG_API const char *rlog_msg_role_name(uint32_t role);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RLOG_TRANSPORT_H */

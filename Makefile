@@ -2,10 +2,12 @@
 # of the README; both install missing Debian packages first.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-fast asan demo bench format clean
+.PHONY: all deps build test test-fast asan fuzz demo bench format clean
 
 all: build
 
@@ -27,6 +29,20 @@ asan: deps
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
+# Each libFuzzer target (tests/fuzz/*.c) for FUZZ_SECONDS, starting from the
+# seed corpus that transport_codec_test writes (one sample per message type).
+fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRLOG_FUZZ=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) >$(FUZZ_BUILD)/build.log 2>&1 || { cat $(FUZZ_BUILD)/build.log; exit 1; }
+	@rm -rf $(FUZZ_BUILD)/corpus && mkdir -p $(FUZZ_BUILD)/corpus
+	@RLOG_WIRE_CORPUS=$(abspath $(FUZZ_BUILD))/corpus/wire RLOG_TEST_TMPDIR=$(abspath $(FUZZ_BUILD))/tmp $(FUZZ_BUILD)/transport_codec_test >/dev/null 2>&1
+	@for f in $(FUZZ_BUILD)/*_fuzz; do n=$$(basename $$f _fuzz); mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 $(FUZZ_BUILD)/corpus/$$n >$(FUZZ_BUILD)/$$n.log 2>&1; then \
+	    tail -n 60 $(FUZZ_BUILD)/$$n.log; echo "fuzz: $$f failed (log: $(FUZZ_BUILD)/$$n.log)"; exit 1; fi; \
+	  grep -E "^(Done|stat::peak_rss_mb)" $(FUZZ_BUILD)/$$n.log; \
+	done
+
 demo: build
 	@bash examples/demo.sh $(BUILD)
 
@@ -37,4 +53,4 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	@rm -rf $(BUILD) $(ASAN_BUILD)
+	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

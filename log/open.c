@@ -129,7 +129,7 @@ static int check_options(const rlog_options *in, rlog_options *o, char *msg, siz
     return 0;
 }
 
-static rlog_log *log_new(const char *dir, const rlog_options *o)
+rlog_log *rlg_log_new(const char *dir, const rlog_options *o)
 {
     rlog_log *l = calloc(1, sizeof *l);
     if (!l)
@@ -207,9 +207,9 @@ static int remove_leftovers(rlog_log *l)
         uint64_t seq;
         if (rlg_seg_parse_name(names[i], &seq))
             rv = remove_files(l, &seq, 1);
-        if (!strcmp(names[i], RLG_CREATE_TMP)) {
+        if (rlg_is_temp_name(names[i])) {
             char path[4096];
-            snprintf(path, sizeof path, "%s/%s", l->dir, RLG_CREATE_TMP);
+            snprintf(path, sizeof path, "%s/%s", l->dir, names[i]);
             int ue = l->vfs->unlink(l->vfs, path);
             if (ue && ue != ENOENT)
                 rv = rlg_fail(l, rlog_from_errno(ue), "removing %s: %s", path, strerror(ue));
@@ -274,6 +274,8 @@ static int create_log(rlog_log *l, rlog_open_report *rep)
     s->first_lsn = 1;
     s->last_lsn = 0;
     s->end = RLG_SEG_HEADER_SIZE;
+    s->size = l->opts.segment_size;
+    s->dend = RLG_SEG_HEADER_SIZE; /* synced before the rename */
     int rv = remove_leftovers(l);
     if (rv) {
         snprintf(rep->message, sizeof rep->message, "%s", l->errmsg);
@@ -476,9 +478,66 @@ static int unproven_from(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64
     return e;
 }
 
+bool rlg_is_temp_name(const char *name)
+{
+    return !strcmp(name, RLG_CREATE_TMP) || !strcmp(name, RLG_RECEIVE_TMP) ||
+           !strcmp(name, RLG_RECEIVE_FILE_TMP);
+}
+
+/* Unlinks the temporary files of an interrupted segment or side-file
+ * receive (a replica's, log/replica.c): never part of the log. No directory
+ * sync: one that reappears after a crash is removed again. */
+static int remove_receive_temps(rlog_log *l)
+{
+    static const char *const names[] = {RLG_RECEIVE_TMP, RLG_RECEIVE_FILE_TMP};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", l->dir, names[i]);
+        int e = l->vfs->unlink(l->vfs, path);
+        if (e && e != ENOENT)
+            return rlg_fail(l, rlog_from_errno(e), "removing %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* What a read-only handle can vouch for as durable (for the shipping view):
+ * the segments before the last one (their seals were synced before their
+ * successors got headers) and, in the last one, the records its proof
+ * covers. Its own seal, a trailing checkpoint and unproven records may live
+ * only in the page cache of a process that died. */
+static void readonly_durable(rlog_log *l, const rlg_recovery *r)
+{
+    for (size_t i = 0; i + 1 < l->nsegs; i++) {
+        l->segs[i].dend = l->segs[i].end;
+        l->segs[i].dsealed = l->segs[i].sealed;
+    }
+    rlg_segment *s = &l->segs[l->nsegs - 1];
+    /* a first segment's header is durable: made so by creation (renamed in
+     * after a sync), or proven by the durable record that allowed its
+     * predecessors' deletion */
+    s->dend = l->nsegs == 1 ? RLG_SEG_HEADER_SIZE : 0;
+    s->dsealed = false;
+    if (r->witnessed < s->first_lsn || s->noffs == 0)
+        return;
+    uint64_t lsn = r->witnessed < s->last_lsn ? r->witnessed : s->last_lsn;
+    uint64_t off = s->offs[lsn - s->first_lsn];
+    char path[4096];
+    rlg_seg_path(l, s->seq, path, sizeof path);
+    rlog_file *f = NULL;
+    uint8_t hdr[RLG_REC_HEADER_SIZE];
+    size_t got = 0;
+    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDONLY, &f);
+    if (!e)
+        e = l->vfs->pread(l->vfs, f, hdr, sizeof hdr, off, &got);
+    if (f)
+        l->vfs->close(l->vfs, f);
+    if (!e && got == sizeof hdr)
+        s->dend = off + RLG_REC_HEADER_SIZE + rlg_get32(hdr + 4);
+}
+
 /* Takes the recovered state; opens the active segment for writing and makes
  * everything kept durable. */
-static int adopt(rlog_log *l, rlg_recovery *r)
+int rlg_adopt(rlog_log *l, rlg_recovery *r)
 {
     l->log_id = r->log_id;
     l->segs = r->segs;
@@ -492,15 +551,19 @@ static int adopt(rlog_log *l, rlg_recovery *r)
     l->disk_last_seq = last->seq;
     l->wfile_seq = last->seq;
     l->spare_next = last->seq + 1;
-    if (l->readonly)
+    if (l->readonly) {
+        readonly_durable(l, r);
         return 0;
+    }
     /* the directory as recovery saw it (an unsynced unlink of a failed
      * prefix deletion, say) becomes durable before anything builds on it */
     int e0 = l->vfs->sync_dir(l->vfs, l->dir);
     if (e0)
         return rlg_fail(l, rlog_from_errno(e0), "directory fsync of '%s': %s", l->dir,
                         strerror(e0));
-    int rv = r->delete_from_seq ? delete_dropped(l, r->delete_from_seq) : 0;
+    int rv = remove_receive_temps(l);
+    if (!rv && r->delete_from_seq)
+        rv = delete_dropped(l, r->delete_from_seq);
     if (!rv && r->cut)
         rv = apply_cut(l, r);
     if (rv)
@@ -535,10 +598,14 @@ static int adopt(rlog_log *l, rlg_recovery *r)
         l->vfs->close(l->vfs, f);
     else
         l->wfile = f;
+    for (size_t i = 0; i < l->nsegs; i++) { /* everything kept is durable now */
+        l->segs[i].dend = l->segs[i].end;
+        l->segs[i].dsealed = l->segs[i].sealed;
+    }
     return 0;
 }
 
-static int lock_dir(rlog_log *l, rlog_file **lk, rlog_open_report *rep)
+int rlg_lock_dir(rlog_log *l, rlog_file **lk, rlog_open_report *rep)
 {
     int e = l->vfs->lock(l->vfs, l->dir, lk);
     if (e == ENOENT && (l->opts.flags & RLOG_OPEN_CREATE)) {
@@ -579,11 +646,11 @@ int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out, rlog_op
     int rv = check_options(opts, &o, rep->message, sizeof rep->message);
     if (rv)
         return rv;
-    rlog_log *l = log_new(dir, &o);
+    rlog_log *l = rlg_log_new(dir, &o);
     if (!l)
         return RLOG_ENOMEM;
     rlog_file *lk = NULL;
-    if (!l->readonly && (rv = lock_dir(l, &lk, rep)) != 0)
+    if (!l->readonly && (rv = rlg_lock_dir(l, &lk, rep)) != 0)
         goto fail;
     rlg_recovery r;
     memset(&r, 0, sizeof r);
@@ -592,7 +659,7 @@ int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out, rlog_op
         /* files of an interrupted creation (all zero) are replaced */
         rv = create_log(l, rep);
     } else if (!rv) {
-        rv = adopt(l, &r);
+        rv = rlg_adopt(l, &r);
         if (rv)
             snprintf(rep->message, sizeof rep->message, "%s", l->errmsg);
     }
@@ -605,19 +672,13 @@ int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out, rlog_op
     *out = l;
     return 0;
 fail_unlock:
-    if (l->wfile)
-        l->vfs->close(l->vfs, l->wfile);
-    if (l->spare_file)
-        l->vfs->close(l->vfs, l->spare_file);
-    if (lk)
-        l->vfs->unlock(l->vfs, lk);
+    l->lockf = lk;
 fail:
-    log_free(l);
+    rlg_log_release(l);
     return rv;
 }
 
-/* Closes the handle's files, releases the lock, frees it. */
-static void release(rlog_log *l)
+void rlg_log_release(rlog_log *l)
 {
     if (l->wfile)
         l->vfs->close(l->vfs, l->wfile);
@@ -649,7 +710,7 @@ int rlog_close(rlog_log *l)
         rv = l->poisoned;
     rlg_fail_pending(l, RLOG_ECLOSED);
     pthread_mutex_unlock(&l->mu);
-    release(l);
+    rlg_log_release(l);
     return rv;
 }
 
@@ -660,5 +721,5 @@ void rlg_log_crash(rlog_log *l)
     pthread_mutex_lock(&l->mu);
     rlg_drop_pending(l);
     pthread_mutex_unlock(&l->mu);
-    release(l);
+    rlg_log_release(l);
 }

@@ -742,6 +742,7 @@ static int rcv_seg(rcv *r, size_t i)
         return rc;
     rlg_segment *s = &r->out->segs[r->out->nsegs++];
     s->seq = r->files[i].seq;
+    s->size = r->files[i].size;
     s->first_lsn = r->files[i].hdr.first_lsn;
     s->last_lsn = s->first_lsn - 1;
     int why;

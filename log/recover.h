@@ -25,6 +25,14 @@ typedef struct rlg_segment {
     uint32_t *offs;     /* offs[i]: file offset of record first_lsn + i */
     size_t noffs, capoffs;
     bool sealed; /* ends with a valid seal record */
+    /* Size of the file (recovery: as found; the writer: the spare's size,
+     * grown by any write past it). */
+    uint64_t size;
+    /* Not set by recovery; kept by the writer for segment shipping
+     * (log/replica.h): [0, dend) is durable (0: not even the header is), and
+     * dsealed says the seal is. */
+    uint64_t dend;
+    bool dsealed;
 } rlg_segment;
 
 typedef struct rlg_recovery {

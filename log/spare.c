@@ -11,10 +11,27 @@
 
 uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 
-int rlg_prepare_file(rlog_log *l, const char *path, bool replace, rlog_file **out,
-                     const char **what)
+int rlg_prewrite_zeros(rlog_vfs *v, rlog_file *f, uint64_t size)
 {
-    rlog_vfs *v = l->vfs;
+    int e = 0;
+    for (uint64_t off = 0; !e && off < size; off += RLG_ZERO_CHUNK) {
+        uint64_t left = size - off;
+        size_t n = left < RLG_ZERO_CHUNK ? (size_t)left : RLG_ZERO_CHUNK, done = 0;
+        e = v->pwrite(v, f, rlg_zero_chunk, n, off, &done);
+        if (!e && done != n)
+            e = EIO;
+        /* flush as we go: an appender's fdatasync ends in a device cache
+         * flush that waits for every write in flight, ours included — keep
+         * that at most one chunk */
+        if (!e && off + n < size)
+            e = v->fdatasync(v, f);
+    }
+    return e ? e : v->fdatasync(v, f);
+}
+
+int rlg_prepare_path(rlog_vfs *v, const char *dir, const char *path, uint64_t size, bool replace,
+                     rlog_file **out, const char **what)
+{
     rlog_file *f = NULL;
     *what = "create";
     /* EXCL: never overwrite a file we did not account for */
@@ -28,29 +45,16 @@ int rlg_prepare_file(rlog_log *l, const char *path, bool replace, rlog_file **ou
     if (e)
         return e;
     *what = "allocate";
-    e = v->allocate(v, f, 0, l->opts.segment_size);
+    e = v->allocate(v, f, 0, size);
     if (e == EOPNOTSUPP || e == ENOSYS)
         e = 0;
-    *what = "pre-write";
-    for (uint64_t off = 0; !e && off < l->opts.segment_size; off += RLG_ZERO_CHUNK) {
-        uint64_t left = l->opts.segment_size - off;
-        size_t n = left < RLG_ZERO_CHUNK ? (size_t)left : RLG_ZERO_CHUNK, done = 0;
-        e = v->pwrite(v, f, rlg_zero_chunk, n, off, &done);
-        if (!e && done != n)
-            e = EIO;
-        /* flush as we go: an appender's fdatasync ends in a device cache
-         * flush that waits for every write in flight, ours included — keep
-         * that at most one chunk */
-        if (!e && off + n < l->opts.segment_size)
-            e = v->fdatasync(v, f);
-    }
     if (!e) {
-        *what = "fdatasync";
-        e = v->fdatasync(v, f);
+        *what = "pre-write";
+        e = rlg_prewrite_zeros(v, f, size);
     }
     if (!e) {
         *what = "directory fsync after creating";
-        e = v->sync_dir(v, l->dir);
+        e = v->sync_dir(v, dir);
     }
     if (e) {
         v->close(v, f);
@@ -58,6 +62,12 @@ int rlg_prepare_file(rlog_log *l, const char *path, bool replace, rlog_file **ou
     }
     *out = f;
     return 0;
+}
+
+int rlg_prepare_file(rlog_log *l, const char *path, bool replace, rlog_file **out,
+                     const char **what)
+{
+    return rlg_prepare_path(l->vfs, l->dir, path, l->opts.segment_size, replace, out, what);
 }
 
 int rlg_prepare_spare(rlog_log *l, uint64_t seq)

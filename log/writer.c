@@ -640,6 +640,9 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
     }
     assert(f);
     pthread_mutex_unlock(&l->mu);
+    uint64_t fsize = 0;
+    if (c->starts_segment && l->vfs->size(l->vfs, f, &fsize))
+        fsize = l->opts.segment_size; /* only for the shipping view: best effort */
     size_t done = 0;
     int e = l->vfs->pwrite(l->vfs, f, c->data, c->len, c->off, &done);
     if (!e && done != c->len)
@@ -648,6 +651,13 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
     int se = (!e && c->seal) ? timed_sync(l, f, 0) : 0;
     pthread_mutex_lock(&l->mu);
     l->m.writes++;
+    rlg_segment *s = &l->segs[rlg_find_segment_seq(l, c->seq)];
+    if (s->seq == c->seq) { /* (a rolled-back rotation's segment is gone from the index) */
+        if (c->starts_segment)
+            s->size = fsize;
+        if (c->off + done > s->size)
+            s->size = c->off + done;
+    }
     if (e) {
         if (c->starts_segment)
             respare(l, f, c->seq);
@@ -668,7 +678,6 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
         l->disk_last_seq = c->seq;
     }
     l->m.bytes += c->len;
-    rlg_segment *s = &l->segs[rlg_find_segment_seq(l, c->seq)];
     s->end = c->off + c->len;
     if (c->last_lsn >= c->first_lsn)
         l->written = c->last_lsn;
@@ -685,6 +694,8 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
             return RLOG_EPOISONED;
         }
         l->durable = l->written;
+        s->dend = s->end;
+        s->dsealed = true;
         l->m.rotations++;
         rlog_file *old = l->wfile;
         l->wfile = NULL;
@@ -746,14 +757,20 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
     if ((!rv || rolled) && (sync || rolled) && l->written > l->durable && l->wfile) {
         uint64_t target = l->written;
         rlog_file *f = l->wfile;
+        rlg_segment *s = &l->segs[rlg_find_segment_seq(l, l->wfile_seq)];
+        uint64_t end = s->end; /* io_busy: nothing else writes meanwhile */
         pthread_mutex_unlock(&l->mu);
         int e = timed_sync(l, f, target - before);
         pthread_mutex_lock(&l->mu);
         if (e) {
             poison(l, e, "fdatasync of", l->wfile_seq, &fired);
             rv = RLOG_EPOISONED;
-        } else if (target > l->durable) {
-            l->durable = target;
+        } else {
+            if (target > l->durable)
+                l->durable = target;
+            s = &l->segs[rlg_find_segment_seq(l, l->wfile_seq)];
+            if (s->seq == l->wfile_seq && end > s->dend)
+                s->dend = end;
         }
     }
     complete(l, 0, 0, &fired);
@@ -1042,6 +1059,8 @@ int rlg_write_checkpoint(rlog_log *l)
     int e = l->vfs->pwrite(l->vfs, l->wfile, rec, sizeof rec, s->end, &done);
     if (!e && done != sizeof rec)
         e = EIO;
+    if (s->end + done > s->size)
+        s->size = s->end + done;
     if (e) {
         int ue = done ? unwrite(l, l->wfile, s->end, done) : 0;
         (void)ue;
@@ -1056,6 +1075,7 @@ int rlg_write_checkpoint(rlog_log *l)
                         strerror(e));
     }
     s->end += sizeof rec;
+    s->dend = s->end;
     l->enc_off = s->end;
     l->dirty = false;
     return 0;

@@ -18,12 +18,23 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq);
  * NOT held. *what names the step that failed. */
 int rlg_prepare_file(rlog_log *l, const char *path, bool replace, rlog_file **out,
                      const char **what);
+/* The same for any vfs, directory and size (the replica's segments). */
+int rlg_prepare_path(rlog_vfs *v, const char *dir, const char *path, uint64_t size, bool replace,
+                     rlog_file **out, const char **what);
+/* Writes zeros over [0, size) of f, flushing as it goes, and syncs it: a
+ * file that reads as zeros becomes allocated (see rlg_prepare_path). */
+int rlg_prewrite_zeros(rlog_vfs *v, rlog_file *f, uint64_t size);
 /* 1 MiB of zeros, never written (it lives in .bss: no memory until read,
  * and then the shared zero page). For pre-writing, cutting and unwriting. */
 #define RLG_ZERO_CHUNK (1u << 20)
 extern uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 /* Name of the file a new log's first segment is built under. */
 #define RLG_CREATE_TMP "rlog.creating"
+/* A replica's segment and side file being received (log/replica.c). */
+#define RLG_RECEIVE_TMP      "rlog.receiving"
+#define RLG_RECEIVE_FILE_TMP "rlog.receiving-file"
+/* One of the three temporary names above: never part of the log. */
+bool rlg_is_temp_name(const char *name);
 /* Releases the I/O token (io_busy) and hands it on: wakes the rare waiters
  * and one blocking append (not `self`), and the I/O thread, when work is
  * pending. mu held. */
@@ -48,4 +59,17 @@ int rlg_unsynced_clear(rlog_log *l);
 /* Frees a handle as if its process had died: no write, no sync, no
  * checkpoint, callbacks never fire. For tests and the simulator. */
 void rlg_log_crash(rlog_log *l);
+
+/* Pieces of rlog_open, shared with the replica (log/replica.c). */
+/* A handle with no segment, not open (NULL when out of memory). */
+rlog_log *rlg_log_new(const char *dir, const rlog_options *o);
+/* Closes its files (active, spare), releases the lock (lockf), frees it. */
+void rlg_log_release(rlog_log *l);
+/* Takes the directory lock (creating the directory first with
+ * RLOG_OPEN_CREATE); the report's message says why not. */
+int rlg_lock_dir(rlog_log *l, rlog_file **lk, rlog_open_report *rep);
+/* Takes the recovered state as a writable open does: directory sync,
+ * leftovers of receives removed, the cut, the spares, the tail made
+ * durable (docs/format.md, "Opening for writing"). r->segs moves to l. */
+int rlg_adopt(rlog_log *l, rlg_recovery *r);
 #endif

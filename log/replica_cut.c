@@ -1,0 +1,260 @@
+/*
+ * Cutting a replica back: truncation after a divergence (drop every record
+ * from an LSN on) and reset (drop every segment). Each step leaves a
+ * directory that recovers — after a crash at any point — to a consistent
+ * prefix, with no corruption report:
+ *
+ *  - A segment after a sealed one may never vanish while its predecessor
+ *    stays sealed (recovery reports a missing successor as corruption), and
+ *    a file with a valid header may not follow one without (the same). So
+ *    truncation replaces the segments it drops, newest first, each by an
+ *    empty file (created under RLG_RECEIVE_TMP, renamed over the segment's
+ *    name, directory synced): the predecessor becomes the newest segment,
+ *    sealed, with a zero spare after it. The spares left beyond the first
+ *    are then unlinked, highest first (no gap ever appears in the run).
+ *  - The segment that keeps records is rewritten whole through the
+ *    temporary file (its bytes up to the cut, then zeros) and renamed into
+ *    place: zeroing its tail in place would leave, after a crash, a torn mix
+ *    in which a surviving record's leader witness proves a zeroed one.
+ *  - Reset deletes oldest first, like the log's prefix deletion (rule 7 of
+ *    docs/format.md): the files left are always a valid log (a suffix of
+ *    the segments), until the last one goes and only zero spares remain,
+ *    which recovery reads as no log.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/replica_internal.h"
+
+/* Replaces segment seq's file by an empty one (a zero spare). */
+static int zero_replace(rlg_replica *r, uint64_t seq)
+{
+    rlog_vfs *v = r->l->vfs;
+    char tmp[4096], path[4096];
+    rlg_rp_path(r, RLG_RECEIVE_TMP, tmp, sizeof tmp);
+    rlg_rp_seg_path(r, seq, path, sizeof path);
+    rlog_file *t = NULL;
+    int rv = rlg_rp_temp_create(r, RLG_RECEIVE_TMP, &t);
+    if (rv)
+        return rv;
+    /* its size need not be durable: a short spare, even an empty one, is
+     * still a valid spare */
+    int e = v->truncate(v, t, r->file_size);
+    v->close(v, t);
+    if (!e)
+        e = v->rename(v, tmp, path);
+    if (e) {
+        v->unlink(v, tmp);
+        return rlg_rp_fail(r, rlog_from_errno(e), "replacing %s by an empty spare: %s", path,
+                           strerror(e));
+    }
+    e = v->sync_dir(v, r->l->dir);
+    if (e)
+        return rlg_rp_poison(r, e, "directory fsync after replacing", path);
+    return 0;
+}
+
+/* Segment k keeps [0, cut): rewritten through the temporary file. */
+static int cut_segment(rlg_replica *r, size_t k, uint64_t cut)
+{
+    rlog_vfs *v = r->l->vfs;
+    rlg_segment *s = &r->l->segs[k];
+    char tmp[4096], path[4096];
+    rlg_rp_path(r, RLG_RECEIVE_TMP, tmp, sizeof tmp);
+    rlg_rp_seg_path(r, s->seq, path, sizeof path);
+    rlog_file *t = NULL;
+    int rv = rlg_rp_temp_create(r, RLG_RECEIVE_TMP, &t);
+    if (!rv)
+        rv = rlg_rp_copy_prefix(r, s->seq, cut, t);
+    int e = 0;
+    for (uint64_t off = cut; !rv && !e && off < s->size;) { /* zeros, written: it is active */
+        size_t n = s->size - off < RLG_ZERO_CHUNK ? (size_t)(s->size - off) : RLG_ZERO_CHUNK;
+        size_t done = 0;
+        e = v->pwrite(v, t, rlg_zero_chunk, n, off, &done);
+        if (!e && done != n)
+            e = EIO;
+        off += n;
+    }
+    if (!rv && !e)
+        e = v->fdatasync(v, t);
+    if (t)
+        v->close(v, t);
+    rlg_rp_close_active(r);
+    if (!rv && !e)
+        e = v->rename(v, tmp, path);
+    if (!rv && e)
+        rv = rlg_rp_fail(r, rlog_from_errno(e), "rewriting %s up to offset %" PRIu64 ": %s", path,
+                         cut, strerror(e));
+    if (rv) {
+        v->unlink(v, tmp);
+        return rv;
+    }
+    e = v->sync_dir(v, r->l->dir);
+    if (e)
+        return rlg_rp_poison(r, e, "directory fsync after rewriting", path);
+    return 0;
+}
+
+/* Drops segments after index k, newest first, then the spares beyond the
+ * first one after k. */
+static int drop_after(rlg_replica *r, size_t k)
+{
+    rlog_log *l = r->l;
+    uint64_t top = l->segs[l->nsegs - 1].seq;
+    if (r->spare_hi > top)
+        top = r->spare_hi;
+    while (l->nsegs - 1 > k) {
+        rlg_segment *s = &l->segs[l->nsegs - 1];
+        rlg_rp_close_active(r);
+        int rv = zero_replace(r, s->seq);
+        if (rv)
+            return rv;
+        if (r->full_seq == s->seq)
+            r->full_seq = 0; /* an empty spare now: pre-written when taken */
+        if (r->spare_hi < s->seq)
+            r->spare_hi = s->seq;
+        rlg_segment_free(s);
+        l->nsegs--;
+    }
+    uint64_t keep = l->segs[k].seq + 1;
+    for (uint64_t seq = top; seq > keep; seq--) {
+        char path[4096];
+        rlg_rp_seg_path(r, seq, path, sizeof path);
+        int rv = rlg_rp_unlink_synced(r, path);
+        if (rv)
+            return rv;
+        r->spare_hi = seq - 1;
+    }
+    return 0;
+}
+
+int rlg_replica_truncate(rlg_replica *r, uint64_t lsn)
+{
+    int rv = rlg_rp_check(r);
+    if (rv)
+        return rv;
+    if (r->rx.on)
+        return rlg_rp_fail(r, RLOG_EINVAL, "truncate: a whole-segment receive is in progress");
+    rlog_log *l = r->l;
+    if (!l->nsegs)
+        return 0;
+    if (lsn <= l->segs[0].first_lsn)
+        return rlg_replica_reset(r);
+    if (lsn - 1 > l->segs[l->nsegs - 1].last_lsn)
+        return 0; /* record lsn - 1 is not here yet: nothing to drop */
+    long k = rlg_find_segment(l, lsn - 1);
+    assert(k >= 0);
+    rlg_segment *s = &l->segs[k];
+    char path[4096];
+    rlg_rp_seg_path(r, s->seq, path, sizeof path);
+    rlog_file *f = NULL;
+    uint64_t cut = 0, rec_lsn = 0;
+    uint32_t crc = 0;
+    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDONLY, &f);
+    if (!e)
+        e = rlg_rp_rec_at(r, f, s->offs[lsn - 1 - s->first_lsn], &crc, &rec_lsn, &cut);
+    if (f)
+        l->vfs->close(l->vfs, f);
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "truncate: reading %s: %s", path, strerror(e));
+    rv = drop_after(r, (size_t)k);
+    s = &l->segs[k];
+    if (!rv && (cut < s->end || s->sealed))
+        rv = cut_segment(r, (size_t)k, cut);
+    if (!rv) {
+        s->noffs = (size_t)(lsn - s->first_lsn);
+        s->last_lsn = lsn - 1;
+        s->end = s->dend = cut;
+        s->sealed = s->dsealed = false;
+    }
+    int lv = rlg_rp_load_last(r); /* also where a step failed: the index is what is on disk */
+    return rv ? rv : lv;
+}
+
+/* With no segment left, the segment files that remain hold zeros (spares):
+ * recovery reads any subset of them as no log. */
+static int remove_spares(rlg_replica *r)
+{
+    rlog_vfs *v = r->l->vfs;
+    char **names = NULL;
+    size_t n = 0;
+    int e = v->list(v, r->l->dir, &names, &n);
+    for (size_t i = 0; !e && i < n; i++) {
+        uint64_t seq;
+        char path[4096];
+        if (!rlg_seg_parse_name(names[i], &seq))
+            continue;
+        rlg_rp_path(r, names[i], path, sizeof path);
+        e = v->unlink(v, path);
+        if (e == ENOENT)
+            e = 0;
+    }
+    rlog_vfs_free_names(names, n);
+    if (!e)
+        e = v->sync_dir(v, r->l->dir);
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "reset: removing the spares of '%s': %s",
+                           r->l->dir, strerror(e));
+    return 0;
+}
+
+int rlg_replica_reset(rlg_replica *r)
+{
+    int rv = rlg_rp_check(r);
+    if (rv)
+        return rv;
+    if (r->rx.on)
+        return rlg_rp_fail(r, RLOG_EINVAL, "reset: a whole-segment receive is in progress");
+    rlog_log *l = r->l;
+    rlg_rp_close_active(r);
+    while (l->nsegs) { /* oldest first: what is left is always a valid log */
+        char path[4096];
+        rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
+        rv = rlg_rp_unlink_synced(r, path);
+        if (rv)
+            break;
+        rlg_segment_free(&l->segs[0]);
+        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
+        l->nsegs--;
+    }
+    if (!rv)
+        rv = remove_spares(r);
+    if (rv) {
+        int lv = rlg_rp_load_last(r);
+        (void)lv;
+        return rv;
+    }
+    r->spare_hi = r->full_seq = 0;
+    r->adopted = false;
+    r->base_seq = r->base_lsn = 0;
+    l->log_id = 0;
+    return rlg_rp_load_last(r);
+}
+
+int rlg_replica_delete_prefix(rlg_replica *r, uint64_t seq, uint64_t *deleted)
+{
+    if (deleted)
+        *deleted = 0;
+    int rv = rlg_rp_check(r);
+    rlog_log *l = r->l;
+    /* every segment here has a durable header: the oldest may go whenever
+     * it is not the newest (rule 7 of docs/format.md) */
+    while (!rv && l->nsegs > 1 && l->segs[0].seq < seq) {
+        char path[4096];
+        rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
+        rv = rlg_rp_unlink_synced(r, path);
+        if (rv)
+            break;
+        rlg_segment_free(&l->segs[0]);
+        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
+        l->nsegs--;
+        l->first = l->segs[0].first_lsn;
+        if (deleted)
+            (*deleted)++;
+    }
+    return rv;
+}

@@ -1,0 +1,104 @@
+/*
+ * The replica's internals, shared by its files: replica.c (open, verify,
+ * append, whole-segment receive), replica_cut.c (truncate, reset) and
+ * replica_files.c (side files). Nothing outside log/ includes this.
+ *
+ * A replica is a log handle (rlog_log) that is never appended to: it lends
+ * the replica its directory, vfs, lock, log id, segment index (segs: what
+ * is on disk and durable), the active segment's file (wfile, open while
+ * the newest segment is unsealed), the error message and the unsynced
+ * marker. Bytes come from the leader instead of the encoder.
+ */
+#ifndef RLG_REPLICA_INTERNAL_H
+#define RLG_REPLICA_INTERNAL_H
+
+#include "log/log_internal.h"
+#include "log/replica.h"
+#include "log/writer.h"
+
+/* A verification cursor over one segment's bytes, fed in any pieces. */
+typedef struct rlg_rv {
+    uint64_t seq;
+    uint32_t salt;
+    uint64_t off; /* file offset of the next byte */
+    uint64_t e;   /* next user LSN expected */
+    bool sealed;  /* a seal was accepted: nothing may follow */
+    /* the record in progress */
+    uint8_t hdr[RLG_REC_HEADER_SIZE];
+    size_t hlen; /* header bytes held (0: between records) */
+    rlg_rec_header h;
+    uint64_t rec_off; /* where it starts */
+    uint64_t left;    /* payload bytes still to come */
+    uint32_t crc;     /* running CRC state */
+} rlg_rv;
+
+/* Called for each complete, verified record (c->h, c->rec_off; c->e is
+ * already past it). Nonzero stops the feed with that error. */
+typedef int (*rlg_rv_fn)(void *arg, const rlg_rv *c);
+
+/* The segment being received whole (segment_begin .. commit). */
+typedef struct rlg_rx {
+    bool on;
+    rlog_file *f; /* the temporary file */
+    rlg_rv rv;
+    rlg_segment seg; /* its index, built as records arrive */
+    uint64_t last_off, last_lsn;
+    uint32_t last_crc;
+} rlg_rx;
+
+/* The side file being received. */
+typedef struct rlg_sfx {
+    bool on;
+    rlog_file *f;
+    char name[256];
+    uint64_t size;
+    uint64_t (*iv)[2]; /* disjoint, sorted byte ranges written */
+    size_t niv, capiv;
+} rlg_sfx;
+
+struct rlg_replica {
+    rlog_log *l;
+    uint64_t file_size; /* the size new segment files get */
+    /* empty replica (no segment): where its first segment starts */
+    bool adopted;
+    uint64_t base_seq, base_lsn;
+    /* the newest segment's last record (last_off 0: it holds none) */
+    uint64_t last_off, last_lsn;
+    uint32_t last_crc;
+    /* the files after the newest segment up to spare_hi exist durably and
+     * hold zeros (spare_hi <= newest seq: none known); full_seq: the one of
+     * them allocated and pre-written to file_size (0: none) */
+    uint64_t spare_hi, full_seq;
+    int poisoned; /* 0, or RLOG_EPOISONED */
+    rlg_rx rx;
+    rlg_sfx sf;
+};
+
+/* Sets the message (printf-style); returns err. */
+int rlg_rp_fail(rlg_replica *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A failed sync (or zeroing): the handle is poisoned, the unsynced marker
+ * left. Returns RLOG_EPOISONED. */
+int rlg_rp_poison(rlg_replica *r, int e, const char *what, const char *path);
+/* Refuses calls on a poisoned handle. */
+int rlg_rp_check(rlg_replica *r);
+/* "dir/name" of segment seq; "dir/name" of a plain file name. */
+void rlg_rp_seg_path(const rlg_replica *r, uint64_t seq, char *buf, size_t cap);
+void rlg_rp_path(const rlg_replica *r, const char *name, char *buf, size_t cap);
+/* Reads the header of the record at off of segment file f: its crc, lsn
+ * and end. */
+int rlg_rp_rec_at(rlg_replica *r, rlog_file *f, uint64_t off, uint32_t *crc, uint64_t *lsn,
+                  uint64_t *end);
+/* Recomputes last_off/last_crc/last_lsn from the newest segment's file. */
+int rlg_rp_load_last(rlg_replica *r);
+/* Creates an empty temporary file (a leftover is replaced). */
+int rlg_rp_temp_create(rlg_replica *r, const char *name, rlog_file **out);
+/* Closes the active segment's file, if open. */
+void rlg_rp_close_active(rlg_replica *r);
+/* Unlinks dir/name and syncs the directory (ENOENT is fine). */
+int rlg_rp_unlink_synced(rlg_replica *r, const char *path);
+/* Copies [0, end) of the replica's own segment seq into t, checking every
+ * record's CRC on the way (bytes read back are not trusted blindly). */
+int rlg_rp_copy_prefix(rlg_replica *r, uint64_t seq, uint64_t end, rlog_file *t);
+
+#endif /* RLG_REPLICA_INTERNAL_H */

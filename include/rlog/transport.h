@@ -19,10 +19,23 @@
  * reconnection (and in the simulator, under network faults) messages may
  * be lost, so protocols above must resend what is not acknowledged.
  *
+ * One connection per peer id. When a second connection to the same peer
+ * completes its hellos, one of the two is closed (peer_down for the old
+ * one, then peer_up, when the new one wins): between two connections that
+ * the peer dialled the newer wins (a restarted peer is not locked out by
+ * its stale connection); between two we dialled the older wins; between
+ * crossing connections (both sides dialled at once) the one dialled by
+ * the smaller server id wins, on both ends alike. A connect()ed peer that
+ * is up through a connection it dialled is not redialled until that
+ * connection is lost.
+ *
  * Threads. Every callback (events and send completions) runs on the
- * OWNER'S thread, inside poll(): never on a thread of nng's. All functions
- * except post() must be called from the owner's thread (the thread that
- * calls poll); post() may be called from any thread to hand work to it.
+ * OWNER'S thread, inside poll() (or inside close()): never on a thread of
+ * nng's, and never nested in another callback of the same transport. All
+ * functions except post() must be called from the owner's thread (the
+ * thread that calls poll); post() may be called from any thread to hand
+ * work to it. Callbacks may call any function of the table, close()
+ * included; poll() called from inside a callback fails with -RLOG_EINVAL.
  *
  * Errors: functions return 0 or an RLOG_E* code and leave a message in
  * t->errmsg naming the peer and address.
@@ -50,7 +63,8 @@ typedef struct rlog_transport rlog_transport;
 typedef struct rlog_transport_events {
     void *data;
     /* The connection to `peer_id` is established and both hellos were
-     * exchanged. `hello` is the peer's (valid during the call). */
+     * exchanged. `hello` is the peer's (valid during the call; its flags,
+     * which carried the rendezvous token, read 0). */
     void (*peer_up)(void *data, uint64_t peer_id, const rlog_msg_hello *hello);
     /* The connection to `peer_id` is gone (reason: RLOG_ENOCONN for a
      * disconnect or reset, RLOG_EPROTO for a peer that broke the protocol,
@@ -65,20 +79,25 @@ typedef struct rlog_transport_events {
 
 /* Completion of a send: 0 once the message was handed to the connection
  * (like nng: accepted for sending, not delivered), or RLOG_ENOCONN (no
- * connection to that peer, or it was lost before the message left),
- * RLOG_EFULL (dropped from a full queue: oldest first), RLOG_ECLOSED (the
- * transport is closing). */
+ * connection to that peer, or it was lost before the message left; a
+ * reset for a protocol breach reports peer_down's RLOG_EPROTO),
+ * RLOG_EFULL (dropped from a full queue: oldest first), RLOG_ECANCELED
+ * (disconnect()), RLOG_ECLOSED (the transport is closing). */
 typedef void (*rlog_transport_send_cb)(void *data, int status);
 
 typedef struct rlog_transport_config {
-    uint64_t server_id;   /* ours, non-zero */
-    const char *address;  /* where listen() accepts; "" or NULL: dial only */
-    uint32_t role;        /* rlog_msg_role sent in our hellos */
+    uint64_t server_id;  /* ours, non-zero */
+    const char *address; /* where listen() accepts; "" or NULL: dial only */
+    uint32_t role;       /* rlog_msg_role sent in our hellos */
     /* Largest message accepted from the network in bytes; bigger ones are
      * refused (the connection is reset). 0 = RLOG_WIRE_MAX_BYTES_DEFAULT. */
     size_t max_message;
     /* Per-peer send queue limit, messages (0 = 64) and bytes (0 = 64 MiB):
-     * a send beyond either drops the OLDEST queued message with RLOG_EFULL. */
+     * a send beyond either drops the OLDEST queued message with RLOG_EFULL.
+     * Counted are the messages the connection has not taken yet (the nng
+     * transport lets nng buffer up to queue_messages more per connection,
+     * and receive up to min(queue_messages, queue_bytes / max_message)
+     * messages ahead, at least 1). */
     unsigned queue_messages;
     size_t queue_bytes;
     /* Reconnect backoff in milliseconds: first retry after backoff_min_ms
@@ -105,18 +124,26 @@ struct rlog_transport {
      * RLOG_EBUSY when the address is in use, RLOG_EIO otherwise). */
     int (*listen)(rlog_transport *t);
     /* Dials `address` and keeps the connection up (redialling with backoff)
-     * until disconnect(). `peer_id` is the id we expect in its hello; 0
+     * until disconnect(). `peer_id` is the id we expect in its hello (a
+     * server that announces another id is refused and redialled); 0
      * accepts any and the peer is then known by the id it announces (see
-     * peer_up). Returns at once; peer_up follows when connected. */
+     * peer_up). Returns at once; peer_up follows when connected. Errors:
+     * RLOG_EINVAL (malformed or unsupported address, our own id),
+     * RLOG_EBUSY (already connecting to peer_id at another address;
+     * connecting again to the same address is a no-op). */
     int (*connect)(rlog_transport *t, uint64_t peer_id, const char *address);
     /* Drops the connection to peer_id and stops redialling it. Queued
-     * sends fail with RLOG_ECANCELED; peer_down follows. */
+     * sends fail with RLOG_ECANCELED; peer_down (RLOG_ENOCONN) follows from
+     * a later poll(). A peer that dialled us may dial again. RLOG_ENOTFOUND
+     * when there is neither a connection nor a dialer for peer_id. */
     int (*disconnect)(rlog_transport *t, uint64_t peer_id);
     /* Queues `msg` (encoded before the call returns: msg and what it points
      * to are borrowed for the call only) to an up peer. cb (may be NULL)
      * fires later from poll(), exactly once, unless send returns non-zero
      * (RLOG_ENOCONN: peer not up; RLOG_EINVAL: bad message; RLOG_ETOOBIG:
-     * larger than max_message), in which case it never fires. */
+     * encodes to more than OUR max_message; RLOG_ENOMEM; RLOG_ECLOSED),
+     * in which case it never fires. Completions come in the order of the
+     * sends, except that EFULL drops are reported when they happen. */
     int (*send)(rlog_transport *t, uint64_t peer_id, const rlog_msg *msg, rlog_transport_send_cb cb,
                 void *data);
     /* Runs pending callbacks on the calling (owner) thread. Waits up to
@@ -127,25 +154,47 @@ struct rlog_transport {
      * advances it. */
     int (*poll)(rlog_transport *t, int timeout_ms);
     /* Thread-safe: runs fn(arg) on the owner's thread from a later poll(),
-     * and wakes a poll() that is waiting. RLOG_ECLOSED after close. */
+     * and wakes a poll() that is waiting. Every fn accepted runs exactly
+     * once (those still pending run inside close). RLOG_ECLOSED once close
+     * has begun; the caller must not call post() after close returns (t is
+     * freed): stop other threads first. RLOG_ENOMEM. */
     int (*post)(rlog_transport *t, void (*fn)(void *arg), void *arg);
     /* Closes every connection and the listener; pending sends fail with
      * RLOG_ECLOSED (their callbacks and peer_down run inside close, on the
      * owner thread); no callback runs after close returns. Then frees the
-     * transport (t is invalid after the call). */
+     * transport (t is invalid after the call). Called from a callback, the
+     * memory is released when the poll() that ran the callback returns. */
     void (*close)(rlog_transport *t);
+
+    /* --- added after version 1's first draft; may be NULL in tables that
+     * have no use for it (then cfg->address is the answer) --- */
+    /* The address listen() accepts at, with the port the system chose when
+     * cfg->address asked for tcp port 0 ("tcp://127.0.0.1:0"); this is also
+     * the address sent in our hellos. cfg->address before listen(); "" for
+     * a dial-only endpoint. Valid until the next listen() or close. */
+    const char *(*local_address)(rlog_transport *t);
 };
 
 /* ---- the nng implementation (transport/nng.c) ----
  * One pair1 socket in monogamous mode per peer: pair1's polyamorous mode
  * drops messages silently under load. A listening address accepts any
  * number of peers by a rendezvous (docs/wire.md, "Connections"): a dialer's
- * hello on the public address is answered with the address of a fresh
- * pair1 socket reserved for it, plus a one-time token it must present
- * there. NNG_OPT_RECVMAXSZ is set to max_message on every socket. */
+ * hello on the public address (a rep0 socket) is answered with the address
+ * of a fresh pair1 socket reserved for it, plus a one-time token it must
+ * present there. NNG_OPT_RECVMAXSZ is set to max_message on every socket
+ * (the rendezvous socket: 4 KiB). Addresses: tcp://, tcp4://, tcp6://
+ * (host:port; port 0 to listen on one the system picks, see
+ * local_address), ipc://, inproc://, abstract:// (dedicated addresses are
+ * the base plus ".<8 hex digits>": keep ipc paths 9 bytes under the
+ * system's limit). A message over max_message is refused by the receiver:
+ * over tcp and ipc nng closes the connection itself (peer_down
+ * RLOG_ENOCONN on both ends); over inproc the decoder refuses it
+ * (RLOG_EPROTO at the receiver). Returns RLOG_ENOMEM or 0; *out is then
+ * ready for init() (or close()). */
 RLOG_API int rlog_transport_nng_new(rlog_transport **out);
 
-/* Convenience: an address as text for messages ("server 3 at tcp://..."). */
+/* "raft", "ship-follower", "ship-leader", "observer"; "unknown" for other
+ * values. Static string. */
 RLOG_API const char *rlog_msg_role_name(uint32_t role);
 
 #ifdef __cplusplus

@@ -1,0 +1,117 @@
+/*
+ * What every transport implementation shares: configuration defaults and
+ * checks, the reconnect backoff, the rule that picks one connection per
+ * peer, role names. No system or nng calls here.
+ */
+#include "transport/transport.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rlog/wire.h"
+
+void rlog_transport_config_init(rlog_transport_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+}
+
+const char *rlog_msg_role_name(uint32_t role)
+{
+    switch (role) {
+    case RLOG_ROLE_RAFT:
+        return "raft";
+    case RLOG_ROLE_SHIP_FOLLOWER:
+        return "ship-follower";
+    case RLOG_ROLE_SHIP_LEADER:
+        return "ship-leader";
+    case RLOG_ROLE_OBSERVER:
+        return "observer";
+    default:
+        return "unknown";
+    }
+}
+
+int rlg_transport_config_resolve(const rlog_transport_config *in, rlog_transport_config *out,
+                                 char *errmsg, size_t errcap)
+{
+    if (in == NULL) {
+        snprintf(errmsg, errcap, "transport config: NULL");
+        return RLOG_EINVAL;
+    }
+    *out = *in;
+    if (out->address == NULL) {
+        out->address = "";
+    }
+    if (out->server_id == 0) {
+        snprintf(errmsg, errcap, "transport config: server_id must not be 0");
+        return RLOG_EINVAL;
+    }
+    if (out->role < RLOG_ROLE_RAFT || out->role > RLOG_ROLE_OBSERVER) {
+        snprintf(errmsg, errcap, "transport config: unknown role %" PRIu32 " (server %" PRIu64 ")",
+                 out->role, out->server_id);
+        return RLOG_EINVAL;
+    }
+    if (strlen(out->address) > RLOG_WIRE_ADDRESS_MAX) {
+        snprintf(errmsg, errcap,
+                 "transport config: address of %zu bytes exceeds %u (server %" PRIu64 ")",
+                 strlen(out->address), RLOG_WIRE_ADDRESS_MAX, out->server_id);
+        return RLOG_EINVAL;
+    }
+    if (out->max_message == 0) {
+        out->max_message = RLOG_WIRE_MAX_BYTES_DEFAULT;
+    }
+    if (out->max_message < RLG_TRANSPORT_MAX_MESSAGE_MIN) {
+        snprintf(errmsg, errcap,
+                 "transport config: max_message %zu is below the minimum %u (server %" PRIu64 ")",
+                 out->max_message, RLG_TRANSPORT_MAX_MESSAGE_MIN, out->server_id);
+        return RLOG_EINVAL;
+    }
+    if (out->queue_messages == 0) {
+        out->queue_messages = RLG_TRANSPORT_QUEUE_MESSAGES;
+    }
+    if (out->queue_bytes == 0) {
+        out->queue_bytes = RLG_TRANSPORT_QUEUE_BYTES;
+    }
+    if (out->backoff_min_ms == 0) {
+        out->backoff_min_ms = RLG_TRANSPORT_BACKOFF_MIN_MS;
+    }
+    if (out->backoff_max_ms == 0) {
+        out->backoff_max_ms = out->backoff_min_ms > RLG_TRANSPORT_BACKOFF_MAX_MS
+                                  ? out->backoff_min_ms
+                                  : RLG_TRANSPORT_BACKOFF_MAX_MS;
+    }
+    if (out->backoff_min_ms > out->backoff_max_ms) {
+        snprintf(errmsg, errcap,
+                 "transport config: backoff_min_ms %u exceeds backoff_max_ms %u (server %" PRIu64
+                 ")",
+                 out->backoff_min_ms, out->backoff_max_ms, out->server_id);
+        return RLOG_EINVAL;
+    }
+    return 0;
+}
+
+unsigned rlg_transport_backoff_next(unsigned cur_ms, unsigned min_ms, unsigned max_ms)
+{
+    unsigned next = cur_ms > max_ms / 2 ? max_ms : cur_ms * 2;
+    return next < min_ms ? min_ms : next;
+}
+
+unsigned rlg_transport_backoff_jitter(unsigned ms, uint32_t random)
+{
+    unsigned half = ms / 2;
+    return half + (unsigned)(random % ((uint32_t)(ms - half) + 1u));
+}
+
+bool rlg_transport_newer_wins(uint64_t self_id, uint64_t peer_id, bool cur_outgoing,
+                              bool cand_outgoing)
+{
+    if (!cur_outgoing && !cand_outgoing) {
+        return true;
+    }
+    if (cur_outgoing && cand_outgoing) {
+        return false;
+    }
+    /* Crossing: cand wins when its dialler has the smaller id. */
+    return cand_outgoing ? self_id < peer_id : peer_id < self_id;
+}

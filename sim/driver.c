@@ -63,6 +63,8 @@ int rlog_sim_parse_workloads(const char *name, unsigned *mask)
         *mask = RLOG_SIM_WORKLOAD_LOG;
     else if (!strcmp(name, "raft"))
         *mask = RLOG_SIM_WORKLOAD_RAFT;
+    else if (!strcmp(name, "ship"))
+        *mask = RLOG_SIM_WORKLOAD_SHIP;
     else if (!strcmp(name, "all"))
         *mask = RLOG_SIM_WORKLOAD_ALL;
     else
@@ -363,6 +365,17 @@ static rlog_vfs *make_fs(const rlog_sim_options *o, rlog_sim_rng *rng)
     return rlog_simfs_new(&cfg);
 }
 
+/* Whether the seed runs the shipping workload: a function of the seed alone
+ * (not of the driver's stream), so that adding the workload left every
+ * other seed's run exactly as it was. About 10% of seeds when it is one of
+ * several allowed workloads. */
+static bool picks_ship(const rlog_sim_options *o, unsigned wls)
+{
+    if (!(wls & RLOG_SIM_WORKLOAD_SHIP))
+        return false;
+    return wls == RLOG_SIM_WORKLOAD_SHIP || rlg_sim_mix(o->seed ^ 0x5417ull) % 100 < 10;
+}
+
 int rlog_sim_run(const rlog_sim_options *o, rlog_sim_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -379,28 +392,38 @@ int rlog_sim_run(const rlog_sim_options *o, rlog_sim_result *res)
         rlog_simfs_set_trace(s.vfs, o->trace, o->trace_data);
     rlog_simfs_mkdirs(s.vfs, "/db");
 
-    /* the plan: none, benign, benign + targeted damage, benign + destructive */
+    unsigned wls = o->workloads & RLOG_SIM_WORKLOAD_ALL;
+    if (!wls)
+        wls = RLOG_SIM_WORKLOAD_ALL;
+    bool ship = picks_ship(o, wls);
+
+    /* the plan: none, benign, benign + targeted damage, benign + destructive
+     * (the shipping workload's leader gets at most benign faults: its
+     * oracles need the leader's durable records to survive) */
     unsigned level = (unsigned)rlog_sim_rng_below(&s.rng, 100);
     const char *plan = "none";
     if (level >= 20) {
         plan_benign(&s);
         plan = "benign";
     }
-    s.damage_planned = level >= 55 && level < 80 && rlg_sim_allowed(&s, RLOG_SIM_FAULT_DAMAGE);
-    if (level >= 80) {
+    s.damage_planned =
+        !ship && level >= 55 && level < 80 && rlg_sim_allowed(&s, RLOG_SIM_FAULT_DAMAGE);
+    if (level >= 80 && !ship) {
         plan_destructive(&s);
         plan = "destructive";
     }
     rlg_sim_trace(&s, "seed %" PRIu64 " plan=%s%s steps=%u crashes=%u", o->seed, plan,
                   s.damage_planned ? "+damage" : "", o->steps, o->crashes);
 
-    unsigned wls = o->workloads & RLOG_SIM_WORKLOAD_ALL;
-    if (!wls)
-        wls = RLOG_SIM_WORKLOAD_ALL;
-    bool raft = wls == RLOG_SIM_WORKLOAD_RAFT ||
-                (wls == RLOG_SIM_WORKLOAD_ALL && rlog_sim_rng_chance(&s.rng, 350000));
-    rlg_sim_trace(&s, "workload %s", raft ? "raft" : "log");
-    if (raft) {
+    unsigned lr = wls & (RLOG_SIM_WORKLOAD_LOG | RLOG_SIM_WORKLOAD_RAFT);
+    bool raft = !ship && (lr == RLOG_SIM_WORKLOAD_RAFT ||
+                          (lr == (RLOG_SIM_WORKLOAD_LOG | RLOG_SIM_WORKLOAD_RAFT) &&
+                           rlog_sim_rng_chance(&s.rng, 350000)));
+    rlg_sim_trace(&s, "workload %s", ship ? "ship" : raft ? "raft" : "log");
+    if (ship) {
+        res->ship_seeds = 1;
+        rlg_sim_ship_workload(&s);
+    } else if (raft) {
         res->raft_seeds = 1;
         rlg_sim_raft_workload(&s);
     } else {

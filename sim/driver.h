@@ -79,8 +79,10 @@ bool rlg_sim_reopen(rlg_sim *s, const rlg_sim_wl *wl);
  * seed picks; a poisoned handle makes the process restart. */
 void rlg_sim_drive(rlg_sim *s, const rlg_sim_wl *wl);
 
-/* The workloads (sim/log_workload.c, sim/raft_workload.c). */
+/* The workloads (sim/log_workload.c, sim/raft_workload.c,
+ * sim/ship_workload.c). */
 void rlg_sim_log_workload(rlg_sim *s);
 void rlg_sim_raft_workload(rlg_sim *s);
+void rlg_sim_ship_workload(rlg_sim *s);
 
 #endif

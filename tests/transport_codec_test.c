@@ -9,6 +9,8 @@
  *    headers claiming 2^32-1 and 2^28 elements, str/bin lengths past the
  *    end, unknown types and versions, trailing bytes, integer overflow,
  *    messages above max_bytes;
+ *  - the shipping messages (types 16..28) round-trip and their own checks
+ *    hold: side-file names and texts, chunk bounds, array counts;
  *  - 20,000 deterministic random mutations never crash (run under ASan to
  *    catch any read outside the exact-size input copies), and whatever
  *    decodes re-encodes to an equal message.
@@ -124,6 +126,15 @@ static void roundtrip(const rlog_msg *want)
     if (got.type == RLOG_MSG_INSTALL_SNAPSHOT && got.u.install_snapshot.chunk_len) {
         assert_true((const uint8_t *)got.u.install_snapshot.chunk >= copy);
     }
+    if (got.type == RLOG_MSG_SHIP_DATA && got.u.ship_data.len) {
+        assert_true((const uint8_t *)got.u.ship_data.bytes >= copy);
+        assert_true((const uint8_t *)got.u.ship_data.bytes + got.u.ship_data.len <= copy + len);
+    }
+    if (got.type == RLOG_MSG_SHIP_FILE_DATA && got.u.ship_file_data.len) {
+        assert_true((const uint8_t *)got.u.ship_file_data.data >= copy);
+        assert_true((const uint8_t *)got.u.ship_file_data.data + got.u.ship_file_data.len <=
+                    copy + len);
+    }
     rlog_msg_free(&got);
     rlog_msg_free(&got); /* twice is allowed */
     free(copy);
@@ -135,8 +146,82 @@ static void roundtrip(const rlog_msg *want)
 static char long_address[RLOG_WIRE_ADDRESS_MAX + 1];
 static const rlog_msg_entry sample_entries[3] = {
     {1, 1, 5, "hello"}, {1, 2, 0, NULL}, {UINT64_MAX, UINT16_MAX, 3, "\0\xff\x01"}};
+static char long_name[RLOG_WIRE_NAME_MAX + 1];
+static rlog_msg_ship_file sample_files[3] = {
+    {"snapshot-0000000000000010-0000000000000002.snap", 4096, 0xdeadbeef},
+    {"x", 0, 0},
+    {long_name, UINT64_MAX, UINT32_MAX}};
+static rlog_msg_ship_peer sample_peers[2] = {
+    {7, "tcp://127.0.0.1:9100", 3, 100, 120, 20, 4096, 1u << 30, true},
+    {UINT64_MAX, "", UINT32_MAX, 0, 0, UINT64_MAX, UINT64_MAX, UINT64_MAX, false}};
+static const uint8_t sample_bytes[5] = {0x01, 0x00, 0xff, 0x7f, 0x80};
 
-#define N_SAMPLES 21
+#define N_SAMPLES 45
+
+/* The shipping messages (types 16..28): every type, edge values. */
+static int ship_samples(rlog_msg *s, int i)
+{
+    memset(long_name, 'n', RLOG_WIRE_NAME_MAX);
+    long_name[RLOG_WIRE_NAME_MAX] = '\0';
+    s[i].type = RLOG_MSG_SHIP_START; /* an empty follower */
+    s[i++].u.ship_start = (rlog_msg_ship_start){.nonce = 1, .window = 8u << 20};
+    s[i].type = RLOG_MSG_SHIP_START;
+    s[i++].u.ship_start = (rlog_msg_ship_start){UINT64_MAX, 0x1234567890abcdefull,
+                                                1u << 26,   1,
+                                                5000,       12,
+                                                4900,       65536,
+                                                true,       65508,
+                                                UINT32_MAX, 5000,
+                                                0,          UINT64_MAX};
+    s[i].type = RLOG_MSG_SHIP_REFUSE;
+    s[i++].u.ship_refuse = (rlog_msg_ship_refuse){9, RLOG_EFOREIGN, "log id a != b"};
+    s[i].type = RLOG_MSG_SHIP_REFUSE;
+    s[i++].u.ship_refuse = (rlog_msg_ship_refuse){0, UINT32_MAX, long_address};
+    s[i].type = RLOG_MSG_SHIP_TRUNCATE;
+    s[i++].u.ship_truncate = (rlog_msg_ship_truncate){9, 4900, "diverged"};
+    s[i].type = RLOG_MSG_SHIP_TRUNCATE;
+    s[i++].u.ship_truncate = (rlog_msg_ship_truncate){9, UINT64_MAX, ""};
+    s[i].type = RLOG_MSG_SHIP_ACCEPT;
+    s[i++].u.ship_accept =
+        (rlog_msg_ship_accept){9, 77, true, 1u << 20, 3, 100, 250, 2, 250, 3, sample_files};
+    s[i].type = RLOG_MSG_SHIP_ACCEPT;
+    s[i++].u.ship_accept = (rlog_msg_ship_accept){UINT64_MAX, 77, false, 0, 0, 0, 0, 0, 0, 0, NULL};
+    s[i].type = RLOG_MSG_SHIP_FILES;
+    s[i++].u.ship_files = (rlog_msg_ship_files){9, 3, 400, 2, sample_files};
+    s[i].type = RLOG_MSG_SHIP_FILES;
+    s[i++].u.ship_files = (rlog_msg_ship_files){9, UINT64_MAX, UINT64_MAX, 0, NULL};
+    s[i].type = RLOG_MSG_SHIP_FILES_OK;
+    s[i++].u.ship_files_ok = (rlog_msg_ship_files_ok){9, 3};
+    s[i].type = RLOG_MSG_SHIP_FILE_REQ;
+    s[i++].u.ship_file_req = (rlog_msg_ship_file_req){9, "a.snap", 1u << 20, 8u << 20};
+    s[i].type = RLOG_MSG_SHIP_FILE_REQ;
+    s[i++].u.ship_file_req = (rlog_msg_ship_file_req){9, long_name, UINT64_MAX, UINT64_MAX};
+    s[i].type = RLOG_MSG_SHIP_FILE_DATA;
+    s[i++].u.ship_file_data =
+        (rlog_msg_ship_file_data){9, "a.snap", 10, 0xabcdef01u, 5, 5, sample_bytes};
+    s[i].type = RLOG_MSG_SHIP_FILE_DATA; /* an empty file */
+    s[i++].u.ship_file_data = (rlog_msg_ship_file_data){9, "e.snap", 0, 0, 0, 0, NULL};
+    s[i].type = RLOG_MSG_SHIP_DATA;
+    s[i++].u.ship_data = (rlog_msg_ship_data){9, 4, 300, 1u << 20, 64, 69, 310, 2, 5, sample_bytes};
+    s[i].type = RLOG_MSG_SHIP_DATA; /* a heartbeat */
+    s[i++].u.ship_data = (rlog_msg_ship_data){9, 5, 0, 0, 64, 0, 310, 0, 0, NULL};
+    s[i].type = RLOG_MSG_SHIP_DATA; /* at the top of the offset range */
+    s[i++].u.ship_data = (rlog_msg_ship_data){9, 5,          0,          0, UINT64_MAX - 5,
+                                              0, UINT64_MAX, UINT64_MAX, 5, sample_bytes};
+    s[i].type = RLOG_MSG_SHIP_ACK;
+    s[i++].u.ship_ack = (rlog_msg_ship_ack){9, 4, 4096, 4, 2048, 310, 0};
+    s[i].type = RLOG_MSG_SHIP_ACK;
+    s[i++].u.ship_ack = (rlog_msg_ship_ack){9, UINT64_MAX, UINT64_MAX, 0, 0, 0, UINT32_MAX};
+    s[i].type = RLOG_MSG_SHIP_RESTART;
+    s[i++].u.ship_restart = (rlog_msg_ship_restart){9, "segment 3 was deleted"};
+    s[i].type = RLOG_MSG_SHIP_STATUS_REQ;
+    s[i++].u.ship_status_req = (rlog_msg_ship_status_req){UINT64_MAX};
+    s[i].type = RLOG_MSG_SHIP_STATUS;
+    s[i++].u.ship_status = (rlog_msg_ship_status){1, 77, 1, 310, 1, 5, 2, sample_peers};
+    s[i].type = RLOG_MSG_SHIP_STATUS;
+    s[i++].u.ship_status = (rlog_msg_ship_status){0, 0, 0, 0, 0, 0, 0, NULL};
+    return i;
+}
 
 /* Fills s[] with N_SAMPLES messages covering every type and edge values. */
 static void samples(rlog_msg *s)
@@ -192,6 +277,7 @@ static void samples(rlog_msg *s)
     s[i++].u.redirect = (rlog_msg_redirect){"tcp://127.0.0.1:40000", UINT64_MAX};
     s[i].type = RLOG_MSG_REDIRECT;
     s[i++].u.redirect = (rlog_msg_redirect){"", 0};
+    i = ship_samples(s, i);
     assert_int_equal(i, N_SAMPLES);
 }
 
@@ -229,7 +315,13 @@ static void test_roundtrip_every_type(void **state)
     for (int t = RLOG_MSG_HELLO; t <= RLOG_MSG_REDIRECT; t++) {
         assert_string_not_equal(rlog_msg_type_name(t), "unknown");
     }
+    for (int t = RLOG_MSG_SHIP_START; t <= RLOG_MSG_SHIP_STATUS; t++) {
+        assert_string_not_equal(rlog_msg_type_name(t), "unknown");
+    }
+    assert_string_equal(rlog_msg_type_name(RLOG_MSG_SHIP_DATA), "ship_data");
     assert_string_equal(rlog_msg_type_name(0), "unknown");
+    assert_string_equal(rlog_msg_type_name(15), "unknown");
+    assert_string_equal(rlog_msg_type_name(29), "unknown");
 }
 
 /* A message of 10,000 entries with payloads of 0..199 bytes. */
@@ -336,11 +428,12 @@ static void test_every_truncation(void **state)
 }
 
 /* Test-side schema: field kinds per type ('u' uint, 's' str, 'b' bool,
- * 't' nil|bool, 'B' bin, 'e' entries) and their names. */
+ * 't' nil|bool, 'B' bin, 'e' entries, 'f' side files, 'p' status
+ * followers) and their names. */
 typedef struct schema {
     int type;
     const char *kinds;
-    const char *names[9];
+    const char *names[14];
 } schema;
 
 static const schema schemas[] = {
@@ -359,6 +452,32 @@ static const schema schemas[] = {
     {RLOG_MSG_INSTALL_SNAPSHOT_RESULT, "uuu", {"term", "last_index", "next_offset"}},
     {RLOG_MSG_TIMEOUT_NOW, "uuu", {"term", "last_log_index", "last_log_term"}},
     {RLOG_MSG_REDIRECT, "su", {"address", "token"}},
+    {RLOG_MSG_SHIP_START,
+     "uuuuuuuubuuuuu",
+     {"nonce", "log_id", "file_size", "first_lsn", "last_lsn", "seq", "seg_first_lsn", "end",
+      "sealed", "last_rec_off", "last_rec_crc", "last_rec_lsn", "window", "max_message"}},
+    {RLOG_MSG_SHIP_REFUSE, "uus", {"nonce", "code", "message"}},
+    {RLOG_MSG_SHIP_TRUNCATE, "uus", {"nonce", "lsn", "message"}},
+    {RLOG_MSG_SHIP_ACCEPT,
+     "uubuuuuuuf",
+     {"nonce", "log_id", "adopt", "file_size", "seq", "first_lsn", "leader_durable", "files_gen",
+      "files_upto", "files"}},
+    {RLOG_MSG_SHIP_FILES, "uuuf", {"nonce", "gen", "upto", "files"}},
+    {RLOG_MSG_SHIP_FILES_OK, "uu", {"nonce", "gen"}},
+    {RLOG_MSG_SHIP_FILE_REQ, "usuu", {"nonce", "name", "offset", "len"}},
+    {RLOG_MSG_SHIP_FILE_DATA, "usuuuB", {"nonce", "name", "size", "crc", "offset", "data"}},
+    {RLOG_MSG_SHIP_DATA,
+     "uuuuuuuuB",
+     {"nonce", "seq", "seg_first_lsn", "file_size", "off", "seg_end", "leader_durable", "first_seq",
+      "bytes"}},
+    {RLOG_MSG_SHIP_ACK,
+     "uuuuuuu",
+     {"nonce", "recv_seq", "recv_off", "durable_seq", "durable_off", "durable_lsn", "flags"}},
+    {RLOG_MSG_SHIP_RESTART, "us", {"nonce", "message"}},
+    {RLOG_MSG_SHIP_STATUS_REQ, "u", {"request_id"}},
+    {RLOG_MSG_SHIP_STATUS,
+     "uuuuuup",
+     {"request_id", "log_id", "first_lsn", "durable_lsn", "first_seq", "last_seq", "followers"}},
 };
 
 /* Bad values: each is wrong for some kinds. */
@@ -380,7 +499,7 @@ static bool bad_is_valid(char kind, int bad)
     return (kind == 's' && bad == BAD_STR) || (kind == 'B' && bad == BAD_BIN) ||
            (kind == 'b' && bad == BAD_TRUE) ||
            (kind == 't' && (bad == BAD_NIL || bad == BAD_TRUE)) ||
-           (kind == 'e' && bad == BAD_ARRAY);
+           ((kind == 'e' || kind == 'f' || kind == 'p') && bad == BAD_ARRAY);
 }
 
 static void pack_bad(msgpack_packer *pk, int bad)
@@ -433,6 +552,23 @@ static void pack_good(msgpack_packer *pk, char kind)
         break;
     case 'B':
         msgpack_pack_bin(pk, 0);
+        break;
+    case 'f': /* one side file ["a", 0, 0] */
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_str_with_body(pk, "a", 1);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_uint64(pk, 0);
+        break;
+    case 'p': /* one follower [0, "a", 0, 0, 0, 0, 0, 0, true] */
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_array(pk, 9);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_str_with_body(pk, "a", 1);
+        for (int k = 0; k < 6; k++) {
+            msgpack_pack_uint64(pk, 0);
+        }
+        msgpack_pack_true(pk);
         break;
     default: /* one entry [1, 1, bin ""] */
         msgpack_pack_array(pk, 1);
@@ -577,7 +713,7 @@ static void test_huge_counts_and_lengths(void **state)
 static void test_unknown_type_version_trailing(void **state)
 {
     (void)state;
-    static const uint64_t types[] = {0, 10, 15, 99, UINT32_MAX, UINT64_MAX};
+    static const uint64_t types[] = {0, 10, 15, 29, 31, 99, UINT32_MAX, UINT64_MAX};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
@@ -728,6 +864,180 @@ static void test_encode_invalid(void **state)
     expect_reject(nul, sizeof nul, 0, "NUL");
     static const uint8_t empty[1] = {0};
     assert_int_equal(rlog_msg_decode(empty, 0, 0, &m, NULL, 0), RLOG_EPROTO);
+}
+
+/* ---- segment shipping: checks beyond the field kinds ---------------------- */
+
+/* Packs [type, 1, nonce 9, gen 1, upto 1, files] where files holds `n`
+ * elements [name, 0, 0] with the given names. */
+static void pack_files_msg(msgpack_sbuffer *sb, const char *const *names, const size_t *lens, int n)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint64(&pk, RLOG_MSG_SHIP_FILES);
+    msgpack_pack_uint64(&pk, 1);
+    for (int k = 0; k < 3; k++) {
+        msgpack_pack_uint64(&pk, k == 0 ? 9 : 1);
+    }
+    msgpack_pack_array(&pk, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_str_with_body(&pk, names[i], lens[i]);
+        msgpack_pack_uint64(&pk, 0);
+        msgpack_pack_uint64(&pk, 0);
+    }
+}
+
+/* Side-file names: empty, with '/', with NUL, one byte too long are
+ * refused, and the error names the element's index; texts over 1024 bytes
+ * are refused; a file chunk past the file's size, segment bytes past the
+ * sealed end or overflowing the offset range are refused; the shipping
+ * arrays' counts are checked against the remaining bytes before anything
+ * is allocated. The encoder refuses each of these too. */
+static void test_ship_rejections(void **state)
+{
+    (void)state;
+    char toolong[RLOG_WIRE_NAME_MAX + 1];
+    memset(toolong, 'x', sizeof toolong);
+    const char *good = "snapshot-1.snap";
+    const struct {
+        const char *name;
+        size_t len;
+        const char *want;
+    } bad[] = {{"", 0, "empty name"},
+               {"../x", 4, "contains '/'"},
+               {"a\0b", 3, "NUL"},
+               {toolong, sizeof toolong, "exceed the maximum 255"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *names[2] = {good, bad[i].name};
+        size_t lens[2] = {strlen(good), bad[i].len};
+        msgpack_sbuffer sb;
+        pack_files_msg(&sb, names, lens, 2);
+        expect_reject(sb.data, sb.size, 0, "ship_files.files[1].name");
+        expect_reject(sb.data, sb.size, 0, bad[i].want);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* The longest name passes. */
+    const char *names[1] = {toolong};
+    size_t lens[1] = {RLOG_WIRE_NAME_MAX};
+    msgpack_sbuffer sb;
+    pack_files_msg(&sb, names, lens, 1);
+    rlog_msg m;
+    assert_int_equal(rlog_msg_decode(sb.data, sb.size, 0, &m, NULL, 0), 0);
+    assert_int_equal(strlen(m.u.ship_files.files[0].name), RLOG_WIRE_NAME_MAX);
+    rlog_msg_free(&m);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* An element of the wrong length. */
+    static const uint8_t elem2[] = {0x96, 0x14, 0x01, 9, 1, 1, 0x91, 0x92, 0xa1, 'a', 0, 0, 0};
+    expect_reject(elem2, sizeof elem2, 0, "ship_files.files[0].(element) at offset 7");
+    /* Counts far beyond the bytes: 2^32-1 files, 2^28 followers. */
+    static const uint8_t files_huge[] = {0x96, 0x14, 0x01, 9,    1,    1,   0xdd, 0xff,
+                                         0xff, 0xff, 0xff, 0x93, 0xa1, 'a', 0,    0};
+    expect_reject(files_huge, sizeof files_huge, 0, "count 4294967295 exceeds");
+    static const uint8_t peers_huge[] = {0x99, 0x1c, 0x01, 0, 0,    0, 0, 0, 0, 0xdd, 0x10, 0,
+                                         0,    0,    0x99, 0, 0xa0, 0, 0, 0, 0, 0,    0,    0xc3};
+    expect_reject(peers_huge, sizeof peers_huge, 0, "followers at offset 9: count 268435456");
+
+    /* A text one byte over the limit, in every message that has one. */
+    char text[RLOG_WIRE_TEXT_MAX + 2];
+    memset(text, 't', sizeof text);
+    text[RLOG_WIRE_TEXT_MAX + 1] = '\0';
+    static const int text_types[] = {RLOG_MSG_SHIP_REFUSE, RLOG_MSG_SHIP_TRUNCATE,
+                                     RLOG_MSG_SHIP_RESTART};
+    for (size_t i = 0; i < 3; i++) {
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        bool two = text_types[i] == RLOG_MSG_SHIP_RESTART;
+        msgpack_pack_array(&pk, two ? 4 : 5);
+        msgpack_pack_uint64(&pk, (uint64_t)text_types[i]);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_uint64(&pk, 9);
+        if (!two) {
+            msgpack_pack_uint64(&pk, 1);
+        }
+        msgpack_pack_str_with_body(&pk, text, RLOG_WIRE_TEXT_MAX + 1);
+        expect_reject(sb.data, sb.size, 0, "message");
+        msgpack_sbuffer_destroy(&sb);
+        rlog_msg e = {.type = text_types[i]};
+        e.u.ship_refuse.message = text; /* same place in refuse, truncate */
+        e.u.ship_truncate.message = text;
+        e.u.ship_restart.message = text;
+        void *buf;
+        size_t len;
+        assert_int_equal(rlog_msg_encode(&e, &buf, &len), RLOG_EINVAL);
+    }
+
+    /* ship_file_data: 5 bytes at offset 6 of a 10-byte file. */
+    rlog_msg fd = {.type = RLOG_MSG_SHIP_FILE_DATA};
+    fd.u.ship_file_data = (rlog_msg_ship_file_data){9, "a", 11, 1, 6, 5, sample_bytes};
+    void *buf;
+    size_t len;
+    encode_ok(&fd, &buf, &len);
+    /* Layout: 98 17 01 09 a1 'a' 0b 01 06 c4 05 <5 bytes> */
+    assert_int_equal(len, 16);
+    uint8_t *b = buf;
+    b[6] = 10; /* size 10 < 6 + 5 */
+    expect_reject(b, len, 0, "run past the file size 10");
+    b[6] = 5, b[8] = 0; /* offset 0 but size 5: fits */
+    assert_int_equal(rlog_msg_decode(b, len, 0, &m, NULL, 0), 0);
+    rlog_msg_free(&m);
+    b[8] = 6; /* offset 6 > size 5 */
+    expect_reject(b, len, 0, "data");
+    rlog_free(buf);
+    fd.u.ship_file_data.size = 10;
+    assert_int_equal(rlog_msg_encode(&fd, &buf, &len), RLOG_EINVAL);
+    fd.u.ship_file_data = (rlog_msg_ship_file_data){9, "a/b", 11, 1, 6, 5, sample_bytes};
+    assert_int_equal(rlog_msg_encode(&fd, &buf, &len), RLOG_EINVAL);
+    fd.u.ship_file_data = (rlog_msg_ship_file_data){9, "a", 11, 1, 6, 5, NULL};
+    assert_int_equal(rlog_msg_encode(&fd, &buf, &len), RLOG_EINVAL);
+
+    /* ship_data: 5 bytes at 64 of a segment sealed at 69. */
+    rlog_msg d = {.type = RLOG_MSG_SHIP_DATA};
+    d.u.ship_data = (rlog_msg_ship_data){9, 4, 300, 4096, 64, 69, 310, 1, 5, sample_bytes};
+    encode_ok(&d, &buf, &len);
+    /* Layout: 9b 18 01 09 04 cd 01 2c cd 10 00 40 45 cd 01 36 01 c4 05 <5> */
+    assert_int_equal(len, 24);
+    b = buf;
+    assert_int_equal(b[12], 69);
+    b[12] = 68;
+    expect_reject(b, len, 0, "run past the segment end 68");
+    rlog_free(buf);
+    d.u.ship_data.seg_end = 68;
+    assert_int_equal(rlog_msg_encode(&d, &buf, &len), RLOG_EINVAL);
+    d.u.ship_data.seg_end = 0;
+    d.u.ship_data.off = UINT64_MAX - 4; /* 5 bytes from there wrap */
+    assert_int_equal(rlog_msg_encode(&d, &buf, &len), RLOG_EINVAL);
+    d.u.ship_data.off = UINT64_MAX - 5;
+    encode_ok(&d, &buf, &len);
+    b = buf;
+    /* off is a uint64 (cf ff .. fa) at index 11..19: make it 2^64-2. */
+    assert_int_equal(b[11], 0xcf);
+    b[19] = 0xfe;
+    expect_reject(b, len, 0, "overflow");
+    rlog_free(buf);
+
+    /* Encoder: files and followers arrays without elements, bad names. */
+    rlog_msg f = {.type = RLOG_MSG_SHIP_FILES};
+    f.u.ship_files = (rlog_msg_ship_files){9, 1, 1, 2, NULL};
+    assert_int_equal(rlog_msg_encode(&f, &buf, &len), RLOG_EINVAL);
+    rlog_msg_ship_file bad_file = {"", 0, 0};
+    f.u.ship_files = (rlog_msg_ship_files){9, 1, 1, 1, &bad_file};
+    assert_int_equal(rlog_msg_encode(&f, &buf, &len), RLOG_EINVAL);
+    bad_file.name = NULL;
+    assert_int_equal(rlog_msg_encode(&f, &buf, &len), RLOG_EINVAL);
+    rlog_msg st = {.type = RLOG_MSG_SHIP_STATUS};
+    st.u.ship_status = (rlog_msg_ship_status){1, 1, 1, 1, 1, 1, 1, NULL};
+    assert_int_equal(rlog_msg_encode(&st, &buf, &len), RLOG_EINVAL);
+    rlog_msg_ship_peer bad_peer = {1, text, 0, 0, 0, 0, 0, 0, true};
+    st.u.ship_status = (rlog_msg_ship_status){1, 1, 1, 1, 1, 1, 1, &bad_peer};
+    assert_int_equal(rlog_msg_encode(&st, &buf, &len), RLOG_EINVAL);
+    rlog_msg q = {.type = RLOG_MSG_SHIP_FILE_REQ};
+    q.u.ship_file_req = (rlog_msg_ship_file_req){9, "", 0, 1};
+    assert_int_equal(rlog_msg_encode(&q, &buf, &len), RLOG_EINVAL);
 }
 
 /* ---- random mutations ----------------------------------------------------- */
@@ -902,6 +1212,7 @@ int main(void)
         cmocka_unit_test(test_integer_overflow),
         cmocka_unit_test(test_max_bytes),
         cmocka_unit_test(test_encode_invalid),
+        cmocka_unit_test(test_ship_rejections),
         cmocka_unit_test(test_random_mutations),
         cmocka_unit_test(test_bounded_memory),
     };

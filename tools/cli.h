@@ -88,6 +88,23 @@ int cli_cmd_verify(cli_args *a);
 int cli_cmd_dump(cli_args *a);
 int cli_cmd_stat(cli_args *a);
 int cli_cmd_sim(cli_args *a); /* tools/sim.c */
+int cli_cmd_ship(cli_args *a); /* tools/ship.c */
+
+/* ---- a shipping leader inside another command (rlog write --serve) ---- */
+typedef struct cli_server cli_server;
+/* Serves `log` on url (server id `id`); prints to stderr as "rlog WHO: ...". */
+int cli_server_start(cli_server **out, rlog_log *log, const char *url, uint64_t id,
+                     const char *who);
+/* Runs the leader's poll loop on a thread of its own. */
+int cli_server_run_thread(cli_server *s);
+/* Thread-safe: new durable records. */
+void cli_server_notify(cli_server *s);
+/* Waits up to timeout_ns until every connected follower, and at least
+ * min_followers, has the log's durable position. */
+void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns,
+                       uint64_t min_followers);
+/* Stops the thread, prints a last status, frees. */
+void cli_server_stop(cli_server *s, rlog_log *log);
 /* Usage text of one command (NULL: all) to f. */
 void cli_print_usage(FILE *f, const char *cmd);
 

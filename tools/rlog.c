@@ -21,16 +21,24 @@ typedef struct cli_command {
 static const cli_command cli_commands[] = {
     {"write", cli_cmd_write,
      "rlog write DIR --count N --size BYTES [--batch K] [--sync each|group|none]\n"
-     "           [--threads T] [--seed S] [--segment-size BYTES]",
-     "append N pattern records (creating the log if needed), print each durable LSN"},
+     "           [--threads T] [--seed S] [--segment-size BYTES]\n"
+     "           [--serve URL [--linger S] [--followers N] [--id N]]",
+     "append N pattern records (creating the log if needed), print each durable LSN;\n"
+     "    with --serve, also ship the log to followers (then wait up to --linger s for them)"},
     {"verify", cli_cmd_verify, "rlog verify DIR [--seed S]",
      "check a log read-only; exit 0 clean, 1 torn tail, 2 corrupt, 3 not a log"},
     {"dump", cli_cmd_dump, "rlog dump DIR [--from LSN] [--json]",
      "print one line per record (read-only)"},
     {"stat", cli_cmd_stat, "rlog stat DIR", "print the log's id, segments, positions and state"},
+    {"ship", cli_cmd_ship,
+     "rlog ship serve DIR --listen URL [--id N] [--interval MS]\n"
+     "       rlog ship follow DIR --leader URL [--id N] [--until LSN] [--interval MS]\n"
+     "       rlog ship status URL [--timeout MS]",
+     "serve a log to followers / keep DIR a byte-identical copy of a leader's log\n"
+     "    (prints durable LSNs) / ask a leader for its followers' positions"},
     {"sim", cli_cmd_sim,
      "rlog sim [--seed S | --seeds N [--from S]] [--steps K] [--crashes C]\n"
-     "         [--faults LIST] [--workload log|raft|all] [--jobs J] [--trace]",
+     "         [--faults LIST] [--workload log|raft|ship|all] [--jobs J] [--trace]",
      "run the deterministic crash simulator; print failing seeds with a replay command"},
 };
 #define CLI_NCOMMANDS (sizeof cli_commands / sizeof cli_commands[0])

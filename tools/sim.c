@@ -76,7 +76,7 @@ static int parse(cli_args *a, sim_args *s)
         return -1;
     }
     if (rlog_sim_parse_workloads(s->workload, &s->workloads) != 0) {
-        cli_usage_error("sim", "unknown workload '%s' (log, raft or all)", s->workload);
+        cli_usage_error("sim", "unknown workload '%s' (log, raft, ship or all)", s->workload);
         return -1;
     }
     if (s->one) {
@@ -109,6 +109,12 @@ static void add(totals *t, const rlog_sim_result *r)
     s->torn_cut += r->torn_cut;
     s->raft_seeds += r->raft_seeds;
     s->raft_ops += r->raft_ops;
+    s->ship_seeds += r->ship_seeds;
+    s->ship_leader_crashes += r->ship_leader_crashes;
+    s->ship_follower_crashes += r->ship_follower_crashes;
+    s->ship_resets += r->ship_resets;
+    s->ship_net_faults += r->ship_net_faults;
+    s->ship_bytes += r->ship_bytes;
     for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
         s->faults[i] += r->faults[i];
     s->trace_hash ^= r->trace_hash;
@@ -210,6 +216,11 @@ static void summary(const sim_args *s, const totals *t, double secs)
            r->recoveries, r->recovery_crashes, r->mid_op_crashes, r->corruption_detected,
            r->torn_cut);
     printf("raft_seeds=%" PRIu64 " raft_ops=%" PRIu64 "\n", r->raft_seeds, r->raft_ops);
+    if (r->ship_seeds)
+        printf("ship_seeds=%" PRIu64 " leader_crashes=%" PRIu64 " follower_crashes=%" PRIu64
+               " follower_resets=%" PRIu64 " net_faults=%" PRIu64 " shipped_bytes=%" PRIu64 "\n",
+               r->ship_seeds, r->ship_leader_crashes, r->ship_follower_crashes, r->ship_resets,
+               r->ship_net_faults, r->ship_bytes);
     printf("faults:");
     for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
         if (i != RLOG_SIMFS_FAULT_PROCESS_CRASH && i != RLOG_SIMFS_FAULT_POWER_LOSS)

@@ -41,6 +41,10 @@ typedef struct wr_conf {
     const char *dir;
     uint64_t count, size, batch, threads, seed, segment_size;
     rlog_sync_mode sync;
+    const char *serve;    /* --serve URL: also a shipping leader */
+    uint64_t linger;      /* --linger S: wait for followers at the end */
+    uint64_t followers;   /* --followers N: ... for at least N of them */
+    uint64_t id;          /* --id N: the leader's server id */
 } wr_conf;
 
 typedef struct wr_run wr_run;
@@ -69,6 +73,7 @@ struct wr_run {
     atomic_bool failed;
     uint64_t printed; /* last "durable" LSN printed (see file comment) */
     atomic_uint_fast64_t appended_records;
+    cli_server *server; /* --serve */
     /* progress on a terminal */
     bool progress;
     uint64_t start_ns;
@@ -92,6 +97,8 @@ static void wr_write_all(int fd, const char *s, size_t n)
  * by one party at a time (see the file comment). */
 static void wr_print_durable(wr_run *r, uint64_t lsn)
 {
+    if (r->server)
+        cli_server_notify(r->server);
     if (lsn <= r->printed)
         return;
     r->printed = lsn;
@@ -225,6 +232,8 @@ static int wr_parse(cli_args *a, wr_conf *c)
     c->threads = 1;
     c->seed = 1;
     c->sync = RLOG_SYNC_EACH;
+    c->linger = 10;
+    c->id = 1;
     for (; a->i < a->argc;) {
         const char *v = NULL;
         int r;
@@ -237,6 +246,10 @@ static int wr_parse(cli_args *a, wr_conf *c)
                    (r = cli_opt_u64(a, "--seed", &c->seed, 0, UINT64_MAX)) != 0 ||
                    (r = cli_opt_u64(a, "--segment-size", &c->segment_size, 4096, UINT32_MAX)) !=
                        0) {
+        } else if ((r = cli_opt(a, "--serve", &c->serve)) != 0 ||
+                   (r = cli_opt_u64(a, "--linger", &c->linger, 0, 86400)) != 0 ||
+                   (r = cli_opt_u64(a, "--followers", &c->followers, 0, 64)) != 0 ||
+                   (r = cli_opt_u64(a, "--id", &c->id, 1, UINT64_MAX)) != 0) {
         } else if ((r = cli_opt(a, "--sync", &v)) != 0) {
             if (r > 0 && strcmp(v, "each") == 0)
                 c->sync = RLOG_SYNC_EACH;
@@ -384,6 +397,16 @@ int cli_cmd_write(cli_args *a)
         wr_threads_free(&r, ts);
         return ex;
     }
+    if (r.c.serve) {
+        if (cli_server_start(&r.server, r.log, r.c.serve, r.c.id, "write") ||
+            cli_server_run_thread(r.server)) {
+            if (r.server)
+                cli_server_stop(r.server, r.log);
+            rlog_close(r.log);
+            wr_threads_free(&r, ts);
+            return CLI_EXIT_ERROR;
+        }
+    }
     pthread_mutex_init(&r.mu, NULL);
     rlog_positions pos;
     rlog_positions_get(r.log, &pos);
@@ -406,6 +429,10 @@ int cli_cmd_write(cli_args *a)
     if (r.progress)
         fprintf(stderr, "\r\033[K");
     wr_report(&r, ts, first_lsn, seconds);
+    if (r.server) {
+        cli_server_linger(r.server, r.log, r.c.linger * 1000000000ull, r.c.followers);
+        cli_server_stop(r.server, r.log);
+    }
     rv = rlog_close(r.log);
     if (rv && !atomic_load(&r.failed))
         wr_fail(&r, rv, r.next_lsn, "rlog_close", NULL);

@@ -26,12 +26,42 @@
  *   8 timeout_now                 term, last_log_index, last_log_term (uint64)
  *   9 redirect                    address str (<= 1024 bytes, no NUL), token uint64
  *
+ * Segment shipping (docs/shipping.md). "text" is a str of <= 1024 bytes
+ * without NUL; "name" a str of 1..255 bytes without NUL or '/'; "files" an
+ * array of [name, size uint64, crc uint32]; "peers" an array of [id uint64,
+ * name text, state uint32, durable, sent, lag_records, lag_bytes,
+ * bytes_sent (uint64), connected bool].
+ *   16 ship_start                 nonce, log_id, file_size, first_lsn, last_lsn,
+ *                                 seq, seg_first_lsn, end (uint64), sealed bool,
+ *                                 last_rec_off uint64, last_rec_crc uint32,
+ *                                 last_rec_lsn, window, max_message (uint64)
+ *   17 ship_refuse                nonce uint64, code uint32, message text
+ *   18 ship_truncate              nonce, lsn (uint64), message text
+ *   19 ship_accept                nonce, log_id (uint64), adopt bool, file_size,
+ *                                 seq, first_lsn, leader_durable, files_gen,
+ *                                 files_upto (uint64), files
+ *   20 ship_files                 nonce, gen, upto (uint64), files
+ *   21 ship_files_ok              nonce, gen (uint64)
+ *   22 ship_file_req              nonce uint64, name, offset, len (uint64)
+ *   23 ship_file_data             nonce uint64, name, size uint64, crc uint32,
+ *                                 offset uint64, data bin (offset + len <= size)
+ *   24 ship_data                  nonce, seq, seg_first_lsn, file_size, off,
+ *                                 seg_end, leader_durable, first_seq (uint64),
+ *                                 bytes bin
+ *                                 (off + len fits; seg_end 0 or >= off + len)
+ *   25 ship_ack                   nonce, recv_seq, recv_off, durable_seq,
+ *                                 durable_off, durable_lsn (uint64), flags uint32
+ *   26 ship_restart               nonce uint64, message text
+ *   27 ship_status_req            request_id uint64
+ *   28 ship_status                request_id, log_id, first_lsn, durable_lsn,
+ *                                 first_seq, last_seq (uint64), peers
+ *
  * Encoding uses msgpack-c's packer (smallest format for every value).
  * Decoding does not use msgpack-c's unpacker (it reserves memory for an
  * array header's claimed size before reading the elements): a fixed-schema
  * reader walks the raw bytes, checks every length and count against the
  * bytes that remain, and allocates at most one block of O(len) bytes (the
- * entries array, or the address copy).
+ * entries array, a string copy, or a shipping array with its names).
  */
 #include "transport/codec.h"
 
@@ -47,6 +77,18 @@
 /* ------------------------------------------------------------------------
  * Names
  * ---------------------------------------------------------------------- */
+
+static const char *ship_type_name(int type)
+{
+    static const char *const names[] = {
+        "ship_start",    "ship_refuse",     "ship_truncate",  "ship_accept", "ship_files",
+        "ship_files_ok", "ship_file_req",   "ship_file_data", "ship_data",   "ship_ack",
+        "ship_restart",  "ship_status_req", "ship_status"};
+    if (type >= RLOG_MSG_SHIP_START && type <= RLOG_MSG_SHIP_STATUS) {
+        return names[type - RLOG_MSG_SHIP_START];
+    }
+    return "unknown";
+}
 
 const char *rlog_msg_type_name(int type)
 {
@@ -70,7 +112,7 @@ const char *rlog_msg_type_name(int type)
     case RLOG_MSG_REDIRECT:
         return "redirect";
     default:
-        return "unknown";
+        return ship_type_name(type);
     }
 }
 
@@ -96,6 +138,28 @@ static unsigned codec_nfields(uint64_t type)
         return 3;
     case RLOG_MSG_REDIRECT:
         return 2;
+    case RLOG_MSG_SHIP_START:
+        return 14;
+    case RLOG_MSG_SHIP_REFUSE:
+    case RLOG_MSG_SHIP_TRUNCATE:
+        return 3;
+    case RLOG_MSG_SHIP_ACCEPT:
+        return 10;
+    case RLOG_MSG_SHIP_FILES:
+    case RLOG_MSG_SHIP_FILE_REQ:
+        return 4;
+    case RLOG_MSG_SHIP_FILES_OK:
+    case RLOG_MSG_SHIP_RESTART:
+        return 2;
+    case RLOG_MSG_SHIP_FILE_DATA:
+        return 6;
+    case RLOG_MSG_SHIP_DATA:
+        return 9;
+    case RLOG_MSG_SHIP_ACK:
+    case RLOG_MSG_SHIP_STATUS:
+        return 7;
+    case RLOG_MSG_SHIP_STATUS_REQ:
+        return 1;
     default:
         return 0;
     }
@@ -242,6 +306,216 @@ static int enc_three(msgpack_packer *pk, uint64_t a, uint64_t b, uint64_t c)
     return enc_u64s(pk, u, 3) ? RLOG_ENOMEM : 0;
 }
 
+/* ---- segment shipping ---- */
+
+/* A text (name = false: <= RLOG_WIRE_TEXT_MAX bytes) or a side-file name
+ * (name = true: 1..RLOG_WIRE_NAME_MAX bytes, no '/'). *rc receives the
+ * packer's result; returns RLOG_EINVAL for a string the decoder refuses. */
+static int enc_text(msgpack_packer *pk, const char *s, bool name, int *rc)
+{
+    if (s == NULL) {
+        return RLOG_EINVAL;
+    }
+    size_t max = name ? RLOG_WIRE_NAME_MAX : RLOG_WIRE_TEXT_MAX;
+    size_t len = strnlen(s, max + 1);
+    if (len > max || (name && (len == 0 || memchr(s, '/', len) != NULL))) {
+        return RLOG_EINVAL;
+    }
+    *rc |= msgpack_pack_str(pk, len);
+    if (len > 0) {
+        *rc |= msgpack_pack_str_body(pk, s, len);
+    }
+    return 0;
+}
+
+static int enc_files(msgpack_packer *pk, uint32_t n, const rlog_msg_ship_file *f, int *rc)
+{
+    if (n > 0 && f == NULL) {
+        return RLOG_EINVAL;
+    }
+    *rc |= msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        *rc |= msgpack_pack_array(pk, 3);
+        if (enc_text(pk, f[i].name, true, rc)) {
+            return RLOG_EINVAL;
+        }
+        *rc |= msgpack_pack_uint64(pk, f[i].size);
+        *rc |= msgpack_pack_uint32(pk, f[i].crc);
+    }
+    return 0;
+}
+
+static int enc_ship_start(msgpack_packer *pk, const rlog_msg_ship_start *s)
+{
+    uint64_t u[8] = {s->nonce,    s->log_id, s->file_size,     s->first_lsn,
+                     s->last_lsn, s->seq,    s->seg_first_lsn, s->end};
+    int rc = enc_u64s(pk, u, 8);
+    rc |= enc_bool(pk, s->sealed);
+    rc |= msgpack_pack_uint64(pk, s->last_rec_off);
+    rc |= msgpack_pack_uint32(pk, s->last_rec_crc);
+    uint64_t v[3] = {s->last_rec_lsn, s->window, s->max_message};
+    rc |= enc_u64s(pk, v, 3);
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+/* nonce, one uint64 or uint32 (`u32` picks), then a text. */
+static int enc_num_text(msgpack_packer *pk, uint64_t nonce, uint64_t v, bool u32, const char *text)
+{
+    int rc = msgpack_pack_uint64(pk, nonce);
+    rc |= u32 ? msgpack_pack_uint32(pk, (uint32_t)v) : msgpack_pack_uint64(pk, v);
+    if (enc_text(pk, text, false, &rc)) {
+        return RLOG_EINVAL;
+    }
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_ship_accept(msgpack_packer *pk, const rlog_msg_ship_accept *a)
+{
+    uint64_t u[2] = {a->nonce, a->log_id};
+    uint64_t v[6] = {a->file_size,      a->seq,       a->first_lsn,
+                     a->leader_durable, a->files_gen, a->files_upto};
+    int rc = enc_u64s(pk, u, 2);
+    rc |= enc_bool(pk, a->adopt);
+    rc |= enc_u64s(pk, v, 6);
+    if (enc_files(pk, a->n_files, a->files, &rc)) {
+        return RLOG_EINVAL;
+    }
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_ship_files(msgpack_packer *pk, const rlog_msg_ship_files *f)
+{
+    uint64_t u[3] = {f->nonce, f->gen, f->upto};
+    int rc = enc_u64s(pk, u, 3);
+    if (enc_files(pk, f->n_files, f->files, &rc)) {
+        return RLOG_EINVAL;
+    }
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_ship_file_req(msgpack_packer *pk, const rlog_msg_ship_file_req *q)
+{
+    int rc = msgpack_pack_uint64(pk, q->nonce);
+    if (enc_text(pk, q->name, true, &rc)) {
+        return RLOG_EINVAL;
+    }
+    rc |= msgpack_pack_uint64(pk, q->offset);
+    rc |= msgpack_pack_uint64(pk, q->len);
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_ship_file_data(msgpack_packer *pk, const rlog_msg_ship_file_data *d)
+{
+    if ((d->len > 0 && d->data == NULL) || d->len > UINT32_MAX) {
+        return RLOG_EINVAL;
+    }
+    if (d->offset > d->size || d->len > d->size - d->offset) {
+        return RLOG_EINVAL;
+    }
+    int rc = msgpack_pack_uint64(pk, d->nonce);
+    if (enc_text(pk, d->name, true, &rc)) {
+        return RLOG_EINVAL;
+    }
+    rc |= msgpack_pack_uint64(pk, d->size);
+    rc |= msgpack_pack_uint32(pk, d->crc);
+    rc |= msgpack_pack_uint64(pk, d->offset);
+    rc |= enc_bin(pk, d->data, d->len);
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_ship_data(msgpack_packer *pk, const rlog_msg_ship_data *d)
+{
+    if ((d->len > 0 && d->bytes == NULL) || d->len > UINT32_MAX) {
+        return RLOG_EINVAL;
+    }
+    if (d->len > UINT64_MAX - d->off || (d->seg_end != 0 && d->off + d->len > d->seg_end)) {
+        return RLOG_EINVAL;
+    }
+    uint64_t u[8] = {d->nonce, d->seq,     d->seg_first_lsn,  d->file_size,
+                     d->off,   d->seg_end, d->leader_durable, d->first_seq};
+    int rc = enc_u64s(pk, u, 8);
+    rc |= enc_bin(pk, d->bytes, d->len);
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_ship_ack(msgpack_packer *pk, const rlog_msg_ship_ack *a)
+{
+    uint64_t u[6] = {a->nonce,       a->recv_seq,    a->recv_off,
+                     a->durable_seq, a->durable_off, a->durable_lsn};
+    int rc = enc_u64s(pk, u, 6);
+    rc |= msgpack_pack_uint32(pk, a->flags);
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_ship_status(msgpack_packer *pk, const rlog_msg_ship_status *s)
+{
+    if (s->n_followers > 0 && s->followers == NULL) {
+        return RLOG_EINVAL;
+    }
+    uint64_t u[6] = {s->request_id,  s->log_id,    s->first_lsn,
+                     s->durable_lsn, s->first_seq, s->last_seq};
+    int rc = enc_u64s(pk, u, 6);
+    rc |= msgpack_pack_array(pk, s->n_followers);
+    for (uint32_t i = 0; i < s->n_followers; i++) {
+        const rlog_msg_ship_peer *p = &s->followers[i];
+        rc |= msgpack_pack_array(pk, 9);
+        rc |= msgpack_pack_uint64(pk, p->id);
+        if (enc_text(pk, p->name, false, &rc)) {
+            return RLOG_EINVAL;
+        }
+        rc |= msgpack_pack_uint32(pk, p->state);
+        uint64_t v[5] = {p->durable, p->sent, p->lag_records, p->lag_bytes, p->bytes_sent};
+        rc |= enc_u64s(pk, v, 5);
+        rc |= enc_bool(pk, p->connected);
+    }
+    return rc ? RLOG_ENOMEM : 0;
+}
+
+static int enc_ship(msgpack_packer *pk, const rlog_msg *m)
+{
+    switch (m->type) {
+    case RLOG_MSG_SHIP_START:
+        return enc_ship_start(pk, &m->u.ship_start);
+    case RLOG_MSG_SHIP_REFUSE: {
+        const rlog_msg_ship_refuse *r = &m->u.ship_refuse;
+        return enc_num_text(pk, r->nonce, r->code, true, r->message);
+    }
+    case RLOG_MSG_SHIP_TRUNCATE: {
+        const rlog_msg_ship_truncate *t = &m->u.ship_truncate;
+        return enc_num_text(pk, t->nonce, t->lsn, false, t->message);
+    }
+    case RLOG_MSG_SHIP_ACCEPT:
+        return enc_ship_accept(pk, &m->u.ship_accept);
+    case RLOG_MSG_SHIP_FILES:
+        return enc_ship_files(pk, &m->u.ship_files);
+    case RLOG_MSG_SHIP_FILES_OK: {
+        uint64_t u[2] = {m->u.ship_files_ok.nonce, m->u.ship_files_ok.gen};
+        return enc_u64s(pk, u, 2) ? RLOG_ENOMEM : 0;
+    }
+    case RLOG_MSG_SHIP_FILE_REQ:
+        return enc_ship_file_req(pk, &m->u.ship_file_req);
+    case RLOG_MSG_SHIP_FILE_DATA:
+        return enc_ship_file_data(pk, &m->u.ship_file_data);
+    case RLOG_MSG_SHIP_DATA:
+        return enc_ship_data(pk, &m->u.ship_data);
+    case RLOG_MSG_SHIP_ACK:
+        return enc_ship_ack(pk, &m->u.ship_ack);
+    case RLOG_MSG_SHIP_RESTART: {
+        int rc = msgpack_pack_uint64(pk, m->u.ship_restart.nonce);
+        if (enc_text(pk, m->u.ship_restart.message, false, &rc)) {
+            return RLOG_EINVAL;
+        }
+        return rc ? RLOG_ENOMEM : 0;
+    }
+    case RLOG_MSG_SHIP_STATUS_REQ:
+        return msgpack_pack_uint64(pk, m->u.ship_status_req.request_id) ? RLOG_ENOMEM : 0;
+    case RLOG_MSG_SHIP_STATUS:
+        return enc_ship_status(pk, &m->u.ship_status);
+    default:
+        return RLOG_EINVAL;
+    }
+}
+
 static int enc_body(msgpack_packer *pk, const rlog_msg *m)
 {
     switch (m->type) {
@@ -276,7 +550,7 @@ static int enc_body(msgpack_packer *pk, const rlog_msg *m)
         return rc ? RLOG_ENOMEM : 0;
     }
     default:
-        return RLOG_EINVAL;
+        return enc_ship(pk, m);
     }
 }
 
@@ -292,6 +566,16 @@ static size_t enc_estimate(const rlog_msg *m)
         }
     } else if (m->type == RLOG_MSG_INSTALL_SNAPSHOT) {
         n += m->u.install_snapshot.conf_len + m->u.install_snapshot.chunk_len;
+    } else if (m->type == RLOG_MSG_SHIP_DATA) {
+        n += m->u.ship_data.len;
+    } else if (m->type == RLOG_MSG_SHIP_FILE_DATA) {
+        n += m->u.ship_file_data.len + RLOG_WIRE_NAME_MAX;
+    } else if (m->type == RLOG_MSG_SHIP_ACCEPT || m->type == RLOG_MSG_SHIP_FILES) {
+        uint32_t nf =
+            m->type == RLOG_MSG_SHIP_ACCEPT ? m->u.ship_accept.n_files : m->u.ship_files.n_files;
+        n += (size_t)nf * 48;
+    } else if (m->type == RLOG_MSG_SHIP_STATUS) {
+        n += (size_t)m->u.ship_status.n_followers * 96;
     }
     return n;
 }
@@ -338,9 +622,10 @@ typedef struct codec_rd {
     size_t len;
     size_t off;
     const char *msg; /* message name, for errors */
-    long entry;      /* entry index for errors; -1 = not inside an entry */
+    long entry;      /* element index for errors; -1 = not inside an array */
     char *err;
     size_t errcap;
+    const char *array; /* name of the array `entry` indexes, for errors */
 } codec_rd;
 
 #if defined(__GNUC__)
@@ -359,8 +644,8 @@ static int rd_fail(codec_rd *r, size_t at, const char *field, const char *fmt, .
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (r->entry >= 0) {
-        snprintf(r->err, r->errcap, "%s.entries[%ld].%s at offset %zu: %s", r->msg, r->entry, field,
-                 at, what);
+        snprintf(r->err, r->errcap, "%s.%s[%ld].%s at offset %zu: %s", r->msg, r->array, r->entry,
+                 field, at, what);
     } else {
         snprintf(r->err, r->errcap, "%s.%s at offset %zu: %s", r->msg, field, at, what);
     }
@@ -801,6 +1086,342 @@ static int dec_three(codec_rd *r, const char *n0, const char *n1, const char *n2
     return rd_u64s(r, names, out, 3);
 }
 
+/* ---- segment shipping ---- */
+
+/* A text (name = false) or a side-file name (name = true), checked like
+ * enc_text; *p points into the input (not NUL-terminated). */
+static int dec_text(codec_rd *r, const char *field, bool name, const void **p, size_t *len)
+{
+    size_t at = r->off;
+    if (rd_str(r, field, p, len)) {
+        return RLOG_EPROTO;
+    }
+    size_t max = name ? RLOG_WIRE_NAME_MAX : RLOG_WIRE_TEXT_MAX;
+    if (*len > max) {
+        return rd_fail(r, at, field, "%zu bytes exceed the maximum %zu", *len, max);
+    }
+    if (name && *len == 0) {
+        return rd_fail(r, at, field, "empty name");
+    }
+    if (*len > 0 && memchr(*p, 0, *len) != NULL) {
+        return rd_fail(r, at, field, "contains a NUL byte");
+    }
+    if (name && memchr(*p, '/', *len) != NULL) {
+        return rd_fail(r, at, field, "contains '/'");
+    }
+    return 0;
+}
+
+/* Copies len bytes at p NUL-terminated to *dst and advances it. */
+static const char *dec_put_str(char **dst, const void *p, size_t len)
+{
+    char *s = *dst;
+    if (len > 0) {
+        memcpy(s, p, len);
+    }
+    s[len] = '\0';
+    *dst = s + len + 1;
+    return s;
+}
+
+/* The header of a shipping array `field` whose elements take at least
+ * `min` bytes; allocates m->alloc_ for *n elements of `elem` bytes plus
+ * their strings (at most the remaining bytes + one NUL each). */
+static int dec_array_block(codec_rd *r, rlog_msg *m, const char *field, size_t min, size_t elem,
+                           uint32_t *n, void **items, char **strs)
+{
+    size_t at = r->off;
+    if (rd_array(r, field, n)) {
+        return RLOG_EPROTO;
+    }
+    size_t cap = rd_left(r) / min;
+    if (*n > cap) {
+        return rd_fail(r, at, field,
+                       "count %" PRIu32 " exceeds the %zu elements that the %zu remaining bytes "
+                       "can hold",
+                       *n, cap, rd_left(r));
+    }
+    *items = NULL;
+    if (*n == 0) {
+        return 0;
+    }
+    char *block = malloc((size_t)*n * elem + rd_left(r) + *n);
+    if (block == NULL) {
+        return RLOG_ENOMEM;
+    }
+    m->alloc_ = block;
+    *items = block;
+    *strs = block + (size_t)*n * elem;
+    r->array = field;
+    return 0;
+}
+
+/* One element header: an array of exactly `want` elements. */
+static int dec_elem(codec_rd *r, uint32_t want)
+{
+    size_t at = r->off;
+    uint32_t n;
+    if (rd_array(r, "(element)", &n)) {
+        return RLOG_EPROTO;
+    }
+    if (n != want) {
+        return rd_fail(r, at, "(element)", "array of %" PRIu32 " elements; it has %" PRIu32, n,
+                       want);
+    }
+    return 0;
+}
+
+static int dec_files(codec_rd *r, rlog_msg *m, uint32_t *n_out, const rlog_msg_ship_file **out)
+{
+    uint32_t n;
+    void *items;
+    char *strs = NULL;
+    int rc = dec_array_block(r, m, "files", RLOG_WIRE_SHIP_FILE_MIN_BYTES,
+                             sizeof(rlog_msg_ship_file), &n, &items, &strs);
+    if (rc != 0 || n == 0) {
+        return rc;
+    }
+    rlog_msg_ship_file *f = items;
+    for (uint32_t i = 0; i < n; i++) {
+        r->entry = (long)i;
+        const void *p;
+        size_t len;
+        if (dec_elem(r, 3) || dec_text(r, "name", true, &p, &len) ||
+            rd_u64(r, "size", &f[i].size) || rd_u32(r, "crc", &f[i].crc)) {
+            return RLOG_EPROTO;
+        }
+        f[i].name = dec_put_str(&strs, p, len);
+    }
+    r->entry = -1;
+    *n_out = n;
+    *out = f;
+    return 0;
+}
+
+static int dec_peers(codec_rd *r, rlog_msg *m, uint32_t *n_out, const rlog_msg_ship_peer **out)
+{
+    uint32_t n;
+    void *items;
+    char *strs = NULL;
+    int rc = dec_array_block(r, m, "followers", RLOG_WIRE_SHIP_PEER_MIN_BYTES,
+                             sizeof(rlog_msg_ship_peer), &n, &items, &strs);
+    if (rc != 0 || n == 0) {
+        return rc;
+    }
+    rlog_msg_ship_peer *p = items;
+    static const char *const names[] = {"durable", "sent", "lag_records", "lag_bytes",
+                                        "bytes_sent"};
+    for (uint32_t i = 0; i < n; i++) {
+        r->entry = (long)i;
+        const void *s;
+        size_t len;
+        uint64_t *const v[] = {&p[i].durable, &p[i].sent, &p[i].lag_records, &p[i].lag_bytes,
+                               &p[i].bytes_sent};
+        if (dec_elem(r, 9) || rd_u64(r, "id", &p[i].id) || dec_text(r, "name", false, &s, &len) ||
+            rd_u32(r, "state", &p[i].state) || rd_u64s(r, names, v, 5) ||
+            rd_bool(r, "connected", &p[i].connected)) {
+            return RLOG_EPROTO;
+        }
+        p[i].name = dec_put_str(&strs, s, len);
+    }
+    r->entry = -1;
+    *n_out = n;
+    *out = p;
+    return 0;
+}
+
+static int dec_ship_start(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_ship_start *s = &m->u.ship_start;
+    static const char *const names[] = {"nonce",    "log_id", "file_size",     "first_lsn",
+                                        "last_lsn", "seq",    "seg_first_lsn", "end"};
+    uint64_t *const out[] = {&s->nonce,    &s->log_id, &s->file_size,     &s->first_lsn,
+                             &s->last_lsn, &s->seq,    &s->seg_first_lsn, &s->end};
+    if (rd_u64s(r, names, out, 8) || rd_bool(r, "sealed", &s->sealed) ||
+        rd_u64(r, "last_rec_off", &s->last_rec_off) ||
+        rd_u32(r, "last_rec_crc", &s->last_rec_crc) ||
+        rd_u64(r, "last_rec_lsn", &s->last_rec_lsn) || rd_u64(r, "window", &s->window) ||
+        rd_u64(r, "max_message", &s->max_message)) {
+        return RLOG_EPROTO;
+    }
+    return 0;
+}
+
+/* nonce, a number (uint32 when `u32`), a text copied into m->alloc_. */
+static int dec_num_text(codec_rd *r, rlog_msg *m, const char *num, bool u32, uint64_t *nonce,
+                        uint64_t *v, const char **text)
+{
+    const void *p;
+    size_t len;
+    if (rd_u64(r, "nonce", nonce) || rd_uint(r, num, u32 ? UINT32_MAX : UINT64_MAX, v) ||
+        dec_text(r, "message", false, &p, &len)) {
+        return RLOG_EPROTO;
+    }
+    return dec_copy(m, p, len, text);
+}
+
+static int dec_ship_accept(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_ship_accept *a = &m->u.ship_accept;
+    static const char *const names[] = {"file_size",      "seq",       "first_lsn",
+                                        "leader_durable", "files_gen", "files_upto"};
+    uint64_t *const out[] = {&a->file_size,      &a->seq,       &a->first_lsn,
+                             &a->leader_durable, &a->files_gen, &a->files_upto};
+    if (rd_u64(r, "nonce", &a->nonce) || rd_u64(r, "log_id", &a->log_id) ||
+        rd_bool(r, "adopt", &a->adopt) || rd_u64s(r, names, out, 6)) {
+        return RLOG_EPROTO;
+    }
+    return dec_files(r, m, &a->n_files, &a->files);
+}
+
+static int dec_ship_files(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_ship_files *f = &m->u.ship_files;
+    static const char *const names[] = {"nonce", "gen", "upto"};
+    uint64_t *const out[] = {&f->nonce, &f->gen, &f->upto};
+    if (rd_u64s(r, names, out, 3)) {
+        return RLOG_EPROTO;
+    }
+    return dec_files(r, m, &f->n_files, &f->files);
+}
+
+static int dec_ship_file_req(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_ship_file_req *q = &m->u.ship_file_req;
+    const void *p;
+    size_t len;
+    if (rd_u64(r, "nonce", &q->nonce) || dec_text(r, "name", true, &p, &len) ||
+        rd_u64(r, "offset", &q->offset) || rd_u64(r, "len", &q->len)) {
+        return RLOG_EPROTO;
+    }
+    return dec_copy(m, p, len, &q->name);
+}
+
+static int dec_ship_file_data(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_ship_file_data *d = &m->u.ship_file_data;
+    const void *p;
+    size_t len;
+    if (rd_u64(r, "nonce", &d->nonce) || dec_text(r, "name", true, &p, &len) ||
+        rd_u64(r, "size", &d->size) || rd_u32(r, "crc", &d->crc) ||
+        rd_u64(r, "offset", &d->offset)) {
+        return RLOG_EPROTO;
+    }
+    size_t at = r->off;
+    if (rd_bin(r, "data", &d->data, &d->len)) {
+        return RLOG_EPROTO;
+    }
+    if (d->offset > d->size || d->len > d->size - d->offset) {
+        return rd_fail(r, at, "data",
+                       "offset %" PRIu64 " + %zu bytes run past the file size %" PRIu64, d->offset,
+                       d->len, d->size);
+    }
+    return dec_copy(m, p, len, &d->name);
+}
+
+static int dec_ship_data(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_ship_data *d = &m->u.ship_data;
+    static const char *const names[] = {"nonce", "seq",     "seg_first_lsn",  "file_size",
+                                        "off",   "seg_end", "leader_durable", "first_seq"};
+    uint64_t *const out[] = {&d->nonce, &d->seq,     &d->seg_first_lsn,  &d->file_size,
+                             &d->off,   &d->seg_end, &d->leader_durable, &d->first_seq};
+    if (rd_u64s(r, names, out, 8)) {
+        return RLOG_EPROTO;
+    }
+    size_t at = r->off;
+    if (rd_bin(r, "bytes", &d->bytes, &d->len)) {
+        return RLOG_EPROTO;
+    }
+    if (d->len > UINT64_MAX - d->off) {
+        return rd_fail(r, at, "bytes", "offset %" PRIu64 " + %zu bytes overflow", d->off, d->len);
+    }
+    if (d->seg_end != 0 && d->off + d->len > d->seg_end) {
+        return rd_fail(r, at, "bytes",
+                       "offset %" PRIu64 " + %zu bytes run past the segment end %" PRIu64, d->off,
+                       d->len, d->seg_end);
+    }
+    return 0;
+}
+
+static int dec_ship_ack(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_ship_ack *a = &m->u.ship_ack;
+    static const char *const names[] = {"nonce",       "recv_seq",    "recv_off",
+                                        "durable_seq", "durable_off", "durable_lsn"};
+    uint64_t *const out[] = {&a->nonce,       &a->recv_seq,    &a->recv_off,
+                             &a->durable_seq, &a->durable_off, &a->durable_lsn};
+    if (rd_u64s(r, names, out, 6) || rd_u32(r, "flags", &a->flags)) {
+        return RLOG_EPROTO;
+    }
+    return 0;
+}
+
+static int dec_ship_status(codec_rd *r, rlog_msg *m)
+{
+    rlog_msg_ship_status *s = &m->u.ship_status;
+    static const char *const names[] = {"request_id",  "log_id",    "first_lsn",
+                                        "durable_lsn", "first_seq", "last_seq"};
+    uint64_t *const out[] = {&s->request_id,  &s->log_id,    &s->first_lsn,
+                             &s->durable_lsn, &s->first_seq, &s->last_seq};
+    if (rd_u64s(r, names, out, 6)) {
+        return RLOG_EPROTO;
+    }
+    return dec_peers(r, m, &s->n_followers, &s->followers);
+}
+
+static int dec_ship(codec_rd *r, rlog_msg *m, uint64_t type)
+{
+    switch (type) {
+    case RLOG_MSG_SHIP_START:
+        return dec_ship_start(r, m);
+    case RLOG_MSG_SHIP_REFUSE: {
+        rlog_msg_ship_refuse *x = &m->u.ship_refuse;
+        uint64_t code = 0;
+        int rc = dec_num_text(r, m, "code", true, &x->nonce, &code, &x->message);
+        x->code = (uint32_t)code;
+        return rc;
+    }
+    case RLOG_MSG_SHIP_TRUNCATE: {
+        rlog_msg_ship_truncate *x = &m->u.ship_truncate;
+        return dec_num_text(r, m, "lsn", false, &x->nonce, &x->lsn, &x->message);
+    }
+    case RLOG_MSG_SHIP_ACCEPT:
+        return dec_ship_accept(r, m);
+    case RLOG_MSG_SHIP_FILES:
+        return dec_ship_files(r, m);
+    case RLOG_MSG_SHIP_FILES_OK:
+        return rd_u64(r, "nonce", &m->u.ship_files_ok.nonce) ||
+                       rd_u64(r, "gen", &m->u.ship_files_ok.gen)
+                   ? RLOG_EPROTO
+                   : 0;
+    case RLOG_MSG_SHIP_FILE_REQ:
+        return dec_ship_file_req(r, m);
+    case RLOG_MSG_SHIP_FILE_DATA:
+        return dec_ship_file_data(r, m);
+    case RLOG_MSG_SHIP_DATA:
+        return dec_ship_data(r, m);
+    case RLOG_MSG_SHIP_ACK:
+        return dec_ship_ack(r, m);
+    case RLOG_MSG_SHIP_RESTART: {
+        const void *p;
+        size_t len;
+        if (rd_u64(r, "nonce", &m->u.ship_restart.nonce) ||
+            dec_text(r, "message", false, &p, &len)) {
+            return RLOG_EPROTO;
+        }
+        return dec_copy(m, p, len, &m->u.ship_restart.message);
+    }
+    case RLOG_MSG_SHIP_STATUS_REQ:
+        return rd_u64(r, "request_id", &m->u.ship_status_req.request_id);
+    case RLOG_MSG_SHIP_STATUS:
+        return dec_ship_status(r, m);
+    default: /* dec_header admitted only known types */
+        assert(0);
+        return RLOG_EPROTO;
+    }
+}
+
 static int dec_body(codec_rd *r, rlog_msg *m, uint64_t type)
 {
     switch (type) {
@@ -831,9 +1452,8 @@ static int dec_body(codec_rd *r, rlog_msg *m, uint64_t type)
     }
     case RLOG_MSG_REDIRECT:
         return dec_redirect(r, m);
-    default: /* dec_header admitted only known types */
-        assert(0);
-        return RLOG_EPROTO;
+    default:
+        return dec_ship(r, m, type);
     }
 }
 
@@ -882,7 +1502,7 @@ int rlog_msg_decode(const void *buf, size_t len, size_t max_bytes, rlog_msg *out
     if (err != NULL && errcap > 0) {
         err[0] = '\0';
     }
-    codec_rd r = {buf, len, 0, "message", -1, err, errcap};
+    codec_rd r = {buf, len, 0, "message", -1, err, errcap, "entries"};
     if (max_bytes == 0) {
         max_bytes = RLOG_WIRE_MAX_BYTES_DEFAULT;
     }
@@ -960,6 +1580,125 @@ static bool eq_hello(const rlog_msg_hello *a, const rlog_msg_hello *b)
            strcmp(a->address, b->address) == 0;
 }
 
+static bool str_equal(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+static bool eq_files(uint32_t na, const rlog_msg_ship_file *a, uint32_t nb,
+                     const rlog_msg_ship_file *b)
+{
+    if (na != nb) {
+        return false;
+    }
+    for (uint32_t i = 0; i < na; i++) {
+        if (!str_equal(a[i].name, b[i].name) || a[i].size != b[i].size || a[i].crc != b[i].crc) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool eq_peer(const rlog_msg_ship_peer *a, const rlog_msg_ship_peer *b)
+{
+    return a->id == b->id && str_equal(a->name, b->name) && a->state == b->state &&
+           a->durable == b->durable && a->sent == b->sent && a->lag_records == b->lag_records &&
+           a->lag_bytes == b->lag_bytes && a->bytes_sent == b->bytes_sent &&
+           a->connected == b->connected;
+}
+
+static bool eq_ship_start(const rlog_msg_ship_start *a, const rlog_msg_ship_start *b)
+{
+    return a->nonce == b->nonce && a->log_id == b->log_id && a->file_size == b->file_size &&
+           a->first_lsn == b->first_lsn && a->last_lsn == b->last_lsn && a->seq == b->seq &&
+           a->seg_first_lsn == b->seg_first_lsn && a->end == b->end && a->sealed == b->sealed &&
+           a->last_rec_off == b->last_rec_off && a->last_rec_crc == b->last_rec_crc &&
+           a->last_rec_lsn == b->last_rec_lsn && a->window == b->window &&
+           a->max_message == b->max_message;
+}
+
+static bool eq_ship_accept(const rlog_msg_ship_accept *a, const rlog_msg_ship_accept *b)
+{
+    return a->nonce == b->nonce && a->log_id == b->log_id && a->adopt == b->adopt &&
+           a->file_size == b->file_size && a->seq == b->seq && a->first_lsn == b->first_lsn &&
+           a->leader_durable == b->leader_durable && a->files_gen == b->files_gen &&
+           a->files_upto == b->files_upto && eq_files(a->n_files, a->files, b->n_files, b->files);
+}
+
+static bool eq_ship_status(const rlog_msg_ship_status *a, const rlog_msg_ship_status *b)
+{
+    if (a->request_id != b->request_id || a->log_id != b->log_id || a->first_lsn != b->first_lsn ||
+        a->durable_lsn != b->durable_lsn || a->first_seq != b->first_seq ||
+        a->last_seq != b->last_seq || a->n_followers != b->n_followers) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->n_followers; i++) {
+        if (!eq_peer(&a->followers[i], &b->followers[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool eq_ship(const rlog_msg *x, const rlog_msg *y)
+{
+    const rlog_msg_ship_file_data *fa = &x->u.ship_file_data, *fb = &y->u.ship_file_data;
+    const rlog_msg_ship_data *da = &x->u.ship_data, *db = &y->u.ship_data;
+    const rlog_msg_ship_ack *aa = &x->u.ship_ack, *ab = &y->u.ship_ack;
+    switch (x->type) {
+    case RLOG_MSG_SHIP_START:
+        return eq_ship_start(&x->u.ship_start, &y->u.ship_start);
+    case RLOG_MSG_SHIP_REFUSE:
+        return x->u.ship_refuse.nonce == y->u.ship_refuse.nonce &&
+               x->u.ship_refuse.code == y->u.ship_refuse.code &&
+               str_equal(x->u.ship_refuse.message, y->u.ship_refuse.message);
+    case RLOG_MSG_SHIP_TRUNCATE:
+        return x->u.ship_truncate.nonce == y->u.ship_truncate.nonce &&
+               x->u.ship_truncate.lsn == y->u.ship_truncate.lsn &&
+               str_equal(x->u.ship_truncate.message, y->u.ship_truncate.message);
+    case RLOG_MSG_SHIP_ACCEPT:
+        return eq_ship_accept(&x->u.ship_accept, &y->u.ship_accept);
+    case RLOG_MSG_SHIP_FILES:
+        return x->u.ship_files.nonce == y->u.ship_files.nonce &&
+               x->u.ship_files.gen == y->u.ship_files.gen &&
+               x->u.ship_files.upto == y->u.ship_files.upto &&
+               eq_files(x->u.ship_files.n_files, x->u.ship_files.files, y->u.ship_files.n_files,
+                        y->u.ship_files.files);
+    case RLOG_MSG_SHIP_FILES_OK:
+        return x->u.ship_files_ok.nonce == y->u.ship_files_ok.nonce &&
+               x->u.ship_files_ok.gen == y->u.ship_files_ok.gen;
+    case RLOG_MSG_SHIP_FILE_REQ:
+        return x->u.ship_file_req.nonce == y->u.ship_file_req.nonce &&
+               str_equal(x->u.ship_file_req.name, y->u.ship_file_req.name) &&
+               x->u.ship_file_req.offset == y->u.ship_file_req.offset &&
+               x->u.ship_file_req.len == y->u.ship_file_req.len;
+    case RLOG_MSG_SHIP_FILE_DATA:
+        return fa->nonce == fb->nonce && str_equal(fa->name, fb->name) && fa->size == fb->size &&
+               fa->crc == fb->crc && fa->offset == fb->offset &&
+               bytes_equal(fa->data, fa->len, fb->data, fb->len);
+    case RLOG_MSG_SHIP_DATA:
+        return da->nonce == db->nonce && da->seq == db->seq &&
+               da->seg_first_lsn == db->seg_first_lsn && da->file_size == db->file_size &&
+               da->off == db->off && da->seg_end == db->seg_end &&
+               da->leader_durable == db->leader_durable && da->first_seq == db->first_seq &&
+               bytes_equal(da->bytes, da->len, db->bytes, db->len);
+    case RLOG_MSG_SHIP_ACK:
+        return aa->nonce == ab->nonce && aa->recv_seq == ab->recv_seq &&
+               aa->recv_off == ab->recv_off && aa->durable_seq == ab->durable_seq &&
+               aa->durable_off == ab->durable_off && aa->durable_lsn == ab->durable_lsn &&
+               aa->flags == ab->flags;
+    case RLOG_MSG_SHIP_RESTART:
+        return x->u.ship_restart.nonce == y->u.ship_restart.nonce &&
+               str_equal(x->u.ship_restart.message, y->u.ship_restart.message);
+    case RLOG_MSG_SHIP_STATUS_REQ:
+        return x->u.ship_status_req.request_id == y->u.ship_status_req.request_id;
+    case RLOG_MSG_SHIP_STATUS:
+        return eq_ship_status(&x->u.ship_status, &y->u.ship_status);
+    default:
+        return false;
+    }
+}
+
 bool rlg_msg_equal(const rlog_msg *a, const rlog_msg *b)
 {
     if (a->type != b->type) {
@@ -1006,6 +1745,6 @@ bool rlg_msg_equal(const rlog_msg *a, const rlog_msg *b)
                b->u.redirect.address != NULL &&
                strcmp(a->u.redirect.address, b->u.redirect.address) == 0;
     default:
-        return false;
+        return eq_ship(a, b);
     }
 }

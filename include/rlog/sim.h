@@ -313,6 +313,11 @@ RLOG_API void rlog_simfs_set_trace(rlog_vfs *vfs, rlog_simfs_trace_fn fn, void *
  * bytes stored; nothing is acknowledged before the log is durable past it
  * (so never past a failed fsync), and a synchronous call returns only
  * after the callbacks of the appends queued before it.
+ * The shipping workload (a leader log served to 1..3 followers over the
+ * simulated network, crashes and faults on every side) checks: a follower
+ * never acknowledges more than it holds durably, never holds a record the
+ * leader did not make durable, keeps every sealed segment byte-identical
+ * to the leader's, and converges once faults stop.
  * Same seed, same options -> same trace hash, on every build type.
  */
 
@@ -323,11 +328,22 @@ RLOG_API void rlog_simfs_set_trace(rlog_vfs *vfs, rlog_simfs_trace_fn fn, void *
 
 typedef void (*rlog_sim_trace_fn)(void *data, const char *line);
 
-/* Workloads (rlog_sim_options.workloads): the log alone, or the Raft
- * storage on it (append, hard state, truncation, snapshots, compaction). */
+/* Workloads (rlog_sim_options.workloads): the log alone, the Raft storage
+ * on it (append, hard state, truncation, snapshots, compaction), or segment
+ * shipping (a leader log served to 1..3 followers over the simulated
+ * network; docs/simulator.md, "Shipping scenarios"). */
 #define RLOG_SIM_WORKLOAD_LOG  0x1u
 #define RLOG_SIM_WORKLOAD_RAFT 0x2u
-#define RLOG_SIM_WORKLOAD_ALL  0x3u
+#define RLOG_SIM_WORKLOAD_SHIP 0x4u
+#define RLOG_SIM_WORKLOAD_ALL  0x7u
+
+/* Test hooks (rlog_sim_options.sabotage): the shipping workload breaks its
+ * own run on purpose, so that a test can prove each of its oracles able to
+ * fail. Never set outside such a test. */
+#define RLOG_SIM_SABOTAGE_EARLY_ACK   0x1u /* a follower's acknowledgements count one LSN more */
+#define RLOG_SIM_SABOTAGE_FORGE       0x2u /* a follower's record is rewritten (CRC still valid) */
+#define RLOG_SIM_SABOTAGE_SEALED_BYTE 0x4u /* one byte of a follower's sealed segment flips */
+#define RLOG_SIM_SABOTAGE_NO_HEAL     0x8u /* a partition stays while followers must converge */
 
 typedef struct rlog_sim_options {
     uint64_t seed;
@@ -336,13 +352,15 @@ typedef struct rlog_sim_options {
     /* Allowed fault classes: bit i for class i (rlog_simfs_fault and
      * RLOG_SIM_FAULT_*); default all. Each seed picks a plan among them. */
     uint64_t faults;
-    /* Allowed workloads (RLOG_SIM_WORKLOAD_*; default all): with both, the
-     * seed picks one (about 35% of seeds run the Raft workload). */
+    /* Allowed workloads (RLOG_SIM_WORKLOAD_*; default all): with several,
+     * the seed picks one (with all: about 10% shipping, and of the others
+     * about 35% Raft). */
     unsigned workloads;
     /* One line per driver event and per vfs call (NULL: no trace). Lines
      * hold nothing that varies between runs of a seed. */
     rlog_sim_trace_fn trace;
     void *trace_data;
+    unsigned sabotage; /* RLOG_SIM_SABOTAGE_* (tests only; default 0) */
 } rlog_sim_options;
 
 typedef struct rlog_sim_result {
@@ -357,13 +375,23 @@ typedef struct rlog_sim_result {
     uint64_t faults[RLOG_SIM_FAULT_CLASSES]; /* faults injected, per class */
     uint64_t raft_seeds;                     /* 1 when the seed ran the Raft workload */
     uint64_t raft_ops;                       /* Raft storage operations (writes and checks) */
+    /* The shipping workload: 1 when the seed ran it; crashes of its leader
+     * and of its followers (process crashes and power losses); followers
+     * restarted from the leader's retained prefix; network faults (messages
+     * dropped, duplicated, reordered, delayed, lost to a partition, and
+     * connections reset); segment bytes followers received and verified. */
+    uint64_t ship_seeds;
+    uint64_t ship_leader_crashes, ship_follower_crashes;
+    uint64_t ship_resets;
+    uint64_t ship_net_faults;
+    uint64_t ship_bytes;
 } rlog_sim_result;
 
 RLOG_API void rlog_sim_options_init(rlog_sim_options *opts, uint64_t seed);
 /* Runs one seed. Returns 0 when it ran (see res->failed for the verdict),
  * RLOG_ENOMEM when it could not. */
 RLOG_API int rlog_sim_run(const rlog_sim_options *opts, rlog_sim_result *res);
-/* Parses "log", "raft" or "all" into a RLOG_SIM_WORKLOAD_* mask; -1 on
+/* Parses "log", "raft", "ship" or "all" into a RLOG_SIM_WORKLOAD_* mask; -1 on
  * an unknown name. */
 RLOG_API int rlog_sim_parse_workloads(const char *name, unsigned *mask);
 /* "damage", "recovery_crash", or the file system's fault names. */
@@ -371,6 +399,179 @@ RLOG_API const char *rlog_sim_fault_name(unsigned cls);
 /* Parses "eio,enospc,..." (or "all", "none") into a mask; -1 on an unknown
  * name. */
 RLOG_API int rlog_sim_parse_faults(const char *list, uint64_t *mask);
+
+/* ======================================================================
+ * Simulated network (sim/simnet.c; docs/simulator.md, "Network")
+ * ======================================================================
+ *
+ * A deterministic, single-threaded, fault-injecting network and a second
+ * implementation of the transport table (rlog/transport.h) on it. Every
+ * message goes through the real codec (rlog_msg_encode on send,
+ * rlog_msg_decode with the receiver's max_message on arrival).
+ *
+ * Nodes and hosts. Each transport made by rlog_simnet_transport_new is one
+ * endpoint; addresses are plain strings ("sim://leader") that listen()
+ * registers. A host is a server id: partitions and slow links apply to
+ * every endpoint with that id (a Raft transport and a shipping transport of
+ * one server are one host).
+ *
+ * Time. Virtual, in nanoseconds, starting at 1 s. It moves only in
+ * rlog_simnet_step (to the next scheduled event) and rlog_simnet_advance.
+ * Those run the network's side at once — connections open, time out and
+ * close, messages are decoded, send queues drain, redial timers fire — and
+ * queue the resulting callbacks on each endpoint. poll() never waits: it
+ * runs the callbacks that were queued before it started. A driver loop is:
+ * poll every endpoint, then step (0 = nothing scheduled), repeat (bounded:
+ * a dial to a missing or partitioned peer is retried forever).
+ *
+ * Connections (like TCP). connect() dials: the dialer's hello reaches the
+ * listener after a latency, the listener answers with its hello; each side
+ * is up (peer_up) once it has the other's hello. Messages on a connection
+ * arrive in order and at most once unless faults say otherwise. One
+ * connection per peer id: when a second one to the same peer comes up it
+ * replaces the first (peer_down, then peer_up: a peer that dials again has
+ * lost the old connection, e.g. it restarted). Two servers dialling each
+ * other at once end with the connection whose hello arrived first: the
+ * dial it replaces is abandoned, and a hello that arrives after its dialer
+ * abandoned the dial is lost. connect() does not dial a peer that is
+ * already up (through either side's connection); a connect()ed peer whose
+ * connection is lost is redialled with the transport's backoff (jittered
+ * from the seed) until disconnect().
+ * A connection is reset (both sides peer_down, messages in flight lost):
+ *  - by the reset fault or rlog_simnet_reset_conn: at once, both sides;
+ *  - when a message cannot be decoded or breaks the protocol: the receiver
+ *    gets RLOG_EPROTO, the sender RLOG_ENOCONN after a latency;
+ *  - by close (the peer sees RLOG_ENOCONN after a latency), a crash (after
+ *    timeout_ns), a partition (both sides after timeout_ns, if the
+ *    partition still stands then), a dial left unanswered for timeout_ns.
+ * Sends leave a per-peer queue (transport limits: drop-oldest RLOG_EFULL)
+ * at the link's bandwidth; the send callback gets 0 when a message leaves.
+ *
+ * Faults (random, per message that leaves a send queue, in this order;
+ * hellos are exempt; rlog_simnet_faults(net, 0) suspends them): reset,
+ * drop (lost; the send still completes with 0), delay (this message and,
+ * to keep order, the later ones), reorder (this message is held back
+ * 1..delay_max_ns while later ones may overtake it), duplicate (a second
+ * copy arrives later). Not random: partitions, slow hosts, crashes.
+ *
+ * Determinism. Every random choice comes from rlog_sim_rng streams of
+ * cfg.seed (faults, latencies, backoff jitter, env); no real time, no
+ * threads, no pointer order. The same seed and the same calls give the same
+ * events, deliveries and trace hash. Not thread-safe: one thread drives the
+ * network and every endpoint (post() included).
+ */
+
+#include "rlog/transport.h"
+
+typedef struct rlog_simnet rlog_simnet;
+
+/* Random faults, each in parts per million of messages sent. */
+typedef struct rlog_simnet_rates {
+    uint32_t drop_ppm;
+    uint32_t dup_ppm;
+    uint32_t reorder_ppm;
+    uint32_t delay_ppm;
+    uint32_t reset_ppm;
+    uint64_t delay_max_ns; /* extra delay of a delayed or held-back message:
+                              uniform in [1, delay_max_ns] */
+} rlog_simnet_rates;
+
+typedef struct rlog_simnet_config {
+    uint64_t seed;
+    uint64_t latency_min_ns; /* one-way latency of each message: uniform */
+    uint64_t latency_max_ns; /* in [min, max], times the slow factor */
+    uint64_t timeout_ns;     /* detecting a dead peer: partition, crash, dial */
+    uint64_t bytes_per_sec;  /* bandwidth of every link; 0 = unlimited */
+    rlog_simnet_rates rates;
+} rlog_simnet_config;
+
+typedef enum rlog_simnet_counter {
+    RLOG_SIMNET_SENT = 0,       /* messages that left a send queue */
+    RLOG_SIMNET_DELIVERED,      /* messages handed to recv (queued) */
+    RLOG_SIMNET_DROPPED,        /* lost by the drop fault */
+    RLOG_SIMNET_DUPLICATED,     /* copies added by the duplicate fault */
+    RLOG_SIMNET_REORDERED,      /* held back by the reorder fault */
+    RLOG_SIMNET_DELAYED,        /* delayed by the delay fault */
+    RLOG_SIMNET_RESET,          /* connections reset (fault or reset_conn) */
+    RLOG_SIMNET_PARTITION_LOST, /* messages and hellos lost to a partition */
+    RLOG_SIMNET_INFLIGHT_LOST,  /* arrived at a connection end already gone */
+    RLOG_SIMNET_TIMEOUT,        /* connection ends reset by a timeout */
+    RLOG_SIMNET_EFULL,          /* sends dropped from a full queue */
+    RLOG_SIMNET_EPROTO,         /* connections reset for a protocol error */
+    RLOG_SIMNET_DIAL,           /* dial attempts */
+    RLOG_SIMNET_REFUSED,        /* dials to an address nobody listens at */
+    RLOG_SIMNET_UP,             /* connection ends that came up */
+    RLOG_SIMNET_CRASH,          /* rlog_simnet_node_crash calls */
+    RLOG_SIMNET_NOMEM, /* events lost to an allocation failure: the run is then not valid */
+    RLOG_SIMNET_COUNTER_COUNT
+} rlog_simnet_counter;
+
+/* Defaults for `seed`: latency 50..500 us, timeout 1 s, unlimited
+ * bandwidth, no faults, delay_max 10 ms. */
+RLOG_API void rlog_simnet_config_init(rlog_simnet_config *cfg, uint64_t seed);
+/* A network (cfg copied; NULL = defaults for seed 0). NULL when out of
+ * memory or cfg is invalid (latency_min > latency_max, latency_max > 1000 s,
+ * timeout 0, a rate above 1e6). */
+RLOG_API rlog_simnet *rlog_simnet_new(const rlog_simnet_config *cfg);
+/* Frees the network, its env and every transport not yet closed (as a
+ * crash: no callbacks). */
+RLOG_API void rlog_simnet_free(rlog_simnet *net);
+/* A fresh transport (version 1) on `net`, to init() and use as any other;
+ * close() or rlog_simnet_node_crash() frees it. RLOG_ENOMEM. */
+RLOG_API int rlog_simnet_transport_new(rlog_simnet *net, rlog_transport **out);
+
+/* Advances virtual time to the next scheduled event and runs every event
+ * due then. Returns how many ran; 0 when nothing is scheduled. */
+RLOG_API int rlog_simnet_step(rlog_simnet *net);
+/* Runs every event due within `ns` from now, then sets now += ns. */
+RLOG_API void rlog_simnet_advance(rlog_simnet *net, uint64_t ns);
+RLOG_API uint64_t rlog_simnet_now_ns(rlog_simnet *net);
+/* Time of the next scheduled event (UINT64_MAX: none). */
+RLOG_API uint64_t rlog_simnet_next_ns(rlog_simnet *net);
+/* An env on the network's clock, random from the env stream of the seed.
+ * Owned by the network (destroy is a no-op). */
+RLOG_API rlog_env *rlog_simnet_env(rlog_simnet *net);
+
+/* Suspends (on = 0) or resumes random faults. Partitions, slow hosts and
+ * explicit resets are not affected. */
+RLOG_API void rlog_simnet_faults(rlog_simnet *net, int on);
+RLOG_API void rlog_simnet_set_rates(rlog_simnet *net, const rlog_simnet_rates *rates);
+/* Cuts hosts a and b apart (both directions; a != b, both non-zero). */
+RLOG_API void rlog_simnet_partition(rlog_simnet *net, uint64_t a, uint64_t b);
+/* Cuts host a from every other host. */
+RLOG_API void rlog_simnet_isolate(rlog_simnet *net, uint64_t a);
+/* Removes the cut between a and b; b = 0: every cut involving a. */
+RLOG_API void rlog_simnet_heal(rlog_simnet *net, uint64_t a, uint64_t b);
+RLOG_API void rlog_simnet_heal_all(rlog_simnet *net);
+/* True when a message between hosts a and b would be lost now. */
+RLOG_API int rlog_simnet_partitioned(rlog_simnet *net, uint64_t a, uint64_t b);
+/* Host `server_id`'s links: latency times latency_mult (0 = 1; a link
+ * takes the larger factor of its two hosts) and bandwidth bytes_per_sec
+ * (0 = the network's; a link takes the smaller of its hosts'). */
+RLOG_API void rlog_simnet_slow(rlog_simnet *net, uint64_t server_id, uint32_t latency_mult,
+                               uint64_t bytes_per_sec);
+/* Resets t's connection to peer_id now, both sides (RLOG_ENOCONN when
+ * there is none). */
+RLOG_API int rlog_simnet_reset_conn(rlog_simnet *net, rlog_transport *t, uint64_t peer_id);
+/* The endpoint vanishes without a goodbye: no callback runs, its sends and
+ * callbacks are dropped, its address is free at once, its peers see their
+ * connections reset after timeout_ns. Frees t. */
+RLOG_API void rlog_simnet_node_crash(rlog_simnet *net, rlog_transport *t);
+/* Test hook: sends `len` raw bytes (not encoded, no faults) on from's up
+ * connection to server `to`, as a hostile peer would. RLOG_ENOCONN,
+ * RLOG_ENOMEM. */
+RLOG_API int rlog_simnet_inject_raw(rlog_simnet *net, rlog_transport *from, uint64_t to,
+                                    const void *bytes, size_t len);
+
+RLOG_API uint64_t rlog_simnet_count(rlog_simnet *net, rlog_simnet_counter which);
+/* "sent", "delivered", ... (static; "?" for others). */
+RLOG_API const char *rlog_simnet_counter_name(rlog_simnet_counter which);
+/* Running hash of every network event (the trace lines). */
+RLOG_API uint64_t rlog_simnet_trace_hash(rlog_simnet *net);
+/* One line per network event ("1.000250000 conn 3 recv append_entries
+ * 2<-1 len 40 h 5f..."), without a newline; valid during the call only;
+ * fn = NULL stops. The callback must not call into the network. */
+RLOG_API void rlog_simnet_set_trace(rlog_simnet *net, rlog_sim_trace_fn fn, void *data);
 
 #ifdef __cplusplus
 }

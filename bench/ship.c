@@ -1,0 +1,420 @@
+/*
+ * bench/ship — segment shipping over tcp loopback, against raw nng in the
+ * same run.
+ *
+ * Cases:
+ *   raw        nng pair1 (monogamous) over tcp://127.0.0.1: a sender thread
+ *              pushes 1 MiB messages as fast as the receiver takes them —
+ *              the ceiling any protocol over nng can reach here;
+ *   rtt        round trip of a 64-byte message through raw pair1 (median);
+ *   catch-up   a leader log of --catchup-mib MiB (64 KiB records, 16 MiB
+ *              segments) is shipped to an empty follower directory: time
+ *              from the follower's start until it is durable at the
+ *              leader's last LSN; bytes = the leader's segment bytes;
+ *   lag        the leader appends 1 KiB records, one per fdatasync
+ *              (RLOG_SYNC_EACH), for --seconds; a follower tails it. For
+ *              each record: the time from the leader's append returning
+ *              (durable there) to the follower reporting it durable
+ *              (on_durable). Percentiles against the leader's own fdatasync
+ *              percentiles (the append call latency) and the rtt.
+ * Leader and follower run in this process, each on its own thread with its
+ * own poll loop, talking through the nng transport.
+ *
+ * Goals (issue 5): catch-up >= 1 GB/s; lag p99 <= 2 x leader fsync p99 + rtt.
+ *
+ * Output: a table, then key=value lines (raw_mb_s, catchup_mb_s,
+ * catchup_vs_raw, lag_p50_us, lag_p99_us, leader_sync_p99_us, rtt_us,
+ * lag_goal_us, ...).
+ *
+ *   ship [--quick] [--seconds S] [--catchup-mib M]   data under $RLOG_BENCH_DIR or ./bench-data
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
+
+#include "rlog/log.h"
+#include "rlog/ship.h"
+#include "rlog/transport.h"
+
+#define BENCH_TYPE RLOG_TYPE_USER_MIN
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "bench/ship: %s: %s\n", what, detail);
+    exit(1);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Percentile p (0..100) of n sorted values. */
+static uint64_t pct(const uint64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+/* A free tcp port on 127.0.0.1 (bind port 0 with a throwaway socket). */
+static int free_port(void)
+{
+    nng_socket s;
+    nng_listener l;
+    int port = 0;
+    if (nng_pair1_open(&s) == 0) {
+        if (nng_listen(s, "tcp://127.0.0.1:0", &l, 0) == 0)
+            nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+        nng_close(s);
+    }
+    if (port <= 0)
+        die("free_port", "cannot bind tcp://127.0.0.1:0");
+    return port;
+}
+
+/* ---- raw nng pair1 ---- */
+
+typedef struct raw_rx {
+    nng_socket s;
+    uint64_t n, bytes;
+} raw_rx;
+
+static void *raw_rx_main(void *arg)
+{
+    raw_rx *r = arg;
+    for (uint64_t i = 0; i < r->n; i++) {
+        nng_msg *m;
+        int e = nng_recvmsg(r->s, &m, 0);
+        if (e)
+            die("raw recv", nng_strerror(e));
+        r->bytes += nng_msg_len(m);
+        nng_msg_free(m);
+    }
+    return NULL;
+}
+
+/* MB/s for n messages of `size` bytes over raw pair1 tcp loopback; also a
+ * median round trip of 64-byte messages. */
+static double raw_throughput(uint64_t n, size_t size, double *rtt_us)
+{
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port());
+    nng_socket a, b;
+    int e;
+    if ((e = nng_pair1_open(&a)) || (e = nng_pair1_open(&b)))
+        die("pair1 open", nng_strerror(e));
+    nng_socket_set_size(b, NNG_OPT_RECVMAXSZ, size + 1024);
+    if ((e = nng_listen(b, url, NULL, 0)) || (e = nng_dial(a, url, NULL, 0)))
+        die("pair1 connect", nng_strerror(e));
+    void *payload = calloc(1, size);
+    raw_rx rx = {b, n, 0};
+    pthread_t t;
+    uint64_t t0 = now_ns();
+    pthread_create(&t, NULL, raw_rx_main, &rx);
+    for (uint64_t i = 0; i < n; i++) {
+        nng_msg *m;
+        if ((e = nng_msg_alloc(&m, 0)) || (e = nng_msg_append(m, payload, size)) ||
+            (e = nng_sendmsg(a, m, 0)))
+            die("raw send", nng_strerror(e));
+    }
+    pthread_join(t, NULL);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    /* round trips */
+    enum { RTTS = 2000 };
+    static uint64_t rt[RTTS];
+    for (int i = 0; i < RTTS; i++) {
+        uint64_t s0 = now_ns();
+        char ping[64] = {0};
+        nng_send(a, ping, sizeof ping, 0);
+        nng_msg *m;
+        nng_recvmsg(b, &m, 0);
+        nng_sendmsg(b, m, 0);
+        nng_recvmsg(a, &m, 0);
+        nng_msg_free(m);
+        rt[i] = now_ns() - s0;
+    }
+    qsort(rt, RTTS, sizeof rt[0], cmp_u64);
+    *rtt_us = (double)pct(rt, RTTS, 50) / 1000.0;
+    nng_close(a);
+    nng_close(b);
+    free(payload);
+    return (double)rx.bytes / secs / 1e6;
+}
+
+/* ---- leader / follower threads ---- */
+
+typedef struct node {
+    pthread_t tid;
+    atomic_bool stop;
+    rlog_ship_leader *ld;
+    rlog_ship_follower *fw;
+} node;
+
+static void *node_main(void *arg)
+{
+    node *n = arg;
+    while (!atomic_load(&n->stop)) {
+        int e = n->ld ? rlog_ship_leader_poll(n->ld, 5) : rlog_ship_follower_poll(n->fw, 5);
+        if (e && e != RLOG_ECLOSED) {
+            fprintf(stderr, "bench/ship: poll: %s: %s\n", rlog_strerror(e),
+                    n->ld ? rlog_ship_leader_errmsg(n->ld) : rlog_ship_follower_errmsg(n->fw));
+        }
+    }
+    return NULL;
+}
+
+static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
+{
+    rlog_transport *t;
+    if (rlog_transport_nng_new(&t))
+        die("transport", "nng");
+    rlog_transport_config cfg;
+    rlog_transport_config_init(&cfg);
+    cfg.server_id = 1;
+    cfg.address = url;
+    rlog_ship_leader *ld = NULL;
+    int e = rlog_ship_leader_new(log, t, &cfg, NULL, &ld);
+    if (e)
+        die("leader", rlog_strerror(e));
+    return ld;
+}
+
+typedef struct lag_state {
+    /* leader side: durable time of LSN i at done_ns[i - base] */
+    uint64_t base, cap;
+    _Atomic uint64_t *leader_ns;
+    uint64_t *lag_ns;
+    size_t nlag;
+    uint64_t last_seen;
+    _Atomic uint64_t follower_durable;
+} lag_state;
+
+static void on_durable(void *data, uint64_t lsn)
+{
+    lag_state *ls = data;
+    uint64_t t = now_ns();
+    for (uint64_t l = ls->last_seen + 1; l <= lsn; l++) {
+        if (l >= ls->base && l - ls->base < ls->cap) {
+            uint64_t ln = atomic_load(&ls->leader_ns[l - ls->base]);
+            if (ln && t > ln)
+                ls->lag_ns[ls->nlag++] = t - ln;
+        }
+    }
+    if (lsn > ls->last_seen)
+        ls->last_seen = lsn;
+    atomic_store(&ls->follower_durable, lsn);
+}
+
+static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_state *ls)
+{
+    rlog_transport *t;
+    if (rlog_transport_nng_new(&t))
+        die("transport", "nng");
+    rlog_transport_config cfg;
+    rlog_transport_config_init(&cfg);
+    cfg.server_id = 2;
+    cfg.address = "";
+    rlog_ship_follower_options o = {0};
+    o.on_durable = on_durable;
+    o.data = ls;
+    rlog_ship_follower *fw = NULL;
+    int e = rlog_ship_follower_new(dir, t, &cfg, url, &o, &fw);
+    if (e)
+        die("follower", rlog_strerror(e));
+    return fw;
+}
+
+static uint64_t dir_bytes_of(rlog_log *log)
+{
+    rlog_metrics m;
+    rlog_metrics_get(log, &m);
+    return m.bytes;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = 5;
+    uint64_t catchup_mib = 1024;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            seconds = 1;
+            catchup_mib = 128;
+        } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+            seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--catchup-mib") && i + 1 < argc) {
+            catchup_mib = strtoull(argv[++i], NULL, 10);
+        } else {
+            fprintf(stderr, "usage: ship [--quick] [--seconds S] [--catchup-mib M]\n"
+                            "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
+                            "end)\n");
+            return 2;
+        }
+    }
+    const char *d = getenv("RLOG_BENCH_DIR");
+    char root[4096], ldir[4200], fdir[4200], fdir2[4200];
+    snprintf(root, sizeof root, "%s/ship", d && *d ? d : "bench-data");
+    rm_rf(root);
+    mkdir(d && *d ? d : "bench-data", 0755);
+    mkdir(root, 0755);
+    snprintf(ldir, sizeof ldir, "%s/leader", root);
+    snprintf(fdir, sizeof fdir, "%s/follower", root);
+    snprintf(fdir2, sizeof fdir2, "%s/follower-tail", root);
+    printf("bench/ship: catch-up of %" PRIu64 " MiB, %.1f s of live tail, data in %s\n\n",
+           catchup_mib, seconds, root);
+
+    /* raw ceiling */
+    double rtt_us = 0;
+    double raw_mb_s = raw_throughput(catchup_mib < 256 ? 512 : 2048, 1u << 20, &rtt_us);
+
+    /* catch-up: build the leader log (not timed) */
+    rlog_options o;
+    rlog_options_init(&o);
+    o.flags = RLOG_OPEN_CREATE | RLOG_OPEN_THREAD;
+    o.segment_size = 16u << 20;
+    o.sync = RLOG_SYNC_NONE;
+    rlog_log *log = NULL;
+    int e = rlog_open(ldir, &o, &log, NULL);
+    if (e)
+        die("open leader", rlog_strerror(e));
+    size_t rec = 64u << 10;
+    uint8_t *payload = malloc(rec);
+    for (size_t i = 0; i < rec; i++)
+        payload[i] = (uint8_t)(i * 31 + 7);
+    uint64_t nrec = catchup_mib * 16;
+    for (uint64_t i = 0; i < nrec; i++) {
+        rlog_record r = {0, BENCH_TYPE, 0, (uint32_t)rec, payload};
+        if ((e = rlog_append(log, &r, 1, NULL)))
+            die("append", rlog_errmsg(log));
+    }
+    if ((e = rlog_sync(log)))
+        die("sync", rlog_errmsg(log));
+    rlog_positions pos;
+    rlog_positions_get(log, &pos);
+    uint64_t shipped_bytes = dir_bytes_of(log);
+
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port());
+    node L = {.ld = start_leader(log, url)};
+    pthread_create(&L.tid, NULL, node_main, &L);
+    lag_state none = {0};
+    uint64_t t0 = now_ns();
+    node F = {.fw = start_follower(fdir, url, &none)};
+    pthread_create(&F.tid, NULL, node_main, &F);
+    while (atomic_load(&none.follower_durable) < pos.durable)
+        usleep(200);
+    double catchup_s = (double)(now_ns() - t0) / 1e9;
+    atomic_store(&F.stop, true);
+    pthread_join(F.tid, NULL);
+    rlog_ship_follower_free(F.fw);
+    double catchup_mb_s = (double)shipped_bytes / catchup_s / 1e6;
+
+    /* live tail: a new follower catches up first, then the leader appends
+     * 1 KiB records, one fdatasync each */
+    atomic_store(&L.stop, true);
+    pthread_join(L.tid, NULL);
+    rlog_ship_leader_free(L.ld);
+    rlog_close(log);
+    rm_rf(ldir);
+    o.sync = RLOG_SYNC_EACH;
+    if ((e = rlog_open(ldir, &o, &log, NULL)))
+        die("open leader", rlog_strerror(e));
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port());
+    L = (node){.ld = start_leader(log, url)};
+    pthread_create(&L.tid, NULL, node_main, &L);
+    lag_state ls = {0};
+    ls.base = 1;
+    ls.cap = 4u << 20;
+    ls.leader_ns = calloc(ls.cap, sizeof *ls.leader_ns);
+    ls.lag_ns = calloc(ls.cap, sizeof *ls.lag_ns);
+    F = (node){.fw = start_follower(fdir2, url, &ls)};
+    pthread_create(&F.tid, NULL, node_main, &F);
+    uint64_t *sync_ns = calloc(ls.cap, sizeof *sync_ns);
+    size_t nsync = 0;
+    uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
+    while (now_ns() < end && nsync < ls.cap) {
+        rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
+        uint64_t lsn, s0 = now_ns();
+        if ((e = rlog_append(log, &r, 1, &lsn)))
+            die("append", rlog_errmsg(log));
+        uint64_t s1 = now_ns();
+        sync_ns[nsync++] = s1 - s0;
+        if (lsn >= ls.base && lsn - ls.base < ls.cap)
+            atomic_store(&ls.leader_ns[lsn - ls.base], s1);
+        rlog_ship_leader_notify(L.ld);
+    }
+    rlog_positions_get(log, &pos);
+    uint64_t wait_end = now_ns() + 10000000000ull;
+    while (atomic_load(&ls.follower_durable) < pos.durable && now_ns() < wait_end)
+        usleep(200);
+    atomic_store(&F.stop, true);
+    pthread_join(F.tid, NULL);
+    atomic_store(&L.stop, true);
+    pthread_join(L.tid, NULL);
+    rlog_ship_follower_free(F.fw);
+    rlog_ship_leader_free(L.ld);
+    rlog_close(log);
+
+    qsort(ls.lag_ns, ls.nlag, sizeof *ls.lag_ns, cmp_u64);
+    qsort(sync_ns, nsync, sizeof *sync_ns, cmp_u64);
+    double lag50 = (double)pct(ls.lag_ns, ls.nlag, 50) / 1000.0;
+    double lag99 = (double)pct(ls.lag_ns, ls.nlag, 99) / 1000.0;
+    double sync50 = (double)pct(sync_ns, nsync, 50) / 1000.0;
+    double sync99 = (double)pct(sync_ns, nsync, 99) / 1000.0;
+    double goal = 2 * sync99 + rtt_us;
+
+    printf("%-34s %12s\n", "case", "figure");
+    printf("%-34s %9.0f MB/s\n", "raw nng pair1, 1 MiB messages", raw_mb_s);
+    printf("%-34s %9.1f us\n", "raw nng round trip (median)", rtt_us);
+    printf("%-34s %9.0f MB/s  (%.1f MB in %.2f s)\n", "catch-up, empty follower", catchup_mb_s,
+           (double)shipped_bytes / 1e6, catchup_s);
+    printf("%-34s %9.1f us p50, %.1f us p99 (%zu records)\n", "live tail lag", lag50, lag99,
+           ls.nlag);
+    printf("%-34s %9.1f us p50, %.1f us p99\n", "leader append (fdatasync)", sync50, sync99);
+    printf("\nraw_mb_s=%.0f\nrtt_us=%.1f\ncatchup_mb_s=%.0f\ncatchup_vs_raw=%.3f\n", raw_mb_s,
+           rtt_us, catchup_mb_s, catchup_mb_s / raw_mb_s);
+    printf("lag_records=%zu\nlag_p50_us=%.1f\nlag_p99_us=%.1f\nleader_sync_p50_us=%.1f\n"
+           "leader_sync_p99_us=%.1f\nlag_goal_us=%.1f\nlag_p99_vs_goal=%.3f\n",
+           ls.nlag, lag50, lag99, sync50, sync99, goal, lag99 / goal);
+    free(payload);
+    free(sync_ns);
+    free(ls.lag_ns);
+    free(ls.leader_ns);
+    rm_rf(root);
+    return 0;
+}

@@ -7,6 +7,9 @@
  *              pushes 1 MiB messages as fast as the receiver takes them —
  *              the ceiling any protocol over nng can reach here;
  *   rtt        round trip of a 64-byte message through raw pair1 (median);
+ *   disk       the same bytes as the catch-up written durably into 16 MiB
+ *              files (pwrite, fdatasync and a directory fsync per file):
+ *              the ceiling of a durable copy on this disk;
  *   catch-up   a leader log of --catchup-mib MiB (64 KiB records, 16 MiB
  *              segments) is shipped to an empty follower directory: time
  *              from the follower's start until it is durable at the
@@ -22,13 +25,14 @@
  *
  * Goals (issue 5): catch-up >= 1 GB/s; lag p99 <= 2 x leader fsync p99 + rtt.
  *
- * Output: a table, then key=value lines (raw_mb_s, catchup_mb_s,
- * catchup_vs_raw, lag_p50_us, lag_p99_us, leader_sync_p99_us, rtt_us,
+ * Output: a table, then key=value lines (raw_mb_s, disk_mb_s, catchup_mb_s,
+ * catchup_vs_raw, catchup_vs_disk, lag_p50_us, lag_p99_us, leader_sync_p99_us, rtt_us,
  * lag_goal_us, ...).
  *
  *   ship [--quick] [--seconds S] [--catchup-mib M]   data under $RLOG_BENCH_DIR or ./bench-data
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -177,6 +181,39 @@ static double raw_throughput(uint64_t n, size_t size, double *rtt_us)
     return (double)rx.bytes / secs / 1e6;
 }
 
+/* ---- raw disk: what a copy of `bytes` costs when written durably ---- */
+
+/* MB/s writing `bytes` as files of seg_size bytes (1 MiB pwrites, one
+ * fdatasync per file, one directory fsync per file) under dir: the
+ * ceiling of a follower's catch-up on this disk. */
+static double disk_throughput(const char *dir, uint64_t bytes, uint64_t seg_size)
+{
+    mkdir(dir, 0755);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    size_t chunk = 1u << 20;
+    void *buf = malloc(chunk);
+    memset(buf, 0xa5, chunk);
+    uint64_t t0 = now_ns(), done = 0;
+    for (unsigned i = 0; done < bytes; i++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%.4200s/f%u", dir, i);
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            die("disk baseline", strerror(errno));
+        for (uint64_t off = 0; off < seg_size && done < bytes; off += chunk, done += chunk)
+            if (pwrite(fd, buf, chunk, (off_t)off) != (ssize_t)chunk)
+                die("disk baseline", "short write");
+        fdatasync(fd);
+        close(fd);
+        fsync(dfd);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    close(dfd);
+    free(buf);
+    rm_rf(dir);
+    return (double)done / secs / 1e6;
+}
+
 /* ---- leader / follower threads ---- */
 
 typedef struct node {
@@ -298,7 +335,10 @@ int main(int argc, char **argv)
     printf("bench/ship: catch-up of %" PRIu64 " MiB, %.1f s of live tail, data in %s\n\n",
            catchup_mib, seconds, root);
 
-    /* raw ceiling */
+    /* raw ceilings: the network, and the disk */
+    char ddir[4200];
+    snprintf(ddir, sizeof ddir, "%s/disk", root);
+    double disk_mb_s = disk_throughput(ddir, catchup_mib << 20, 16u << 20);
     double rtt_us = 0;
     double raw_mb_s = raw_throughput(catchup_mib < 256 ? 512 : 2048, 1u << 20, &rtt_us);
 
@@ -401,13 +441,16 @@ int main(int argc, char **argv)
     printf("%-34s %12s\n", "case", "figure");
     printf("%-34s %9.0f MB/s\n", "raw nng pair1, 1 MiB messages", raw_mb_s);
     printf("%-34s %9.1f us\n", "raw nng round trip (median)", rtt_us);
+    printf("%-34s %9.0f MB/s\n", "raw disk, 16 MiB files + fdatasync", disk_mb_s);
     printf("%-34s %9.0f MB/s  (%.1f MB in %.2f s)\n", "catch-up, empty follower", catchup_mb_s,
            (double)shipped_bytes / 1e6, catchup_s);
     printf("%-34s %9.1f us p50, %.1f us p99 (%zu records)\n", "live tail lag", lag50, lag99,
            ls.nlag);
     printf("%-34s %9.1f us p50, %.1f us p99\n", "leader append (fdatasync)", sync50, sync99);
-    printf("\nraw_mb_s=%.0f\nrtt_us=%.1f\ncatchup_mb_s=%.0f\ncatchup_vs_raw=%.3f\n", raw_mb_s,
-           rtt_us, catchup_mb_s, catchup_mb_s / raw_mb_s);
+    printf("\nraw_mb_s=%.0f\nrtt_us=%.1f\ndisk_mb_s=%.0f\ncatchup_mb_s=%.0f\ncatchup_vs_raw=%.3f\n"
+           "catchup_vs_disk=%.3f\n",
+           raw_mb_s, rtt_us, disk_mb_s, catchup_mb_s, catchup_mb_s / raw_mb_s,
+           catchup_mb_s / disk_mb_s);
     printf("lag_records=%zu\nlag_p50_us=%.1f\nlag_p99_us=%.1f\nleader_sync_p50_us=%.1f\n"
            "leader_sync_p99_us=%.1f\nlag_goal_us=%.1f\nlag_p99_vs_goal=%.3f\n",
            ls.nlag, lag50, lag99, sync50, sync99, goal, lag99 / goal);

@@ -105,8 +105,7 @@ static void cli_server_status(cli_server *s, rlog_log *log, FILE *out)
     s->last_ns = now;
 }
 
-int cli_server_start(cli_server **out, rlog_log *log, const char *url, uint64_t id,
-                     const char *who)
+int cli_server_start(cli_server **out, rlog_log *log, const char *url, uint64_t id, const char *who)
 {
     cli_server *s = calloc(1, sizeof *s);
     rlog_transport *t = NULL;
@@ -414,8 +413,8 @@ static int cmd_status(cli_args *a)
         const rlog_ship_follower_info *fi = &st.followers[i];
         printf("follower id=%" PRIu64 " name=%s state=%s connected=%d durable=%" PRIu64
                " lag_records=%" PRIu64 " lag_bytes=%" PRIu64 "\n",
-               fi->id, fi->name[0] ? fi->name : "-", rlog_ship_state_name(fi->state),
-               fi->connected, fi->durable, fi->lag_records, fi->lag_bytes);
+               fi->id, fi->name[0] ? fi->name : "-", rlog_ship_state_name(fi->state), fi->connected,
+               fi->durable, fi->lag_records, fi->lag_bytes);
     }
     rlog_ship_status_release(&st);
     return CLI_EXIT_OK;

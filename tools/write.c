@@ -41,10 +41,10 @@ typedef struct wr_conf {
     const char *dir;
     uint64_t count, size, batch, threads, seed, segment_size;
     rlog_sync_mode sync;
-    const char *serve;    /* --serve URL: also a shipping leader */
-    uint64_t linger;      /* --linger S: wait for followers at the end */
-    uint64_t followers;   /* --followers N: ... for at least N of them */
-    uint64_t id;          /* --id N: the leader's server id */
+    const char *serve;  /* --serve URL: also a shipping leader */
+    uint64_t linger;    /* --linger S: wait for followers at the end */
+    uint64_t followers; /* --followers N: ... for at least N of them */
+    uint64_t id;        /* --id N: the leader's server id */
 } wr_conf;
 
 typedef struct wr_run wr_run;

@@ -24,11 +24,12 @@
  * inbox (under tn->mtx) and wake the owner; each aio has at most one
  * operation in flight, so a slot is queued at most once. poll() pops slots
  * one at a time and runs the state machines. The owner never holds tn->mtx
- * while calling into nng, and nng_aio_stop/nng_close run only on the owner
- * thread (nng_close waits for running pipe callbacks, which take tn->mtx:
- * calling it from an nng callback could deadlock). Killing an object stops
- * its aios, closes its socket and then unlinks its slots from the inbox, so
- * no event ever refers to a dead object.
+ * while calling into nng, and waiting for an aio or nng_close happen only
+ * on the owner thread (nng_close waits for running pipe callbacks, which
+ * take tn->mtx: calling it from an nng callback could deadlock). Killing an
+ * object cancels its aios and waits for their callbacks (aio_end), closes
+ * its socket, then unlinks its slots from the inbox, so no event ever
+ * refers to a dead object.
  *
  * User callbacks. peer_up and recv are called directly by the state
  * machine (their arguments are borrowed); peer_down, send completions and
@@ -366,6 +367,19 @@ static char *redirect_target(const char *dialled, const char *redirect, const ch
  * The inbox (nng threads -> owner) and the ready list (owner)
  * ---------------------------------------------------------------------- */
 
+/*
+ * Ends the operation in flight on aio (if any) and waits for its callback,
+ * from the owner thread. Cancel-and-wait rather than nng_aio_stop: with
+ * nng 1.5.2, nng_close after nng_aio_stop of a send waiting on a busy pipe
+ * hangs (reproduced with nng alone), and a stopped aio refuses later
+ * operations.
+ */
+static void aio_end(nng_aio *aio)
+{
+    nng_aio_cancel(aio);
+    nng_aio_wait(aio);
+}
+
 static void ev_init(ev *e, tn *n, void *owner, ev_kind kind)
 {
     e->prev = e->next = NULL;
@@ -641,13 +655,14 @@ static int conn_new(tn *n, bool outgoing, conn **out)
      * negotiates a tcp connection leaks). */
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, NO_REDIAL_MS);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, NO_REDIAL_MS);
-    /* Socket buffers let the owner thread hand over and take messages
-     * without a round trip through nng's threads (conn_pump, conn_on_recv).
-     * Sending: at most queue_messages more of our own messages. Receiving:
-     * at most queue_messages and queue_bytes worth of max_message ones. */
+    /* A receive buffer lets the owner thread take messages without a round
+     * trip through nng's threads (conn_on_recv): at most queue_messages and
+     * queue_bytes worth of max_message ones. No send buffer: nng 1.5.2
+     * leaks the messages still in a pair1 send buffer when the socket
+     * closes (reproduced with nng alone); conn_pump hands a message over
+     * directly while the pipe is idle instead. */
     size_t rbuf = n->cfg.queue_bytes / n->cfg.max_message;
     rbuf = rbuf > n->cfg.queue_messages ? n->cfg.queue_messages : rbuf;
-    nng_socket_set_int(c->sock, NNG_OPT_SENDBUF, (int)buf_clamp(n->cfg.queue_messages));
     nng_socket_set_int(c->sock, NNG_OPT_RECVBUF, (int)buf_clamp(rbuf));
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, conn_pipe_cb, c);
     if (!outgoing) {
@@ -673,10 +688,10 @@ static void conn_arm_recv(conn *c)
 
 /*
  * Hands queued sends to nng, oldest first, unless one is in flight: each
- * goes straight into the socket's send buffer from this thread while nng
- * takes it (completion 0 at once); the first one nng refuses (buffer full,
- * or any other answer) becomes the single nng_send_aio in flight, whose
- * completion (conn_on_sent) resumes the pump.
+ * goes straight to the pipe from this thread while nng takes it without
+ * waiting (nng_sendmsg NONBLOCK; completion 0 at once); the first one nng
+ * refuses (pipe busy, no pipe yet, any other answer) becomes the single
+ * nng_send_aio in flight, whose completion (conn_on_sent) resumes the pump.
  */
 static void conn_pump(conn *c)
 {
@@ -747,8 +762,8 @@ static void conn_kill(conn *c, int reason, int send_status, after_kill after)
     }
     bool was_up = c->state == CONN_UP;
     c->state = CONN_DEAD;
-    nng_aio_stop(c->send_aio);
-    nng_aio_stop(c->recv_aio);
+    aio_end(c->send_aio);
+    aio_end(c->recv_aio);
     nng_close(c->sock);
     nng_mtx_lock(n->mtx);
     ev_unlink_locked(&c->send_ev);
@@ -1160,7 +1175,7 @@ static void dialer_close_req(dialer *d)
     if (!d->req_open) {
         return;
     }
-    nng_aio_stop(d->aio);
+    aio_end(d->aio);
     nng_close(d->req);
     d->req_open = false;
     nng_mtx_lock(n->mtx);
@@ -1175,9 +1190,6 @@ static void dialer_close_req(dialer *d)
         nng_aio_set_msg(d->aio, NULL);
         d->aio_busy = false;
     }
-    /* A stopped aio refuses later operations (nng 1.5): take a fresh one. */
-    nng_aio_free(d->aio);
-    d->aio = NULL;
 }
 
 /* Waits, then asks again: a jittered backoff that doubles up to the max. */
@@ -1489,7 +1501,7 @@ static void rdv_stop(tn *n)
     if (!r->open) {
         return;
     }
-    nng_aio_stop(r->aio);
+    aio_end(r->aio);
     nng_close(r->sock);
     r->open = false;
     nng_mtx_lock(n->mtx);

@@ -94,10 +94,9 @@ typedef struct rlog_transport_config {
     size_t max_message;
     /* Per-peer send queue limit, messages (0 = 64) and bytes (0 = 64 MiB):
      * a send beyond either drops the OLDEST queued message with RLOG_EFULL.
-     * Counted are the messages the connection has not taken yet (the nng
-     * transport lets nng buffer up to queue_messages more per connection,
-     * and receive up to min(queue_messages, queue_bytes / max_message)
-     * messages ahead, at least 1). */
+     * Counted are the messages the connection has not taken yet. (The nng
+     * transport also receives up to min(queue_messages, queue_bytes /
+     * max_message) messages ahead per connection, at least 1.) */
     unsigned queue_messages;
     size_t queue_bytes;
     /* Reconnect backoff in milliseconds: first retry after backoff_min_ms

@@ -100,6 +100,32 @@ bool rlg_rec_crc_ok(const uint8_t *rec, uint32_t salt_state, uint32_t len)
     return ~s == rlg_get32(rec);
 }
 
+void rlg_run_mark_encode(const rlg_run_mark *m, uint8_t out[RLG_RUN_MARKER_SIZE])
+{
+    memcpy(out, RLG_RUN_MAGIC, 8);
+    rlg_put32(out + 8, RLG_RUN_FORMAT);
+    rlg_put32(out + 12, RLG_RUN_MARKER_SIZE);
+    rlg_put64(out + 16, m->log_id);
+    rlg_put64(out + 24, m->seq);
+    rlg_put64(out + 32, m->from_off);
+    rlg_put64(out + 40, m->from_lsn);
+    rlg_put32(out + 48, rlg_crc32c(out, 48));
+}
+
+rlg_run_status rlg_run_mark_decode(const uint8_t *in, size_t len, rlg_run_mark *m)
+{
+    if (len < RLG_RUN_MARKER_SIZE || memcmp(in, RLG_RUN_MAGIC, 8) != 0 ||
+        rlg_get32(in + 12) != RLG_RUN_MARKER_SIZE || rlg_get32(in + 48) != rlg_crc32c(in, 48))
+        return RLG_RUN_BAD;
+    if (rlg_get32(in + 8) != RLG_RUN_FORMAT)
+        return RLG_RUN_OTHER_VERSION;
+    m->log_id = rlg_get64(in + 16);
+    m->seq = rlg_get64(in + 24);
+    m->from_off = rlg_get64(in + 32);
+    m->from_lsn = rlg_get64(in + 40);
+    return RLG_RUN_OK;
+}
+
 void rlg_seg_name(uint64_t seq, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%016" PRIx64 ".seg", seq);

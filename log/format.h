@@ -127,6 +127,45 @@ void rlg_rec_header_decode(const uint8_t in[RLG_REC_HEADER_SIZE], rlg_rec_header
 /* True when the 28+h->len bytes at rec carry a valid CRC under salt. */
 bool rlg_rec_crc_ok(const uint8_t *rec, uint32_t salt_state, uint32_t len);
 
+/*
+ * The replica's run marker, file RLG_RUN_MARKER (docs/format.md, "The run
+ * marker"). A replica writes it, and fdatasyncs it, before it writes a
+ * batch of records in one go with one fdatasync; it says that in segment
+ * `seq`, the records at offsets >= from_off (the first expecting LSN
+ * from_lsn) may be unsynced, so their durability witnesses (which describe
+ * the LEADER's disk) prove nothing at or after from_lsn.
+ *   off size field
+ *   0   8    magic "RLOGRUN1"
+ *   8   4    version (1)
+ *   12  4    size of the marker (52)
+ *   16  8    log id
+ *   24  8    segment sequence number
+ *   32  8    from_off: first unproven offset (0: the header too)
+ *   40  8    from_lsn: the user LSN expected at from_off
+ *   48  4    CRC32C of bytes 0..47
+ */
+#define RLG_RUN_MARKER      "rlog.replica-run"
+#define RLG_RUN_MAGIC       "RLOGRUN1"
+#define RLG_RUN_FORMAT      1u
+#define RLG_RUN_MARKER_SIZE 52u
+
+typedef struct rlg_run_mark {
+    uint64_t log_id;
+    uint64_t seq;
+    uint64_t from_off;
+    uint64_t from_lsn;
+} rlg_run_mark;
+
+typedef enum rlg_run_status {
+    RLG_RUN_OK = 0,
+    RLG_RUN_BAD,           /* short, torn, wrong magic or checksum: ignored */
+    RLG_RUN_OTHER_VERSION, /* magic, size and checksum fine, unknown version */
+} rlg_run_status;
+
+void rlg_run_mark_encode(const rlg_run_mark *m, uint8_t out[RLG_RUN_MARKER_SIZE]);
+/* Decodes len bytes read from the marker file. */
+rlg_run_status rlg_run_mark_decode(const uint8_t *in, size_t len, rlg_run_mark *m);
+
 /* "%016llx.seg"; parses a name back (false when it is not a segment name). */
 void rlg_seg_name(uint64_t seq, char *buf, size_t cap);
 bool rlg_seg_parse_name(const char *name, uint64_t *seq);

@@ -71,6 +71,7 @@ struct rlog_log {
     rlog_options opts;
     uint64_t log_id;
     bool readonly;
+    bool replica; /* the handle of a replica (log/replica.c): never appended to */
 
     pthread_mutex_t mu;
     pthread_cond_t cond;      /* round finished, spare state changed */

@@ -353,26 +353,67 @@ static int zero_spare(rlog_log *l, rlog_file *f)
     return !e && dirty ? l->vfs->fdatasync(l->vfs, f) : e;
 }
 
+/* Makes the kept spare f a prepared segment file again: every byte zero,
+ * synced, and (a log's spare) exactly the segment size, allocated. A spare
+ * of another size is left over from a preparation that failed part-way
+ * (its removal failed too), or from an open with another segment size: it
+ * is prepared again in place (never unlinked: after a sealed segment it
+ * must exist at every instant). A replica's spares take the leader's file
+ * size when they are taken (log/replica.c): only zeroed here. */
+static int prepare_kept_spare(rlog_log *l, rlog_file *f, const char **what)
+{
+    rlog_vfs *v = l->vfs;
+    uint64_t size = 0, want = l->opts.segment_size;
+    *what = "size of";
+    int e = v->size(v, f, &size);
+    if (e || l->replica || size == want) {
+        *what = "zeroing";
+        e = e ? e : zero_spare(l, f);
+        if (!e && !l->replica) /* its preparation's sync may have failed */
+            e = (*what = "fdatasync of", v->fdatasync(v, f));
+        return e;
+    }
+    if (size > want)
+        e = (*what = "truncating", v->truncate(v, f, want));
+    if (!e) {
+        *what = "allocating";
+        e = v->allocate(v, f, 0, want);
+        if (e == EOPNOTSUPP || e == ENOSYS)
+            e = 0;
+    }
+    if (!e)
+        e = (*what = "pre-writing", rlg_prewrite_zeros(v, f, want));
+    return e;
+}
+
 /* The first spare (seq last+1) stays the next segment: when the last
  * segment is sealed it must never be missing, even for a moment. Recovery
- * checked it holds no record of this log; stale bytes are zeroed. Further
- * spares are removed. */
+ * checked it holds no record of this log; it is prepared again (stale
+ * bytes zeroed, size and sync checked). Further spares are removed first,
+ * highest first, so that the files left always form a contiguous run (a
+ * gap in the run is corruption, step 2 of recovery). */
 static int adopt_spares(rlog_log *l, const rlg_recovery *r)
 {
-    size_t keep = 0;
-    if (r->nspares && r->spares[0] == l->disk_last_seq + 1) {
-        char path[4096];
-        rlg_seg_path(l, r->spares[0], path, sizeof path);
-        int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &l->spare_file);
-        if (!e)
-            e = zero_spare(l, l->spare_file);
-        if (e)
-            return rlg_fail(l, rlog_from_errno(e), "opening spare %s: %s", path, strerror(e));
-        l->spare_seq = r->spares[0];
-        l->spare_state = RLG_SPARE_READY;
-        keep = 1;
+    size_t keep = r->nspares && r->spares[0] == l->disk_last_seq + 1 ? 1 : 0;
+    for (size_t i = r->nspares; i > keep; i--) {
+        int rv = remove_files(l, &r->spares[i - 1], 1);
+        if (rv)
+            return rv;
     }
-    return remove_files(l, r->spares + keep, r->nspares - keep);
+    if (!keep)
+        return 0;
+    char path[4096];
+    rlg_seg_path(l, r->spares[0], path, sizeof path);
+    const char *what = "opening";
+    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &l->spare_file);
+    if (!e)
+        e = prepare_kept_spare(l, l->spare_file, &what);
+    if (e)
+        return rlg_fail(l, rlog_from_errno(e), "preparing spare %s: %s: %s", path, what,
+                        strerror(e));
+    l->spare_seq = r->spares[0];
+    l->spare_state = RLG_SPARE_READY;
+    return 0;
 }
 
 /* Repair dropped segments seq >= from: delete them, newest first, so the
@@ -448,26 +489,22 @@ static int rewrite_tail(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64_
     return e ? e : l->vfs->fdatasync(l->vfs, f);
 }
 
-/* Where the last segment's unproven bytes start: just after the record
- * whose LSN is `witnessed` (see rlg_recovery.witnessed). Everything after
- * it — later records, a checkpoint, the seal — may exist only in the page
- * cache. Sets *from, or returns an errno. */
-static int unproven_from(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64_t witnessed,
+/* Where the last segment's unproven bytes start: just past the last byte of
+ * the user record whose LSN is `proven` (the highest LSN known durable), or
+ * at the header when no record of the segment is proven (then not even the
+ * header is). Everything after that record — later records, but also a
+ * checkpoint or a seal right behind it, which may have been written in the
+ * same failed write — may exist only in the page cache. Sets *from, or
+ * returns an errno. */
+static int unproven_from(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64_t proven,
                          uint64_t *from)
 {
-    if (witnessed < s->first_lsn) { /* nothing proven here, not even the header */
+    if (proven < s->first_lsn || s->noffs == 0) {
         *from = 0;
         return 0;
     }
-    if (witnessed < s->last_lsn) {
-        *from = s->offs[witnessed + 1 - s->first_lsn];
-        return 0;
-    }
-    if (s->noffs == 0) { /* proven by earlier segments; the header came with them */
-        *from = RLG_SEG_HEADER_SIZE;
-        return 0;
-    }
-    uint64_t off = s->offs[s->noffs - 1];
+    uint64_t lsn = proven < s->last_lsn ? proven : s->last_lsn;
+    uint64_t off = s->offs[lsn - s->first_lsn];
     uint8_t hdr[RLG_REC_HEADER_SIZE];
     size_t got = 0;
     int e = l->vfs->pread(l->vfs, f, hdr, sizeof hdr, off, &got);
@@ -481,7 +518,21 @@ static int unproven_from(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64
 bool rlg_is_temp_name(const char *name)
 {
     return !strcmp(name, RLG_CREATE_TMP) || !strcmp(name, RLG_RECEIVE_TMP) ||
-           !strcmp(name, RLG_RECEIVE_FILE_TMP);
+           !strcmp(name, RLG_RECEIVE_FILE_TMP) || !strcmp(name, RLG_RUN_MARKER);
+}
+
+/* A replica's run marker (docs/format.md, "The run marker") has served its
+ * purpose once everything recovered is durable: removed, durably (one that
+ * reappeared would only keep witnesses in its range from counting).
+ * 0 or an errno. */
+static int remove_run_marker(rlog_log *l)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", l->dir, RLG_RUN_MARKER);
+    int e = l->vfs->unlink(l->vfs, path);
+    if (e == ENOENT)
+        return 0;
+    return e ? e : l->vfs->sync_dir(l->vfs, l->dir);
 }
 
 /* Unlinks the temporary files of an interrupted segment or side-file
@@ -593,6 +644,12 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
         if (f)
             l->vfs->close(l->vfs, f);
         return rlg_fail(l, rlog_from_errno(e), "making %s durable: %s", path, strerror(e));
+    }
+    e = r->run_file ? remove_run_marker(l) : 0;
+    if (e) {
+        l->vfs->close(l->vfs, f);
+        return rlg_fail(l, rlog_from_errno(e), "removing %s/%s: %s", l->dir, RLG_RUN_MARKER,
+                        strerror(e));
     }
     if (last->sealed)
         l->vfs->close(l->vfs, f);

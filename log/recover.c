@@ -82,11 +82,16 @@ typedef struct rcv {
     rlog_open_report *rep;
     rcv_file *files;
     size_t nfiles;
-    size_t nkeep;     /* files[nkeep..] are dropped (repair) */
-    size_t last;      /* L: index of the last kept file with a valid header */
-    bool damaged;     /* repair: a damage was found and the message names it */
-    bool stop;        /* repair: the log was cut; nothing after matters */
-    uint64_t proof;   /* highest witness among kept records */
+    size_t nkeep;   /* files[nkeep..] are dropped (repair) */
+    size_t last;    /* L: index of the last kept file with a valid header */
+    bool damaged;   /* repair: a damage was found and the message names it */
+    bool stop;      /* repair: the log was cut; nothing after matters */
+    uint64_t proof; /* highest witness among kept records */
+    /* a valid run marker (docs/format.md, "The run marker") for segment
+     * run.seq: witnesses of records at offsets >= run.from_off there prove
+     * nothing at or after run.from_lsn */
+    bool run_on;
+    rlg_run_mark run;
     uint64_t records; /* kept records, all types */
     char *path;
     size_t path_cap;
@@ -379,15 +384,27 @@ static int rcv_rec(rcv *r, uint64_t off, uint32_t salt, uint64_t e, bool exact, 
     return rc;
 }
 
+/* What the valid record h at offset off of the open file proves durable:
+ * every LSN <= the result. A user record or a seal: its witness; a
+ * checkpoint: its own LSN (it is written after everything up to it was
+ * synced). Within the range of a run marker, a replica's write batch that
+ * may not have been synced: nothing from the marker's LSN on (the witness
+ * describes the leader's disk; the batch itself may be torn). */
+static uint64_t rcv_claim(const rcv *r, uint64_t off, const rlg_rec_header *h)
+{
+    uint64_t w = h->type == RLG_TYPE_CHECKPOINT ? h->lsn : h->durable;
+    if (r->run_on && r->files[r->fi].seq == r->run.seq && off >= r->run.from_off &&
+        w >= r->run.from_lsn)
+        w = r->run.from_lsn - 1;
+    return w;
+}
+
 /* ---- candidates: valid records anywhere in a region ---- */
 
-static void rcv_cand_add(rcv_cands *c, const rlg_rec_header *h, uint64_t off)
+static void rcv_cand_add(rcv_cands *c, const rlg_rec_header *h, uint64_t off, uint64_t w)
 {
-    uint64_t w = h->durable;
-    if (h->type == RLG_TYPE_CHECKPOINT) {
-        w = h->lsn; /* written after everything up to lsn was synced */
+    if (h->type == RLG_TYPE_CHECKPOINT)
         c->nckpt++;
-    }
     if (!c->has_w || w > c->w) {
         c->has_w = true;
         c->w = w;
@@ -418,7 +435,7 @@ static int rcv_cand_run(rcv *r, uint64_t from, uint64_t to, uint32_t salt, uint6
         if (rc)
             return rc;
         if (why == RCV_OK) {
-            rcv_cand_add(c, &h, q);
+            rcv_cand_add(c, &h, q, rcv_claim(r, q, &h));
             *next = q + RLG_REC_HEADER_SIZE + h.len;
             if (*next > c->z_end)
                 c->z_end = *next;
@@ -513,6 +530,8 @@ static int rcv_list(rcv *r)
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t seq;
+        if (!strcmp(names[i], RLG_RUN_MARKER))
+            r->out->run_file = true;
         if (!rlg_seg_parse_name(names[i], &seq))
             continue;
         rcv_file *f = &r->files[r->nfiles++];
@@ -719,7 +738,7 @@ static int rcv_scan(rcv *r, size_t i, int *why, rlg_rec_header *h)
             off += RLG_SEAL_SIZE;
             break;
         }
-        uint64_t w = h->type == RLG_TYPE_CHECKPOINT ? h->lsn : h->durable;
+        uint64_t w = rcv_claim(r, off, h);
         r->proof = w > r->proof ? w : r->proof;
         if (h->type >= RLOG_TYPE_USER_MIN) {
             if (rlg_segment_push(s, (uint32_t)off))
@@ -767,6 +786,17 @@ static void rcv_found_str(const rcv_cands *c, char *buf, size_t cap)
         snprintf(buf, cap, "no complete record past the damage");
 }
 
+/* "; a replica's run marker leaves ..." when the marker covers segment seq. */
+static void rcv_run_note(const rcv *r, uint64_t seq, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    if (r->run_on && r->run.seq == seq)
+        snprintf(buf, cap,
+                 "; a replica's run marker leaves offsets from %" PRIu64 " (LSN %" PRIu64
+                 ") unproven",
+                 r->run.from_off, r->run.from_lsn);
+}
+
 /* The end of an unsealed L: clean, a torn tail, or damage proven durable. */
 static int rcv_tail(rcv *r)
 {
@@ -800,12 +830,13 @@ static int rcv_tail(rcv *r)
     r->out->cut_end = c.z_end;
     r->rep->status = RLOG_TAIL_TORN;
     rcv_at(r, r->last, p);
-    char found[128];
+    char found[128], note[128];
     rcv_found_str(&c, found, sizeof found);
+    rcv_run_note(r, s->seq, note, sizeof note);
     rcv_fail(r, 0,
              "torn tail in %s at offset %" PRIu64 " after LSN %" PRIu64 ": %" PRIu64
-             " bytes cut (%s, none proven durable)",
-             name, p, e - 1, c.z_end - p, found);
+             " bytes cut (%s, none proven durable%s)",
+             name, p, e - 1, c.z_end - p, found, note);
     return 0;
 }
 
@@ -840,12 +871,13 @@ static int rcv_torn_start(rcv *r, size_t j, const rcv_cands *c)
         return 0;
     r->rep->status = RLOG_TAIL_TORN;
     rcv_at(r, j, 0);
-    char found[128];
+    char found[128], note[128];
     rcv_found_str(c, found, sizeof found);
+    rcv_run_note(r, r->files[j].seq, note, sizeof note);
     rcv_fail(r, 0,
              "torn start of segment %s after sealed %s (last LSN %" PRIu64 "): %" PRIu64
-             " bytes cut (%s, none proven durable)",
-             r->files[j].name, r->files[r->last].name, s->last_lsn, c->z_end, found);
+             " bytes cut (%s, none proven durable%s)",
+             r->files[j].name, r->files[r->last].name, s->last_lsn, c->z_end, found, note);
     return 0;
 }
 
@@ -975,6 +1007,52 @@ static void rcv_clean_msg(rcv *r)
                  rep->first_lsn, rep->last_lsn);
 }
 
+/*
+ * The run marker, if any (docs/format.md, "The run marker"). It is honoured
+ * when it is valid, belongs to this log and names L or the file after it:
+ * a replica writes a batch only into its newest segment (L), or into the
+ * segment it starts (L + 1, whose header may then be torn), after the
+ * marker's fdatasync. Anything else is ignored, safely:
+ *  - a marker for an older segment: its batch was synced before the call
+ *    returned, and only a later call wrote a later segment's header;
+ *  - an invalid (torn, short, empty) marker: it was being written or
+ *    updated, and a batch is written only once the marker is durable, so
+ *    no batch was in flight (the one before, if any, was synced).
+ */
+static int rcv_run_marker(rcv *r)
+{
+    if (!r->out->run_file)
+        return 0;
+    snprintf(r->path, r->path_cap, "%s/%s", r->dir, RLG_RUN_MARKER);
+    rlog_file *f = NULL;
+    int err = r->vfs->open(r->vfs, r->path, RLOG_VFS_RDONLY, &f);
+    if (err == ENOENT)
+        return 0;
+    uint8_t b[RLG_RUN_MARKER_SIZE];
+    size_t got = 0;
+    if (!err) {
+        err = r->vfs->pread(r->vfs, f, b, sizeof b, 0, &got);
+        r->vfs->close(r->vfs, f);
+    }
+    char eb[128];
+    if (err)
+        return rcv_fail(r, rlog_from_errno(err), "reading %s: %s", r->path,
+                        strerror_r(err, eb, sizeof eb));
+    rlg_run_mark m;
+    rlg_run_status st = rlg_run_mark_decode(b, got, &m);
+    if (st == RLG_RUN_OTHER_VERSION)
+        return rcv_fail(r, RLOG_EVERSION, "%s has version %" PRIu32 "; this build reads version %u",
+                        r->path, rlg_get32(b + 8), RLG_RUN_FORMAT);
+    uint64_t L = r->files[r->last].seq;
+    if (st != RLG_RUN_OK || m.log_id != r->out->log_id || m.from_lsn == 0 ||
+        (m.seq != L && m.seq != L + 1))
+        return 0;
+    r->run_on = true;
+    r->run = m;
+    r->out->run_marker = true;
+    return 0;
+}
+
 static int rcv_run(rcv *r)
 {
     int rc = rcv_list(r);
@@ -982,6 +1060,8 @@ static int rcv_run(rcv *r)
         rc = rcv_header(r, i);
     if (!rc)
         rc = rcv_classify(r);
+    if (!rc)
+        rc = rcv_run_marker(r);
     if (rc)
         return rc;
     r->out->segs = calloc(r->last + 1, sizeof *r->out->segs);

@@ -61,6 +61,11 @@ typedef struct rlg_recovery {
      * highest seq first (so that the remaining run stays contiguous), before
      * applying the cut. None of them is in segs or spares. */
     uint64_t delete_from_seq;
+    /* A replica's run marker was honoured (docs/format.md, "The run
+     * marker"): witnesses in its range did not count. A writable open
+     * removes the marker once everything it keeps is durable. */
+    bool run_marker;
+    bool run_file; /* the directory holds a run marker file (valid or not) */
 } rlg_recovery;
 
 /*

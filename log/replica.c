@@ -6,22 +6,24 @@
  * Two ways in:
  *
  *  - In place (rlg_replica_append): verified records are written into the
- *    active segment and synced in runs. The records carry the LEADER's
- *    durability witness; recovery takes a valid record past a damaged one as
- *    proof that the damaged one was durable. So a run never holds a record
- *    whose proof (its `durable` field; a checkpoint's LSN) reaches the LSN
- *    expected where the run starts: whatever a crash tears inside a run,
- *    nothing after the tear proves the torn record, and recovery cuts a
- *    torn tail instead of reporting corruption. The first run of a new
- *    segment carries its header (the rotation rule of the log: the
- *    predecessor's seal is durable, the file exists, zero-filled).
+ *    active segment. The records carry the LEADER's durability witness;
+ *    recovery takes a valid record past a damaged one as proof that the
+ *    damaged one was durable. A call whose records form one run (none has a
+ *    proof — its `durable` field; a checkpoint's LSN — reaching the LSN
+ *    expected where the run starts) is written and synced: whatever a crash
+ *    tears inside it, nothing after the tear proves the torn record, and
+ *    recovery cuts a torn tail instead of reporting corruption. A call of
+ *    many runs is a batch: the run marker (RLG_RUN_MARKER), durable before
+ *    any byte of the batch is written, makes recovery count no witness in
+ *    the batch's range, so the batch is written and synced once. The first
+ *    write of a new segment carries its header (the rotation rule of the
+ *    log: the predecessor's seal is durable, the file exists, zero-filled).
  *
- *  - Through a temporary file (rlg_replica_segment_*, and appends that would
- *    need many runs): the whole segment is built in RLG_RECEIVE_TMP, synced
- *    once, and renamed over the segment's name (the zero spare, or the old
- *    copy of the segment), then the directory is synced. A rename is atomic:
- *    a crash leaves the old file or the new one. One fdatasync per segment,
- *    whatever the leader's sync pattern was.
+ *  - Through a temporary file (rlg_replica_segment_*): the whole sealed
+ *    segment is built in RLG_RECEIVE_TMP, synced once, and renamed over the
+ *    segment's name (the zero spare), then the directory is synced. A
+ *    rename is atomic: a crash leaves the old file or the new one. One
+ *    fdatasync per segment, whatever the leader's sync pattern was.
  *
  * Invariants kept on disk (those of the log's writer, docs/format.md
  * "Writing rules"): a sealed newest segment's successor file exists; a file
@@ -37,10 +39,6 @@
 #include <string.h>
 
 #include "log/replica_internal.h"
-
-/* A sync costs about as much as writing this many bytes (for choosing
- * between syncing runs in place and rewriting the segment once). */
-#define RP_SYNC_BYTES (1u << 20)
 
 /* ------------------------------------------------------------- helpers */
 
@@ -467,6 +465,7 @@ int rlg_replica_open(const char *dir, rlog_vfs *vfs, rlog_env *env, rlg_replica 
         return dir && *dir ? RLOG_ENOMEM : RLOG_EINVAL;
     }
     r->l = l;
+    l->replica = true;
     rlog_open_report rep;
     memset(&rep, 0, sizeof rep);
     int rv = rlg_lock_dir(l, &l->lockf, &rep);
@@ -501,6 +500,8 @@ void rlg_replica_close(rlg_replica *r)
         return;
     rlg_replica_segment_abort(r);
     rlg_replica_file_abort(r);
+    if (r->runf)
+        r->l->vfs->close(r->l->vfs, r->runf);
     rlg_log_release(r->l);
     free(r);
 }
@@ -744,6 +745,74 @@ static int write_run(rlg_replica *r, rlog_file *f, uint64_t seq, uint64_t off, c
     return 0;
 }
 
+/* ------------------------------------------------------------ run marker */
+
+/* A batch within this many bytes after the durable marker's offset (same
+ * segment) is covered by it; one further away moves the marker first, so
+ * that the range whose witnesses do not count stays short (see
+ * docs/durability.md: damage there is cut instead of reported). */
+#define RP_RUN_SPAN (1u << 20)
+
+/*
+ * Makes sure the run marker (docs/format.md, "The run marker") covers a
+ * batch that starts at offset off of segment seq, the next user LSN there
+ * being lsn: that the marker on disk is valid and durable and names seq and
+ * an offset <= off. The replica knows what it last made durable there
+ * (r->run): when that covers the batch (and is less than RP_RUN_SPAN
+ * behind), nothing is written. Otherwise the marker is written — (seq, off,
+ * lsn) — and fdatasync'ed, and the first time this handle writes it, its
+ * directory entry is synced too (the file is then overwritten in place: no
+ * directory sync per batch). The marker is only ever written here, when no
+ * byte of a batch is unsynced, and always synced before any byte of the
+ * batch is written: whatever a crash does to the marker's own write (lost,
+ * torn: recovery ignores an invalid marker), no batch was in flight. A
+ * failed write leaves the replica as it was (nothing of the batch written);
+ * a failed sync poisons it.
+ */
+static int run_cover(rlg_replica *r, uint64_t seq, uint64_t off, uint64_t lsn)
+{
+    if (r->run_ok && r->run.seq == seq && r->run.from_off <= off &&
+        off - r->run.from_off < RP_RUN_SPAN)
+        return 0;
+    rlog_vfs *v = r->l->vfs;
+    char path[4096];
+    rlg_rp_path(r, RLG_RUN_MARKER, path, sizeof path);
+    rlg_run_mark m = {r->l->log_id, seq, off, lsn};
+    uint8_t b[RLG_RUN_MARKER_SIZE];
+    rlg_run_mark_encode(&m, b);
+    r->run_ok = false; /* until the new content is durable */
+    size_t done = 0;
+    int e = r->runf ? 0 : v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &r->runf);
+    if (!e && (e = v->pwrite(v, r->runf, b, sizeof b, 0, &done)) == 0 && done != sizeof b)
+        e = EIO;
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "writing %s: %s; nothing of the batch written",
+                           path, strerror(e));
+    e = v->fdatasync(v, r->runf);
+    if (e)
+        return rlg_rp_poison(r, e, "fdatasync of", path);
+    if (!r->run_entry) {
+        e = v->sync_dir(v, r->l->dir);
+        if (e)
+            return rlg_rp_poison(r, e, "directory fsync after creating", path);
+        r->run_entry = true;
+    }
+    r->run = m;
+    r->run_ok = true;
+    return 0;
+}
+
+void rlg_rp_run_drop(rlg_replica *r)
+{
+    if (r->runf)
+        r->l->vfs->close(r->l->vfs, r->runf);
+    r->runf = NULL;
+    r->run_entry = r->run_ok = false;
+    char path[4096];
+    rlg_rp_path(r, RLG_RUN_MARKER, path, sizeof path);
+    r->l->vfs->unlink(r->l->vfs, path);
+}
+
 static int open_segment_file(rlg_replica *r, uint64_t seq, rlog_file **f)
 {
     char path[4096];
@@ -751,6 +820,42 @@ static int open_segment_file(rlg_replica *r, uint64_t seq, rlog_file **f)
     int e = r->l->vfs->open(r->l->vfs, path, RLOG_VFS_RDWR, f);
     if (e)
         return rlg_rp_fail(r, rlog_from_errno(e), "opening %s: %s", path, strerror(e));
+    return 0;
+}
+
+/* Before the first segment of an empty replica: any segment file present
+ * is a leftover (a zero spare of a reset that failed part-way, of a failed
+ * first install, of a log the replica held before) and goes, so that it
+ * cannot sit in a gap before the new segment (a gap in the run of segment
+ * files is corruption, step 2 of recovery). None of them holds a valid
+ * header, so the directory reads as "no log" meanwhile. The unlinks are made
+ * durable by the directory fsync that precedes the rename bringing in the
+ * first segment (first_segment; install, after spare_ensure). */
+static int clear_leftovers(rlg_replica *r)
+{
+    assert(r->l->nsegs == 0);
+    rlog_vfs *v = r->l->vfs;
+    char **names = NULL;
+    size_t n = 0;
+    int e = v->list(v, r->l->dir, &names, &n);
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "listing '%s': %s", r->l->dir, strerror(e));
+    char path[4096];
+    path[0] = 0;
+    for (size_t i = 0; i < n && !e; i++) {
+        uint64_t seq;
+        if (!rlg_seg_parse_name(names[i], &seq))
+            continue;
+        rlg_rp_path(r, names[i], path, sizeof path);
+        e = v->unlink(v, path);
+        if (e == ENOENT)
+            e = 0;
+    }
+    rlog_vfs_free_names(names, n);
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "removing the leftover %s: %s", path,
+                           strerror(e));
+    r->spare_hi = r->full_seq = 0;
     return 0;
 }
 
@@ -820,7 +925,9 @@ static int fresh_start(rlg_replica *r, uint64_t seq, uint64_t first_lsn, rlg_seg
     *hdr_pending = r->l->nsegs > 0;
     rlog_file *f = NULL;
     if (!*hdr_pending) {
-        rv = first_segment(r, seq, hdr, &f);
+        rv = clear_leftovers(r);
+        if (!rv)
+            rv = first_segment(r, seq, hdr, &f);
         if (rv)
             return rv;
         r->l->segs[r->l->nsegs++] = *ns;
@@ -836,8 +943,28 @@ static int fresh_start(rlg_replica *r, uint64_t seq, uint64_t first_lsn, rlg_seg
     return 0;
 }
 
+/* The number of runs records rs fall into. */
+static size_t count_runs(const rp_recs *rs)
+{
+    size_t runs = 0;
+    for (size_t i = 0; i < rs->n; i = run_end(rs, i))
+        runs++;
+    return runs;
+}
+
+/*
+ * Writes the verified records rs (bytes[0] is at offset rs->v[0].off) into
+ * segment seq in place. A call whose records form one run is written and
+ * synced as it is. A call of two runs or more is a *batch*: the run marker
+ * on disk must say that the bytes from (at most) the replica's end on are
+ * unproven (run_cover: usually it does already, else it is written and
+ * synced), then every byte is written in one go and synced once — one or
+ * two syncs, whatever the leader's sync pattern. Recovery takes no witness
+ * in the marker's range as proof of anything in it, so a crash that tears
+ * the batch leaves a torn tail, as a run does.
+ */
 static int append_inplace(rlg_replica *r, bool fresh, uint64_t seq, uint64_t first_lsn,
-                          uint64_t off, const uint8_t *bytes, const rp_recs *rs)
+                          const uint8_t *bytes, const rp_recs *rs)
 {
     rlg_segment ns;
     uint8_t hdr[RLG_SEG_HEADER_SIZE];
@@ -850,13 +977,17 @@ static int append_inplace(rlg_replica *r, bool fresh, uint64_t seq, uint64_t fir
     rv = offs_reserve(s, rs->nuser);
     if (!rv && !r->l->wfile)
         rv = open_segment_file(r, seq, &r->l->wfile);
+    bool batch = count_runs(rs) >= 2;
+    if (!rv && batch) /* the header too, when it comes with the batch */
+        rv = run_cover(r, seq, pending ? 0 : s->end, s->last_lsn + 1);
+    uint64_t base = rs->n ? rs->v[0].off : 0;
     for (size_t i = 0; !rv && (i < rs->n || pending);) {
-        size_t j = i < rs->n ? run_end(rs, i) : i;
+        size_t j = batch ? rs->n : i < rs->n ? run_end(rs, i) : i;
         uint64_t from = i < j ? rs->v[i].off : RLG_SEG_HEADER_SIZE;
         uint64_t to = i < j ? rec_end(&rs->v[j - 1]) : from;
         if (i < j && rs->v[j - 1].type == RLG_TYPE_SEAL)
             rv = spare_ensure(r, seq + 1, false); /* the successor exists before the seal */
-        const uint8_t *p = to > from ? bytes + (from - off) : NULL;
+        const uint8_t *p = to > from ? bytes + (from - base) : NULL;
         if (!rv)
             rv = pending
                      ? write_run(r, r->l->wfile, seq, 0, hdr, sizeof hdr, p, (size_t)(to - from))
@@ -904,6 +1035,10 @@ static int install(rlg_replica *r, rlog_file *t, uint64_t seq, bool sealed)
         rv = rlg_rp_fail(r, rlog_from_errno(e), "renaming %s to %s: %s", tmp, path, strerror(e));
     if (rv) {
         v->unlink(v, tmp);
+        if (ahead) { /* not needed: leave no file the handle does not account for */
+            rlg_rp_seg_path(r, seq + 2, path, sizeof path);
+            v->unlink(v, path);
+        }
         return rv;
     }
     rlg_rp_close_active(r); /* (callers closed it already: it named the old file) */
@@ -967,85 +1102,6 @@ int rlg_rp_copy_prefix(rlg_replica *r, uint64_t seq, uint64_t end, rlog_file *t)
     return 0;
 }
 
-/* Rewrites segment seq whole through the temporary file: its present
- * bytes [0, off) (or a new header), then the new records, then zeros. */
-static int append_install(rlg_replica *r, bool fresh, uint64_t seq, uint64_t first_lsn,
-                          uint64_t off, const uint8_t *bytes, size_t len, const rp_recs *rs)
-{
-    rlog_vfs *v = r->l->vfs;
-    rlg_segment ns, *s = fresh ? &ns : newest(r);
-    memset(&ns, 0, sizeof ns);
-    ns.seq = seq;
-    ns.first_lsn = first_lsn;
-    ns.last_lsn = first_lsn - 1;
-    ns.end = RLG_SEG_HEADER_SIZE;
-    ns.size = r->file_size;
-    bool sealed = rs->n && rs->v[rs->n - 1].type == RLG_TYPE_SEAL;
-    uint64_t end = off + len, size = s->size > end ? s->size : end;
-    rlog_file *t = NULL;
-    int rv = offs_reserve(s, rs->nuser);
-    if (!rv && fresh)
-        rv = segs_reserve(r->l);
-    if (!rv)
-        rv = rlg_rp_temp_create(r, RLG_RECEIVE_TMP, &t);
-    size_t done = 0;
-    int e = 0;
-    if (!rv && fresh) {
-        uint8_t hdr[RLG_SEG_HEADER_SIZE];
-        rlg_seg_header h = {RLG_FORMAT_VERSION, r->l->log_id, seq, first_lsn};
-        rlg_seg_header_encode(&h, hdr);
-        if ((e = v->pwrite(v, t, hdr, sizeof hdr, 0, &done)) == 0 && done != sizeof hdr)
-            e = EIO;
-    } else if (!rv) {
-        rv = rlg_rp_copy_prefix(r, seq, off, t);
-    }
-    if (!rv && !e && (e = v->pwrite(v, t, bytes, len, off, &done)) == 0 && done != len)
-        e = EIO;
-    if (!rv && !e) /* sealed: never written again, a hole will do */
-        e = sealed ? v->truncate(v, t, size) : zero_range(v, t, end, size);
-    if (!rv && e)
-        rv = rlg_rp_fail(r, rlog_from_errno(e), "writing %s for segment %" PRIu64 ": %s",
-                         RLG_RECEIVE_TMP, seq, strerror(e));
-    if (rv) {
-        if (t) {
-            char tmp[4096];
-            rlg_rp_path(r, RLG_RECEIVE_TMP, tmp, sizeof tmp);
-            v->close(v, t);
-            v->unlink(v, tmp);
-        }
-        rlg_segment_free(&ns);
-        return rv;
-    }
-    if (!fresh)
-        rlg_rp_close_active(r);
-    rv = install(r, t, seq, sealed);
-    if (rv) {
-        rlg_segment_free(&ns);
-        return rv;
-    }
-    if (fresh) {
-        r->l->segs[r->l->nsegs++] = ns;
-        s = newest(r);
-    }
-    index_apply(r, s, rs, 0, rs->n);
-    return 0;
-}
-
-/* Whether rewriting the segment once beats syncing its runs in place. */
-static bool prefer_install(const rlg_replica *r, bool fresh, uint64_t off, size_t len,
-                           const rp_recs *rs)
-{
-    size_t runs = 0;
-    for (size_t i = 0; i < rs->n; i = run_end(rs, i))
-        runs++;
-    if (runs < 4)
-        return false;
-    bool sealed = rs->v[rs->n - 1].type == RLG_TYPE_SEAL;
-    uint64_t size = fresh ? r->file_size : newest(r)->size, end = off + len;
-    uint64_t bytes = end + (sealed || size < end ? 0 : size - end); /* (the zeros after it) */
-    return bytes / RP_SYNC_BYTES < runs;
-}
-
 int rlg_replica_append(rlg_replica *r, uint64_t seq, uint64_t seg_first_lsn, uint64_t off,
                        const void *bytes, size_t len)
 {
@@ -1071,12 +1127,8 @@ int rlg_replica_append(rlg_replica *r, uint64_t seq, uint64_t seg_first_lsn, uin
                      c.off - c.rec_off);
     if (rv == RLOG_ENOMEM)
         rlg_rp_fail(r, rv, "append: out of memory verifying %zu bytes", len);
-    if (!rv && (fresh || rs.n)) {
-        if (rs.n && prefer_install(r, fresh, off, len, &rs))
-            rv = append_install(r, fresh, seq, seg_first_lsn, off, bytes, len, &rs);
-        else
-            rv = append_inplace(r, fresh, seq, seg_first_lsn, off, bytes, &rs);
-    }
+    if (!rv && (fresh || rs.n))
+        rv = append_inplace(r, fresh, seq, seg_first_lsn, bytes, &rs);
     free(rs.v);
     return rv;
 }
@@ -1124,6 +1176,8 @@ int rlg_replica_segment_begin(rlg_replica *r, uint64_t seq, uint64_t seg_first_l
     if (!rv && !fresh)
         rv = rlg_rp_fail(r, RLOG_EPROTO,
                          "segment_begin: the replica holds segment %" PRIu64 " already", seq);
+    if (!rv && r->l->nsegs == 0)
+        rv = clear_leftovers(r);
     if (rv)
         return rv;
     rlg_rx *rx = &r->rx;

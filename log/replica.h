@@ -18,12 +18,16 @@
  *        leader's sync pattern was: the successor's empty spare file is
  *        created one segment ahead, made durable by the previous rename's
  *        directory fsync);
- *      * bytes appended to the replica's active segment are written and
- *        synced in runs that keep every record's durability witness true on
- *        the replica's disk: a run never holds a record whose `durable`
- *        field (a checkpoint's lsn) reaches the run's first LSN; a call
- *        that would need many runs rewrites the segment through the
- *        temporary file instead (one sync);
+ *      * bytes appended to the replica's active segment keep every
+ *        record's durability witness (which describes the leader's disk)
+ *        from proving an unsynced record on the replica's disk: a call
+ *        whose records form one run (none has a `durable` field, or a
+ *        checkpoint's lsn, reaching the run's first LSN) is written and
+ *        synced; a call of many runs is a batch — the run marker
+ *        (rlog.replica-run, made durable first when the one on disk does
+ *        not cover it yet) tells recovery that witnesses from the batch's
+ *        start on prove nothing there, then all the bytes are written and
+ *        synced once;
  *      * a new active segment is prepared (created, zero-filled, synced,
  *        directory synced) before its header is written, and only after the
  *        predecessor's seal is durable; the successor's file exists before
@@ -134,15 +138,15 @@ int rlg_replica_set_file_size(rlg_replica *r, uint64_t file_size);
  * writes the header itself (it is determined by log id, seq and first
  * LSN). Must continue exactly where the replica stands: same seq at off ==
  * pos.end, or seq == pos.seq + 1 at off == 64 after a sealed segment.
- * Verified, written and synced (in witness-respecting runs; or, when that
- * would take many syncs, by rewriting the segment through a temporary file
- * and one sync) before the call returns: on return pos.end has moved to
- * off + len. RLOG_EPROTO (message says why) for bytes that do not verify or
+ * Verified, written and synced (one run: one fdatasync; a batch of many
+ * runs: the run marker's fdatasync when it does not cover the batch yet,
+ * then one fdatasync) before the call returns: on return pos.end has moved
+ * to off + len. RLOG_EPROTO (message says why) for bytes that do not verify or
  * do not continue the replica (a record cut short at the end included);
  * nothing is written then. RLOG_EINVAL on an empty (not adopted) replica or
  * during a segment receive. RLOG_EIO/RLOG_ENOSPC from the disk: the failed
- * run is rolled back as the log does, but runs synced before it stay (pos
- * says how far the call got). RLOG_EPOISONED after a failed fdatasync (and
+ * write is rolled back as the log does (nothing of the call stays; pos
+ * says where the replica stands). RLOG_EPOISONED after a failed fdatasync (and
  * for every later call: close and reopen, which recovers). */
 int rlg_replica_append(rlg_replica *r, uint64_t seq, uint64_t seg_first_lsn, uint64_t off,
                        const void *bytes, size_t len);
@@ -188,8 +192,10 @@ int rlg_replica_delete_prefix(rlg_replica *r, uint64_t seq, uint64_t *deleted);
 
 /* Deletes every segment (the replica is behind the leader's retained
  * prefix), oldest first, each followed by a directory fsync (a crash leaves
- * a suffix of the segments, a valid log), then the spare files: afterwards
- * it is empty (log id 0) and must adopt again. Side files stay. */
+ * a suffix of the segments, a valid log), then the spare files and the run
+ * marker: afterwards it is empty (log id 0) and must adopt again. Side
+ * files stay. (Whatever segment files a failed reset leaves, the first
+ * segment of an adopted replica removes them first.) */
 int rlg_replica_reset(rlg_replica *r);
 
 /* Side files (snapshot files), streamed: begin creates a temporary file,

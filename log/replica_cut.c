@@ -99,14 +99,44 @@ static int cut_segment(rlg_replica *r, size_t k, uint64_t cut)
     return 0;
 }
 
-/* Drops segments after index k, newest first, then the spares beyond the
- * first one after k. */
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The sequence numbers of the segment files present above `keep`, highest
+ * first (*seqs: free()): the dropped segments' empty files and the spares,
+ * including any the handle does not account for (left by a step that
+ * failed). */
+static int files_above(rlg_replica *r, uint64_t keep, uint64_t **seqs, size_t *n)
+{
+    rlog_vfs *v = r->l->vfs;
+    char **names = NULL;
+    size_t count = 0;
+    *n = 0;
+    int e = v->list(v, r->l->dir, &names, &count);
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "listing '%s': %s", r->l->dir, strerror(e));
+    *seqs = malloc((count ? count : 1) * sizeof **seqs);
+    for (size_t i = 0; *seqs && i < count; i++) {
+        uint64_t seq;
+        if (rlg_seg_parse_name(names[i], &seq) && seq > keep)
+            (*seqs)[(*n)++] = seq;
+    }
+    rlog_vfs_free_names(names, count);
+    if (!*seqs)
+        return rlg_rp_fail(r, RLOG_ENOMEM, "truncate: out of memory");
+    qsort(*seqs, *n, sizeof **seqs, cmp_desc);
+    return 0;
+}
+
+/* Drops segments after index k, newest first, then every segment file
+ * beyond the first one after k, highest first (the files left stay a
+ * contiguous run). */
 static int drop_after(rlg_replica *r, size_t k)
 {
     rlog_log *l = r->l;
-    uint64_t top = l->segs[l->nsegs - 1].seq;
-    if (r->spare_hi > top)
-        top = r->spare_hi;
     while (l->nsegs - 1 > k) {
         rlg_segment *s = &l->segs[l->nsegs - 1];
         rlg_rp_close_active(r);
@@ -120,16 +150,18 @@ static int drop_after(rlg_replica *r, size_t k)
         rlg_segment_free(s);
         l->nsegs--;
     }
-    uint64_t keep = l->segs[k].seq + 1;
-    for (uint64_t seq = top; seq > keep; seq--) {
+    uint64_t keep = l->segs[k].seq + 1, *seqs = NULL;
+    size_t n = 0;
+    int rv = files_above(r, keep, &seqs, &n);
+    for (size_t i = 0; !rv && i < n; i++) {
         char path[4096];
-        rlg_rp_seg_path(r, seq, path, sizeof path);
-        int rv = rlg_rp_unlink_synced(r, path);
-        if (rv)
-            return rv;
-        r->spare_hi = seq - 1;
+        rlg_rp_seg_path(r, seqs[i], path, sizeof path);
+        rv = rlg_rp_unlink_synced(r, path);
+        if (!rv && r->spare_hi >= seqs[i])
+            r->spare_hi = seqs[i] - 1;
     }
-    return 0;
+    free(seqs);
+    return rv;
 }
 
 int rlg_replica_truncate(rlg_replica *r, uint64_t lsn)
@@ -148,6 +180,7 @@ int rlg_replica_truncate(rlg_replica *r, uint64_t lsn)
         return 0; /* record lsn - 1 is not here yet: nothing to drop */
     long k = rlg_find_segment(l, lsn - 1);
     assert(k >= 0);
+    rlg_rp_run_drop(r); /* the positions it names are about to change */
     rlg_segment *s = &l->segs[k];
     char path[4096];
     rlg_rp_seg_path(r, s->seq, path, sizeof path);
@@ -211,7 +244,8 @@ int rlg_replica_reset(rlg_replica *r)
         return rlg_rp_fail(r, RLOG_EINVAL, "reset: a whole-segment receive is in progress");
     rlog_log *l = r->l;
     rlg_rp_close_active(r);
-    while (l->nsegs) { /* oldest first: what is left is always a valid log */
+    rlg_rp_run_drop(r); /* (made durable by the directory syncs below) */
+    while (l->nsegs) {  /* oldest first: what is left is always a valid log */
         char path[4096];
         rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
         rv = rlg_rp_unlink_synced(r, path);

@@ -70,6 +70,12 @@ struct rlg_replica {
      * them allocated and pre-written to file_size (0: none) */
     uint64_t spare_hi, full_seq;
     int poisoned; /* 0, or RLOG_EPOISONED */
+    /* the run marker (docs/format.md, "The run marker"): its file, open
+     * once this handle wrote it (run_entry: its directory entry was synced
+     * since); run_ok: `run` is what the file durably holds */
+    rlog_file *runf;
+    bool run_entry, run_ok;
+    rlg_run_mark run;
     rlg_rx rx;
     rlg_sfx sf;
 };
@@ -97,6 +103,11 @@ int rlg_rp_temp_create(rlg_replica *r, const char *name, rlog_file **out);
 void rlg_rp_close_active(rlg_replica *r);
 /* Unlinks dir/name and syncs the directory (ENOENT is fine). */
 int rlg_rp_unlink_synced(rlg_replica *r, const char *path);
+/* Closes and unlinks the run marker (truncate, reset: the positions it
+ * names are about to change). No directory sync: one that reappears after a
+ * crash names durable bytes only (conservative: witnesses in its range do
+ * not count). */
+void rlg_rp_run_drop(rlg_replica *r);
 /* Copies [0, end) of the replica's own segment seq into t, checking every
  * record's CRC on the way (bytes read back are not trusted blindly). */
 int rlg_rp_copy_prefix(rlg_replica *r, uint64_t seq, uint64_t end, rlog_file *t);

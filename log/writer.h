@@ -33,7 +33,8 @@ extern uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 /* A replica's segment and side file being received (log/replica.c). */
 #define RLG_RECEIVE_TMP      "rlog.receiving"
 #define RLG_RECEIVE_FILE_TMP "rlog.receiving-file"
-/* One of the three temporary names above: never part of the log. */
+/* One of the three temporary names above, or a replica's run marker
+ * (RLG_RUN_MARKER): never part of the log. */
 bool rlg_is_temp_name(const char *name);
 /* Releases the I/O token (io_busy) and hands it on: wakes the rare waiters
  * and one blocking append (not `self`), and the I/O thread, when work is

@@ -2,8 +2,9 @@
  * Segment shipping, the log's side (log/replica.h): the leader's durable
  * view and raw reads, and the replica — byte-identical copies, verification
  * of every byte, crash safety at every vfs call (process crash and power
- * loss with unsynced writes lost, reordered or torn), truncation after a
- * divergence, reset, side files.
+ * loss with unsynced writes lost, reordered or torn) of runs and of batches
+ * under the run marker, what recovery makes of the run marker, truncation
+ * after a divergence, reset, leftover segment files, side files.
  *
  * Leaders are written on the posix file system (or on a simulated one when
  * the test looks at what is durable); their durable bytes are captured as
@@ -620,7 +621,9 @@ static void test_replica_io_faults(void **state)
             assert_int_equal(rv, RLOG_EIO);
             assert_true(b.last_lsn >= a.last_lsn);
         }
+        rlog_simfs_clear_faults(v); /* one that did not fire must not fire later */
     }
+    assert_true(rlog_simfs_faults(v, RLOG_SIMFS_FAULT_SHORT_WRITE) >= 2);
     feed_ok(rp, &L.m[1], F_SMALL);
     check_identical(v, "/r", &L.m[1]);
     /* a failed fdatasync: poisoned */
@@ -1319,9 +1322,12 @@ static void test_crash_append_in_place(void **state)
     leader_free(&L);
 }
 
-/* Property: crashes at every vfs call of appends that rewrite the segment
- * through the temporary file (many runs: one sync instead). */
-static void test_crash_append_rewrite(void **state)
+/* Property: crashes at every vfs call of appends of many runs each (group
+ * commits: each group proves the one before), written as batches under the
+ * run marker — marker synced, then all the bytes, one sync: the replica
+ * recovers without a corruption report, keeps what it reported durable,
+ * and ends byte-identical. */
+static void test_crash_append_batches(void **state)
 {
     (void)state;
     leader L;
@@ -1568,6 +1574,355 @@ static void test_crash_side_file(void **state)
     free(d);
 }
 
+/* ---------------------------------------------- batches and the run marker */
+
+/* Offsets of the records (all types) of an image segment, in order; returns
+ * how many (at most cap). */
+static size_t img_recs(const img_seg *s, uint64_t *offs, size_t cap)
+{
+    size_t n = 0;
+    for (uint64_t off = RLG_SEG_HEADER_SIZE; off < s->v.end && n < cap; off += rec_size(s, off))
+        offs[n++] = off;
+    return n;
+}
+
+static uint16_t img_type(const img_seg *s, uint64_t off)
+{
+    return rlg_get16(s->data + off + 24);
+}
+
+/* Property: crashes at every vfs call of a replica fed, from empty, the
+ * segments of a leader that synced each record on its own (every record a
+ * run: each proves the one before) in batches — the first segment (header
+ * renamed in), later segments whose batch carries the header (marker from
+ * offset 0), batches ending with a seal — with many power losses at each
+ * point (512-byte sectors, tears likely): never a corruption report, never
+ * fewer records than reported durable, and byte-identical at the end. */
+static void test_crash_append_batches_sync_each(void **state)
+{
+    (void)state;
+    leader L;
+    leader_make(&L, "rl-c8", 89, 70, 6, 4);
+    assert_true(L.m[0].n >= 3);
+    cc c = {.op = op_feed,
+            .op_img = &L.m[0],
+            .op_mode = F_BIG,
+            .old_ref = L.l,
+            .claims = true,
+            .finish = fin_feed,
+            .final = &L.m[2],
+            .final_mode = F_SMALL,
+            .final_ref = L.l,
+            .powers = 6};
+    crash_run(&c, 8);
+    leader_free(&L);
+}
+
+/* Property: a call of many runs costs at most two fdatasyncs, whatever the
+ * number of runs: the first batch of a segment syncs the run marker (whose
+ * file is created, and its directory entry synced, once per handle) and
+ * then its bytes; a later batch of the same segment, which the marker on
+ * disk covers already, only its bytes; a call of one run syncs once. */
+static void test_batch_sync_count(void **state)
+{
+    (void)state;
+    leader L;
+    leader_make(&L, "rl-sc", 97, 45, 6, 4);
+    const img *m = &L.m[0];
+    const img_seg *s = &m->s[m->n - 1];
+    uint64_t offs[256];
+    size_t n = img_recs(s, offs, 256);
+    assert_true(n >= 6 && !s->v.sealed);
+    rlog_simfs_config cfg;
+    rlog_simfs_config_init(&cfg, 97);
+    rlog_vfs *v = rlog_simfs_new(&cfg);
+    rlg_replica *rp = rp_open("/r", v);
+    if (feed_upto(rp, m, F_WHOLE, s->v.seq - 1))
+        fail_msg("feed: %s", rlg_replica_errmsg(rp));
+    rlg_replica_pos p;
+    rlg_replica_pos_get(rp, &p);
+    assert_true(p.sealed && p.seq == s->v.seq - 1);
+    /* the header and one record: one run */
+    uint64_t f0 = rlog_simfs_calls(v, RLOG_OP_FDATASYNC);
+    uint64_t d0 = rlog_simfs_calls(v, RLOG_OP_SYNC_DIR);
+    assert_int_equal(
+        rlg_replica_append(rp, s->v.seq, s->v.first_lsn, 64, s->data + 64, (size_t)(offs[1] - 64)),
+        0);
+    uint64_t pre = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) - f0; /* the spare's pre-write too */
+    /* records 1 .. n-3: one call of many runs */
+    f0 = rlog_simfs_calls(v, RLOG_OP_FDATASYNC);
+    d0 = rlog_simfs_calls(v, RLOG_OP_SYNC_DIR);
+    assert_int_equal(rlg_replica_append(rp, s->v.seq, s->v.first_lsn, offs[1], s->data + offs[1],
+                                        (size_t)(offs[n - 2] - offs[1])),
+                     0);
+    assert_int_equal(rlog_simfs_calls(v, RLOG_OP_FDATASYNC) - f0, 2);
+    assert_int_equal(rlog_simfs_calls(v, RLOG_OP_SYNC_DIR) - d0, 1); /* the marker's entry */
+    /* one more record: one run, one sync */
+    f0 = rlog_simfs_calls(v, RLOG_OP_FDATASYNC);
+    assert_int_equal(rlg_replica_append(rp, s->v.seq, s->v.first_lsn, offs[n - 2],
+                                        s->data + offs[n - 2], (size_t)(offs[n - 1] - offs[n - 2])),
+                     0);
+    assert_int_equal(rlog_simfs_calls(v, RLOG_OP_FDATASYNC) - f0, 1);
+    /* the rest (a record and the checkpoint that proves it: two runs): a
+     * batch the marker covers */
+    assert_int_equal(img_type(s, offs[n - 1]), 2);
+    f0 = rlog_simfs_calls(v, RLOG_OP_FDATASYNC);
+    d0 = rlog_simfs_calls(v, RLOG_OP_SYNC_DIR);
+    feed_ok(rp, m, F_BIG);
+    assert_int_equal(rlog_simfs_calls(v, RLOG_OP_FDATASYNC) - f0, 1);
+    assert_int_equal(rlog_simfs_calls(v, RLOG_OP_SYNC_DIR) - d0, 0);
+    assert_true(pre >= 1);
+    check_identical(v, "/r", m);
+    rlg_replica_close(rp);
+    v->destroy(v);
+    leader_free(&L);
+}
+
+static void write_marker(const char *dir, uint64_t log_id, uint64_t seq, uint64_t off, uint64_t lsn,
+                         uint32_t version, bool bad_crc)
+{
+    rlg_run_mark mk = {log_id, seq, off, lsn};
+    uint8_t b[RLG_RUN_MARKER_SIZE];
+    rlg_run_mark_encode(&mk, b);
+    if (version != RLG_RUN_FORMAT) {
+        rlg_put32(b + 8, version);
+        rlg_put32(b + 48, rlg_crc32c(b, 48));
+    }
+    if (bad_crc)
+        b[20] ^= 1;
+    tu_write_file(tu_path(dir, "rlog.replica-run"), b, sizeof b);
+}
+
+static int open_ro(const char *dir, rlog_open_report *rep)
+{
+    rlog_log *l = NULL;
+    int rv = tu_try_open(dir, NULL, SEG, RLOG_SYNC_EACH, RLOG_OPEN_READONLY, &l, rep);
+    if (!rv)
+        assert_int_equal(rlog_close(l), 0);
+    return rv;
+}
+
+/*
+ * Property: recovery honours the run marker exactly as specified. In a
+ * replica's active segment whose records each prove the one before (a
+ * leader that synced each record), a damaged record proven by the next one
+ * is corruption — unless a valid marker of this log names this segment and
+ * a range starting at or before the damage: then the damage is a torn tail,
+ * cut there. A marker whose range starts after the damage, one naming an
+ * older segment, a torn one (bad CRC) and one of another log change
+ * nothing (corruption); one of another version fails the open
+ * (RLOG_EVERSION). A writable open cuts the tail and removes the marker.
+ */
+static void test_run_marker_recovery(void **state)
+{
+    (void)state;
+    leader L;
+    leader_make(&L, "rl-rm", 101, 45, 6, 4);
+    const img *m = &L.m[0];
+    const img_seg *s = &m->s[m->n - 1];
+    uint64_t offs[256];
+    size_t n = img_recs(s, offs, 256);
+    assert_true(m->n >= 2 && n >= 4 && !s->v.sealed);
+    for (size_t i = 0; i + 1 < n; i++)
+        assert_true(img_type(s, offs[i]) >= RLOG_TYPE_USER_MIN);
+    char *R = tu_mkdtemp("rl-rmr");
+    rlg_replica *rp = rp_open(R, NULL);
+    feed_ok(rp, m, F_SMALL);
+    rlg_replica_close(rp);
+    char name[32];
+    rlog_segment_name(s->v.seq, name, sizeof name);
+    const char *seg = tu_path(R, name);
+    char segpath[4300];
+    snprintf(segpath, sizeof segpath, "%s", seg);
+    uint64_t lsn1 = s->v.first_lsn + 1; /* the record at offs[1] */
+    uint8_t zero[RLG_REC_HEADER_SIZE] = {0};
+    tu_poke(segpath, offs[1], zero, sizeof zero);
+    rlog_open_report rep;
+    assert_int_equal(open_ro(R, &rep), RLOG_ECORRUPT);
+    write_marker(R, m->log_id, s->v.seq, offs[1], lsn1, RLG_RUN_FORMAT, false);
+    assert_int_equal(open_ro(R, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    assert_int_equal(rep.last_lsn, lsn1 - 1);
+    assert_int_equal(rep.offset, offs[1]);
+    write_marker(R, m->log_id, s->v.seq, 0, s->v.first_lsn, RLG_RUN_FORMAT, false);
+    assert_int_equal(open_ro(R, &rep), 0); /* the range may start earlier */
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    write_marker(R, m->log_id, s->v.seq, offs[2], lsn1 + 1, RLG_RUN_FORMAT, false);
+    assert_int_equal(open_ro(R, &rep), RLOG_ECORRUPT); /* damage before the range */
+    write_marker(R, m->log_id, s->v.seq - 1, offs[1], lsn1, RLG_RUN_FORMAT, false);
+    assert_int_equal(open_ro(R, &rep), RLOG_ECORRUPT); /* an older segment's */
+    write_marker(R, m->log_id, s->v.seq, offs[1], lsn1, RLG_RUN_FORMAT, true);
+    assert_int_equal(open_ro(R, &rep), RLOG_ECORRUPT); /* torn */
+    write_marker(R, m->log_id + 1, s->v.seq, offs[1], lsn1, RLG_RUN_FORMAT, false);
+    assert_int_equal(open_ro(R, &rep), RLOG_ECORRUPT); /* another log's */
+    write_marker(R, m->log_id, s->v.seq, offs[1], lsn1, RLG_RUN_FORMAT + 1, false);
+    assert_int_equal(open_ro(R, &rep), RLOG_EVERSION);
+    write_marker(R, m->log_id, s->v.seq, offs[1], lsn1, RLG_RUN_FORMAT, false);
+    rlog_log *l = NULL;
+    assert_int_equal(tu_try_open(R, NULL, SEG, RLOG_SYNC_EACH, 0, &l, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    assert_int_equal(rlog_close(l), 0);
+    assert_int_equal(tu_file_size(tu_path(R, "rlog.replica-run")), -1);
+    assert_int_equal(open_ro(R, &rep), 0);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    assert_int_equal(rep.last_lsn, lsn1 - 1);
+    /* the replica takes the rest again */
+    rp = rp_open(R, NULL);
+    feed_ok(rp, &L.m[2], F_BIG);
+    check_identical(NULL, R, &L.m[2]);
+    rlg_replica_close(rp);
+    uint64_t last = last_lsn(L.l);
+    assert_int_equal(check_records(NULL, R, L.l, last, 0, true), last);
+    tu_rmdir_r(R);
+    free(R);
+    leader_free(&L);
+}
+
+/*
+ * Property (the sim's seeds 101002, 109971): a run whose fdatasync failed,
+ * starting with a checkpoint (which repeats the LSN before it), is rewritten
+ * whole at the next open — from just past the last record known durable,
+ * the checkpoint included — so that after a power loss that keeps nothing
+ * unsynced the replica opens without a corruption report (a later record
+ * proves the LSNs after the checkpoint) and keeps what it reported.
+ */
+static void test_sync_drop_checkpoint(void **state)
+{
+    (void)state;
+    leader L;
+    leader_12(&L, "rl-sd", 103, 12, 12);
+    const img *m0 = &L.m[0], *m1 = &L.m[1];
+    const img_seg *a = &m0->s[m0->n - 1]; /* ends with phase 1's checkpoint */
+    const img_seg *b = img_find(m1, a->v.seq);
+    uint64_t ck = a->v.end - RLG_REC_HEADER_SIZE;
+    assert_true(!a->v.sealed && img_type(a, ck) == 2);
+    assert_true(b && b->v.end > a->v.end + 2 * RLG_REC_HEADER_SIZE);
+    assert_true(img_type(b, a->v.end) >= RLOG_TYPE_USER_MIN);
+    rlog_log *ref = tu_open_log(L.dir, NULL, SEG, RLOG_SYNC_EACH, RLOG_OPEN_READONLY, NULL);
+    for (int round = 0; round < 2; round++) {
+        rlog_simfs_config cfg;
+        rlog_simfs_config_init(&cfg, 103 + (uint64_t)round);
+        cfg.keep_unsynced_ppm = 0;
+        rlog_vfs *v = rlog_simfs_new(&cfg);
+        rlg_replica *rp = rp_open("/r", v);
+        if (feed_upto(rp, m1, F_SMALL, a->v.seq - 1))
+            fail_msg("feed: %s", rlg_replica_errmsg(rp));
+        rlg_replica_pos p;
+        rlg_replica_pos_get(rp, &p);
+        uint64_t from = p.sealed ? RLG_SEG_HEADER_SIZE : p.end;
+        assert_int_equal(
+            rlg_replica_append(rp, a->v.seq, a->v.first_lsn, from, b->data + from, ck - from), 0);
+        /* the checkpoint and the record after it (round 1: and the next,
+         * a batch) in a write whose fdatasync fails */
+        uint64_t to = a->v.end + rec_size(b, a->v.end);
+        uint64_t w = rlg_get64(b->data + ck + 8); /* the checkpoint's LSN */
+        while (round && to < b->v.end && rlg_get64(b->data + to + 16) <= w)
+            to += rec_size(b, to); /* up to the first record proving w + 1 */
+        if (round)
+            to += rec_size(b, to);
+        assert_true(to <= b->v.end);
+        rlg_replica_close(rp); /* a new handle: a batch writes its marker first */
+        rp = rp_open("/r", v);
+        uint64_t nth = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) + 1 + (uint64_t)round;
+        assert_int_equal(
+            rlog_simfs_schedule_fault(v, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, nth), 0);
+        assert_int_equal(
+            rlg_replica_append(rp, a->v.seq, a->v.first_lsn, ck, b->data + ck, (size_t)(to - ck)),
+            RLOG_EPOISONED);
+        rlg_replica_pos_get(rp, &p);
+        rlg_replica_close(rp);
+        rlog_simfs_crash(v); /* the page cache still shows the dropped bytes */
+        rp = rp_open("/r", v);
+        feed_ok(rp, m1, F_SMALL);
+        rlg_replica_pos q;
+        rlg_replica_pos_get(rp, &q);
+        rlg_replica_close(rp);
+        assert_int_equal(rlog_simfs_power_loss(v), 0);
+        check_records(v, "/r", ref, q.last_lsn, RLOG_OPEN_READONLY, true);
+        check_identical(v, "/r", m1);
+        v->destroy(v);
+    }
+    assert_int_equal(rlog_close(ref), 0);
+    leader_free(&L);
+}
+
+/* ------------------------------------------------ leftover segment files */
+
+/*
+ * Property: segment files the replica does not account for never end up in
+ * a gap of the run of segment files (which recovery reports as
+ * corruption). A whole-segment install whose rename fails leaves no file
+ * beyond the ones the replica knows; a truncation removes every spare
+ * after the segment it keeps, also one it never knew of; an empty replica
+ * that finds leftover segment files (of a reset that failed part-way, say)
+ * removes them before its first segment, whichever way it is fed.
+ */
+static void test_leftover_segment_files(void **state)
+{
+    (void)state;
+    leader L;
+    leader_make(&L, "rl-lo", 107, 40, 30, 20);
+    const img *m = &L.m[1];
+    size_t k = m->n - 2; /* the last sealed segment: its install fails */
+    assert_true(m->n >= 5 && m->s[k].v.sealed && !m->s[k + 1].v.sealed);
+    uint64_t N = m->s[k].v.seq;
+    rlog_simfs_config cfg;
+    rlog_simfs_config_init(&cfg, 107);
+    rlog_vfs *v = rlog_simfs_new(&cfg);
+    rlg_replica *rp = rp_open("/r", v);
+    if (feed_upto(rp, m, F_WHOLE, N - 1))
+        fail_msg("feed: %s", rlg_replica_errmsg(rp));
+    uint64_t nth = rlog_simfs_calls(v, RLOG_OP_RENAME) + 1;
+    assert_int_equal(rlog_simfs_schedule_fault(v, RLOG_SIMFS_FAULT_EIO, RLOG_OP_RENAME, nth), 0);
+    assert_int_equal(ship_whole(rp, &m->s[k], 900), RLOG_EIO);
+    rlg_replica_segment_abort(rp);
+    char name[32], path[64];
+    void *d = NULL;
+    size_t len = 0;
+    rlog_segment_name(N + 2, name, sizeof name);
+    snprintf(path, sizeof path, "/r/%s", name);
+    assert_int_equal(rlog_simfs_read(v, path, 0, &d, &len), ENOENT);
+    /* a leftover the replica knows nothing of, after its spares */
+    rlog_file *f = NULL;
+    assert_int_equal(v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &f), 0);
+    v->close(v, f);
+    assert_int_equal(rlg_replica_truncate(rp, m->s[k - 2].v.first_lsn + 1), 0);
+    rlg_replica_close(rp);
+    check_records(v, "/r", L.l, m->s[k - 2].v.first_lsn, RLOG_OPEN_READONLY, true);
+    assert_int_equal(rlog_simfs_read(v, path, 0, &d, &len), ENOENT);
+    rp = rp_open("/r", v);
+    feed_ok(rp, &L.m[2], F_SMALL);
+    check_identical(v, "/r", &L.m[2]);
+    rlg_replica_close(rp);
+    v->destroy(v);
+
+    /* an empty replica with leftover segment files, fed either way */
+    for (int mode = F_WHOLE; mode <= F_SMALL; mode++) {
+        char *R = tu_mkdtemp("rl-lor");
+        rp = rp_open(R, NULL);
+        uint64_t top = L.m[2].s[L.m[2].n - 1].v.seq;
+        char a[32], z[32];
+        rlog_segment_name(top + 3, a, sizeof a);
+        rlog_segment_name(top + 30, z, sizeof z);
+        tu_write_file(tu_path(R, a), "", 0);
+        uint8_t zeros[100] = {0};
+        tu_write_file(tu_path(R, z), zeros, sizeof zeros);
+        if (feed_upto(rp, &L.m[2], mode, L.m[2].s[0].v.seq))
+            fail_msg("feed: %s", rlg_replica_errmsg(rp));
+        check_records(NULL, R, L.l, 1, RLOG_OPEN_READONLY, true);
+        feed_ok(rp, &L.m[2], mode);
+        rlg_replica_close(rp);
+        assert_int_equal(tu_file_size(tu_path(R, a)), -1);
+        assert_int_equal(tu_file_size(tu_path(R, z)), -1);
+        uint64_t last = last_lsn(L.l);
+        assert_int_equal(check_records(NULL, R, L.l, last, 0, true), last);
+        check_identical(NULL, R, &L.m[2]);
+        tu_rmdir_r(R);
+        free(R);
+    }
+    leader_free(&L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1585,7 +1940,7 @@ int main(void)
         cmocka_unit_test(test_side_files),
         cmocka_unit_test(test_lock_and_leftovers),
         cmocka_unit_test(test_crash_append_in_place),
-        cmocka_unit_test(test_crash_append_rewrite),
+        cmocka_unit_test(test_crash_append_batches),
         cmocka_unit_test(test_crash_whole_segments),
         cmocka_unit_test(test_crash_first_segment),
         cmocka_unit_test(test_crash_truncate),
@@ -1593,6 +1948,11 @@ int main(void)
         cmocka_unit_test(test_crash_delete_prefix),
         cmocka_unit_test(test_delete_prefix),
         cmocka_unit_test(test_crash_side_file),
+        cmocka_unit_test(test_crash_append_batches_sync_each),
+        cmocka_unit_test(test_batch_sync_count),
+        cmocka_unit_test(test_run_marker_recovery),
+        cmocka_unit_test(test_sync_drop_checkpoint),
+        cmocka_unit_test(test_leftover_segment_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1023,8 +1023,8 @@ static void test_other_log_refused(void **state)
 /* Property: when the leader's segment size changes (the log reopened with
  * a smaller size), the follower's new segments take the new size: every
  * copy stays byte-identical, file size included. (A larger size makes the
- * log grow its active segment's file; the replica cannot follow that yet:
- * see docs/shipping.md, "Limits".) */
+ * log grow its active segment's file; the replica extends its copy the
+ * same way: tests/log_replica_test.c covers that case.) */
 static void test_segment_size_change(void **state)
 {
     (void)state;

@@ -301,29 +301,43 @@ static int create_log(rlog_log *l, rlog_open_report *rep)
     return 0;
 }
 
-/* Zeroes the torn bytes recovery found and syncs them. */
-static int apply_cut(rlog_log *l, const rlg_recovery *r)
+/* Writes zeros over [off, end) of f (no sync). 0 or an errno. */
+static int write_zeros(rlog_log *l, rlog_file *f, uint64_t off, uint64_t end)
 {
-    char path[4096];
-    rlg_seg_path(l, r->cut_seq, path, sizeof path);
-    rlog_file *f = NULL;
-    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
-    for (uint64_t off = r->cut_off; !e && off < r->cut_end;) {
-        uint64_t left = r->cut_end - off;
+    int e = 0;
+    while (!e && off < end) {
+        uint64_t left = end - off;
         size_t n = left < RLG_ZERO_CHUNK ? (size_t)left : RLG_ZERO_CHUNK, done = 0;
         e = l->vfs->pwrite(l->vfs, f, rlg_zero_chunk, n, off, &done);
         if (!e && done != n)
             e = EIO;
         off += n;
     }
+    return e;
+}
+
+/* Zeroes the torn bytes recovery found and syncs them. If that fails, the
+ * page cache may show zeros where the disk still holds the torn bytes: the
+ * unsynced marker makes the next open zero them again (see open_existing). */
+static int apply_cut(rlog_log *l, const rlg_recovery *r)
+{
+    char path[4096];
+    rlg_seg_path(l, r->cut_seq, path, sizeof path);
+    rlog_file *f = NULL;
+    int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
+    if (!e)
+        e = write_zeros(l, f, r->cut_off, r->cut_end);
     if (!e)
         e = l->vfs->fdatasync(l->vfs, f);
     if (f)
         l->vfs->close(l->vfs, f);
-    if (e)
+    if (e) {
+        if (f)
+            rlg_unsynced_mark(l, r->witnessed);
         return rlg_fail(l, rlog_from_errno(e),
                         "cutting the torn tail of %s at offset %" PRIu64 ": %s", path, r->cut_off,
                         strerror(e));
+    }
     return 0;
 }
 
@@ -634,6 +648,12 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
     if (!e && m > 0) /* an unreadable marker (its write failed too): from the proof */
         e = unproven_from(l, f, last, m == 1 && marked > r->witnessed ? marked : r->witnessed,
                           &from);
+    uint64_t fsize = 0;
+    if (!e && m > 0) /* zeros the page cache shows past the end may hide torn bytes
+                        on the disk (a cut whose sync failed): write them again */
+        e = l->vfs->size(l->vfs, f, &fsize);
+    if (!e && m > 0 && fsize > last->end)
+        e = write_zeros(l, f, last->end, fsize);
     if (!e)
         e = rewrite_tail(l, f, last, from, last->end);
     if (e && m == 0 && f)

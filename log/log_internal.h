@@ -128,6 +128,8 @@ struct rlog_log {
 int rlg_fail(rlog_log *l, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* "dir/name" of segment seq into buf. */
 void rlg_seg_path(const rlog_log *l, uint64_t seq, char *buf, size_t cap);
+/* Room for one more entry in l->segs. RLOG_ENOMEM on failure. */
+int rlg_segs_reserve(rlog_log *l);
 /* Index of the segment holding lsn, or -1. Caller holds mu. */
 long rlg_find_segment(const rlog_log *l, uint64_t lsn);
 /* Index of the segment with sequence number seq (must exist). mu held. */

@@ -51,6 +51,19 @@ void rlg_seg_path(const rlog_log *l, uint64_t seq, char *buf, size_t cap)
     snprintf(buf, cap, "%s/%s", l->dir, name);
 }
 
+int rlg_segs_reserve(rlog_log *l)
+{
+    if (l->nsegs < l->capsegs)
+        return 0;
+    size_t cap = l->capsegs ? 2 * l->capsegs : 8;
+    rlg_segment *v = realloc(l->segs, cap * sizeof *v);
+    if (!v)
+        return RLOG_ENOMEM;
+    l->segs = v;
+    l->capsegs = cap;
+    return 0;
+}
+
 long rlg_find_segment(const rlog_log *l, uint64_t lsn)
 {
     size_t lo = 0, hi = l->nsegs;
@@ -301,21 +314,6 @@ static int create_log(rlog_log *l, rlog_open_report *rep)
     return 0;
 }
 
-/* Writes zeros over [off, end) of f (no sync). 0 or an errno. */
-static int write_zeros(rlog_log *l, rlog_file *f, uint64_t off, uint64_t end)
-{
-    int e = 0;
-    while (!e && off < end) {
-        uint64_t left = end - off;
-        size_t n = left < RLG_ZERO_CHUNK ? (size_t)left : RLG_ZERO_CHUNK, done = 0;
-        e = l->vfs->pwrite(l->vfs, f, rlg_zero_chunk, n, off, &done);
-        if (!e && done != n)
-            e = EIO;
-        off += n;
-    }
-    return e;
-}
-
 /* Zeroes the torn bytes recovery found and syncs them. If that fails, the
  * page cache may show zeros where the disk still holds the torn bytes: the
  * unsynced marker makes the next open zero them again (see open_existing). */
@@ -326,7 +324,7 @@ static int apply_cut(rlog_log *l, const rlg_recovery *r)
     rlog_file *f = NULL;
     int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
     if (!e)
-        e = write_zeros(l, f, r->cut_off, r->cut_end);
+        e = rlg_write_zeros(l->vfs, f, r->cut_off, r->cut_end);
     if (!e)
         e = l->vfs->fdatasync(l->vfs, f);
     if (f)
@@ -389,14 +387,8 @@ static int prepare_kept_spare(rlog_log *l, rlog_file *f, const char **what)
     }
     if (size > want)
         e = (*what = "truncating", v->truncate(v, f, want));
-    if (!e) {
-        *what = "allocating";
-        e = v->allocate(v, f, 0, want);
-        if (e == EOPNOTSUPP || e == ENOSYS)
-            e = 0;
-    }
     if (!e)
-        e = (*what = "pre-writing", rlg_prewrite_zeros(v, f, want));
+        e = rlg_fill_zeros(v, f, want, what);
     return e;
 }
 
@@ -519,13 +511,10 @@ static int unproven_from(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64
     }
     uint64_t lsn = proven < s->last_lsn ? proven : s->last_lsn;
     uint64_t off = s->offs[lsn - s->first_lsn];
-    uint8_t hdr[RLG_REC_HEADER_SIZE];
-    size_t got = 0;
-    int e = l->vfs->pread(l->vfs, f, hdr, sizeof hdr, off, &got);
-    if (!e && got != sizeof hdr)
-        e = EIO;
+    rlg_rec_header h;
+    int e = rlg_read_rec_header(l->vfs, f, off, &h);
     if (!e)
-        *from = off + RLG_REC_HEADER_SIZE + rlg_get32(hdr + 4);
+        *from = off + RLG_REC_HEADER_SIZE + h.len;
     return e;
 }
 
@@ -589,15 +578,14 @@ static void readonly_durable(rlog_log *l, const rlg_recovery *r)
     char path[4096];
     rlg_seg_path(l, s->seq, path, sizeof path);
     rlog_file *f = NULL;
-    uint8_t hdr[RLG_REC_HEADER_SIZE];
-    size_t got = 0;
+    rlg_rec_header h;
     int e = l->vfs->open(l->vfs, path, RLOG_VFS_RDONLY, &f);
     if (!e)
-        e = l->vfs->pread(l->vfs, f, hdr, sizeof hdr, off, &got);
+        e = rlg_read_rec_header(l->vfs, f, off, &h);
     if (f)
         l->vfs->close(l->vfs, f);
-    if (!e && got == sizeof hdr)
-        s->dend = off + RLG_REC_HEADER_SIZE + rlg_get32(hdr + 4);
+    if (!e)
+        s->dend = off + RLG_REC_HEADER_SIZE + h.len;
 }
 
 /* Takes the recovered state; opens the active segment for writing and makes
@@ -653,7 +641,7 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
                         on the disk (a cut whose sync failed): write them again */
         e = l->vfs->size(l->vfs, f, &fsize);
     if (!e && m > 0 && fsize > last->end)
-        e = write_zeros(l, f, last->end, fsize);
+        e = rlg_write_zeros(l->vfs, f, last->end, fsize);
     if (!e)
         e = rewrite_tail(l, f, last, from, last->end);
     if (e && m == 0 && f)

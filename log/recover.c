@@ -103,9 +103,21 @@ typedef struct rcv {
     size_t blen;
 } rcv;
 
-int rlg_segment_push(rlg_segment *s, uint32_t off)
+int rlg_read_rec_header(rlog_vfs *v, rlog_file *f, uint64_t off, rlg_rec_header *h)
 {
-    if (s->noffs == s->capoffs) {
+    uint8_t b[RLG_REC_HEADER_SIZE];
+    size_t got = 0;
+    int e = v->pread(v, f, b, sizeof b, off, &got);
+    if (!e && got != sizeof b)
+        e = EIO;
+    if (!e)
+        rlg_rec_header_decode(b, h);
+    return e;
+}
+
+int rlg_segment_reserve(rlg_segment *s, size_t more)
+{
+    while (s->capoffs - s->noffs < more) {
         size_t cap = s->capoffs ? s->capoffs * 2 : 64;
         if (cap < s->capoffs || cap > SIZE_MAX / sizeof *s->offs)
             return RLOG_ENOMEM;
@@ -115,8 +127,15 @@ int rlg_segment_push(rlg_segment *s, uint32_t off)
         s->offs = p;
         s->capoffs = cap;
     }
-    s->offs[s->noffs++] = off;
     return 0;
+}
+
+int rlg_segment_push(rlg_segment *s, uint32_t off)
+{
+    int rv = rlg_segment_reserve(s, 1);
+    if (!rv)
+        s->offs[s->noffs++] = off;
+    return rv;
 }
 
 void rlg_segment_free(rlg_segment *s)

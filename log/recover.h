@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "log/format.h"
 #include "rlog/log.h"
 #include "rlog/vfs.h"
 
@@ -84,6 +85,11 @@ void rlg_recovery_free(rlg_recovery *r);
 
 /* Appends an offset to a segment's index; RLOG_ENOMEM on failure. */
 int rlg_segment_push(rlg_segment *s, uint32_t off);
+/* Reads and decodes (no validation) the record header at off of f. 0 or
+ * an errno (EIO for a short read). */
+int rlg_read_rec_header(rlog_vfs *vfs, rlog_file *f, uint64_t off, rlg_rec_header *h);
+/* Makes room for `more` offsets (pushes that then cannot fail). */
+int rlg_segment_reserve(rlg_segment *s, size_t more);
 void rlg_segment_free(rlg_segment *s);
 
 #endif /* RLG_RECOVER_H */

@@ -98,16 +98,13 @@ void rlg_rp_close_active(rlg_replica *r)
 int rlg_rp_rec_at(rlg_replica *r, rlog_file *f, uint64_t off, uint32_t *crc, uint64_t *lsn,
                   uint64_t *end)
 {
-    uint8_t h[RLG_REC_HEADER_SIZE];
-    size_t got = 0;
-    int e = r->l->vfs->pread(r->l->vfs, f, h, sizeof h, off, &got);
-    if (!e && got != sizeof h)
-        e = EIO;
+    rlg_rec_header h;
+    int e = rlg_read_rec_header(r->l->vfs, f, off, &h);
     if (e)
         return e;
-    *crc = rlg_get32(h);
-    *lsn = rlg_get64(h + 8);
-    *end = off + RLG_REC_HEADER_SIZE + rlg_get32(h + 4);
+    *crc = h.crc;
+    *lsn = h.lsn;
+    *end = off + RLG_REC_HEADER_SIZE + h.len;
     return 0;
 }
 
@@ -176,44 +173,29 @@ int rlg_rp_unlink_synced(rlg_replica *r, const char *path)
     return 0;
 }
 
-/* Writes zeros over [from, to) of f (no sync). */
-static int zero_range(rlog_vfs *v, rlog_file *f, uint64_t from, uint64_t to)
+int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, const char *what)
 {
-    while (from < to) {
-        size_t n = to - from < RLG_ZERO_CHUNK ? (size_t)(to - from) : RLG_ZERO_CHUNK, done = 0;
-        int e = v->pwrite(v, f, rlg_zero_chunk, n, from, &done);
-        if (!e && done != n)
-            e = EIO;
-        if (e)
-            return e;
-        from += n;
+    rlog_vfs *v = r->l->vfs;
+    char **names = NULL;
+    size_t n = 0;
+    int e = v->list(v, r->l->dir, &names, &n);
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "%s: listing '%s': %s", what, r->l->dir,
+                           strerror(e));
+    char path[4096];
+    path[0] = 0;
+    for (size_t i = 0; i < n && !e; i++) {
+        uint64_t seq;
+        if (!rlg_seg_parse_name(names[i], &seq) && !(temps && rlg_is_temp_name(names[i])))
+            continue;
+        rlg_rp_path(r, names[i], path, sizeof path);
+        e = v->unlink(v, path);
+        if (e == ENOENT)
+            e = 0;
     }
-    return 0;
-}
-
-static int offs_reserve(rlg_segment *s, size_t more)
-{
-    while (s->capoffs - s->noffs < more) {
-        size_t cap = s->capoffs ? s->capoffs * 2 : 64;
-        uint32_t *p = realloc(s->offs, cap * sizeof *p);
-        if (!p)
-            return RLOG_ENOMEM;
-        s->offs = p;
-        s->capoffs = cap;
-    }
-    return 0;
-}
-
-static int segs_reserve(rlog_log *l)
-{
-    if (l->nsegs < l->capsegs)
-        return 0;
-    size_t cap = l->capsegs ? 2 * l->capsegs : 8;
-    rlg_segment *v = realloc(l->segs, cap * sizeof *v);
-    if (!v)
-        return RLOG_ENOMEM;
-    l->segs = v;
-    l->capsegs = cap;
+    rlog_vfs_free_names(names, n);
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "%s: removing %s: %s", what, path, strerror(e));
     return 0;
 }
 
@@ -356,11 +338,7 @@ static int spare_ensure(rlg_replica *r, uint64_t seq, bool full)
     if (!e && (what = "size", e = v->size(v, f, &size)) == 0 && size > r->file_size)
         e = (what = "truncate", v->truncate(v, f, r->file_size));
     if (!e && full) {
-        e = v->allocate(v, f, 0, r->file_size);
-        if (e == EOPNOTSUPP || e == ENOSYS)
-            e = 0;
-        if (!e)
-            e = (what = "pre-write", rlg_prewrite_zeros(v, f, r->file_size));
+        e = rlg_fill_zeros(v, f, r->file_size, &what);
     } else if (!e && size != r->file_size) {
         e = (what = "truncate", v->truncate(v, f, r->file_size));
     }
@@ -403,30 +381,17 @@ static int spare_ahead(rlg_replica *r, uint64_t seq)
  * files holding zeros, temporary files, a marker). */
 static int open_empty(rlg_replica *r)
 {
-    rlog_vfs *v = r->l->vfs;
-    char **names = NULL;
-    size_t n = 0;
-    int e = v->list(v, r->l->dir, &names, &n);
+    int rv = rlg_rp_remove_seg_files(r, true, "opening an empty replica");
+    if (rv)
+        return rv;
+    int e = r->l->vfs->sync_dir(r->l->vfs, r->l->dir);
     if (e)
-        return rlg_rp_fail(r, rlog_from_errno(e), "listing '%s': %s", r->l->dir, strerror(e));
-    uint64_t seq;
-    for (size_t i = 0; i < n && !e; i++) {
-        if (!rlg_seg_parse_name(names[i], &seq) && !rlg_is_temp_name(names[i]))
-            continue;
-        char path[4096];
-        rlg_rp_path(r, names[i], path, sizeof path);
-        e = v->unlink(v, path);
-        if (e == ENOENT)
-            e = 0;
-        if (e)
-            rlg_rp_fail(r, rlog_from_errno(e), "removing %s: %s", path, strerror(e));
-    }
-    rlog_vfs_free_names(names, n);
-    if (!e && (e = v->sync_dir(v, r->l->dir)) != 0)
-        rlg_rp_fail(r, rlog_from_errno(e), "directory fsync of '%s': %s", r->l->dir, strerror(e));
-    if (!e && (e = rlg_unsynced_clear(r->l)) != 0)
-        rlg_rp_fail(r, rlog_from_errno(e), "removing the unsynced marker: %s", strerror(e));
-    return e ? rlog_from_errno(e) : 0;
+        return rlg_rp_fail(r, rlog_from_errno(e), "directory fsync of '%s': %s", r->l->dir,
+                           strerror(e));
+    e = rlg_unsynced_clear(r->l);
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "removing the unsynced marker: %s", strerror(e));
+    return 0;
 }
 
 /* Recovery found a log: apply its decision as a writable open does. */
@@ -729,7 +694,7 @@ static int write_run(rlg_replica *r, rlog_file *f, uint64_t seq, uint64_t off, c
     if (e) {
         size_t done = d1 + d2;
         if (done) {
-            int ue = zero_range(v, f, off, off + done);
+            int ue = rlg_write_zeros(v, f, off, off + done);
             if (!ue)
                 ue = v->fdatasync(v, f);
             if (ue)
@@ -834,27 +799,9 @@ static int open_segment_file(rlg_replica *r, uint64_t seq, rlog_file **f)
 static int clear_leftovers(rlg_replica *r)
 {
     assert(r->l->nsegs == 0);
-    rlog_vfs *v = r->l->vfs;
-    char **names = NULL;
-    size_t n = 0;
-    int e = v->list(v, r->l->dir, &names, &n);
-    if (e)
-        return rlg_rp_fail(r, rlog_from_errno(e), "listing '%s': %s", r->l->dir, strerror(e));
-    char path[4096];
-    path[0] = 0;
-    for (size_t i = 0; i < n && !e; i++) {
-        uint64_t seq;
-        if (!rlg_seg_parse_name(names[i], &seq))
-            continue;
-        rlg_rp_path(r, names[i], path, sizeof path);
-        e = v->unlink(v, path);
-        if (e == ENOENT)
-            e = 0;
-    }
-    rlog_vfs_free_names(names, n);
-    if (e)
-        return rlg_rp_fail(r, rlog_from_errno(e), "removing the leftover %s: %s", path,
-                           strerror(e));
+    int rv = rlg_rp_remove_seg_files(r, false, "removing leftover segment files");
+    if (rv)
+        return rv;
     r->spare_hi = r->full_seq = 0;
     return 0;
 }
@@ -910,7 +857,7 @@ static int first_segment(rlg_replica *r, uint64_t seq, const uint8_t hdr[RLG_SEG
 static int fresh_start(rlg_replica *r, uint64_t seq, uint64_t first_lsn, rlg_segment *ns,
                        uint8_t hdr[RLG_SEG_HEADER_SIZE], bool *hdr_pending)
 {
-    int rv = segs_reserve(r->l);
+    int rv = rlg_segs_reserve(r->l);
     if (rv)
         return rv;
     memset(ns, 0, sizeof *ns);
@@ -974,7 +921,7 @@ static int append_inplace(rlg_replica *r, bool fresh, uint64_t seq, uint64_t fir
     if (rv)
         return rv;
     rlg_segment *s = pending ? &ns : newest(r);
-    rv = offs_reserve(s, rs->nuser);
+    rv = rlg_segment_reserve(s, rs->nuser);
     if (!rv && !r->l->wfile)
         rv = open_segment_file(r, seq, &r->l->wfile);
     bool batch = count_runs(rs) >= 2;
@@ -1011,26 +958,27 @@ static int append_inplace(rlg_replica *r, bool fresh, uint64_t seq, uint64_t fir
     return rv;
 }
 
-/* Moves temporary file t (closed here) to segment seq's name: fdatasync,
- * the successor first when it is sealed, rename, directory fsync. With a
- * seal, the file after the successor is created too, and made durable by
- * the same directory fsync: the next segment's install then finds its
- * successor there (one directory fsync per segment while catching up). */
-static int install(rlg_replica *r, rlog_file *t, uint64_t seq, bool sealed)
+/* Moves temporary file t (closed here), a sealed segment, to segment seq's
+ * name: fdatasync, the successor first, rename, directory fsync. The file
+ * after the successor is created too, and made durable by the same
+ * directory fsync: the next segment's install then finds its successor
+ * there (one directory fsync per segment while catching up). */
+static int install(rlg_replica *r, rlog_file *t, uint64_t seq)
 {
     rlog_vfs *v = r->l->vfs;
     char tmp[4096], path[4096];
     rlg_rp_path(r, RLG_RECEIVE_TMP, tmp, sizeof tmp);
     rlg_rp_seg_path(r, seq, path, sizeof path);
+    assert(!r->l->wfile); /* the newest segment is sealed (or none): no active file */
     int e = v->fdatasync(v, t);
     v->close(v, t);
     int rv = 0;
     if (e)
         rv = rlg_rp_fail(r, rlog_from_errno(e), "fdatasync of %s (segment %" PRIu64 "): %s", tmp,
                          seq, strerror(e));
-    if (!rv && sealed)
+    if (!rv)
         rv = spare_ensure(r, seq + 1, false);
-    bool ahead = !rv && sealed && r->spare_hi == seq + 1 && spare_ahead(r, seq + 2) == 0;
+    bool ahead = !rv && r->spare_hi == seq + 1 && spare_ahead(r, seq + 2) == 0;
     if (!rv && (e = v->rename(v, tmp, path)) != 0)
         rv = rlg_rp_fail(r, rlog_from_errno(e), "renaming %s to %s: %s", tmp, path, strerror(e));
     if (rv) {
@@ -1041,7 +989,6 @@ static int install(rlg_replica *r, rlog_file *t, uint64_t seq, bool sealed)
         }
         return rv;
     }
-    rlg_rp_close_active(r); /* (callers closed it already: it named the old file) */
     e = v->sync_dir(v, r->l->dir);
     if (e)
         return rlg_rp_poison(r, e, "directory fsync after renaming into", path);
@@ -1254,14 +1201,14 @@ int rlg_replica_segment_commit(rlg_replica *r)
                          "); the segment receive is aborted",
                          seg_name(rx->rv.seq, name), rx->rv.off, rx->rv.e - 1);
     if (!rv)
-        rv = segs_reserve(r->l);
+        rv = rlg_segs_reserve(r->l);
     if (rv) {
         rlg_replica_segment_abort(r);
         return rv;
     }
     rlog_file *t = rx->f;
     rx->f = NULL;
-    rv = install(r, t, rx->rv.seq, true);
+    rv = install(r, t, rx->rv.seq);
     if (rv) {
         rlg_replica_segment_abort(r);
         return rv;

@@ -70,15 +70,7 @@ static int cut_segment(rlg_replica *r, size_t k, uint64_t cut)
     int rv = rlg_rp_temp_create(r, RLG_RECEIVE_TMP, &t);
     if (!rv)
         rv = rlg_rp_copy_prefix(r, s->seq, cut, t);
-    int e = 0;
-    for (uint64_t off = cut; !rv && !e && off < s->size;) { /* zeros, written: it is active */
-        size_t n = s->size - off < RLG_ZERO_CHUNK ? (size_t)(s->size - off) : RLG_ZERO_CHUNK;
-        size_t done = 0;
-        e = v->pwrite(v, t, rlg_zero_chunk, n, off, &done);
-        if (!e && done != n)
-            e = EIO;
-        off += n;
-    }
+    int e = rv ? 0 : rlg_write_zeros(v, t, cut, s->size); /* written: it is active */
     if (!rv && !e)
         e = v->fdatasync(v, t);
     if (t)
@@ -212,26 +204,13 @@ int rlg_replica_truncate(rlg_replica *r, uint64_t lsn)
  * recovery reads any subset of them as no log. */
 static int remove_spares(rlg_replica *r)
 {
-    rlog_vfs *v = r->l->vfs;
-    char **names = NULL;
-    size_t n = 0;
-    int e = v->list(v, r->l->dir, &names, &n);
-    for (size_t i = 0; !e && i < n; i++) {
-        uint64_t seq;
-        char path[4096];
-        if (!rlg_seg_parse_name(names[i], &seq))
-            continue;
-        rlg_rp_path(r, names[i], path, sizeof path);
-        e = v->unlink(v, path);
-        if (e == ENOENT)
-            e = 0;
-    }
-    rlog_vfs_free_names(names, n);
-    if (!e)
-        e = v->sync_dir(v, r->l->dir);
+    int rv = rlg_rp_remove_seg_files(r, false, "reset: removing the spares");
+    if (rv)
+        return rv;
+    int e = r->l->vfs->sync_dir(r->l->vfs, r->l->dir);
     if (e)
-        return rlg_rp_fail(r, rlog_from_errno(e), "reset: removing the spares of '%s': %s",
-                           r->l->dir, strerror(e));
+        return rlg_rp_fail(r, rlog_from_errno(e), "reset: directory fsync of '%s': %s", r->l->dir,
+                           strerror(e));
     return 0;
 }
 

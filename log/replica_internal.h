@@ -103,6 +103,10 @@ int rlg_rp_temp_create(rlg_replica *r, const char *name, rlog_file **out);
 void rlg_rp_close_active(rlg_replica *r);
 /* Unlinks dir/name and syncs the directory (ENOENT is fine). */
 int rlg_rp_unlink_synced(rlg_replica *r, const char *path);
+/* Unlinks every segment file of the directory (with temps, also the
+ * names of rlg_is_temp_name: temporary files, the run marker), without a
+ * directory sync (ENOENT is fine). `what` prefixes the error message. */
+int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, const char *what);
 /* Closes and unlinks the run marker (truncate, reset: the positions it
  * names are about to change). No directory sync: one that reappears after a
  * crash names durable bytes only (conservative: witnesses in its range do

@@ -11,6 +11,20 @@
 
 uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 
+int rlg_write_zeros(rlog_vfs *v, rlog_file *f, uint64_t from, uint64_t to)
+{
+    while (from < to) {
+        size_t n = to - from < RLG_ZERO_CHUNK ? (size_t)(to - from) : RLG_ZERO_CHUNK, done = 0;
+        int e = v->pwrite(v, f, rlg_zero_chunk, n, from, &done);
+        if (!e && done != n)
+            e = EIO;
+        if (e)
+            return e;
+        from += n;
+    }
+    return 0;
+}
+
 int rlg_prewrite_zeros(rlog_vfs *v, rlog_file *f, uint64_t size)
 {
     int e = 0;
@@ -29,6 +43,19 @@ int rlg_prewrite_zeros(rlog_vfs *v, rlog_file *f, uint64_t size)
     return e ? e : v->fdatasync(v, f);
 }
 
+int rlg_fill_zeros(rlog_vfs *v, rlog_file *f, uint64_t size, const char **what)
+{
+    *what = "allocate";
+    int e = v->allocate(v, f, 0, size);
+    if (e == EOPNOTSUPP || e == ENOSYS)
+        e = 0;
+    if (!e) {
+        *what = "pre-write";
+        e = rlg_prewrite_zeros(v, f, size);
+    }
+    return e;
+}
+
 int rlg_prepare_path(rlog_vfs *v, const char *dir, const char *path, uint64_t size, bool replace,
                      rlog_file **out, const char **what)
 {
@@ -44,14 +71,7 @@ int rlg_prepare_path(rlog_vfs *v, const char *dir, const char *path, uint64_t si
     }
     if (e)
         return e;
-    *what = "allocate";
-    e = v->allocate(v, f, 0, size);
-    if (e == EOPNOTSUPP || e == ENOSYS)
-        e = 0;
-    if (!e) {
-        *what = "pre-write";
-        e = rlg_prewrite_zeros(v, f, size);
-    }
+    e = rlg_fill_zeros(v, f, size, what);
     if (!e) {
         *what = "directory fsync after creating";
         e = v->sync_dir(v, dir);

@@ -281,14 +281,9 @@ static int enc_rotate(rlog_log *l)
         l->pend_tail->closed = true;
         s->sealed = true;
     }
-    if (l->nsegs == l->capsegs) {
-        size_t cap = l->capsegs ? 2 * l->capsegs : 8;
-        rlg_segment *v = realloc(l->segs, cap * sizeof *v);
-        if (!v)
-            return RLOG_ENOMEM;
-        l->segs = v;
-        l->capsegs = cap;
-    }
+    int rv = rlg_segs_reserve(l);
+    if (rv)
+        return rv;
     uint64_t seq = l->segs[l->nsegs - 1].seq + 1;
     rlg_segment *ns = &l->segs[l->nsegs++];
     memset(ns, 0, sizeof *ns);
@@ -557,15 +552,8 @@ static void rollback(rlog_log *l, int err, rlg_waiter **out)
 /* Zeroes [off, off+len) of f and syncs, after a failed write. */
 static int unwrite(rlog_log *l, rlog_file *f, uint64_t off, size_t len)
 {
-    while (len > 0) {
-        size_t n = len < RLG_ZERO_CHUNK ? len : RLG_ZERO_CHUNK, done = 0;
-        int e = l->vfs->pwrite(l->vfs, f, rlg_zero_chunk, n, off, &done);
-        if (e || done != n)
-            return e ? e : EIO;
-        off += n;
-        len -= n;
-    }
-    return l->vfs->fdatasync(l->vfs, f);
+    int e = rlg_write_zeros(l->vfs, f, off, off + len);
+    return e ? e : l->vfs->fdatasync(l->vfs, f);
 }
 
 /* Waits for (or makes) a ready spare for segment seq. mu held; may

@@ -24,6 +24,12 @@ int rlg_prepare_path(rlog_vfs *v, const char *dir, const char *path, uint64_t si
 /* Writes zeros over [0, size) of f, flushing as it goes, and syncs it: a
  * file that reads as zeros becomes allocated (see rlg_prepare_path). */
 int rlg_prewrite_zeros(rlog_vfs *v, rlog_file *f, uint64_t size);
+/* Allocates [0, size) of f (where the file system can) and pre-writes it
+ * with zeros (rlg_prewrite_zeros). *what names the step that failed. */
+int rlg_fill_zeros(rlog_vfs *v, rlog_file *f, uint64_t size, const char **what);
+/* Writes zeros over [from, to) of f, without a sync. 0 or an errno (EIO
+ * for a short write). */
+int rlg_write_zeros(rlog_vfs *v, rlog_file *f, uint64_t from, uint64_t to);
 /* 1 MiB of zeros, never written (it lives in .bss: no memory until read,
  * and then the shared zero page). For pre-writing, cutting and unwriting. */
 #define RLG_ZERO_CHUNK (1u << 20)

@@ -1019,6 +1019,47 @@ static void test_truncate_then_other_history(void **state)
     leader_free(&B);
 }
 
+/* Property: truncation does not trust the bytes it reads back: when a
+ * record before the cut no longer verifies on the replica's disk (bit rot
+ * under a live handle), the rewrite is refused with RLOG_EIO and a message
+ * naming the segment file, no temporary file is left, the segment file is
+ * not replaced and the replica still stands where it stood. */
+static void test_truncate_rereads_verified(void **state)
+{
+    (void)state;
+    leader L;
+    leader_make(&L, "rl-tv", 23, 30, 15, 40);
+    char *R = tu_mkdtemp("rl-tvr");
+    rlg_replica *rp = rp_open(R, NULL);
+    feed_ok(rp, &L.m[2], F_SMALL);
+    rlg_replica_pos before, p;
+    rlg_replica_pos_get(rp, &before);
+    assert_false(before.sealed);
+    assert_true(before.last_lsn >= before.seg_first_lsn + 1 && before.seq > 1);
+    char name[32], seg[4096];
+    rlog_segment_name(before.seq, name, sizeof name);
+    snprintf(seg, sizeof seg, "%s", tu_path(R, name));
+    tu_flip_bit(seg, RLG_SEG_HEADER_SIZE + 8, 0); /* the first record's LSN field */
+    void *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    tu_read_file(seg, &a, &na);
+    assert_int_equal(rlg_replica_truncate(rp, before.last_lsn), RLOG_EIO);
+    assert_non_null(strstr(rlg_replica_errmsg(rp), "no longer verify"));
+    assert_non_null(strstr(rlg_replica_errmsg(rp), name));
+    assert_int_equal(tu_file_size(tu_path(R, RLG_RECEIVE_TMP)), -1);
+    tu_read_file(seg, &b, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    rlg_replica_pos_get(rp, &p);
+    assert_memory_equal(&p, &before, sizeof p);
+    free(a);
+    free(b);
+    rlg_replica_close(rp);
+    tu_rmdir_r(R);
+    free(R);
+    leader_free(&L);
+}
+
 /* ------------------------------------------------------------ side files */
 
 static uint32_t crc_of(const void *p, size_t n)
@@ -1937,6 +1978,7 @@ int main(void)
         cmocka_unit_test(test_verify_refuses),
         cmocka_unit_test(test_adopt_reset_readopt),
         cmocka_unit_test(test_truncate_then_other_history),
+        cmocka_unit_test(test_truncate_rereads_verified),
         cmocka_unit_test(test_side_files),
         cmocka_unit_test(test_lock_and_leftovers),
         cmocka_unit_test(test_crash_append_in_place),

@@ -2,8 +2,9 @@
  * The nng transport (transport/nng.c) over inproc://, tcp://127.0.0.1 and
  * ipc:// (a scratch directory): the hello exchange and the rendezvous, many
  * messages from several peers at once, one connection per peer id,
- * reconnection, hostile bytes, the per-peer queue, post(), close() and the
- * owner-thread rule. Every wait is bounded (poll in a loop until a
+ * reconnection, hostile bytes (from a dialer and from a listener), the
+ * per-peer queue, post(), close() and the owner-thread rule, and the pure
+ * rules behind them (transport/transport.c). Every wait is bounded (poll in a loop until a
  * condition or a deadline of a few seconds, then fail).
  */
 #include <pthread.h>
@@ -16,12 +17,14 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
 #include "util/testutil.h"
 
 #include "rlog/transport.h"
 #include "rlog/wire.h"
+#include "transport/transport.h"
 
 #define MAXID      32
 #define WAIT_MS    8000
@@ -895,6 +898,154 @@ static void check_hostile(kind k)
     free(a);
 }
 
+/* Waits (polling d) for the next rendezvous request on the raw rep0
+ * socket: it must be d's hello. Then answers it with `len` raw bytes. */
+static void rep_answer(nng_socket rep, node *d, const void *buf, size_t len)
+{
+    nng_msg *m = raw_recv(rep, d, WAIT_MS);
+    assert_non_null(m);
+    rlog_msg h;
+    assert_int_equal(rlog_msg_decode(nng_msg_body(m), nng_msg_len(m), 0, &h, NULL, 0), 0);
+    assert_int_equal(h.type, RLOG_MSG_HELLO);
+    assert_int_equal(h.u.hello.server_id, d->id);
+    rlog_msg_free(&h);
+    nng_msg_free(m);
+    raw_send(rep, buf, len);
+}
+
+static void rep_answer_msg(nng_socket rep, node *d, const rlog_msg *msg)
+{
+    void *buf;
+    size_t len;
+    assert_int_equal(rlog_msg_encode(msg, &buf, &len), 0);
+    rep_answer(rep, d, buf, len);
+    rlog_free(buf);
+}
+
+/* Property: a hostile listener cannot bring a dialer up nor stop it from
+ * trying: on the public address, an answer that does not decode, one that
+ * is not a redirect, and a redirect elsewhere than the dialled address
+ * plus a suffix are each refused (logged with the reason) and the dialer
+ * asks again; on the dedicated address of a well-formed redirect, a first
+ * message that does not decode is refused (the dialer presented the
+ * token first) and the dialer starts over. No peer_up ever. */
+static void test_hostile_listener(void **state)
+{
+    (void)state;
+    static const uint8_t garbage[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02, 0xc1};
+    char *a = addr_new(K_INPROC);
+    nng_socket rep;
+    assert_int_equal(nng_rep0_open(&rep), 0);
+    assert_int_equal(nng_listen(rep, a, NULL, 0), 0);
+    node *d = node_new(2, "");
+    assert_int_equal(d->t->connect(d->t, 1, a), 0);
+    rep_answer(rep, d, garbage, sizeof garbage);
+    PUMP_UNTIL(strstr(d->log, "bad rendezvous answer") != NULL, d);
+    assert_non_null(strstr(d->log, "offset")); /* the decoder's message */
+    rlog_msg h = hello_msg(1, RLOG_WIRE_PROTOCOL, 0);
+    rep_answer_msg(rep, d, &h);
+    PUMP_UNTIL(strstr(d->log, "the answer is not a redirect") != NULL, d);
+    rlog_msg rd;
+    memset(&rd, 0, sizeof rd);
+    rd.type = RLOG_MSG_REDIRECT;
+    rd.u.redirect.address = "inproc://elsewhere.0000abcd";
+    rd.u.redirect.token = 7;
+    rep_answer_msg(rep, d, &rd);
+    PUMP_UNTIL(strstr(d->log, "not the dialled address plus a suffix") != NULL, d);
+    /* A well-formed redirect to a raw pair1 socket that answers garbage. */
+    char where[512];
+    snprintf(where, sizeof where, "%s.0000abcd", a);
+    nng_socket p = raw_pair();
+    assert_int_equal(nng_listen(p, where, NULL, 0), 0);
+    rd.u.redirect.address = where;
+    rep_answer_msg(rep, d, &rd);
+    nng_msg *m = raw_recv(p, d, WAIT_MS);
+    assert_non_null(m);
+    rlog_msg dh;
+    assert_int_equal(rlog_msg_decode(nng_msg_body(m), nng_msg_len(m), 0, &dh, NULL, 0), 0);
+    assert_int_equal(dh.type, RLOG_MSG_HELLO);
+    assert_int_equal(dh.u.hello.server_id, 2);
+    assert_int_equal(dh.u.hello.flags, 7); /* the token of the redirect */
+    rlog_msg_free(&dh);
+    nng_msg_free(m);
+    raw_send(p, garbage, sizeof garbage);
+    PUMP_UNTIL(strstr(d->log, "refused: does not decode") != NULL, d);
+    /* And it asks the public address again. */
+    m = raw_recv(rep, d, WAIT_MS);
+    assert_non_null(m);
+    nng_msg_free(m);
+    for (int i = 0; i < MAXID; i++) {
+        assert_int_equal(d->ups[i], 0);
+    }
+    node_free(d);
+    nng_close(p);
+    nng_close(rep);
+    free(a);
+}
+
+/* Property: the rules every transport is to follow (transport/transport.c).
+ * One connection per peer: of two connections the peer dialled the newer
+ * wins, of two we dialled the older wins, and of crossing ones the one
+ * dialled by the smaller id wins — as seen from both ends. Backoff: doubles
+ * from min, capped at max (no overflow near UINT_MAX); the jitter stays in
+ * [ms/2, ms] and reaches both ends. Config: zeros become the documented
+ * defaults, and a backoff_min_ms above 1000 with no max is its own max. */
+static void test_rules(void **state)
+{
+    (void)state;
+    /* Same side twice: independent of the ids. */
+    assert_true(rlg_transport_newer_wins(1, 2, false, false));
+    assert_true(rlg_transport_newer_wins(2, 1, false, false));
+    assert_false(rlg_transport_newer_wins(1, 2, true, true));
+    assert_false(rlg_transport_newer_wins(2, 1, true, true));
+    /* Crossing, from both ends of the pair {1, 2}: each keeps the
+     * connection 1 dialled. At 1 that is its outgoing one, at 2 its
+     * incoming one. */
+    assert_true(rlg_transport_newer_wins(1, 2, false, true));  /* 1: cand = ours */
+    assert_false(rlg_transport_newer_wins(1, 2, true, false)); /* 1: cand = 2's */
+    assert_true(rlg_transport_newer_wins(2, 1, true, false));  /* 2: cand = 1's */
+    assert_false(rlg_transport_newer_wins(2, 1, false, true)); /* 2: cand = ours */
+
+    assert_int_equal(rlg_transport_backoff_next(10, 10, 1000), 20);
+    assert_int_equal(rlg_transport_backoff_next(600, 10, 1000), 1000);
+    assert_int_equal(rlg_transport_backoff_next(1000, 10, 1000), 1000);
+    assert_int_equal(rlg_transport_backoff_next(0, 10, 1000), 10);
+    assert_int_equal(rlg_transport_backoff_next(UINT32_MAX - 1, 10, UINT32_MAX), UINT32_MAX);
+    unsigned lo = UINT32_MAX, hi = 0;
+    for (uint32_t r = 0; r < 1000; r++) {
+        unsigned w = rlg_transport_backoff_jitter(101, r * 2654435761u);
+        lo = w < lo ? w : lo;
+        hi = w > hi ? w : hi;
+    }
+    assert_int_equal(rlg_transport_backoff_jitter(101, 0), 50);
+    assert_int_equal(rlg_transport_backoff_jitter(101, 51), 101);
+    assert_true(lo >= 50 && hi <= 101);
+    assert_int_equal(rlg_transport_backoff_jitter(1, UINT32_MAX), 1);
+
+    rlog_transport_config in, out;
+    char err[RLOG_TRANSPORT_ERRMSG_SIZE];
+    rlog_transport_config_init(&in);
+    in.server_id = 4;
+    in.role = RLOG_ROLE_OBSERVER;
+    assert_int_equal(rlg_transport_config_resolve(&in, &out, err, sizeof err), 0);
+    assert_string_equal(out.address, "");
+    assert_int_equal(out.max_message, RLOG_WIRE_MAX_BYTES_DEFAULT);
+    assert_int_equal(out.queue_messages, 64);
+    assert_int_equal(out.queue_bytes, 64u * 1024 * 1024);
+    assert_int_equal(out.backoff_min_ms, 10);
+    assert_int_equal(out.backoff_max_ms, 1000);
+    in.backoff_min_ms = 5000;
+    assert_int_equal(rlg_transport_config_resolve(&in, &out, err, sizeof err), 0);
+    assert_int_equal(out.backoff_max_ms, 5000);
+    assert_int_equal(rlg_transport_config_resolve(NULL, &out, err, sizeof err), RLOG_EINVAL);
+    char longaddr[RLOG_WIRE_ADDRESS_MAX + 2];
+    memset(longaddr, 'x', sizeof longaddr - 1);
+    longaddr[sizeof longaddr - 1] = '\0';
+    in.address = longaddr;
+    assert_int_equal(rlg_transport_config_resolve(&in, &out, err, sizeof err), RLOG_EINVAL);
+    assert_non_null(strstr(err, "address"));
+}
+
 static void test_hostile_inproc(void **state)
 {
     (void)state;
@@ -1544,6 +1695,7 @@ __attribute__((visibility("default"))) const char *__lsan_default_suppressions(v
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rules),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_hello_inproc),
         cmocka_unit_test(test_hello_tcp),
@@ -1555,6 +1707,7 @@ int main(void)
         cmocka_unit_test(test_too_big_tcp),
         cmocka_unit_test(test_hostile_inproc),
         cmocka_unit_test(test_hostile_tcp),
+        cmocka_unit_test(test_hostile_listener),
         cmocka_unit_test(test_queue_overflow),
         cmocka_unit_test(test_restart_listener_inproc),
         cmocka_unit_test(test_restart_listener_tcp),

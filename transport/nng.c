@@ -546,6 +546,32 @@ static int hello_to_nng(tn *n, uint64_t flags, nng_msg **out)
     return msg_to_nng(&m, RDV_MAX_BYTES, out, &len);
 }
 
+/*
+ * The checks every hello we receive must pass, wherever it arrives (the
+ * public address, either end of a dedicated connection): it decoded (rc 0;
+ * else err is the decoder's message), is a hello, speaks our protocol and
+ * announces a server id that is neither 0 nor ours. Returns true with the
+ * reason in why when it fails one; the caller adds its own checks.
+ */
+static bool hello_refused(const tn *n, int rc, const rlog_msg *msg, const char *err, char *why,
+                          size_t cap)
+{
+    if (rc != 0) {
+        snprintf(why, cap, "does not decode: %s", err);
+    } else if (msg->type != RLOG_MSG_HELLO) {
+        snprintf(why, cap, "expected a hello, got %s", rlog_msg_type_name(msg->type));
+    } else if (msg->u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
+        snprintf(why, cap, "protocol version %" PRIu32 " (this build speaks %u)",
+                 msg->u.hello.protocol_version, RLOG_WIRE_PROTOCOL);
+    } else if (msg->u.hello.server_id == 0 || msg->u.hello.server_id == n->cfg.server_id) {
+        snprintf(why, cap, "hello announces server %" PRIu64 " (0 or our own id)",
+                 msg->u.hello.server_id);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static uint64_t random64(void)
 {
     uint64_t v = ((uint64_t)nng_random() << 32) | nng_random();
@@ -686,36 +712,6 @@ static void conn_arm_recv(conn *c)
     nng_recv_aio(c->sock, c->recv_aio);
 }
 
-/*
- * Hands queued sends to nng, oldest first, unless one is in flight: each
- * goes straight to the pipe from this thread while nng takes it without
- * waiting (nng_sendmsg NONBLOCK; completion 0 at once); the first one nng
- * refuses (pipe busy, no pipe yet, any other answer) becomes the single
- * nng_send_aio in flight, whose completion (conn_on_sent) resumes the pump.
- */
-static void conn_pump(conn *c)
-{
-    while (!c->sending && c->qhead != NULL && c->state != CONN_DEAD) {
-        sendreq *s = c->qhead;
-        c->qhead = (sendreq *)s->r.next;
-        if (c->qhead == NULL) {
-            c->qtail = NULL;
-        }
-        c->qn--;
-        c->qbytes -= s->bytes;
-        if (nng_sendmsg(c->sock, s->msg, NNG_FLAG_NONBLOCK) == 0) {
-            s->msg = NULL; /* nng's now */
-            sendreq_done(c->n, s, 0);
-            continue;
-        }
-        c->inflight = s;
-        c->sending = true;
-        nng_aio_set_msg(c->send_aio, s->msg);
-        s->msg = NULL;
-        nng_send_aio(c->sock, c->send_aio);
-    }
-}
-
 static void conn_enqueue(conn *c, sendreq *s)
 {
     s->r.next = NULL;
@@ -727,6 +723,45 @@ static void conn_enqueue(conn *c, sendreq *s)
     c->qtail = s;
     c->qn++;
     c->qbytes += s->bytes;
+}
+
+/* Takes the oldest send off c's queue; NULL when it is empty. */
+static sendreq *conn_dequeue(conn *c)
+{
+    sendreq *s = c->qhead;
+    if (s != NULL) {
+        c->qhead = (sendreq *)s->r.next;
+        if (c->qhead == NULL) {
+            c->qtail = NULL;
+        }
+        c->qn--;
+        c->qbytes -= s->bytes;
+    }
+    return s;
+}
+
+/*
+ * Hands queued sends to nng, oldest first, unless one is in flight: each
+ * goes straight to the pipe from this thread while nng takes it without
+ * waiting (nng_sendmsg NONBLOCK; completion 0 at once); the first one nng
+ * refuses (pipe busy, no pipe yet, any other answer) becomes the single
+ * nng_send_aio in flight, whose completion (conn_on_sent) resumes the pump.
+ */
+static void conn_pump(conn *c)
+{
+    while (!c->sending && c->qhead != NULL && c->state != CONN_DEAD) {
+        sendreq *s = conn_dequeue(c);
+        if (nng_sendmsg(c->sock, s->msg, NNG_FLAG_NONBLOCK) == 0) {
+            s->msg = NULL; /* nng's now */
+            sendreq_done(c->n, s, 0);
+            continue;
+        }
+        c->inflight = s;
+        c->sending = true;
+        nng_aio_set_msg(c->send_aio, s->msg);
+        s->msg = NULL;
+        nng_send_aio(c->sock, c->send_aio);
+    }
 }
 
 /* Queues an internal message (a hello): no completion callback. */
@@ -787,14 +822,9 @@ static void conn_kill(conn *c, int reason, int send_status, after_kill after)
         sendreq_done(n, c->inflight, rv == 0 ? 0 : send_status);
         c->inflight = NULL;
     }
-    while (c->qhead != NULL) {
-        sendreq *s = c->qhead;
-        c->qhead = (sendreq *)s->r.next;
+    for (sendreq *s; (s = conn_dequeue(c)) != NULL;) {
         sendreq_done(n, s, send_status);
     }
-    c->qtail = NULL;
-    c->qn = 0;
-    c->qbytes = 0;
     if (was_up) {
         char name[RLOG_WIRE_ADDRESS_MAX + 128];
         tn_log(n, RLOG_LEVEL_INFO, "%s down: %s", conn_name(c, name, sizeof name),
@@ -907,24 +937,20 @@ static void conn_hello_incoming(conn *c, nng_msg *m, int rc, const rlog_msg *msg
     uint32_t pid = (uint32_t)nng_pipe_id(pipe);
     char why[320], who[96], name[RLOG_WIRE_ADDRESS_MAX + 128];
     why[0] = '\0';
-    if (rc != 0) {
-        snprintf(why, sizeof why, "first message (%zu bytes) does not decode: %s", nng_msg_len(m),
-                 err);
-    } else if (msg->type != RLOG_MSG_HELLO) {
-        snprintf(why, sizeof why, "expected a hello, got %s", rlog_msg_type_name(msg->type));
-    } else if (msg->u.hello.flags != c->token) {
-        snprintf(why, sizeof why, "wrong rendezvous token");
-    } else if (msg->u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
-        snprintf(why, sizeof why, "protocol version %" PRIu32 " (this build speaks %u)",
-                 msg->u.hello.protocol_version, RLOG_WIRE_PROTOCOL);
-    } else if (msg->u.hello.server_id != c->peer_id) {
-        snprintf(why, sizeof why, "hello announces server %" PRIu64 ", the rendezvous %" PRIu64,
-                 msg->u.hello.server_id, c->peer_id);
+    if (!hello_refused(n, rc, msg, err, why, sizeof why)) {
+        if (msg->u.hello.flags != c->token) {
+            snprintf(why, sizeof why, "wrong rendezvous token");
+        } else if (msg->u.hello.server_id != c->peer_id) {
+            snprintf(why, sizeof why, "hello announces server %" PRIu64 ", the rendezvous %" PRIu64,
+                     msg->u.hello.server_id, c->peer_id);
+        }
     }
     if (why[0] != '\0') {
         c->bad++;
-        tn_log(n, RLOG_LEVEL_WARN, "dedicated connection %s for server %" PRIu64 ": refused %s: %s",
-               c->where, c->peer_id, pipe_name(pipe, who, sizeof who), why);
+        tn_log(n, RLOG_LEVEL_WARN,
+               "dedicated connection %s for server %" PRIu64
+               ": refused a first message (%zu bytes) from %s: %s",
+               c->where, c->peer_id, nng_msg_len(m), pipe_name(pipe, who, sizeof who), why);
         nng_pipe_close(pipe);
         if (c->bad >= BAD_HELLOS_MAX) {
             conn_kill(c, RLOG_EPROTO, RLOG_EPROTO, AFTER_REDIAL);
@@ -972,17 +998,8 @@ static void conn_hello_outgoing(conn *c, int rc, const rlog_msg *msg, const char
     dialer *d = c->d;
     char why[320], name[RLOG_WIRE_ADDRESS_MAX + 128];
     why[0] = '\0';
-    if (rc != 0) {
-        snprintf(why, sizeof why, "first message does not decode: %s", err);
-    } else if (msg->type != RLOG_MSG_HELLO) {
-        snprintf(why, sizeof why, "expected a hello, got %s", rlog_msg_type_name(msg->type));
-    } else if (msg->u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
-        snprintf(why, sizeof why, "protocol version %" PRIu32 " (this build speaks %u)",
-                 msg->u.hello.protocol_version, RLOG_WIRE_PROTOCOL);
-    } else if (msg->u.hello.server_id == 0 || msg->u.hello.server_id == n->cfg.server_id) {
-        snprintf(why, sizeof why, "hello announces server %" PRIu64 " (0 or our own id)",
-                 msg->u.hello.server_id);
-    } else if (d->want_id != 0 && msg->u.hello.server_id != d->want_id) {
+    if (!hello_refused(n, rc, msg, err, why, sizeof why) && d->want_id != 0 &&
+        msg->u.hello.server_id != d->want_id) {
         snprintf(why, sizeof why, "expected server %" PRIu64 ", found server %" PRIu64, d->want_id,
                  msg->u.hello.server_id);
     }
@@ -1414,24 +1431,16 @@ static unsigned pending_count(const tn *n)
  * back, or NULL (logged) for a request that is refused. */
 static nng_msg *rdv_request(tn *n, nng_msg *m)
 {
-    char who[96], err[256];
-    const char *why = NULL;
+    char who[96], err[256], why[320];
     rlog_msg msg;
     nng_msg *reply = NULL;
     pipe_name(nng_msg_get_pipe(m), who, sizeof who);
     int rc = rlog_msg_decode(nng_msg_body(m), nng_msg_len(m), RDV_MAX_BYTES, &msg, err, sizeof err);
-    if (rc != 0) {
-        why = err;
-    } else if (msg.type != RLOG_MSG_HELLO) {
-        why = "expected a hello";
-    } else if (msg.u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
-        why = "protocol version 0";
-    } else if (msg.u.hello.server_id == 0 || msg.u.hello.server_id == n->cfg.server_id) {
-        why = "server id 0 or our own";
-    } else if (pending_count(n) >= PENDING_MAX) {
-        why = "too many connections in handshake";
+    why[0] = '\0';
+    if (!hello_refused(n, rc, &msg, err, why, sizeof why) && pending_count(n) >= PENDING_MAX) {
+        snprintf(why, sizeof why, "too many connections in handshake");
     }
-    if (why != NULL) {
+    if (why[0] != '\0') {
         tn_log(n, RLOG_LEVEL_WARN, "rendezvous at %s: refused a request (%zu bytes) from %s: %s",
                n->address, nng_msg_len(m), who, why);
         if (rc == 0) {
@@ -1742,9 +1751,9 @@ static int tn_connect(rlog_transport *t, uint64_t peer_id, const char *address)
     }
     size_t at;
     unsigned port = 0;
-    if (address == NULL || strlen(address) > RLOG_WIRE_ADDRESS_MAX ||
-        addr_parse(address, &at, &port) == ADDR_BAD ||
-        (strncmp(address, "tcp", 3) == 0 && port == 0)) {
+    addr_kind kind = address != NULL ? addr_parse(address, &at, &port) : ADDR_BAD;
+    if (kind == ADDR_BAD || strlen(address) > RLOG_WIRE_ADDRESS_MAX ||
+        (kind == ADDR_TCP && port == 0)) {
         return tn_err(n, RLOG_EINVAL, "connect to server %" PRIu64 ": unsupported address '%s'",
                       peer_id, address ? address : "(null)");
     }
@@ -1851,14 +1860,7 @@ static int tn_send(rlog_transport *t, uint64_t peer_id, const rlog_msg *msg,
     s->r.data = data;
     while (c->qhead != NULL &&
            (c->qn + 1 > n->cfg.queue_messages || c->qbytes + s->bytes > n->cfg.queue_bytes)) {
-        sendreq *old = c->qhead;
-        c->qhead = (sendreq *)old->r.next;
-        if (c->qhead == NULL) {
-            c->qtail = NULL;
-        }
-        c->qn--;
-        c->qbytes -= old->bytes;
-        sendreq_done(n, old, RLOG_EFULL);
+        sendreq_done(n, conn_dequeue(c), RLOG_EFULL);
     }
     conn_enqueue(c, s);
     conn_pump(c);

@@ -1,6 +1,9 @@
 /*
- * Internal helpers shared by the transport implementations (transport/nng.c
- * and the simulator's sim/simnet.c); the public API is rlog/transport.h.
+ * Internal helpers for the transport implementations: the defaults, checks
+ * and rules that rlog/transport.h promises of every one. transport/nng.c
+ * calls them; the simulator's sim/simnet.c does not yet (it has its own
+ * defaults, backoff and replacement rule). The public API is
+ * rlog/transport.h.
  */
 #ifndef RLG_TRANSPORT_TRANSPORT_H
 #define RLG_TRANSPORT_TRANSPORT_H

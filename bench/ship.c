@@ -254,7 +254,7 @@ static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
 }
 
 typedef struct lag_state {
-    /* leader side: durable time of LSN i at done_ns[i - base] */
+    /* leader side: durable time of LSN i at leader_ns[i - base] */
     uint64_t base, cap;
     _Atomic uint64_t *leader_ns;
     uint64_t *lag_ns;

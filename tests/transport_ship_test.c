@@ -183,6 +183,24 @@ static void h_done(harness *h)
     }
 }
 
+/* The end of a test: frees both sides (h_done), closes the leader's log
+ * (l may be NULL) and removes and frees the directories (either may be
+ * NULL). */
+static void h_teardown(harness *h, rlog_log *l, char *ldir, char *fdir)
+{
+    h_done(h);
+    if (l != NULL) {
+        assert_int_equal(rlog_close(l), 0);
+    }
+    char *dirs[2] = {ldir, fdir};
+    for (int i = 0; i < 2; i++) {
+        if (dirs[i] != NULL) {
+            tu_rmdir_r(dirs[i]);
+            free(dirs[i]);
+        }
+    }
+}
+
 static rlog_ship_follower_info *h_info(harness *h, uint64_t id, rlog_ship_follower_info *buf,
                                        size_t cap)
 {
@@ -492,12 +510,7 @@ static void catch_up_and_tail(const char *kind)
     rlog_ship_follower_status_get(h.f[0], &st);
     assert_int_equal(st.bytes_received, view_bytes(l));
     assert_identical(&h, 0, l, ldir, fdir);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 static void test_catch_up_and_tail_inproc(void **state)
@@ -550,12 +563,7 @@ static void test_follower_restart_resumes(void **state)
     rlog_ship_follower_status_get(h.f[0], &st);
     assert_int_equal(st.bytes_received, view_bytes(l) - before);
     assert_identical(&h, 0, l, ldir, fdir);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 /* Property: a follower stopped in the middle of the stream (while it was
@@ -592,12 +600,7 @@ static void test_disconnect_mid_stream(void **state)
     assert_true(got + st.bytes_received >= total);
     assert_true(got + st.bytes_received <= total + SEG_SIZE);
     assert_identical(&h, 0, l, ldir, fdir);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 /* Property: three followers at once (one starting late) all end
@@ -638,10 +641,7 @@ static void test_three_followers(void **state)
         tu_rmdir_r(fdir[i]);
         free(fdir[i]);
     }
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    free(ldir);
+    h_teardown(&h, l, ldir, NULL);
 }
 
 /* ---- a transport wrapper that watches the leader's traffic ---------------- */
@@ -823,13 +823,8 @@ static void test_window_bound(void **state)
     assert_non_null(fi);
     assert_int_equal(fi->resends, 0);
     assert_identical(&h, 0, l, ldir, fdir);
-    h_done(&h);
+    h_teardown(&h, l, ldir, fdir);
     free(w.sent);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
 }
 
 /* Property: a leader restart (leader freed, log closed and reopened, a new
@@ -875,10 +870,7 @@ static void test_leader_restart(void **state)
         tu_rmdir_r(fdir[i]);
         free(fdir[i]);
     }
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    free(ldir);
+    h_teardown(&h, l, ldir, NULL);
 }
 
 static void copy_dir(const char *from, const char *to)
@@ -924,12 +916,7 @@ static void test_diverged_follower(void **state)
     assert_true(st.truncations >= 1);
     assert_int_equal(st.resets, 0);
     assert_identical(&h, 0, l, ldir, fdir);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 /* Property: a follower whose position lies before the leader's retained
@@ -959,12 +946,7 @@ static void test_behind_prefix(void **state)
     rlog_ship_follower_status_get(h.f[0], &st);
     assert_int_equal(st.resets, 1);
     assert_identical(&h, 0, l, ldir, fdir);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 /* Property: a follower of another log (different log id) is refused with a
@@ -1012,12 +994,7 @@ static void test_other_log_refused(void **state)
     h_follower_free(&h, 0);
     tu_snap_assert_same(fdir, &before);
     tu_snap_free(&before);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 /* Property: when the leader's segment size changes (the log reopened with
@@ -1055,12 +1032,7 @@ static void test_segment_size_change(void **state)
     assert_true(small && big);
     assert_segments_identical(ldir, fdir);
     assert_records_identical(l, fdir);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 /* Property: a follower cannot take a directory another writer holds: it
@@ -1072,6 +1044,8 @@ static void test_follower_dir_locked(void **state)
     char *fdir = tu_mkdtemp("ship-follower");
     rlog_log *l = open_log(fdir, RLOG_OPEN_CREATE);
     append_n(l, 1, 10, 100);
+    tu_snap before;
+    tu_snap_take(fdir, &before);
     harness h;
     h_init(&h, "inproc");
     rlog_transport_config cfg;
@@ -1080,10 +1054,9 @@ static void test_follower_dir_locked(void **state)
     int rc = rlog_ship_follower_new(fdir, h_transport(&h), &cfg, h.addr, &h.fopts, &f);
     assert_int_equal(rc, RLOG_EBUSY);
     assert_null(f);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(fdir);
-    free(fdir);
+    tu_snap_assert_same(fdir, &before);
+    tu_snap_free(&before);
+    h_teardown(&h, l, NULL, fdir);
 }
 
 /* ---- Raft storage ----------------------------------------------------------- */
@@ -1252,6 +1225,33 @@ static void test_raft_storage(void **state)
     free(fdir);
 }
 
+/* Property: a side file the leader listed and then lost (removed with no
+ * record written since, so its durable view did not change) does not stall
+ * a follower that asks for it: the leader lists its files again and sends
+ * the new list, and the follower catches up without the file. */
+static void test_side_file_removed(void **state)
+{
+    (void)state;
+    char *ldir = tu_mkdtemp("ship-leader"), *fdir = tu_mkdtemp("ship-follower");
+    harness h;
+    h_init(&h, "sim");
+    rlog_log *l = open_log(ldir, RLOG_OPEN_CREATE);
+    append_n(l, 1, 50, 2000);
+    char snap[4096];
+    snprintf(snap, sizeof snap, "%s", tu_path(ldir, "old.snap"));
+    tu_write_file(snap, "a snapshot", 10);
+    h_leader(&h, l); /* lists old.snap */
+    assert_int_equal(remove(snap), 0);
+    h_follower(&h, 0, fdir);
+    h_sync(&h, l);
+    rlog_ship_follower_status st;
+    rlog_ship_follower_status_get(h.f[0], &st);
+    assert_int_equal(st.files_received, 0);
+    assert_int_equal(tu_file_size(tu_path(fdir, "old.snap")), -1);
+    assert_identical(&h, 0, l, ldir, fdir);
+    h_teardown(&h, l, ldir, fdir);
+}
+
 /* ---- faults and hostile peers ------------------------------------------------ */
 
 /* Property: over a network that drops, duplicates, reorders, delays and
@@ -1292,12 +1292,7 @@ static void test_lossy_network(void **state)
     assert_true(rlog_simnet_count(h.net, RLOG_SIMNET_DUPLICATED) > 0);
     assert_true(st.rejected > 0);
     assert_identical(&h, 0, l, ldir, fdir);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 /* A hand-driven peer on the simulated network. */
@@ -1454,12 +1449,7 @@ static void test_leader_hostile_input(void **state)
     h_follower(&h, 0, fdir);
     h_sync(&h, l);
     assert_identical(&h, 0, l, ldir, fdir);
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 static bool fake_got_start(fake *f)
@@ -1542,14 +1532,9 @@ static void test_follower_hostile_leader(void **state)
     h_follower_free(&h, 0);
     assert_int_equal(count_segments(fdir), 0);
     ld.t->close(ld.t);
-    h_done(&h);
+    h_teardown(&h, l, ldir, fdir);
     free(seg);
     free(v);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
 }
 
 typedef struct loop_arg {
@@ -1621,12 +1606,7 @@ static void test_status_query(void **state)
     print_message("%s\n", err);
     assert_int_equal(rc, RLOG_ENOCONN);
     assert_non_null(strstr(err, "could not connect"));
-    h_done(&h);
-    assert_int_equal(rlog_close(l), 0);
-    tu_rmdir_r(ldir);
-    tu_rmdir_r(fdir);
-    free(ldir);
-    free(fdir);
+    h_teardown(&h, l, ldir, fdir);
 }
 
 int main(void)
@@ -1647,6 +1627,7 @@ int main(void)
         cmocka_unit_test(test_behind_prefix),
         cmocka_unit_test(test_other_log_refused),
         cmocka_unit_test(test_raft_storage),
+        cmocka_unit_test(test_side_file_removed),
         cmocka_unit_test(test_segment_size_change),
         cmocka_unit_test(test_follower_dir_locked),
         cmocka_unit_test(test_status_query),

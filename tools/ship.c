@@ -73,7 +73,9 @@ struct cli_server {
     atomic_bool stop;
     bool thread;
     uint64_t interval_ns, next_status_ns;
-    uint64_t last_bytes[64];
+    /* the last status block: each follower's id and bytes sent */
+    uint64_t last_id[64], last_bytes[64];
+    size_t nlast;
     uint64_t last_ns;
 };
 
@@ -90,8 +92,14 @@ static void cli_server_status(cli_server *s, rlog_log *log, FILE *out)
     fprintf(out, "leader first=%" PRIu64 " durable=%" PRIu64 " followers=%zu\n", pos.first,
             pos.durable, n);
     for (size_t i = 0; i < n && i < 64; i++) {
-        double mb_s = dt > 0 && fi[i].bytes_sent >= s->last_bytes[i]
-                          ? (double)(fi[i].bytes_sent - s->last_bytes[i]) / 1e6 / dt
+        /* the rate against the same follower's count (the order changes) */
+        uint64_t before = fi[i].bytes_sent;
+        for (size_t k = 0; k < s->nlast; k++) {
+            if (s->last_id[k] == fi[i].id)
+                before = s->last_bytes[k];
+        }
+        double mb_s = dt > 0 && fi[i].bytes_sent >= before
+                          ? (double)(fi[i].bytes_sent - before) / 1e6 / dt
                           : 0;
         fprintf(out,
                 "follower id=%" PRIu64 " name=%s state=%s connected=%d durable=%" PRIu64
@@ -99,8 +107,12 @@ static void cli_server_status(cli_server *s, rlog_log *log, FILE *out)
                 fi[i].id, fi[i].name[0] ? fi[i].name : "-", rlog_ship_state_name(fi[i].state),
                 fi[i].connected, fi[i].durable, fi[i].sent, fi[i].lag_records, fi[i].lag_bytes,
                 mb_s);
+    }
+    for (size_t i = 0; i < n && i < 64; i++) {
+        s->last_id[i] = fi[i].id;
         s->last_bytes[i] = fi[i].bytes_sent;
     }
+    s->nlast = n < 64 ? n : 64;
     fflush(out);
     s->last_ns = now;
 }
@@ -158,10 +170,23 @@ void cli_server_notify(cli_server *s)
     rlog_ship_leader_notify(s->ld);
 }
 
+/* Stops the leader's thread, if it runs: the caller's thread owns it then. */
+static void cli_server_join(cli_server *s)
+{
+    if (s->thread) {
+        atomic_store(&s->stop, true);
+        pthread_join(s->tid, NULL);
+        s->thread = false;
+    }
+}
+
 /* Waits (at most timeout_ns) until every connected follower, and at least
- * min_followers of them, acknowledged the log's durable position. */
+ * min_followers of them, acknowledged the log's durable position. The
+ * leader's thread is stopped first and the leader polled here: its calls
+ * (rlog_ship_leader_followers too) belong to one thread. */
 void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns, uint64_t min_followers)
 {
+    cli_server_join(s);
     uint64_t end = cli_now_ns() + timeout_ns;
     rlog_positions pos;
     rlog_positions_get(log, &pos);
@@ -179,16 +204,13 @@ void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns, uint64
         }
         if (!behind && done >= min_followers)
             break;
-        usleep(10000);
+        rlog_ship_leader_poll(s->ld, 10);
     }
 }
 
 void cli_server_stop(cli_server *s, rlog_log *log)
 {
-    if (s->thread) {
-        atomic_store(&s->stop, true);
-        pthread_join(s->tid, NULL);
-    }
+    cli_server_join(s);
     cli_server_status(s, log, stderr);
     rlog_ship_leader_free(s->ld);
     free(s);

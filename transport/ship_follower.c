@@ -263,8 +263,6 @@ static void fl_send_start(rlog_ship_follower *f)
     fl_send(f, &m);
 }
 
-/* The session failed on something the leader sent (or our disk refused):
- * a new session after a backoff; a poisoned replica stops everything. */
 /* Stops for good after a local failure; the message says what failed (the
  * note made just before, or the replica's message). */
 static void fl_fail(rlog_ship_follower *f, int rc)
@@ -280,6 +278,8 @@ static void fl_fail(rlog_ship_follower *f, int rc)
     }
 }
 
+/* The session failed on something the leader sent (or our disk refused):
+ * a new session after a backoff; a poisoned replica stops everything. */
 static void fl_session_failed(rlog_ship_follower *f, int rc)
 {
     if (rc == RLOG_EPOISONED) {
@@ -1030,7 +1030,7 @@ int rlog_ship_follower_poll(rlog_ship_follower *f, int timeout_ms)
     fl_service(f);
     int rc = f->t->poll(f->t, timeout_ms);
     if (rc < 0) {
-        return rc == -RLOG_ECLOSED || rc == RLOG_ECLOSED ? RLOG_ECLOSED : -rc;
+        return -rc; /* RLOG_ECLOSED (or RLOG_EINVAL: called from a callback) */
     }
     if (f->phase == FP_SESSION) {
         fl_flush(f);

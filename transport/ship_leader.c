@@ -277,9 +277,24 @@ static int ld_files_list(rlog_ship_leader *ld, bool *changed)
     return 0;
 }
 
-/* Takes a fresh durable view; when it changed, lists the side files again
- * (after the view: every file a record in the view refers to was durable
- * before that record, so it is in the list). */
+/* Lists the side files again (after the view was taken: every file a
+ * record in the view refers to was durable before that record, so it is in
+ * the list); a new generation when the list changed. */
+static int ld_files_refresh(rlog_ship_leader *ld)
+{
+    bool changed = false;
+    int rc = ld_files_list(ld, &changed);
+    if (rc != 0) {
+        return rc;
+    }
+    if (changed || ld->files_gen == 0) {
+        ld->files_gen++;
+    }
+    ld->files_upto = ld_durable_lsn(ld);
+    return 0;
+}
+
+/* Takes a fresh durable view; when it changed, lists the side files again. */
 static int ld_refresh(rlog_ship_leader *ld)
 {
     rlg_ship_seg *v = NULL;
@@ -298,16 +313,7 @@ static int ld_refresh(rlog_ship_leader *ld)
     if (same && ld->files_gen != 0) {
         return 0;
     }
-    bool changed = false;
-    rc = ld_files_list(ld, &changed);
-    if (rc != 0) {
-        return rc;
-    }
-    if (changed || ld->files_gen == 0) {
-        ld->files_gen++;
-    }
-    ld->files_upto = ld_durable_lsn(ld);
-    return 0;
+    return ld_files_refresh(ld);
 }
 
 /* ------------------------------------------------------------------------
@@ -503,13 +509,18 @@ static ld_peer *ld_peer_add(rlog_ship_leader *ld, uint64_t id)
     return p;
 }
 
+static void ld_ring_clear(ld_peer *p)
+{
+    p->ring_head = p->ring_n = 0;
+    p->inflight = 0;
+}
+
 /* Ends the peer's session (its data in flight is forgotten). */
 static void ld_session_end(ld_peer *p)
 {
     p->session = false;
     p->phase = p->phase == LP_REFUSED ? LP_REFUSED : LP_IDLE;
-    p->ring_head = p->ring_n = 0;
-    p->inflight = 0;
+    ld_ring_clear(p);
     p->files_serving = false;
 }
 
@@ -712,22 +723,28 @@ static int ld_judge(rlog_ship_leader *ld, const rlog_msg_ship_start *st, ld_verd
     return 0;
 }
 
-static void ld_files_msg(rlog_ship_leader *ld, rlog_msg_ship_file *out)
+/* The side-file list as a message carries it (malloc'd, borrowing the
+ * names; NULL after logging when out of memory). */
+static rlog_msg_ship_file *ld_files_msg(rlog_ship_leader *ld)
 {
+    rlog_msg_ship_file *out = calloc(ld->nfiles ? ld->nfiles : 1, sizeof *out);
+    if (out == NULL) {
+        ld_error(ld, "out of memory for the side-file list");
+        return NULL;
+    }
     for (size_t i = 0; i < ld->nfiles; i++) {
         out[i] = (rlog_msg_ship_file){ld->files[i].name, ld->files[i].size, ld->files[i].crc};
     }
+    return out;
 }
 
 /* Sends ACCEPT (repeated until FILES_OK arrives). */
 static void ld_send_accept(rlog_ship_leader *ld, ld_peer *p)
 {
-    rlog_msg_ship_file *files = calloc(ld->nfiles ? ld->nfiles : 1, sizeof *files);
+    rlog_msg_ship_file *files = ld_files_msg(ld);
     if (files == NULL) {
-        ld_error(ld, "out of memory");
         return;
     }
-    ld_files_msg(ld, files);
     const rlg_ship_seg *first = &ld->view[0];
     rlog_msg m = {.type = RLOG_MSG_SHIP_ACCEPT};
     m.u.ship_accept = (rlog_msg_ship_accept){p->nonce,
@@ -749,12 +766,10 @@ static void ld_send_accept(rlog_ship_leader *ld, ld_peer *p)
 
 static void ld_send_files(rlog_ship_leader *ld, ld_peer *p)
 {
-    rlog_msg_ship_file *files = calloc(ld->nfiles ? ld->nfiles : 1, sizeof *files);
+    rlog_msg_ship_file *files = ld_files_msg(ld);
     if (files == NULL) {
-        ld_error(ld, "out of memory");
         return;
     }
-    ld_files_msg(ld, files);
     rlog_msg m = {.type = RLOG_MSG_SHIP_FILES};
     m.u.ship_files =
         (rlog_msg_ship_files){p->nonce, ld->files_gen, ld->files_upto, (uint32_t)ld->nfiles, files};
@@ -836,12 +851,6 @@ static void ld_on_start(rlog_ship_leader *ld, ld_peer *p, const rlog_msg_ship_st
 /* ------------------------------------------------------------------------
  * Sessions: acknowledgements and side files
  * ---------------------------------------------------------------------- */
-
-static void ld_ring_clear(ld_peer *p)
-{
-    p->ring_head = p->ring_n = 0;
-    p->inflight = 0;
-}
 
 /* Goes back to `to` (gap or timeout): everything after it is sent again. */
 static void ld_rewind(rlog_ship_leader *ld, ld_peer *p, rlg_ship_pos to)
@@ -950,8 +959,11 @@ static void ld_on_file_req(rlog_ship_leader *ld, ld_peer *p, const rlog_msg_ship
     rlog_file *h = NULL;
     int e = ld->vfs->open(ld->vfs, path, RLOG_VFS_RDONLY, &h);
     if (e == ENOENT) {
-        ld_refresh(ld); /* deleted: tell it the new list */
-        ld_send_files(ld, p);
+        /* Removed since the list was taken (the view need not have
+         * changed): list again and tell it the new list. */
+        if (ld_files_refresh(ld) == 0) {
+            ld_send_files(ld, p);
+        }
         return;
     }
     int rc = e ? rlog_from_errno(e) : ld_buf(ld, chunk);
@@ -1264,8 +1276,9 @@ static void ld_pump(rlog_ship_leader *ld, ld_peer *p)
             return;
         }
         uint64_t end = p->send.off + n;
-        rlg_ship_pos next = end == s->end && s->sealed ? (rlg_ship_pos){s->seq + 1, 64}
-                                                       : (rlg_ship_pos){s->seq, end};
+        rlg_ship_pos next = end == s->end && s->sealed
+                                ? (rlg_ship_pos){s->seq + 1, RLG_SEG_HEADER_SIZE}
+                                : (rlg_ship_pos){s->seq, end};
         if (p->ring_n == 0) {
             p->progress_ns = now;
         }
@@ -1346,7 +1359,7 @@ int rlog_ship_leader_poll(rlog_ship_leader *ld, int timeout_ms)
     ld_step(ld);
     int rc = ld->t->poll(ld->t, timeout_ms);
     if (rc < 0) {
-        return rc == -RLOG_ECLOSED || rc == RLOG_ECLOSED ? RLOG_ECLOSED : -rc;
+        return -rc; /* RLOG_ECLOSED (or RLOG_EINVAL: called from a callback) */
     }
     ld_step(ld);
     return 0;

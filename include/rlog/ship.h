@@ -113,7 +113,8 @@ RLOG_API int rlog_ship_leader_poll(rlog_ship_leader *ld, int timeout_ms);
  * runs — but it keeps the tail's lag low. At most one wake-up is pending. */
 RLOG_API void rlog_ship_leader_notify(rlog_ship_leader *ld);
 /* Copies up to cap followers (connected ones, and up to 16 that
- * disconnected, newest first) into out; *n receives how many there are. */
+ * disconnected, newest first) into out; *n receives how many there are.
+ * Owner thread (the table changes inside poll). */
 RLOG_API void rlog_ship_leader_followers(rlog_ship_leader *ld, rlog_ship_follower_info *out,
                                          size_t cap, size_t *n);
 /* Message of the last notable error ("" if none). Owner thread. */

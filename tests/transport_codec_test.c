@@ -10,7 +10,9 @@
  *    end, unknown types and versions, trailing bytes, integer overflow,
  *    messages above max_bytes;
  *  - the shipping messages (types 16..28) round-trip and their own checks
- *    hold: side-file names and texts, chunk bounds, array counts;
+ *    hold: side-file names and texts, chunk bounds, array counts, every
+ *    wrong type in every field of a side file or status follower, every
+ *    uint32 field refusing 2^32; every known type has a sample and a schema;
  *  - 20,000 deterministic random mutations never crash (run under ASan to
  *    catch any read outside the exact-size input copies), and whatever
  *    decodes re-encodes to an equal message.
@@ -312,6 +314,16 @@ static void test_roundtrip_every_type(void **state)
     for (int i = 0; i < N_SAMPLES; i++) {
         roundtrip(&s[i]);
     }
+    /* Every type the codec knows has a sample (a new type needs one). */
+    for (int t = 0; t < 64; t++) {
+        bool sampled = false;
+        for (int i = 0; i < N_SAMPLES; i++) {
+            sampled |= (int)s[i].type == t;
+        }
+        if (sampled != (strcmp(rlog_msg_type_name(t), "unknown") != 0)) {
+            fail_msg("type %d (%s) has no sample", t, rlog_msg_type_name(t));
+        }
+    }
     for (int t = RLOG_MSG_HELLO; t <= RLOG_MSG_REDIRECT; t++) {
         assert_string_not_equal(rlog_msg_type_name(t), "unknown");
     }
@@ -427,8 +439,8 @@ static void test_every_truncation(void **state)
     }
 }
 
-/* Test-side schema: field kinds per type ('u' uint, 's' str, 'b' bool,
- * 't' nil|bool, 'B' bin, 'e' entries, 'f' side files, 'p' status
+/* Test-side schema: field kinds per type ('u' uint64, 'w' uint32, 's' str,
+ * 'b' bool, 't' nil|bool, 'B' bin, 'e' entries, 'f' side files, 'p' status
  * followers) and their names. */
 typedef struct schema {
     int type;
@@ -437,7 +449,7 @@ typedef struct schema {
 } schema;
 
 static const schema schemas[] = {
-    {RLOG_MSG_HELLO, "usuuu", {"server_id", "address", "protocol_version", "role", "flags"}},
+    {RLOG_MSG_HELLO, "uswwu", {"server_id", "address", "protocol_version", "role", "flags"}},
     {RLOG_MSG_REQUEST_VOTE,
      "uuuubb",
      {"term", "candidate_id", "last_log_index", "last_log_term", "disrupt_leader", "pre_vote"}},
@@ -453,10 +465,10 @@ static const schema schemas[] = {
     {RLOG_MSG_TIMEOUT_NOW, "uuu", {"term", "last_log_index", "last_log_term"}},
     {RLOG_MSG_REDIRECT, "su", {"address", "token"}},
     {RLOG_MSG_SHIP_START,
-     "uuuuuuuubuuuuu",
+     "uuuuuuuubuwuuu",
      {"nonce", "log_id", "file_size", "first_lsn", "last_lsn", "seq", "seg_first_lsn", "end",
       "sealed", "last_rec_off", "last_rec_crc", "last_rec_lsn", "window", "max_message"}},
-    {RLOG_MSG_SHIP_REFUSE, "uus", {"nonce", "code", "message"}},
+    {RLOG_MSG_SHIP_REFUSE, "uws", {"nonce", "code", "message"}},
     {RLOG_MSG_SHIP_TRUNCATE, "uus", {"nonce", "lsn", "message"}},
     {RLOG_MSG_SHIP_ACCEPT,
      "uubuuuuuuf",
@@ -465,13 +477,13 @@ static const schema schemas[] = {
     {RLOG_MSG_SHIP_FILES, "uuuf", {"nonce", "gen", "upto", "files"}},
     {RLOG_MSG_SHIP_FILES_OK, "uu", {"nonce", "gen"}},
     {RLOG_MSG_SHIP_FILE_REQ, "usuu", {"nonce", "name", "offset", "len"}},
-    {RLOG_MSG_SHIP_FILE_DATA, "usuuuB", {"nonce", "name", "size", "crc", "offset", "data"}},
+    {RLOG_MSG_SHIP_FILE_DATA, "usuwuB", {"nonce", "name", "size", "crc", "offset", "data"}},
     {RLOG_MSG_SHIP_DATA,
      "uuuuuuuuB",
      {"nonce", "seq", "seg_first_lsn", "file_size", "off", "seg_end", "leader_durable", "first_seq",
       "bytes"}},
     {RLOG_MSG_SHIP_ACK,
-     "uuuuuuu",
+     "uuuuuuw",
      {"nonce", "recv_seq", "recv_off", "durable_seq", "durable_off", "durable_lsn", "flags"}},
     {RLOG_MSG_SHIP_RESTART, "us", {"nonce", "message"}},
     {RLOG_MSG_SHIP_STATUS_REQ, "u", {"request_id"}},
@@ -491,13 +503,14 @@ enum {
     BAD_ARRAY,
     BAD_NEG,
     BAD_EXT,
+    BAD_U32, /* 2^32: fits a uint64 field only */
     BAD_N
 };
 
 static bool bad_is_valid(char kind, int bad)
 {
-    return (kind == 's' && bad == BAD_STR) || (kind == 'B' && bad == BAD_BIN) ||
-           (kind == 'b' && bad == BAD_TRUE) ||
+    return (kind == 'u' && bad == BAD_U32) || (kind == 's' && bad == BAD_STR) ||
+           (kind == 'B' && bad == BAD_BIN) || (kind == 'b' && bad == BAD_TRUE) ||
            (kind == 't' && (bad == BAD_NIL || bad == BAD_TRUE)) ||
            ((kind == 'e' || kind == 'f' || kind == 'p') && bad == BAD_ARRAY);
 }
@@ -529,6 +542,9 @@ static void pack_bad(msgpack_packer *pk, int bad)
     case BAD_NEG:
         msgpack_pack_int64(pk, -1);
         break;
+    case BAD_U32:
+        msgpack_pack_uint64(pk, (uint64_t)UINT32_MAX + 1);
+        break;
     default:
         msgpack_pack_ext_with_body(pk, "x", 1, 5);
         break;
@@ -541,6 +557,7 @@ static void pack_good(msgpack_packer *pk, char kind)
 {
     switch (kind) {
     case 'u':
+    case 'w':
         msgpack_pack_uint64(pk, 0);
         break;
     case 's':
@@ -600,9 +617,23 @@ static void pack_msg(msgpack_sbuffer *sb, const schema *sc, int bad_field, int b
     }
 }
 
+/* Every field of every type refuses each value of another kind (a uint32
+ * field also refuses 2^32) with an error that names the field; the schema
+ * table covers every type the codec knows. */
 static void test_wrong_types(void **state)
 {
     (void)state;
+    for (int t = 0; t < 64; t++) {
+        bool known = strcmp(rlog_msg_type_name(t), "unknown") != 0;
+        bool listed = false;
+        for (size_t s = 0; s < sizeof schemas / sizeof schemas[0]; s++) {
+            listed |= schemas[s].type == t;
+        }
+        if (known != listed) {
+            fail_msg("type %d (%s): known %d, in schemas %d", t, rlog_msg_type_name(t), known,
+                     listed);
+        }
+    }
     for (size_t s = 0; s < sizeof schemas / sizeof schemas[0]; s++) {
         const schema *sc = &schemas[s];
         msgpack_sbuffer sb;
@@ -624,6 +655,92 @@ static void test_wrong_types(void **state)
                 expect_reject(sb.data, sb.size, 0, sc->names[f]);
                 msgpack_sbuffer_destroy(&sb);
             }
+        }
+    }
+}
+
+/* Packs [SHIP_FILES, 1, 9, 1, 1, [ELEM]] (files) or [SHIP_STATUS, 1, 0 x6,
+ * [ELEM]] (followers) where ELEM has the element kinds `kinds`, field
+ * `bad_field` replaced by `bad` (none if < 0), and `extra` more uint
+ * fields (-1: the last field left out); then 32 zero bytes when `pad` (so the count check, which
+ * wants 5 or 10 bytes per element, lets a short bad element be read). */
+static void pack_elem_msg(msgpack_sbuffer *sb, bool files, const char *kinds, int bad_field,
+                          int bad, int extra, bool pad)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int before = files ? 3 : 6;
+    msgpack_pack_array(&pk, (size_t)before + 3);
+    msgpack_pack_uint64(&pk, files ? RLOG_MSG_SHIP_FILES : RLOG_MSG_SHIP_STATUS);
+    msgpack_pack_uint64(&pk, 1);
+    for (int k = 0; k < before; k++) {
+        msgpack_pack_uint64(&pk, files && k == 0 ? 9 : 0);
+    }
+    int n = (int)strlen(kinds);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, (size_t)(n + extra));
+    for (int f = 0; f < n + extra; f++) {
+        if (f == bad_field) {
+            pack_bad(&pk, bad);
+        } else if (f < n) {
+            pack_good(&pk, kinds[f]);
+        } else {
+            msgpack_pack_uint64(&pk, 0);
+        }
+    }
+    if (pad) {
+        static const char zeros[32];
+        msgpack_sbuffer_write(sb, zeros, sizeof zeros);
+    }
+}
+
+/* Inside a side file and a status follower, every field refuses each value
+ * of another kind, and an element with one field too few or too many is
+ * refused; each error names the array, the element's index and the field. */
+static void test_wrong_element_fields(void **state)
+{
+    (void)state;
+    static const struct {
+        bool files;
+        const char *kinds;
+        const char *prefix;
+        const char *names[9];
+    } elems[] = {
+        {true, "suw", "ship_files.files[0].", {"name", "size", "crc"}},
+        {false,
+         "uswuuuuub",
+         "ship_status.followers[0].",
+         {"id", "name", "state", "durable", "sent", "lag_records", "lag_bytes", "bytes_sent",
+          "connected"}},
+    };
+    for (size_t e = 0; e < sizeof elems / sizeof elems[0]; e++) {
+        msgpack_sbuffer sb;
+        rlog_msg m;
+        char err[256];
+        char want[128];
+        pack_elem_msg(&sb, elems[e].files, elems[e].kinds, -1, 0, 0, false);
+        if (rlog_msg_decode(sb.data, sb.size, 0, &m, err, sizeof err) != 0) {
+            fail_msg("good %s: %s", elems[e].prefix, err);
+        }
+        rlog_msg_free(&m);
+        msgpack_sbuffer_destroy(&sb);
+        for (int f = 0; elems[e].kinds[f]; f++) {
+            snprintf(want, sizeof want, "%s%s at offset", elems[e].prefix, elems[e].names[f]);
+            for (int bad = 0; bad < BAD_N; bad++) {
+                if (bad_is_valid(elems[e].kinds[f], bad)) {
+                    continue;
+                }
+                pack_elem_msg(&sb, elems[e].files, elems[e].kinds, f, bad, 0, true);
+                expect_reject(sb.data, sb.size, 0, want);
+                msgpack_sbuffer_destroy(&sb);
+            }
+        }
+        snprintf(want, sizeof want, "%s(element)", elems[e].prefix);
+        for (int extra = -1; extra <= 1; extra += 2) { /* one field too few, too many */
+            pack_elem_msg(&sb, elems[e].files, elems[e].kinds, -1, 0, extra, true);
+            expect_reject(sb.data, sb.size, 0, want);
+            msgpack_sbuffer_destroy(&sb);
         }
     }
 }
@@ -1207,6 +1324,7 @@ int main(void)
         cmocka_unit_test(test_every_truncation),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_wrong_entry_fields),
+        cmocka_unit_test(test_wrong_element_fields),
         cmocka_unit_test(test_huge_counts_and_lengths),
         cmocka_unit_test(test_unknown_type_version_trailing),
         cmocka_unit_test(test_integer_overflow),

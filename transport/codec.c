@@ -194,20 +194,39 @@ static int enc_bool(msgpack_packer *pk, bool b)
     return b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 }
 
-/* An address: str of at most RLOG_WIRE_ADDRESS_MAX bytes. *rc receives the
- * packer's result; returns RLOG_EINVAL for an address the decoder refuses. */
-static int enc_address(msgpack_packer *pk, const char *address, int *rc)
+/* The three kinds of str field, with the limits both sides check: an
+ * address (<= RLOG_WIRE_ADDRESS_MAX bytes), a text (<= RLOG_WIRE_TEXT_MAX
+ * bytes) and a side-file name (1..RLOG_WIRE_NAME_MAX bytes, no '/'). None
+ * holds a NUL byte. */
+typedef enum codec_str { STR_ADDRESS, STR_TEXT, STR_NAME } codec_str;
+
+static size_t codec_str_max(codec_str kind)
 {
-    if (address == NULL) {
+    switch (kind) {
+    case STR_ADDRESS:
+        return RLOG_WIRE_ADDRESS_MAX;
+    case STR_TEXT:
+        return RLOG_WIRE_TEXT_MAX;
+    default:
+        return RLOG_WIRE_NAME_MAX;
+    }
+}
+
+/* A NUL-terminated string of `kind`. *rc receives the packer's result;
+ * returns RLOG_EINVAL for a string the decoder refuses. */
+static int enc_str(msgpack_packer *pk, const char *s, codec_str kind, int *rc)
+{
+    if (s == NULL) {
         return RLOG_EINVAL;
     }
-    size_t alen = strnlen(address, RLOG_WIRE_ADDRESS_MAX + 1);
-    if (alen > RLOG_WIRE_ADDRESS_MAX) {
+    size_t max = codec_str_max(kind);
+    size_t len = strnlen(s, max + 1);
+    if (len > max || (kind == STR_NAME && (len == 0 || memchr(s, '/', len) != NULL))) {
         return RLOG_EINVAL;
     }
-    *rc |= msgpack_pack_str(pk, alen);
-    if (alen > 0) {
-        *rc |= msgpack_pack_str_body(pk, address, alen);
+    *rc |= msgpack_pack_str(pk, len);
+    if (len > 0) {
+        *rc |= msgpack_pack_str_body(pk, s, len);
     }
     return 0;
 }
@@ -215,7 +234,7 @@ static int enc_address(msgpack_packer *pk, const char *address, int *rc)
 static int enc_hello(msgpack_packer *pk, const rlog_msg_hello *h)
 {
     int rc = msgpack_pack_uint64(pk, h->server_id);
-    if (enc_address(pk, h->address, &rc)) {
+    if (enc_str(pk, h->address, STR_ADDRESS, &rc)) {
         return RLOG_EINVAL;
     }
     rc |= msgpack_pack_uint32(pk, h->protocol_version);
@@ -308,26 +327,6 @@ static int enc_three(msgpack_packer *pk, uint64_t a, uint64_t b, uint64_t c)
 
 /* ---- segment shipping ---- */
 
-/* A text (name = false: <= RLOG_WIRE_TEXT_MAX bytes) or a side-file name
- * (name = true: 1..RLOG_WIRE_NAME_MAX bytes, no '/'). *rc receives the
- * packer's result; returns RLOG_EINVAL for a string the decoder refuses. */
-static int enc_text(msgpack_packer *pk, const char *s, bool name, int *rc)
-{
-    if (s == NULL) {
-        return RLOG_EINVAL;
-    }
-    size_t max = name ? RLOG_WIRE_NAME_MAX : RLOG_WIRE_TEXT_MAX;
-    size_t len = strnlen(s, max + 1);
-    if (len > max || (name && (len == 0 || memchr(s, '/', len) != NULL))) {
-        return RLOG_EINVAL;
-    }
-    *rc |= msgpack_pack_str(pk, len);
-    if (len > 0) {
-        *rc |= msgpack_pack_str_body(pk, s, len);
-    }
-    return 0;
-}
-
 static int enc_files(msgpack_packer *pk, uint32_t n, const rlog_msg_ship_file *f, int *rc)
 {
     if (n > 0 && f == NULL) {
@@ -336,7 +335,7 @@ static int enc_files(msgpack_packer *pk, uint32_t n, const rlog_msg_ship_file *f
     *rc |= msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++) {
         *rc |= msgpack_pack_array(pk, 3);
-        if (enc_text(pk, f[i].name, true, rc)) {
+        if (enc_str(pk, f[i].name, STR_NAME, rc)) {
             return RLOG_EINVAL;
         }
         *rc |= msgpack_pack_uint64(pk, f[i].size);
@@ -363,7 +362,7 @@ static int enc_num_text(msgpack_packer *pk, uint64_t nonce, uint64_t v, bool u32
 {
     int rc = msgpack_pack_uint64(pk, nonce);
     rc |= u32 ? msgpack_pack_uint32(pk, (uint32_t)v) : msgpack_pack_uint64(pk, v);
-    if (enc_text(pk, text, false, &rc)) {
+    if (enc_str(pk, text, STR_TEXT, &rc)) {
         return RLOG_EINVAL;
     }
     return rc ? RLOG_ENOMEM : 0;
@@ -396,7 +395,7 @@ static int enc_ship_files(msgpack_packer *pk, const rlog_msg_ship_files *f)
 static int enc_ship_file_req(msgpack_packer *pk, const rlog_msg_ship_file_req *q)
 {
     int rc = msgpack_pack_uint64(pk, q->nonce);
-    if (enc_text(pk, q->name, true, &rc)) {
+    if (enc_str(pk, q->name, STR_NAME, &rc)) {
         return RLOG_EINVAL;
     }
     rc |= msgpack_pack_uint64(pk, q->offset);
@@ -413,7 +412,7 @@ static int enc_ship_file_data(msgpack_packer *pk, const rlog_msg_ship_file_data 
         return RLOG_EINVAL;
     }
     int rc = msgpack_pack_uint64(pk, d->nonce);
-    if (enc_text(pk, d->name, true, &rc)) {
+    if (enc_str(pk, d->name, STR_NAME, &rc)) {
         return RLOG_EINVAL;
     }
     rc |= msgpack_pack_uint64(pk, d->size);
@@ -460,7 +459,7 @@ static int enc_ship_status(msgpack_packer *pk, const rlog_msg_ship_status *s)
         const rlog_msg_ship_peer *p = &s->followers[i];
         rc |= msgpack_pack_array(pk, 9);
         rc |= msgpack_pack_uint64(pk, p->id);
-        if (enc_text(pk, p->name, false, &rc)) {
+        if (enc_str(pk, p->name, STR_TEXT, &rc)) {
             return RLOG_EINVAL;
         }
         rc |= msgpack_pack_uint32(pk, p->state);
@@ -502,7 +501,7 @@ static int enc_ship(msgpack_packer *pk, const rlog_msg *m)
         return enc_ship_ack(pk, &m->u.ship_ack);
     case RLOG_MSG_SHIP_RESTART: {
         int rc = msgpack_pack_uint64(pk, m->u.ship_restart.nonce);
-        if (enc_text(pk, m->u.ship_restart.message, false, &rc)) {
+        if (enc_str(pk, m->u.ship_restart.message, STR_TEXT, &rc)) {
             return RLOG_EINVAL;
         }
         return rc ? RLOG_ENOMEM : 0;
@@ -543,7 +542,7 @@ static int enc_body(msgpack_packer *pk, const rlog_msg *m)
     }
     case RLOG_MSG_REDIRECT: {
         int rc = 0;
-        if (enc_address(pk, m->u.redirect.address, &rc)) {
+        if (enc_str(pk, m->u.redirect.address, STR_ADDRESS, &rc)) {
             return RLOG_EINVAL;
         }
         rc |= msgpack_pack_uint64(pk, m->u.redirect.token);
@@ -907,24 +906,32 @@ static int rd_u64s(codec_rd *r, const char *const *names, uint64_t *const *out, 
  * Decoding: one function per message
  * ---------------------------------------------------------------------- */
 
-/* An address str: checked (length, no NUL), then copied NUL-terminated
- * into m->alloc_ once the rest of the message decoded (see dec_copy). */
-static int dec_address(codec_rd *r, const void **addr, size_t *alen)
+/* A str field of `kind`, checked like enc_str; *p points into the input
+ * (not NUL-terminated): dec_copy or dec_put_str copies it once the rest of
+ * the message decoded. */
+static int dec_str(codec_rd *r, const char *field, codec_str kind, const void **p, size_t *len)
 {
     size_t at = r->off;
-    if (rd_str(r, "address", addr, alen)) {
+    if (rd_str(r, field, p, len)) {
         return RLOG_EPROTO;
     }
-    if (*alen > RLOG_WIRE_ADDRESS_MAX) {
-        return rd_fail(r, at, "address", "%zu bytes exceed the maximum %u", *alen,
-                       RLOG_WIRE_ADDRESS_MAX);
+    size_t max = codec_str_max(kind);
+    if (*len > max) {
+        return rd_fail(r, at, field, "%zu bytes exceed the maximum %zu", *len, max);
     }
-    if (*alen > 0 && memchr(*addr, 0, *alen) != NULL) {
-        return rd_fail(r, at, "address", "contains a NUL byte");
+    if (kind == STR_NAME && *len == 0) {
+        return rd_fail(r, at, field, "empty name");
+    }
+    if (*len > 0 && memchr(*p, 0, *len) != NULL) {
+        return rd_fail(r, at, field, "contains a NUL byte");
+    }
+    if (kind == STR_NAME && memchr(*p, '/', *len) != NULL) {
+        return rd_fail(r, at, field, "contains '/'");
     }
     return 0;
 }
 
+/* Copies the str at addr, NUL-terminated, into the message's allocation. */
 static int dec_copy(rlog_msg *m, const void *addr, size_t alen, const char **out)
 {
     char *copy = malloc(alen + 1);
@@ -936,6 +943,7 @@ static int dec_copy(rlog_msg *m, const void *addr, size_t alen, const char **out
     }
     copy[alen] = '\0';
     *out = copy;
+    assert(m->alloc_ == NULL); /* one allocation per message */
     m->alloc_ = copy;
     return 0;
 }
@@ -945,7 +953,7 @@ static int dec_hello(codec_rd *r, rlog_msg *m)
     rlog_msg_hello *h = &m->u.hello;
     const void *addr = NULL;
     size_t alen = 0;
-    if (rd_u64(r, "server_id", &h->server_id) || dec_address(r, &addr, &alen)) {
+    if (rd_u64(r, "server_id", &h->server_id) || dec_str(r, "address", STR_ADDRESS, &addr, &alen)) {
         return RLOG_EPROTO;
     }
     if (rd_u32(r, "protocol_version", &h->protocol_version) || rd_u32(r, "role", &h->role) ||
@@ -959,7 +967,8 @@ static int dec_redirect(codec_rd *r, rlog_msg *m)
 {
     const void *addr = NULL;
     size_t alen = 0;
-    if (dec_address(r, &addr, &alen) || rd_u64(r, "token", &m->u.redirect.token)) {
+    if (dec_str(r, "address", STR_ADDRESS, &addr, &alen) ||
+        rd_u64(r, "token", &m->u.redirect.token)) {
         return RLOG_EPROTO;
     }
     return dec_copy(m, addr, alen, &m->u.redirect.address);
@@ -1035,6 +1044,7 @@ static int dec_append_entries(codec_rd *r, rlog_msg *m)
     if (e == NULL) {
         return RLOG_ENOMEM;
     }
+    assert(m->alloc_ == NULL); /* one allocation per message */
     m->alloc_ = e;
     for (uint32_t i = 0; i < n; i++) {
         r->entry = (long)i;
@@ -1088,30 +1098,6 @@ static int dec_three(codec_rd *r, const char *n0, const char *n1, const char *n2
 
 /* ---- segment shipping ---- */
 
-/* A text (name = false) or a side-file name (name = true), checked like
- * enc_text; *p points into the input (not NUL-terminated). */
-static int dec_text(codec_rd *r, const char *field, bool name, const void **p, size_t *len)
-{
-    size_t at = r->off;
-    if (rd_str(r, field, p, len)) {
-        return RLOG_EPROTO;
-    }
-    size_t max = name ? RLOG_WIRE_NAME_MAX : RLOG_WIRE_TEXT_MAX;
-    if (*len > max) {
-        return rd_fail(r, at, field, "%zu bytes exceed the maximum %zu", *len, max);
-    }
-    if (name && *len == 0) {
-        return rd_fail(r, at, field, "empty name");
-    }
-    if (*len > 0 && memchr(*p, 0, *len) != NULL) {
-        return rd_fail(r, at, field, "contains a NUL byte");
-    }
-    if (name && memchr(*p, '/', *len) != NULL) {
-        return rd_fail(r, at, field, "contains '/'");
-    }
-    return 0;
-}
-
 /* Copies len bytes at p NUL-terminated to *dst and advances it. */
 static const char *dec_put_str(char **dst, const void *p, size_t len)
 {
@@ -1149,6 +1135,7 @@ static int dec_array_block(codec_rd *r, rlog_msg *m, const char *field, size_t m
     if (block == NULL) {
         return RLOG_ENOMEM;
     }
+    assert(m->alloc_ == NULL); /* one allocation per message */
     m->alloc_ = block;
     *items = block;
     *strs = block + (size_t)*n * elem;
@@ -1186,7 +1173,7 @@ static int dec_files(codec_rd *r, rlog_msg *m, uint32_t *n_out, const rlog_msg_s
         r->entry = (long)i;
         const void *p;
         size_t len;
-        if (dec_elem(r, 3) || dec_text(r, "name", true, &p, &len) ||
+        if (dec_elem(r, 3) || dec_str(r, "name", STR_NAME, &p, &len) ||
             rd_u64(r, "size", &f[i].size) || rd_u32(r, "crc", &f[i].crc)) {
             return RLOG_EPROTO;
         }
@@ -1217,7 +1204,7 @@ static int dec_peers(codec_rd *r, rlog_msg *m, uint32_t *n_out, const rlog_msg_s
         size_t len;
         uint64_t *const v[] = {&p[i].durable, &p[i].sent, &p[i].lag_records, &p[i].lag_bytes,
                                &p[i].bytes_sent};
-        if (dec_elem(r, 9) || rd_u64(r, "id", &p[i].id) || dec_text(r, "name", false, &s, &len) ||
+        if (dec_elem(r, 9) || rd_u64(r, "id", &p[i].id) || dec_str(r, "name", STR_TEXT, &s, &len) ||
             rd_u32(r, "state", &p[i].state) || rd_u64s(r, names, v, 5) ||
             rd_bool(r, "connected", &p[i].connected)) {
             return RLOG_EPROTO;
@@ -1254,7 +1241,7 @@ static int dec_num_text(codec_rd *r, rlog_msg *m, const char *num, bool u32, uin
     const void *p;
     size_t len;
     if (rd_u64(r, "nonce", nonce) || rd_uint(r, num, u32 ? UINT32_MAX : UINT64_MAX, v) ||
-        dec_text(r, "message", false, &p, &len)) {
+        dec_str(r, "message", STR_TEXT, &p, &len)) {
         return RLOG_EPROTO;
     }
     return dec_copy(m, p, len, text);
@@ -1290,7 +1277,7 @@ static int dec_ship_file_req(codec_rd *r, rlog_msg *m)
     rlog_msg_ship_file_req *q = &m->u.ship_file_req;
     const void *p;
     size_t len;
-    if (rd_u64(r, "nonce", &q->nonce) || dec_text(r, "name", true, &p, &len) ||
+    if (rd_u64(r, "nonce", &q->nonce) || dec_str(r, "name", STR_NAME, &p, &len) ||
         rd_u64(r, "offset", &q->offset) || rd_u64(r, "len", &q->len)) {
         return RLOG_EPROTO;
     }
@@ -1302,7 +1289,7 @@ static int dec_ship_file_data(codec_rd *r, rlog_msg *m)
     rlog_msg_ship_file_data *d = &m->u.ship_file_data;
     const void *p;
     size_t len;
-    if (rd_u64(r, "nonce", &d->nonce) || dec_text(r, "name", true, &p, &len) ||
+    if (rd_u64(r, "nonce", &d->nonce) || dec_str(r, "name", STR_NAME, &p, &len) ||
         rd_u64(r, "size", &d->size) || rd_u32(r, "crc", &d->crc) ||
         rd_u64(r, "offset", &d->offset)) {
         return RLOG_EPROTO;
@@ -1407,7 +1394,7 @@ static int dec_ship(codec_rd *r, rlog_msg *m, uint64_t type)
         const void *p;
         size_t len;
         if (rd_u64(r, "nonce", &m->u.ship_restart.nonce) ||
-            dec_text(r, "message", false, &p, &len)) {
+            dec_str(r, "message", STR_TEXT, &p, &len)) {
             return RLOG_EPROTO;
         }
         return dec_copy(m, p, len, &m->u.ship_restart.message);
@@ -1573,16 +1560,15 @@ static bool eq_install_snapshot(const rlog_msg_install_snapshot *a,
            bytes_equal(a->chunk, a->chunk_len, b->chunk, b->chunk_len);
 }
 
-static bool eq_hello(const rlog_msg_hello *a, const rlog_msg_hello *b)
-{
-    return a->server_id == b->server_id && a->protocol_version == b->protocol_version &&
-           a->role == b->role && a->flags == b->flags && a->address != NULL && b->address != NULL &&
-           strcmp(a->address, b->address) == 0;
-}
-
 static bool str_equal(const char *a, const char *b)
 {
     return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+static bool eq_hello(const rlog_msg_hello *a, const rlog_msg_hello *b)
+{
+    return a->server_id == b->server_id && a->protocol_version == b->protocol_version &&
+           a->role == b->role && a->flags == b->flags && str_equal(a->address, b->address);
 }
 
 static bool eq_files(uint32_t na, const rlog_msg_ship_file *a, uint32_t nb,
@@ -1741,9 +1727,8 @@ bool rlg_msg_equal(const rlog_msg *a, const rlog_msg *b)
                x->last_log_term == y->last_log_term;
     }
     case RLOG_MSG_REDIRECT:
-        return a->u.redirect.token == b->u.redirect.token && a->u.redirect.address != NULL &&
-               b->u.redirect.address != NULL &&
-               strcmp(a->u.redirect.address, b->u.redirect.address) == 0;
+        return a->u.redirect.token == b->u.redirect.token &&
+               str_equal(a->u.redirect.address, b->u.redirect.address);
     default:
         return eq_ship(a, b);
     }

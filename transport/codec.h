@@ -11,7 +11,7 @@
 
 /* True when a and b carry the same message: same type and field values,
  * byte fields compared by content (not by pointer), the address by string.
- * Used by the round-trip tests, the fuzz target and the simulator. */
+ * Used by the round-trip tests and the fuzz target. */
 bool rlg_msg_equal(const rlog_msg *a, const rlog_msg *b);
 
 #endif

@@ -173,9 +173,13 @@ void rlg_sim_crash(rlg_sim *s, const rlg_sim_wl *wl, bool power)
 {
     void *mk = NULL;
     size_t mkl = 0;
-    /* (a process that died inside an operation issued no failed sync: its
-     * calls after death did nothing, so its page cache holds no lie) */
-    if (!s->dying && wl->poisoned(wl->w) &&
+    /* A process that dies inside an operation fails its calls after death
+     * without doing anything: a sync that failed only so left no lie in the
+     * page cache. But a fault injected before death (since s->op_faults was
+     * taken) may have failed a real sync, and death may then have stopped
+     * the marker: the rule applies as to any poisoned handle. */
+    bool real_fault = !s->dying || rlg_sim_fault_total(s) != s->op_faults;
+    if (real_fault && wl->poisoned(wl->w) &&
         (rlog_simfs_read(s->vfs, wl->marker, 0, &mk, &mkl) || mkl != 20)) {
         /* a sync failed and even the marker that warns of it could not be
          * written: the page cache may now show records the disk never got
@@ -293,6 +297,7 @@ void rlg_sim_drive(rlg_sim *s, const rlg_sim_wl *wl)
                 uint64_t calls = 1 + rlog_sim_rng_below(&s->rng, 16);
                 rlg_sim_trace(s, "the process will die after %" PRIu64 " more calls", calls);
                 s->dying = true;
+                s->op_faults = rlg_sim_fault_total(s);
                 rlog_simfs_halt_after(s->vfs, calls);
                 wl->op(wl->w);
                 s->res->mid_op_crashes++;

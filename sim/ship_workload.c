@@ -577,6 +577,7 @@ static bool leader_crash(sw *w, bool power, bool mid_op)
         uint64_t calls = 1 + rlog_sim_rng_below(&s->rng, 16);
         rlg_sim_trace(s, "the leader will die after %" PRIu64 " more calls", calls);
         s->dying = true;
+        s->op_faults = rlg_sim_fault_total(s);
         rlog_simfs_halt_after(s->vfs, calls);
         leader_op(w);
         s->res->mid_op_crashes++;

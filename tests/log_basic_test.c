@@ -11,26 +11,7 @@
 
 #define T 100 /* user type used by these tests */
 
-typedef struct fx {
-    char *dir;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_mkdtemp("basic");
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    tu_rmdir_r(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+typedef tu_dir_fx fx;
 
 static rlog_log *open_log(const char *dir, uint64_t seg, rlog_sync_mode mode, unsigned flags,
                           rlog_open_report *rep)
@@ -357,14 +338,16 @@ static void test_lock_and_notlog(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip_rotation_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_and_positions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replay_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_prefix, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sticky_survives_prefix_deletion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_input_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_and_notlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_rotation_reopen, tu_dir_setup,
+                                        tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_and_positions, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_get, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_pages, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_prefix, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_sticky_survives_prefix_deletion, tu_dir_setup,
+                                        tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_input_errors, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_notlog, tu_dir_setup, tu_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,26 +22,7 @@
 
 #define SEG1 "0000000000000001.seg"
 
-typedef struct fx {
-    char *dir;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_mkdtemp("conc");
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    tu_rmdir_r(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+typedef tu_dir_fx fx;
 
 static rlog_log *open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
                           unsigned flags, rlog_open_report *rep)
@@ -777,7 +758,7 @@ static void test_sync_waits_for_callbacks(void **state)
 
 int main(void)
 {
-#define TC(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TC(fn) cmocka_unit_test_setup_teardown(fn, tu_dir_setup, tu_dir_teardown)
     const struct CMUnitTest tests[] = {
         TC(test_readers_follow_writer),
         TC(test_visibility_bound_exact),

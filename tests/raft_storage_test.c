@@ -14,26 +14,7 @@
 #include "raft_storage/codec.h"
 #include "rlog/raft_storage.h"
 
-typedef struct fx {
-    char *dir;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_mkdtemp("raft_storage");
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    tu_rmdir_r(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+typedef tu_dir_fx fx;
 
 static rlog_rs *open_store(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode)
 {
@@ -621,19 +602,20 @@ static void test_readonly(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hard_state_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_contiguity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncate_reappend, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_budget, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_put_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_leftovers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_install, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hard_state_survives_compaction, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_async_append, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_index_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_format_and_summary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_foreign_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hard_state_rules, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_append_contiguity, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_reappend, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_read_budget, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_put_get, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_leftovers, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_install, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_hard_state_survives_compaction, tu_dir_setup,
+                                        tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_async_append, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_index_memory, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_format_and_summary, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_records, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_readonly, tu_dir_setup, tu_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,30 +29,9 @@ static uint64_t seeds_to_run(void)
 static void test_many_seeds(void **state)
 {
     (void)state;
-    uint64_t n = seeds_to_run(), failed = 0;
+    uint64_t n = seeds_to_run();
     rlog_sim_result sum;
-    memset(&sum, 0, sizeof sum);
-    for (uint64_t seed = 1; seed <= n; seed++) {
-        rlog_sim_options o;
-        rlog_sim_options_init(&o, seed);
-        rlog_sim_result r;
-        assert_int_equal(rlog_sim_run(&o, &r), 0);
-        if (r.failed) {
-            printf("FAIL seed=%" PRIu64 ": %s\n  replay: rlog sim --seed %" PRIu64 " --trace\n",
-                   seed, r.message, seed);
-            failed++;
-        }
-        sum.crashes += r.crashes;
-        sum.power_losses += r.power_losses;
-        sum.recovery_crashes += r.recovery_crashes;
-        sum.corruption_detected += r.corruption_detected;
-        sum.torn_cut += r.torn_cut;
-        sum.acked += r.acked;
-        sum.raft_seeds += r.raft_seeds;
-        sum.raft_ops += r.raft_ops;
-        for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
-            sum.faults[i] += r.faults[i];
-    }
+    uint64_t failed = tu_sim_seeds(1, n, "all", &sum);
     printf("seeds=%" PRIu64 " failed=%" PRIu64 " crashes=%" PRIu64 " power_losses=%" PRIu64
            " recovery_crashes=%" PRIu64 " corruption_detected=%" PRIu64 " torn_cut=%" PRIu64
            " acked=%" PRIu64 " raft_seeds=%" PRIu64 " raft_ops=%" PRIu64 "\n",
@@ -76,12 +55,6 @@ static void test_many_seeds(void **state)
     assert_true(sum.corruption_detected >= sum.faults[RLOG_SIM_FAULT_DAMAGE]);
 }
 
-static void count_lines(void *data, const char *line)
-{
-    (void)line;
-    (*(uint64_t *)data)++;
-}
-
 /* The same seed gives the same trace hash and the same trace length, traced
  * or not; a different seed a different hash. */
 static void test_determinism(void **state)
@@ -92,22 +65,8 @@ static void test_determinism(void **state)
     for (uint64_t seed = 1000000; seed < 1000000 + n; seed++) {
         rlog_sim_options o;
         rlog_sim_options_init(&o, seed);
-        uint64_t lines1 = 0, lines2 = 0;
-        o.trace = count_lines;
-        o.trace_data = &lines1;
-        rlog_sim_result a, b;
-        assert_int_equal(rlog_sim_run(&o, &a), 0);
-        o.trace_data = &lines2;
-        assert_int_equal(rlog_sim_run(&o, &b), 0);
-        rlog_sim_result c; /* tracing must not change the run */
-        o.trace = NULL;
-        assert_int_equal(rlog_sim_run(&o, &c), 0);
-        assert_true(c.trace_hash == a.trace_hash);
-        if (a.trace_hash != b.trace_hash || lines1 != lines2)
-            fail_msg("seed %" PRIu64 " is not deterministic: %016" PRIx64 " (%" PRIu64
-                     " lines) vs %016" PRIx64 " (%" PRIu64 " lines)",
-                     seed, a.trace_hash, lines1, b.trace_hash, lines2);
-        assert_true(lines1 > 100);
+        rlog_sim_result a;
+        assert_true(tu_sim_run_thrice(&o, &a) > 100);
         assert_true(a.trace_hash != prev);
         prev = a.trace_hash;
     }

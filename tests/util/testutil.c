@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,4 +222,95 @@ rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mo
     if (rv)
         fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rp->message);
     return l;
+}
+
+static void tu_sim_add(rlog_sim_result *s, const rlog_sim_result *r)
+{
+    s->ops += r->ops;
+    s->appends += r->appends;
+    s->acked += r->acked;
+    s->reads += r->reads;
+    s->crashes += r->crashes;
+    s->power_losses += r->power_losses;
+    s->recoveries += r->recoveries;
+    s->recovery_crashes += r->recovery_crashes;
+    s->mid_op_crashes += r->mid_op_crashes;
+    s->corruption_detected += r->corruption_detected;
+    s->torn_cut += r->torn_cut;
+    s->raft_seeds += r->raft_seeds;
+    s->raft_ops += r->raft_ops;
+    s->ship_seeds += r->ship_seeds;
+    s->ship_leader_crashes += r->ship_leader_crashes;
+    s->ship_follower_crashes += r->ship_follower_crashes;
+    s->ship_resets += r->ship_resets;
+    s->ship_net_faults += r->ship_net_faults;
+    s->ship_bytes += r->ship_bytes;
+    for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
+        s->faults[i] += r->faults[i];
+}
+
+uint64_t tu_sim_seeds(uint64_t first, uint64_t n, const char *workload, rlog_sim_result *sum)
+{
+    unsigned mask = 0;
+    assert_int_equal(rlog_sim_parse_workloads(workload, &mask), 0);
+    memset(sum, 0, sizeof *sum);
+    uint64_t failed = 0;
+    for (uint64_t seed = first; seed < first + n; seed++) {
+        rlog_sim_options o;
+        rlog_sim_options_init(&o, seed);
+        o.workloads = mask;
+        rlog_sim_result r;
+        assert_int_equal(rlog_sim_run(&o, &r), 0);
+        if (r.failed) {
+            printf("FAIL seed=%" PRIu64 ": %s\n  replay: rlog sim --seed %" PRIu64
+                   " --workload %s --trace\n",
+                   seed, r.message, seed, workload);
+            failed++;
+        }
+        tu_sim_add(sum, &r);
+    }
+    return failed;
+}
+
+static void tu_count_lines(void *data, const char *line)
+{
+    (void)line;
+    (*(uint64_t *)data)++;
+}
+
+uint64_t tu_sim_run_thrice(rlog_sim_options *o, rlog_sim_result *r)
+{
+    uint64_t lines1 = 0, lines2 = 0;
+    o->trace = tu_count_lines;
+    o->trace_data = &lines1;
+    rlog_sim_result b, c;
+    assert_int_equal(rlog_sim_run(o, r), 0);
+    o->trace_data = &lines2;
+    assert_int_equal(rlog_sim_run(o, &b), 0);
+    o->trace = NULL; /* tracing must not change the run */
+    assert_int_equal(rlog_sim_run(o, &c), 0);
+    if (r->trace_hash != b.trace_hash || lines1 != lines2 || c.trace_hash != r->trace_hash)
+        fail_msg("seed %" PRIu64 " is not deterministic: %016" PRIx64 " (%" PRIu64
+                 " lines) vs %016" PRIx64 " (%" PRIu64 " lines), untraced %016" PRIx64,
+                 o->seed, r->trace_hash, lines1, b.trace_hash, lines2, c.trace_hash);
+    return lines1;
+}
+
+int tu_dir_setup(void **state)
+{
+    tu_dir_fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = tu_mkdtemp("fx");
+    *state = f;
+    return 0;
+}
+
+int tu_dir_teardown(void **state)
+{
+    tu_dir_fx *f = *state;
+    tu_rmdir_r(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
 }

@@ -10,12 +10,20 @@
 #include <cmocka.h>
 
 #include "rlog/log.h"
+#include "rlog/sim.h"
 
 /* A fresh empty directory for one test case, under $RLOG_TEST_TMPDIR (set by
  * ctest) or /tmp. Returns a malloc'd path; remove with tu_rmdir_r + free. */
 char *tu_mkdtemp(const char *tag);
 /* rm -rf path (test cleanup; ignores errors). */
 void tu_rmdir_r(const char *path);
+/* A cmocka fixture: *state = a tu_dir_fx with a fresh scratch directory,
+ * removed (with everything in it) by tu_dir_teardown. */
+typedef struct tu_dir_fx {
+    char *dir;
+} tu_dir_fx;
+int tu_dir_setup(void **state);
+int tu_dir_teardown(void **state);
 /* "dir/name" in a static rotating buffer (valid for a few calls). */
 const char *tu_path(const char *dir, const char *name);
 /* Whole-file helpers on the real file system (bypassing the vfs on purpose:
@@ -53,5 +61,17 @@ void tu_snap_free(tu_snap *s);
 void tu_snap_assert_same(const char *dir, const tu_snap *s);
 /* Deterministic payload bytes for (seed, lsn). */
 void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len);
+
+/* The simulator (rlog/sim.h) over many seeds. tu_sim_seeds runs seeds
+ * first..first+n-1 with the workloads named as `rlog sim --workload` takes
+ * them, sums every counter and fault class of their results into *sum
+ * (zeroed first), prints each failing seed with the command that replays
+ * it, and returns how many failed. */
+uint64_t tu_sim_seeds(uint64_t first, uint64_t n, const char *workload, rlog_sim_result *sum);
+/* Runs the seed of *o three times — traced twice (o->trace is replaced by
+ * a line counter), then untraced — and fails the test unless all three give
+ * the same trace hash and both traced runs the same number of lines. r gets
+ * the first run's result; returns its number of trace lines. */
+uint64_t tu_sim_run_thrice(rlog_sim_options *o, rlog_sim_result *r);
 
 #endif

@@ -42,6 +42,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "os/bytes.h"
+#include "os/crc32c.h"
+
 #define RLG_MAGIC           "RLOGSEG1"
 #define RLG_FORMAT_VERSION  1u
 #define RLG_SEG_HEADER_SIZE 64u
@@ -71,40 +74,8 @@ typedef struct rlg_rec_header {
     uint16_t flags;
 } rlg_rec_header;
 
-/* Standard CRC32C of buf. */
-uint32_t rlg_crc32c(const void *buf, size_t len);
-/* Raw CRC state helpers (no final inversion): state' = update(state, buf). */
-uint32_t rlg_crc32c_update(uint32_t state, const void *buf, size_t len);
 /* The CRC state after the salt of (log_id, seq): start of every record CRC. */
 uint32_t rlg_salt_state(uint64_t log_id, uint64_t seq);
-
-static inline void rlg_put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static inline void rlg_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void rlg_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t rlg_get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-static inline uint32_t rlg_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static inline uint64_t rlg_get64(const uint8_t *p)
-{
-    return (uint64_t)rlg_get32(p) | ((uint64_t)rlg_get32(p + 4) << 32);
-}
 
 /* Encodes a segment header into 64 bytes. */
 void rlg_seg_header_encode(const rlg_seg_header *h, uint8_t out[RLG_SEG_HEADER_SIZE]);

@@ -44,18 +44,12 @@ static int zero_replace(rlg_replica *r, uint64_t seq)
     /* its size need not be durable: a short spare, even an empty one, is
      * still a valid spare */
     int e = v->truncate(v, t, r->file_size);
-    v->close(v, t);
-    if (!e)
-        e = v->rename(v, tmp, path);
+    rlg_os_fail fail = {e, "sizing", tmp};
     if (e) {
-        v->unlink(v, tmp);
-        return rlg_rp_fail(r, rlog_from_errno(e), "replacing %s by an empty spare: %s", path,
-                           strerror(e));
+        rlg_install_discard(v, r->l->dir, t, tmp);
     }
-    e = v->sync_dir(v, r->l->dir);
-    if (e)
-        return rlg_rp_poison(r, e, "directory fsync after replacing", path);
-    return 0;
+    rv = e ? RLG_OS_FAILED : rlg_install(v, r->l->dir, t, tmp, path, RLG_INSTALL_NOSYNC, &fail);
+    return rv ? rlg_rp_install_fail(r, rv, &fail, "replacing by an empty spare", path) : 0;
 }
 
 /* Segment k keeps [0, cut): rewritten through the temporary file. */
@@ -71,23 +65,16 @@ static int cut_segment(rlg_replica *r, size_t k, uint64_t cut)
     if (!rv)
         rv = rlg_rp_copy_prefix(r, s->seq, cut, t);
     int e = rv ? 0 : rlg_write_zeros(v, t, cut, s->size); /* written: it is active */
-    if (!rv && !e)
-        e = v->fdatasync(v, t);
-    if (t)
-        v->close(v, t);
-    rlg_rp_close_active(r);
-    if (!rv && !e)
-        e = v->rename(v, tmp, path);
-    if (!rv && e)
-        rv = rlg_rp_fail(r, rlog_from_errno(e), "rewriting %s up to offset %" PRIu64 ": %s", path,
-                         cut, strerror(e));
-    if (rv) {
-        v->unlink(v, tmp);
-        return rv;
+    rlg_os_fail fail = {e, "writing zeros to", tmp};
+    if (rv || e) {
+        rlg_install_discard(v, r->l->dir, t, tmp);
     }
-    e = v->sync_dir(v, r->l->dir);
-    if (e)
-        return rlg_rp_poison(r, e, "directory fsync after rewriting", path);
+    rlg_rp_close_active(r);
+    if (rv)
+        return rv;
+    rv = e ? RLG_OS_FAILED : rlg_install(v, r->l->dir, t, tmp, path, 0, &fail);
+    if (rv)
+        return rlg_rp_install_fail(r, rv, &fail, "rewriting up to the cut", path);
     return 0;
 }
 

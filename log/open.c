@@ -106,6 +106,7 @@ void rlog_positions_get(rlog_log *l, rlog_positions *p)
     p->appended = l->appended;
     p->written = l->written;
     p->durable = l->durable;
+    p->poisoned = l->poisoned;
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -776,12 +777,17 @@ int rlog_close(rlog_log *l)
     return rv;
 }
 
-void rlg_log_crash(rlog_log *l)
+void rlog_abandon(rlog_log *l, void (*drop)(void *data))
 {
     /* As if the process died: nothing more is written or synced. */
     rlg_bg_stop(l);
     pthread_mutex_lock(&l->mu);
-    rlg_drop_pending(l);
+    rlg_drop_pending(l, drop);
     pthread_mutex_unlock(&l->mu);
     rlg_log_release(l);
+}
+
+void rlg_log_crash(rlog_log *l)
+{
+    rlog_abandon(l, NULL);
 }

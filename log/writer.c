@@ -1011,12 +1011,14 @@ void rlg_bg_stop(rlog_log *l)
     l->bg_running = false;
 }
 
-void rlg_drop_pending(rlog_log *l)
+void rlg_drop_pending(rlog_log *l, void (*drop)(void *data))
 {
     free_chunks(l);
     while (l->async_head) {
         rlg_waiter *w = l->async_head;
         l->async_head = w->next;
+        if (drop)
+            drop(w->data);
         free(w);
     }
     l->async_tail = NULL;

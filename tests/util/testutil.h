@@ -11,6 +11,7 @@
 
 #include "rlog/log.h"
 #include "rlog/sim.h"
+#include "rlog/vfs_fault.h"
 
 /* A fresh empty directory for one test case, under $RLOG_TEST_TMPDIR (set by
  * ctest) or /tmp. Returns a malloc'd path; remove with tu_rmdir_r + free. */

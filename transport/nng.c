@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
@@ -277,6 +278,26 @@ static const char *pipe_name(nng_pipe p, char *buf, size_t cap)
 /* ------------------------------------------------------------------------
  * Addresses
  * ---------------------------------------------------------------------- */
+
+/* The longest ipc:// path a Unix socket address holds (sun_path, with its
+ * terminating NUL: 107 bytes on Linux). */
+#define IPC_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/* True when url is an ipc:// address whose path a Unix socket cannot hold
+ * (nng would only say "Address invalid"). */
+static bool ipc_too_long(const char *url)
+{
+    return strncmp(url, "ipc://", 6) == 0 && strlen(url + 6) > IPC_PATH_MAX;
+}
+
+/* The error for such an address, naming the limit. */
+static int ipc_too_long_err(tn *n, const char *what, const char *url)
+{
+    return tn_err(n, RLOG_EINVAL,
+                  "%s: ipc path of %zu bytes is over the %zu-byte limit of a Unix socket path "
+                  "(sun_path): use a shorter path or abstract://name (%s)",
+                  what, strlen(url + 6), (size_t)IPC_PATH_MAX, url);
+}
 
 /* Classifies `url`; for tcp, *port_at is the offset of the port (after the
  * last ':'), which must be 1..5 digits <= 65535; *port its value. */
@@ -1659,6 +1680,9 @@ static int tn_init(rlog_transport *t, const rlog_transport_config *cfg,
                       "tcp4://, tcp6://, ipc://path, inproc://name, abstract://name)",
                       c.server_id, c.address);
     }
+    if (ipc_too_long(c.address)) {
+        return ipc_too_long_err(n, "init", c.address);
+    }
     n->cfg_address = strdup(c.address);
     n->address = strdup(c.address);
     if (n->cfg_address == NULL || n->address == NULL) {
@@ -1756,6 +1780,9 @@ static int tn_connect(rlog_transport *t, uint64_t peer_id, const char *address)
         (kind == ADDR_TCP && port == 0)) {
         return tn_err(n, RLOG_EINVAL, "connect to server %" PRIu64 ": unsupported address '%s'",
                       peer_id, address ? address : "(null)");
+    }
+    if (ipc_too_long(address)) {
+        return ipc_too_long_err(n, "connect", address);
     }
     if (peer_id == n->cfg.server_id) {
         return tn_err(n, RLOG_EINVAL, "connect to %s: server %" PRIu64 " is ourselves", address,

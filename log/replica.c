@@ -236,25 +236,14 @@ __attribute__((format(printf, 3, 4))) static int rv_fail(rlg_replica *r, const r
 static int rv_fields(rlg_replica *r, const rlg_rv *c)
 {
     const rlg_rec_header *h = &c->h;
-    bool user = h->type >= RLOG_TYPE_USER_MIN;
-    if (h->flags)
-        return rv_fail(r, c, "record flags 0x%x (must be 0)", (unsigned)h->flags);
-    if (!user && h->type != RLG_TYPE_SEAL && h->type != RLG_TYPE_CHECKPOINT)
-        return rv_fail(r, c, "invalid record type %u", (unsigned)h->type);
-    if (!user && h->len)
-        return rv_fail(r, c, "log record of type %u with a %" PRIu32 "-byte payload",
-                       (unsigned)h->type, h->len);
-    if (h->len > RP_MAX_FILE - c->rec_off - RLG_REC_HEADER_SIZE)
-        return rv_fail(r, c, "record of %" PRIu32 " bytes runs past 4 GiB", h->len);
-    if (user && c->rec_off > UINT32_MAX)
-        return rv_fail(r, c, "record beyond 4 GiB");
-    uint64_t want = user ? c->e : c->e - 1;
-    if (h->lsn != want || (user && h->lsn == UINT64_MAX))
-        return rv_fail(r, c, "record type %u has LSN %" PRIu64 ", expected %" PRIu64,
-                       (unsigned)h->type, h->lsn, want);
-    if (user ? h->durable >= h->lsn : h->durable > h->lsn)
-        return rv_fail(r, c, "durable field %" PRIu64 " is invalid for LSN %" PRIu64, h->durable,
-                       h->lsn);
+    rlg_rec_why why = rlg_rec_fields(h, RP_MAX_FILE - c->rec_off - RLG_REC_HEADER_SIZE, c->e, true);
+    if (why == RLG_REC_OK && h->type >= RLOG_TYPE_USER_MIN && c->rec_off > UINT32_MAX)
+        why = RLG_REC_FAR;
+    if (why != RLG_REC_OK) {
+        char what[128];
+        rlg_rec_why_str(why, h, what, sizeof what);
+        return rv_fail(r, c, "%s (expected LSN %" PRIu64 ")", what, c->e);
+    }
     return 0;
 }
 

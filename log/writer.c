@@ -19,9 +19,6 @@
 #include "log/log_internal.h"
 #include "log/writer.h"
 
-/* Room kept at the end of every segment for the seal and a checkpoint. */
-#define RLG_TAIL_RESERVE (2 * RLG_REC_HEADER_SIZE)
-
 /* ---------------------------------------------------------------- chunks */
 
 static void chunk_free(rlg_chunk *c)

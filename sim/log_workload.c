@@ -215,7 +215,7 @@ static void async_cb(void *data, int status, uint64_t first, uint64_t last)
  * segment); with a small chance, all n even when they cannot (*too_big). */
 static size_t batch_size(wl *w, size_t n, bool *too_big)
 {
-    uint64_t room = w->opts.segment_size - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE, bytes = 0;
+    uint64_t room = RLG_SEG_ROOM(w->opts.segment_size), bytes = 0;
     size_t k = 0;
     while (k < n && bytes + RLG_REC_HEADER_SIZE + pay_len(w, w->gen + k + 1) <= room)
         bytes += RLG_REC_HEADER_SIZE + pay_len(w, w->gen + ++k);

@@ -349,7 +349,7 @@ static void async_cb(void *data, int status, uint64_t first, uint64_t last)
  * segment). */
 static size_t batch_size(sw *w, size_t n)
 {
-    uint64_t room = w->lopts.segment_size - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE;
+    uint64_t room = RLG_SEG_ROOM(w->lopts.segment_size);
     uint64_t bytes = 0;
     size_t k = 0;
     while (k < n && bytes + RLG_REC_HEADER_SIZE + pay_len(w, w->gen + k + 1) <= room)

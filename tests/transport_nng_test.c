@@ -1008,6 +1008,29 @@ static void test_rules(void **state)
     assert_true(rlg_transport_newer_wins(2, 1, true, false));  /* 2: cand = 1's */
     assert_false(rlg_transport_newer_wins(2, 1, false, true)); /* 2: cand = ours */
 
+    /* The hello checks the nng transport and the simulator's network share
+     * (rlg_transport_hello_refused): server 5 receiving. */
+    char why[200];
+    rlog_msg h = {.type = RLOG_MSG_HELLO};
+    h.u.hello = (rlog_msg_hello){
+        .server_id = 7, .protocol_version = RLOG_WIRE_PROTOCOL, .address = "inproc://x"};
+    assert_false(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    h.u.hello.server_id = 5; /* a peer that claims our own id */
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "our own id"));
+    h.u.hello.server_id = 0;
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    h.u.hello.server_id = 7;
+    h.u.hello.protocol_version = RLOG_WIRE_PROTOCOL - 1;
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "protocol version"));
+    h.u.hello.protocol_version = RLOG_WIRE_PROTOCOL;
+    assert_true(rlg_transport_hello_refused(5, RLOG_EPROTO, &h, "bad bytes", why, sizeof why));
+    assert_non_null(strstr(why, "bad bytes"));
+    rlog_msg other = {.type = RLOG_MSG_TIMEOUT_NOW};
+    assert_true(rlg_transport_hello_refused(5, 0, &other, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "expected a hello"));
+
     assert_int_equal(rlg_transport_backoff_next(10, 10, 1000), 20);
     assert_int_equal(rlg_transport_backoff_next(600, 10, 1000), 1000);
     assert_int_equal(rlg_transport_backoff_next(1000, 10, 1000), 1000);

@@ -567,32 +567,6 @@ static int hello_to_nng(tn *n, uint64_t flags, nng_msg **out)
     return msg_to_nng(&m, RDV_MAX_BYTES, out, &len);
 }
 
-/*
- * The checks every hello we receive must pass, wherever it arrives (the
- * public address, either end of a dedicated connection): it decoded (rc 0;
- * else err is the decoder's message), is a hello, speaks our protocol and
- * announces a server id that is neither 0 nor ours. Returns true with the
- * reason in why when it fails one; the caller adds its own checks.
- */
-static bool hello_refused(const tn *n, int rc, const rlog_msg *msg, const char *err, char *why,
-                          size_t cap)
-{
-    if (rc != 0) {
-        snprintf(why, cap, "does not decode: %s", err);
-    } else if (msg->type != RLOG_MSG_HELLO) {
-        snprintf(why, cap, "expected a hello, got %s", rlog_msg_type_name(msg->type));
-    } else if (msg->u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
-        snprintf(why, cap, "protocol version %" PRIu32 " (this build speaks %u)",
-                 msg->u.hello.protocol_version, RLOG_WIRE_PROTOCOL);
-    } else if (msg->u.hello.server_id == 0 || msg->u.hello.server_id == n->cfg.server_id) {
-        snprintf(why, cap, "hello announces server %" PRIu64 " (0 or our own id)",
-                 msg->u.hello.server_id);
-    } else {
-        return false;
-    }
-    return true;
-}
-
 static uint64_t random64(void)
 {
     uint64_t v = ((uint64_t)nng_random() << 32) | nng_random();
@@ -958,7 +932,7 @@ static void conn_hello_incoming(conn *c, nng_msg *m, int rc, const rlog_msg *msg
     uint32_t pid = (uint32_t)nng_pipe_id(pipe);
     char why[320], who[96], name[RLOG_WIRE_ADDRESS_MAX + 128];
     why[0] = '\0';
-    if (!hello_refused(n, rc, msg, err, why, sizeof why)) {
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, msg, err, why, sizeof why)) {
         if (msg->u.hello.flags != c->token) {
             snprintf(why, sizeof why, "wrong rendezvous token");
         } else if (msg->u.hello.server_id != c->peer_id) {
@@ -1019,8 +993,8 @@ static void conn_hello_outgoing(conn *c, int rc, const rlog_msg *msg, const char
     dialer *d = c->d;
     char why[320], name[RLOG_WIRE_ADDRESS_MAX + 128];
     why[0] = '\0';
-    if (!hello_refused(n, rc, msg, err, why, sizeof why) && d->want_id != 0 &&
-        msg->u.hello.server_id != d->want_id) {
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, msg, err, why, sizeof why) &&
+        d->want_id != 0 && msg->u.hello.server_id != d->want_id) {
         snprintf(why, sizeof why, "expected server %" PRIu64 ", found server %" PRIu64, d->want_id,
                  msg->u.hello.server_id);
     }
@@ -1458,7 +1432,8 @@ static nng_msg *rdv_request(tn *n, nng_msg *m)
     pipe_name(nng_msg_get_pipe(m), who, sizeof who);
     int rc = rlog_msg_decode(nng_msg_body(m), nng_msg_len(m), RDV_MAX_BYTES, &msg, err, sizeof err);
     why[0] = '\0';
-    if (!hello_refused(n, rc, &msg, err, why, sizeof why) && pending_count(n) >= PENDING_MAX) {
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, &msg, err, why, sizeof why) &&
+        pending_count(n) >= PENDING_MAX) {
         snprintf(why, sizeof why, "too many connections in handshake");
     }
     if (why[0] != '\0') {

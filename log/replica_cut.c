@@ -201,6 +201,21 @@ static int remove_spares(rlg_replica *r)
     return 0;
 }
 
+/* Removes the oldest segment's file durably, then its index entry. */
+static int drop_oldest(rlg_replica *r)
+{
+    rlog_log *l = r->l;
+    char path[4096];
+    rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
+    int rv = rlg_rp_unlink_synced(r, path);
+    if (rv)
+        return rv;
+    rlg_segment_free(&l->segs[0]);
+    memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
+    l->nsegs--;
+    return 0;
+}
+
 int rlg_replica_reset(rlg_replica *r)
 {
     int rv = rlg_rp_check(r);
@@ -210,17 +225,9 @@ int rlg_replica_reset(rlg_replica *r)
         return rlg_rp_fail(r, RLOG_EINVAL, "reset: a whole-segment receive is in progress");
     rlog_log *l = r->l;
     rlg_rp_close_active(r);
-    rlg_rp_run_drop(r); /* (made durable by the directory syncs below) */
-    while (l->nsegs) {  /* oldest first: what is left is always a valid log */
-        char path[4096];
-        rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
-        rv = rlg_rp_unlink_synced(r, path);
-        if (rv)
-            break;
-        rlg_segment_free(&l->segs[0]);
-        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
-        l->nsegs--;
-    }
+    rlg_rp_run_drop(r);     /* (made durable by the directory syncs below) */
+    while (l->nsegs && !rv) /* oldest first: what is left is always a valid log */
+        rv = drop_oldest(r);
     if (!rv)
         rv = remove_spares(r);
     if (rv) {
@@ -244,14 +251,9 @@ int rlg_replica_delete_prefix(rlg_replica *r, uint64_t seq, uint64_t *deleted)
     /* every segment here has a durable header: the oldest may go whenever
      * it is not the newest (rule 7 of docs/format.md) */
     while (!rv && l->nsegs > 1 && l->segs[0].seq < seq) {
-        char path[4096];
-        rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
-        rv = rlg_rp_unlink_synced(r, path);
+        rv = drop_oldest(r);
         if (rv)
             break;
-        rlg_segment_free(&l->segs[0]);
-        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
-        l->nsegs--;
         l->first = l->segs[0].first_lsn;
         if (deleted)
             (*deleted)++;

@@ -14,31 +14,7 @@
 
 #include "os/install.h"
 
-typedef struct fixture {
-    char *dir;
-    rlog_vfs *vfs; /* the fault wrapper over posix */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    fx->dir = tu_mkdtemp("os_install");
-    fx->vfs = rlog_vfs_fault_new(rlog_vfs_posix());
-    assert_non_null(fx->vfs);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    fx->vfs->destroy(fx->vfs);
-    tu_rmdir_r(fx->dir);
-    free(fx->dir);
-    free(fx);
-    return 0;
-}
+typedef tu_dir_fx fixture; /* dir, vfs: the fault wrapper over posix */
 
 static void fail_next(rlog_vfs *vfs, rlog_vfs_op op)
 {
@@ -162,11 +138,15 @@ static void test_unlink_and_rename_synced(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_install_ok, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_fdatasync_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_rename_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_sync_dir_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unlink_and_rename_synced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_install_ok, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_install_fdatasync_fails, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_install_rename_fails, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_install_sync_dir_fails, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_unlink_and_rename_synced, tu_fault_setup,
+                                        tu_fault_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

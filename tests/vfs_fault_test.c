@@ -10,31 +10,7 @@
 
 #include "rlog/vfs.h"
 
-typedef struct fixture {
-    char *dir;
-    rlog_vfs *vfs; /* the wrapper */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    fx->dir = tu_mkdtemp("vfs_fault");
-    fx->vfs = rlog_vfs_fault_new(rlog_vfs_posix());
-    assert_non_null(fx->vfs);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    fx->vfs->destroy(fx->vfs);
-    tu_rmdir_r(fx->dir);
-    free(fx->dir);
-    free(fx);
-    return 0;
-}
+typedef tu_dir_fx fixture; /* dir, vfs: the fault wrapper over posix */
 
 static rlog_fault rule(rlog_vfs_op op, uint64_t skip, uint64_t times, int err)
 {
@@ -458,21 +434,30 @@ static void test_concurrent_calls_count_exactly(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_passthrough_and_call_counters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nth_pwrite_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partial_write_leaves_prefix, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_silent_short_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_enospc_on_fdatasync_for_matching_paths, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_times_and_skip_count_matching_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pread_fault, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_fault_creates_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_unlock_and_close_release, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_and_rename_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_added_rule_wins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clear_and_invalid_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stacked_wrappers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_calls_count_exactly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passthrough_and_call_counters, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_nth_pwrite_fails, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_partial_write_leaves_prefix, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_silent_short_write, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_enospc_on_fdatasync_for_matching_paths, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_times_and_skip_count_matching_calls, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_pread_fault, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_open_fault_creates_nothing, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_unlock_and_close_release, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_rename_paths, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_first_added_rule_wins, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_clear_and_invalid_rules, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_stacked_wrappers, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_calls_count_exactly, tu_fault_setup,
+                                        tu_fault_teardown),
     };
     return cmocka_run_group_tests_name("vfs_fault", tests, NULL, NULL);
 }

@@ -291,12 +291,13 @@ static void test_lock_and_rename_paths(void **state)
 {
     fixture *fx = *state;
     rlog_vfs *vfs = fx->vfs;
-    char *a = strdup(tu_path(fx->dir, "a"));
-    char *b = strdup(tu_path(fx->dir, "b"));
+    /* names no checkout path contains (the scratch directory sits under it) */
+    char *a = strdup(tu_path(fx->dir, "lockdir-a"));
+    char *b = strdup(tu_path(fx->dir, "lockdir-b"));
     assert_int_equal(vfs->mkdir(vfs, a), 0);
     assert_int_equal(vfs->mkdir(vfs, b), 0);
     rlog_fault r = rule(RLOG_OP_LOCK, 0, 0, EACCES);
-    r.path_contains = "/a";
+    r.path_contains = "/lockdir-a";
     add_ok(vfs, r);
     rlog_file *l = NULL;
     assert_int_equal(vfs->lock(vfs, a, &l), EACCES);
@@ -306,15 +307,15 @@ static void test_lock_and_rename_paths(void **state)
 
     tu_write_file(tu_path(fx->dir, "x.tmp"), "1", 1);
     r = rule(RLOG_OP_RENAME, 0, 0, EIO);
-    r.path_contains = "meta";
+    r.path_contains = "qmetaq";
     add_ok(vfs, r);
     char *tmp = strdup(tu_path(fx->dir, "x.tmp"));
-    assert_int_equal(vfs->rename(vfs, tmp, tu_path(fx->dir, "meta")), EIO); /* by `to` */
+    assert_int_equal(vfs->rename(vfs, tmp, tu_path(fx->dir, "qmetaq")), EIO); /* by `to` */
     assert_int_equal(vfs->rename(vfs, tmp, tu_path(fx->dir, "y")), 0);
-    tu_write_file(tu_path(fx->dir, "meta.tmp"), "2", 1);
-    assert_int_equal(vfs->rename(vfs, tu_path(fx->dir, "meta.tmp"), tu_path(fx->dir, "z")),
+    tu_write_file(tu_path(fx->dir, "qmetaq.tmp"), "2", 1);
+    assert_int_equal(vfs->rename(vfs, tu_path(fx->dir, "qmetaq.tmp"), tu_path(fx->dir, "z")),
                      EIO); /* by `from` */
-    assert_int_equal(tu_file_size(tu_path(fx->dir, "meta.tmp")), 1);
+    assert_int_equal(tu_file_size(tu_path(fx->dir, "qmetaq.tmp")), 1);
     assert_int_equal(rlog_vfs_fault_injected(vfs), 3);
     free(a);
     free(b);

@@ -105,6 +105,19 @@ rlg_rec_why rlg_rec_check(const uint8_t *rec, size_t avail, uint32_t salt_state,
     return why;
 }
 
+bool rlg_seg_next(const uint8_t *seg, size_t len, uint32_t salt_state, uint64_t *off,
+                  rlg_rec_header *h)
+{
+    uint64_t o = *off;
+    if (o > len || len - o < RLG_REC_HEADER_SIZE)
+        return false;
+    rlg_rec_header_decode(seg + o, h);
+    if (h->len > len - o - RLG_REC_HEADER_SIZE || !rlg_rec_crc_ok(seg + o, salt_state, h->len))
+        return false;
+    *off = o + RLG_REC_HEADER_SIZE + h->len;
+    return true;
+}
+
 void rlg_rec_why_str(rlg_rec_why why, const rlg_rec_header *h, char *buf, size_t cap)
 {
     switch (why) {

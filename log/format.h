@@ -156,6 +156,14 @@ rlg_rec_why rlg_rec_fields(const rlg_rec_header *h, uint64_t room, uint64_t e, b
  * fully: fields (rlg_rec_fields, exact) and CRC under salt_state. */
 rlg_rec_why rlg_rec_check(const uint8_t *rec, size_t avail, uint32_t salt_state, uint64_t e,
                           rlg_rec_header *h);
+/* The checksummed record at *off in the segment bytes seg[0..len): true,
+ * with *h decoded and *off advanced past it, when its header and payload
+ * fit before len and its CRC validates under salt_state; false (nothing
+ * changed) otherwise. No field or LSN checks: it walks the records a file
+ * holds as laid out, for readers that check segment bytes independently of
+ * recovery (the simulator's oracles); recovery's verdict is rlg_rec_check. */
+bool rlg_seg_next(const uint8_t *seg, size_t len, uint32_t salt_state, uint64_t *off,
+                  rlg_rec_header *h);
 /* A sentence for why (with h's fields), for error messages. */
 void rlg_rec_why_str(rlg_rec_why why, const rlg_rec_header *h, char *buf, size_t cap);
 

@@ -456,15 +456,10 @@ static bool tail_intact(const rlog_log *l, const rlg_segment *s, const uint8_t *
         off = RLG_SEG_HEADER_SIZE;
     }
     uint32_t salt = rlg_salt_state(l->log_id, s->seq);
-    while (off < end) {
-        const uint8_t *p = buf + (off - from);
-        if (end - off < RLG_REC_HEADER_SIZE)
+    rlg_rec_header h;
+    for (uint64_t o = off - from; o < end - from;)
+        if (!rlg_seg_next(buf, (size_t)(end - from), salt, &o, &h))
             return false;
-        uint32_t len = rlg_get32(p + 4);
-        if (len > end - off - RLG_REC_HEADER_SIZE || !rlg_rec_crc_ok(p, salt, len))
-            return false;
-        off += RLG_REC_HEADER_SIZE + (uint64_t)len;
-    }
     return true;
 }
 

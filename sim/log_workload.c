@@ -529,19 +529,16 @@ static bool find_record(wl *w, uint64_t lsn, char *path, size_t cap, uint64_t *o
             continue;
         if (dl >= RLG_SEG_HEADER_SIZE && rlg_seg_header_decode(d, &h) == RLG_HDR_OK) {
             uint32_t salt = rlg_salt_state(h.log_id, seq);
-            for (uint64_t o = RLG_SEG_HEADER_SIZE; o + RLG_REC_HEADER_SIZE <= dl;) {
-                rlg_rec_header rh;
-                rlg_rec_header_decode(d + o, &rh);
-                if (rh.len > dl - o - RLG_REC_HEADER_SIZE || !rlg_rec_crc_ok(d + o, salt, rh.len))
-                    break;
+            rlg_rec_header rh;
+            for (uint64_t at = RLG_SEG_HEADER_SIZE, o = at; rlg_seg_next(d, dl, salt, &o, &rh);
+                 at = o) {
                 if (rh.type >= RLOG_TYPE_USER_MIN && rh.lsn == lsn) {
                     snprintf(path, cap, "%s", paths[i]);
-                    *off = o;
+                    *off = at;
                     *len = rh.len;
                     found = true;
                     break;
                 }
-                o += RLG_REC_HEADER_SIZE + rh.len;
             }
         }
         rlog_free(d);

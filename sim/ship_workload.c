@@ -911,12 +911,9 @@ static void seg_walk(sw *w, fol *f, segview *v, const char *name)
     if (!v->ok)
         return;
     uint32_t salt = rlg_salt_state(v->h.log_id, v->h.seq);
-    for (uint64_t o = RLG_SEG_HEADER_SIZE; o + RLG_REC_HEADER_SIZE <= v->len && !w->s->stop;) {
-        rlg_rec_header rh;
-        rlg_rec_header_decode(v->d + o, &rh);
-        if (rh.len > v->len - o - RLG_REC_HEADER_SIZE || !rlg_rec_crc_ok(v->d + o, salt, rh.len))
-            break;
-        o += RLG_REC_HEADER_SIZE + rh.len;
+    rlg_rec_header rh;
+    for (uint64_t o = RLG_SEG_HEADER_SIZE;
+         !w->s->stop && rlg_seg_next(v->d, v->len, salt, &o, &rh);) {
         v->end = o;
         if (rh.type >= RLOG_TYPE_USER_MIN) {
             v->last_lsn = rh.lsn;
@@ -1264,17 +1261,14 @@ static bool sabotage_forge(sw *w)
         }
         uint32_t salt = rlg_salt_state(v.h.log_id, v.h.seq);
         bool found = false;
-        for (uint64_t o = RLG_SEG_HEADER_SIZE; o + RLG_REC_HEADER_SIZE <= v.len;) {
-            rlg_rec_header h;
-            rlg_rec_header_decode(v.d + o, &h);
-            if (h.len > v.len - o - RLG_REC_HEADER_SIZE || !rlg_rec_crc_ok(v.d + o, salt, h.len))
-                break;
+        rlg_rec_header h;
+        for (uint64_t o0 = RLG_SEG_HEADER_SIZE, o = o0; rlg_seg_next(v.d, v.len, salt, &o, &h);
+             o0 = o) {
             if (h.type >= RLOG_TYPE_USER_MIN && h.len > MIN_PAYLOAD) {
-                at = o;
+                at = o0;
                 rh = h;
                 found = true;
             }
-            o += RLG_REC_HEADER_SIZE + h.len;
         }
         if (found) {
             rlog_free(best.d);

@@ -402,9 +402,11 @@ static void dial_later(rlog_simnet *net, sn_node *n, size_t i)
     sn_dial *d = &n->dials[i];
     if (dial_adopt(net, n, d))
         return;
-    unsigned b = d->backoff_ms;
-    uint64_t ms = b / 2 + rlog_sim_rng_below(&net->backoff_rng, b - b / 2 + 1);
-    d->backoff_ms = b > n->cfg.backoff_max_ms / 2 ? n->cfg.backoff_max_ms : 2 * b;
+    /* the real transport's backoff (transport/transport.c) */
+    uint64_t ms =
+        rlg_transport_backoff_jitter(d->backoff_ms, (uint32_t)rlog_sim_rng_next(&net->backoff_rng));
+    d->backoff_ms =
+        rlg_transport_backoff_next(d->backoff_ms, n->cfg.backoff_min_ms, n->cfg.backoff_max_ms);
     sn_trace(net, NONE, "node %u redial %s in %" PRIu64 " ms", n->idx, d->address, ms);
     sn_ev *ev = ev_new(net, EV_REDIAL, NULL, 0);
     if (ev) {
@@ -642,6 +644,44 @@ static bool accept_conn(rlog_simnet *net, sn_conn *c)
     return true;
 }
 
+/*
+ * One connection per peer, by the real transport's rule
+ * (rlg_transport_newer_wins): end s of c has its peer's hello. Its rivals
+ * are n's up ends to the same peer and, for an incoming c, n's own dial to
+ * the peer still in handshake (a crossing). When a rival wins, c's end is
+ * closed (no hello answers it) and false is returned; otherwise every rival
+ * is closed — an up one gets peer_down, a dial in handshake is abandoned
+ * (its hello, should it still arrive, is lost) — and true is returned.
+ */
+static bool arbitrate(rlog_simnet *net, sn_conn *c, int s)
+{
+    sn_node *n = c->end[s].node;
+    uint64_t peer = c->end[s].peer_id;
+    for (int pass = 0; pass < 2; pass++)
+        for (sn_conn *r = net->conns, *next; r; r = next) {
+            next = r->next;
+            for (int rs = 0; rs < 2 && r != c; rs++) {
+                const sn_end *re = &r->end[rs];
+                if (re->node != n || re->dead || re->peer_id != peer ||
+                    (!re->up && !(rs == 0 && s == 1)))
+                    continue;
+                if (pass == 0 &&
+                    !rlg_transport_newer_wins(n->cfg.server_id, peer, rs == 0, s == 0)) {
+                    sn_trace(net, NONE, "conn %" PRIu64 " gives way to conn %" PRIu64, c->id,
+                             r->id);
+                    end_kill(net, c, s, RLOG_ENOCONN, RLOG_ENOCONN, false, rst_delay(net, c));
+                    return false;
+                }
+                if (pass == 1) {
+                    sn_trace(net, NONE, "conn %" PRIu64 " replaces conn %" PRIu64, c->id, r->id);
+                    end_kill(net, r, rs, RLOG_ENOCONN, RLOG_ENOCONN, false, rst_delay(net, r));
+                    break; /* r may be freed */
+                }
+            }
+        }
+    return true;
+}
+
 /* A hello on end s, not yet up. Returns false when the end was killed. */
 static bool on_hello(rlog_simnet *net, sn_conn *c, int s, const rlog_msg *m)
 {
@@ -661,16 +701,8 @@ static bool on_hello(rlog_simnet *net, sn_conn *c, int s, const rlog_msg *m)
     e->peer_id = h->server_id;
     free(e->peer_addr);
     e->peer_addr = strdup(h->address);
-    /* One connection per peer: the newer replaces the older (a peer that
-     * dials again has lost the old one). Simultaneous dials settle on the
-     * first hello to arrive: the dial it replaces is abandoned, and a
-     * dialer's hello that arrives after its dial was abandoned is lost. */
-    int os;
-    sn_conn *o = find_end(net, n, e->peer_id, false, c, &os);
-    if (o) {
-        sn_trace(net, NONE, "conn %" PRIu64 " replaces conn %" PRIu64, c->id, o->id);
-        end_kill(net, o, os, RLOG_ENOCONN, RLOG_ENOCONN, false, rst_delay(net, o));
-    }
+    if (!arbitrate(net, c, s))
+        return false;
     if (s == 1)
         send_hello(net, c, 1);
     e->up = true;
@@ -840,28 +872,18 @@ static int t_init(rlog_transport *t, const rlog_transport_config *cfg,
                   const rlog_transport_events *ev)
 {
     sn_node *n = t->impl;
-    if (n->inited || !cfg || !cfg->server_id)
+    if (n->inited || !cfg)
         return t_fail(t, RLOG_EINVAL, "sim transport: %s",
-                      n->inited ? "init called twice" : "server id 0");
-    if (cfg->address && strlen(cfg->address) > RLOG_WIRE_ADDRESS_MAX)
-        return t_fail(t, RLOG_EINVAL, "sim transport: address longer than %u bytes",
-                      RLOG_WIRE_ADDRESS_MAX);
-    if (cfg->address && *cfg->address && !(n->address = strdup(cfg->address)))
+                      n->inited ? "init called twice" : "no configuration");
+    /* the real transport's checks and defaults (transport/transport.c) */
+    rlog_transport_config res;
+    char why[256];
+    if (rlg_transport_config_resolve(cfg, &res, why, sizeof why))
+        return t_fail(t, RLOG_EINVAL, "sim transport: %s", why);
+    if (*res.address && !(n->address = strdup(res.address)))
         return t_fail(t, RLOG_ENOMEM, "sim transport: out of memory");
-    n->cfg = *cfg;
+    n->cfg = res;
     n->cfg.address = n->address ? n->address : "";
-    if (!n->cfg.max_message)
-        n->cfg.max_message = RLOG_WIRE_MAX_BYTES_DEFAULT;
-    if (!n->cfg.queue_messages)
-        n->cfg.queue_messages = 64;
-    if (!n->cfg.queue_bytes)
-        n->cfg.queue_bytes = 64u << 20;
-    if (!n->cfg.backoff_min_ms)
-        n->cfg.backoff_min_ms = 10;
-    if (!n->cfg.backoff_max_ms)
-        n->cfg.backoff_max_ms = 1000;
-    if (n->cfg.backoff_max_ms < n->cfg.backoff_min_ms)
-        n->cfg.backoff_max_ms = n->cfg.backoff_min_ms;
     if (ev)
         n->ev = *ev;
     n->inited = true;

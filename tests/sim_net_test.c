@@ -709,6 +709,7 @@ static void test_close_in_callback(void **state)
     memset(&cfg, 0, sizeof cfg);
     cfg.server_id = 1;
     cfg.address = LEADER;
+    cfg.role = RLOG_ROLE_RAFT;
     assert_int_equal(rlog_simnet_transport_new(net, &l.t), 0);
     assert_int_equal(l.t->init(l.t, &cfg, &ev), 0);
     assert_int_equal(l.t->listen(l.t), 0);
@@ -828,22 +829,104 @@ static void test_simultaneous_dial(void **state)
     }
 }
 
-/* A restarted server that dials again replaces its old connection at
- * once, whichever side dialled the old one. */
+/* Which connection each node keeps, from the network's trace: the node
+ * that dialled each connection, and per node the last connection that came
+ * up there and the peer server it came up with. */
+typedef struct conn_log {
+    int dialer[64];
+    uint64_t last_up[MAXN], up_peer[MAXN];
+} conn_log;
+
+static void conn_log_line(void *data, const char *line)
+{
+    conn_log *cl = data;
+    unsigned long long c, peer;
+    unsigned at;
+    const char *p = strstr(line, " conn ");
+    if (!p)
+        return;
+    if (sscanf(p, " conn %llu node %u dials", &c, &at) == 2 && c < 64)
+        cl->dialer[c] = (int)at;
+    else if (sscanf(p, " conn %llu up at node %u: server %llu", &c, &at, &peer) == 3 && at < MAXN) {
+        cl->last_up[at] = c;
+        cl->up_peer[at] = peer;
+    }
+}
+
+/* The server id that dialled the connection both nodes (0 and 1) keep;
+ * fails unless they keep the same one. */
+static uint64_t kept_dialled_by(const conn_log *cl)
+{
+    uint64_t c = cl->last_up[0];
+    assert_true(c > 0 && c < 64);
+    assert_int_equal(cl->last_up[1], c);
+    int d = cl->dialer[c];
+    assert_true(d == 0 || d == 1);
+    return cl->up_peer[!d]; /* the other node saw the dialler's id */
+}
+
+/* Crossing dials settle as the nng transport settles them
+ * (rlg_transport_newer_wins, as transport_nng_test's check_crossing): both
+ * ends keep the same connection, the one dialled by the smaller server id
+ * — whichever hello arrives first, over many seeds' latencies. */
+static void test_crossing_smaller_id_wins(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 40; seed < 80; seed++) {
+        rlog_simnet *net = net_new(seed);
+        conn_log cl;
+        memset(&cl, 0, sizeof cl);
+        rlog_simnet_set_trace(net, conn_log_line, &cl);
+        node a, b;
+        /* the larger id starts first half of the time: node order is not the rule */
+        uint64_t ida = seed % 2 ? 1 : 2, idb = 3 - ida;
+        node_start(net, &a, ida, "sim://a", RLOG_ROLE_RAFT, NULL);
+        node_start(net, &b, idb, "sim://b", RLOG_ROLE_RAFT, NULL);
+        assert_int_equal(a.t->connect(a.t, idb, "sim://b"), 0);
+        assert_int_equal(b.t->connect(b.t, ida, "sim://a"), 0);
+        node *ns[] = {&a, &b};
+        run_for(net, ns, 2, 3000 * MS);
+        assert_int_equal(a.ups - a.downs, 1);
+        assert_int_equal(b.ups - b.downs, 1);
+        assert_int_equal(kept_dialled_by(&cl), 1);
+        assert_int_equal(send_seq(&a, idb, 1, 4), 0);
+        assert_int_equal(send_seq(&b, ida, 2, 4), 0);
+        run_for(net, ns, 2, 10 * MS);
+        assert_int_equal(a.nrecv, 1);
+        assert_int_equal(b.nrecv, 1);
+        rlog_simnet_set_trace(net, NULL, NULL);
+        close_all(net, ns, 2);
+    }
+}
+
+/* Servers a (1) and b (2) connected, the connection dialled by b when
+ * b_dials (else by a); then b crashes (no close: a sees nothing until the
+ * timeout), restarts and dials a. */
+static void restart_setup(rlog_simnet *net, node *a, node *b, node **ns, bool b_dials)
+{
+    node_start(net, a, 1, "sim://a", RLOG_ROLE_RAFT, NULL);
+    node_start(net, b, 2, "sim://b", RLOG_ROLE_RAFT, NULL);
+    if (b_dials)
+        assert_int_equal(b->t->connect(b->t, 1, "sim://a"), 0);
+    else
+        assert_int_equal(a->t->connect(a->t, 2, "sim://b"), 0);
+    run_for(net, ns, 2, 10 * MS);
+    assert_int_equal(a->ups, 1);
+    rlog_simnet_node_crash(net, b->t);
+    node_start(net, b, 2, "sim://b", RLOG_ROLE_RAFT, NULL);
+    assert_int_equal(b->t->connect(b->t, 1, "sim://a"), 0);
+}
+
+/* A restarted server that dials again replaces, at once, a stale
+ * connection it had dialled itself (of two connections the peer dialled,
+ * the newer wins). */
 static void test_restart_replaces(void **state)
 {
     (void)state;
     rlog_simnet *net = net_new(19);
     node a, b;
-    node_start(net, &a, 1, "sim://a", RLOG_ROLE_RAFT, NULL);
-    node_start(net, &b, 2, "sim://b", RLOG_ROLE_RAFT, NULL);
-    assert_int_equal(a.t->connect(a.t, 2, "sim://b"), 0);
     node *ns[] = {&a, &b};
-    run_for(net, ns, 2, 10 * MS);
-    assert_int_equal(a.ups, 1);
-    rlog_simnet_node_crash(net, b.t);
-    node_start(net, &b, 2, "sim://b", RLOG_ROLE_RAFT, NULL);
-    assert_int_equal(b.t->connect(b.t, 1, "sim://a"), 0);
+    restart_setup(net, &a, &b, ns, true);
     run_for(net, ns, 2, 10 * MS); /* far below the 1 s timeout */
     assert_int_equal(a.downs, 1);
     assert_int_equal(a.ups, 2);
@@ -854,6 +937,31 @@ static void test_restart_replaces(void **state)
     run_for(net, ns, 2, 5000 * MS); /* the old connection's timeout changes nothing */
     assert_int_equal(a.downs, 1);
     assert_int_equal(b.downs, 0);
+    close_all(net, ns, 2);
+}
+
+/* A stale connection that the smaller id dialled is kept against the
+ * restarted peer's new dial (mixed directions: the one dialled by the
+ * smaller id wins, as in nng) until it times out; then the two settle on
+ * one connection and messages flow. */
+static void test_restart_waits_for_stale_dialled(void **state)
+{
+    (void)state;
+    rlog_simnet *net = net_new(19);
+    node a, b;
+    node *ns[] = {&a, &b};
+    restart_setup(net, &a, &b, ns, false);
+    run_for(net, ns, 2, 100 * MS); /* below the 1 s timeout: b's dials give way */
+    assert_int_equal(a.downs, 0);
+    assert_int_equal(a.ups, 1);
+    assert_int_equal(b.ups, 0);
+    run_for(net, ns, 2, 5000 * MS); /* the stale one times out */
+    assert_int_equal(a.downs, 1);
+    assert_int_equal(a.ups - a.downs, 1);
+    assert_int_equal(b.ups - b.downs, 1);
+    assert_int_equal(send_seq(&a, 2, 1, 4), 0);
+    run_for(net, ns, 2, 10 * MS);
+    assert_int_equal(b.nrecv, 1);
     close_all(net, ns, 2);
 }
 
@@ -891,6 +999,9 @@ static void test_env_post_errors(void **state)
     assert_int_equal(dup.t->init(dup.t, &cfg, NULL), RLOG_EINVAL);
     cfg.server_id = 5;
     cfg.address = LEADER;
+    assert_int_equal(dup.t->init(dup.t, &cfg, NULL), RLOG_EINVAL); /* role 0, as in nng */
+    assert_non_null(strstr(dup.t->errmsg, "unknown role"));
+    cfg.role = RLOG_ROLE_RAFT;
     assert_int_equal(dup.t->init(dup.t, &cfg, NULL), 0);
     assert_int_equal(dup.t->listen(dup.t), RLOG_EBUSY);
     assert_int_equal(dup.t->connect(dup.t, 1, ""), RLOG_EINVAL);
@@ -934,6 +1045,8 @@ int main(void)
         cmocka_unit_test(test_disconnect),
         cmocka_unit_test(test_simultaneous_dial),
         cmocka_unit_test(test_restart_replaces),
+        cmocka_unit_test(test_restart_waits_for_stale_dialled),
+        cmocka_unit_test(test_crossing_smaller_id_wins),
         cmocka_unit_test(test_env_post_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

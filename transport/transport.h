@@ -1,8 +1,8 @@
 /*
  * Internal helpers for the transport implementations: the defaults, checks
  * and rules that rlog/transport.h promises of every one. transport/nng.c
- * calls them; the simulator's sim/simnet.c does not yet (it has its own
- * defaults, backoff and replacement rule). The public API is
+ * and the simulator's network (sim/simnet.c) both call them, so the
+ * simulator runs the real transport's rules. The public API is
  * rlog/transport.h.
  */
 #ifndef RLG_TRANSPORT_TRANSPORT_H

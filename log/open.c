@@ -10,6 +10,7 @@
 
 #include "log/writer.h"
 #include "os/install.h"
+#include "os/sync.h"
 
 #define RLG_DEFAULT_SEGMENT    (64ull << 20)
 #define RLG_DEFAULT_MAX_RECORD (16u << 20)
@@ -201,7 +202,7 @@ static int remove_files(rlog_log *l, const uint64_t *seqs, size_t n)
         rlg_seg_path(l, seqs[i], path, sizeof path);
         int e = l->vfs->unlink(l->vfs, path);
         if (!e)
-            e = l->vfs->sync_dir(l->vfs, l->dir);
+            e = rlg_os_sync_dir(l->vfs, l->dir);
         if (e && e != ENOENT)
             return rlg_fail(l, rlog_from_errno(e), "removing %s: %s", path, strerror(e));
     }
@@ -324,7 +325,7 @@ static int apply_cut(rlog_log *l, const rlg_recovery *r)
     if (!e)
         e = rlg_write_zeros(l->vfs, f, r->cut_off, r->cut_end);
     if (!e)
-        e = l->vfs->fdatasync(l->vfs, f);
+        e = rlg_os_fdatasync(l->vfs, f);
     if (f)
         l->vfs->close(l->vfs, f);
     if (e) {
@@ -360,7 +361,7 @@ static int zero_spare(rlog_log *l, rlog_file *f)
         }
     }
     free(buf);
-    return !e && dirty ? l->vfs->fdatasync(l->vfs, f) : e;
+    return !e && dirty ? rlg_os_fdatasync(l->vfs, f) : e;
 }
 
 /* Makes the kept spare f a prepared segment file again: every byte zero,
@@ -380,7 +381,7 @@ static int prepare_kept_spare(rlog_log *l, rlog_file *f, const char **what)
         *what = "zeroing";
         e = e ? e : zero_spare(l, f);
         if (!e && !l->replica) /* its preparation's sync may have failed */
-            e = (*what = "fdatasync of", v->fdatasync(v, f));
+            e = (*what = "fdatasync of", rlg_os_fdatasync(v, f));
         return e;
     }
     if (size > want)
@@ -470,7 +471,7 @@ static int rewrite_tail(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64_
                         uint64_t end)
 {
     if (from >= end)
-        return l->vfs->fdatasync(l->vfs, f);
+        return rlg_os_fdatasync(l->vfs, f);
     uint8_t *buf = malloc((size_t)(end - from));
     if (!buf)
         return ENOMEM;
@@ -485,7 +486,7 @@ static int rewrite_tail(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64_
     if (!e && done != end - from)
         e = EIO;
     free(buf);
-    return e ? e : l->vfs->fdatasync(l->vfs, f);
+    return e ? e : rlg_os_fdatasync(l->vfs, f);
 }
 
 /* Where the last segment's unproven bytes start: just past the last byte of
@@ -528,7 +529,7 @@ static int remove_run_marker(rlog_log *l)
     int e = l->vfs->unlink(l->vfs, path);
     if (e == ENOENT)
         return 0;
-    return e ? e : l->vfs->sync_dir(l->vfs, l->dir);
+    return e ? e : rlg_os_sync_dir(l->vfs, l->dir);
 }
 
 /* Unlinks the temporary files of an interrupted segment or side-file
@@ -603,7 +604,7 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
     }
     /* the directory as recovery saw it (an unsynced unlink of a failed
      * prefix deletion, say) becomes durable before anything builds on it */
-    int e0 = l->vfs->sync_dir(l->vfs, l->dir);
+    int e0 = rlg_os_sync_dir(l->vfs, l->dir);
     if (e0)
         return rlg_fail(l, rlog_from_errno(e0), "directory fsync of '%s': %s", l->dir,
                         strerror(e0));
@@ -675,7 +676,7 @@ int rlg_lock_dir(rlog_log *l, rlog_file **lk, rlog_open_report *rep)
         }
         char parent[4096];
         parent_of(l->dir, parent, sizeof parent);
-        l->vfs->sync_dir(l->vfs, parent);
+        rlg_os_sync_dir(l->vfs, parent);
         e = l->vfs->lock(l->vfs, l->dir, lk);
     }
     if (!e)

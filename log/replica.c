@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "log/replica_internal.h"
+#include "os/sync.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -337,10 +338,10 @@ static int spare_ensure(rlg_replica *r, uint64_t seq, bool full)
     if (f)
         v->close(v, f);
     if (!e)
-        e = (what = "directory fsync after creating", v->sync_dir(v, r->l->dir));
+        e = (what = "directory fsync after creating", rlg_os_sync_dir(v, r->l->dir));
     if (e) {
         if (made && v->unlink(v, path) == 0) /* not needed yet: no seal before it */
-            v->sync_dir(v, r->l->dir);
+            rlg_os_sync_dir(v, r->l->dir);
         return rlg_rp_fail(r, rlog_from_errno(e), "preparing segment file %s: %s: %s", path, what,
                            strerror(e));
     }
@@ -376,7 +377,7 @@ static int open_empty(rlg_replica *r)
     int rv = rlg_rp_remove_seg_files(r, true, "opening an empty replica");
     if (rv)
         return rv;
-    int e = r->l->vfs->sync_dir(r->l->vfs, r->l->dir);
+    int e = rlg_os_sync_dir(r->l->vfs, r->l->dir);
     if (e)
         return rlg_rp_fail(r, rlog_from_errno(e), "directory fsync of '%s': %s", r->l->dir,
                            strerror(e));
@@ -688,7 +689,7 @@ static int write_run(rlg_replica *r, rlog_file *f, uint64_t seq, uint64_t off, c
         if (done) {
             int ue = rlg_write_zeros(v, f, off, off + done);
             if (!ue)
-                ue = v->fdatasync(v, f);
+                ue = rlg_os_fdatasync(v, f);
             if (ue)
                 return rlg_rp_poison(r, ue, "zeroing a failed write in", path);
         }
@@ -696,7 +697,7 @@ static int write_run(rlg_replica *r, rlog_file *f, uint64_t seq, uint64_t off, c
                            "write %s at offset %" PRIu64 " (%zu bytes): %s; rolled back", path, off,
                            na + nb, strerror(e));
     }
-    e = v->fdatasync(v, f);
+    e = rlg_os_fdatasync(v, f);
     if (e)
         return rlg_rp_poison(r, e, "fdatasync of", path);
     return 0;
@@ -745,11 +746,11 @@ static int run_cover(rlg_replica *r, uint64_t seq, uint64_t off, uint64_t lsn)
     if (e)
         return rlg_rp_fail(r, rlog_from_errno(e), "writing %s: %s; nothing of the batch written",
                            path, strerror(e));
-    e = v->fdatasync(v, r->runf);
+    e = rlg_os_fdatasync(v, r->runf);
     if (e)
         return rlg_rp_poison(r, e, "fdatasync of", path);
     if (!r->run_entry) {
-        e = v->sync_dir(v, r->l->dir);
+        e = rlg_os_sync_dir(v, r->l->dir);
         if (e)
             return rlg_rp_poison(r, e, "directory fsync after creating", path);
         r->run_entry = true;

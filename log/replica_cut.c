@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "log/replica_internal.h"
+#include "os/sync.h"
 
 /* Replaces segment seq's file by an empty one (a zero spare). */
 static int zero_replace(rlg_replica *r, uint64_t seq)
@@ -194,7 +195,7 @@ static int remove_spares(rlg_replica *r)
     int rv = rlg_rp_remove_seg_files(r, false, "reset: removing the spares");
     if (rv)
         return rv;
-    int e = r->l->vfs->sync_dir(r->l->vfs, r->l->dir);
+    int e = rlg_os_sync_dir(r->l->vfs, r->l->dir);
     if (e)
         return rlg_rp_fail(r, rlog_from_errno(e), "reset: directory fsync of '%s': %s", r->l->dir,
                            strerror(e));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log/writer.h"
+#include "os/sync.h"
 
 uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 
@@ -38,9 +39,9 @@ int rlg_prewrite_zeros(rlog_vfs *v, rlog_file *f, uint64_t size)
          * flush that waits for every write in flight, ours included — keep
          * that at most one chunk */
         if (!e && off + n < size)
-            e = v->fdatasync(v, f);
+            e = rlg_os_fdatasync(v, f);
     }
-    return e ? e : v->fdatasync(v, f);
+    return e ? e : rlg_os_fdatasync(v, f);
 }
 
 int rlg_fill_zeros(rlog_vfs *v, rlog_file *f, uint64_t size, const char **what)
@@ -74,7 +75,7 @@ int rlg_prepare_path(rlog_vfs *v, const char *dir, const char *path, uint64_t si
     e = rlg_fill_zeros(v, f, size, what);
     if (!e) {
         *what = "directory fsync after creating";
-        e = v->sync_dir(v, dir);
+        e = rlg_os_sync_dir(v, dir);
     }
     if (e) {
         v->close(v, f);
@@ -107,7 +108,7 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
     if (e && e != EEXIST) {
         /* best effort: leave no half-made file behind */
         if (l->vfs->unlink(l->vfs, path) == 0)
-            l->vfs->sync_dir(l->vfs, l->dir);
+            rlg_os_sync_dir(l->vfs, l->dir);
     }
     pthread_mutex_lock(&l->mu);
     pthread_cond_broadcast(&l->cond);
@@ -156,7 +157,7 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
         pthread_mutex_unlock(&l->mu);
         int e = l->vfs->unlink(l->vfs, path);
         bool gone = !e || e == ENOENT;
-        int se = gone ? l->vfs->sync_dir(l->vfs, l->dir) : 0;
+        int se = gone ? rlg_os_sync_dir(l->vfs, l->dir) : 0;
         pthread_mutex_lock(&l->mu);
         if (gone) { /* gone from the namespace: gone from the index too */
             rlg_segment_free(s);
@@ -179,7 +180,7 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
     }
     if (!rv && l->dir_unsynced) { /* an earlier deletion is not durable yet */
         pthread_mutex_unlock(&l->mu);
-        int e = l->vfs->sync_dir(l->vfs, l->dir);
+        int e = rlg_os_sync_dir(l->vfs, l->dir);
         pthread_mutex_lock(&l->mu);
         if (e)
             rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: directory fsync: %s", strerror(e));

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "log/writer.h"
+#include "os/sync.h"
 
 #define MARKER       "rlog.unsynced"
 #define MARKER_MAGIC "RLOGUNS1"
@@ -81,6 +82,6 @@ int rlg_unsynced_clear(rlog_log *l)
     marker_path(l, path, sizeof path);
     int e = l->vfs->unlink(l->vfs, path);
     if (!e)
-        e = l->vfs->sync_dir(l->vfs, l->dir);
+        e = rlg_os_sync_dir(l->vfs, l->dir);
     return e == ENOENT ? 0 : e;
 }

@@ -18,6 +18,7 @@
 
 #include "log/log_internal.h"
 #include "log/writer.h"
+#include "os/sync.h"
 
 /* ---------------------------------------------------------------- chunks */
 
@@ -496,7 +497,7 @@ static void hist_add(uint64_t *hist, uint64_t v)
 static int timed_sync(rlog_log *l, rlog_file *f, uint64_t records)
 {
     uint64_t t0 = l->env->now_ns(l->env);
-    int e = l->vfs->fdatasync(l->vfs, f);
+    int e = rlg_os_fdatasync(l->vfs, f);
     uint64_t dt = l->env->now_ns(l->env) - t0;
     pthread_mutex_lock(&l->mu);
     l->m.syncs++;
@@ -550,7 +551,7 @@ static void rollback(rlog_log *l, int err, rlg_waiter **out)
 static int unwrite(rlog_log *l, rlog_file *f, uint64_t off, size_t len)
 {
     int e = rlg_write_zeros(l->vfs, f, off, off + len);
-    return e ? e : l->vfs->fdatasync(l->vfs, f);
+    return e ? e : rlg_os_fdatasync(l->vfs, f);
 }
 
 /* Waits for (or makes) a ready spare for segment seq. mu held; may
@@ -1054,7 +1055,7 @@ int rlg_write_checkpoint(rlog_log *l)
         return rlg_fail(l, rlog_from_errno(e), "close: writing the checkpoint failed: %s",
                         strerror(e));
     }
-    e = l->vfs->fdatasync(l->vfs, l->wfile);
+    e = rlg_os_fdatasync(l->vfs, l->wfile);
     if (e) {
         l->poisoned = RLOG_EPOISONED;
         rlg_unsynced_mark(l, l->durable);

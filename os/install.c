@@ -1,5 +1,6 @@
 /* Durable install, unlink and rename (the policy is in os/install.h). */
 #include "os/install.h"
+#include "os/sync.h"
 
 #include <errno.h>
 
@@ -16,7 +17,7 @@ void rlg_install_discard(rlog_vfs *v, const char *dir, rlog_file *t, const char 
     if (t)
         (void)v->close(v, t);
     if (v->unlink(v, tmp) == 0)
-        (void)v->sync_dir(v, dir); /* best effort: the failure is already reported */
+        (void)rlg_os_sync_dir(v, dir); /* best effort: the failure is already reported */
 }
 
 int rlg_install_sync(rlog_vfs *v, const char *dir, rlog_file *t, const char *tmp, unsigned flags,
@@ -25,9 +26,9 @@ int rlg_install_sync(rlog_vfs *v, const char *dir, rlog_file *t, const char *tmp
     int e = 0;
     const char *what = "fdatasync of";
     if (flags & RLG_INSTALL_FSYNC)
-        e = (what = "fsync of", v->fsync(v, t));
+        e = (what = "fsync of", rlg_os_fsync(v, t));
     else if (!(flags & RLG_INSTALL_NOSYNC))
-        e = v->fdatasync(v, t);
+        e = rlg_os_fdatasync(v, t);
     int ce = v->close(v, t);
     if (!e && ce)
         e = (what = "closing", ce);
@@ -60,7 +61,7 @@ int rlg_install(rlog_vfs *v, const char *dir, rlog_file *t, const char *tmp, con
 
 int rlg_sync_dir(rlog_vfs *v, const char *dir, rlg_os_fail *fail)
 {
-    int e = v->sync_dir(v, dir);
+    int e = rlg_os_sync_dir(v, dir);
     return e ? failed(fail, RLG_OS_FATAL, e, "directory fsync of", dir) : RLG_OS_OK;
 }
 

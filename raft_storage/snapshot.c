@@ -14,6 +14,7 @@
 
 #include "log/format.h"
 #include "os/install.h"
+#include "os/sync.h"
 #include "raft_storage/rs_internal.h"
 
 #define SNAP_PREFIX "snapshot-"
@@ -212,7 +213,7 @@ int rlog_rs_snapshot_put(rlog_rs *rs, const rlog_rs_snapshot_desc *d)
             char path[4096];
             path_of(rs, name, path, sizeof path);
             rs->vfs->unlink(rs->vfs, path);
-            rs->vfs->sync_dir(rs->vfs, rs->dir);
+            rlg_os_sync_dir(rs->vfs, rs->dir);
         }
         return rv;
     }
@@ -290,7 +291,7 @@ int rlg_rs_snap_cleanup(rlog_rs *rs, bool temps, uint64_t *tr, uint64_t *sr)
     size_t keep_old = rs->opts.snapshots_keep - 1;
     for (size_t i = keep_old; i < nold && !rv; i++)
         rv = remove_name(rs, olds[i].name, sr);
-    if (!rv && *tr + *sr > 0 && (e = rs->vfs->sync_dir(rs->vfs, rs->dir)) != 0)
+    if (!rv && *tr + *sr > 0 && (e = rlg_os_sync_dir(rs->vfs, rs->dir)) != 0)
         rv = vfs_fail(rs, e, "fsync directory", rs->dir);
 out:
     free(olds);

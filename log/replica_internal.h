@@ -15,7 +15,10 @@
 #include "os/install.h"
 #include "log/log_internal.h"
 #include "log/replica.h"
-#include "log/writer.h"
+#include "log/handle.h"
+#include "log/open.h"
+#include "log/spare.h"
+#include "log/unsynced.h"
 
 /* A verification cursor over one segment's bytes, fed in any pieces. */
 typedef struct rlg_rv {

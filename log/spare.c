@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/spare.h"
 #include "log/writer.h"
 #include "os/sync.h"
 

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "log/writer.h"
+#include "log/unsynced.h"
 #include "os/sync.h"
 
 #define MARKER       "rlog.unsynced"

@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "log/log_internal.h"
+#include "log/spare.h"
+#include "log/unsynced.h"
 #include "log/writer.h"
 #include "os/sync.h"
 

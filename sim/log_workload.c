@@ -20,7 +20,8 @@
 
 #include "log/format.h"
 #include "rlog/log.h"
-#include "sim/driver.h"
+#include "sim/driver.h" /* only this workload's entry point */
+#include "sim/harness.h"
 
 #define DIR         "/db/log"
 #define MAX_BATCH   6

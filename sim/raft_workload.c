@@ -27,7 +27,8 @@
 #include "os/bytes.h"
 #include "os/crc32c.h"
 #include "rlog/raft_storage.h"
-#include "sim/driver.h"
+#include "sim/driver.h" /* only this workload's entry point */
+#include "sim/harness.h"
 
 #define DIR       "/db/raft"
 #define MAX_BATCH 8

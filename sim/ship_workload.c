@@ -51,7 +51,8 @@
 #include "rlog/log.h"
 #include "rlog/ship.h"
 #include "rlog/transport.h"
-#include "sim/driver.h"
+#include "sim/driver.h" /* only this workload's entry point */
+#include "sim/harness.h"
 
 #define LDIR            "/db/log"
 #define FROOT           "/f"

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log/writer.h"
 #include "rlog/log.h"
 
 #define T 100 /* user type used by these tests */

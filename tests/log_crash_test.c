@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "log/format.h"
-#include "log/writer.h"
+#include "log/handle.h"
 #include "rlog/log.h"
 
 #define T         100

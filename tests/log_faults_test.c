@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "log/format.h"
-#include "log/writer.h"
+#include "log/handle.h"
 #include "rlog/log.h"
 
 #define T    100     /* user record type */

@@ -18,7 +18,8 @@
 
 #include "log/format.h"
 #include "log/replica.h"
-#include "log/writer.h"
+#include "log/handle.h"
+#include "log/open.h"
 #include "rlog/sim.h"
 #include "util/testutil.h"
 

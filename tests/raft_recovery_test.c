@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 
 #include "log/format.h"
-#include "log/writer.h"
+#include "log/handle.h"
 #include "raft_storage/rs_internal.h"
 #include "rlog/raft_storage.h"
 

@@ -898,6 +898,7 @@ static void dialers_settle(tn *n, const conn *c);
 static bool takeover_refused(tn *n, const conn *cur, const conn *cand);
 static int dial_start(tn *n, nng_socket sock, const char *url, uint64_t expect_id, nng_dialer *out);
 static void tls_explain_dialer(tn *n, const dialer *d);
+static void tls_explain(tn *n, const conn *c, nng_stat **snap);
 
 /*
  * One connection per peer (rlg_transport_newer_wins): c has just completed
@@ -1387,6 +1388,9 @@ static void dialer_on_aio(dialer *d)
     int rv = nng_aio_result(d->aio);
     nng_msg *m = nng_aio_get_msg(d->aio);
     nng_aio_set_msg(d->aio, NULL);
+    if (rv != 0) {
+        tls_explain_dialer(d->n, d);
+    }
     if (!d->answering) {
         if (rv != 0) {
             nng_msg_free(m);
@@ -1400,7 +1404,6 @@ static void dialer_on_aio(dialer *d)
         return;
     }
     if (rv != 0) {
-        tls_explain_dialer(d->n, d);
         dialer_fail(d, RLOG_LEVEL_DEBUG, "no rendezvous answer: %s", nng_strerror(rv));
         return;
     }
@@ -1704,6 +1707,11 @@ static const char *conns_admit(tn *n, uint64_t peer, const host *h, char *why, s
                conn_name(oldest, name, sizeof name));
         total--;
         same -= host_eq(&oldest->h, h);
+        nng_stat *snap = NULL;
+        tls_explain(n, oldest, &snap);
+        if (snap != NULL) {
+            nng_stats_free(snap);
+        }
         conn_kill(oldest, RLOG_ENOCONN, RLOG_ENOCONN, AFTER_REDIAL);
     }
     bool known = peer_known(n, peer);

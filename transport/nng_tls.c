@@ -142,16 +142,17 @@ int rlg_tls_load(const rlog_transport_config *cfg, rlg_tls **out, char *err, siz
         snprintf(err, errcap, "TLS: nng has no TLS support: %s", nng_strerror(rv));
         return RLOG_EINVAL;
     }
-    const char *bad = NULL;
     if ((rv = nng_tls_config_ca_chain(c, tls->ca, NULL)) != 0) {
-        bad = cfg->tls_ca_file;
+        snprintf(err, errcap, "TLS: CA file '%s' holds no usable certificate: %s", cfg->tls_ca_file,
+                 nng_strerror(rv));
     } else if ((rv = nng_tls_config_own_cert(c, tls->cert, tls->key, NULL)) != 0) {
-        bad = cfg->tls_cert_file;
+        snprintf(err, errcap,
+                 "TLS: certificate file '%s' with key file '%s' is not usable (not PEM, an "
+                 "encrypted key, or a key that does not match): %s",
+                 cfg->tls_cert_file, cfg->tls_key_file, nng_strerror(rv));
     }
     nng_tls_config_free(c);
-    if (bad != NULL) {
-        snprintf(err, errcap, "TLS: '%s'%s is not usable: %s", bad,
-                 bad == cfg->tls_cert_file ? " (with its key file)" : "", nng_strerror(rv));
+    if (rv != 0) {
         rlg_tls_free(tls);
         return RLOG_EINVAL;
     }
@@ -181,9 +182,37 @@ int rlg_tls_dialer(const rlg_tls *tls, nng_dialer d, uint64_t peer_id)
     return rv;
 }
 
+/* The statistics scope named `kind` ("listener", "dialer") whose "id" is
+ * id, anywhere under st. (nng 1.5.2's nng_stat_find_listener can return
+ * another listener's scope, so the tree is walked here.) */
+static nng_stat *stat_scope(nng_stat *st, const char *kind, uint64_t id)
+{
+    for (; st != NULL; st = nng_stat_next(st)) {
+        if (strcmp(nng_stat_name(st), kind) == 0) {
+            nng_stat *sid = nng_stat_find(st, "id");
+            if (sid != NULL && nng_stat_value(sid) == id) {
+                return st;
+            }
+        }
+        nng_stat *in = stat_scope(nng_stat_child(st), kind, id);
+        if (in != NULL) {
+            return in;
+        }
+    }
+    return NULL;
+}
+
 uint64_t rlg_tls_failures(nng_stat *snap, const nng_listener *l, const nng_dialer *d)
 {
-    nng_stat *s = l != NULL ? nng_stat_find_listener(snap, *l) : nng_stat_find_dialer(snap, *d);
-    nng_stat *auth = s != NULL ? nng_stat_find(s, "auth") : NULL;
-    return auth != NULL ? nng_stat_value(auth) : 0;
+    nng_stat *s = l != NULL ? stat_scope(snap, "listener", (uint64_t)nng_listener_id(*l))
+                            : stat_scope(snap, "dialer", (uint64_t)nng_dialer_id(*d));
+    /* mbedTLS's refusals arrive as "auth" (certificate not verified) or
+     * "other" (e.g. the peer's alert), a cut handshake as "proto". */
+    static const char *const kinds[] = {"auth", "other", "proto"};
+    uint64_t k = 0;
+    for (size_t i = 0; s != NULL && i < 3; i++) {
+        nng_stat *v = nng_stat_find(s, kinds[i]);
+        k += v != NULL ? nng_stat_value(v) : 0;
+    }
+    return k;
 }

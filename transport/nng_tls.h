@@ -36,8 +36,9 @@ int rlg_tls_listener(const rlg_tls *tls, nng_listener l, uint64_t peer_id);
  * and, when peer_id != 0, be named "rlog-<peer_id>". */
 int rlg_tls_dialer(const rlg_tls *tls, nng_dialer d, uint64_t peer_id);
 
-/* TLS handshakes that failed (nng's "auth" counter) on the listener (when
- * l is non-NULL) or dialer, from a statistics snapshot (nng_stats_get). */
+/* Connections that failed while being set up (nng's "auth", "other" and
+ * "proto" counters: with TLS, failed handshakes) on the listener (when l
+ * is non-NULL) or dialer, from a statistics snapshot (nng_stats_get). */
 uint64_t rlg_tls_failures(nng_stat *snap, const nng_listener *l, const nng_dialer *d);
 
 #endif

@@ -118,3 +118,43 @@ void tnode_pump(tnode **ns, size_t k)
         assert_true(ns[0]->t->poll(ns[0]->t, 1) >= 0);
     }
 }
+
+static void tnode_sh(const char *cmd)
+{
+    int rc = system(cmd);
+    if (rc != 0) {
+        fail_msg("'%s' failed (%d): is the openssl command installed (scripts/deps.sh)?", cmd, rc);
+    }
+}
+
+void tnode_tls_ca(const char *dir, const char *ca)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+             "-nodes -keyout %s.key -out %s.crt -days 2 -subj /CN=rlog-test-%s >/dev/null 2>&1",
+             dir, ca, ca, ca);
+    tnode_sh(cmd);
+}
+
+void tnode_tls_cert(const char *dir, const char *ca, const char *name, const char *cn)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s.key -out %s.csr -subj /CN=%s >/dev/null 2>&1 && openssl x509 -req -in "
+             "%s.csr -CA %s.crt -CAkey %s.key -CAcreateserial -out %s.crt -days 2 >/dev/null 2>&1",
+             dir, name, name, cn, name, ca, ca, name);
+    tnode_sh(cmd);
+}
+
+void tnode_tls_cfg(rlog_transport_config *cfg, const char *dir, const char *ca, const char *name)
+{
+    static char cert[1024], key[1024], cafile[1024];
+    snprintf(cert, sizeof cert, "%s/%s.crt", dir, name);
+    snprintf(key, sizeof key, "%s/%s.key", dir, name);
+    snprintf(cafile, sizeof cafile, "%s/%s.crt", dir, ca);
+    cfg->tls_cert_file = cert;
+    cfg->tls_key_file = key;
+    cfg->tls_ca_file = cafile;
+}

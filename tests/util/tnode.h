@@ -40,6 +40,16 @@ uint64_t tnode_now_ms(void);
 /* A hello as a raw client would send it (address "", role Raft). */
 rlog_msg tnode_hello(uint64_t id, uint32_t proto, uint64_t flags);
 
+/* Throwaway certificates made with the `openssl` command (EC P-256, valid
+ * for 2 days) in dir: tnode_tls_ca makes dir/<ca>.crt and .key, a CA;
+ * tnode_tls_cert makes dir/<name>.crt and .key signed by that CA with the
+ * common name `cn` (e.g. "rlog-7"). Fail the test when openssl fails. */
+void tnode_tls_ca(const char *dir, const char *ca);
+void tnode_tls_cert(const char *dir, const char *ca, const char *name, const char *cn);
+/* Points cfg's TLS files at dir/<name>.crt, dir/<name>.key and
+ * dir/<ca>.crt (static buffers: valid until the next call). */
+void tnode_tls_cfg(rlog_transport_config *cfg, const char *dir, const char *ca, const char *name);
+
 /* Pumps the nodes until cond holds; fails the test after TNODE_WAIT_MS. */
 #define TNODE_PUMP_UNTIL(cond, ...)                                                                \
     do {                                                                                           \

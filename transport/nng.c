@@ -2124,6 +2124,9 @@ static int tn_init_limits(tn *n, rlog_transport_config *c)
         rc = tls_url_check(n, "init: address", c->address);
     }
     c->tls_cert_file = c->tls_key_file = c->tls_ca_file = NULL;
+    if (rc != 0 && c->logger != NULL) {
+        c->logger(c->logger_data, RLOG_LEVEL_ERROR, n->t->errmsg); /* callers may lose it */
+    }
     if (rc != 0) {
         rlg_tls_free(n->tls);
         n->tls = NULL;

@@ -14,6 +14,9 @@
  *           conn), and starts over after a backoff when that fails or the
  *           connection is lost. IDLE while the peer is up through another
  *           connection.
+ *           Its pipes ("guests") are tracked under tn->mtx by pipe
+ *           callbacks; the owner closes those past handshake_ms and the
+ *           oldest silent ones over the caps (guests_run).
  *   conn    one pair1 socket = one connection, incoming or outgoing:
  *           HANDSHAKE until the hellos are exchanged, then UP (it is "the
  *           peer"), then DEAD (kept in the graveyard until poll() is back at
@@ -30,6 +33,10 @@
  * object cancels its aios and waits for their callbacks (aio_end), closes
  * its socket, then unlinks its slots from the inbox, so no event ever
  * refers to a dead object.
+ *
+ * Limits and TLS (docs/security.md) live in their own section
+ * ("Limits against strangers") called from the rendezvous, the timers and
+ * the arbitration; the TLS configuration itself is transport/nng_tls.c.
  *
  * User callbacks. peer_up and recv are called directly by the state
  * machine (their arguments are borrowed); peer_down, send completions and

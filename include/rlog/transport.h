@@ -220,7 +220,9 @@ struct rlog_transport {
  * present there. NNG_OPT_RECVMAXSZ is set to max_message on every socket
  * (the rendezvous socket: 4 KiB). Addresses: tcp://, tcp4://, tcp6://
  * (host:port; port 0 to listen on one the system picks, see
- * local_address), ipc://, inproc://, abstract:// (dedicated addresses are
+ * local_address), tls+tcp:// (and tls+tcp4://, tls+tcp6://: only, and
+ * always, with the TLS files of the config; docs/security.md), ipc://,
+ * inproc://, abstract:// (dedicated addresses are
  * the base plus ".<8 hex digits>": keep ipc paths 9 bytes under the
  * system's limit). A message over max_message is refused by the receiver:
  * over tcp and ipc nng closes the connection itself (peer_down

@@ -216,6 +216,7 @@ typedef struct rdv {
     guest *guests;
     unsigned nguests, gcap;
     uint64_t refused; /* pipes refused on arrival (over the hard ceiling) */
+    bool trim;        /* pipes arrived since the caps were last enforced */
     /* Owner thread: TLS handshakes that failed there, already logged. */
     uint64_t tls_failed;
     nng_time tls_check;
@@ -1549,6 +1550,7 @@ static void rdv_pipe_cb(nng_pipe p, nng_pipe_ev what, void *arg)
             g->h = h;
             g->since = nng_clock();
             g->spoke = false;
+            r->trim = true;
         }
         ev_queue_locked(&r->gev);
     } else if (what == NNG_PIPE_EV_REM_POST) {
@@ -1621,10 +1623,11 @@ static nng_time guests_run(tn *n, nng_time now)
                 i++;
             }
         }
-        while (k < CLOSE_BATCH) {
+        while (r->trim && k < CLOSE_BATCH) {
             int g = r->nguests > n->cfg.max_conns ? guest_oldest_silent_locked(r, NULL)
                                                   : guest_over_host_cap_locked(n, r);
             if (g < 0) {
+                r->trim = false; /* within the caps (a new pipe sets it again) */
                 break;
             }
             batch[k++] = r->guests[g].pipe;

@@ -43,6 +43,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * value in *val, advances past it and returns 1; returns 0 if it is not
  * this option, -1 (after a usage message) if the value is missing. */
 int cli_opt(cli_args *a, const char *name, const char **val);
+/* argv[i] matched none of the command's options: the directory when it is
+ * not an option and none was given yet (stored, 1), else a usage error
+ * (printed, -1). */
+int cli_arg_dir(cli_args *a, const char **dir);
 /* Parses an unsigned decimal (or 0x hex) integer with an optional K/M/G
  * (binary) suffix. Returns false on junk or overflow. */
 bool cli_parse_u64(const char *s, uint64_t *out);
@@ -81,14 +85,36 @@ uint64_t cli_now_ns(void);
  * rlog_rs_format_record; otherwise every record is shown as hex. */
 void cli_format_record(const rlog_record *rec, bool json, bool raft, FILE *out);
 
+/* ---- segment files ---- */
+
+/* Whether name is a segment file name ("%016" PRIx64 ".seg"); *seq gets
+ * its sequence number. */
+bool cli_seg_name_parse(const char *name, uint64_t *seq);
+/* The segment size of the log in dir: the size of its lowest-numbered
+ * segment file; 0 when dir holds none (or cannot be listed). */
+uint64_t cli_log_segment_size(const char *dir);
+
+/* ---- Raft stores ---- */
+
+struct rlog_rs;
+enum { CLI_RAFT_NO = 0, CLI_RAFT_YES = 1, CLI_RAFT_DAMAGED = 2 };
+/* Whether dir holds a Raft store, opened read-only (plus `extra` open
+ * flags, e.g. RLOG_OPEN_REPAIR for the valid prefix of a damaged log):
+ * CLI_RAFT_NO for another kind of log (or an empty one), CLI_RAFT_YES
+ * (*out, may be NULL, gets the handle: rlog_rs_close it), or
+ * CLI_RAFT_DAMAGED (msg says why: a record that breaks the rules, the
+ * snapshot file missing or damaged). */
+int cli_raft_probe(const char *dir, unsigned extra, struct rlog_rs **out, char *msg, size_t cap);
+
 /* ---- commands: each returns an exit code ---- */
 
 int cli_cmd_write(cli_args *a);
 int cli_cmd_verify(cli_args *a);
 int cli_cmd_dump(cli_args *a);
 int cli_cmd_stat(cli_args *a);
-int cli_cmd_sim(cli_args *a); /* tools/sim.c */
-int cli_cmd_ship(cli_args *a); /* tools/ship.c */
+int cli_cmd_sim(cli_args *a);    /* tools/sim.c */
+int cli_cmd_ship(cli_args *a);   /* tools/ship.c */
+int cli_cmd_repair(cli_args *a); /* tools/repair.c */
 
 /* ---- a shipping leader inside another command (rlog write --serve) ---- */
 typedef struct cli_server cli_server;
@@ -101,8 +127,7 @@ int cli_server_run_thread(cli_server *s);
 void cli_server_notify(cli_server *s);
 /* Waits up to timeout_ns until every connected follower, and at least
  * min_followers, has the log's durable position. */
-void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns,
-                       uint64_t min_followers);
+void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns, uint64_t min_followers);
 /* Stops the thread, prints a last status, frees. */
 void cli_server_stop(cli_server *s, rlog_log *log);
 /* Usage text of one command (NULL: all) to f. */

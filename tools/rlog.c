@@ -25,11 +25,22 @@ static const cli_command cli_commands[] = {
      "           [--serve URL [--linger S] [--followers N] [--id N]]",
      "append N pattern records (creating the log if needed), print each durable LSN;\n"
      "    with --serve, also ship the log to followers (then wait up to --linger s for them)"},
-    {"verify", cli_cmd_verify, "rlog verify DIR [--seed S]",
-     "check a log read-only; exit 0 clean, 1 torn tail, 2 corrupt, 3 not a log"},
-    {"dump", cli_cmd_dump, "rlog dump DIR [--from LSN] [--json]",
-     "print one line per record (read-only)"},
-    {"stat", cli_cmd_stat, "rlog stat DIR", "print the log's id, segments, positions and state"},
+    {"verify", cli_cmd_verify, "rlog verify DIR [--seed S (none: payloads not checked)]",
+     "check a log read-only (a Raft store: also its snapshot file); exit 0 clean,\n"
+     "    1 torn tail, 2 corrupt, 3 not a log"},
+    {"dump", cli_cmd_dump,
+     "rlog dump DIR [--from LSN (1)] [--to LSN (last)] [--limit N (all)] [--type T[,T..] (all)]\n"
+     "          [--raw] [--json] [--stats] [--follow]",
+     "print one line per record (read-only); on a damaged log every record before the\n"
+     "    damage, then a 'damage:' line (exit 2). --raw: whole payloads in hex (default: the\n"
+     "    first 16 bytes); --stats: per-type counts and bytes instead of records; --follow:\n"
+     "    keep printing records as they are appended (like tail -f)"},
+    {"stat", cli_cmd_stat, "rlog stat DIR",
+     "print the log's id, segments, positions and state (and a Raft store's summary)"},
+    {"repair", cli_cmd_repair, "rlog repair DIR [--dry-run] [--backup DIR (DIR.repair-TIME)]",
+     "cut a damaged log back to its valid prefix, moving every byte it cuts into the\n"
+     "    backup directory; prints what moved and the LSN range (Raft: the index) lost.\n"
+     "    Refuses while a writer holds the log; exit 0 repaired or nothing to do"},
     {"ship", cli_cmd_ship,
      "rlog ship serve DIR --listen URL [--id N] [--interval MS]\n"
      "       rlog ship follow DIR --leader URL [--id N] [--until LSN] [--interval MS]\n"
@@ -54,8 +65,10 @@ void cli_print_usage(FILE *f, const char *cmd)
                 cli_commands[i].summary);
     }
     if (!cmd)
-        fprintf(f, "\nexit codes: 0 ok/clean, 1 torn tail, 2 corruption, 3 not a log or usage "
-                   "error, 4 other error\nsee docs/cli.md\n");
+        fprintf(f,
+                "\n  rlog --version\n\nexit codes: 0 ok/clean, 1 torn tail, 2 corruption, 3 not a "
+                "log or usage error, 4 other error\nresults go to stdout, messages to stderr; "
+                "see docs/cli.md and rlog(1)\n");
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -90,6 +103,21 @@ int cli_opt(cli_args *a, const char *name, const char **val)
     *val = a->argv[a->i + 1];
     a->i += 2;
     return 1;
+}
+
+int cli_arg_dir(cli_args *a, const char **dir)
+{
+    const char *arg = a->argv[a->i];
+    if (arg[0] == '-')
+        cli_usage_error(a->cmd, "unknown option '%s'", arg);
+    else if (*dir)
+        cli_usage_error(a->cmd, "unexpected argument '%s'", arg);
+    else {
+        *dir = arg;
+        a->i++;
+        return 1;
+    }
+    return -1;
 }
 
 bool cli_parse_u64(const char *s, uint64_t *out)
@@ -168,6 +196,11 @@ int main(int argc, char **argv)
         cli_print_usage(stderr, NULL);
         return CLI_EXIT_USAGE;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("rlog %d.%d.%d (on-disk format version 1)\n", RLOG_VERSION_MAJOR, RLOG_VERSION_MINOR,
+               RLOG_VERSION_PATCH);
+        return CLI_EXIT_OK;
+    }
     if (cli_is_help(argv[1])) {
         if (argc > 2 && strcmp(argv[1], "help") == 0) {
             for (size_t i = 0; i < CLI_NCOMMANDS; i++)
@@ -175,6 +208,7 @@ int main(int argc, char **argv)
                     cli_print_usage(stdout, argv[2]);
                     return CLI_EXIT_OK;
                 }
+            return cli_usage_error(NULL, "no such command '%s'", argv[2]);
         }
         cli_print_usage(stdout, NULL);
         return CLI_EXIT_OK;

@@ -37,12 +37,6 @@ static void write_log(const fx *f)
     free(tu_rlog_write(f->log, COUNT, SIZE, SEED));
 }
 
-static void expect(const char *out, const char *needle)
-{
-    if (!strstr(out, needle))
-        fail_msg("output lacks '%s':\n%s", needle, out);
-}
-
 /* The first LSN of segment file `name` (from its header). */
 static unsigned long long seg_first_lsn(const char *dir, const char *name)
 {
@@ -107,22 +101,22 @@ static void test_raft_snapshot_damage_verify_stat(void **state)
     /* a flipped byte: the checksum */
     tu_flip_bit(tu_path(f->log, snap), 1500, 2);
     assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
-    expect(out, snap);
-    expect(out, "checksum");
+    tu_expect(out, snap);
+    tu_expect(out, "checksum");
     assert_true(strncmp(tu_last_line(out), "status=corrupt ", 15) == 0);
     free(out);
     assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
-    expect(out, "\nraft=damaged\n");
-    expect(out, snap);
+    tu_expect(out, "\nraft=damaged\n");
+    tu_expect(out, snap);
     free(out);
     /* deleted: missing */
     assert_int_equal(unlink(tu_path(f->log, snap)), 0);
     assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
-    expect(out, snap);
-    expect(out, "missing");
+    tu_expect(out, snap);
+    tu_expect(out, "missing");
     free(out);
     assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
-    expect(out, "missing");
+    tu_expect(out, "missing");
     free(out);
 }
 
@@ -141,13 +135,14 @@ static void test_dump_up_to_damage(void **state)
     assert_true(strncmp(out, "lsn=1 type=16 len=200 ", 22) == 0);
     char last[64];
     snprintf(last, sizeof last, "\nlsn=%llu type=16", first3 - 1);
-    expect(out, last);
-    expect(tu_last_line(out), "damage: ");
-    expect(tu_last_line(out), "0000000000000003.seg at offset 64");
+    tu_expect(out, last);
+    tu_expect(tu_last_line(out), "damage: ");
+    tu_expect(tu_last_line(out), "0000000000000003.seg at offset 64");
     free(out);
     assert_int_equal(tu_rlog(&out, "dump %s --json", f->log), 2);
     assert_int_equal(tu_lines_starting(out, "{\"lsn\":"), first3 - 1);
-    expect(tu_last_line(out), "{\"damage\":{\"segment\":\"0000000000000003.seg\",\"offset\":64,");
+    tu_expect(tu_last_line(out),
+              "{\"damage\":{\"segment\":\"0000000000000003.seg\",\"offset\":64,");
     free(out);
 }
 
@@ -176,23 +171,23 @@ static void test_truncated_segment_is_damage(void **state)
     tu_truncate(tu_path(f->log, active), 64 + 5 * 228 + 100);
     char *out;
     assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
-    expect(out, active);
-    expect(out, "cut short");
+    tu_expect(out, active);
+    tu_expect(out, "cut short");
     char range[64];
     snprintf(range, sizeof range, "from LSN %llu on", first + 5);
-    expect(out, range);
+    tu_expect(out, range);
     free(out);
     /* the whole range: records after the cut were acknowledged */
     assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
-    expect(out, "\nstatus=corrupt\n");
+    tu_expect(out, "\nstatus=corrupt\n");
     free(out);
     /* repair (default backup beside the log) gives a clean log of the rest */
     assert_int_equal(tu_rlog(&out, "repair %s", f->log), 0);
-    expect(out, "backup=");
+    tu_expect(out, "backup=");
     free(out);
     assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
     snprintf(range, sizeof range, "last_lsn=%llu", first + 4);
-    expect(tu_last_line(out), range);
+    tu_expect(tu_last_line(out), range);
     free(out);
     /* the sibling backup directory holds the cut segment's original bytes */
     DIR *d = opendir(f->dir);
@@ -227,8 +222,8 @@ static void test_repair_with_backup(void **state)
     const char *bk = strdup(tu_path(f->dir, "bk"));
     /* dry run: the plan, nothing changed, no backup made */
     assert_int_equal(tu_rlog(&out, "repair %s --dry-run --backup %s", f->log, bk), 0);
-    expect(out, "would move");
-    expect(out, "notes.txt");
+    tu_expect(out, "would move");
+    tu_expect(out, "notes.txt");
     free(out);
     tu_snap_assert_same(f->log, &before);
     assert_int_equal(access(bk, F_OK), -1);
@@ -238,19 +233,19 @@ static void test_repair_with_backup(void **state)
     rlog_file *lk = NULL;
     assert_int_equal(v->lock(v, f->log, &lk), 0);
     assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 4);
-    expect(out, "RLOG_EBUSY");
+    tu_expect(out, "RLOG_EBUSY");
     free(out);
     assert_int_equal(v->unlock(v, lk), 0);
     tu_snap_assert_same(f->log, &before);
 
     assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
-    expect(out, "moved: ");
-    expect(out, "0000000000000004.seg");
+    tu_expect(out, "moved: ");
+    tu_expect(out, "0000000000000004.seg");
     char lost[96];
     snprintf(lost, sizeof lost, "lost: LSN %llu", first3 + 3);
-    expect(out, lost);
-    expect(out, "left alone: ");
-    expect(out, "notes.txt");
+    tu_expect(out, lost);
+    tu_expect(out, "left alone: ");
+    tu_expect(out, "notes.txt");
     free(out);
     /* the dropped segment is in the backup, byte for byte; the foreign file
      * stayed */
@@ -268,11 +263,11 @@ static void test_repair_with_backup(void **state)
     assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
     char want[64];
     snprintf(want, sizeof want, "last_lsn=%llu", first3 + 2);
-    expect(tu_last_line(out), want);
+    tu_expect(tu_last_line(out), want);
     free(out);
     /* nothing left to do */
     assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
-    expect(out, "nothing to repair");
+    tu_expect(out, "nothing to repair");
     free(out);
     tu_snap_free(&before);
     free((void *)bk);
@@ -295,14 +290,14 @@ static void test_repair_raft_store(void **state)
     assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
     free(out);
     assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, tu_path(f->dir, "bk")), 0);
-    expect(out, "raft: ");
-    expect(out, "refetch");
-    expect(out, "index");
+    tu_expect(out, "raft: ");
+    tu_expect(out, "refetch");
+    tu_expect(out, "index");
     free(out);
     assert_int_equal(tu_rlog(&out, "verify %s", f->log), 0);
     free(out);
     assert_int_equal(tu_rlog(&out, "stat %s", f->log), 0);
-    expect(out, "\nraft=yes\n");
+    tu_expect(out, "\nraft=yes\n");
     free(out);
 }
 
@@ -314,7 +309,7 @@ static void test_bad_input(void **state)
     char *out;
     /* a record that cannot fit a segment: refused before the log exists */
     assert_int_equal(tu_rlog(&out, "write %s --count 1 --size 1M --segment-size 64K", f->log), 3);
-    expect(out, "--size");
+    tu_expect(out, "--size");
     free(out);
     assert_int_equal(tu_rlog(NULL, "write %s --count 1 --size 64M", f->log), 3);
     assert_int_equal(access(f->log, F_OK), -1);
@@ -323,18 +318,18 @@ static void test_bad_input(void **state)
     free(out);
     /* another segment size on the existing log: refused, nothing appended */
     assert_int_equal(tu_rlog(&out, "write %s --count 1 --size 10 --segment-size 64K", f->log), 3);
-    expect(out, "33554432");
-    expect(out, "65536");
+    tu_expect(out, "33554432");
+    tu_expect(out, "65536");
     free(out);
     assert_int_equal(tu_rlog(&out, "verify %s", f->log), 0);
-    expect(tu_last_line(out), "last_lsn=1");
+    tu_expect(tu_last_line(out), "last_lsn=1");
     free(out);
     /* without --segment-size the log's own size is kept */
     assert_int_equal(tu_rlog(&out, "write %s --count 1 --size 10", f->log), 0);
     free(out);
     /* help on an unknown command: a usage error, not success */
     assert_int_equal(tu_rlog(&out, "help nosuch"), 3);
-    expect(out, "nosuch");
+    tu_expect(out, "nosuch");
     free(out);
     assert_int_equal(tu_rlog(NULL, "help dump"), 0);
 }

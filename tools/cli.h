@@ -106,6 +106,19 @@ enum { CLI_RAFT_NO = 0, CLI_RAFT_YES = 1, CLI_RAFT_DAMAGED = 2 };
  * snapshot file missing or damaged). */
 int cli_raft_probe(const char *dir, unsigned extra, struct rlog_rs **out, char *msg, size_t cap);
 
+/* tools/raft_dump.c: a Raft store's records in dump. */
+/* The entry indexes of an ENTRIES record; false for any other record. */
+bool cli_raft_entry_range(const rlog_record *rec, uint64_t *first, uint64_t *last);
+/* The decoded fields of a Raft record as JSON members (",\"hard_state\":{..}",
+ * ",\"entries\":[{index,term,type,len}..]", ",\"truncate_from\":I",
+ * ",\"snapshot\":{..}"); nothing for a record that does not decode. */
+void cli_raft_json_fields(const rlog_record *rec, FILE *out);
+/* dump --decode CMD: runs CMD (sh -c) with the payload on its stdin and
+ * RLOG_LSN, RLOG_TYPE, RLOG_LEN set; for a Raft store's ENTRIES record once
+ * per entry with index in [lo, hi], with RLOG_INDEX, RLOG_TERM,
+ * RLOG_ENTRY_TYPE too. Returns 0, or the first non-zero status. */
+int cli_decode_record(const rlog_record *rec, bool raft, uint64_t lo, uint64_t hi, const char *cmd);
+
 /* ---- commands: each returns an exit code ---- */
 
 int cli_cmd_write(cli_args *a);
@@ -115,6 +128,11 @@ int cli_cmd_stat(cli_args *a);
 int cli_cmd_sim(cli_args *a);    /* tools/sim.c */
 int cli_cmd_ship(cli_args *a);   /* tools/ship.c */
 int cli_cmd_repair(cli_args *a); /* tools/repair.c */
+int cli_cmd_purge(cli_args *a);  /* tools/purge.c */
+
+/* --quiet (any command): no notes, warnings or progress on stderr; errors
+ * are still printed. */
+extern bool cli_quiet;
 
 /* ---- a shipping leader inside another command (rlog write --serve) ---- */
 typedef struct cli_server cli_server;

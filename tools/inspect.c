@@ -9,11 +9,13 @@
  * rlog_rs_open (read-only) replays without error. Both checks are needed:
  * `rlog write` also appends type 16 records, but never ones that decode.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log/format.h"
 #include "rlog/raft_storage.h"
@@ -180,6 +182,9 @@ typedef struct ro_args {
     uint64_t seed;
     /* dump */
     uint64_t from, to, limit;
+    uint64_t from_index, to_index; /* Raft stores: entries shown */
+    const char *decode;            /* --decode CMD */
+    const char *segment;           /* --segment FILE */
     uint16_t types[RO_MAX_TYPES];
     size_t ntypes;
     bool json, raw, stats, follow;
@@ -221,14 +226,20 @@ static int ro_parse(cli_args *a, ro_args *out, bool seed, bool dump)
     out->from = 1;
     out->to = UINT64_MAX;
     out->limit = UINT64_MAX;
+    out->to_index = UINT64_MAX;
     while (a->i < a->argc) {
         int r = 0;
         if (seed && (r = cli_opt_u64(a, "--seed", &out->seed, 0, UINT64_MAX)) != 0) {
             out->have_seed = r > 0;
-        } else if (dump && ((r = cli_opt_u64(a, "--from", &out->from, 0, UINT64_MAX)) != 0 ||
-                            (r = cli_opt_u64(a, "--to", &out->to, 1, UINT64_MAX)) != 0 ||
-                            (r = cli_opt_u64(a, "--limit", &out->limit, 1, UINT64_MAX)) != 0 ||
-                            (r = ro_types(a, out)) != 0)) {
+        } else if (dump &&
+                   ((r = cli_opt_u64(a, "--from", &out->from, 0, UINT64_MAX)) != 0 ||
+                    (r = cli_opt_u64(a, "--to", &out->to, 1, UINT64_MAX)) != 0 ||
+                    (r = cli_opt_u64(a, "--limit", &out->limit, 1, UINT64_MAX)) != 0 ||
+                    (r = ro_types(a, out)) != 0 ||
+                    (r = cli_opt_u64(a, "--from-index", &out->from_index, 0, UINT64_MAX)) != 0 ||
+                    (r = cli_opt_u64(a, "--to-index", &out->to_index, 0, UINT64_MAX)) != 0 ||
+                    (r = cli_opt(a, "--decode", &out->decode)) != 0 ||
+                    (r = cli_opt(a, "--segment", &out->segment)) != 0)) {
         } else if (dump &&
                    (ro_flag(a, "--json", &out->json) || ro_flag(a, "--raw", &out->raw) ||
                     ro_flag(a, "--stats", &out->stats) || ro_flag(a, "--follow", &out->follow))) {
@@ -238,8 +249,10 @@ static int ro_parse(cli_args *a, ro_args *out, bool seed, bool dump)
         if (r < 0)
             return CLI_EXIT_USAGE;
     }
-    if (!out->dir)
+    if (!out->dir && !out->segment)
         return cli_usage_error(a->cmd, "missing DIR");
+    if (out->dir && out->segment)
+        return cli_usage_error(a->cmd, "give DIR or --segment FILE, not both");
     return CLI_EXIT_OK;
 }
 
@@ -440,6 +453,7 @@ static void fmt_raft(const rlog_record *rec, bool json, FILE *out)
         fprintf(out, "{\"lsn\":%" PRIu64 ",\"type\":%u,\"len\":%u,\"raft\":", rec->lsn, rec->type,
                 rec->len);
         json_string(line, out);
+        cli_raft_json_fields(rec, out);
         fputc('}', out);
     } else {
         fprintf(out, "lsn=%" PRIu64 " type=%u len=%u %s", rec->lsn, rec->type, rec->len, line);
@@ -522,6 +536,11 @@ static int dump_records(ro_open *o, const ro_args *args, bool raft, dump_stats *
         *next = rec.lsn + 1;
         if (!dump_wanted(args, rec.type))
             continue;
+        uint64_t fi, li;
+        bool indexed = args->from_index > 0 || args->to_index < UINT64_MAX;
+        if (indexed && (!raft || !cli_raft_entry_range(&rec, &fi, &li) || li < args->from_index ||
+                        fi > args->to_index))
+            continue; /* index bounds: only batches with entries in range */
         (*shown)++;
         if (st) {
             st->records[rec.type]++;
@@ -530,16 +549,76 @@ static int dump_records(ro_open *o, const ro_args *args, bool raft, dump_stats *
         }
         cli_format_record(&rec, args->json, raft, stdout);
         fputc('\n', stdout);
+        if (args->decode &&
+            cli_decode_record(&rec, raft, args->from_index, args->to_index, args->decode) != 0) {
+            fflush(stdout);
+            fprintf(stderr, "rlog dump: --decode '%s' failed at LSN %" PRIu64 "\n", args->decode,
+                    rec.lsn);
+            rv = RLOG_ECANCELED;
+            break;
+        }
     }
-    if (*shown >= args->limit)
+    if (rv == RLOG_OK && *shown >= args->limit)
         rv = RLOG_EEND;
-    if (rv != RLOG_EEND) {
+    if (rv != RLOG_EEND && rv != RLOG_ECANCELED) {
         fflush(stdout);
         fprintf(stderr, "rlog dump: %s: %s: %s\n", o->dir, rlog_errname(rv), rlog_errmsg(o->log));
     }
     if (it)
         rlog_iter_close(it);
     return rv;
+}
+
+/* dump --segment FILE: a scratch directory holding FILE (a symbolic link
+ * under its own name) and an empty successor (a spare, so that a sealed
+ * segment is complete): the log of that one segment. */
+static int dump_segment_dir(const char *file, char *dir, size_t cap)
+{
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    uint64_t seq;
+    if (!cli_seg_name_parse(base, &seq) || seq == UINT64_MAX)
+        return cli_usage_error("dump", "--segment %s: not a segment file name", file);
+    char abs[4096];
+    if (!realpath(file, abs)) {
+        fprintf(stderr, "rlog dump: %s: %s\n", file, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/rlog-segment-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "rlog dump: %s: %s\n", dir, strerror(errno));
+        return CLI_EXIT_ERROR;
+    }
+    char path[4200], next[32];
+    snprintf(path, sizeof path, "%s/%s", dir, base);
+    int e = symlink(abs, path) ? errno : 0;
+    rlog_segment_name(seq + 1, next, sizeof next);
+    snprintf(path, sizeof path, "%s/%s", dir, next);
+    FILE *f = e ? NULL : fopen(path, "w");
+    if (!e && (!f || fclose(f)))
+        e = errno;
+    if (e) {
+        fprintf(stderr, "rlog dump: %s: %s\n", dir, strerror(e));
+        return CLI_EXIT_ERROR;
+    }
+    return CLI_EXIT_OK;
+}
+
+static void dump_segment_dir_remove(const char *dir)
+{
+    char **names = NULL;
+    size_t n = 0;
+    rlog_vfs *v = rlog_vfs_posix();
+    if (v->list(v, dir, &names, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+            v->unlink(v, path);
+        }
+        rlog_vfs_free_names(names, n);
+    }
+    rmdir(dir);
 }
 
 /* --follow: reopens the log (read-only) every 200 ms and prints what was
@@ -562,12 +641,30 @@ static int dump_follow(ro_open *o, const ro_args *args, bool raft, uint64_t *nex
     }
 }
 
+static int dump_run(ro_args *args);
+
 int cli_cmd_dump(cli_args *a)
 {
     ro_args args;
     int ex = ro_parse(a, &args, false, true);
     if (ex)
         return ex;
+    if (!args.segment)
+        return dump_run(&args);
+    char dir[4096];
+    if ((ex = dump_segment_dir(args.segment, dir, sizeof dir)) != 0)
+        return ex;
+    args.dir = dir;
+    args.follow = false;
+    ex = dump_run(&args);
+    dump_segment_dir_remove(dir);
+    return ex;
+}
+
+static int dump_run(ro_args *a_)
+{
+    ro_args args = *a_;
+    int ex;
     fmt_hex_max = args.raw ? UINT32_MAX : FMT_HEX_PREFIX;
     ro_open o = {.cmd = "dump", .dir = args.dir};
     rlog_open_report damage;
@@ -583,7 +680,7 @@ int cli_cmd_dump(cli_args *a)
             return CLI_EXIT_CORRUPT;
         }
     }
-    if (o.rep.status == RLOG_TAIL_TORN)
+    if (o.rep.status == RLOG_TAIL_TORN && !cli_quiet)
         fprintf(stderr, "rlog dump: torn tail (not shown): %s\n", o.rep.message);
     char msg[1024];
     bool raft =

@@ -29,18 +29,25 @@ static const cli_command cli_commands[] = {
      "check a log read-only (a Raft store: also its snapshot file); exit 0 clean,\n"
      "    1 torn tail, 2 corrupt, 3 not a log"},
     {"dump", cli_cmd_dump,
-     "rlog dump DIR [--from LSN (1)] [--to LSN (last)] [--limit N (all)] [--type T[,T..] (all)]\n"
-     "          [--raw] [--json] [--stats] [--follow]",
+     "rlog dump DIR|--segment FILE [--from LSN (1)] [--to LSN (last)] [--limit N (all)]\n"
+     "          [--type T[,T..] (all)] [--from-index I] [--to-index J] [--raw] [--json]\n"
+     "          [--stats] [--follow] [--decode CMD]",
      "print one line per record (read-only); on a damaged log every record before the\n"
      "    damage, then a 'damage:' line (exit 2). --raw: whole payloads in hex (default: the\n"
      "    first 16 bytes); --stats: per-type counts and bytes instead of records; --follow:\n"
-     "    keep printing records as they are appended (like tail -f)"},
+     "    keep printing records as they are appended (like tail -f); --segment: one segment\n"
+     "    file alone; --from-index/--to-index: a Raft store's batches holding those entries;\n"
+     "    --decode: run CMD (sh -c) per record (Raft: per entry) with the payload on stdin"},
     {"stat", cli_cmd_stat, "rlog stat DIR",
      "print the log's id, segments, positions and state (and a Raft store's summary)"},
     {"repair", cli_cmd_repair, "rlog repair DIR [--dry-run] [--backup DIR (DIR.repair-TIME)]",
      "cut a damaged log back to its valid prefix, moving every byte it cuts into the\n"
      "    backup directory; prints what moved and the LSN range (Raft: the index) lost.\n"
      "    Refuses while a writer holds the log; exit 0 repaired or nothing to do"},
+    {"purge", cli_cmd_purge, "rlog purge DIR --before LSN | --before-index I",
+     "delete the oldest segments whose records are all below LSN (a Raft store: whose\n"
+     "    entries are all below index I, which the snapshot must cover), with the API's\n"
+     "    safety (sealed, successor durable, never the active one)"},
     {"ship", cli_cmd_ship,
      "rlog ship serve DIR --listen URL [--id N] [--interval MS]\n"
      "       rlog ship follow DIR --leader URL [--id N] [--until LSN] [--interval MS]\n"
@@ -190,8 +197,17 @@ static bool cli_is_help(const char *s)
     return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0 || strcmp(s, "help") == 0;
 }
 
+bool cli_quiet;
+
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* --quiet anywhere: taken out of argv */
+        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+            cli_quiet = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            i--;
+        }
     if (argc < 2) {
         cli_print_usage(stderr, NULL);
         return CLI_EXIT_USAGE;

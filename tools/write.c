@@ -325,7 +325,7 @@ static int wr_open(wr_run *r)
                 rep.message[0] ? rep.message : rlog_strerror(rv));
         return cli_exit_for_open(rv);
     }
-    if (rep.status != RLOG_TAIL_CLEAN)
+    if (rep.status != RLOG_TAIL_CLEAN && !cli_quiet)
         fprintf(stderr, "rlog write: %s: recovered: %s\n", r->c.dir, rep.message);
     return CLI_EXIT_OK;
 }
@@ -445,7 +445,7 @@ int cli_cmd_write(cli_args *a)
     r.next_lsn = pos.appended + 1;
     r.printed = pos.durable;
     uint64_t first_lsn = r.next_lsn;
-    r.progress = isatty(STDERR_FILENO); /* progress goes to stderr */
+    r.progress = !cli_quiet && isatty(STDERR_FILENO); /* progress goes to stderr */
     r.start_ns = cli_now_ns();
     atomic_store(&r.next_progress_ns, r.start_ns + 1000000000);
 

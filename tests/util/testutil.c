@@ -383,6 +383,12 @@ char *tu_rlog_write(const char *log, int count, int size, int seed)
     return out;
 }
 
+void tu_expect(const char *out, const char *needle)
+{
+    if (!strstr(out, needle))
+        fail_msg("output lacks '%s':\n%s", needle, out);
+}
+
 const char *tu_last_line(const char *s)
 {
     static char line[1024];

@@ -95,6 +95,8 @@ int tu_log_teardown(void **state);
 /* `rlog write LOG --count N --size S --batch 4 --seed SEED
  * --segment-size 64K`, which must succeed; returns its output (free). */
 char *tu_rlog_write(const char *log, int count, int size, int seed);
+/* Fails the test, printing out, unless out contains needle. */
+void tu_expect(const char *out, const char *needle);
 /* The last line of s (without its newline), in a static buffer. */
 const char *tu_last_line(const char *s);
 /* Lines (newline-terminated) in s that start with prefix. */

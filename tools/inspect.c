@@ -304,6 +304,9 @@ typedef struct vf_state {
     uint64_t records;    /* user records read */
     uint64_t last_lsn;   /* last LSN read */
     uint64_t mismatches; /* payloads off the pattern (--seed) */
+    /* a progress line on stderr every half second, when it is a terminal */
+    bool progress, progressed;
+    uint64_t next_progress;
 } vf_state;
 
 /* Pattern mismatches printed one by one; the rest are counted. */
@@ -340,7 +343,15 @@ static bool vf_scan(ro_open *o, const ro_args *args, const seg_info *segs, size_
         st->records++;
         st->last_lsn = rec.lsn;
         expect = rec.lsn + 1;
+        if (st->progress && (st->records & 1023) == 0 && cli_now_ns() >= st->next_progress) {
+            fprintf(stderr, "\rrlog verify: LSN %" PRIu64 " of %" PRIu64 " ...", rec.lsn,
+                    o->rep.last_lsn);
+            st->next_progress = cli_now_ns() + 500000000ull;
+            st->progressed = true;
+        }
     }
+    if (st->progressed)
+        fputc('\n', stderr);
     if (ok && rv != RLOG_EEND) {
         printf("corrupt: segment %s: reading LSN %" PRIu64 ": %s: %s\n",
                seg_holding(segs, nlog, expect), expect, rlog_errname(rv), rlog_errmsg(o->log));
@@ -392,7 +403,9 @@ int cli_cmd_verify(cli_args *a)
         printf("corrupt: %s\n", damage);
     else if (o.rep.status == RLOG_TAIL_TORN)
         printf("torn: %s\n", o.rep.message);
-    vf_state st = {.last_lsn = o.rep.first_lsn - 1};
+    vf_state st = {.last_lsn = o.rep.first_lsn - 1,
+                   .progress = !cli_quiet && isatty(STDERR_FILENO),
+                   .next_progress = cli_now_ns() + 1000000000ull};
     bool ok = vf_scan(&o, &args, segs, nlog, &st) && !damage[0];
     char msg[1024];
     if (!damage[0] && cli_raft_probe(args.dir, 0, NULL, msg, sizeof msg) == CLI_RAFT_DAMAGED) {

@@ -20,9 +20,9 @@ typedef struct cli_command {
 
 static const cli_command cli_commands[] = {
     {"write", cli_cmd_write,
-     "rlog write DIR --count N --size BYTES [--batch K] [--sync each|group|none]\n"
-     "           [--threads T] [--seed S] [--segment-size BYTES]\n"
-     "           [--serve URL [--linger S] [--followers N] [--id N]]",
+     "rlog write DIR --count N --size BYTES [--batch K (1)] [--sync each|group|none (each)]\n"
+     "           [--threads T (1)] [--seed S (1)] [--segment-size BYTES (the log's; new: 64M)]\n"
+     "           [--serve URL [--linger S (10)] [--followers N (0)] [--id N (1)]]",
      "append N pattern records (creating the log if needed), print each durable LSN;\n"
      "    with --serve, also ship the log to followers (then wait up to --linger s for them)"},
     {"verify", cli_cmd_verify, "rlog verify DIR [--seed S (none: payloads not checked)]",
@@ -49,14 +49,16 @@ static const cli_command cli_commands[] = {
      "    entries are all below index I, which the snapshot must cover), with the API's\n"
      "    safety (sealed, successor durable, never the active one)"},
     {"ship", cli_cmd_ship,
-     "rlog ship serve DIR --listen URL [--id N] [--interval MS]\n"
-     "       rlog ship follow DIR --leader URL [--id N] [--until LSN] [--interval MS]\n"
-     "       rlog ship status URL [--timeout MS]",
+     "rlog ship serve DIR --listen URL [--id N (1)] [--interval MS (1000)]\n"
+     "       rlog ship follow DIR --leader URL [--id N (random)] [--until LSN (none)]\n"
+     "                        [--interval MS (1000)]\n"
+     "       rlog ship status URL [--timeout MS (3000)]",
      "serve a log to followers / keep DIR a byte-identical copy of a leader's log\n"
      "    (prints durable LSNs) / ask a leader for its followers' positions"},
     {"sim", cli_cmd_sim,
-     "rlog sim [--seed S | --seeds N [--from S]] [--steps K] [--crashes C]\n"
-     "         [--faults LIST] [--workload log|raft|ship|all] [--jobs J] [--trace]",
+     "rlog sim [--seed S | --seeds N (100) [--from S (0)]] [--steps K (1000)]\n"
+     "         [--crashes C (5)] [--faults LIST (all)]\n"
+     "         [--workload log|raft|ship|all (all)] [--jobs J (1)] [--trace]",
      "run the deterministic crash simulator; print failing seeds with a replay command"},
 };
 #define CLI_NCOMMANDS (sizeof cli_commands / sizeof cli_commands[0])

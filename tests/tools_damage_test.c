@@ -301,6 +301,39 @@ static void test_repair_raft_store(void **state)
     free(out);
 }
 
+/* A segment file of another log copied in: every open fails with
+ * RLOG_EFOREIGN; repair moves it into the backup and the log is clean. */
+static void test_repair_foreign_segment(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    char *other = strdup(tu_path(f->dir, "other"));
+    free(tu_rlog_write(other, 10, 20, 1));
+    char *stray = strdup(tu_path(f->log, "000000000000000a.seg"));
+    tu_copy_file(tu_path(other, "0000000000000001.seg"), stray);
+    char *out;
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
+    tu_expect(out, "belongs to log");
+    free(out);
+    char *bk = strdup(tu_path(f->dir, "bk"));
+    assert_int_equal(tu_rlog(&out, "repair %s --dry-run --backup %s", f->log, bk), 0);
+    tu_expect(out, "would move: ");
+    tu_expect(out, "a segment of another log");
+    free(out);
+    assert_int_equal(tu_file_size(stray), 65536);
+    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
+    tu_expect(out, "moved: ");
+    tu_expect(out, "000000000000000a.seg");
+    free(out);
+    assert_int_equal(tu_file_size(tu_path(bk, "000000000000000a.seg")), 65536);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    tu_expect(tu_last_line(out), "last_lsn=2000");
+    free(out);
+    free(bk);
+    free(stray);
+    free(other);
+}
+
 /* ---------------------------------------------------------------- bad input */
 
 static void test_bad_input(void **state)
@@ -342,6 +375,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_segment_is_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repair_with_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repair_raft_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repair_foreign_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
     };
     return cmocka_run_group_tests_name("tools_damage", tests, NULL, NULL);

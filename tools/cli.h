@@ -93,6 +93,10 @@ bool cli_seg_name_parse(const char *name, uint64_t *seq);
 /* The segment size of the log in dir: the size of its lowest-numbered
  * segment file; 0 when dir holds none (or cannot be listed). */
 uint64_t cli_log_segment_size(const char *dir);
+/* Segment files of dir whose valid header names another log than the one
+ * most headers name (*log_id): their names in *names (free each and the
+ * array); returns how many. */
+size_t cli_foreign_segments(const char *dir, char ***names, uint64_t *log_id);
 
 /* ---- Raft stores ---- */
 

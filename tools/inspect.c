@@ -29,6 +29,7 @@ typedef struct seg_info {
     char name[64];
     uint64_t size;
     bool hdr_ok;        /* header decodes and checks */
+    uint64_t log_id;    /* from the header when hdr_ok */
     uint64_t first_lsn; /* from the header when hdr_ok */
 } seg_info;
 
@@ -74,6 +75,7 @@ static void seg_read_header(rlog_vfs *v, const char *dir, seg_info *s)
         rlg_seg_header_decode(hdr, &h) == RLG_HDR_OK) {
         s->hdr_ok = true;
         s->first_lsn = h.first_lsn;
+        s->log_id = h.log_id;
     }
     v->close(v, f);
 }
@@ -107,6 +109,39 @@ static int seg_list(const char *dir, seg_info **out, size_t *n)
     *out = segs;
     *n = k;
     return 0;
+}
+
+size_t cli_foreign_segments(const char *dir, char ***names, uint64_t *log_id)
+{
+    seg_info *segs = NULL;
+    size_t n = 0, k = 0;
+    *names = NULL;
+    *log_id = 0;
+    if (seg_list(dir, &segs, &n) || n == 0) {
+        free(segs);
+        return 0;
+    }
+    /* the log's id: the one most valid headers carry (ties: the lowest
+     * segment's) */
+    size_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!segs[i].hdr_ok)
+            continue;
+        size_t c = 0;
+        for (size_t j = 0; j < n; j++)
+            c += segs[j].hdr_ok && segs[j].log_id == segs[i].log_id;
+        if (c > best) {
+            best = c;
+            *log_id = segs[i].log_id;
+        }
+    }
+    char **out = calloc(n, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (segs[i].hdr_ok && segs[i].log_id != *log_id)
+            out[k++] = strdup(segs[i].name);
+    free(segs);
+    *names = out;
+    return out ? k : 0;
 }
 
 uint64_t cli_log_segment_size(const char *dir)

@@ -321,12 +321,77 @@ static int rp_make_plan(const rp_args *args, rp_plan *p)
     return -1;
 }
 
+/* Segment files of another log (a copy gone wrong) make every open fail
+ * with RLOG_EFOREIGN: they are moved into the backup first (under the
+ * lock), reported with both log ids. Returns an exit code, or -1 to go on
+ * (and, for a dry run, whether the rest of the plan can be made). */
+static int rp_foreign(const rp_args *args, const char *backup, bool *blocked)
+{
+    char **names = NULL;
+    uint64_t id = 0;
+    size_t n = cli_foreign_segments(args->dir, &names, &id);
+    int ex = -1;
+    *blocked = false;
+    rlog_vfs *v = rlog_vfs_posix();
+    rlog_file *lk = NULL;
+    int e = n && !args->dry_run ? v->lock(v, args->dir, &lk) : 0;
+    if (e) {
+        fprintf(stderr, "rlog repair: %s: %s: a writer holds the log; stop it first\n", args->dir,
+                rlog_errname(e == EBUSY || e == EAGAIN ? RLOG_EBUSY : rlog_from_errno(e)));
+        ex = CLI_EXIT_ERROR;
+    }
+    if (!e && n && !args->dry_run && (e = v->mkdir(v, backup)) != 0 && e != EEXIST)
+        ex = rp_fail(backup, "creating the backup directory", e);
+    for (size_t i = 0; i < n; i++) {
+        char from[4200], to[4200];
+        snprintf(from, sizeof from, "%s/%s", args->dir, names[i]);
+        snprintf(to, sizeof to, "%s/%s", backup, names[i]);
+        if (ex < 0 && args->dry_run) {
+            printf("would move: %s -> %s/ (a segment of another log, not of log %016" PRIx64 ")\n",
+                   from, backup, id);
+            *blocked = true;
+        } else if (ex < 0) {
+            e = v->rename(v, from, to);
+            if (e == EXDEV && (e = rp_copy(v, from, to)) == 0)
+                e = v->unlink(v, from);
+            if (e)
+                ex = rp_fail(from, "moving it into the backup", e);
+            else
+                printf("moved: %s -> %s (a segment of another log, not of log %016" PRIx64 ")\n",
+                       from, to, id);
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (ex < 0 && n && !args->dry_run) {
+        if ((e = v->sync_dir(v, backup)) != 0 || (e = v->sync_dir(v, args->dir)) != 0)
+            ex = rp_fail(args->dir, "fsync", e);
+    }
+    if (lk)
+        v->unlock(v, lk);
+    return ex;
+}
+
 int cli_cmd_repair(cli_args *a)
 {
     rp_args args;
     int ex = rp_parse(a, &args);
     if (ex)
         return ex;
+    char backup[4096];
+    if (args.backup)
+        snprintf(backup, sizeof backup, "%s", args.backup);
+    else
+        rp_default_backup(args.dir, backup, sizeof backup);
+    bool blocked;
+    if ((ex = rp_foreign(&args, backup, &blocked)) >= 0)
+        return ex;
+    if (blocked) {
+        printf("(the rest of the plan is made once those files are moved)\nstatus=dry-run "
+               "backup=%s\n",
+               backup);
+        return CLI_EXIT_OK;
+    }
     rp_plan p;
     memset(&p, 0, sizeof p);
     ex = rp_make_plan(&args, &p);
@@ -336,11 +401,6 @@ int cli_cmd_repair(cli_args *a)
         rp_plan_free(&p);
         return ex;
     }
-    char backup[4096];
-    if (args.backup)
-        snprintf(backup, sizeof backup, "%s", args.backup);
-    else
-        rp_default_backup(args.dir, backup, sizeof backup);
     rlog_vfs *v = rlog_vfs_posix();
     rlog_file *lk = NULL;
     int e = v->lock(v, args.dir, &lk);

@@ -301,6 +301,33 @@ static void test_repair_raft_store(void **state)
     free(out);
 }
 
+/* A segment file deleted from the middle: the log ends at the seal of the
+ * one before it (copied to the backup), the later ones are moved. */
+static void test_repair_missing_segment(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    unsigned long long first4 = seg_first_lsn(f->log, "0000000000000004.seg");
+    assert_int_equal(unlink(tu_path(f->log, "0000000000000004.seg")), 0);
+    char *out;
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
+    tu_expect(out, "0000000000000004.seg is missing");
+    free(out);
+    char *bk = strdup(tu_path(f->dir, "bk"));
+    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
+    tu_expect(out, "0000000000000003.seg (its seal is cut");
+    tu_expect(out, "0000000000000005.seg (dropped from the log)");
+    free(out);
+    assert_int_equal(tu_file_size(tu_path(bk, "0000000000000003.seg")), 65536);
+    assert_int_equal(tu_file_size(tu_path(bk, "0000000000000005.seg")), 65536);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    char want[64];
+    snprintf(want, sizeof want, "last_lsn=%llu", first4 - 1);
+    tu_expect(tu_last_line(out), want);
+    free(out);
+    free(bk);
+}
+
 /* A segment file of another log copied in: every open fails with
  * RLOG_EFOREIGN; repair moves it into the backup and the log is clean. */
 static void test_repair_foreign_segment(void **state)
@@ -375,6 +402,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_segment_is_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repair_with_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repair_raft_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repair_missing_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repair_foreign_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
     };

@@ -157,7 +157,7 @@ static int rp_list(const rp_args *args, rp_plan *p)
         rlog_vfs_free_names(names, n);
         return rp_fail(args->dir, "listing", ENOMEM);
     }
-    uint64_t first_seq = UINT64_MAX;
+    uint64_t first_seq = UINT64_MAX, last_kept = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t seq;
         if (!rp_ours(names[i])) {
@@ -178,10 +178,28 @@ static int rp_list(const rp_args *args, rp_plan *p)
         }
         if (p->rep.drop_from_seq && seq >= p->rep.drop_from_seq)
             p->drop[p->ndrop++] = strdup(names[i]);
+        else if (p->rep.drop_from_seq && seq > last_kept)
+            last_kept = seq;
+    }
+    /* the log ends in the last file kept: the damaged one, or — a damaged
+     * header, a missing file after it — the one before, whose seal is cut */
+    if (p->rep.drop_from_seq && last_kept && last_kept != p->rep.segment_seq) {
+        rlog_segment_name(last_kept, p->cut_seg, sizeof p->cut_seg);
+        p->cut_off = UINT64_MAX;
     }
     rlog_vfs_free_names(names, n);
     qsort(p->drop, p->ndrop, sizeof *p->drop, rp_name_cmp); /* fixed-width hex: by seq */
     return CLI_EXIT_OK;
+}
+
+/* What the repair cuts from the plan's segment, for the messages. */
+static const char *rp_cut_what(const rp_plan *p, char *buf, size_t cap)
+{
+    if (p->cut_off == UINT64_MAX)
+        snprintf(buf, cap, "its seal is cut: the log ends in it");
+    else
+        snprintf(buf, cap, "its bytes from offset %" PRIu64 " on are cut", p->cut_off);
+    return buf;
 }
 
 /* Moves (or copies) what the plan cuts into backup, under the lock. */
@@ -191,14 +209,13 @@ static int rp_backup(const rp_args *args, const rp_plan *p, const char *backup)
     int e = v->mkdir(v, backup);
     if (e && e != EEXIST)
         return rp_fail(backup, "creating the backup directory", e);
-    char from[4200], to[4200];
+    char from[4200], to[4200], what[96];
     if (p->cut_seg[0]) {
         snprintf(from, sizeof from, "%s/%s", args->dir, p->cut_seg);
         snprintf(to, sizeof to, "%s/%s", backup, p->cut_seg);
         if ((e = rp_copy(v, from, to)) != 0)
             return rp_fail(to, "copying the segment that is cut", e);
-        printf("copied: %s -> %s (its bytes from offset %" PRIu64 " on are cut)\n", from, to,
-               p->cut_off);
+        printf("copied: %s -> %s (%s)\n", from, to, rp_cut_what(p, what, sizeof what));
     }
     for (size_t i = p->ndrop; i-- > 0;) { /* newest first: the run stays contiguous */
         snprintf(from, sizeof from, "%s/%s", args->dir, p->drop[i]);
@@ -314,10 +331,9 @@ static int rp_make_plan(const rp_args *args, rp_plan *p)
         return CLI_EXIT_CORRUPT;
     }
     p->raft = raft == CLI_RAFT_YES;
-    if (p->rep.bytes_cut || p->rep.drop_from_seq != p->rep.segment_seq) {
-        snprintf(p->cut_seg, sizeof p->cut_seg, "%s", p->rep.segment_name);
-        p->cut_off = p->rep.offset;
-    }
+
+    snprintf(p->cut_seg, sizeof p->cut_seg, "%s", p->rep.segment_name);
+    p->cut_off = p->rep.offset;
     return -1;
 }
 
@@ -413,9 +429,10 @@ int cli_cmd_repair(cli_args *a)
     }
     if (args.dry_run) {
         v->unlock(v, lk);
+        char what[96];
         if (p.cut_seg[0])
-            printf("would copy: %s/%s -> %s/ (its bytes from offset %" PRIu64 " on are cut)\n",
-                   args.dir, p.cut_seg, backup, p.cut_off);
+            printf("would copy: %s/%s -> %s/ (%s)\n", args.dir, p.cut_seg, backup,
+                   rp_cut_what(&p, what, sizeof what));
         for (size_t i = 0; i < p.ndrop; i++)
             printf("would move: %s/%s -> %s/ (dropped from the log)\n", args.dir, p.drop[i],
                    backup);

@@ -239,6 +239,7 @@ static int cmd_serve(cli_args *a)
         return cli_usage_error(a->cmd, "DIR and --listen URL are required");
     rlog_options o;
     rlog_options_init(&o);
+    o.segment_size = cli_log_segment_size(dir); /* the log's own (0: the default) */
     rlog_open_report rep;
     memset(&rep, 0, sizeof rep);
     rlog_log *log = NULL;

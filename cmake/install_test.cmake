@@ -7,7 +7,9 @@
 # The same rlog.pc is also generated for a multiarch libdir
 # (lib/x86_64-linux-gnu) and checked with pkg-config and a program.
 #   cmake -DBUILD_DIR=.. -DSOURCE_DIR=.. -DLIBDIR=.. -DC_COMPILER=.. -DRLOG_VERSION=..
-#         -P install_test.cmake
+#         [-DEXTRA_FLAGS="-fsanitize=..."] -P install_test.cmake
+# (EXTRA_FLAGS: compile/link flags the programs need, e.g. a sanitized
+# library's.)
 set(root ${BUILD_DIR}/tmp/install_test)
 file(REMOVE_RECURSE ${root})
 file(MAKE_DIRECTORY ${root})
@@ -46,7 +48,7 @@ if(NOT rc EQUAL 0 OR NOT inc_real STREQUAL "${prefix}/include"
   message(FATAL_ERROR "install_test: pkg-config rlog gave '${flags}' (rc ${rc}): the include "
                       "and library directories must be ${prefix}/include and ${prefix}/${LIBDIR}")
 endif()
-separate_arguments(flags UNIX_COMMAND "${flags}")
+separate_arguments(flags UNIX_COMMAND "${flags} ${EXTRA_FLAGS}")
 step("cc quickstart.c $(pkg-config --cflags --libs rlog)"
      ${C_COMPILER} -std=c11 -o ${root}/quickstart_pc ${SOURCE_DIR}/examples/quickstart.c ${flags})
 set(ENV{LD_LIBRARY_PATH} ${prefix}/${LIBDIR})
@@ -79,7 +81,7 @@ file(REAL_PATH "${CMAKE_MATCH_1}" lib2_real)
 if(NOT rc EQUAL 0 OR NOT lib2_real STREQUAL "${prefix2}/${ma}")
   message(FATAL_ERROR "install_test: multiarch rlog.pc gave '${flags2}': -L must be ${prefix2}/${ma}")
 endif()
-separate_arguments(flags2 UNIX_COMMAND "${flags2}")
+separate_arguments(flags2 UNIX_COMMAND "${flags2} ${EXTRA_FLAGS}")
 step("cc quickstart.c against the ${ma} prefix"
      ${C_COMPILER} -std=c11 -o ${root}/quickstart_ma ${SOURCE_DIR}/examples/quickstart.c ${flags2})
 set(ENV{LD_LIBRARY_PATH} ${prefix2}/${ma})
@@ -99,7 +101,8 @@ add_executable(quickstart_static quickstart.c)
 target_link_libraries(quickstart_static PRIVATE rlog::rlog_static)
 ]=])
 step("cmake configure (find_package(rlog))" ${CMAKE_COMMAND} -S ${root}/consumer
-     -B ${root}/consumer/build -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER})
+     -B ${root}/consumer/build -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER}
+     "-DCMAKE_C_FLAGS=${EXTRA_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXTRA_FLAGS}")
 step("cmake build" ${CMAKE_COMMAND} --build ${root}/consumer/build)
 step("run quickstart (rlog::rlog)" ${root}/consumer/build/quickstart_shared ${root}/log_shared)
 step("run quickstart (rlog::rlog_static)" ${root}/consumer/build/quickstart_static

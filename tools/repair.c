@@ -235,9 +235,15 @@ static int rp_backup(const rp_args *args, const rp_plan *p, const char *backup)
 }
 
 /* The lost range, from the plan's report. */
-static void rp_print_lost(const rlog_open_report *rep)
+static void rp_print_lost(const rlog_open_report *rep, bool torn)
 {
     uint64_t from = rep->last_lsn + 1;
+    if (torn) {
+        printf("lost: nothing acknowledged (a torn tail after LSN %" PRIu64 ": %" PRIu64
+               " bytes, none proven durable)\n",
+               rep->last_lsn, rep->bytes_cut);
+        return;
+    }
     if (rep->records_cut && rep->lsn_cut_last >= from)
         printf("lost: LSN %" PRIu64 "..%" PRIu64 " (LSN %" PRIu64 " is damaged or missing; %" PRIu64
                " intact records after it go with it: their bytes are in the backup)\n",
@@ -248,8 +254,54 @@ static void rp_print_lost(const rlog_open_report *rep)
                from);
 }
 
+/* Parses "snapshot-<index %016x>-<term %016x>.snap". */
+static bool rp_snap_index(const char *name, uint64_t *index)
+{
+    char tail[8];
+    unsigned long long ix, term;
+    return strlen(name) == 9 + 16 + 1 + 16 + 5 &&
+           sscanf(name, "snapshot-%16llx-%16llx%7s", &ix, &term, tail) == 3 &&
+           strcmp(tail, ".snap") == 0 && (*index = ix, true);
+}
+
+/* Snapshot files newer than the repaired store's marker (theirs was cut)
+ * would be removed by the store's next open as orphans: they go into the
+ * backup instead. */
+static void rp_orphan_snapshots(const char *dir, const char *backup, bool has, uint64_t current)
+{
+    rlog_vfs *v = rlog_vfs_posix();
+    char **names = NULL;
+    size_t n = 0;
+    if (v->list(v, dir, &names, &n))
+        return;
+    bool moved = false;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t index;
+        if (!rp_snap_index(names[i], &index) || (has && index <= current))
+            continue;
+        char from[4200], to[4200];
+        snprintf(from, sizeof from, "%s/%s", dir, names[i]);
+        snprintf(to, sizeof to, "%s/%s", backup, names[i]);
+        int e = v->rename(v, from, to);
+        if (e == EXDEV && (e = rp_copy(v, from, to)) == 0)
+            e = v->unlink(v, from);
+        if (e)
+            printf("raft: warning: %s (its marker was cut) could not be moved: %s; the store's "
+                   "next open removes it\n",
+                   from, strerror(e));
+        else
+            printf("moved: %s -> %s (a snapshot whose marker was cut)\n", from, to);
+        moved |= e == 0;
+    }
+    rlog_vfs_free_names(names, n);
+    if (moved) {
+        v->sync_dir(v, backup);
+        v->sync_dir(v, dir);
+    }
+}
+
 /* After a repair of a Raft store: where the node must catch up from. */
-static void rp_print_raft(const char *dir)
+static void rp_print_raft(const char *dir, const char *backup)
 {
     rlog_rs *rs = NULL;
     char msg[1024];
@@ -259,6 +311,7 @@ static void rp_print_raft(const char *dir)
     }
     rlog_rs_stats st;
     rlog_rs_stats_get(rs, &st);
+    rp_orphan_snapshots(dir, backup, st.has_snapshot, st.snap_index);
     uint64_t last = st.last_index;
     printf("raft: the node's log now ends at index %" PRIu64 " (term %" PRIu64
            "); entries after index %" PRIu64
@@ -311,7 +364,7 @@ static int rp_make_plan(const rp_args *args, rp_plan *p)
         p->raft = raft == CLI_RAFT_YES;
         snprintf(p->cut_seg, sizeof p->cut_seg, "%s", rep.segment_name);
         p->cut_off = rep.offset;
-        printf("damage: %s\n", rep.message);
+        printf("torn: %s\n", rep.message);
         return -1;
     }
     if (rv != RLOG_ECORRUPT) {
@@ -436,7 +489,7 @@ int cli_cmd_repair(cli_args *a)
         for (size_t i = 0; i < p.ndrop; i++)
             printf("would move: %s/%s -> %s/ (dropped from the log)\n", args.dir, p.drop[i],
                    backup);
-        rp_print_lost(&p.rep);
+        rp_print_lost(&p.rep, p.torn);
         printf("status=dry-run backup=%s\n", backup);
         rp_plan_free(&p);
         return CLI_EXIT_OK;
@@ -465,9 +518,9 @@ int cli_cmd_repair(cli_args *a)
                ", not %" PRIu64 "\n",
                rep.last_lsn, p.rep.last_lsn);
     printf("kept: LSN %" PRIu64 "..%" PRIu64 "\n", rep.first_lsn, rep.last_lsn);
-    rp_print_lost(&p.rep);
+    rp_print_lost(&p.rep, p.torn);
     if (p.raft)
-        rp_print_raft(args.dir);
+        rp_print_raft(args.dir, backup);
     printf("status=repaired backup=%s\n", backup);
     rp_plan_free(&p);
     return CLI_EXIT_OK;

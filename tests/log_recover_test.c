@@ -787,6 +787,15 @@ static void test_repair_cuts_at_first_damage(void **state)
     assert_int_equal(rep.offset, b.offs[2]);
     assert_contains(rep.message, "repaired");
     assert_contains(rep.message, "0000000000000003.seg on are deleted");
+    assert_int_equal(rep.drop_from_seq, 3);
+    rlg_recovery_free(&r);
+    /* read-only: the same decision, told as what a repair would do */
+    assert_int_equal(
+        rlg_recover(rlog_vfs_posix(), dir, RLG_RECOVER_REPAIR | RLG_RECOVER_READONLY, &r, &rep), 0);
+    assert_contains(rep.message, "a repair would end the log at LSN 7");
+    assert_contains(rep.message, "0000000000000003.seg on would be deleted");
+    assert_null(strstr(rep.message, "are deleted"));
+    assert_null(strstr(rep.message, "repaired"));
     rlg_recovery_free(&r);
     sb_free(&a);
     sb_free(&b);

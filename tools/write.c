@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log/format.h"
 #include "tools/cli.h"
 #include "tools/pattern.h"
 
@@ -244,7 +245,8 @@ static int wr_check_sizes(cli_args *a, wr_conf *c)
                                c->dir, have, c->segment_size);
     if (!c->segment_size)
         c->segment_size = have ? have : 64u << 20;
-    const uint64_t hdr = 28, fixed = 64 + 2 * 28;
+    const uint64_t hdr = RLG_REC_HEADER_SIZE,
+                   fixed = c->segment_size - RLG_SEG_ROOM(c->segment_size);
     uint64_t call = c->batch * (hdr + c->size);
     if (call + fixed > c->segment_size)
         return cli_usage_error(a->cmd,

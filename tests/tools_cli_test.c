@@ -246,7 +246,7 @@ static void test_ship_tls(void **state)
                  "ship follow %s --leader %s --id 2 %s & FP=$!; "
                  "%s write %s --count %d --size %d --segment-size 64K --serve %s --linger 30 "
                  "--followers 1 --id 1 %s >/dev/null 2>&1; kill $FP; wait $FP",
-                 fdir, url, tls2, rlog_bin(), f->log, COUNT, SIZE, url, tls1);
+                 fdir, url, tls2, tu_rlog_bin(), f->log, COUNT, SIZE, url, tls1);
     if (rc)
         fail_msg("rlog ship follow over TLS exited %d: %s", rc, out);
     assert_non_null(strstr(out, "durable 2000\n"));

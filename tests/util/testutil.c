@@ -335,6 +335,12 @@ int tu_fault_teardown(void **state)
 
 /* ---- the rlog command-line tool ---- */
 
+const char *tu_rlog_bin(void)
+{
+    const char *bin = getenv("RLOG_BIN");
+    return bin && *bin ? bin : "./rlog";
+}
+
 int tu_rlog(char **out, const char *fmt, ...)
 {
     char args[4096], cmd[8192];
@@ -342,8 +348,7 @@ int tu_rlog(char **out, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    const char *bin = getenv("RLOG_BIN");
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin && *bin ? bin : "./rlog", args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_rlog_bin(), args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t cap = 4096, len = 0;

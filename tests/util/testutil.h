@@ -90,6 +90,8 @@ uint64_t tu_sim_run_thrice(rlog_sim_options *o, rlog_sim_result *r);
  * stderr captured together into *out (malloc'd; NULL: discarded) and
  * returns its exit status (the test fails unless it exited normally). */
 int tu_rlog(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The path of that tool: $RLOG_BIN, or ./rlog. */
+const char *tu_rlog_bin(void);
 /* A cmocka fixture for tests of the tool: a scratch directory and the
  * path of a log inside it (not created). */
 typedef struct tu_log_fx {

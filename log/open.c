@@ -468,7 +468,7 @@ static int grow_active(rlog_log *l, rlog_file *f, rlg_segment *s)
         return e;
     e = rlg_write_zeros(l->vfs, f, size, l->opts.segment_size);
     if (!e)
-        e = l->vfs->fdatasync(l->vfs, f);
+        e = rlg_os_fdatasync(l->vfs, f);
     if (!e)
         s->size = l->opts.segment_size;
     return e;

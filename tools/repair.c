@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "os/sync.h"
 #include "rlog/raft_storage.h"
 #include "tools/cli.h"
 
@@ -97,7 +98,7 @@ static int rp_copy(rlog_vfs *v, const char *from, const char *to)
         off += n;
     }
     if (!e)
-        e = v->fsync(v, out);
+        e = rlg_os_fsync(v, out);
     free(buf);
     if (in)
         v->close(v, in);
@@ -227,9 +228,9 @@ static int rp_backup(const rp_args *args, const rp_plan *p, const char *backup)
             return rp_fail(from, "moving it into the backup", e);
         printf("moved: %s -> %s (dropped from the log)\n", from, to);
     }
-    if ((e = v->sync_dir(v, backup)) != 0)
+    if ((e = rlg_os_sync_dir(v, backup)) != 0)
         return rp_fail(backup, "fsync", e);
-    if ((e = v->sync_dir(v, args->dir)) != 0)
+    if ((e = rlg_os_sync_dir(v, args->dir)) != 0)
         return rp_fail(args->dir, "fsync", e);
     return CLI_EXIT_OK;
 }
@@ -295,8 +296,8 @@ static void rp_orphan_snapshots(const char *dir, const char *backup, bool has, u
     }
     rlog_vfs_free_names(names, n);
     if (moved) {
-        v->sync_dir(v, backup);
-        v->sync_dir(v, dir);
+        rlg_os_sync_dir(v, backup);
+        rlg_os_sync_dir(v, dir);
     }
 }
 
@@ -433,7 +434,7 @@ static int rp_foreign(const rp_args *args, const char *backup, bool *blocked)
     }
     free(names);
     if (ex < 0 && n && !args->dry_run) {
-        if ((e = v->sync_dir(v, backup)) != 0 || (e = v->sync_dir(v, args->dir)) != 0)
+        if ((e = rlg_os_sync_dir(v, backup)) != 0 || (e = rlg_os_sync_dir(v, args->dir)) != 0)
             ex = rp_fail(args->dir, "fsync", e);
     }
     if (lk)

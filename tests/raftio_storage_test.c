@@ -79,10 +79,13 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Options for the next io_open (NULL = defaults). */
+static const struct rlog_raft_io_options *next_opts;
+
 static void io_open_custom(fx *f, rlog_loop *loop, rlog_vfs *vfs, const char *dir)
 {
-    int rv = loop != NULL ? rlog_raft_io_init_custom(&f->io, loop, dir, vfs, NULL, NULL, NULL)
-                          : rlog_raft_io_init(&f->io, &f->loop, dir, NULL);
+    int rv = loop != NULL ? rlog_raft_io_init_custom(&f->io, loop, dir, vfs, NULL, NULL, next_opts)
+                          : rlog_raft_io_init(&f->io, &f->loop, dir, next_opts);
     if (rv != 0) {
         fail_msg("rlog_raft_io_init: %s", f->io.errmsg);
     }
@@ -370,6 +373,17 @@ static void test_append_order_after_durable(void **state)
     expect_entries(&l, 2, 5, 1);
     expect_entries(&l, 6, 7, 2);
     loaded_free(&l);
+}
+
+/* The same contract without the log's threads (RLOG_RAFT_IO_NO_THREADS,
+ * the mode of deterministic single-threaded loops): appends are made
+ * durable by a function posted to the loop. */
+static void test_append_order_no_threads(void **state)
+{
+    struct rlog_raft_io_options o = {.flags = RLOG_RAFT_IO_NO_THREADS};
+    next_opts = &o;
+    test_append_order_after_durable(state);
+    next_opts = NULL;
 }
 
 static void test_truncate_with_appends_in_flight(void **state)
@@ -767,6 +781,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bootstrap_load_and_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term_vote_durable_on_return, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_order_after_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_order_no_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_with_appends_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compaction_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_install_replaces_log, setup, teardown),

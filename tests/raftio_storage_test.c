@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "rlog/raft_io.h"
+#include "rlog/vfs_fault.h"
 
 typedef struct fx {
     char *dir;

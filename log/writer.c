@@ -295,7 +295,7 @@ static int enc_rotate(rlog_log *l)
     if (!c || chunk_reserve(c, RLG_SEG_HEADER_SIZE))
         return RLOG_ENOMEM;
     c->starts_segment = true;
-    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, seq, ns->first_lsn};
+    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, seq, ns->first_lsn, 0};
     rlg_seg_header_encode(&h, c->data);
     c->len = RLG_SEG_HEADER_SIZE;
     l->enc_off = RLG_SEG_HEADER_SIZE;
@@ -569,12 +569,13 @@ static int ensure_spare(rlog_log *l, uint64_t seq)
     return rlg_prepare_spare(l, seq);
 }
 
-static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out)
+static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out, bool *recycled)
 {
     int rv = ensure_spare(l, seq);
     if (rv)
         return rv;
     *out = l->spare_file;
+    *recycled = l->spare_recycled;
     l->spare_file = NULL;
     l->spare_state = RLG_SPARE_NONE;
     l->spare_next = seq + 1;
@@ -586,7 +587,7 @@ static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out)
  * (its failed write was zeroed). A spare prepared meanwhile for the segment
  * after it is no longer next: it is closed and removed (best effort; a
  * leftover is replaced when that number is prepared again). mu held. */
-static void respare(rlog_log *l, rlog_file *f, uint64_t seq)
+static void respare(rlog_log *l, rlog_file *f, uint64_t seq, bool recycled)
 {
     if (l->spare_state == RLG_SPARE_READY && l->spare_file) {
         char path[4096];
@@ -597,7 +598,22 @@ static void respare(rlog_log *l, rlog_file *f, uint64_t seq)
     l->spare_file = f;
     l->spare_seq = seq;
     l->spare_state = RLG_SPARE_READY;
+    l->spare_recycled = recycled;
     l->spare_next = seq + 1;
+}
+
+/* The header a chunk starts with says the file is recycled: recovery then
+ * takes nonzero bytes past the records that hold no record of this segment
+ * for stale bytes, not for a torn write (docs/format.md, "Recycled segment
+ * files"). */
+static void mark_recycled(rlg_chunk *c)
+{
+    rlg_seg_header h;
+    rlg_hdr_status st = rlg_seg_header_decode(c->data, &h);
+    assert(st == RLG_HDR_OK);
+    (void)st;
+    h.flags |= RLG_SEG_RECYCLED;
+    rlg_seg_header_encode(&h, c->data);
 }
 
 /* Writes one chunk. mu held on entry and exit (released for the I/O).
@@ -607,19 +623,22 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
     char name[32];
     rlg_seg_name(c->seq, name, sizeof name);
     rlog_file *f = l->wfile;
+    bool recycled = false;
     if (c->starts_segment) {
-        int rv = take_spare(l, c->seq, &f);
+        int rv = take_spare(l, c->seq, &f, &recycled);
         if (rv) {
             rollback(l, rv, out);
             return rv; /* l->errmsg names the segment and the cause */
         }
+        if (recycled)
+            mark_recycled(c);
     }
     if (c->seal) {
         /* the successor must exist before the seal can be durable */
         int rv = ensure_spare(l, c->seq + 1);
         if (rv) {
             if (c->starts_segment) /* untouched: still the spare for a retry */
-                respare(l, f, c->seq);
+                respare(l, f, c->seq, recycled);
             rollback(l, rv, out);
             char why[sizeof l->errmsg];
             memcpy(why, l->errmsg, sizeof why);
@@ -648,7 +667,7 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
     }
     if (e) {
         if (c->starts_segment)
-            respare(l, f, c->seq);
+            respare(l, f, c->seq, recycled);
         if (ue) {
             poison(l, ue, "zeroing a failed write in", c->seq, out);
             return RLOG_EPOISONED;

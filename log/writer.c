@@ -10,6 +10,7 @@
  *   sticky_wr is what the written prefix of the log last set
  */
 #include <assert.h>
+#include <sched.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,6 +19,10 @@
 
 #include "log/log_internal.h"
 #include "log/writer.h"
+
+/* Group commit: how often a would-be leader yields to returning appenders
+ * (see drive). */
+#define RLG_GATHER_YIELDS 64u
 
 /* Room kept at the end of every segment for the seal and a checkpoint. */
 #define RLG_TAIL_RESERVE (2 * RLG_REC_HEADER_SIZE)
@@ -794,6 +799,17 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
     return rv;
 }
 
+/* Group commit: appenders whose records the last round made durable are
+ * still linked (woken, not yet back): they are about to append again.
+ * mu held. */
+static bool returning(const rlog_log *l)
+{
+    for (const rlg_waiter *w = l->tickets; w; w = w->next)
+        if (w->done)
+            return true;
+    return false;
+}
+
 void rlg_io_release(rlog_log *l, const rlg_waiter *self)
 {
     l->io_busy = false;
@@ -817,6 +833,7 @@ void rlg_io_release(rlog_log *l, const rlg_waiter *self)
  * is woken when its records complete or when it is handed the token. */
 static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_to)
 {
+    unsigned yields = 0;
     for (;;) {
         if (t && t->done)
             return t->status;
@@ -826,6 +843,17 @@ static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_
             return l->poisoned;
         if (l->io_busy) {
             pthread_cond_wait(t ? t->cv : &l->cond, &l->mu);
+            continue;
+        }
+        /* group commit: let the appenders the last round completed append
+         * again before this round starts, so that they join it rather than
+         * form the next one (else 2N appenders settle into two groups of N
+         * taking turns, half the records per fdatasync) */
+        if (t && l->opts.sync == RLOG_SYNC_GROUP && yields < RLG_GATHER_YIELDS && returning(l)) {
+            yields++;
+            pthread_mutex_unlock(&l->mu);
+            sched_yield();
+            pthread_mutex_lock(&l->mu);
             continue;
         }
         l->io_busy = true;
@@ -969,7 +997,9 @@ static void *bg_main(void *arg)
     rlog_log *l = arg;
     pthread_mutex_lock(&l->mu);
     while (!l->bg_stop) {
-        if (l->pend_head && !l->poisoned && !l->io_busy) {
+        /* blocking appends drive their own rounds (drive): leading them
+         * too would start rounds before the group has gathered */
+        if (l->pend_head && !l->poisoned && !l->io_busy && (l->async_head || !l->tickets)) {
             l->io_busy = true;
             rlg_io_round(l, l->opts.sync != RLOG_SYNC_EACH, l->opts.sync != RLOG_SYNC_NONE);
             rlg_io_release(l, NULL);

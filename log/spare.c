@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log/writer.h"
+#include "os/install.h"
 
 uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
 
@@ -128,17 +129,17 @@ static int recycle_file(rlog_log *l, uint64_t old, const char *path, bool replac
         v->close(v, t);
         e = EEXIST;
     }
-    if (!e) {
-        *what = "rename a recycled file to";
-        e = v->rename(v, from, path);
-        *renamed = !e;
+    if (!e) { /* rename and directory fsync; a failed rename drops the waiting file */
+        rlg_os_fail fail = {0};
+        pthread_mutex_lock(&l->dir_mu);
+        int os = rlg_install_commit(v, l->dir, from, path, &fail);
+        pthread_mutex_unlock(&l->dir_mu);
+        *renamed = os != RLG_OS_FAILED;
+        if (os) {
+            e = fail.err;
+            *what = fail.what;
+        }
     }
-    pthread_mutex_lock(&l->dir_mu);
-    if (*renamed) {
-        *what = "directory fsync after recycling";
-        e = v->sync_dir(v, l->dir);
-    }
-    pthread_mutex_unlock(&l->dir_mu);
     if (e) {
         if (f)
             v->close(v, f);
@@ -244,19 +245,18 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
         /* one directory operation unsynced at a time: an earlier deletion
          * whose fsync failed is made durable before the next one (two
          * unsynced removals could come back after a power loss as a gap) */
-        const char *op = recycle ? "rename" : "unlink";
-        int e = unsynced ? l->vfs->sync_dir(l->vfs, l->dir) : 0, se = 0;
-        bool pre_failed = e != 0, gone = false;
-        if (pre_failed) {
-            op = "directory fsync (an earlier deletion) before removing";
-        } else {
-            e = recycle ? l->vfs->rename(l->vfs, path, pool) : l->vfs->unlink(l->vfs, path);
-            gone = !e || e == ENOENT;
-            se = gone ? l->vfs->sync_dir(l->vfs, l->dir) : 0;
+        rlg_os_fail fail = {0};
+        int os = unsynced ? rlg_sync_dir(l->vfs, l->dir, &fail) : RLG_OS_OK;
+        bool pre_failed = os != RLG_OS_OK, gone = false;
+        if (!pre_failed) {
+            os = recycle ? rlg_rename_synced(l->vfs, l->dir, path, pool, &fail)
+                         : rlg_unlink_synced(l->vfs, l->dir, path, &fail);
+            /* (a segment already missing is gone too, but not pooled) */
+            gone = os != RLG_OS_FAILED || fail.err == ENOENT;
         }
         pthread_mutex_unlock(&l->dir_mu);
         pthread_mutex_lock(&l->mu);
-        l->dir_unsynced = pre_failed || (gone && se);
+        l->dir_unsynced = pre_failed || os == RLG_OS_FATAL;
         if (gone) { /* gone from the namespace: gone from the index too */
             rlg_segment_free(s);
             memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
@@ -267,17 +267,17 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
                 (*deleted)++;
             /* only a durable rename pools the file (one whose fsync failed
              * is left to the next open) */
-            if (recycle && !e && !se) {
+            if (recycle && os == RLG_OS_OK) {
                 l->pool[l->npool++] = seq;
                 pthread_cond_signal(&l->prep_cond);
             }
         }
-        if (!gone || se) {
+        if (pre_failed || os == RLG_OS_FATAL || !gone) {
             /* an unsynced removal may or may not survive a crash; recovery
              * accepts both (the files left are still a contiguous run) */
-            e = gone ? se : e;
-            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: %s %s: %s",
-                          gone ? "directory fsync after removing" : op, name, strerror(e));
+            rv = rlg_fail(l, rlog_from_errno(fail.err), "delete prefix: %s%s %s: %s", fail.what,
+                          pre_failed ? " (an earlier deletion) before removing" : "", name,
+                          strerror(fail.err));
             break;
         }
     }

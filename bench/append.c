@@ -11,6 +11,15 @@
  *   rotation   4 MiB segments, 16 x 1 KiB per call: the worst latency of
  *              the append calls during which a rotation happened (the
  *              metrics' rotations counter moved), against the others
+ *   steady     Raft-like steady state: 8 MiB segments, 64 x 1 KiB per call,
+ *              and every 4 MiB appended the prefix is deleted (as after a
+ *              snapshot) down to the last 8 MiB; measured once recycling
+ *              is in effect, against the raw limit (same bytes per call,
+ *              pre-written file) run just before it, and once more with
+ *              RLOG_OPEN_NO_RECYCLE. Write amplification = bytes written
+ *              through the vfs (a counting wrapper) per payload byte, and
+ *              the kernel's count (/proc/self/io write_bytes) per payload
+ *              byte.
  * The raw baseline for the first three: the same bytes per call (records
  * back to back, no headers) written with one pwrite + fdatasync into a
  * pre-written (zero-filled, synced) 64 MiB file, wrapping around. rlog is
@@ -20,7 +29,8 @@
  * raw_1x100_records_s=..., ratio_1x100=..., group32_vs_single=...,
  * rotation_max_append_us=..., ...).
  *
- *   append [--quick] [--seconds S]    data under $RLOG_BENCH_DIR or ./bench-data
+ *   append [--quick] [--seconds S] [--only single|group|rotation|steady] [--rounds N]
+ *   data under $RLOG_BENCH_DIR or ./bench-data
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,9 +52,13 @@
 #define RAW_FILE_SIZE    (64ull << 20)
 #define ROTATION_SEGMENT (4ull << 20)
 #define MAX_SAMPLES      (4u << 20)
+#define STEADY_SEGMENT   (8ull << 20)
+#define STEADY_SNAPSHOT  (4ull << 20) /* bytes appended between prefix deletions */
 
 typedef struct bench_cfg {
-    double seconds; /* per case */
+    double seconds;   /* per case */
+    const char *only; /* NULL, or the one group of cases to run */
+    int rounds;       /* group and steady: interleaved rounds */
     char dir[4096];
 } bench_cfg;
 
@@ -52,7 +66,7 @@ typedef struct bench_cfg {
 typedef struct result {
     uint64_t records, calls;
     double seconds;
-    double p50_us, p99_us, max_us;
+    double p50_us, p99_us, p999_us, max_us;
     uint64_t syncs; /* group: fdatasyncs the log made */
 } result;
 
@@ -118,6 +132,7 @@ static void samples_finish(samples *s, result *r)
     qsort(s->ns, s->n, sizeof *s->ns, cmp_u64);
     r->p50_us = (double)s->ns[s->n / 2] / 1e3;
     r->p99_us = (double)s->ns[(size_t)((double)s->n * 0.99)] / 1e3;
+    r->p999_us = (double)s->ns[(size_t)((double)s->n * 0.999)] / 1e3;
     r->max_us = (double)s->ns[s->n - 1] / 1e3;
 }
 
@@ -182,8 +197,8 @@ static result raw_run(const bench_cfg *cfg, int fd, size_t batch, size_t size)
 
 /* ---- rlog ---- */
 
-static rlog_log *log_open(const bench_cfg *cfg, const char *name, rlog_sync_mode mode,
-                          uint64_t segment_size)
+static rlog_log *log_open_with(const bench_cfg *cfg, const char *name, rlog_sync_mode mode,
+                               uint64_t segment_size, rlog_vfs *vfs, unsigned flags)
 {
     const char *dir = path_in(cfg, name);
     rm_rf(dir);
@@ -191,7 +206,8 @@ static rlog_log *log_open(const bench_cfg *cfg, const char *name, rlog_sync_mode
     rlog_options_init(&o);
     o.sync = mode;
     o.segment_size = segment_size;
-    o.flags = RLOG_OPEN_CREATE | RLOG_OPEN_THREAD;
+    o.vfs = vfs;
+    o.flags = RLOG_OPEN_CREATE | RLOG_OPEN_THREAD | flags;
     rlog_log *l = NULL;
     rlog_open_report rep;
     int rv = rlog_open(dir, &o, &l, &rep);
@@ -208,6 +224,12 @@ static rlog_log *log_open(const bench_cfg *cfg, const char *name, rlog_sync_mode
         usleep(10000);
     } while (now_ns() < deadline);
     return l;
+}
+
+static rlog_log *log_open(const bench_cfg *cfg, const char *name, rlog_sync_mode mode,
+                          uint64_t segment_size)
+{
+    return log_open_with(cfg, name, mode, segment_size, NULL, 0);
 }
 
 static void log_close(const bench_cfg *cfg, rlog_log *l, const char *name)
@@ -295,14 +317,23 @@ static void *group_thread(void *p)
     return NULL;
 }
 
-static result group_run(const bench_cfg *cfg, int threads)
+static result group_run(const bench_cfg *cfg, int threads, bool io_thread)
 {
     group_ctx *g = calloc(1, sizeof *g);
     pthread_t *tids = calloc((size_t)threads, sizeof *tids);
     group_arg *args = calloc((size_t)threads, sizeof *args);
     if (!g || !tids || !args)
         die("group", "out of memory");
-    g->log = log_open(cfg, "rlog-group", RLOG_SYNC_GROUP, 0);
+    g->log = log_open_with(cfg, "rlog-group", RLOG_SYNC_GROUP, 0, NULL, 0);
+    if (!io_thread) { /* the appenders hand the lead to each other */
+        rlog_close(g->log);
+        rlog_options o;
+        rlog_options_init(&o);
+        o.sync = RLOG_SYNC_GROUP;
+        rlog_open_report rep;
+        if (rlog_open(path_in(cfg, "rlog-group"), &o, &g->log, &rep))
+            die("reopen (group)", rep.message);
+    }
     uint64_t start = now_ns();
     for (int i = 0; i < threads; i++) {
         args[i] = (group_arg){.g = g, .idx = i};
@@ -383,6 +414,118 @@ static rotation_result rotation_run(const bench_cfg *cfg)
     return rr;
 }
 
+/* ---- steady state ---- */
+
+/* The posix vfs, counting the bytes every pwrite wrote. */
+static atomic_uint_fast64_t vfs_written;
+
+static int counting_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
+                           size_t *done)
+{
+    (void)vfs;
+    rlog_vfs *base = rlog_vfs_posix();
+    int e = base->pwrite(base, f, buf, len, off, done);
+    atomic_fetch_add(&vfs_written, *done);
+    return e;
+}
+
+/* write_bytes of /proc/self/io: what this process sent to the storage
+ * layer (0 when unreadable). */
+static uint64_t proc_write_bytes(void)
+{
+    FILE *fp = fopen("/proc/self/io", "r");
+    char line[128];
+    uint64_t v = 0;
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "write_bytes: %" SCNu64, &v) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return v;
+}
+
+typedef struct steady_result {
+    result r;
+    double wa_vfs, wa_kernel; /* bytes written per payload byte */
+    uint64_t recycled, prepared, deletions;
+} steady_result;
+
+/* Appends 64 x 1 KiB per call for cfg->seconds once the log is in steady
+ * state (with recycling: two segments made from deleted ones; without:
+ * two prefix deletions), deleting the prefix every STEADY_SNAPSHOT bytes. */
+static steady_result steady_run(const bench_cfg *cfg, bool recycle)
+{
+    static rlog_vfs cv;
+    cv = *rlog_vfs_posix();
+    cv.pwrite = counting_pwrite;
+    const char *name = recycle ? "rlog-steady" : "rlog-steady-norecycle";
+    rlog_log *l = log_open_with(cfg, name, RLOG_SYNC_EACH, STEADY_SEGMENT, &cv,
+                                recycle ? 0 : RLOG_OPEN_NO_RECYCLE);
+    const size_t batch = 64, size = 1024;
+    uint8_t *buf;
+    rlog_record *recs = make_records(batch, size, &buf);
+    samples s = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
+    if (!s.ns)
+        die("steady", "out of memory");
+    const uint64_t keep = STEADY_SEGMENT / (size + 28), every = STEADY_SNAPSHOT / (size + 28);
+    uint64_t since = 0, deletions = 0, warm_deletions = 0;
+    bool measuring = false;
+    steady_result sr = {0};
+    uint64_t start = 0, end = 0, t = now_ns(), warm_end = t + (uint64_t)(cfg->seconds * 10e9);
+    uint64_t vfs0 = 0, io0 = 0, rec0 = 0, prep0 = 0;
+    rlog_metrics m;
+    for (;;) {
+        if (!measuring) {
+            rlog_metrics_get(l, &m);
+            bool warm = recycle ? m.segments_recycled >= 2 : deletions >= 2;
+            if (warm || t > warm_end) {
+                measuring = true;
+                start = t = now_ns();
+                end = start + (uint64_t)(cfg->seconds * 1e9);
+                vfs0 = atomic_load(&vfs_written);
+                io0 = proc_write_bytes();
+                rec0 = m.segments_recycled;
+                prep0 = m.segments_prepared;
+                warm_deletions = deletions;
+            }
+        } else if (t >= end) {
+            break;
+        }
+        uint64_t t0 = t;
+        int rv = rlog_append(l, recs, batch, NULL);
+        if (rv)
+            die("rlog_append (steady)", rlog_errmsg(l));
+        since += batch;
+        if (since >= every) { /* a snapshot: the log keeps its last `keep` records */
+            rlog_positions p;
+            rlog_positions_get(l, &p);
+            if (p.durable > keep && rlog_delete_prefix(l, p.durable - keep, NULL) == 0)
+                deletions++;
+            since = 0;
+        }
+        t = now_ns();
+        if (measuring) {
+            samples_add(&s, t - t0);
+            sr.r.calls++;
+            sr.r.records += batch;
+        }
+    }
+    sr.r.seconds = (double)(t - start) / 1e9;
+    samples_finish(&s, &sr.r);
+    double payload = (double)sr.r.records * (double)size;
+    sr.wa_vfs = (double)(atomic_load(&vfs_written) - vfs0) / payload;
+    sr.wa_kernel = (double)(proc_write_bytes() - io0) / payload;
+    rlog_metrics_get(l, &m);
+    sr.recycled = m.segments_recycled - rec0;
+    sr.prepared = m.segments_prepared - prep0;
+    sr.deletions = deletions - warm_deletions;
+    log_close(cfg, l, name);
+    free(s.ns);
+    free(recs);
+    free(buf);
+    return sr;
+}
+
 /* ---- main ---- */
 
 static double rate(const result *r)
@@ -398,15 +541,26 @@ static double per_sync(const result *r)
 static void parse_args(int argc, char **argv, bench_cfg *cfg)
 {
     cfg->seconds = 2.0;
+    cfg->rounds = 3;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             cfg->seconds = 0.4;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            cfg->only = argv[++i];
+            if (strcmp(cfg->only, "single") && strcmp(cfg->only, "group") &&
+                strcmp(cfg->only, "rotation") && strcmp(cfg->only, "steady"))
+                die("--only", "single, group, rotation or steady");
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            cfg->rounds = atoi(argv[++i]);
+            if (cfg->rounds < 1 || cfg->rounds > 100)
+                die("--rounds", "must be in 1 .. 100");
         } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             cfg->seconds = atof(argv[++i]);
             if (cfg->seconds <= 0 || cfg->seconds > 600)
                 die("--seconds", "must be in (0, 600]");
         } else {
-            fprintf(stderr, "usage: append [--quick] [--seconds S]\n"
+            fprintf(stderr, "usage: append [--quick] [--seconds S] "
+                            "[--only single|group|rotation|steady] [--rounds N]\n"
                             "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
                             "end)\n");
             exit(strcmp(argv[i], "--help") == 0 ? 0 : 3);
@@ -422,6 +576,191 @@ typedef struct single_case {
     result rlog, raw;
 } single_case;
 
+static bool want(const bench_cfg *cfg, const char *name)
+{
+    return !cfg->only || strcmp(cfg->only, name) == 0;
+}
+
+static void run_single(const bench_cfg *cfg)
+{
+    single_case cases[] = {
+        {"1x100", "1 x 100 B per sync", 1, 100, {0}, {0}},
+        {"64x100", "64 x 100 B per sync", 64, 100, {0}, {0}},
+        {"64x1k", "64 x 1 KiB per sync", 64, 1024, {0}, {0}},
+    };
+    const size_t ncases = sizeof cases / sizeof cases[0];
+    int raw_fd = raw_prepare(cfg);
+    printf("%-26s %12s %12s %7s %9s %9s %9s\n", "case", "rlog rec/s", "raw rec/s", "ratio",
+           "p50 us", "p99 us", "max us");
+    for (size_t i = 0; i < ncases; i++) {
+        single_case *c = &cases[i];
+        c->raw = raw_run(cfg, raw_fd, c->batch, c->size);
+        c->rlog = rlog_run(cfg, c->batch, c->size);
+        printf("%-26s %12.0f %12.0f %7.3f %9.1f %9.1f %9.1f\n", c->label, rate(&c->rlog),
+               rate(&c->raw), rate(&c->rlog) / rate(&c->raw), c->rlog.p50_us, c->rlog.p99_us,
+               c->rlog.max_us);
+    }
+    close(raw_fd);
+    unlink(path_in(cfg, "raw.dat"));
+    for (size_t i = 0; i < ncases; i++) {
+        single_case *c = &cases[i];
+        printf("rlog_%s_records_s=%.0f\nraw_%s_records_s=%.0f\nratio_%s=%.3f\n"
+               "rlog_%s_p99_us=%.1f\nrlog_%s_max_us=%.1f\n",
+               c->key, rate(&c->rlog), c->key, rate(&c->raw), c->key,
+               rate(&c->rlog) / rate(&c->raw), c->key, c->rlog.p99_us, c->key, c->rlog.max_us);
+    }
+}
+
+static void add_result(result *sum, const result *r)
+{
+    sum->records += r->records;
+    sum->seconds += r->seconds;
+    sum->syncs += r->syncs;
+    if (r->max_us > sum->max_us)
+        sum->max_us = r->max_us;
+}
+
+/* Group commit. The disk is shared and noisy: the cases run in rounds,
+ * interleaved, and the ratios are of the totals (each round's too). */
+static void run_group(const bench_cfg *cfg)
+{
+    enum { G1, G8, G32, G32H, LIMIT, NG };
+    const char *label[NG] = {"group 1 thr x 1 KiB", "group 8 thr x 1 KiB", "group 32 thr x 1 KiB",
+                             "group 32, no I/O thread", "1 thr x 32 x 1 KiB (limit)"};
+    result sum[NG] = {{0}};
+    for (int round = 0; round < cfg->rounds; round++) {
+        result r[NG];
+        r[G1] = group_run(cfg, 1, true);
+        r[G8] = group_run(cfg, 8, true);
+        if (round % 2) { /* alternate their order: the disk drifts */
+            r[G32H] = group_run(cfg, 32, false);
+            r[G32] = group_run(cfg, 32, true);
+        } else {
+            r[G32] = group_run(cfg, 32, true);
+            r[G32H] = group_run(cfg, 32, false);
+        }
+        r[LIMIT] = rlog_run(cfg, 32, 1024);
+        r[LIMIT].syncs = r[LIMIT].calls;
+        for (int i = 0; i < NG; i++)
+            add_result(&sum[i], &r[i]);
+        printf("round %d: group32/limit %.3f, group32/single %.1f, no I/O thread/limit %.3f\n",
+               round + 1, rate(&r[G32]) / rate(&r[LIMIT]), rate(&r[G32]) / rate(&r[G1]),
+               rate(&r[G32H]) / rate(&r[LIMIT]));
+    }
+    for (int i = 0; i < NG; i++)
+        printf("%-26s %12.0f %12s %7s %9s %9s %9.1f   %.1f records/sync\n", label[i], rate(&sum[i]),
+               "-", "-", "-", "-", sum[i].max_us, per_sync(&sum[i]));
+    printf("group1_records_s=%.0f\ngroup8_records_s=%.0f\ngroup32_records_s=%.0f\n"
+           "group32_records_per_sync=%.1f\ngroup32_noiothread_records_s=%.0f\n"
+           "group32_noiothread_records_per_sync=%.1f\ngroup_limit_records_s=%.0f\n",
+           rate(&sum[G1]), rate(&sum[G8]), rate(&sum[G32]), per_sync(&sum[G32]), rate(&sum[G32H]),
+           per_sync(&sum[G32H]), rate(&sum[LIMIT]));
+    printf("group32_vs_single=%.2f\ngroup32_vs_limit=%.3f\ngroup32_noiothread_vs_limit=%.3f\n",
+           rate(&sum[G32]) / rate(&sum[G1]), rate(&sum[G32]) / rate(&sum[LIMIT]),
+           rate(&sum[G32H]) / rate(&sum[LIMIT]));
+}
+
+static void run_rotation(const bench_cfg *cfg)
+{
+    rotation_result rot = rotation_run(cfg);
+    printf("\nrotation (4 MiB segments, 16 x 1 KiB per sync): %" PRIu64 " rotations in %" PRIu64
+           " appends, %" PRIu64 " inline prepares\n"
+           "  worst append across a rotation %.1f us; other appends: p99 %.1f us, max %.1f us\n\n",
+           rot.rotations, rot.calls, rot.stalls, rot.max_rot_us, rot.p99_other_us,
+           rot.max_other_us);
+    printf("rotations=%" PRIu64 "\nrotation_prepare_stalls=%" PRIu64 "\n", rot.rotations,
+           rot.stalls);
+    printf("rotation_max_append_us=%.1f\nrotation_other_max_us=%.1f\n", rot.max_rot_us,
+           rot.max_other_us);
+}
+
+static void steady_row(const char *label, const result *r, double ratio, double wa_vfs,
+                       double wa_kernel)
+{
+    printf("%-24s %10.0f %6.3f %8.1f %8.1f %8.1f %9.1f %7.3f %7.3f\n", label, rate(r), ratio,
+           r->p50_us, r->p99_us, r->p999_us, r->max_us, wa_vfs, wa_kernel);
+}
+
+static void add_steady(steady_result *sum, const steady_result *r)
+{
+    add_result(&sum->r, &r->r);
+    sum->wa_vfs += r->wa_vfs * (double)r->r.records; /* weighted; divided at the end */
+    sum->wa_kernel += r->wa_kernel * (double)r->r.records;
+    sum->recycled += r->recycled;
+    sum->prepared += r->prepared;
+    sum->deletions += r->deletions;
+}
+
+static void run_steady(const bench_cfg *cfg)
+{
+    const size_t batch = 64, size = 1024;
+    steady_result sum[3];
+    memset(sum, 0, sizeof sum);
+    for (int round = 0; round < cfg->rounds; round++) {
+        int fd = raw_prepare(cfg);
+        uint64_t io0 = proc_write_bytes();
+        steady_result r[3];
+        memset(r, 0, sizeof r);
+        r[0].r = raw_run(cfg, fd, batch, size);
+        r[0].wa_vfs = 1.0;
+        r[0].wa_kernel =
+            (double)(proc_write_bytes() - io0) / ((double)r[0].r.records * (double)size);
+        close(fd);
+        unlink(path_in(cfg, "raw.dat"));
+        r[1] = steady_run(cfg, true);
+        r[2] = steady_run(cfg, false);
+        printf("round %d: rlog/raw %.3f (p99 %.0f vs %.0f us, max %.0f vs %.0f us), "
+               "no recycling/raw %.3f\n",
+               round + 1, rate(&r[1].r) / rate(&r[0].r), r[1].r.p99_us, r[0].r.p99_us,
+               r[1].r.max_us, r[0].r.max_us, rate(&r[2].r) / rate(&r[0].r));
+        for (int i = 0; i < 3; i++) {
+            /* percentiles: the worst round's (the samples are not kept) */
+            steady_result *t = &sum[i];
+            double p50 = t->r.p50_us, p99 = t->r.p99_us, p999 = t->r.p999_us;
+            add_steady(t, &r[i]);
+            t->r.p50_us = r[i].r.p50_us > p50 ? r[i].r.p50_us : p50;
+            t->r.p99_us = r[i].r.p99_us > p99 ? r[i].r.p99_us : p99;
+            t->r.p999_us = r[i].r.p999_us > p999 ? r[i].r.p999_us : p999;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        sum[i].wa_vfs /= (double)sum[i].r.records;
+        sum[i].wa_kernel /= (double)sum[i].r.records;
+    }
+    const steady_result *raw = &sum[0], *on = &sum[1], *off = &sum[2];
+    printf("\nsteady state (8 MiB segments, 64 x 1 KiB per sync, prefix deleted every 4 MiB; "
+           "%d rounds: rates of the totals, latencies of the worst round):\n",
+           cfg->rounds);
+    printf("%-24s %10s %6s %8s %8s %8s %9s %7s %7s\n", "", "rec/s", "ratio", "p50 us", "p99 us",
+           "p99.9 us", "max us", "WA vfs", "WA krnl");
+    steady_row("raw pre-written file", &raw->r, 1.0, 1.0, raw->wa_kernel);
+    steady_row("rlog, recycling", &on->r, rate(&on->r) / rate(&raw->r), on->wa_vfs, on->wa_kernel);
+    steady_row("rlog, no recycling", &off->r, rate(&off->r) / rate(&raw->r), off->wa_vfs,
+               off->wa_kernel);
+    printf("  recycling: %" PRIu64 " segments recycled, %" PRIu64 " zero-filled, %" PRIu64
+           " prefix deletions while measured; without: %" PRIu64 " zero-filled\n"
+           "  (WA krnl: /proc/self/io write_bytes per payload byte; it counts whole dirtied\n"
+           "   page-cache folios, so compare it with the raw row, not with 1)\n\n",
+           on->recycled, on->prepared, on->deletions, off->prepared);
+    const struct {
+        const char *key;
+        const steady_result *r;
+    } rows[] = {{"raw", raw}, {"rlog", on}, {"norecycle", off}};
+    for (size_t i = 0; i < 3; i++)
+        printf("steady_%s_records_s=%.0f\nsteady_%s_p50_us=%.1f\nsteady_%s_p99_us=%.1f\n"
+               "steady_%s_p999_us=%.1f\nsteady_%s_max_us=%.1f\nsteady_%s_wa_vfs=%.3f\n"
+               "steady_%s_wa_kernel=%.3f\n",
+               rows[i].key, rate(&rows[i].r->r), rows[i].key, rows[i].r->r.p50_us, rows[i].key,
+               rows[i].r->r.p99_us, rows[i].key, rows[i].r->r.p999_us, rows[i].key,
+               rows[i].r->r.max_us, rows[i].key, rows[i].r->wa_vfs, rows[i].key,
+               rows[i].r->wa_kernel);
+    printf("steady_ratio=%.3f\nsteady_norecycle_ratio=%.3f\nsteady_max_vs_raw_max=%.2f\n",
+           rate(&on->r) / rate(&raw->r), rate(&off->r) / rate(&raw->r),
+           on->r.max_us / raw->r.max_us);
+    printf("steady_recycled=%" PRIu64 "\nsteady_zero_filled=%" PRIu64 "\n", on->recycled,
+           on->prepared);
+}
+
 int main(int argc, char **argv)
 {
     bench_cfg cfg;
@@ -431,59 +770,14 @@ int main(int argc, char **argv)
         die(cfg.dir, strerror(errno));
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("bench/append: %.1f s per case, data in %s\n\n", cfg.seconds, cfg.dir);
-
-    single_case cases[] = {
-        {"1x100", "1 x 100 B per sync", 1, 100, {0}, {0}},
-        {"64x100", "64 x 100 B per sync", 64, 100, {0}, {0}},
-        {"64x1k", "64 x 1 KiB per sync", 64, 1024, {0}, {0}},
-    };
-    const size_t ncases = sizeof cases / sizeof cases[0];
-    int raw_fd = raw_prepare(&cfg);
-    printf("%-26s %12s %12s %7s %9s %9s %9s\n", "case", "rlog rec/s", "raw rec/s", "ratio",
-           "p50 us", "p99 us", "max us");
-    for (size_t i = 0; i < ncases; i++) {
-        single_case *c = &cases[i];
-        c->raw = raw_run(&cfg, raw_fd, c->batch, c->size);
-        c->rlog = rlog_run(&cfg, c->batch, c->size);
-        printf("%-26s %12.0f %12.0f %7.3f %9.1f %9.1f %9.1f\n", c->label, rate(&c->rlog),
-               rate(&c->raw), rate(&c->rlog) / rate(&c->raw), c->rlog.p50_us, c->rlog.p99_us,
-               c->rlog.max_us);
-    }
-    close(raw_fd);
-    unlink(path_in(&cfg, "raw.dat"));
-
-    const int nthreads[] = {1, 8, 32};
-    result group[3];
-    for (int i = 0; i < 3; i++) {
-        group[i] = group_run(&cfg, nthreads[i]);
-        char label[64];
-        snprintf(label, sizeof label, "group %d thr x 1 KiB", nthreads[i]);
-        printf("%-26s %12.0f %12s %7s %9s %9s %9.1f   %.1f records/sync\n", label, rate(&group[i]),
-               "-", "-", "-", "-", group[i].max_us, per_sync(&group[i]));
-    }
-    rotation_result rot = rotation_run(&cfg);
-    printf("\nrotation (4 MiB segments, 16 x 1 KiB per sync): %" PRIu64 " rotations in %" PRIu64
-           " appends, %" PRIu64 " inline prepares\n"
-           "  worst append across a rotation %.1f us; other appends: p99 %.1f us, max %.1f us\n\n",
-           rot.rotations, rot.calls, rot.stalls, rot.max_rot_us, rot.p99_other_us,
-           rot.max_other_us);
-
-    for (size_t i = 0; i < ncases; i++) {
-        single_case *c = &cases[i];
-        printf("rlog_%s_records_s=%.0f\nraw_%s_records_s=%.0f\nratio_%s=%.3f\n"
-               "rlog_%s_p99_us=%.1f\nrlog_%s_max_us=%.1f\n",
-               c->key, rate(&c->rlog), c->key, rate(&c->raw), c->key,
-               rate(&c->rlog) / rate(&c->raw), c->key, c->rlog.p99_us, c->key, c->rlog.max_us);
-    }
-    for (int i = 0; i < 3; i++)
-        printf("group%d_records_s=%.0f\ngroup%d_records_per_sync=%.1f\n", nthreads[i],
-               rate(&group[i]), nthreads[i], per_sync(&group[i]));
-    printf("group32_vs_single=%.2f\n", rate(&group[2]) / rate(&group[0]));
-    printf("group32_vs_1x100=%.2f\n", rate(&group[2]) / rate(&cases[0].rlog));
-    printf("rotations=%" PRIu64 "\nrotation_prepare_stalls=%" PRIu64 "\n", rot.rotations,
-           rot.stalls);
-    printf("rotation_max_append_us=%.1f\nrotation_other_max_us=%.1f\n", rot.max_rot_us,
-           rot.max_other_us);
+    if (want(&cfg, "single"))
+        run_single(&cfg);
+    if (want(&cfg, "group"))
+        run_group(&cfg);
+    if (want(&cfg, "rotation"))
+        run_rotation(&cfg);
+    if (want(&cfg, "steady"))
+        run_steady(&cfg);
     rm_rf(cfg.dir);
     return 0;
 }

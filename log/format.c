@@ -25,6 +25,7 @@ void rlg_seg_header_encode(const rlg_seg_header *h, uint8_t out[RLG_SEG_HEADER_S
     rlg_put64(out + 16, h->log_id);
     rlg_put64(out + 24, h->seq);
     rlg_put64(out + 32, h->first_lsn);
+    rlg_put32(out + RLG_SEG_OFF_FLAGS, h->flags);
     rlg_put32(out + 60, rlg_crc32c(out, 60));
 }
 
@@ -45,9 +46,19 @@ rlg_hdr_status rlg_seg_header_decode(const uint8_t in[RLG_SEG_HEADER_SIZE], rlg_
     h->log_id = rlg_get64(in + 16);
     h->seq = rlg_get64(in + 24);
     h->first_lsn = rlg_get64(in + 32);
+    h->flags = rlg_get32(in + RLG_SEG_OFF_FLAGS);
     if (h->version != RLG_FORMAT_VERSION || rlg_get32(in + 12) != RLG_SEG_HEADER_SIZE)
         return RLG_HDR_VERSION;
     return RLG_HDR_OK;
+}
+
+size_t rlg_seg_diff(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i] && !(i >= RLG_SEG_OFF_FLAGS && i < RLG_SEG_OFF_FLAGS + 4) &&
+            !(i >= RLG_SEG_OFF_CRC && i < RLG_SEG_HEADER_SIZE))
+            return i;
+    return n;
 }
 
 void rlg_rec_encode(uint8_t *out, uint32_t salt_state, uint64_t lsn, uint64_t durable,

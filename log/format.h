@@ -16,7 +16,8 @@
  *   16  8    log id (random, same in every segment of a log)
  *   24  8    segment sequence number (1, 2, ...; equals the file name's)
  *   32  8    first LSN of the segment
- *   40  20   reserved, zero
+ *   40  4    flags: bit 0 RLG_SEG_RECYCLED (other bits zero)
+ *   44  16   reserved, zero
  *   60  4    CRC32C of bytes 0..59
  *
  * Record (28-byte header + payload):
@@ -81,11 +82,21 @@ _Static_assert(RLG_REC_HEADER_SIZE == RLG_REC_OFF_FLAGS + 2,
  * segment file of seg_size bytes holds. */
 #define RLG_SEG_ROOM(seg_size) ((seg_size)-RLG_SEG_HEADER_SIZE - RLG_TAIL_RESERVE)
 
+/* Header flag: the file was recycled (docs/format.md, "Recycled segment
+ * files"): past its last record it may hold stale bytes of another
+ * segment, so nonzero bytes there that hold no record of this segment are
+ * not a torn write. */
+#define RLG_SEG_RECYCLED 0x1u
+/* Offsets of the header's flags and checksum fields. */
+#define RLG_SEG_OFF_FLAGS 40u
+#define RLG_SEG_OFF_CRC   60u
+
 typedef struct rlg_seg_header {
     uint32_t version;
     uint64_t log_id;
     uint64_t seq;
     uint64_t first_lsn;
+    uint32_t flags; /* RLG_SEG_RECYCLED */
 } rlg_seg_header;
 
 typedef struct rlg_rec_header {
@@ -111,6 +122,12 @@ typedef enum rlg_hdr_status {
 } rlg_hdr_status;
 /* Decodes and checks 64 header bytes. */
 rlg_hdr_status rlg_seg_header_decode(const uint8_t in[RLG_SEG_HEADER_SIZE], rlg_seg_header *h);
+
+/* The first offset below n where two segment files' first n bytes differ
+ * (n when none), not counting the header's flags field and checksum: a
+ * leader's recycled segment and a follower's copy hold the same segment
+ * with different flags. */
+size_t rlg_seg_diff(const uint8_t *a, const uint8_t *b, size_t n);
 
 /* Encodes a record header + payload at out (RLG_REC_HEADER_SIZE + len
  * bytes), computing the CRC from the segment's salt state. */

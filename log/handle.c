@@ -119,6 +119,7 @@ rlog_log *rlg_log_new(const char *dir, const rlog_options *o)
     pthread_cond_init(&l->cond, NULL);
     pthread_cond_init(&l->bg_cond, NULL);
     pthread_cond_init(&l->prep_cond, NULL);
+    pthread_mutex_init(&l->dir_mu, NULL);
     return l;
 }
 
@@ -135,6 +136,7 @@ static void log_free(rlog_log *l)
     pthread_cond_destroy(&l->cond);
     pthread_cond_destroy(&l->bg_cond);
     pthread_cond_destroy(&l->prep_cond);
+    pthread_mutex_destroy(&l->dir_mu);
     free(l->dir);
     free(l);
 }

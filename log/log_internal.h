@@ -64,6 +64,13 @@ typedef struct rlg_waiter {
 
 enum { RLG_SPARE_NONE = 0, RLG_SPARE_PREPARING, RLG_SPARE_READY };
 
+/* At most this many deleted segment files wait for recycling; the others
+ * are unlinked. */
+#define RLG_RECYCLE_MAX 4
+/* Name of a deleted segment file waiting for recycling: the prefix, then
+ * its old sequence number as 16 hex digits. Never part of the log. */
+#define RLG_RECYCLE_PREFIX "rlog.recycle-"
+
 struct rlog_log {
     char *dir;
     rlog_vfs *vfs;
@@ -77,6 +84,9 @@ struct rlog_log {
     pthread_cond_t cond;      /* round finished, spare state changed */
     pthread_cond_t bg_cond;   /* work for the background I/O thread */
     pthread_cond_t prep_cond; /* work for the preparer thread */
+    /* Held around a directory operation of prefix deletion or recycling and
+     * its directory fsync (never with mu): one unsynced at a time. */
+    pthread_mutex_t dir_mu;
     bool io_busy;
     int poisoned; /* 0, or the error every call now returns */
     char errmsg[512];
@@ -101,7 +111,14 @@ struct rlog_log {
     uint64_t spare_seq;  /* seq of the READY spare */
     uint64_t spare_next; /* seq the next spare to prepare gets */
     rlog_file *spare_file;
-    bool spare_failed; /* the last preparation failed: background waits for a rotation */
+    bool spare_failed;   /* the last preparation failed: background waits for a rotation */
+    bool spare_recycled; /* the READY spare may hold stale bytes (docs/format.md,
+                            "Recycled segment files"): its header gets RLG_SEG_RECYCLED */
+    /* Files of deleted segments kept for recycling, renamed to
+     * RLG_RECYCLE_PREFIX + their old sequence number: they become spares
+     * instead of new zero-filled files (log/spare.c). */
+    uint64_t pool[RLG_RECYCLE_MAX];
+    size_t npool;
 
     rlg_sticky_val sticky_enc[RLOG_STICKY_SLOTS]; /* as the encoder sees them */
     rlg_sticky_val sticky_wr[RLOG_STICKY_SLOTS];  /* as written to disk */

@@ -122,7 +122,7 @@ static int build_first_segment(rlog_log *l, rlog_file **out, const char **what)
     rlog_file *f = NULL;
     int e = rlg_prepare_file(l, tmp, false, &f, what);
     uint8_t hdr[RLG_SEG_HEADER_SIZE];
-    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, 1, 1};
+    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, 1, 1, 0};
     rlg_seg_header_encode(&h, hdr);
     size_t done = 0;
     if (!e) {
@@ -211,27 +211,37 @@ static int apply_cut(rlog_log *l, const rlg_recovery *r)
     return 0;
 }
 
-/* Zeroes whatever is not zero in a spare (stale bytes of a recycled file
- * hold no record of this log — recovery checked — but must not linger
- * behind new records), then syncs it. */
-static int zero_spare(rlog_log *l, rlog_file *f)
+/* Zeroes what is not zero in a spare and syncs it: every byte (a
+ * replica's), or only the header (a log's): stale bytes after it hold no
+ * record of this log — recovery checked — and a recycled segment needs
+ * no zeros (docs/format.md, "Recycled segment files"). *stale says whether
+ * nonzero bytes are left past the header. */
+static int zero_spare(rlog_log *l, rlog_file *f, bool header_only, bool *stale)
 {
     size_t cap = RLG_ZERO_CHUNK;
     uint8_t *buf = malloc(cap), *zeros = rlg_zero_chunk;
     uint64_t size = 0;
     bool dirty = false;
+    *stale = false;
     int e = buf && zeros ? l->vfs->size(l->vfs, f, &size) : ENOMEM;
     for (uint64_t off = 0; !e && off < size; off += cap) {
         size_t n = size - off < cap ? (size_t)(size - off) : cap, got = 0, done = 0;
         e = l->vfs->pread(l->vfs, f, buf, n, off, &got);
         if (!e && got != n)
             e = EIO;
-        if (!e && memcmp(buf, zeros, n) != 0) {
-            e = l->vfs->pwrite(l->vfs, f, zeros, n, off, &done);
-            if (!e && done != n)
+        size_t head = off == 0 && header_only && n > RLG_SEG_HEADER_SIZE ? RLG_SEG_HEADER_SIZE : n;
+        if (header_only && off > 0)
+            head = 0;
+        if (!e && head < n && memcmp(buf + head, zeros, n - head) != 0)
+            *stale = true;
+        if (!e && head && memcmp(buf, zeros, head) != 0) {
+            e = l->vfs->pwrite(l->vfs, f, zeros, head, off, &done);
+            if (!e && done != head)
                 e = EIO;
             dirty = true;
         }
+        if (!e && header_only && *stale)
+            break; /* nothing more to learn */
     }
     free(buf);
     return !e && dirty ? rlg_os_fdatasync(l->vfs, f) : e;
@@ -252,7 +262,7 @@ static int prepare_kept_spare(rlog_log *l, rlog_file *f, const char **what)
     int e = v->size(v, f, &size);
     if (e || l->replica || size == want) {
         *what = "zeroing";
-        e = e ? e : zero_spare(l, f);
+        e = e ? e : zero_spare(l, f, !l->replica, &l->spare_recycled);
         if (!e && !l->replica) /* its preparation's sync may have failed */
             e = (*what = "fdatasync of", rlg_os_fdatasync(v, f));
         return e;
@@ -388,7 +398,42 @@ static int unproven_from(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64
 bool rlg_is_temp_name(const char *name)
 {
     return !strcmp(name, RLG_CREATE_TMP) || !strcmp(name, RLG_RECEIVE_TMP) ||
-           !strcmp(name, RLG_RECEIVE_FILE_TMP) || !strcmp(name, RLG_RUN_MARKER);
+           !strcmp(name, RLG_RECEIVE_FILE_TMP) || !strcmp(name, RLG_RUN_MARKER) ||
+           !strncmp(name, RLG_RECYCLE_PREFIX, strlen(RLG_RECYCLE_PREFIX));
+}
+
+/* Deleted segment files left waiting for recycling (rlog.recycle-*) wait
+ * again, up to the bound; the others are unlinked (no directory sync: one
+ * that reappears after a crash is taken or removed by the next open). */
+static int adopt_pool(rlog_log *l)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int e = l->vfs->list(l->vfs, l->dir, &names, &n);
+    if (e)
+        return rlg_fail(l, rlog_from_errno(e), "listing '%s': %s", l->dir, strerror(e));
+    size_t plen = strlen(RLG_RECYCLE_PREFIX);
+    bool recycle = !l->replica && !(l->opts.flags & RLOG_OPEN_NO_RECYCLE);
+    int rv = 0;
+    for (size_t i = 0; i < n && !rv; i++) {
+        if (strncmp(names[i], RLG_RECYCLE_PREFIX, plen) != 0)
+            continue;
+        const char *hex = names[i] + plen;
+        char *end = NULL;
+        uint64_t old = strtoull(hex, &end, 16);
+        char path[4096], canon[4096];
+        snprintf(path, sizeof path, "%s/%s", l->dir, names[i]);
+        rlg_pool_path(l, old, canon, sizeof canon);
+        if (recycle && l->npool < RLG_RECYCLE_MAX && !strcmp(canon, path)) {
+            l->pool[l->npool++] = old;
+            continue;
+        }
+        e = l->vfs->unlink(l->vfs, path);
+        if (e && e != ENOENT)
+            rv = rlg_fail(l, rlog_from_errno(e), "removing %s: %s", path, strerror(e));
+    }
+    rlog_vfs_free_names(names, n);
+    return rv;
 }
 
 /* A replica's run marker (docs/format.md, "The run marker") has served its
@@ -501,6 +546,8 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
         return rlg_fail(l, rlog_from_errno(e0), "directory fsync of '%s': %s", l->dir,
                         strerror(e0));
     int rv = remove_receive_temps(l);
+    if (!rv)
+        rv = adopt_pool(l);
     if (!rv && r->delete_from_seq)
         rv = delete_dropped(l, r->delete_from_seq);
     if (!rv && r->cut)

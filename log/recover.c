@@ -57,7 +57,8 @@ typedef struct rcv_cands {
     uint64_t w;                   /* highest LSN proven durable by a candidate */
     uint64_t w_lsn, w_off;        /* the candidate proving it */
     uint16_t w_type;
-    uint64_t z_end; /* one past the last nonzero byte (or the start) */
+    uint64_t z_end;    /* one past the last nonzero byte (or the start) */
+    uint64_t cand_end; /* one past the last candidate (or the start) */
 } rcv_cands;
 
 typedef struct rcv {
@@ -389,6 +390,8 @@ static int rcv_cand_run(rcv *r, uint64_t from, uint64_t to, uint32_t salt, uint6
             *next = q + RLG_REC_HEADER_SIZE + h.len;
             if (*next > c->z_end)
                 c->z_end = *next;
+            if (*next > c->cand_end)
+                c->cand_end = *next;
             return 0;
         }
     }
@@ -404,7 +407,7 @@ static int rcv_cand_run(rcv *r, uint64_t from, uint64_t to, uint32_t salt, uint6
 static int rcv_cands_scan(rcv *r, size_t i, uint64_t from, uint64_t e, rcv_cands *c)
 {
     memset(c, 0, sizeof *c);
-    c->z_end = from;
+    c->z_end = c->cand_end = from;
     int rc = rcv_open(r, i);
     if (rc)
         return rc;
@@ -819,6 +822,12 @@ static int rcv_tail(rcv *r)
                              e, c.w_lsn, c.w_off, c.w);
         return rc ? rc : rcv_repair_cut(r, r->last, p);
     }
+    /* A recycled file holds stale bytes of another segment past its
+     * records: they never validate under this segment's salt, so only
+     * candidates tell of a torn write here (docs/format.md, "Recycled
+     * segment files"), and the cut ends past the last one. */
+    if (r->files[r->last].hdr.flags & RLG_SEG_RECYCLED)
+        c.z_end = c.cand_end;
     if (c.z_end <= p)
         return 0;
     rcv_lost(r, &c, p);

@@ -853,7 +853,7 @@ static int fresh_start(rlg_replica *r, uint64_t seq, uint64_t first_lsn, rlg_seg
     ns->end = RLG_SEG_HEADER_SIZE;
     ns->size = r->file_size;
     ns->dend = RLG_SEG_HEADER_SIZE;
-    rlg_seg_header h = {RLG_FORMAT_VERSION, r->l->log_id, seq, first_lsn};
+    rlg_seg_header h = {RLG_FORMAT_VERSION, r->l->log_id, seq, first_lsn, 0};
     rlg_seg_header_encode(&h, hdr);
     *hdr_pending = r->l->nsegs > 0;
     rlog_file *f = NULL;
@@ -1117,7 +1117,7 @@ int rlg_replica_segment_begin(rlg_replica *r, uint64_t seq, uint64_t seg_first_l
         return rv;
     rx->on = true;
     uint8_t hdr[RLG_SEG_HEADER_SIZE];
-    rlg_seg_header h = {RLG_FORMAT_VERSION, r->l->log_id, seq, seg_first_lsn};
+    rlg_seg_header h = {RLG_FORMAT_VERSION, r->l->log_id, seq, seg_first_lsn, 0};
     rlg_seg_header_encode(&h, hdr);
     size_t done = 0;
     int e = v->truncate(v, rx->f, r->file_size);

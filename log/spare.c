@@ -9,6 +9,7 @@
 
 #include "log/spare.h"
 #include "log/writer.h"
+#include "os/install.h"
 #include "os/sync.h"
 
 uint8_t rlg_zero_chunk[RLG_ZERO_CHUNK];
@@ -92,6 +93,66 @@ int rlg_prepare_file(rlog_log *l, const char *path, bool replace, rlog_file **ou
     return rlg_prepare_path(l->vfs, l->dir, path, l->opts.segment_size, replace, out, what);
 }
 
+void rlg_pool_path(const rlog_log *l, uint64_t old, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/" RLG_RECYCLE_PREFIX "%016" PRIx64, l->dir, old);
+}
+
+/* Turns the waiting file of deleted segment `old` into the spare at path:
+ * its header is zeroed and synced while it still has its waiting name (a
+ * file with a segment name never shows another segment's valid header),
+ * then it is renamed into place and the directory synced. The rest of its
+ * bytes stay: they never validate under the new segment's salt (see
+ * docs/format.md, "Recycled segment files"). *renamed says whether the
+ * rename was done (before it, a failure leaves nothing under a segment
+ * name and the waiting file is dropped). mu NOT held. */
+static int recycle_file(rlog_log *l, uint64_t old, const char *path, bool replace, rlog_file **out,
+                        bool *renamed, const char **what)
+{
+    rlog_vfs *v = l->vfs;
+    char from[4096];
+    rlg_pool_path(l, old, from, sizeof from);
+    rlog_file *f = NULL, *t = NULL;
+    uint64_t size = 0;
+    *renamed = false;
+    *what = "open a recycled file for";
+    int e = v->open(v, from, RLOG_VFS_RDWR, &f);
+    if (!e && !(e = v->size(v, f, &size)) && size != l->opts.segment_size)
+        e = EINVAL; /* made under another segment size: not worth reshaping */
+    if (!e) {
+        *what = "zero the header of a recycled file for";
+        e = rlg_write_zeros(v, f, 0, RLG_SEG_HEADER_SIZE);
+    }
+    if (!e)
+        e = rlg_os_fdatasync(v, f);
+    /* rename replaces silently: keep the promise of never overwriting a
+     * file we did not account for (see rlg_prepare_path's EXCL) */
+    if (!e && !replace && v->open(v, path, RLOG_VFS_RDONLY, &t) == 0) {
+        v->close(v, t);
+        e = EEXIST;
+    }
+    if (!e) { /* rename and directory fsync; a failed rename drops the waiting file */
+        rlg_os_fail fail = {0};
+        pthread_mutex_lock(&l->dir_mu);
+        int os = rlg_install_commit(v, l->dir, from, path, &fail);
+        pthread_mutex_unlock(&l->dir_mu);
+        *renamed = os != RLG_OS_FAILED;
+        if (os) {
+            e = fail.err;
+            *what = fail.what;
+        }
+    }
+    if (e) {
+        if (f)
+            v->close(v, f);
+        if (!*renamed)
+            v->unlink(v, from); /* best effort: a leftover is removed by the next open */
+        return e;
+    }
+    *out = f;
+    return 0;
+}
+
 int rlg_prepare_spare(rlog_log *l, uint64_t seq)
 {
     char path[4096], name[32];
@@ -101,11 +162,26 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
      * the ready spare, can only be a spare of ours left behind by a failed
      * rotation: it may be replaced. Anything else is never touched. */
     bool replace = seq == l->spare_next && seq > l->disk_last_seq;
+    /* a deleted segment's file, if one waits: no zero-fill (nor while a
+     * deletion's directory fsync is outstanding: one directory operation
+     * unsynced at a time) */
+    bool pooled = l->npool > 0 && !l->dir_unsynced;
+    uint64_t old = pooled ? l->pool[--l->npool] : 0;
     l->spare_state = RLG_SPARE_PREPARING;
     pthread_mutex_unlock(&l->mu);
     rlog_file *f = NULL;
     const char *what = "";
-    int e = rlg_prepare_file(l, path, replace, &f, &what);
+    bool renamed = false;
+    int e = pooled ? recycle_file(l, old, path, replace, &f, &renamed, &what) : 0;
+    bool recycled = pooled && !e;
+    if (pooled && e && !renamed) {
+        rlg_logf(l, RLOG_LEVEL_WARN,
+                 "recycling for segment %s failed (%s: %s); zero-filling a new file", name, what,
+                 strerror(e));
+        pooled = false;
+    }
+    if (!pooled)
+        e = rlg_prepare_file(l, path, replace, &f, &what);
     if (e && e != EEXIST) {
         /* best effort: leave no half-made file behind */
         if (l->vfs->unlink(l->vfs, path) == 0)
@@ -125,7 +201,11 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
     l->spare_seq = seq;
     l->spare_state = RLG_SPARE_READY;
     l->spare_failed = false;
-    l->m.segments_prepared++;
+    l->spare_recycled = recycled;
+    if (recycled)
+        l->m.segments_recycled++;
+    else
+        l->m.segments_prepared++;
     return 0;
 }
 
@@ -152,14 +232,33 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
         if (!s->sealed || s->seq >= l->disk_last_seq || s->last_lsn >= lsn ||
             s->last_lsn >= l->durable)
             break;
-        char path[4096], name[32];
-        rlg_seg_path(l, s->seq, path, sizeof path);
-        rlg_seg_name(s->seq, name, sizeof name);
+        /* a file of the segment size waits to become a later segment
+         * (log/spare.c) instead of being unlinked, while there is room */
+        bool recycle = !l->replica && !(l->opts.flags & RLOG_OPEN_NO_RECYCLE) &&
+                       l->npool < RLG_RECYCLE_MAX && s->size == l->opts.segment_size;
+        bool unsynced = l->dir_unsynced;
+        uint64_t seq = s->seq;
+        char path[4096], name[32], pool[4096];
+        rlg_seg_path(l, seq, path, sizeof path);
+        rlg_seg_name(seq, name, sizeof name);
+        rlg_pool_path(l, seq, pool, sizeof pool);
         pthread_mutex_unlock(&l->mu);
-        int e = l->vfs->unlink(l->vfs, path);
-        bool gone = !e || e == ENOENT;
-        int se = gone ? rlg_os_sync_dir(l->vfs, l->dir) : 0;
+        pthread_mutex_lock(&l->dir_mu);
+        /* one directory operation unsynced at a time: an earlier deletion
+         * whose fsync failed is made durable before the next one (two
+         * unsynced removals could come back after a power loss as a gap) */
+        rlg_os_fail fail = {0};
+        int os = unsynced ? rlg_sync_dir(l->vfs, l->dir, &fail) : RLG_OS_OK;
+        bool pre_failed = os != RLG_OS_OK, gone = false;
+        if (!pre_failed) {
+            os = recycle ? rlg_rename_synced(l->vfs, l->dir, path, pool, &fail)
+                         : rlg_unlink_synced(l->vfs, l->dir, path, &fail);
+            /* (a segment already missing is gone too, but not pooled) */
+            gone = os != RLG_OS_FAILED || fail.err == ENOENT;
+        }
+        pthread_mutex_unlock(&l->dir_mu);
         pthread_mutex_lock(&l->mu);
+        l->dir_unsynced = pre_failed || os == RLG_OS_FATAL;
         if (gone) { /* gone from the namespace: gone from the index too */
             rlg_segment_free(s);
             memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
@@ -168,14 +267,19 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
             l->m.segments_deleted++;
             if (deleted)
                 (*deleted)++;
+            /* only a durable rename pools the file (one whose fsync failed
+             * is left to the next open) */
+            if (recycle && os == RLG_OS_OK) {
+                l->pool[l->npool++] = seq;
+                pthread_cond_signal(&l->prep_cond);
+            }
         }
-        l->dir_unsynced = gone && se;
-        if (!gone || se) {
-            /* an unsynced unlink may or may not survive a crash; recovery
+        if (pre_failed || os == RLG_OS_FATAL || !gone) {
+            /* an unsynced removal may or may not survive a crash; recovery
              * accepts both (the files left are still a contiguous run) */
-            e = gone ? se : e;
-            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: %s %s: %s",
-                          gone ? "directory fsync after unlinking" : "unlink", name, strerror(e));
+            rv = rlg_fail(l, rlog_from_errno(fail.err), "delete prefix: %s%s %s: %s", fail.what,
+                          pre_failed ? " (an earlier deletion) before removing" : "", name,
+                          strerror(fail.err));
             break;
         }
     }

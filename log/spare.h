@@ -10,6 +10,9 @@
  * the directory). spare_state must be NONE; PREPARING meanwhile (mu
  * released), READY after. On failure the partial file is removed. */
 int rlg_prepare_spare(rlog_log *l, uint64_t seq);
+/* "dir/rlog.recycle-<old seq>": where deleted segment file `old` waits
+ * for recycling. */
+void rlg_pool_path(const rlog_log *l, uint64_t old, char *buf, size_t cap);
 /* Creates path (EXCL; with `replace`, an existing file is unlinked first),
  * fills it with zeros to the segment size, syncs it and the directory. mu
  * NOT held. *what names the step that failed. */

@@ -10,6 +10,7 @@
  *   sticky_wr is what the written prefix of the log last set
  */
 #include <assert.h>
+#include <sched.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +22,10 @@
 #include "log/unsynced.h"
 #include "log/writer.h"
 #include "os/sync.h"
+
+/* Group commit: how often a would-be leader yields to returning appenders
+ * (see drive). */
+#define RLG_GATHER_YIELDS 64u
 
 /* ---------------------------------------------------------------- chunks */
 
@@ -295,7 +300,7 @@ static int enc_rotate(rlog_log *l)
     if (!c || chunk_reserve(c, RLG_SEG_HEADER_SIZE))
         return RLOG_ENOMEM;
     c->starts_segment = true;
-    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, seq, ns->first_lsn};
+    rlg_seg_header h = {RLG_FORMAT_VERSION, l->log_id, seq, ns->first_lsn, 0};
     rlg_seg_header_encode(&h, c->data);
     c->len = RLG_SEG_HEADER_SIZE;
     l->enc_off = RLG_SEG_HEADER_SIZE;
@@ -569,12 +574,13 @@ static int ensure_spare(rlog_log *l, uint64_t seq)
     return rlg_prepare_spare(l, seq);
 }
 
-static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out)
+static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out, bool *recycled)
 {
     int rv = ensure_spare(l, seq);
     if (rv)
         return rv;
     *out = l->spare_file;
+    *recycled = l->spare_recycled;
     l->spare_file = NULL;
     l->spare_state = RLG_SPARE_NONE;
     l->spare_next = seq + 1;
@@ -586,7 +592,7 @@ static int take_spare(rlog_log *l, uint64_t seq, rlog_file **out)
  * (its failed write was zeroed). A spare prepared meanwhile for the segment
  * after it is no longer next: it is closed and removed (best effort; a
  * leftover is replaced when that number is prepared again). mu held. */
-static void respare(rlog_log *l, rlog_file *f, uint64_t seq)
+static void respare(rlog_log *l, rlog_file *f, uint64_t seq, bool recycled)
 {
     if (l->spare_state == RLG_SPARE_READY && l->spare_file) {
         char path[4096];
@@ -597,7 +603,22 @@ static void respare(rlog_log *l, rlog_file *f, uint64_t seq)
     l->spare_file = f;
     l->spare_seq = seq;
     l->spare_state = RLG_SPARE_READY;
+    l->spare_recycled = recycled;
     l->spare_next = seq + 1;
+}
+
+/* The header a chunk starts with says the file is recycled: recovery then
+ * takes nonzero bytes past the records that hold no record of this segment
+ * for stale bytes, not for a torn write (docs/format.md, "Recycled segment
+ * files"). */
+static void mark_recycled(rlg_chunk *c)
+{
+    rlg_seg_header h;
+    rlg_hdr_status st = rlg_seg_header_decode(c->data, &h);
+    assert(st == RLG_HDR_OK);
+    (void)st;
+    h.flags |= RLG_SEG_RECYCLED;
+    rlg_seg_header_encode(&h, c->data);
 }
 
 /* Writes one chunk. mu held on entry and exit (released for the I/O).
@@ -607,19 +628,22 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
     char name[32];
     rlg_seg_name(c->seq, name, sizeof name);
     rlog_file *f = l->wfile;
+    bool recycled = false;
     if (c->starts_segment) {
-        int rv = take_spare(l, c->seq, &f);
+        int rv = take_spare(l, c->seq, &f, &recycled);
         if (rv) {
             rollback(l, rv, out);
             return rv; /* l->errmsg names the segment and the cause */
         }
+        if (recycled)
+            mark_recycled(c);
     }
     if (c->seal) {
         /* the successor must exist before the seal can be durable */
         int rv = ensure_spare(l, c->seq + 1);
         if (rv) {
             if (c->starts_segment) /* untouched: still the spare for a retry */
-                respare(l, f, c->seq);
+                respare(l, f, c->seq, recycled);
             rollback(l, rv, out);
             char why[sizeof l->errmsg];
             memcpy(why, l->errmsg, sizeof why);
@@ -648,7 +672,7 @@ static int write_chunk(rlog_log *l, rlg_chunk *c, rlg_waiter **out)
     }
     if (e) {
         if (c->starts_segment)
-            respare(l, f, c->seq);
+            respare(l, f, c->seq, recycled);
         if (ue) {
             poison(l, ue, "zeroing a failed write in", c->seq, out);
             return RLOG_EPOISONED;
@@ -775,6 +799,17 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
     return rv;
 }
 
+/* Group commit: appenders whose records the last round made durable are
+ * still linked (woken, not yet back): they are about to append again.
+ * mu held. */
+static bool returning(const rlog_log *l)
+{
+    for (const rlg_waiter *w = l->tickets; w; w = w->next)
+        if (w->done)
+            return true;
+    return false;
+}
+
 void rlg_io_release(rlog_log *l, const rlg_waiter *self)
 {
     l->io_busy = false;
@@ -798,6 +833,7 @@ void rlg_io_release(rlog_log *l, const rlg_waiter *self)
  * is woken when its records complete or when it is handed the token. */
 static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_to)
 {
+    unsigned yields = 0;
     for (;;) {
         if (t && t->done)
             return t->status;
@@ -807,6 +843,17 @@ static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_
             return l->poisoned;
         if (l->io_busy) {
             pthread_cond_wait(t ? t->cv : &l->cond, &l->mu);
+            continue;
+        }
+        /* group commit: let the appenders the last round completed append
+         * again before this round starts, so that they join it rather than
+         * form the next one (else 2N appenders settle into two groups of N
+         * taking turns, half the records per fdatasync) */
+        if (t && l->opts.sync == RLOG_SYNC_GROUP && yields < RLG_GATHER_YIELDS && returning(l)) {
+            yields++;
+            pthread_mutex_unlock(&l->mu);
+            sched_yield();
+            pthread_mutex_lock(&l->mu);
             continue;
         }
         l->io_busy = true;
@@ -950,7 +997,9 @@ static void *bg_main(void *arg)
     rlog_log *l = arg;
     pthread_mutex_lock(&l->mu);
     while (!l->bg_stop) {
-        if (l->pend_head && !l->poisoned && !l->io_busy) {
+        /* blocking appends drive their own rounds (drive): leading them
+         * too would start rounds before the group has gathered */
+        if (l->pend_head && !l->poisoned && !l->io_busy && (l->async_head || !l->tickets)) {
             l->io_busy = true;
             rlg_io_round(l, l->opts.sync != RLOG_SYNC_EACH, l->opts.sync != RLOG_SYNC_NONE);
             rlg_io_release(l, NULL);

@@ -930,25 +930,27 @@ static void seg_walk(sw *w, fol *f, segview *v, const char *name)
 
 static uint64_t first_diff(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, size_t n)
 {
-    size_t i = 0;
-    while (i < n && i < al && i < bl && a[i] == b[i])
-        i++;
-    return i;
+    size_t m = n < al ? n : al;
+    m = m < bl ? m : bl;
+    return rlg_seg_diff(a, b, m);
 }
 
-static bool same_bytes(const segview *l, const uint8_t *d, size_t len, size_t n)
+static bool same_bytes(const segview *l, const uint8_t *d, size_t len, size_t n, bool size_too)
 {
-    return n == len ? l->len == len && !memcmp(l->d, d, len) : l->len >= n && !memcmp(l->d, d, n);
+    if (size_too ? l->len != len : l->len < n)
+        return false;
+    return rlg_seg_diff(l->d, d, n) == n;
 }
 
 /* Compares a follower's segment bytes d[0, len) with the leader's file of
- * the same name: the whole file (n == len: sizes equal too) or its first n
- * bytes. The leader's durable bytes are the reference; its page cache is
- * accepted too (after a dropped sync the two differ, and the leader's log,
- * which reads the page cache, cannot tell). 0: same; 1: different (*off:
- * first difference, *llen: the leader's size); -1: the leader deleted it. */
+ * the same name: their first n bytes (the header's flags aside: see
+ * rlg_seg_diff), and with `size_too` their sizes. (Past a seal the two may
+ * differ: a leader's recycled file holds stale bytes there.) The leader's durable bytes are the
+ * reference; its page cache is accepted too (after a dropped sync the two differ, and the leader's
+ * log, which reads the page cache, cannot tell). 0: same; 1: different (*off: first difference,
+ * *llen: the leader's size); -1: the leader deleted it. */
 static int leader_cmp(sw *w, const char *name, const uint8_t *d, size_t len, size_t n,
-                      uint64_t *off, size_t *llen)
+                      bool size_too, uint64_t *off, size_t *llen)
 {
     char path[128];
     snprintf(path, sizeof path, LDIR "/%s", name);
@@ -956,7 +958,10 @@ static int leader_cmp(sw *w, const char *name, const uint8_t *d, size_t len, siz
     if (seg_load(w->s->vfs, path, 0, &vol))
         return -1; /* not in what the leader sees: deleted */
     bool has_dur = seg_load(w->s->vfs, path, 1, &dur) == 0;
-    int rc = same_bytes(&vol, d, len, n) || (has_dur && same_bytes(&dur, d, len, n)) ? 0 : 1;
+    int rc =
+        same_bytes(&vol, d, len, n, size_too) || (has_dur && same_bytes(&dur, d, len, n, size_too))
+            ? 0
+            : 1;
     const segview *ref = has_dur ? &dur : &vol;
     if (rc) {
         *off = first_diff(d, len, ref->d, ref->len, n);
@@ -995,13 +1000,13 @@ static void check_fol_view(sw *w, fol *f, int durable, bool final)
         if (v.last_lsn > last)
             last = v.last_lsn;
         if (v.ok && v.sealed && !w->s->stop &&
-            leader_cmp(w, name, v.d, v.len, v.len, &off, &llen) > 0)
+            leader_cmp(w, name, v.d, v.len, v.end, true, &off, &llen) > 0)
             rlg_sim_fail(w->s,
                          "follower %u's sealed segment %s (%s) differs from the leader's at"
                          " offset %" PRIu64 " (follower %zu bytes, leader %zu)",
                          f->idx, name, view, off, v.len, llen);
         if (final && v.ok && !v.sealed && !w->s->stop) {
-            int rc = leader_cmp(w, name, v.d, v.len, v.end, &off, &llen);
+            int rc = leader_cmp(w, name, v.d, v.len, v.end, false, &off, &llen);
             if (rc < 0)
                 rlg_sim_fail(w->s, "follower %u's active segment %s is not on the leader", f->idx,
                              name);
@@ -1225,7 +1230,7 @@ static bool sabotage_sealed(sw *w)
         if (!rlg_seg_parse_name(name, &seq) || seg_load(f->vfs, paths[i], 0, &v))
             continue;
         seg_walk(w, NULL, &v, name);
-        if (v.ok && v.sealed && leader_cmp(w, name, v.d, v.len, v.len, &off, &llen) == 0) {
+        if (v.ok && v.sealed && leader_cmp(w, name, v.d, v.len, v.end, true, &off, &llen) == 0) {
             done = rlog_simfs_bitrot(f->vfs, paths[i], &off) == 0;
             rlg_sim_trace(w->s, "SABOTAGE: a bit of follower 1's %s flipped at %" PRIu64, name,
                           off);

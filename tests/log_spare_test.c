@@ -25,13 +25,6 @@ static void append_n(rlog_log *l, unsigned n, uint32_t len)
     }
 }
 
-static const char *seg_name(uint64_t seq)
-{
-    static char name[32];
-    rlog_segment_name(seq, name, sizeof name);
-    return name;
-}
-
 /* Reads every record of the log in dir back (LSN 1 .. last) and returns how
  * many there are; the open must succeed. */
 static uint64_t count_records(const char *dir)
@@ -65,19 +58,19 @@ static void test_short_leftover_spare_prepared(void **state)
     assert_int_equal(rlog_close(l), 0);
 
     rlog_vfs *v = rlog_vfs_fault_new(rlog_vfs_posix());
-    rlog_fault fa = {.op = RLOG_OP_ALLOCATE, .err = EIO, .path_contains = seg_name(2)};
+    rlog_fault fa = {.op = RLOG_OP_ALLOCATE, .err = EIO, .path_contains = tu_seg_name(2)};
     assert_true(rlog_vfs_fault_add(v, &fa) > 0);
-    rlog_fault fu = {.op = RLOG_OP_UNLINK, .err = EIO, .path_contains = seg_name(2)};
+    rlog_fault fu = {.op = RLOG_OP_UNLINK, .err = EIO, .path_contains = tu_seg_name(2)};
     assert_true(rlog_vfs_fault_add(v, &fu) > 0);
     l = tu_open_log(D, v, SEG, RLOG_SYNC_EACH, 0, NULL);
     assert_int_equal(rlog_rotate(l), RLOG_EIO); /* preparing segment 2 failed */
     assert_int_equal(rlog_close(l), 0);
-    assert_true(tu_file_size(tu_path(D, seg_name(2))) >= 0); /* left behind */
-    assert_true(tu_file_size(tu_path(D, seg_name(2))) < (long)SEG);
+    assert_true(tu_file_size(tu_path(D, tu_seg_name(2))) >= 0); /* left behind */
+    assert_true(tu_file_size(tu_path(D, tu_seg_name(2))) < (long)SEG);
     v->destroy(v);
 
     l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, 0, NULL);
-    assert_int_equal(tu_file_size(tu_path(D, seg_name(2))), SEG);
+    assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(2))), SEG);
     append_n(l, 40, 300); /* into segment 2 and beyond */
     assert_int_equal(rlog_close(l), 0);
     char **names = NULL;
@@ -103,17 +96,17 @@ static void test_long_leftover_spare_prepared(void **state)
     append_n(l, 5, 100);
     assert_int_equal(rlog_close(l), 0);
     uint8_t *zeros = calloc(1, 3 * SEG);
-    tu_write_file(tu_path(D, seg_name(2)), zeros, 3 * SEG);
+    tu_write_file(tu_path(D, tu_seg_name(2)), zeros, 3 * SEG);
     l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, 0, NULL);
-    assert_int_equal(tu_file_size(tu_path(D, seg_name(2))), SEG);
+    assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(2))), SEG);
     void *d = NULL;
     size_t len = 0;
-    tu_read_file(tu_path(D, seg_name(2)), &d, &len);
+    tu_read_file(tu_path(D, tu_seg_name(2)), &d, &len);
     assert_memory_equal(d, zeros, len);
     free(d);
     append_n(l, 20, 300);
     assert_int_equal(rlog_close(l), 0);
-    assert_int_equal(tu_file_size(tu_path(D, seg_name(2))), SEG);
+    assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(2))), SEG);
     assert_int_equal(count_records(D), 25);
     free(zeros);
     tu_rmdir_r(D);
@@ -132,11 +125,11 @@ static void test_surplus_spares_removed_highest_first(void **state)
     append_n(l, 5, 100);
     assert_int_equal(rlog_close(l), 0);
     uint8_t *zeros = calloc(1, SEG);
-    tu_write_file(tu_path(D, seg_name(2)), zeros, SEG);
-    tu_write_file(tu_path(D, seg_name(3)), "", 0);
-    tu_write_file(tu_path(D, seg_name(4)), zeros, 100);
+    tu_write_file(tu_path(D, tu_seg_name(2)), zeros, SEG);
+    tu_write_file(tu_path(D, tu_seg_name(3)), "", 0);
+    tu_write_file(tu_path(D, tu_seg_name(4)), zeros, 100);
     rlog_vfs *v = rlog_vfs_fault_new(rlog_vfs_posix());
-    rlog_fault fu = {.op = RLOG_OP_UNLINK, .err = EIO, .path_contains = seg_name(4)};
+    rlog_fault fu = {.op = RLOG_OP_UNLINK, .err = EIO, .path_contains = tu_seg_name(4)};
     assert_true(rlog_vfs_fault_add(v, &fu) > 0);
     rlog_open_report rep;
     assert_int_equal(tu_try_open(D, v, SEG, RLOG_SYNC_EACH, 0, &l, &rep), RLOG_EIO);
@@ -152,9 +145,9 @@ static void test_surplus_spares_removed_highest_first(void **state)
     l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, 0, &rep);
     assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
     assert_int_equal(rlog_close(l), 0);
-    assert_int_equal(tu_file_size(tu_path(D, seg_name(2))), SEG);
-    assert_int_equal(tu_file_size(tu_path(D, seg_name(3))), -1);
-    assert_int_equal(tu_file_size(tu_path(D, seg_name(4))), -1);
+    assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(2))), SEG);
+    assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(3))), -1);
+    assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(4))), -1);
     assert_int_equal(count_records(D), 5);
     free(zeros);
     tu_rmdir_r(D);

@@ -300,10 +300,17 @@ static size_t scan_segment(const char *path, uint64_t *ends, uint64_t *lsns, siz
     size_t len, n = 0;
     tu_read_file(path, (void **)&data, &len);
     uint64_t off = RLG_SEG_HEADER_SIZE;
+    /* a spare (zero header) holds none; a recycled file holds stale
+     * records of another segment past its own: the salted CRC tells */
+    rlg_seg_header sh;
+    if (len < RLG_SEG_HEADER_SIZE || rlg_seg_header_decode(data, &sh) != RLG_HDR_OK)
+        off = len;
+    uint32_t salt = off < len ? rlg_salt_state(sh.log_id, sh.seq) : 0;
     while (off + RLG_REC_HEADER_SIZE <= len && n < cap) {
         rlg_rec_header h;
         rlg_rec_header_decode(data + off, &h);
-        if (h.type == 0 || off + RLG_REC_HEADER_SIZE + h.len > len)
+        if (h.type == 0 || off + RLG_REC_HEADER_SIZE + h.len > len ||
+            !rlg_rec_crc_ok(data + off, salt, h.len))
             break;
         off += RLG_REC_HEADER_SIZE + h.len;
         ends[n] = off;
@@ -337,9 +344,8 @@ static int last_segment(const char *dir, char *name, size_t cap)
  * them back as they were when deleted (sealed). */
 static char grave_dir[4096];
 
-static int grave_unlink(rlog_vfs *vfs, const char *path)
+static void grave_keep(const char *path)
 {
-    (void)vfs;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t n = strlen(base);
@@ -348,7 +354,22 @@ static int grave_unlink(rlog_vfs *vfs, const char *path)
         mkdir(grave_dir, 0755);
         tu_copy_file(path, tu_path(grave_dir, base));
     }
+}
+
+static int grave_unlink(rlog_vfs *vfs, const char *path)
+{
+    (void)vfs;
+    grave_keep(path);
     return rlog_vfs_posix()->unlink(rlog_vfs_posix(), path);
+}
+
+/* A segment renamed away to wait for recycling is deleted too. */
+static int grave_rename(rlog_vfs *vfs, const char *from, const char *to)
+{
+    (void)vfs;
+    if (strstr(to, "rlog.recycle-"))
+        grave_keep(from);
+    return rlog_vfs_posix()->rename(rlog_vfs_posix(), from, to);
 }
 
 /* ---------------------------------------------------------------- prefix test */
@@ -435,6 +456,7 @@ static void run_prefix(uint64_t seed)
     mkdir(live, 0755);
     rlog_vfs gv = *rlog_vfs_posix();
     gv.unlink = grave_unlink;
+    gv.rename = grave_rename;
     rlog_rs *rs = open_rs(live, &gv, NULL);
     model m;
     model_init(&m);

@@ -81,6 +81,7 @@ int cli_cmd_purge(cli_args *a)
         rlog_rs_options o;
         rlog_rs_options_init(&o);
         o.log.segment_size = cli_log_segment_size(args.dir);
+        o.log.flags |= RLOG_OPEN_NO_RECYCLE; /* an operator purges to get the space back */
         rlog_rs_open_report rrep;
         rv = rlog_rs_open(args.dir, &o, &rs, &rrep);
         if (rv) {
@@ -96,6 +97,7 @@ int cli_cmd_purge(cli_args *a)
         rlog_options o;
         rlog_options_init(&o);
         o.segment_size = cli_log_segment_size(args.dir);
+        o.flags |= RLOG_OPEN_NO_RECYCLE; /* an operator purges to get the space back */
         rv = rlog_open(args.dir, &o, &log, &rep);
         if (rv) {
             fprintf(stderr, "rlog purge: %s: %s: %s\n", args.dir, rlog_errname(rv), rep.message);

@@ -6,7 +6,9 @@
  * uses the Raft layer's codec (raft_storage/codec.h); docs/cli.md,
  * "rlog dump", has the JSON fields.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +72,9 @@ void cli_raft_json_fields(const rlog_record *rec, FILE *out)
 }
 
 /* Runs cmd with data on its stdin and the variables set; its output goes
- * where ours does. */
+ * where ours does. Its exit status is the verdict: a command that exits
+ * without reading all of its input (EPIPE here) is not an error of ours, so
+ * SIGPIPE is ignored while we write to it. */
 static int decode_run(const char *cmd, const void *data, size_t len, const char *vars[][2],
                       size_t nvars)
 {
@@ -80,9 +84,12 @@ static int decode_run(const char *cmd, const void *data, size_t len, const char 
     FILE *p = popen(cmd, "w");
     if (!p)
         return -1;
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
     size_t put = len ? fwrite(data, 1, len, p) : 0;
+    int werr = put == len ? 0 : errno;
     int st = pclose(p);
-    return put == len ? st : -1;
+    signal(SIGPIPE, old);
+    return werr != 0 && werr != EPIPE ? -1 : st;
 }
 
 int cli_decode_record(const rlog_record *rec, bool raft, uint64_t lo, uint64_t hi, const char *cmd)

@@ -79,6 +79,12 @@ typedef enum rlog_sync_mode {
  * instead of failing the open. Loses acknowledged records; the report says
  * which. Never implied. */
 #define RLOG_OPEN_REPAIR 0x8u
+/* Never recycle: rlog_delete_prefix unlinks every deleted segment file and
+ * each new segment is a new zero-filled file. By default up to 4 deleted
+ * segment files wait (as rlog.recycle-*) to become the next segments,
+ * which then need no zero-filling (docs/format.md, "Recycled segment
+ * files"). */
+#define RLOG_OPEN_NO_RECYCLE 0x10u
 
 typedef struct rlog_options {
     rlog_vfs *vfs;         /* NULL = posix; borrowed, must outlive the log */
@@ -278,6 +284,7 @@ typedef struct rlog_metrics {
     uint64_t segments_prepared;
     uint64_t prepare_stalls; /* rotations that had to prepare a segment inline */
     uint64_t segments_deleted;
+    uint64_t segments_recycled; /* spares made from deleted segment files (no zero-fill) */
     uint64_t write_errors; /* failed or short writes rolled back */
 } rlog_metrics;
 RLOG_API void rlog_metrics_get(rlog_log *log, rlog_metrics *m);

@@ -57,6 +57,15 @@ const char *tu_path(const char *dir, const char *name)
     return b;
 }
 
+const char *tu_seg_name(uint64_t seq)
+{
+    static char bufs[8][32];
+    static int i;
+    char *b = bufs[i++ % 8];
+    rlog_segment_name(seq, b, 32);
+    return b;
+}
+
 long tu_file_size(const char *path)
 {
     struct stat st;

@@ -33,6 +33,8 @@ int tu_fault_setup(void **state);
 int tu_fault_teardown(void **state);
 /* "dir/name" in a static rotating buffer (valid for a few calls). */
 const char *tu_path(const char *dir, const char *name);
+/* The file name of segment seq, in a static rotating buffer (a few calls). */
+const char *tu_seg_name(uint64_t seq);
 /* Whole-file helpers on the real file system (bypassing the vfs on purpose:
  * tests damage files behind the log's back). */
 long tu_file_size(const char *path);

@@ -592,7 +592,8 @@ static void respare(rlog_log *l, rlog_file *f, uint64_t seq)
         char path[4096];
         rlg_seg_path(l, l->spare_seq, path, sizeof path);
         l->vfs->close(l->vfs, l->spare_file);
-        l->vfs->unlink(l->vfs, path);
+        if (l->vfs->unlink(l->vfs, path) == 0)
+            l->dir_unsynced = true; /* synced before the next directory operation */
     }
     l->spare_file = f;
     l->spare_seq = seq;

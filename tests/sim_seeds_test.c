@@ -72,11 +72,34 @@ static void test_determinism(void **state)
     }
 }
 
+/* Seeds that once failed (issue 15), each for a defect since fixed, pass:
+ * 10044927 (all: a prefix deletion unlinked a segment while the previous
+ * unlink's directory fsync had failed; a power loss kept the later unlink
+ * and lost the earlier — "segment file ...38.seg is missing"), 20020496
+ * (log: the oracle demanded appended == written after an append refused up
+ * front with RLOG_ETOOBIG while asynchronous appends were queued), 30027431
+ * and 30032159 (raft: a lost newer snapshot marker, the store fell back to
+ * the older snapshot, and the snapshot read check could not tie it to a
+ * put). */
+static void test_regression_seeds(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t seed;
+        const char *workload;
+    } seeds[] = {{10044927, "all"}, {20020496, "log"}, {30027431, "raft"}, {30032159, "raft"}};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        rlog_sim_result sum;
+        assert_int_equal(tu_sim_seeds(seeds[i].seed, 1, seeds[i].workload, &sum), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_seeds),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_regression_seeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

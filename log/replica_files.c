@@ -152,6 +152,8 @@ static int file_crc(rlg_replica *r, uint32_t *crc)
     return e;
 }
 
+bool rlg_sabotage_side_nosync;
+
 int rlg_replica_file_commit(rlg_replica *r, uint32_t crc)
 {
     rlg_sfx *sf = &r->sf;
@@ -174,7 +176,7 @@ int rlg_replica_file_commit(rlg_replica *r, uint32_t crc)
                          "side file '%s': CRC32C %08" PRIx32 " of the %" PRIu64
                          " bytes received, expected %08" PRIx32 "; not committed",
                          sf->name, got, sf->size, crc);
-    if (!rv && !e)
+    if (!rv && !e && !rlg_sabotage_side_nosync)
         e = v->fdatasync(v, sf->f);
     char tmp[4096], path[4096];
     rlg_rp_path(r, RLG_RECEIVE_FILE_TMP, tmp, sizeof tmp);

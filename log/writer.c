@@ -131,6 +131,14 @@ static size_t sticky_bytes(const rlog_log *l)
     return n;
 }
 
+uint64_t rlg_log_head_lsn(rlog_log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    uint64_t lsn = l->nsegs ? l->segs[l->nsegs - 1].first_lsn : 0;
+    pthread_mutex_unlock(&l->mu);
+    return lsn;
+}
+
 int rlog_sticky_set(rlog_log *l, unsigned slot, const rlog_record *rec)
 {
     if (slot < 1 || slot > RLOG_STICKY_SLOTS)

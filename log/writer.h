@@ -71,6 +71,10 @@ void rlg_unsynced_mark(rlog_log *l, uint64_t durable);
 int rlg_unsynced_read(rlog_log *l, uint64_t *durable);
 int rlg_unsynced_clear(rlog_log *l);
 
+/* The LSN the active (last) segment starts at: records at or after it are
+ * in that segment (the Raft storage checks that the segment holds its
+ * current state, raft_storage/open.c). */
+uint64_t rlg_log_head_lsn(rlog_log *l);
 /* Frees a handle as if its process had died: no write, no sync, no
  * checkpoint, callbacks never fire. For tests and the simulator. */
 void rlg_log_crash(rlog_log *l);

@@ -118,18 +118,25 @@ static void pump(run *r, unsigned rounds)
     }
 }
 
-/* The follower's directory as a Raft store, read-only: the oracle. */
-static void check_follower(run *r, uint64_t acked, const char *when)
+/* A Raft store in dir on a simulated file system. */
+static int rs_open_on(rlog_vfs *vfs, const char *dir, unsigned flags, rlog_rs **rs,
+                      rlog_rs_open_report *rep)
 {
     rlog_rs_options o;
     rlog_rs_options_init(&o);
-    o.log.vfs = r->fv;
-    o.log.env = rlog_simfs_env(r->fv);
+    o.log.vfs = vfs;
+    o.log.env = rlog_simfs_env(vfs);
     o.log.segment_size = SEG;
-    o.log.flags = RLOG_OPEN_READONLY;
+    o.log.flags = flags;
+    return rlog_rs_open(dir, &o, rs, rep);
+}
+
+/* The follower's directory as a Raft store, read-only: the oracle. */
+static void check_follower(run *r, uint64_t acked, const char *when)
+{
     rlog_rs *rs = NULL;
     rlog_rs_open_report rep;
-    int rv = rlog_rs_open(FDIR, &o, &rs, &rep);
+    int rv = rs_open_on(r->fv, FDIR, RLOG_OPEN_READONLY, &rs, &rep);
     if (rv == RLOG_ENOTLOG && acked == 0)
         return;
     if (rv) {
@@ -272,14 +279,8 @@ static void run_seed(run *r, uint64_t seed)
     r->net = rlog_simnet_new(&nc);
     assert_non_null(r->net);
 
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.vfs = r->lv;
-    o.log.env = rlog_simfs_env(r->lv);
-    o.log.segment_size = SEG;
-    o.log.flags = RLOG_OPEN_CREATE;
     rlog_rs_open_report rep;
-    assert_int_equal(rlog_rs_open(LDIR, &o, &r->rs, &rep), 0);
+    assert_int_equal(rs_open_on(r->lv, LDIR, RLOG_OPEN_CREATE, &r->rs, &rep), 0);
     rlog_transport_config tc;
     rlog_transport_config_init(&tc);
     tc.server_id = 1;

@@ -732,6 +732,8 @@ static bool snap_get(wl *w, const msnap *m)
     int rv = rlog_rs_snapshot_get(w->rs, &sn);
     rlg_sim_trace(w->s, "snapshot_get -> %s", rlog_errname(rv));
     w->s->res->raft_ops++;
+    if (rv == 0 && (w->s->opts->sabotage & RLOG_SIM_SABOTAGE_SNAP_FOREIGN))
+        sn.crc ^= 1; /* (tests only) a snapshot never written */
     if (!m->has) {
         if (rv != RLOG_ENOTFOUND)
             rlg_sim_fail(w->s, "snapshot_get without a snapshot returned %s", rlog_errname(rv));

@@ -344,6 +344,10 @@ typedef void (*rlog_sim_trace_fn)(void *data, const char *line);
 #define RLOG_SIM_SABOTAGE_FORGE       0x2u /* a follower's record is rewritten (CRC still valid) */
 #define RLOG_SIM_SABOTAGE_SEALED_BYTE 0x4u /* one byte of a follower's sealed segment flips */
 #define RLOG_SIM_SABOTAGE_NO_HEAL     0x8u /* a partition stays while followers must converge */
+/* The Raft workload: every snapshot the store returns reads as one never
+ * written (its CRC32C changed) — the snapshot checks must catch it, also
+ * for a snapshot recovery could not tie to a put. */
+#define RLOG_SIM_SABOTAGE_SNAP_FOREIGN 0x10u
 
 typedef struct rlog_sim_options {
     uint64_t seed;

@@ -276,6 +276,8 @@ static void ready(sn_node *n, sn_ev *ev)
     *(n->rtail ? &n->rtail->next : &n->rhead) = ev;
     n->rtail = ev;
     n->rcount++;
+    if (n->cfg.wake) /* like nng: the owner learns that poll() has work */
+        n->cfg.wake(n->cfg.wake_data);
 }
 
 static sn_ev *ready_pop(sn_node *n)

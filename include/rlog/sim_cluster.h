@@ -87,6 +87,12 @@ typedef struct rlog_sim_cluster_options {
      * between runs of a seed. */
     rlog_sim_trace_fn trace;
     void *trace_data;
+    /* 1: run libraft 0.15 as it is. 0 (default): the harness repairs one
+     * libraft 0.15 bug on the follower's side (docs/simulator.md: a
+     * successful AppendEntries answer claims the follower's whole stored
+     * log, so a leader may count a follower for entries it does not
+     * hold). */
+    int raw_libraft;
     /* The FSM under test; NULL = the built-in register map. */
     const rlog_sim_cluster_fsm *fsm;
 } rlog_sim_cluster_options;
@@ -95,8 +101,8 @@ typedef struct rlog_sim_cluster_result {
     int failed;
     char message[1024]; /* the first oracle failure */
     uint64_t trace_hash;
-    uint64_t virtual_ms; /* virtual time the run took */
-    uint64_t events;     /* loop events run */
+    uint64_t virtual_ms;                      /* virtual time the run took */
+    uint64_t events;                          /* loop events run */
     uint64_t ops_ok, ops_failed, ops_unknown; /* client operations by outcome */
     uint64_t crashes, power_losses, recovery_crashes, restarts;
     uint64_t partitions, disk_faults, corruptions, refused_starts;

@@ -11,6 +11,7 @@
  * voter applies it within a bound); the final oracles; a clean shutdown.
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,67 @@ static bool cl_oom(cl *c, void *p)
     }
     return false;
 }
+
+/* ------------------------------------------------ libraft's memory */
+
+/* libraft 0.15 leaves some buffers it sends and stores uninitialised (a
+ * barrier entry's 8 payload bytes): their bytes would differ from run to
+ * run, and so would the trace hash. During a run libraft allocates zeroed
+ * memory. */
+static void *heap_malloc(void *data, size_t size)
+{
+    (void)data;
+    return calloc(1, size ? size : 1);
+}
+
+static void heap_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+static void *heap_calloc(void *data, size_t n, size_t size)
+{
+    (void)data;
+    return calloc(n ? n : 1, size ? size : 1);
+}
+
+static void *heap_realloc(void *data, void *ptr, size_t size)
+{
+    (void)data;
+    size_t old = ptr != NULL ? malloc_usable_size(ptr) : 0;
+    uint8_t *p = realloc(ptr, size);
+    if (p != NULL) {
+        size_t now = malloc_usable_size(p);
+        if (now > old)
+            memset(p + old, 0, now - old);
+    }
+    return p;
+}
+
+static void *heap_aligned_alloc(void *data, size_t alignment, size_t size)
+{
+    (void)data;
+    size_t n = (size + alignment - 1) / alignment * alignment;
+    void *p = aligned_alloc(alignment, n);
+    if (p != NULL)
+        memset(p, 0, n);
+    return p;
+}
+
+static void heap_aligned_free(void *data, size_t alignment, void *ptr)
+{
+    (void)data;
+    (void)alignment;
+    free(ptr);
+}
+
+static struct raft_heap g_zero_heap = {.malloc = heap_malloc,
+                                       .free = heap_free,
+                                       .calloc = heap_calloc,
+                                       .realloc = heap_realloc,
+                                       .aligned_alloc = heap_aligned_alloc,
+                                       .aligned_free = heap_aligned_free};
 
 /* -------------------------------------------------------------- env */
 
@@ -487,8 +549,16 @@ typedef struct w_append {
     raft_io_append_cb cb;
     cl_node *n;
     uint64_t last; /* index of the last entry */
-    bool acked;
+    unsigned gen;
+    unsigned refs; /* the store's completion, and a pending early ack */
+    bool acked;    /* libraft heard of it */
 } w_append;
+
+static void w_append_unref(w_append *a)
+{
+    if (--a->refs == 0)
+        free(a);
+}
 
 /* libraft 0.15 truncates its in-memory log at each failed leader append
  * (replication.c, appendLeaderCb: logTruncate(request->index)) without
@@ -509,20 +579,23 @@ static void w_append_cb(struct raft_io_append *inner, int status)
     if (!a->acked && a->cb != NULL) {
         /* a follower answers the leader from this callback: its result
          * covers the entries of this append */
+        a->acked = true;
         n->clamp = true;
         n->clamp_to = a->last;
         a->cb(a->outer, status);
         n->clamp = false;
     }
-    free(a);
+    w_append_unref(a);
 }
 
 static void w_early_ack(void *arg)
 {
     w_append *a = arg;
-    a->acked = true;
-    if (a->cb != NULL)
+    if (!a->acked && a->cb != NULL) {
+        a->acked = true;
         a->cb(a->outer, 0);
+    }
+    w_append_unref(a);
 }
 
 static int w_append_io(struct raft_io *io, struct raft_io_append *req,
@@ -535,6 +608,8 @@ static int w_append_io(struct raft_io *io, struct raft_io_append *req,
     a->outer = req;
     a->cb = cb;
     a->n = nd;
+    a->gen = nd->gen;
+    a->refs = 1;
     req->cb = cb;
     rlog_rs *rs = rlog_raft_io_storage(io);
     a->last = (rs != NULL ? rlog_rs_last_index(rs) : 0) + n;
@@ -546,8 +621,9 @@ static int w_append_io(struct raft_io *io, struct raft_io_append *req,
     if (nd->c->o->bugs & RLOG_SIM_CLUSTER_BUG_EARLY_ACK) {
         /* BUG: libraft hears "durable" on the next turn, before the store
          * made the entries durable */
+        a->refs++;
         if (nd->loop->tab.post(&nd->loop->tab, w_early_ack, a) != 0)
-            a->acked = false;
+            a->refs--;
     }
     return 0;
 }
@@ -1316,8 +1392,9 @@ static void check_log_matching(cl *c)
                 if (match && (ta != tb || ha != hb))
                     cl_fail(c,
                             "log matching: servers %" PRIu64 " and %" PRIu64
-                            " agree on the term below index %" PRIu64 " but differ at %" PRIu64,
-                            who[a]->id, who[b]->id, hi, i);
+                            " agree on the term below index %" PRIu64 " but differ at %" PRIu64
+                            " (terms %" PRIu64 "/%" PRIu64 ", first %" PRIu64 "/%" PRIu64 ")",
+                            who[a]->id, who[b]->id, hi, i, ta, tb, lg[a].first, lg[b].first);
             }
         }
     for (unsigned i = 0; i < k; i++)
@@ -1801,6 +1878,7 @@ int rlog_sim_cluster_run(const rlog_sim_cluster_options *o, rlog_sim_cluster_res
         return RLOG_ENOMEM;
     c->o = o;
     c->res = res;
+    raft_heap_set(&g_zero_heap);
     int rv = cluster_setup(c);
     uint64_t t0 = c->w.now;
     if (rv == 0) {
@@ -1852,6 +1930,7 @@ int rlog_sim_cluster_run(const rlog_sim_cluster_options *o, rlog_sim_cluster_res
         /* let the clients finish, then every running voter must catch up */
         c->quiet = true;
         run_until(c, c->w.now + 2 * CL_OP_TIMEOUT, clients_idle);
+        run_until(c, c->w.now + CL_LIVENESS, have_leader);
         cl_node *l = current_leader(c);
         if (!c->stop && l != NULL) {
             c->converge_to = l->raft->commit_index;
@@ -1908,5 +1987,6 @@ int rlog_sim_cluster_run(const rlog_sim_cluster_options *o, rlog_sim_cluster_res
     cl_trace(c, "end failed=%d hash=%016" PRIx64, res->failed, res->trace_hash);
     cluster_free(c);
     free(c);
+    raft_heap_set_default();
     return rv;
 }

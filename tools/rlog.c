@@ -38,7 +38,9 @@ static const cli_command cli_commands[] = {
      "    (prints durable LSNs) / ask a leader for its followers' positions"},
     {"sim", cli_cmd_sim,
      "rlog sim [--seed S | --seeds N [--from S]] [--steps K] [--crashes C]\n"
-     "         [--faults LIST] [--workload log|raft|ship|all] [--jobs J] [--trace]",
+     "         [--faults LIST] [--workload log|raft|ship|all] [--jobs J] [--trace]\n"
+     "rlog sim --workload cluster [--seed S | --seeds N [--from S]] [--nodes 3|5]\n"
+     "         [--duration-ms MS] [--faults LIST] [--raw-libraft] [--jobs J] [--trace]",
      "run the deterministic crash simulator; print failing seeds with a replay command"},
 };
 #define CLI_NCOMMANDS (sizeof cli_commands / sizeof cli_commands[0])

@@ -8,7 +8,9 @@
  * libraft is dropped here with an error logged: another message family
  * (shipping, a transport-level result), an entry type libraft does not
  * know, a configuration that does not decode, snapshot chunks out of
- * order. Ownership passes to libraft as its own transport does it: an
+ * order. After a disk failure (an append failed) every message is
+ * dropped: the server fails stop (send.c fails its sends likewise).
+ * Ownership passes to libraft as its own transport does it: an
  * AppendEntries' entries array and one batch buffer holding every payload;
  * an InstallSnapshot's configuration and data buffer (raft_malloc).
  */
@@ -30,7 +32,6 @@ static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entr
     if (ae->n_entries == 0) {
         return 0;
     }
-    size_t bytes = 0;
     for (uint32_t i = 0; i < ae->n_entries; i++) {
         uint16_t t = ae->entries[i].type;
         if (t != RAFT_COMMAND && t != RAFT_BARRIER && t != RAFT_CHANGE) {
@@ -41,28 +42,22 @@ static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entr
             *why = "entry with term 0";
             return RAFT_MALFORMED;
         }
-        bytes += ae->entries[i].len;
     }
     struct raft_entry *v = raft_calloc(ae->n_entries, sizeof *v);
-    uint8_t *batch = raft_malloc(bytes > 0 ? bytes : 8);
-    if (v == NULL || batch == NULL) {
-        raft_free(v);
-        raft_free(batch);
+    if (v == NULL) {
         *why = "out of memory";
         return RAFT_NOMEM;
     }
-    size_t off = 0;
     for (uint32_t i = 0; i < ae->n_entries; i++) {
-        const rlog_msg_entry *e = &ae->entries[i];
-        if (e->len > 0) {
-            memcpy(batch + off, e->data, e->len);
-        }
-        v[i].term = e->term;
-        v[i].type = (unsigned short)e->type;
-        v[i].buf.base = batch + off;
-        v[i].buf.len = e->len;
-        v[i].batch = batch;
-        off += e->len;
+        v[i].term = ae->entries[i].term;
+        v[i].type = (unsigned short)ae->entries[i].type;
+        v[i].buf.base = (void *)ae->entries[i].data;
+        v[i].buf.len = ae->entries[i].len;
+    }
+    if (rlg_rio_batch_own(v, ae->n_entries) != 0) {
+        raft_free(v);
+        *why = "out of memory";
+        return RAFT_NOMEM;
     }
     *out = v;
     return 0;
@@ -136,6 +131,14 @@ void rlg_rio_recv(void *data, uint64_t peer_id, const rlog_msg *msg)
 {
     rio *r = data;
     if (r->closing || r->recv == NULL) {
+        return;
+    }
+    if (atomic_load(&r->append_failed)) {
+        /* Fail-stop: a server whose disk failed neither answers nor
+         * listens. libraft 0.15 keeps a leader whose appends fail in
+         * office (it only fails the requests); without contact with a
+         * quorum it steps down, and the others elect a healthy leader.
+         * A restart recovers the store. */
         return;
     }
     rio_peer *p = rlg_rio_peer_get(r, peer_id);

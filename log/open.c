@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log/writer.h"
+#include "os/install.h"
 
 #define RLG_DEFAULT_SEGMENT    (64ull << 20)
 #define RLG_DEFAULT_MAX_RECORD (16u << 20)
@@ -105,6 +106,7 @@ void rlog_positions_get(rlog_log *l, rlog_positions *p)
     p->appended = l->appended;
     p->written = l->written;
     p->durable = l->durable;
+    p->poisoned = l->poisoned;
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -234,8 +236,9 @@ static int remove_leftovers(rlog_log *l)
 
 /* Writes segment 1 of a new log under a temporary name — zeros, header,
  * synced — and only then renames it into place (directory synced): a file
- * with a segment name always had a durable, valid header. An interrupted
- * creation leaves only the temporary file, which the next one removes. */
+ * with a segment name always had a durable, valid header (os/install.h).
+ * A failed creation removes the temporary file; one interrupted by a crash
+ * leaves it, and the next creation removes it. */
 static int build_first_segment(rlog_log *l, rlog_file **out, const char **what)
 {
     rlog_vfs *v = l->vfs;
@@ -254,23 +257,18 @@ static int build_first_segment(rlog_log *l, rlog_file **out, const char **what)
     }
     if (!e && done != sizeof hdr)
         e = EIO;
-    if (!e)
-        e = v->fdatasync(v, f);
-    if (!e) {
-        *what = "renaming into place";
-        e = v->rename(v, tmp, path);
+    if (e) {
+        rlg_install_discard(v, l->dir, f, tmp);
+        return e;
     }
-    if (!e) {
-        *what = "directory fsync after creating";
-        e = v->sync_dir(v, l->dir);
+    /* a failed open leaves no handle to poison: FATAL is a plain failure */
+    rlg_os_fail fail;
+    if (rlg_install(v, l->dir, f, tmp, path, 0, &fail) != RLG_OS_OK) {
+        *what = fail.what;
+        return fail.err;
     }
-    if (f)
-        v->close(v, f);
-    if (!e) { /* the handle names the segment from now on */
-        *what = "opening";
-        e = v->open(v, path, RLOG_VFS_RDWR, out);
-    }
-    return e;
+    *what = "opening"; /* the handle names the segment from now on */
+    return v->open(v, path, RLOG_VFS_RDWR, out);
 }
 
 static int create_log(rlog_log *l, rlog_open_report *rep)
@@ -779,12 +777,17 @@ int rlog_close(rlog_log *l)
     return rv;
 }
 
-void rlg_log_crash(rlog_log *l)
+void rlog_abandon(rlog_log *l, void (*drop)(void *data))
 {
     /* As if the process died: nothing more is written or synced. */
     rlg_bg_stop(l);
     pthread_mutex_lock(&l->mu);
-    rlg_drop_pending(l);
+    rlg_drop_pending(l, drop);
     pthread_mutex_unlock(&l->mu);
     rlg_log_release(l);
+}
+
+void rlg_log_crash(rlog_log *l)
+{
+    rlog_abandon(l, NULL);
 }

@@ -213,6 +213,14 @@ int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs **out,
     return 0;
 }
 
+static void rs_free(rlog_rs *rs)
+{
+    rlg_state_free(&rs->st);
+    free(rs->enc);
+    free(rs->dir);
+    free(rs);
+}
+
 int rlog_rs_close(rlog_rs *rs)
 {
     if (!rs)
@@ -221,11 +229,17 @@ int rlog_rs_close(rlog_rs *rs)
     int failed = atomic_load(&rs->failed);
     if (!rv && failed) /* never hide that what was appended may be lost or partial */
         rv = RLOG_EPOISONED;
-    rlg_state_free(&rs->st);
-    free(rs->enc);
-    free(rs->dir);
-    free(rs);
+    rs_free(rs);
     return rv;
+}
+
+void rlog_rs_abandon(rlog_rs *rs)
+{
+    if (!rs)
+        return;
+    if (rs->log) /* the log's async contexts are the store's (entries.c) */
+        rlog_abandon(rs->log, free);
+    rs_free(rs);
 }
 
 /* ---------------------------------------------------------------- observing */

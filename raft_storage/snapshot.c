@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log/format.h"
+#include "os/install.h"
 #include "raft_storage/rs_internal.h"
 
 #define SNAP_PREFIX "snapshot-"
@@ -72,9 +73,10 @@ static int vfs_fail(rlog_rs *rs, int e, const char *what, const char *path)
                        strerror_r(e, eb, sizeof eb));
 }
 
-/* Writes the data to `tmp` and makes it durable; *size and *crc describe it. */
-static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *d, uint64_t *size,
-                     uint32_t *crc)
+/* Writes the data to `tmp`; *size and *crc describe it. On failure tmp is
+ * gone. */
+static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *d, rlog_file **out,
+                     uint64_t *size, uint32_t *crc)
 {
     rlog_vfs *v = rs->vfs;
     rlog_file *f = NULL;
@@ -94,35 +96,34 @@ static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *
         state = rlg_crc32c_update(state, d->bufs[i].base, d->bufs[i].len);
         off += d->bufs[i].len;
     }
-    int rv = e ? vfs_fail(rs, e, "write", tmp) : 0;
-    if (!rv && (e = v->fsync(v, f)) != 0)
-        rv = vfs_fail(rs, e, "fsync", tmp);
-    e = v->close(v, f);
-    if (!rv && e)
-        rv = vfs_fail(rs, e, "close", tmp);
     *size = off;
     *crc = ~state;
-    return rv;
+    if (e) {
+        rlg_install_discard(v, rs->dir, f, tmp);
+        return vfs_fail(rs, e, "write", tmp);
+    }
+    *out = f;
+    return 0;
 }
 
-/* temp → fsync → rename → directory fsync. On failure the temp is gone. */
+/* temp → fsync → rename → directory fsync (os/install.h). There is no
+ * handle to poison: a failed directory fsync after the rename removes the
+ * file again (nothing refers to it yet) and the put fails. */
 static int install_file(rlog_rs *rs, const char *name, const rlog_rs_snapshot_desc *d,
                         uint64_t *size, uint32_t *crc)
 {
     char path[4096], tmp[4096 + 8];
     path_of(rs, name, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s" SNAP_TMP, path);
-    int rv = write_tmp(rs, tmp, d, size, crc);
-    int e;
-    if (!rv && (e = rs->vfs->rename(rs->vfs, tmp, path)) != 0)
-        rv = vfs_fail(rs, e, "rename", tmp);
-    if (!rv && (e = rs->vfs->sync_dir(rs->vfs, rs->dir)) != 0)
-        rv = vfs_fail(rs, e, "fsync directory", rs->dir);
-    if (rv) {
-        rs->vfs->unlink(rs->vfs, tmp);
-        rs->vfs->unlink(rs->vfs, path);
-    }
-    return rv;
+    rlog_file *f = NULL;
+    int rv = write_tmp(rs, tmp, d, &f, size, crc);
+    if (rv)
+        return rv;
+    rlg_os_fail fail, undo;
+    rv = rlg_install(rs->vfs, rs->dir, f, tmp, path, RLG_INSTALL_FSYNC, &fail);
+    if (rv == RLG_OS_FATAL)
+        (void)rlg_unlink_synced(rs->vfs, rs->dir, path, &undo);
+    return rv ? vfs_fail(rs, fail.err, fail.what, fail.path) : 0;
 }
 
 /* Deletes the segments that hold only records the state no longer needs:

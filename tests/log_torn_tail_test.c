@@ -20,7 +20,7 @@
 #define SEG      8192u
 #define LEN      100 /* payload of the N acknowledged records */
 #define REC      (RLG_REC_HEADER_SIZE + LEN)
-#define PER_SEG  ((SEG - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE) / REC)
+#define PER_SEG  (RLG_SEG_ROOM(SEG) / REC)
 #define N        (PER_SEG + 20) /* the last record goes to segment 2 */
 #define LAST_LEN 300
 #define LAST_REC (RLG_REC_HEADER_SIZE + LAST_LEN)

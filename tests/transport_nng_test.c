@@ -266,8 +266,10 @@ static char *addr_new(kind k)
         snprintf(buf, sizeof buf, "tcp://127.0.0.1:0");
         break;
     case K_IPC:
-        if (g_dir == NULL) {
-            g_dir = tu_mkdtemp("ipc");
+        if (g_dir == NULL) { /* short, whatever the checkout's path: sun_path holds 107 bytes */
+            char tmpl[] = "/tmp/rlog-ipc-XXXXXX";
+            assert_non_null(mkdtemp(tmpl));
+            g_dir = strdup(tmpl);
         }
         snprintf(buf, sizeof buf, "ipc://%s/s%u", g_dir, counter);
         break;
@@ -1006,6 +1008,29 @@ static void test_rules(void **state)
     assert_true(rlg_transport_newer_wins(2, 1, true, false));  /* 2: cand = 1's */
     assert_false(rlg_transport_newer_wins(2, 1, false, true)); /* 2: cand = ours */
 
+    /* The hello checks the nng transport and the simulator's network share
+     * (rlg_transport_hello_refused): server 5 receiving. */
+    char why[200];
+    rlog_msg h = {.type = RLOG_MSG_HELLO};
+    h.u.hello = (rlog_msg_hello){
+        .server_id = 7, .protocol_version = RLOG_WIRE_PROTOCOL, .address = "inproc://x"};
+    assert_false(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    h.u.hello.server_id = 5; /* a peer that claims our own id */
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "our own id"));
+    h.u.hello.server_id = 0;
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    h.u.hello.server_id = 7;
+    h.u.hello.protocol_version = RLOG_WIRE_PROTOCOL - 1;
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "protocol version"));
+    h.u.hello.protocol_version = RLOG_WIRE_PROTOCOL;
+    assert_true(rlg_transport_hello_refused(5, RLOG_EPROTO, &h, "bad bytes", why, sizeof why));
+    assert_non_null(strstr(why, "bad bytes"));
+    rlog_msg other = {.type = RLOG_MSG_TIMEOUT_NOW};
+    assert_true(rlg_transport_hello_refused(5, 0, &other, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "expected a hello"));
+
     assert_int_equal(rlg_transport_backoff_next(10, 10, 1000), 20);
     assert_int_equal(rlg_transport_backoff_next(600, 10, 1000), 1000);
     assert_int_equal(rlg_transport_backoff_next(1000, 10, 1000), 1000);
@@ -1611,6 +1636,17 @@ static void test_errors(void **state)
     cfg_defaults(&cfg, 1, "ws://127.0.0.1:1");
     assert_int_equal(t->init(t, &cfg, NULL), RLOG_EINVAL);
     assert_non_null(strstr(t->errmsg, "unsupported address"));
+    /* an ipc path a Unix socket cannot hold: refused, naming the limit */
+    char longipc[200] = "ipc:///tmp/";
+    memset(longipc + strlen(longipc), 'x', 120);
+    cfg_defaults(&cfg, 1, longipc);
+    assert_int_equal(t->init(t, &cfg, NULL), RLOG_EINVAL);
+    assert_non_null(strstr(t->errmsg, "107-byte limit"));
+    longipc[6 + 107] = '\0'; /* exactly the limit: accepted */
+    cfg_defaults(&cfg, 1, longipc);
+    assert_int_equal(t->init(t, &cfg, NULL), 0);
+    t->close(t);
+    assert_int_equal(rlog_transport_nng_new(&t), 0);
     assert_int_equal(t->send(t, 2, &(rlog_msg){.type = RLOG_MSG_TIMEOUT_NOW}, NULL, NULL),
                      RLOG_EINVAL); /* before init */
     cfg_defaults(&cfg, 1, "");
@@ -1621,6 +1657,11 @@ static void test_errors(void **state)
     assert_int_equal(t->connect(t, 2, "tcp://127.0.0.1"), RLOG_EINVAL);
     assert_int_equal(t->connect(t, 2, "tcp://127.0.0.1:0"), RLOG_EINVAL);
     assert_int_equal(t->connect(t, 2, "bogus"), RLOG_EINVAL);
+    assert_int_equal(t->connect(t, 2, longipc), 0); /* 107 bytes: fits */
+    assert_int_equal(t->disconnect(t, 2), 0);
+    longipc[6 + 107] = 'x';
+    assert_int_equal(t->connect(t, 2, longipc), RLOG_EINVAL);
+    assert_non_null(strstr(t->errmsg, "107-byte limit"));
     assert_int_equal(t->connect(t, 1, "inproc://x"), RLOG_EINVAL);
     assert_non_null(strstr(t->errmsg, "ourselves"));
     assert_int_equal(t->send(t, 2, &(rlog_msg){.type = RLOG_MSG_TIMEOUT_NOW}, NULL, NULL),

@@ -1517,7 +1517,7 @@ static void test_follower_hostile_leader(void **state)
     assert_true(st.rejected >= 1);
 
     /* A flipped bit inside the second record's payload. */
-    bytes[RLG_REC_HEADER_SIZE + rlg_get32(bytes + 4) + RLG_REC_HEADER_SIZE] ^= 0x10;
+    bytes[RLG_REC_HEADER_SIZE + rlg_rec_len_at(bytes) + RLG_REC_HEADER_SIZE] ^= 0x10;
     d.u.ship_data.nonce = nonce;
     ld.start_nonce = 0;
     assert_int_equal(ld.t->send(ld.t, ld.peer, &d, NULL, NULL), 0);

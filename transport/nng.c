@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
@@ -277,6 +278,26 @@ static const char *pipe_name(nng_pipe p, char *buf, size_t cap)
 /* ------------------------------------------------------------------------
  * Addresses
  * ---------------------------------------------------------------------- */
+
+/* The longest ipc:// path a Unix socket address holds (sun_path, with its
+ * terminating NUL: 107 bytes on Linux). */
+#define IPC_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/* True when url is an ipc:// address whose path a Unix socket cannot hold
+ * (nng would only say "Address invalid"). */
+static bool ipc_too_long(const char *url)
+{
+    return strncmp(url, "ipc://", 6) == 0 && strlen(url + 6) > IPC_PATH_MAX;
+}
+
+/* The error for such an address, naming the limit. */
+static int ipc_too_long_err(tn *n, const char *what, const char *url)
+{
+    return tn_err(n, RLOG_EINVAL,
+                  "%s: ipc path of %zu bytes is over the %zu-byte limit of a Unix socket path "
+                  "(sun_path): use a shorter path or abstract://name (%s)",
+                  what, strlen(url + 6), (size_t)IPC_PATH_MAX, url);
+}
 
 /* Classifies `url`; for tcp, *port_at is the offset of the port (after the
  * last ':'), which must be 1..5 digits <= 65535; *port its value. */
@@ -547,32 +568,6 @@ static int hello_to_nng(tn *n, uint64_t flags, nng_msg **out)
     m.u.hello.flags = flags;
     size_t len;
     return msg_to_nng(&m, RDV_MAX_BYTES, out, &len);
-}
-
-/*
- * The checks every hello we receive must pass, wherever it arrives (the
- * public address, either end of a dedicated connection): it decoded (rc 0;
- * else err is the decoder's message), is a hello, speaks our protocol and
- * announces a server id that is neither 0 nor ours. Returns true with the
- * reason in why when it fails one; the caller adds its own checks.
- */
-static bool hello_refused(const tn *n, int rc, const rlog_msg *msg, const char *err, char *why,
-                          size_t cap)
-{
-    if (rc != 0) {
-        snprintf(why, cap, "does not decode: %s", err);
-    } else if (msg->type != RLOG_MSG_HELLO) {
-        snprintf(why, cap, "expected a hello, got %s", rlog_msg_type_name(msg->type));
-    } else if (msg->u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
-        snprintf(why, cap, "protocol version %" PRIu32 " (this build speaks %u)",
-                 msg->u.hello.protocol_version, RLOG_WIRE_PROTOCOL);
-    } else if (msg->u.hello.server_id == 0 || msg->u.hello.server_id == n->cfg.server_id) {
-        snprintf(why, cap, "hello announces server %" PRIu64 " (0 or our own id)",
-                 msg->u.hello.server_id);
-    } else {
-        return false;
-    }
-    return true;
 }
 
 static uint64_t random64(void)
@@ -940,7 +935,7 @@ static void conn_hello_incoming(conn *c, nng_msg *m, int rc, const rlog_msg *msg
     uint32_t pid = (uint32_t)nng_pipe_id(pipe);
     char why[320], who[96], name[RLOG_WIRE_ADDRESS_MAX + 128];
     why[0] = '\0';
-    if (!hello_refused(n, rc, msg, err, why, sizeof why)) {
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, msg, err, why, sizeof why)) {
         if (msg->u.hello.flags != c->token) {
             snprintf(why, sizeof why, "wrong rendezvous token");
         } else if (msg->u.hello.server_id != c->peer_id) {
@@ -1001,8 +996,8 @@ static void conn_hello_outgoing(conn *c, int rc, const rlog_msg *msg, const char
     dialer *d = c->d;
     char why[320], name[RLOG_WIRE_ADDRESS_MAX + 128];
     why[0] = '\0';
-    if (!hello_refused(n, rc, msg, err, why, sizeof why) && d->want_id != 0 &&
-        msg->u.hello.server_id != d->want_id) {
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, msg, err, why, sizeof why) &&
+        d->want_id != 0 && msg->u.hello.server_id != d->want_id) {
         snprintf(why, sizeof why, "expected server %" PRIu64 ", found server %" PRIu64, d->want_id,
                  msg->u.hello.server_id);
     }
@@ -1440,7 +1435,8 @@ static nng_msg *rdv_request(tn *n, nng_msg *m)
     pipe_name(nng_msg_get_pipe(m), who, sizeof who);
     int rc = rlog_msg_decode(nng_msg_body(m), nng_msg_len(m), RDV_MAX_BYTES, &msg, err, sizeof err);
     why[0] = '\0';
-    if (!hello_refused(n, rc, &msg, err, why, sizeof why) && pending_count(n) >= PENDING_MAX) {
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, &msg, err, why, sizeof why) &&
+        pending_count(n) >= PENDING_MAX) {
         snprintf(why, sizeof why, "too many connections in handshake");
     }
     if (why[0] != '\0') {
@@ -1662,6 +1658,9 @@ static int tn_init(rlog_transport *t, const rlog_transport_config *cfg,
                       "tcp4://, tcp6://, ipc://path, inproc://name, abstract://name)",
                       c.server_id, c.address);
     }
+    if (ipc_too_long(c.address)) {
+        return ipc_too_long_err(n, "init", c.address);
+    }
     n->cfg_address = strdup(c.address);
     n->address = strdup(c.address);
     if (n->cfg_address == NULL || n->address == NULL) {
@@ -1759,6 +1758,9 @@ static int tn_connect(rlog_transport *t, uint64_t peer_id, const char *address)
         (kind == ADDR_TCP && port == 0)) {
         return tn_err(n, RLOG_EINVAL, "connect to server %" PRIu64 ": unsupported address '%s'",
                       peer_id, address ? address : "(null)");
+    }
+    if (ipc_too_long(address)) {
+        return ipc_too_long_err(n, "connect", address);
     }
     if (peer_id == n->cfg.server_id) {
         return tn_err(n, RLOG_EINVAL, "connect to %s: server %" PRIu64 " is ourselves", address,

@@ -115,3 +115,22 @@ bool rlg_transport_newer_wins(uint64_t self_id, uint64_t peer_id, bool cur_outgo
     /* Crossing: cand wins when its dialler has the smaller id. */
     return cand_outgoing ? self_id < peer_id : peer_id < self_id;
 }
+
+bool rlg_transport_hello_refused(uint64_t self_id, int rc, const rlog_msg *msg, const char *err,
+                                 char *why, size_t cap)
+{
+    if (rc != 0) {
+        snprintf(why, cap, "does not decode: %s", err);
+    } else if (msg->type != RLOG_MSG_HELLO) {
+        snprintf(why, cap, "expected a hello, got %s", rlog_msg_type_name(msg->type));
+    } else if (msg->u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
+        snprintf(why, cap, "protocol version %" PRIu32 " (this build speaks %u)",
+                 msg->u.hello.protocol_version, RLOG_WIRE_PROTOCOL);
+    } else if (msg->u.hello.server_id == 0 || msg->u.hello.server_id == self_id) {
+        snprintf(why, cap, "hello announces server %" PRIu64 " (0 or our own id)",
+                 msg->u.hello.server_id);
+    } else {
+        return false;
+    }
+    return true;
+}

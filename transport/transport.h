@@ -56,4 +56,15 @@ unsigned rlg_transport_backoff_jitter(unsigned ms, uint32_t random);
 bool rlg_transport_newer_wins(uint64_t self_id, uint64_t peer_id, bool cur_outgoing,
                               bool cand_outgoing);
 
+/*
+ * The checks every hello we receive must pass, in the nng transport and in
+ * the simulator's network alike, wherever it arrives (the public address,
+ * either end of a dedicated connection): it decoded (rc 0; else err is the
+ * decoder's message), is a hello, speaks our protocol and announces a
+ * server id that is neither 0 nor ours (self_id). Returns true with the
+ * reason in why when it fails one; the caller adds its own checks.
+ */
+bool rlg_transport_hello_refused(uint64_t self_id, int rc, const rlog_msg *msg, const char *err,
+                                 char *why, size_t cap);
+
 #endif

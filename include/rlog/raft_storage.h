@@ -45,6 +45,11 @@ extern "C" {
 /* Sticky slots used by this layer. */
 #define RLOG_RS_SLOT_HARD_STATE 1u
 #define RLOG_RS_SLOT_SNAPSHOT   2u
+/* Bytes an entries record adds to its payloads: one batch header, and one
+ * entry header per entry (docs/raft_storage.md). A batch whose record
+ * would exceed the log's record limit is split where these say. */
+#define RLOG_RS_BATCH_OVERHEAD 16u
+#define RLOG_RS_ENTRY_OVERHEAD 16u
 
 typedef struct rlog_rs rlog_rs;
 
@@ -89,6 +94,11 @@ RLOG_API int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs 
  * error met (RLOG_EPOISONED for a store that failed). The handle is freed
  * regardless. */
 RLOG_API int rlog_rs_close(rlog_rs *rs);
+/* Frees the handle as if its process had died (rlog_abandon on its log):
+ * nothing more is written or synced and no callback of a pending
+ * rlog_rs_append_async fires (the data passed to those is not freed). For
+ * simulators and crash tests. */
+RLOG_API void rlog_rs_abandon(rlog_rs *rs);
 
 /* Message of the last error ("" if none). Valid until the next call. */
 RLOG_API const char *rlog_rs_errmsg(rlog_rs *rs);

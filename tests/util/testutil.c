@@ -314,3 +314,20 @@ int tu_dir_teardown(void **state)
     free(f);
     return 0;
 }
+
+int tu_fault_setup(void **state)
+{
+    if (tu_dir_setup(state))
+        return -1;
+    tu_dir_fx *f = *state;
+    f->vfs = rlog_vfs_fault_new(rlog_vfs_posix());
+    return f->vfs ? 0 : -1;
+}
+
+int tu_fault_teardown(void **state)
+{
+    tu_dir_fx *f = *state;
+    if (f->vfs)
+        f->vfs->destroy(f->vfs);
+    return tu_dir_teardown(state);
+}

@@ -11,6 +11,7 @@
 
 #include "rlog/log.h"
 #include "rlog/sim.h"
+#include "rlog/vfs_fault.h"
 
 /* A fresh empty directory for one test case, under $RLOG_TEST_TMPDIR (set by
  * ctest) or /tmp. Returns a malloc'd path; remove with tu_rmdir_r + free. */
@@ -21,9 +22,14 @@ void tu_rmdir_r(const char *path);
  * removed (with everything in it) by tu_dir_teardown. */
 typedef struct tu_dir_fx {
     char *dir;
+    rlog_vfs *vfs; /* tu_fault_setup only: the fault wrapper over posix */
 } tu_dir_fx;
 int tu_dir_setup(void **state);
 int tu_dir_teardown(void **state);
+/* The same with vfs = rlog_vfs_fault_new(rlog_vfs_posix()), destroyed by
+ * tu_fault_teardown. */
+int tu_fault_setup(void **state);
+int tu_fault_teardown(void **state);
 /* "dir/name" in a static rotating buffer (valid for a few calls). */
 const char *tu_path(const char *dir, const char *name);
 /* Whole-file helpers on the real file system (bypassing the vfs on purpose:

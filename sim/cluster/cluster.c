@@ -1691,9 +1691,13 @@ static void fault_ev(void *arg, uint64_t u)
             cl_trace(c, "server %" PRIu64 " isolated", n->id);
         } else {
             cl_node *m = pick_live(c);
-            if (m != NULL && m != n) {
+            if (m != NULL && m != n && rlog_sim_rng_chance(&c->rng, 500000)) {
                 rlog_simnet_partition(c->net, n->id, m->id);
                 cl_trace(c, "servers %" PRIu64 " and %" PRIu64 " cut apart", n->id, m->id);
+            } else if (m != NULL && m != n) {
+                rlog_simnet_partition_oneway(c->net, n->id, m->id);
+                cl_trace(c, "messages from server %" PRIu64 " to server %" PRIu64 " are lost",
+                         n->id, m->id);
             }
         }
         if (rlg_cl_at(&c->w, c->w.now + (100 + rlog_sim_rng_below(&c->rng, 1500)) * CL_MS, heal_ev,

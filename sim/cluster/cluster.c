@@ -1552,6 +1552,13 @@ static void promote_ev(void *arg, uint64_t id)
         c->change_busy = false;
 }
 
+static void removed_stop_ev(void *arg, uint64_t u)
+{
+    (void)u;
+    cl_node *n = arg;
+    node_kill(n->c, n, AFTER_NONE, false, false);
+}
+
 static void change_cb(struct raft_change *req, int status)
 {
     cl_change *ch = req->data;
@@ -1572,7 +1579,9 @@ static void change_cb(struct raft_change *req, int status)
         cl_node *n = node_by_id(c, ch->id);
         if (n != NULL) {
             n->removed = true;
-            node_kill(c, n, AFTER_NONE, false, false);
+            /* stopped on a later event: this callback may be its own */
+            if (rlg_cl_at(&c->w, c->w.now, removed_stop_ev, n, 0) != 0)
+                cl_oom(c, NULL);
         }
     }
     c->change_busy = false;

@@ -17,7 +17,7 @@ struct rlog_loop_timer {
     uint64_t repeat_ns;
     rlog_loop_fn fn;
     void *arg;
-    bool stopped, queued;
+    bool stopped, queued, running;
     cl_loop *loop; /* NULL once the loop was released */
 };
 
@@ -173,8 +173,8 @@ static void vl_timer_stop(rlog_loop *t, rlog_loop_timer *tm)
         return;
     tm->stopped = true;
     l->timers--;
-    if (!tm->queued)
-        free(tm); /* not in the heap (running now, or a one-shot that fired) */
+    if (!tm->queued && !tm->running)
+        free(tm); /* a one-shot that fired (a running one is freed after its fn) */
 }
 
 static int vl_work(rlog_loop *t, rlog_loop_work_fn work, rlog_loop_after_fn after, void *arg)
@@ -278,7 +278,9 @@ bool rlg_cl_run_event(cl_world *w, cl_ev *ev)
         if (tm->loop == NULL || tm->loop->released)
             break; /* a leaked timer of a released loop: counted by the owner */
         w->current = tm->loop->owner;
+        tm->running = true;
         tm->fn(tm->arg);
+        tm->running = false;
         ran = true;
         if (tm->stopped) {
             free(tm);

@@ -90,22 +90,31 @@ int cli_cmd_write(cli_args *a);
 int cli_cmd_verify(cli_args *a);
 int cli_cmd_dump(cli_args *a);
 int cli_cmd_stat(cli_args *a);
-int cli_cmd_sim(cli_args *a); /* tools/sim.c */
+int cli_cmd_sim(cli_args *a);  /* tools/sim.c */
 int cli_cmd_ship(cli_args *a); /* tools/ship.c */
+
+/* ---- TLS flags (--tls-cert FILE --tls-key FILE --tls-ca FILE) ---- */
+typedef struct cli_tls {
+    const char *cert, *key, *ca; /* NULL: not given */
+} cli_tls;
+/* 1 parsed one of the three flags, 0 not one of them, -1 usage error. */
+int cli_opt_tls(cli_args *a, cli_tls *t);
+/* Usage error (and message) unless none or all three are given. */
+int cli_tls_check(const char *cmd, const cli_tls *t);
 
 /* ---- a shipping leader inside another command (rlog write --serve) ---- */
 typedef struct cli_server cli_server;
-/* Serves `log` on url (server id `id`); prints to stderr as "rlog WHO: ...". */
+/* Serves `log` on url (server id `id`; TLS when tls has its files);
+ * prints to stderr as "rlog WHO: ...". */
 int cli_server_start(cli_server **out, rlog_log *log, const char *url, uint64_t id,
-                     const char *who);
+                     const cli_tls *tls, const char *who);
 /* Runs the leader's poll loop on a thread of its own. */
 int cli_server_run_thread(cli_server *s);
 /* Thread-safe: new durable records. */
 void cli_server_notify(cli_server *s);
 /* Waits up to timeout_ns until every connected follower, and at least
  * min_followers, has the log's durable position. */
-void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns,
-                       uint64_t min_followers);
+void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns, uint64_t min_followers);
 /* Stops the thread, prints a last status, frees. */
 void cli_server_stop(cli_server *s, rlog_log *log);
 /* Usage text of one command (NULL: all) to f. */

@@ -22,7 +22,8 @@ static const cli_command cli_commands[] = {
     {"write", cli_cmd_write,
      "rlog write DIR --count N --size BYTES [--batch K] [--sync each|group|none]\n"
      "           [--threads T] [--seed S] [--segment-size BYTES]\n"
-     "           [--serve URL [--linger S] [--followers N] [--id N]]",
+     "           [--serve URL [--linger S] [--followers N] [--id N]\n"
+     "            [--tls-cert FILE --tls-key FILE --tls-ca FILE]]",
      "append N pattern records (creating the log if needed), print each durable LSN;\n"
      "    with --serve, also ship the log to followers (then wait up to --linger s for them)"},
     {"verify", cli_cmd_verify, "rlog verify DIR [--seed S]",
@@ -31,11 +32,13 @@ static const cli_command cli_commands[] = {
      "print one line per record (read-only)"},
     {"stat", cli_cmd_stat, "rlog stat DIR", "print the log's id, segments, positions and state"},
     {"ship", cli_cmd_ship,
-     "rlog ship serve DIR --listen URL [--id N] [--interval MS]\n"
-     "       rlog ship follow DIR --leader URL [--id N] [--until LSN] [--interval MS]\n"
+     "rlog ship serve DIR --listen URL [--id N] [--interval MS] [TLS]\n"
+     "       rlog ship follow DIR --leader URL [--id N] [--until LSN] [--interval MS] [TLS]\n"
      "       rlog ship status URL [--timeout MS]",
      "serve a log to followers / keep DIR a byte-identical copy of a leader's log\n"
-     "    (prints durable LSNs) / ask a leader for its followers' positions"},
+     "    (prints durable LSNs) / ask a leader for its followers' positions;\n"
+     "    TLS = --tls-cert FILE --tls-key FILE --tls-ca FILE (a tls+tcp:// URL, mutual\n"
+     "    authentication; the certificate is named rlog-<id>: docs/security.md)"},
     {"sim", cli_cmd_sim,
      "rlog sim [--seed S | --seeds N [--from S]] [--steps K] [--crashes C]\n"
      "         [--faults LIST] [--workload log|raft|ship|all] [--jobs J] [--trace]\n"

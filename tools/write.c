@@ -45,6 +45,7 @@ typedef struct wr_conf {
     uint64_t linger;    /* --linger S: wait for followers at the end */
     uint64_t followers; /* --followers N: ... for at least N of them */
     uint64_t id;        /* --id N: the leader's server id */
+    cli_tls tls;        /* --tls-cert/--tls-key/--tls-ca: serve over TLS */
 } wr_conf;
 
 typedef struct wr_run wr_run;
@@ -249,7 +250,8 @@ static int wr_parse(cli_args *a, wr_conf *c)
         } else if ((r = cli_opt(a, "--serve", &c->serve)) != 0 ||
                    (r = cli_opt_u64(a, "--linger", &c->linger, 0, 86400)) != 0 ||
                    (r = cli_opt_u64(a, "--followers", &c->followers, 0, 64)) != 0 ||
-                   (r = cli_opt_u64(a, "--id", &c->id, 1, UINT64_MAX)) != 0) {
+                   (r = cli_opt_u64(a, "--id", &c->id, 1, UINT64_MAX)) != 0 ||
+                   (r = cli_opt_tls(a, &c->tls)) != 0) {
         } else if ((r = cli_opt(a, "--sync", &v)) != 0) {
             if (r > 0 && strcmp(v, "each") == 0)
                 c->sync = RLOG_SYNC_EACH;
@@ -275,7 +277,9 @@ static int wr_parse(cli_args *a, wr_conf *c)
         return cli_usage_error(a->cmd, "--count and --size are required");
     if (c->batch * c->size > (1ull << 30))
         return cli_usage_error(a->cmd, "--batch x --size must stay within 1 GiB");
-    return CLI_EXIT_OK;
+    if (c->tls.ca && !c->serve)
+        return cli_usage_error(a->cmd, "--tls-* need --serve");
+    return cli_tls_check(a->cmd, &c->tls);
 }
 
 static int wr_open(wr_run *r)
@@ -398,7 +402,7 @@ int cli_cmd_write(cli_args *a)
         return ex;
     }
     if (r.c.serve) {
-        if (cli_server_start(&r.server, r.log, r.c.serve, r.c.id, "write") ||
+        if (cli_server_start(&r.server, r.log, r.c.serve, r.c.id, &r.c.tls, "write") ||
             cli_server_run_thread(r.server)) {
             if (r.server)
                 cli_server_stop(r.server, r.log);

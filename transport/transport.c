@@ -88,7 +88,44 @@ int rlg_transport_config_resolve(const rlog_transport_config *in, rlog_transport
                  out->backoff_min_ms, out->backoff_max_ms, out->server_id);
         return RLOG_EINVAL;
     }
+    if (out->handshake_ms == 0) {
+        out->handshake_ms = RLG_TRANSPORT_HANDSHAKE_MS;
+    }
+    if (out->max_conns == 0) {
+        out->max_conns = RLG_TRANSPORT_MAX_CONNS;
+    }
+    if (out->max_conns_per_host == 0) {
+        out->max_conns_per_host = RLG_TRANSPORT_MAX_CONNS_PER_HOST;
+    }
+    if (out->reserve_conns == 0) {
+        out->reserve_conns = RLG_TRANSPORT_RESERVE_CONNS;
+    }
+    if (out->n_known_ids > 0 && out->known_ids == NULL) {
+        snprintf(errmsg, errcap,
+                 "transport config: %zu known_ids but a NULL array (server %" PRIu64 ")",
+                 out->n_known_ids, out->server_id);
+        return RLOG_EINVAL;
+    }
+    int tls =
+        (out->tls_cert_file != NULL) + (out->tls_key_file != NULL) + (out->tls_ca_file != NULL);
+    if (tls != 0 && tls != 3) {
+        snprintf(errmsg, errcap,
+                 "transport config: TLS needs tls_cert_file, tls_key_file and tls_ca_file "
+                 "together (server %" PRIu64 ")",
+                 out->server_id);
+        return RLOG_EINVAL;
+    }
     return 0;
+}
+
+bool rlg_transport_id_known(const rlog_transport_config *cfg, uint64_t id)
+{
+    for (size_t i = 0; i < cfg->n_known_ids; i++) {
+        if (cfg->known_ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
 }
 
 unsigned rlg_transport_backoff_next(unsigned cur_ms, unsigned min_ms, unsigned max_ms)

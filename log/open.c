@@ -586,6 +586,25 @@ static void readonly_durable(rlog_log *l, const rlg_recovery *r)
         s->dend = off + RLG_REC_HEADER_SIZE + h.len;
 }
 
+/* An active segment shorter than the segment size (written under a smaller
+ * setting, or cut short and then repaired) is pre-written to full size
+ * before anything is appended: records never run to a file's end, which is
+ * what lets recovery tell a file cut short from outside (docs/format.md,
+ * "A segment cut short"). */
+static int grow_active(rlog_log *l, rlog_file *f, rlg_segment *s)
+{
+    uint64_t size = 0;
+    int e = l->vfs->size(l->vfs, f, &size);
+    if (e || size >= l->opts.segment_size)
+        return e;
+    e = rlg_write_zeros(l->vfs, f, size, l->opts.segment_size);
+    if (!e)
+        e = l->vfs->fdatasync(l->vfs, f);
+    if (!e)
+        s->size = l->opts.segment_size;
+    return e;
+}
+
 /* Takes the recovered state; opens the active segment for writing and makes
  * everything kept durable. */
 int rlg_adopt(rlog_log *l, rlg_recovery *r)
@@ -642,6 +661,8 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
         e = rlg_write_zeros(l->vfs, f, last->end, fsize);
     if (!e)
         e = rewrite_tail(l, f, last, from, last->end);
+    if (!e && !last->sealed && !l->replica)
+        e = grow_active(l, f, last);
     if (e && m == 0 && f)
         rlg_unsynced_mark(l, r->witnessed); /* a failed sync here: same danger */
     if (!e && m > 0)
@@ -717,7 +738,10 @@ int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out, rlog_op
         goto fail;
     rlg_recovery r;
     memset(&r, 0, sizeof r);
-    rv = rlg_recover(l->vfs, dir, (o.flags & RLOG_OPEN_REPAIR) != 0, &r, rep);
+    rv = rlg_recover(l->vfs, dir,
+                     ((o.flags & RLOG_OPEN_REPAIR) ? RLG_RECOVER_REPAIR : 0) |
+                         (l->readonly ? RLG_RECOVER_READONLY : 0),
+                     &r, rep);
     if (rv == RLOG_ENOTLOG && (o.flags & RLOG_OPEN_CREATE) && !l->readonly) {
         /* files of an interrupted creation (all zero) are replaced */
         rv = create_log(l, rep);

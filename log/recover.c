@@ -64,6 +64,7 @@ typedef struct rcv {
     rlog_vfs *vfs;
     const char *dir;
     bool repair;
+    bool readonly; /* the decision is only reported (messages say "would") */
     rlg_recovery *out;
     rlog_open_report *rep;
     rcv_file *files;
@@ -746,14 +747,62 @@ static void rcv_run_note(const rcv *r, uint64_t seq, char *buf, size_t cap)
                  r->run.from_off, r->run.from_lsn);
 }
 
+/*
+ * A last segment cut short from outside: the writer pre-writes every
+ * segment to its full size and never places a record past the file's end
+ * (its last record always leaves room for the seal), so a file that ends
+ * inside the record expected at p — its header names LSN e but its length
+ * runs past the end — or fewer than a seal's bytes after p was truncated by
+ * something else, and whatever followed p was lost: damage, not a torn
+ * tail (docs/format.md, "A segment cut short").
+ */
+static int rcv_cut_short(rcv *r, uint64_t p, uint64_t e, bool *cut)
+{
+    uint64_t size = r->files[r->last].size;
+    *cut = false;
+    char d[200];
+    if (size - p < RLG_SEAL_SIZE) {
+        snprintf(d, sizeof d, "the file ends %" PRIu64 " bytes after the last record", size - p);
+    } else {
+        rlg_rec_header h;
+        int why;
+        uint32_t salt = rlg_salt_state(r->out->log_id, r->files[r->last].seq);
+        int rc = rcv_rec(r, p, salt, e, true, &h, &why);
+        if (rc)
+            return rc;
+        uint64_t room = size - p - RLG_REC_HEADER_SIZE;
+        if (why != RLG_REC_LEN || h.type < RLOG_TYPE_USER_MIN || h.flags || h.lsn != e ||
+            h.durable >= h.lsn || h.len <= room)
+            return 0;
+        snprintf(d, sizeof d,
+                 "the file ends inside record LSN %" PRIu64 " (%" PRIu64 " of its %" PRIu64
+                 " bytes are missing)",
+                 e, RLG_REC_HEADER_SIZE + (uint64_t)h.len - (size - p),
+                 RLG_REC_HEADER_SIZE + (uint64_t)h.len);
+    }
+    *cut = true;
+    r->rep->lsn_cut_first = e;
+    r->rep->lsn_cut_last = e;
+    int rc = rcv_corrupt(r, r->last, p,
+                         "segment file is %" PRIu64 " bytes, cut short by something outside rlog "
+                         "(segments are pre-written to their full size): %s; records from LSN "
+                         "%" PRIu64 " on are lost",
+                         size, d, e);
+    return rc ? rc : rcv_repair_cut(r, r->last, p);
+}
+
 /* The end of an unsealed L: clean, a torn tail, or damage proven durable. */
 static int rcv_tail(rcv *r)
 {
     rlg_segment *s = &r->out->segs[r->last];
     const char *name = r->files[r->last].name;
     uint64_t p = s->end, e = s->last_lsn + 1;
+    bool short_file;
+    int rc = rcv_cut_short(r, p, e, &short_file);
+    if (rc || short_file)
+        return rc;
     rcv_cands c;
-    int rc = rcv_cands_scan(r, r->last, p, e, &c);
+    rc = rcv_cands_scan(r, r->last, p, e, &c);
     if (rc)
         return rc;
     if (c.has_w && c.w >= e) {
@@ -898,11 +947,12 @@ static int rcv_repaired(rcv *r)
             return rc;
         rcv_lost(r, &c, 0);
     }
-    char del[96] = "";
+    char del[128] = "";
     if (r->nkeep < r->nfiles) {
         out->delete_from_seq = r->files[r->nkeep].seq;
-        snprintf(del, sizeof del, "; segment files from %s on are deleted",
-                 r->files[r->nkeep].name);
+        r->rep->drop_from_seq = out->delete_from_seq;
+        snprintf(del, sizeof del, "; segment files from %s on %s", r->files[r->nkeep].name,
+                 r->readonly ? "would be deleted (read-only: nothing was changed)" : "are deleted");
     }
     const rlog_open_report *rep = r->rep;
     char lost[128] = "no intact record is dropped";
@@ -912,10 +962,9 @@ static int rcv_repaired(rcv *r)
                  rep->records_cut, rep->lsn_cut_first, rep->lsn_cut_last);
     char was[sizeof rep->message];
     memcpy(was, rep->message, sizeof was);
-    rcv_fail(r, 0,
-             "%s; repaired: the log now ends at LSN %" PRIu64 " (%s offset %" PRIu64
-             "), %s, %" PRIu64 " bytes cut%s",
-             was, s->last_lsn, r->files[out->nsegs - 1].name, s->end, lost, rep->bytes_cut, del);
+    rcv_fail(r, 0, "%s; %s at LSN %" PRIu64 " (%s offset %" PRIu64 "), %s, %" PRIu64 " bytes cut%s",
+             was, r->readonly ? "a repair would end the log" : "repaired: the log now ends",
+             s->last_lsn, r->files[out->nsegs - 1].name, s->end, lost, rep->bytes_cut, del);
     return 0;
 }
 
@@ -1032,12 +1081,17 @@ static int rcv_run(rcv *r)
     return 0;
 }
 
-int rlg_recover(rlog_vfs *vfs, const char *dir, bool repair, rlg_recovery *out,
+int rlg_recover(rlog_vfs *vfs, const char *dir, unsigned mode, rlg_recovery *out,
                 rlog_open_report *report)
 {
     memset(out, 0, sizeof *out);
     memset(report, 0, sizeof *report);
-    rcv r = {.vfs = vfs, .dir = dir, .repair = repair, .out = out, .rep = report};
+    rcv r = {.vfs = vfs,
+             .dir = dir,
+             .repair = (mode & RLG_RECOVER_REPAIR) != 0,
+             .readonly = (mode & RLG_RECOVER_READONLY) != 0,
+             .out = out,
+             .rep = report};
     r.path_cap = strlen(dir) + 40;
     r.path = malloc(r.path_cap);
     r.cap = RCV_BUF_SIZE;

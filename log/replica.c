@@ -429,7 +429,7 @@ int rlg_replica_open(const char *dir, rlog_vfs *vfs, rlog_env *env, rlg_replica 
     rlg_recovery rc;
     memset(&rc, 0, sizeof rc);
     if (!rv) {
-        rv = rlg_recover(l->vfs, dir, false, &rc, &rep);
+        rv = rlg_recover(l->vfs, dir, 0, &rc, &rep);
         if (rv == RLOG_ENOTLOG)
             rv = open_empty(r);
         else if (!rv)

@@ -16,98 +16,21 @@
 #define COUNT 2000
 #define SIZE  200
 
-typedef struct fx {
-    char *dir; /* scratch directory */
-    char *log; /* dir/log */
-} fx;
-
-static const char *rlog_bin(void)
-{
-    const char *b = getenv("RLOG_BIN");
-    return b && *b ? b : "./rlog";
-}
-
-/* Runs `rlog ARGS` (stdout and stderr captured into *out, malloc'd) and
- * returns its exit status. */
-static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...)
-{
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", rlog_bin(), args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 1024) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    assert_true(WIFEXITED(st));
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    return WEXITSTATUS(st);
-}
-
-/* The last line of s (without its newline), in a static buffer. */
-static const char *last_line(const char *s)
-{
-    static char line[1024];
-    size_t n = strlen(s);
-    while (n && s[n - 1] == '\n')
-        n--;
-    size_t b = n;
-    while (b && s[b - 1] != '\n')
-        b--;
-    snprintf(line, sizeof line, "%.*s", (int)(n - b), s + b);
-    return line;
-}
+typedef tu_log_fx fx;
+#define setup     tu_log_setup
+#define teardown  tu_log_teardown
+#define run       tu_rlog
+#define last_line tu_last_line
 
 static bool starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_mkdtemp("cli");
-    f->log = strdup(tu_path(f->dir, "log"));
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    tu_rmdir_r(f->dir);
-    free(f->dir);
-    free(f->log);
-    free(f);
-    return 0;
-}
-
 /* A log of COUNT records over several 64 KiB segments. */
 static void write_log(const fx *f)
 {
-    char *out;
-    int rc = run(&out, "write %s --count %d --size %d --batch 4 --seed %d --segment-size 64K",
-                 f->log, COUNT, SIZE, SEED);
-    if (rc)
-        fail_msg("rlog write exited %d: %s", rc, out);
+    char *out = tu_rlog_write(f->log, COUNT, SIZE, SEED);
     /* the last acknowledgement and the figures line */
     assert_non_null(strstr(out, "durable 2000\n"));
     assert_true(starts_with(last_line(out), "appended=2000 durable=2000 seconds="));
@@ -323,7 +246,7 @@ static void test_ship_tls(void **state)
                  "ship follow %s --leader %s --id 2 %s & FP=$!; "
                  "%s write %s --count %d --size %d --segment-size 64K --serve %s --linger 30 "
                  "--followers 1 --id 1 %s >/dev/null 2>&1; kill $FP; wait $FP",
-                 fdir, url, tls2, rlog_bin(), f->log, COUNT, SIZE, url, tls1);
+                 fdir, url, tls2, tu_rlog_bin(), f->log, COUNT, SIZE, url, tls1);
     if (rc)
         fail_msg("rlog ship follow over TLS exited %d: %s", rc, out);
     assert_non_null(strstr(out, "durable 2000\n"));

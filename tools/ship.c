@@ -286,6 +286,7 @@ static int cmd_serve(cli_args *a)
         return CLI_EXIT_USAGE;
     rlog_options o;
     rlog_options_init(&o);
+    o.segment_size = cli_log_segment_size(dir); /* the log's own (0: the default) */
     rlog_open_report rep;
     memset(&rep, 0, sizeof rep);
     rlog_log *log = NULL;

@@ -117,7 +117,10 @@ typedef struct rlog_open_report {
     uint64_t bytes_cut;                   /* bytes beyond the cut that held anything but zeros */
     uint64_t records_cut;                 /* valid-looking records found beyond the cut */
     uint64_t lsn_cut_first, lsn_cut_last; /* LSN range lost at the cut (0,0 if none) */
-    char message[512];                    /* one line naming segment, offset and LSNs */
+    /* RLOG_OPEN_REPAIR: the segment files from this sequence number on are
+     * dropped from the log (deleted; read-only: would be); 0 = none. */
+    uint64_t drop_from_seq;
+    char message[512]; /* one line naming segment, offset and LSNs */
 } rlog_open_report;
 
 /*

@@ -81,8 +81,13 @@ typedef struct rlog_rs_open_report {
  * then the store must exist); `report` may be NULL and is filled on success
  * and on failure. On success *out is a handle to close with rlog_rs_close.
  * Errors: everything rlog_open returns (RLOG_ECORRUPT with the log's
- * report), RLOG_ECORRUPT when a record that passed the log's checksum does
- * not decode or breaks the replay rules (report->corrupt_lsn says which),
+ * report), RLOG_ENOTRAFT when the log's first record is not a Raft record
+ * (a log of another kind: nothing is changed), RLOG_ECORRUPT when a later
+ * record that passed the log's checksum does not decode or breaks the
+ * replay rules (report->corrupt_lsn says which), RLOG_ECORRUPT when the
+ * current snapshot's file is missing, has another size or fails its CRC32C
+ * (the message names the file; corrupt_lsn is the marker's LSN) — open
+ * reads the snapshot file once to check it, read-only too —,
  * RLOG_ENOMEM, RLOG_EIO.
  */
 RLOG_API int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs **out,

@@ -545,6 +545,10 @@ RLOG_API void rlog_simnet_faults(rlog_simnet *net, int on);
 RLOG_API void rlog_simnet_set_rates(rlog_simnet *net, const rlog_simnet_rates *rates);
 /* Cuts hosts a and b apart (both directions; a != b, both non-zero). */
 RLOG_API void rlog_simnet_partition(rlog_simnet *net, uint64_t a, uint64_t b);
+/* One-way: messages (and hellos) from host `from` to host `to` are lost,
+ * those from `to` to `from` still arrive; connections are not timed out
+ * by it. Healed like a cut between the two (rlog_simnet_heal). */
+RLOG_API void rlog_simnet_partition_oneway(rlog_simnet *net, uint64_t from, uint64_t to);
 /* Cuts host a from every other host. */
 RLOG_API void rlog_simnet_isolate(rlog_simnet *net, uint64_t a);
 /* Removes the cut between a and b; b = 0: every cut involving a. */

@@ -71,6 +71,7 @@ typedef struct rcv {
     rcv_file *files;
     size_t nfiles;
     size_t nkeep;   /* files[nkeep..] are dropped (repair) */
+    size_t gap;     /* files[gap..] lie beyond missing segment files (or SIZE_MAX) */
     size_t last;    /* L: index of the last kept file with a valid header */
     bool damaged;   /* repair: a damage was found and the message names it */
     bool stop;      /* repair: the log was cut; nothing after matters */
@@ -594,7 +595,7 @@ static int rcv_classify(rcv *r)
                              r->files[i - 1].name, r->files[i].name);
         if (rc)
             return rc;
-        r->nkeep = i; /* repair: keep what comes before the hole */
+        r->nkeep = r->gap = i; /* repair: keep what comes before the hole */
         break;
     }
     r->last = SIZE_MAX;
@@ -949,20 +950,49 @@ static int rcv_repaired(rcv *r)
 {
     rlg_recovery *out = r->out;
     const rlg_segment *s = &out->segs[out->nsegs - 1];
+    rcv_cands beyond = {0};
     for (size_t j = r->nkeep; j < r->nfiles; j++) {
         rcv_cands c;
         int rc = rcv_cands_scan(r, j, 0, s->last_lsn + 1, &c);
         if (rc)
             return rc;
         rcv_lost(r, &c, 0);
+        if (j >= r->gap && c.count) { /* intact records past whole missing files */
+            if (!beyond.count || c.lsn_first < beyond.lsn_first)
+                beyond.lsn_first = c.lsn_first;
+            if (c.lsn_last > beyond.lsn_last)
+                beyond.lsn_last = c.lsn_last;
+            beyond.count += c.count;
+        }
     }
-    char del[128] = "";
+    if (beyond.count && !r->readonly) {
+        /* not a damaged tail: records that lost only their predecessors.
+         * Repair does not throw them away; the operator decides (rlog
+         * repair moves them into its backup first; a read-only repair
+         * view only reports them, below). */
+        char was[sizeof r->rep->message];
+        memcpy(was, r->rep->message, sizeof was);
+        return rcv_fail(r, RLOG_ECORRUPT,
+                        "cannot repair: %s; the segment files from %s on hold %" PRIu64
+                        " intact records (LSN %" PRIu64 "..%" PRIu64
+                        ") that repair would drop: restore the missing file, or move those "
+                        "files out of the directory to repair without them; nothing was changed",
+                        was, r->files[r->gap].name, beyond.count, beyond.lsn_first,
+                        beyond.lsn_last);
+    }
+    char del[320] = "";
     if (r->nkeep < r->nfiles) {
         out->delete_from_seq = r->files[r->nkeep].seq;
         r->rep->drop_from_seq = out->delete_from_seq;
         snprintf(del, sizeof del, "; segment files from %s on %s", r->files[r->nkeep].name,
                  r->readonly ? "would be deleted (read-only: nothing was changed)" : "are deleted");
     }
+    if (beyond.count) /* read-only: a writable repair refuses while they are here */
+        snprintf(del + strlen(del), sizeof del - strlen(del),
+                 "; %" PRIu64 " of them (LSN %" PRIu64 "..%" PRIu64
+                 ") lie beyond missing segment file %s: a writable repair refuses to drop "
+                 "them while their files are in the directory",
+                 beyond.count, beyond.lsn_first, beyond.lsn_last, r->files[r->gap].name);
     const rlog_open_report *rep = r->rep;
     char lost[128] = "no intact record is dropped";
     if (rep->records_cut)
@@ -1100,7 +1130,8 @@ int rlg_recover(rlog_vfs *vfs, const char *dir, unsigned mode, rlg_recovery *out
              .repair = (mode & RLG_RECOVER_REPAIR) != 0,
              .readonly = (mode & RLG_RECOVER_READONLY) != 0,
              .out = out,
-             .rep = report};
+             .rep = report,
+             .gap = SIZE_MAX};
     r.path_cap = strlen(dir) + 40;
     r.path = malloc(r.path_cap);
     r.cap = RCV_BUF_SIZE;

@@ -209,6 +209,11 @@ int rlg_replica_file_begin(rlg_replica *r, const char *name, uint64_t size);
 int rlg_replica_file_write(rlg_replica *r, uint64_t off, const void *bytes, size_t len);
 int rlg_replica_file_commit(rlg_replica *r, uint32_t crc);
 void rlg_replica_file_abort(rlg_replica *r);
+/* Test only (tests/sim_ship_raft_test.c proves its oracle has teeth): when
+ * set, a committed side file is renamed into place WITHOUT its fdatasync,
+ * as a follower that acknowledged a snapshot it never made durable would.
+ * Internal (hidden), never set by the library. */
+extern bool rlg_sabotage_side_nosync;
 /* Removes a side file durably (ENOENT is not an error). */
 int rlg_replica_remove_file(rlg_replica *r, const char *name);
 /* Names of the side files present (not segments, not rlog.* files); free

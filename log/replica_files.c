@@ -152,6 +152,8 @@ static int file_crc(rlg_replica *r, uint32_t *crc)
     return e;
 }
 
+bool rlg_sabotage_side_nosync;
+
 int rlg_replica_file_commit(rlg_replica *r, uint32_t crc)
 {
     rlg_sfx *sf = &r->sf;
@@ -187,7 +189,8 @@ int rlg_replica_file_commit(rlg_replica *r, uint32_t crc)
     free(sf->iv);
     memset(sf, 0, sizeof *sf);
     rlg_os_fail fail;
-    rv = rlg_install(v, r->l->dir, f, tmp, path, 0, &fail);
+    rv = rlg_install(v, r->l->dir, f, tmp, path, rlg_sabotage_side_nosync ? RLG_INSTALL_NOSYNC : 0,
+                     &fail);
     return rv ? rlg_rp_install_fail(r, rv, &fail, "side file", path) : 0;
 }
 

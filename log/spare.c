@@ -153,6 +153,18 @@ static int recycle_file(rlog_log *l, uint64_t old, const char *path, bool replac
     return 0;
 }
 
+int rlg_dir_settle(rlog_log *l)
+{
+    if (!l->dir_unsynced)
+        return 0;
+    pthread_mutex_unlock(&l->mu);
+    int e = rlg_os_sync_dir(l->vfs, l->dir);
+    pthread_mutex_lock(&l->mu);
+    if (!e)
+        l->dir_unsynced = false;
+    return e;
+}
+
 int rlg_prepare_spare(rlog_log *l, uint64_t seq)
 {
     char path[4096], name[32];
@@ -162,17 +174,21 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
      * the ready spare, can only be a spare of ours left behind by a failed
      * rotation: it may be replaced. Anything else is never touched. */
     bool replace = seq == l->spare_next && seq > l->disk_last_seq;
+    l->spare_state = RLG_SPARE_PREPARING;
+    const char *what = "directory fsync (an earlier directory operation)";
+    int e = rlg_dir_settle(l);
+    bool tried = !e;   /* no directory operation unless the last one is durable */
+    bool left = false; /* a directory operation left unsynced */
     /* a deleted segment's file, if one waits: no zero-fill (nor while a
      * deletion's directory fsync is outstanding: one directory operation
      * unsynced at a time) */
-    bool pooled = l->npool > 0 && !l->dir_unsynced;
+    bool pooled = tried && l->npool > 0 && !l->dir_unsynced;
     uint64_t old = pooled ? l->pool[--l->npool] : 0;
-    l->spare_state = RLG_SPARE_PREPARING;
     pthread_mutex_unlock(&l->mu);
     rlog_file *f = NULL;
-    const char *what = "";
     bool renamed = false;
-    int e = pooled ? recycle_file(l, old, path, replace, &f, &renamed, &what) : 0;
+    if (pooled)
+        e = recycle_file(l, old, path, replace, &f, &renamed, &what);
     bool recycled = pooled && !e;
     if (pooled && e && !renamed) {
         rlg_logf(l, RLOG_LEVEL_WARN,
@@ -180,14 +196,15 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
                  strerror(e));
         pooled = false;
     }
-    if (!pooled)
+    if (tried && !pooled)
         e = rlg_prepare_file(l, path, replace, &f, &what);
-    if (e && e != EEXIST) {
+    if (tried && e && e != EEXIST) {
         /* best effort: leave no half-made file behind */
-        if (l->vfs->unlink(l->vfs, path) == 0)
-            rlg_os_sync_dir(l->vfs, l->dir);
+        left = l->vfs->unlink(l->vfs, path) == 0 && rlg_os_sync_dir(l->vfs, l->dir) != 0;
     }
     pthread_mutex_lock(&l->mu);
+    if (left)
+        l->dir_unsynced = true;
     pthread_cond_broadcast(&l->cond);
     if (e) {
         l->spare_state = RLG_SPARE_NONE;
@@ -224,7 +241,15 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
         return rv;
     }
     l->io_busy = true;
-    while (l->nsegs > 1) {
+    /* an earlier deletion whose directory fsync failed is made durable
+     * before the next unlink: two unsynced unlinks could come back from a
+     * power loss as "the later kept, the earlier lost", a gap */
+    int e0 = rlg_dir_settle(l);
+    if (e0)
+        rv = rlg_fail(l, rlog_from_errno(e0),
+                      "delete prefix: directory fsync (an earlier deletion is not durable): %s",
+                      strerror(e0));
+    while (!rv && l->nsegs > 1) {
         rlg_segment *s = &l->segs[0];
         /* the successor's header must be durable before its predecessor
          * goes (else a power loss could leave no segment with a valid
@@ -282,15 +307,6 @@ int rlog_delete_prefix(rlog_log *l, uint64_t lsn, uint64_t *deleted)
                           strerror(fail.err));
             break;
         }
-    }
-    if (!rv && l->dir_unsynced) { /* an earlier deletion is not durable yet */
-        pthread_mutex_unlock(&l->mu);
-        int e = rlg_os_sync_dir(l->vfs, l->dir);
-        pthread_mutex_lock(&l->mu);
-        if (e)
-            rv = rlg_fail(l, rlog_from_errno(e), "delete prefix: directory fsync: %s", strerror(e));
-        else
-            l->dir_unsynced = false;
     }
     rlg_io_release(l, NULL);
     pthread_mutex_unlock(&l->mu);

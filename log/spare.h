@@ -13,6 +13,14 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq);
 /* "dir/rlog.recycle-<old seq>": where deleted segment file `old` waits
  * for recycling. */
 void rlg_pool_path(const rlog_log *l, uint64_t old, char *buf, size_t cap);
+/* Directory operations are never unsynced two at a time (a power loss
+ * keeps each independently: a later unlink kept with an earlier one lost is
+ * a gap). A handle whose last directory operation is not known durable
+ * (l->dir_unsynced: its directory fsync failed, or it was left unsynced on
+ * purpose) syncs the directory before its next one: 0 (the flag cleared) or
+ * the errno of that fsync (the caller then makes no directory operation).
+ * mu held; released around the fsync. */
+int rlg_dir_settle(rlog_log *l);
 /* Creates path (EXCL; with `replace`, an existing file is unlinked first),
  * fills it with zeros to the segment size, syncs it and the directory. mu
  * NOT held. *what names the step that failed. */

@@ -136,6 +136,14 @@ static size_t sticky_bytes(const rlog_log *l)
     return n;
 }
 
+uint64_t rlg_log_head_lsn(rlog_log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    uint64_t lsn = l->nsegs ? l->segs[l->nsegs - 1].first_lsn : 0;
+    pthread_mutex_unlock(&l->mu);
+    return lsn;
+}
+
 int rlog_sticky_set(rlog_log *l, unsigned slot, const rlog_record *rec)
 {
     if (slot < 1 || slot > RLOG_STICKY_SLOTS)
@@ -598,7 +606,8 @@ static void respare(rlog_log *l, rlog_file *f, uint64_t seq, bool recycled)
         char path[4096];
         rlg_seg_path(l, l->spare_seq, path, sizeof path);
         l->vfs->close(l->vfs, l->spare_file);
-        l->vfs->unlink(l->vfs, path);
+        if (l->vfs->unlink(l->vfs, path) == 0)
+            l->dir_unsynced = true; /* synced before the next directory operation */
     }
     l->spare_file = f;
     l->spare_seq = seq;

@@ -24,5 +24,9 @@ void rlg_drop_pending(rlog_log *l, void (*drop)(void *data));
 void rlg_fail_pending(rlog_log *l, int err);
 /* At close: append a checkpoint record and sync it. */
 int rlg_write_checkpoint(rlog_log *l);
+/* The LSN the active (last) segment starts at: records at or after it are
+ * in that segment (the Raft storage checks that the segment holds its
+ * current state, raft_storage/open.c). */
+uint64_t rlg_log_head_lsn(rlog_log *l);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/writer.h"
 #include "raft_storage/rs_internal.h"
 
 #define RLG_RS_DEFAULT_SEGMENT    (64ull << 20)
@@ -76,24 +77,47 @@ static int replay(rlog_rs *rs, rlog_rs_open_report *rep)
     return rv;
 }
 
-/* After a reopen the log's sticky slots are empty: set them again. */
+/*
+ * After a reopen the log's sticky slots are empty: set them again. And the
+ * active segment must itself hold the current hard state and snapshot
+ * marker (as an original or a head copy), so that deleting every segment
+ * before it keeps them. Normally it does; but a torn tail cut inside its
+ * head (a power loss during the rotation's first write) leaves it with only
+ * part of the copies, and records appended after the cut would follow a
+ * head without them (the simulator found it: raft seed 50009579, where
+ * deleting the segment before left a log whose replay met the snapshot
+ * only after entries that follow it). A state whose latest record lies
+ * before the active segment is appended again.
+ */
 static int restore_sticky(rlog_rs *rs)
 {
     uint8_t hs[RLG_RS_HS_SIZE];
+    rlog_record r[2];
+    unsigned slot[2];
+    uint64_t at[2];
+    size_t n = 0;
     int rv = 0;
     if (rs->st.has_hs) {
         rlg_hs_encode(&rs->st.hs, hs);
-        rlog_record r = {0, RLOG_RS_TYPE_HARD_STATE, 0, RLG_RS_HS_SIZE, hs};
-        rv = rlog_sticky_set(rs->log, RLOG_RS_SLOT_HARD_STATE, &r);
+        r[n] = (rlog_record){0, RLOG_RS_TYPE_HARD_STATE, 0, RLG_RS_HS_SIZE, hs};
+        slot[n] = RLOG_RS_SLOT_HARD_STATE;
+        at[n++] = rs->st.hs_lsn;
     }
-    if (!rv && rs->st.snap.has) {
-        rlog_record r = {0, RLOG_RS_TYPE_SNAPSHOT, 0, (uint32_t)rs->st.snap.raw_len,
-                         rs->st.snap.raw};
-        rv = rlog_sticky_set(rs->log, RLOG_RS_SLOT_SNAPSHOT, &r);
+    if (rs->st.snap.has) {
+        r[n] = (rlog_record){0, RLOG_RS_TYPE_SNAPSHOT, 0, (uint32_t)rs->st.snap.raw_len,
+                             rs->st.snap.raw};
+        slot[n] = RLOG_RS_SLOT_SNAPSHOT;
+        at[n++] = rs->st.snap_lsn;
     }
+    for (size_t i = 0; i < n && !rv; i++)
+        rv = rlog_sticky_set(rs->log, slot[i], &r[i]);
     if (rv)
         return rlg_rs_fail(rs, rv, "restoring sticky records: %s", rlog_errmsg(rs->log));
-    return 0;
+    uint64_t head = rlg_log_head_lsn(rs->log);
+    for (size_t i = 0; i < n && !rv; i++)
+        if (at[i] < head)
+            rv = rlg_rs_append_apply(rs, r[i].type, slot[i], r[i].data, r[i].len, NULL);
+    return rv;
 }
 
 static int open_steps(rlog_rs *rs, rlog_rs_open_report *rep)

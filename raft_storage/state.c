@@ -214,6 +214,7 @@ int rlg_state_apply(rlg_state *st, const rlg_rec *r, uint64_t lsn)
     case RLOG_RS_TYPE_HARD_STATE:
         st->hs = r->u.hs;
         st->has_hs = true;
+        st->hs_lsn = lsn;
         return 0;
     case RLOG_RS_TYPE_ENTRIES:
         if (!st->anchored) {
@@ -228,6 +229,7 @@ int rlg_state_apply(rlg_state *st, const rlg_rec *r, uint64_t lsn)
             rlg_index_truncate(&st->ix, r->u.trunc);
         return 0;
     default:
+        st->snap_lsn = lsn;
         return apply_snap(st, r);
     }
 }

@@ -51,6 +51,9 @@ typedef struct rlg_state {
     rlg_snap snap;
     rlg_index ix;
     bool anchored;
+    /* LSN of the latest hard-state and snapshot-marker record (a copy at a
+     * segment head included); 0 when none */
+    uint64_t hs_lsn, snap_lsn;
 } rlg_state;
 
 /* An empty state, unanchored (ready for a replay). */

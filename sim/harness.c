@@ -20,6 +20,41 @@ uint64_t rlg_sim_mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
+static inline uint64_t hash_word(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t hash_step(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x100000001b3ull;
+    return h ^ (h >> 32);
+}
+
+uint64_t rlg_sim_hash(const void *data, size_t len)
+{
+    /* four independent lanes: the multiplications of one 32-byte block
+     * overlap instead of forming one chain (the simulator hashes every byte
+     * it moves into its trace hash) */
+    const uint8_t *p = data;
+    uint64_t a = 0xcbf29ce484222325ull ^ len, b = 0x84222325cbf29ce4ull, c = 0x9e3779b97f4a7c15ull,
+             d = 0xc2b2ae3d27d4eb4full;
+    size_t i = 0;
+    for (; i + 32 <= len; i += 32) {
+        a = hash_step(a, hash_word(p + i));
+        b = hash_step(b, hash_word(p + i + 8));
+        c = hash_step(c, hash_word(p + i + 16));
+        d = hash_step(d, hash_word(p + i + 24));
+    }
+    for (; i + 8 <= len; i += 8)
+        a = hash_step(a, hash_word(p + i));
+    for (; i < len; i++)
+        b = (b ^ p[i]) * 0x100000001b3ull;
+    return rlg_sim_mix(a ^ rlg_sim_mix(b ^ rlg_sim_mix(c ^ rlg_sim_mix(d))));
+}
+
 void rlg_sim_fill(uint64_t x, uint8_t *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {

@@ -30,6 +30,8 @@ struct rlg_sim {
 
 /* splitmix64's finalizer: a well-mixed function of z. */
 uint64_t rlg_sim_mix(uint64_t z);
+/* A 64-bit hash of len bytes (fast; not cryptographic). */
+uint64_t rlg_sim_hash(const void *data, size_t len);
 /* Fills p with len bytes of the xorshift64 stream started at x (x != 0). */
 void rlg_sim_fill(uint64_t x, uint8_t *p, size_t len);
 /* The simulator's own memory ran out: ends the run at once (a longjmp to

@@ -82,6 +82,8 @@ typedef struct wl {
     ginfo *gi; /* per entry gen: where it was appended */
     uint64_t gen;
     size_t capgi;
+    msnap *puts; /* every snapshot put, in order (a recovery may fall back to any) */
+    size_t nputs, capputs;
     uint64_t term_hi;
     bool bump;   /* the next append starts a new term (after a truncation) */
     bool failed; /* the handle failed (an async append failed, EPOISONED) */
@@ -555,6 +557,8 @@ static void op_snapshot(wl *w, bool install)
     rop *op = push_op(w, OP_SNAP);
     op->snap = (msnap){true, index, term,     rlog_sim_rng_below(r, index + 1),
                        size, gen,   trailing, rlg_crc32c(w->buf, size)};
+    w->puts = rlg_sim_grow(w->puts, &w->capputs, w->nputs, sizeof *w->puts);
+    w->puts[w->nputs++] = op->snap;
     rlog_rs_buf bufs[2] = {{w->buf, size / 3}, {w->buf + size / 3, size - size / 3}};
     rlog_rs_snapshot_desc d = {index, term,    op->snap.conf_index, w->buf + size, conf_len, bufs,
                                2,     trailing};
@@ -732,9 +736,22 @@ static bool snap_get(wl *w, const msnap *m)
     int rv = rlog_rs_snapshot_get(w->rs, &sn);
     rlg_sim_trace(w->s, "snapshot_get -> %s", rlog_errname(rv));
     w->s->res->raft_ops++;
+    if (rv == 0 && (w->s->opts->sabotage & RLOG_SIM_SABOTAGE_SNAP_FOREIGN))
+        sn.crc ^= 1; /* (tests only) a snapshot never written */
     if (!m->has) {
         if (rv != RLOG_ENOTFOUND)
             rlg_sim_fail(w->s, "snapshot_get without a snapshot returned %s", rlog_errname(rv));
+    } else if (rv == 0 && !m->gen && w->s->destructive) {
+        /* a snapshot recovery could not tie to any put (recorded as unknown,
+         * m->gen 0): after a destructive fault its bytes cannot be judged,
+         * only that it is the one recovery reported (the same rule at every
+         * read); without one it is a snapshot never written, and fails */
+        if (sn.index != m->index || sn.term != m->term || sn.crc != m->crc)
+            rlg_sim_fail(w->s,
+                         "snapshot_get: index %" PRIu64 " term %" PRIu64 " crc %08" PRIx32
+                         " is not the snapshot recovered (index %" PRIu64 " term %" PRIu64
+                         " crc %08" PRIx32 ")",
+                         sn.index, sn.term, sn.crc, m->index, m->term, m->crc);
     } else if (rv == 0) {
         check_snapshot(w, &sn, m);
     } else if ((rv == RLOG_ECORRUPT || rv == RLOG_EIO) &&
@@ -868,6 +885,10 @@ static void check_attempts(wl *w, const mstate *g)
     }
 }
 
+/* The attempt a recovered snapshot is: the acknowledged one, one in flight,
+ * or any earlier put (a destructive fault may lose a newer snapshot's
+ * marker; the store then falls back to an older snapshot it still keeps).
+ * 0 when it is none of them: a snapshot never written. */
 static uint64_t snap_gen_of(wl *w, const msnap *m)
 {
     if (w->acked.snap.has && w->acked.snap.index == m->index && w->acked.snap.crc == m->crc)
@@ -876,6 +897,12 @@ static uint64_t snap_gen_of(wl *w, const msnap *m)
         if (w->pend[j].kind == OP_SNAP && w->pend[j].snap.index == m->index &&
             w->pend[j].snap.crc == m->crc)
             return w->pend[j].snap.gen;
+    for (size_t j = w->nputs; j-- > 0;) {
+        const msnap *p = &w->puts[j];
+        if (p->index == m->index && p->term == m->term && p->crc == m->crc && p->size == m->size &&
+            p->trailing == m->trailing && p->conf_index == m->conf_index)
+            return p->gen;
+    }
     return 0;
 }
 
@@ -1005,7 +1032,7 @@ static void rs_recovered(void *vw)
     ms_copy(&w->cur, &w->got);
     clear_pend(w);
     w->bump = false;
-    if (w->got.snap.has && (w->got.snap.gen || !s->destructive) && !snap_get(w, &w->got.snap))
+    if (w->got.snap.has && !snap_get(w, &w->got.snap))
         return;
     if (!s->destructive && rlog_sim_rng_chance(&s->rng, 250000))
         check_idempotent(w);
@@ -1141,6 +1168,7 @@ void rlg_sim_raft_workload(rlg_sim *s)
     clear_pend(w);
     free(w->pend);
     free(w->gi);
+    free(w->puts);
     free(w->acked.e);
     free(w->cur.e);
     free(w->scratch.e);

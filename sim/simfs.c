@@ -20,6 +20,7 @@
  * fs->handles until closed or until destroy.
  */
 #include "rlog/sim.h"
+#include "sim/driver.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -264,18 +265,7 @@ static uint64_t hash_mix(uint64_t z)
 
 static uint64_t hash_bytes(const void *data, size_t len)
 {
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ull ^ len;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-        h ^= h >> 32;
-    }
-    for (; i < len; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return hash_mix(h);
+    return rlg_sim_hash(data, len);
 }
 
 static void trace_mix(simfs *fs, uint64_t x)

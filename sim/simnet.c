@@ -123,6 +123,7 @@ typedef struct sn_host {
 
 typedef struct sn_cut {
     uint64_t a, b; /* b == 0: a is isolated */
+    bool oneway;   /* only messages from a to b are lost */
 } sn_cut;
 
 struct rlog_simnet {
@@ -277,6 +278,8 @@ static void ready(sn_node *n, sn_ev *ev)
     *(n->rtail ? &n->rtail->next : &n->rhead) = ev;
     n->rtail = ev;
     n->rcount++;
+    if (n->cfg.wake) /* like nng: the owner learns that poll() has work */
+        n->cfg.wake(n->cfg.wake_data);
 }
 
 static sn_ev *ready_pop(sn_node *n)
@@ -331,9 +334,23 @@ static bool is_cut(rlog_simnet *net, uint64_t a, uint64_t b)
         return false;
     for (size_t i = 0; i < net->ncuts; i++) {
         sn_cut k = net->cuts[i];
+        if (k.oneway)
+            continue;
         if (k.b ? (k.a == a && k.b == b) || (k.a == b && k.b == a) : k.a == a || k.a == b)
             return true;
     }
+    return false;
+}
+
+/* True when a message from host `from` to host `to` is lost now: a cut
+ * between them, or a one-way cut from -> to. */
+static bool is_cut_dir(rlog_simnet *net, uint64_t from, uint64_t to)
+{
+    if (is_cut(net, from, to))
+        return true;
+    for (size_t i = 0; i < net->ncuts; i++)
+        if (net->cuts[i].oneway && net->cuts[i].a == from && net->cuts[i].b == to)
+            return true;
     return false;
 }
 
@@ -632,7 +649,7 @@ static bool accept_conn(rlog_simnet *net, sn_conn *c)
         end_kill(net, c, 1, RLOG_ENOCONN, RLOG_ENOCONN, true, latency(net, c));
         return false;
     }
-    if (is_cut(net, c->host[0], l->cfg.server_id)) {
+    if (is_cut_dir(net, c->host[0], l->cfg.server_id)) {
         sn_trace(net, RLOG_SIMNET_PARTITION_LOST, "conn %" PRIu64 " hello lost to a partition",
                  c->id);
         return false;
@@ -732,7 +749,7 @@ static void on_pkt(rlog_simnet *net, sn_ev *ev)
     if (!e->node) {
         if (!accept_conn(net, c))
             return;
-    } else if (is_cut(net, c->host[0], c->host[1])) {
+    } else if (is_cut_dir(net, c->host[!s], c->host[s])) {
         sn_trace(net, RLOG_SIMNET_PARTITION_LOST, "conn %" PRIu64 " lost to a partition", c->id);
         return;
     }
@@ -1311,7 +1328,7 @@ void rlog_simnet_set_rates(rlog_simnet *net, const rlog_simnet_rates *rates)
 }
 
 /* A new cut: connections across it time out unless it is healed first. */
-static void cut_add(rlog_simnet *net, uint64_t a, uint64_t b)
+static void cut_add(rlog_simnet *net, uint64_t a, uint64_t b, bool oneway)
 {
     sn_cut *k = realloc(net->cuts, (net->ncuts + 1) * sizeof *k);
     if (!k) {
@@ -1319,7 +1336,11 @@ static void cut_add(rlog_simnet *net, uint64_t a, uint64_t b)
         return;
     }
     net->cuts = k;
-    k[net->ncuts++] = (sn_cut){a, b};
+    k[net->ncuts++] = (sn_cut){a, b, oneway};
+    if (oneway) { /* connections stay up: only a's messages to b are lost */
+        sn_trace(net, NONE, "partition one-way %" PRIu64 " -> %" PRIu64, a, b);
+        return;
+    }
     sn_trace(net, NONE, "partition %" PRIu64 " %" PRIu64, a, b);
     for (sn_conn *c = net->conns; c; c = c->next)
         if (is_cut(net, c->host[0], c->host[1]))
@@ -1329,13 +1350,19 @@ static void cut_add(rlog_simnet *net, uint64_t a, uint64_t b)
 void rlog_simnet_partition(rlog_simnet *net, uint64_t a, uint64_t b)
 {
     if (a && b && a != b)
-        cut_add(net, a, b);
+        cut_add(net, a, b, false);
+}
+
+void rlog_simnet_partition_oneway(rlog_simnet *net, uint64_t from, uint64_t to)
+{
+    if (from && to && from != to)
+        cut_add(net, from, to, true);
 }
 
 void rlog_simnet_isolate(rlog_simnet *net, uint64_t a)
 {
     if (a)
-        cut_add(net, a, 0);
+        cut_add(net, a, 0, false);
 }
 
 void rlog_simnet_heal(rlog_simnet *net, uint64_t a, uint64_t b)

@@ -396,6 +396,33 @@ static void test_partition_heal(void **state)
     close_all(net, ns, 2);
 }
 
+/* A one-way partition loses the messages of one direction only, and the
+ * connection stays up; healing it lets them through again. */
+static void test_oneway_partition(void **state)
+{
+    (void)state;
+    rlog_simnet *net = net_new(9);
+    node l, f;
+    pair_up(net, &l, &f, NULL);
+    node *ns[] = {&l, &f};
+    rlog_simnet_partition_oneway(net, 2, 1); /* f (server 2) cannot reach l */
+    assert_false(rlog_simnet_partitioned(net, 2, 1));
+    assert_int_equal(send_seq(&f, 1, 1, 8), 0);
+    assert_int_equal(send_seq(&l, 2, 7, 8), 0);
+    run_for(net, ns, 2, 2000 * MS); /* past the 1 s timeout */
+    assert_int_equal(l.nrecv, 0);
+    assert_int_equal(f.nrecv, 1);
+    assert_int_equal(f.recv[0], 7);
+    assert_int_equal(l.downs + f.downs, 0);
+    assert_true(rlog_simnet_count(net, RLOG_SIMNET_PARTITION_LOST) >= 1);
+    rlog_simnet_heal(net, 1, 2);
+    assert_int_equal(send_seq(&f, 1, 2, 8), 0);
+    run_for(net, ns, 2, 10 * MS);
+    assert_int_equal(l.nrecv, 1);
+    assert_int_equal(l.recv[0], 2);
+    close_all(net, ns, 2);
+}
+
 /* A short partition healed before the timeout loses messages but keeps
  * the connection; a close across a partition is noticed only at the
  * timeout. */
@@ -1033,6 +1060,7 @@ int main(void)
         cmocka_unit_test(test_reorder),
         cmocka_unit_test(test_delay),
         cmocka_unit_test(test_partition_heal),
+        cmocka_unit_test(test_oneway_partition),
         cmocka_unit_test(test_short_partition),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_slow_peer_efull),

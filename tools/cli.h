@@ -74,6 +74,9 @@ void cli_hist_merge(cli_hist *into, const cli_hist *from);
  * fraction q of the samples lie; 0 when empty. */
 uint64_t cli_hist_quantile(const cli_hist *h, double q);
 
+/* rlog sim --workload cluster (tools/sim_cluster.c; built with librlog-raft). */
+int cli_cmd_sim_cluster(cli_args *a);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t cli_now_ns(void);
 

@@ -61,7 +61,10 @@ static const cli_command cli_commands[] = {
     {"sim", cli_cmd_sim,
      "rlog sim [--seed S | --seeds N (100) [--from S (0)]] [--steps K (1000)]\n"
      "         [--crashes C (5)] [--faults LIST (all)]\n"
-     "         [--workload log|raft|ship|all (all)] [--jobs J (1)] [--trace]",
+     "         [--workload log|raft|ship|all (all)] [--jobs J (1)] [--trace]\n"
+     "rlog sim --workload cluster [--seed S | --seeds N (100) [--from S (0)]]\n"
+     "         [--nodes 3|5 (3)] [--duration-ms MS (4000)] [--faults LIST (all)]\n"
+     "         [--raw-libraft] [--jobs J (1)] [--trace]",
      "run the deterministic crash simulator; print failing seeds with a replay command"},
 };
 #define CLI_NCOMMANDS (sizeof cli_commands / sizeof cli_commands[0])

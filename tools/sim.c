@@ -235,6 +235,15 @@ static void summary(const sim_args *s, const totals *t, double secs)
 
 int cli_cmd_sim(cli_args *a)
 {
+    for (int i = a->i; i + 1 < a->argc; i++)
+        if (!strcmp(a->argv[i], "--workload") && !strcmp(a->argv[i + 1], "cluster")) {
+#ifdef RLOG_HAVE_SIM_CLUSTER
+            return cli_cmd_sim_cluster(a);
+#else
+            return cli_usage_error("sim", "this rlog was built without libraft: no cluster "
+                                          "workload");
+#endif
+        }
     sim_args s;
     memset(&s, 0, sizeof s);
     if (parse(a, &s) != 0)

@@ -344,6 +344,10 @@ typedef void (*rlog_sim_trace_fn)(void *data, const char *line);
 #define RLOG_SIM_SABOTAGE_FORGE       0x2u /* a follower's record is rewritten (CRC still valid) */
 #define RLOG_SIM_SABOTAGE_SEALED_BYTE 0x4u /* one byte of a follower's sealed segment flips */
 #define RLOG_SIM_SABOTAGE_NO_HEAL     0x8u /* a partition stays while followers must converge */
+/* The Raft workload: every snapshot the store returns reads as one never
+ * written (its CRC32C changed) — the snapshot checks must catch it, also
+ * for a snapshot recovery could not tie to a put. */
+#define RLOG_SIM_SABOTAGE_SNAP_FOREIGN 0x10u
 
 typedef struct rlog_sim_options {
     uint64_t seed;
@@ -541,6 +545,10 @@ RLOG_API void rlog_simnet_faults(rlog_simnet *net, int on);
 RLOG_API void rlog_simnet_set_rates(rlog_simnet *net, const rlog_simnet_rates *rates);
 /* Cuts hosts a and b apart (both directions; a != b, both non-zero). */
 RLOG_API void rlog_simnet_partition(rlog_simnet *net, uint64_t a, uint64_t b);
+/* One-way: messages (and hellos) from host `from` to host `to` are lost,
+ * those from `to` to `from` still arrive; connections are not timed out
+ * by it. Healed like a cut between the two (rlog_simnet_heal). */
+RLOG_API void rlog_simnet_partition_oneway(rlog_simnet *net, uint64_t from, uint64_t to);
 /* Cuts host a from every other host. */
 RLOG_API void rlog_simnet_isolate(rlog_simnet *net, uint64_t a);
 /* Removes the cut between a and b; b = 0: every cut involving a. */

@@ -1,0 +1,300 @@
+/*
+ * rlog sim --workload cluster — whole libraft clusters in the simulator
+ * (rlog/sim_cluster.h): runs seeds (in child processes with --jobs), prints
+ * each failing seed with a one-line replay command, progress on stderr,
+ * a summary with seeds per minute. Built when librlog-raft is.
+ */
+#ifdef RLOG_HAVE_SIM_CLUSTER
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rlog/sim_cluster.h"
+#include "tools/cli.h"
+
+typedef struct cl_args {
+    uint64_t seed, seeds, from, nodes, jobs, duration_ms;
+    bool one, trace, raw;
+    const char *faults;
+    unsigned mask;
+} cl_args;
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} cl_fault_names[] = {
+    {"crash", RLOG_SIM_CLUSTER_F_CRASH},
+    {"power", RLOG_SIM_CLUSTER_F_POWER},
+    {"partition", RLOG_SIM_CLUSTER_F_PARTITION},
+    {"net", RLOG_SIM_CLUSTER_F_NET},
+    {"disk", RLOG_SIM_CLUSTER_F_DISK},
+    {"corrupt", RLOG_SIM_CLUSTER_F_CORRUPT},
+    {"membership", RLOG_SIM_CLUSTER_F_MEMBERSHIP},
+};
+
+static int parse_faults(const char *list, unsigned *mask)
+{
+    *mask = 0;
+    if (!strcmp(list, "all")) {
+        *mask = RLOG_SIM_CLUSTER_F_ALL;
+        return 0;
+    }
+    if (!strcmp(list, "none") || !*list)
+        return 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t i;
+        for (i = 0; i < sizeof cl_fault_names / sizeof *cl_fault_names; i++)
+            if (!strcmp(t, cl_fault_names[i].name))
+                break;
+        if (i == sizeof cl_fault_names / sizeof *cl_fault_names)
+            return -1;
+        *mask |= cl_fault_names[i].bit;
+    }
+    return 0;
+}
+
+static void print_line(void *data, const char *line)
+{
+    (void)data;
+    fputs(line, stdout);
+    fputc('\n', stdout);
+}
+
+static int parse(cli_args *a, cl_args *s)
+{
+    s->seeds = 100;
+    s->nodes = 3;
+    s->jobs = 1;
+    s->duration_ms = 4000;
+    s->faults = "all";
+    while (a->i < a->argc) {
+        const char *v = NULL;
+        int r;
+        if ((r = cli_opt_u64(a, "--seed", &s->seed, 0, UINT64_MAX)) != 0) {
+            if (r < 0)
+                return -1;
+            s->one = true;
+        } else if ((r = cli_opt_u64(a, "--seeds", &s->seeds, 1, 100000000)) != 0 ||
+                   (r = cli_opt_u64(a, "--from", &s->from, 0, UINT64_MAX)) != 0 ||
+                   (r = cli_opt_u64(a, "--nodes", &s->nodes, 3, 5)) != 0 ||
+                   (r = cli_opt_u64(a, "--duration-ms", &s->duration_ms, 100, 600000)) != 0 ||
+                   (r = cli_opt_u64(a, "--jobs", &s->jobs, 1, 64)) != 0) {
+            if (r < 0)
+                return -1;
+        } else if ((r = cli_opt(a, "--faults", &v)) != 0) {
+            if (r < 0)
+                return -1;
+            s->faults = v;
+        } else if ((r = cli_opt(a, "--workload", &v)) != 0) {
+            if (r < 0)
+                return -1; /* "cluster": how we got here */
+        } else if (!strcmp(a->argv[a->i], "--trace")) {
+            s->trace = true;
+            a->i++;
+        } else if (!strcmp(a->argv[a->i], "--raw-libraft")) {
+            s->raw = true;
+            a->i++;
+        } else {
+            cli_usage_error("sim", "unknown option '%s' for the cluster workload", a->argv[a->i]);
+            return -1;
+        }
+    }
+    if (s->nodes != 3 && s->nodes != 5) {
+        cli_usage_error("sim", "--nodes must be 3 or 5");
+        return -1;
+    }
+    if (parse_faults(s->faults, &s->mask) != 0) {
+        cli_usage_error("sim",
+                        "unknown fault family in '%s' (all, none, or a list of crash,power,"
+                        "partition,net,disk,corrupt,membership)",
+                        s->faults);
+        return -1;
+    }
+    if (s->one) {
+        s->from = s->seed;
+        s->seeds = 1;
+    }
+    return 0;
+}
+
+static int run_one(const cl_args *s, uint64_t seed, rlog_sim_cluster_result *r)
+{
+    rlog_sim_cluster_options o;
+    rlog_sim_cluster_options_init(&o, seed);
+    o.nodes = (unsigned)s->nodes;
+    o.duration_ms = (uint32_t)s->duration_ms;
+    o.faults = s->mask;
+    o.raw_libraft = s->raw;
+    if (s->trace)
+        o.trace = print_line;
+    return rlog_sim_cluster_run(&o, r);
+}
+
+static void report_failure(const cl_args *s, uint64_t seed, const rlog_sim_cluster_result *r)
+{
+    printf("FAIL seed=%" PRIu64 ": %s\n", seed, r->message);
+    printf("  replay: rlog sim --workload cluster --seed %" PRIu64 " --nodes %" PRIu64
+           " --duration-ms %" PRIu64 " --faults %s%s --trace\n",
+           seed, s->nodes, s->duration_ms, s->faults, s->raw ? " --raw-libraft" : "");
+}
+
+typedef struct cl_totals {
+    uint64_t seeds, failed;
+    rlog_sim_cluster_result sum;
+} cl_totals;
+
+static void add(cl_totals *t, const rlog_sim_cluster_result *r)
+{
+    rlog_sim_cluster_result *s = &t->sum;
+    t->seeds++;
+    t->failed += r->failed != 0;
+    s->virtual_ms += r->virtual_ms;
+    s->events += r->events;
+    s->ops_ok += r->ops_ok;
+    s->ops_failed += r->ops_failed;
+    s->ops_unknown += r->ops_unknown;
+    s->crashes += r->crashes;
+    s->power_losses += r->power_losses;
+    s->recovery_crashes += r->recovery_crashes;
+    s->restarts += r->restarts;
+    s->partitions += r->partitions;
+    s->corruptions += r->corruptions;
+    s->refused_starts += r->refused_starts;
+    s->membership_changes += r->membership_changes;
+    s->snapshots_taken += r->snapshots_taken;
+    s->snapshots_installed += r->snapshots_installed;
+    s->leaders += r->leaders;
+    s->linearizability_unknown += r->linearizability_unknown;
+    s->trace_hash ^= r->trace_hash;
+}
+
+static void child(const cl_args *s, uint64_t k, int fd)
+{
+    for (uint64_t i = k; i < s->seeds; i += s->jobs) {
+        rlog_sim_cluster_result r;
+        if (run_one(s, s->from + i, &r) != 0) {
+            memset(&r, 0, sizeof r);
+            r.failed = 1;
+            snprintf(r.message, sizeof r.message, "the run could not be made (out of memory)");
+        }
+        if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
+            _exit(4);
+    }
+    _exit(0);
+}
+
+static int read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, (char *)buf + got, n - got);
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+static void progress(const cl_args *s, const cl_totals *t, uint64_t t0, uint64_t *last)
+{
+    uint64_t now = cli_now_ns();
+    if (s->trace || now - *last < 5000000000ull)
+        return;
+    *last = now;
+    double secs = (now - t0) / 1e9;
+    fprintf(stderr, "rlog sim: %" PRIu64 "/%" PRIu64 " seeds, %" PRIu64 " failed, %.0f seeds/min\n",
+            t->seeds, s->seeds, t->failed, 60.0 * t->seeds / secs);
+}
+
+static int run_seeds(const cl_args *s, cl_totals *t, uint64_t t0)
+{
+    uint64_t last = t0;
+    uint64_t jobs = s->trace || s->seeds < 2 ? 1 : s->jobs;
+    if (jobs == 1) {
+        for (uint64_t i = 0; i < s->seeds; i++) {
+            rlog_sim_cluster_result r;
+            if (run_one(s, s->from + i, &r) != 0)
+                return CLI_EXIT_ERROR;
+            add(t, &r);
+            if (r.failed)
+                report_failure(s, s->from + i, &r);
+            progress(s, t, t0, &last);
+        }
+        return 0;
+    }
+    int fds[64];
+    pid_t pids[64];
+    for (uint64_t k = 0; k < jobs; k++) {
+        int p[2];
+        if (pipe(p) != 0)
+            return CLI_EXIT_ERROR;
+        fflush(stdout);
+        pids[k] = fork();
+        if (pids[k] == 0) {
+            close(p[0]);
+            cl_args one = *s;
+            one.jobs = jobs;
+            child(&one, k, p[1]);
+        }
+        close(p[1]);
+        fds[k] = p[0];
+    }
+    int rc = 0;
+    for (uint64_t i = 0; i < s->seeds; i++) {
+        rlog_sim_cluster_result r;
+        if (read_full(fds[i % jobs], &r, sizeof r) != 0) {
+            fprintf(stderr, "rlog sim: a worker died at seed %" PRIu64 "\n", s->from + i);
+            rc = CLI_EXIT_ERROR;
+            break;
+        }
+        add(t, &r);
+        if (r.failed)
+            report_failure(s, s->from + i, &r);
+        progress(s, t, t0, &last);
+    }
+    for (uint64_t k = 0; k < jobs; k++) {
+        close(fds[k]);
+        waitpid(pids[k], NULL, 0);
+    }
+    return rc;
+}
+
+int cli_cmd_sim_cluster(cli_args *a)
+{
+    cl_args s;
+    memset(&s, 0, sizeof s);
+    if (parse(a, &s) != 0)
+        return CLI_EXIT_USAGE;
+    cl_totals t;
+    memset(&t, 0, sizeof t);
+    uint64_t t0 = cli_now_ns();
+    int rc = run_seeds(&s, &t, t0);
+    double secs = (cli_now_ns() - t0) / 1e9;
+    const rlog_sim_cluster_result *r = &t.sum;
+    printf("workload=cluster nodes=%" PRIu64 " seeds=%" PRIu64 " failed=%" PRIu64
+           " virtual_s=%.1f events=%" PRIu64 " ops_ok=%" PRIu64 " ops_failed=%" PRIu64
+           " ops_unknown=%" PRIu64 "\n",
+           s.nodes, t.seeds, t.failed, r->virtual_ms / 1000.0, r->events, r->ops_ok, r->ops_failed,
+           r->ops_unknown);
+    printf("crashes=%" PRIu64 " power_losses=%" PRIu64 " recovery_crashes=%" PRIu64
+           " restarts=%" PRIu64 " partitions=%" PRIu64 " corruptions=%" PRIu64
+           " refused_starts=%" PRIu64 " membership_changes=%" PRIu64 " snapshots=%" PRIu64
+           " installed=%" PRIu64 " leaders=%" PRIu64 " lin_unknown=%" PRIu64 "\n",
+           r->crashes, r->power_losses, r->recovery_crashes, r->restarts, r->partitions,
+           r->corruptions, r->refused_starts, r->membership_changes, r->snapshots_taken,
+           r->snapshots_installed, r->leaders, r->linearizability_unknown);
+    if (s.one)
+        printf("trace_hash=%016" PRIx64 "\n", r->trace_hash);
+    if (!s.trace) /* a traced run prints nothing that varies between runs */
+        printf("seconds=%.2f seeds_s=%.1f seeds_min=%.0f\n", secs, t.seeds / secs,
+               60.0 * t.seeds / secs);
+    if (rc)
+        return rc;
+    return t.failed ? 1 : 0;
+}
+#endif

@@ -20,7 +20,10 @@
  * Prints one table per part and the ratios rlog/uv.
  *
  *   raftkv [--io uv,rlog] [--seconds S] [--size B] [--load-entries N]
- *          [--load-runs R] [--dir DIR] [--skip-commits] [--skip-load]
+ *          [--load-runs R] [--dir DIR] [--skip-commits] [--skip-load] [--keep]
+ *
+ * --keep leaves the load logs in DIR/load-<io> (raftkv --load-child IO DIR
+ * HOST:PORT loads one again).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -557,7 +560,8 @@ struct load_result {
 };
 
 static struct load_result run_load(const char *self, enum kv_io_kind kind, const char *root,
-                                   uint64_t n, size_t size, unsigned runs, double *write_s)
+                                   uint64_t n, size_t size, unsigned runs, bool keep,
+                                   double *write_s)
 {
     char dir[4200], addr[N_NODES][32], cmd[9000], line[512];
     fmt(dir, sizeof dir, "%s/load-%s", root, kv_io_name(kind));
@@ -585,7 +589,8 @@ static struct load_result run_load(const char *self, enum kv_io_kind kind, const
         if (best.ms < 0 || lr.ms < best.ms)
             best = lr;
     }
-    rm_rf(dir);
+    if (!keep)
+        rm_rf(dir);
     return best;
 }
 
@@ -594,7 +599,7 @@ static struct load_result run_load(const char *self, enum kv_io_kind kind, const
 static void usage(void)
 {
     die("usage", "raftkv [--io uv,rlog] [--seconds S] [--size B] [--load-entries N] "
-                 "[--load-runs R] [--dir DIR] [--skip-commits] [--skip-load]");
+                 "[--load-runs R] [--dir DIR] [--skip-commits] [--skip-load] [--keep]");
 }
 
 int main(int argc, char **argv)
@@ -607,7 +612,7 @@ int main(int argc, char **argv)
     size_t size = 1024;
     uint64_t load_entries = 100000;
     unsigned load_runs = 3;
-    bool commits = true, load = true;
+    bool commits = true, load = true, keep = false;
     enum kv_io_kind kinds[2];
     unsigned n_kinds = 0;
     const char *ios = NULL;
@@ -619,6 +624,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(f, "--skip-load") == 0) {
             load = false;
+            continue;
+        }
+        if (strcmp(f, "--keep") == 0) {
+            keep = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -689,7 +698,8 @@ int main(int argc, char **argv)
         printf("%-6s %12s %14s %14s %12s\n", "io", "load ms", "RSS delta MB", "HWM delta MB",
                "write s");
         for (unsigned k = 0; k < n_kinds; k++) {
-            lr[k] = run_load(self, kinds[k], root, load_entries, size, load_runs, &write_s[k]);
+            lr[k] =
+                run_load(self, kinds[k], root, load_entries, size, load_runs, keep, &write_s[k]);
             printf("%-6s %12.1f %14.1f %14.1f %12.1f\n", kv_io_name(kinds[k]), lr[k].ms,
                    lr[k].rss_kb / 1024.0, lr[k].hwm_kb / 1024.0, write_s[k]);
             fflush(stdout);

@@ -403,6 +403,9 @@ static void ev_queue_locked(ev *e)
     if (n->waiting) {
         nng_cv_wake1(n->cv);
     }
+    if (n->cfg.wake != NULL) {
+        n->cfg.wake(n->cfg.wake_data);
+    }
 }
 
 static void ev_unlink_locked(ev *e)
@@ -1950,6 +1953,9 @@ static int tn_post(rlog_transport *t, void (*fn)(void *arg), void *arg)
     n->posts_tail = r;
     if (n->waiting) {
         nng_cv_wake1(n->cv);
+    }
+    if (n->cfg.wake != NULL) {
+        n->cfg.wake(n->cfg.wake_data);
     }
     nng_mtx_unlock(n->mtx);
     return 0;

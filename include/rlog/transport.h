@@ -104,6 +104,16 @@ typedef struct rlog_transport_config {
     unsigned backoff_min_ms, backoff_max_ms;
     rlog_logger_fn logger; /* NULL = silent */
     void *logger_data;
+    /* Optional "poll me" hook for owners that run poll() from an event
+     * loop instead of blocking in it (the Raft adapter, rlog/raft_io.h):
+     * called from ANY thread (nng's threads, a thread calling post(), the
+     * owner) each time poll() has new events to run. It must be
+     * thread-safe, return quickly and not call into the transport (post a
+     * poll() to the owner's loop instead). Timers of the transport's own
+     * (redial backoff, handshake timeouts) do not call it: such owners
+     * also poll() periodically. NULL = none. */
+    void (*wake)(void *wake_data);
+    void *wake_data;
 } rlog_transport_config;
 
 /* Fills defaults (everything zero/NULL). */

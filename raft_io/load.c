@@ -1,0 +1,290 @@
+/*
+ * load, bootstrap, recover, set_term, set_vote: the synchronous storage
+ * methods. Each is durable before it returns (rlog_rs writes and syncs).
+ *
+ * load hands libraft what it owns from then on, allocated with
+ * raft_malloc: the entries array; for each run of entries that came from
+ * one rlog batch record, one buffer holding their payloads back to back
+ * (each entry's buf points into it and its batch points at it); the
+ * snapshot struct, its bufs array of exactly one buffer, and the
+ * configuration (raft_configuration_add). start_index is the index of the
+ * first entry returned: rlog_rs_first_index, which is the snapshot's index
+ * + 1 when no entries are kept, and may be at or below the snapshot's index
+ * when entries were kept behind it (libraft's `trailing`).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft_io/rio.h"
+
+static int need_store(rio *r, const char *what)
+{
+    if (r->rs == NULL || r->closing) {
+        return rlg_rio_err(r, RAFT_INVALID, "%s: the store is not open (io->init first)", what);
+    }
+    return 0;
+}
+
+static int store_err(rio *r, int rv, const char *what)
+{
+    return rlg_rio_err(r, rlg_rio_raft_code(rv), "%s: %s (%s)", what, rlog_rs_errmsg(r->rs),
+                       r->dir);
+}
+
+/* Copies one chunk of entries read from the store into raft_malloc'd
+ * batches, one per rlog batch buffer. */
+static int load_chunk(const rlog_rs_entries *in, struct raft_entry *out)
+{
+    size_t i = 0;
+    while (i < in->n) {
+        size_t j = i;
+        size_t bytes = 0;
+        while (j < in->n && in->v[j].batch == in->v[i].batch) {
+            bytes += in->v[j].len;
+            j++;
+        }
+        uint8_t *batch = raft_malloc(bytes > 0 ? bytes : 8);
+        if (batch == NULL) {
+            return RAFT_NOMEM;
+        }
+        size_t off = 0;
+        for (size_t k = i; k < j; k++) {
+            const rlog_rs_entry *e = &in->v[k];
+            if (e->len > 0) {
+                memcpy(batch + off, e->data, e->len);
+            }
+            out[k].term = e->term;
+            out[k].type = (unsigned short)e->type;
+            out[k].buf.base = batch + off;
+            out[k].buf.len = e->len;
+            out[k].batch = batch;
+            off += e->len;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+static void entries_destroy(struct raft_entry *v, size_t n)
+{
+    void *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].batch != NULL && v[i].batch != last) {
+            last = v[i].batch;
+            raft_free(last);
+        }
+    }
+    raft_free(v);
+}
+
+static int load_entries(rio *r, raft_index first, raft_index last, struct raft_entry **out,
+                        size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (last < first) {
+        return 0;
+    }
+    size_t n = (size_t)(last - first + 1);
+    struct raft_entry *v = raft_calloc(n, sizeof *v);
+    if (v == NULL) {
+        return rlg_rio_err(r, RAFT_NOMEM, "load: out of memory for %zu entries", n);
+    }
+    size_t have = 0;
+    while (have < n) {
+        rlog_rs_entries chunk;
+        int rv = rlog_rs_entries_read(r->rs, first + have, last, RIO_LOAD_READ_BYTES, &chunk);
+        if (rv != 0) {
+            entries_destroy(v, have);
+            return store_err(r, rv, "load");
+        }
+        rv = load_chunk(&chunk, v + have);
+        if (rv != 0) {
+            rlog_rs_entries_free(&chunk);
+            entries_destroy(v, have + chunk.n); /* batches of this chunk: set or NULL */
+            return rlg_rio_err(r, RAFT_NOMEM, "load: out of memory");
+        }
+        have += chunk.n;
+        rlog_rs_entries_free(&chunk);
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+void rlg_rio_snapshot_destroy(struct raft_snapshot *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    raft_configuration_close(&s->configuration);
+    if (s->bufs != NULL) {
+        raft_free(s->bufs[0].base);
+        raft_free(s->bufs);
+    }
+    raft_free(s);
+}
+
+int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out)
+{
+    *out = NULL;
+    rlog_rs_snapshot s;
+    int rv = rlog_rs_snapshot_get(r->rs, &s);
+    if (rv == RLOG_ENOTFOUND) {
+        return 0;
+    }
+    if (rv != 0) {
+        return store_err(r, rv, "snapshot");
+    }
+    struct raft_snapshot *snap = raft_calloc(1, sizeof *snap);
+    if (snap == NULL) {
+        rlog_rs_snapshot_release(&s);
+        return rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory");
+    }
+    raft_configuration_init(&snap->configuration);
+    snap->index = s.index;
+    snap->term = s.term;
+    snap->configuration_index = s.conf_index;
+    char why[200];
+    rv = rlg_rio_conf_decode(s.conf, s.conf_len, &snap->configuration, why, sizeof why);
+    if (rv != 0) {
+        rv = rlg_rio_err(r, rv == RAFT_NOMEM ? RAFT_NOMEM : RAFT_CORRUPT,
+                         "snapshot %s in %s (index %llu): %s", s.file, r->dir,
+                         (unsigned long long)s.index, why);
+        goto err;
+    }
+    snap->bufs = raft_calloc(1, sizeof *snap->bufs);
+    if (snap->bufs == NULL) {
+        rv = rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory");
+        goto err;
+    }
+    snap->n_bufs = 1;
+    snap->bufs[0].base = raft_malloc(s.size > 0 ? (size_t)s.size : 8);
+    if (snap->bufs[0].base == NULL) {
+        rv = rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory for %llu bytes",
+                         (unsigned long long)s.size);
+        goto err;
+    }
+    if (s.size > 0) {
+        memcpy(snap->bufs[0].base, s.data, (size_t)s.size);
+    }
+    snap->bufs[0].len = (size_t)s.size;
+    rlog_rs_snapshot_release(&s);
+    *out = snap;
+    return 0;
+err:
+    rlog_rs_snapshot_release(&s);
+    rlg_rio_snapshot_destroy(snap);
+    return rv;
+}
+
+int rlg_rio_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                 struct raft_snapshot **snapshot, raft_index *start_index,
+                 struct raft_entry *entries[], size_t *n_entries)
+{
+    rio *r = io->impl;
+    *snapshot = NULL;
+    *entries = NULL;
+    *n_entries = 0;
+    *start_index = 1;
+    int rv = need_store(r, "load");
+    if (rv != 0) {
+        return rv;
+    }
+    rlog_rs_hard_state hs;
+    rlog_rs_hard_state_get(r->rs, &hs);
+    struct raft_snapshot *snap = NULL;
+    if ((rv = rlg_rio_snapshot_read(r, &snap)) != 0) {
+        return rv;
+    }
+    raft_index first = rlog_rs_first_index(r->rs);
+    raft_index last = rlog_rs_last_index(r->rs);
+    if ((rv = load_entries(r, first, last, entries, n_entries)) != 0) {
+        rlg_rio_snapshot_destroy(snap);
+        return rv;
+    }
+    *term = hs.term;
+    *voted_for = hs.vote;
+    *snapshot = snap;
+    *start_index = first;
+    return 0;
+}
+
+/* Appends one RAFT_CHANGE entry holding `conf`, durably. */
+static int append_conf(rio *r, const char *what, uint64_t index, uint64_t term,
+                       const struct raft_configuration *conf)
+{
+    struct raft_buffer buf;
+    int rv = raft_configuration_encode(conf, &buf);
+    if (rv != 0) {
+        return rlg_rio_err(r, rv, "%s: cannot encode the configuration: %s", what,
+                           raft_strerror(rv));
+    }
+    rlog_rs_entry e = {
+        .term = term, .type = RAFT_CHANGE, .len = (uint32_t)buf.len, .data = buf.base};
+    rv = rlog_rs_append(r->rs, index, &e, 1);
+    raft_free(buf.base);
+    return rv != 0 ? store_err(r, rv, what) : 0;
+}
+
+int rlg_rio_bootstrap(struct raft_io *io, const struct raft_configuration *conf)
+{
+    rio *r = io->impl;
+    int rv = need_store(r, "bootstrap");
+    if (rv != 0) {
+        return rv;
+    }
+    rlog_rs_stats st;
+    rlog_rs_stats_get(r->rs, &st);
+    if (st.hs.term != 0 || st.hs.vote != 0 || st.has_snapshot || st.last_index != 0) {
+        return rlg_rio_err(r, RAFT_CANTBOOTSTRAP,
+                           "bootstrap: %s already holds Raft state (term %llu, last index %llu)",
+                           r->dir, (unsigned long long)st.hs.term,
+                           (unsigned long long)st.last_index);
+    }
+    if ((rv = rlog_rs_set_term(r->rs, 1)) != 0) {
+        return store_err(r, rv, "bootstrap");
+    }
+    return append_conf(r, "bootstrap", 1, 1, conf);
+}
+
+int rlg_rio_recover(struct raft_io *io, const struct raft_configuration *conf)
+{
+    rio *r = io->impl;
+    int rv = need_store(r, "recover");
+    if (rv != 0) {
+        return rv;
+    }
+    rlog_rs_hard_state hs;
+    rlog_rs_hard_state_get(r->rs, &hs);
+    uint64_t last = rlog_rs_last_index(r->rs);
+    uint64_t term = rlog_rs_term(r->rs, last);
+    if (hs.term > term) {
+        term = hs.term;
+    }
+    if (term == 0) {
+        term = 1;
+    }
+    return append_conf(r, "recover", last + 1, term, conf);
+}
+
+int rlg_rio_set_term(struct raft_io *io, raft_term term)
+{
+    rio *r = io->impl;
+    int rv = need_store(r, "set_term");
+    if (rv == 0 && (rv = rlog_rs_set_term(r->rs, term)) != 0) {
+        rv = store_err(r, rv, "set_term");
+    }
+    return rv;
+}
+
+int rlg_rio_set_vote(struct raft_io *io, raft_id server_id)
+{
+    rio *r = io->impl;
+    int rv = need_store(r, "set_vote");
+    if (rv == 0 && (rv = rlog_rs_set_vote(r->rs, server_id)) != 0) {
+        rv = store_err(r, rv, "set_vote");
+    }
+    return rv;
+}

@@ -1,0 +1,217 @@
+/*
+ * recv: wire messages from peers -> libraft's raft_message, handed to the
+ * recv callback given to io->start (on the loop thread, inside the
+ * transport's poll()).
+ *
+ * The transport already refused bytes that do not decode (rlog_msg_decode
+ * treats them as hostile). What decodes but cannot be a Raft message for
+ * libraft is dropped here with an error logged: another message family
+ * (shipping, a transport-level result), an entry type libraft does not
+ * know, a configuration that does not decode, snapshot chunks out of
+ * order. Ownership passes to libraft as its own transport does it: an
+ * AppendEntries' entries array and one batch buffer holding every payload;
+ * an InstallSnapshot's configuration and data buffer (raft_malloc).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft_io/rio.h"
+
+static void drop(rio *r, uint64_t peer_id, const char *what, const char *why)
+{
+    rlg_rio_log(r, RLOG_LEVEL_ERROR, "dropped %s from server %llu: %s", what,
+                (unsigned long long)peer_id, why);
+}
+
+static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entry **out,
+                             const char **why)
+{
+    *out = NULL;
+    if (ae->n_entries == 0) {
+        return 0;
+    }
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < ae->n_entries; i++) {
+        uint16_t t = ae->entries[i].type;
+        if (t != RAFT_COMMAND && t != RAFT_BARRIER && t != RAFT_CHANGE) {
+            *why = "entry of an unknown type";
+            return RAFT_MALFORMED;
+        }
+        if (ae->entries[i].term == 0) {
+            *why = "entry with term 0";
+            return RAFT_MALFORMED;
+        }
+        bytes += ae->entries[i].len;
+    }
+    struct raft_entry *v = raft_calloc(ae->n_entries, sizeof *v);
+    uint8_t *batch = raft_malloc(bytes > 0 ? bytes : 8);
+    if (v == NULL || batch == NULL) {
+        raft_free(v);
+        raft_free(batch);
+        *why = "out of memory";
+        return RAFT_NOMEM;
+    }
+    size_t off = 0;
+    for (uint32_t i = 0; i < ae->n_entries; i++) {
+        const rlog_msg_entry *e = &ae->entries[i];
+        if (e->len > 0) {
+            memcpy(batch + off, e->data, e->len);
+        }
+        v[i].term = e->term;
+        v[i].type = (unsigned short)e->type;
+        v[i].buf.base = batch + off;
+        v[i].buf.len = e->len;
+        v[i].batch = batch;
+        off += e->len;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Adds a chunk; returns 1 when the snapshot is complete (the data buffer
+ * then belongs to the caller), 0 when more is expected, -1 when dropped. */
+static int snapshot_chunk(rio *r, rio_peer *p, const rlog_msg_install_snapshot *is)
+{
+    if (is->offset == 0) {
+        rlg_rio_peer_snap_reset(p);
+        p->snap_active = true;
+        p->snap_last_index = is->last_index;
+        p->snap_last_term = is->last_term;
+        p->snap_total = is->total;
+    } else if (!p->snap_active || p->snap_last_index != is->last_index ||
+               p->snap_last_term != is->last_term || p->snap_total != is->total ||
+               p->snap_have != is->offset) {
+        drop(r, p->id, "install_snapshot chunk", "does not continue the snapshot being received");
+        rlg_rio_peer_snap_reset(p);
+        return -1;
+    }
+    if (is->chunk_len > 0) {
+        uint8_t *nb = raft_realloc(p->snap_buf, (size_t)(p->snap_have + is->chunk_len));
+        if (nb == NULL) {
+            drop(r, p->id, "install_snapshot chunk", "out of memory");
+            rlg_rio_peer_snap_reset(p);
+            return -1;
+        }
+        memcpy(nb + p->snap_have, is->chunk, is->chunk_len);
+        p->snap_buf = nb;
+        p->snap_have += is->chunk_len;
+    }
+    return is->done ? 1 : 0;
+}
+
+static void recv_snapshot(rio *r, rio_peer *p, const rlog_msg_install_snapshot *is,
+                          struct raft_message *m)
+{
+    int done = snapshot_chunk(r, p, is);
+    if (done <= 0) {
+        return;
+    }
+    struct raft_install_snapshot *out = &m->install_snapshot;
+    raft_configuration_init(&out->conf);
+    char why[200];
+    if (rlg_rio_conf_decode(is->conf, is->conf_len, &out->conf, why, sizeof why) != 0) {
+        raft_configuration_close(&out->conf);
+        rlg_rio_peer_snap_reset(p);
+        drop(r, p->id, "install_snapshot", why);
+        return;
+    }
+    m->type = RAFT_IO_INSTALL_SNAPSHOT;
+    out->term = is->term;
+    out->last_index = is->last_index;
+    out->last_term = is->last_term;
+    out->conf_index = is->conf_index;
+    out->data.len = (size_t)p->snap_have;
+    out->data.base = p->snap_buf != NULL ? p->snap_buf : raft_malloc(8);
+    p->snap_buf = NULL; /* libraft's now */
+    rlg_rio_peer_snap_reset(p);
+    if (out->data.base == NULL) {
+        raft_configuration_close(&out->conf);
+        drop(r, p->id, "install_snapshot", "out of memory");
+        return;
+    }
+    r->recv(r->io, m);
+}
+
+void rlg_rio_recv(void *data, uint64_t peer_id, const rlog_msg *msg)
+{
+    rio *r = data;
+    if (r->closing || r->recv == NULL) {
+        return;
+    }
+    rio_peer *p = rlg_rio_peer_get(r, peer_id);
+    if (p == NULL) {
+        drop(r, peer_id, rlog_msg_type_name(msg->type), "out of memory");
+        return;
+    }
+    struct raft_message m;
+    memset(&m, 0, sizeof m);
+    m.server_id = peer_id;
+    m.server_address = p->address != NULL ? p->address : "";
+    const char *why = NULL;
+    switch (msg->type) {
+    case RLOG_MSG_REQUEST_VOTE: {
+        const rlog_msg_request_vote *v = &msg->u.request_vote;
+        m.type = RAFT_IO_REQUEST_VOTE;
+        m.request_vote.term = v->term;
+        m.request_vote.candidate_id = v->candidate_id;
+        m.request_vote.last_log_index = v->last_log_index;
+        m.request_vote.last_log_term = v->last_log_term;
+        m.request_vote.disrupt_leader = v->disrupt_leader;
+        m.request_vote.pre_vote = v->pre_vote;
+        break;
+    }
+    case RLOG_MSG_REQUEST_VOTE_RESULT: {
+        const rlog_msg_request_vote_result *v = &msg->u.request_vote_result;
+        m.type = RAFT_IO_REQUEST_VOTE_RESULT;
+        m.request_vote_result.term = v->term;
+        m.request_vote_result.vote_granted = v->vote_granted;
+        if (v->pre_vote > RLOG_TRIBOOL_FALSE) {
+            why = "pre_vote is not a tribool";
+            break;
+        }
+        m.request_vote_result.pre_vote = (raft_tribool)v->pre_vote;
+        break;
+    }
+    case RLOG_MSG_APPEND_ENTRIES: {
+        const rlog_msg_append_entries *ae = &msg->u.append_entries;
+        m.type = RAFT_IO_APPEND_ENTRIES;
+        m.append_entries.term = ae->term;
+        m.append_entries.prev_log_index = ae->prev_log_index;
+        m.append_entries.prev_log_term = ae->prev_log_term;
+        m.append_entries.leader_commit = ae->leader_commit;
+        m.append_entries.n_entries = ae->n_entries;
+        if (entries_from_wire(ae, &m.append_entries.entries, &why) != 0) {
+            break;
+        }
+        r->recv(r->io, &m); /* libraft owns entries and batch now */
+        return;
+    }
+    case RLOG_MSG_APPEND_ENTRIES_RESULT: {
+        const rlog_msg_append_entries_result *v = &msg->u.append_entries_result;
+        m.type = RAFT_IO_APPEND_ENTRIES_RESULT;
+        m.append_entries_result.term = v->term;
+        m.append_entries_result.rejected = v->rejected;
+        m.append_entries_result.last_log_index = v->last_log_index;
+        break;
+    }
+    case RLOG_MSG_INSTALL_SNAPSHOT:
+        recv_snapshot(r, p, &msg->u.install_snapshot, &m);
+        return;
+    case RLOG_MSG_TIMEOUT_NOW: {
+        const rlog_msg_timeout_now *v = &msg->u.timeout_now;
+        m.type = RAFT_IO_TIMEOUT_NOW;
+        m.timeout_now.term = v->term;
+        m.timeout_now.last_log_index = v->last_log_index;
+        m.timeout_now.last_log_term = v->last_log_term;
+        break;
+    }
+    default:
+        why = "not a Raft message";
+        break;
+    }
+    if (why != NULL) {
+        drop(r, peer_id, rlog_msg_type_name(msg->type), why);
+        return;
+    }
+    r->recv(r->io, &m);
+}

@@ -1,0 +1,747 @@
+/* The storage methods of librlog-raft's struct raft_io, called the way
+ * libraft 0.15 calls them, on a real libuv loop and a real directory:
+ * load (empty, after bootstrap, after appends + truncate + snapshot, with
+ * the ownership libraft expects), bootstrap twice, set_term/set_vote
+ * durable on return, append callbacks in order and only once durable,
+ * truncate with appends in flight, snapshot_put with trailing > 0 and == 0
+ * and snapshot_get, close with work pending (RAFT_CANCELED, nothing after
+ * the close callback), EIO/ENOSPC on append through a fault vfs (every
+ * later append fails, nothing acknowledged lost), a damaged entry at start
+ * (the error names the file and offset), async_work, time and random. */
+#include "util/testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <raft.h>
+#include <uv.h>
+
+#include "rlog/raft_io.h"
+
+typedef struct fx {
+    char *dir;
+    uv_loop_t loop;
+    struct raft_io io;
+    bool open;
+    int closed; /* close callbacks seen */
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = tu_mkdtemp("raftio");
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    *state = f;
+    return 0;
+}
+
+static void close_cb(struct raft_io *io)
+{
+    fx *f = io->data;
+    f->closed++;
+}
+
+/* Runs the loop until *flag is reached (a guard of many turns, not a
+ * timing assertion). */
+static void run_until(fx *f, const int *flag, int want)
+{
+    for (int i = 0; i < 200000 && *flag < want; i++) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_true(*flag >= want);
+}
+
+static void io_close(fx *f)
+{
+    if (!f->open) {
+        return;
+    }
+    int before = f->closed;
+    f->io.close(&f->io, close_cb);
+    run_until(f, &f->closed, before + 1);
+    rlog_raft_io_fini(&f->io);
+    f->open = false;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    io_close(f);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    tu_rmdir_r(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void io_open_custom(fx *f, rlog_loop *loop, rlog_vfs *vfs, const char *dir)
+{
+    int rv = loop != NULL ? rlog_raft_io_init_custom(&f->io, loop, dir, vfs, NULL, NULL, NULL)
+                          : rlog_raft_io_init(&f->io, &f->loop, dir, NULL);
+    if (rv != 0) {
+        fail_msg("rlog_raft_io_init: %s", f->io.errmsg);
+    }
+    f->io.data = f;
+    rv = f->io.init(&f->io, 1, "127.0.0.1:0");
+    if (rv != 0) {
+        fail_msg("io->init: %s", f->io.errmsg);
+    }
+    f->open = true;
+}
+
+static void io_open(fx *f)
+{
+    io_open_custom(f, NULL, NULL, f->dir);
+}
+
+typedef struct loaded {
+    raft_term term;
+    raft_id vote;
+    struct raft_snapshot *snap;
+    raft_index start;
+    struct raft_entry *entries;
+    size_t n;
+} loaded;
+
+static void snapshot_free(struct raft_snapshot *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    raft_configuration_close(&s->configuration);
+    for (unsigned i = 0; i < s->n_bufs; i++) {
+        raft_free(s->bufs[i].base);
+    }
+    raft_free(s->bufs);
+    raft_free(s);
+}
+
+/* Frees what load handed over the way libraft does (entryBatchesDestroy):
+ * each distinct batch once, then the array. Also checks the batch rule:
+ * every entry has a batch and its buf lies inside it. */
+static void loaded_free(loaded *l)
+{
+    void *last = NULL;
+    for (size_t i = 0; i < l->n; i++) {
+        assert_non_null(l->entries[i].batch);
+        assert_true((uint8_t *)l->entries[i].buf.base >= (uint8_t *)l->entries[i].batch);
+        if (l->entries[i].batch != last) {
+            last = l->entries[i].batch;
+            raft_free(last);
+        }
+    }
+    raft_free(l->entries);
+    snapshot_free(l->snap);
+    memset(l, 0, sizeof *l);
+}
+
+static void load(fx *f, loaded *l)
+{
+    memset(l, 0, sizeof *l);
+    int rv = f->io.load(&f->io, &l->term, &l->vote, &l->snap, &l->start, &l->entries, &l->n);
+    if (rv != 0) {
+        fail_msg("load: %s", f->io.errmsg);
+    }
+}
+
+static void conf_one(struct raft_configuration *c, raft_id id)
+{
+    raft_configuration_init(c);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)(9000 + id));
+    assert_int_equal(raft_configuration_add(c, id, addr, RAFT_VOTER), 0);
+}
+
+/* ---- appends ---- */
+
+typedef struct app {
+    struct raft_io_append req;
+    fx *f;
+    int status;
+    int order;               /* sequence number of its callback, -1 until it ran */
+    raft_index last;         /* last index it carried */
+    raft_index durable_seen; /* last index found in a copy of dir at callback time */
+} app;
+
+static int cb_seq;
+
+static void copy_dir(const char *from, const char *to)
+{
+    mkdir(to, 0755);
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char a[1024], b[1024];
+        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
+        tu_copy_file(a, b);
+    }
+    closedir(d);
+}
+
+/* Last index in a copy of the directory taken now (what is on disk). */
+static raft_index last_index_on_disk(const char *dir)
+{
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s.copy", dir);
+    tu_rmdir_r(copy);
+    copy_dir(dir, copy);
+    rlog_rs_options o;
+    rlog_rs_options_init(&o);
+    rlog_rs *rs = NULL;
+    rlog_rs_open_report rep;
+    int rv = rlog_rs_open(copy, &o, &rs, &rep);
+    if (rv != 0) {
+        fail_msg("open copy: %s", rep.message);
+    }
+    raft_index last = rlog_rs_last_index(rs);
+    rlog_rs_close(rs);
+    tu_rmdir_r(copy);
+    return last;
+}
+
+static void append_cb(struct raft_io_append *req, int status)
+{
+    app *a = req->data;
+    a->status = status;
+    a->order = cb_seq++;
+    if (status == 0 && a->f != NULL) {
+        a->durable_seen = last_index_on_disk(a->f->dir);
+    }
+}
+
+static void payload(raft_index index, raft_term term, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "entry-%llu-term-%llu", (unsigned long long)index, (unsigned long long)term);
+}
+
+/* Submits entries first..first+n-1 of `term`. */
+static int submit(fx *f, app *a, raft_index first, unsigned n, raft_term term)
+{
+    struct raft_entry e[16];
+    char bufs[16][48];
+    assert_true(n <= 16);
+    for (unsigned i = 0; i < n; i++) {
+        payload(first + i, term, bufs[i], sizeof bufs[i]);
+        e[i].term = term;
+        e[i].type = RAFT_COMMAND;
+        e[i].buf.base = bufs[i];
+        e[i].buf.len = strlen(bufs[i]);
+        e[i].batch = NULL;
+    }
+    a->req.data = a;
+    a->order = -1;
+    a->status = -1;
+    a->last = first + n - 1;
+    return f->io.append(&f->io, &a->req, e, n, append_cb);
+}
+
+static void expect_entries(const loaded *l, raft_index from, raft_index to, raft_term term)
+{
+    for (raft_index i = from; i <= to; i++) {
+        size_t k = (size_t)(i - l->start);
+        assert_true(k < l->n);
+        char want[48];
+        payload(i, term, want, sizeof want);
+        assert_int_equal(l->entries[k].term, term);
+        assert_int_equal(l->entries[k].buf.len, strlen(want));
+        assert_memory_equal(l->entries[k].buf.base, want, strlen(want));
+    }
+}
+
+static void bootstrap(fx *f)
+{
+    struct raft_configuration c;
+    conf_one(&c, 1);
+    int rv = f->io.bootstrap(&f->io, &c);
+    raft_configuration_close(&c);
+    if (rv != 0) {
+        fail_msg("bootstrap: %s", f->io.errmsg);
+    }
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_load_empty(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.term, 0);
+    assert_int_equal(l.vote, 0);
+    assert_null(l.snap);
+    assert_int_equal(l.start, 1);
+    assert_int_equal(l.n, 0);
+    loaded_free(&l);
+}
+
+static void test_bootstrap_load_and_twice(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.term, 1);
+    assert_int_equal(l.start, 1);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.entries[0].type, RAFT_CHANGE);
+    assert_int_equal(l.entries[0].term, 1);
+    struct raft_configuration c;
+    conf_one(&c, 1);
+    struct raft_buffer enc;
+    assert_int_equal(raft_configuration_encode(&c, &enc), 0);
+    assert_int_equal(l.entries[0].buf.len, enc.len);
+    assert_memory_equal(l.entries[0].buf.base, enc.base, enc.len);
+    raft_free(enc.base);
+    loaded_free(&l);
+    /* Twice, and again after a restart: refused, nothing changed. */
+    assert_int_equal(f->io.bootstrap(&f->io, &c), RAFT_CANTBOOTSTRAP);
+    io_close(f);
+    io_open(f);
+    assert_int_equal(f->io.bootstrap(&f->io, &c), RAFT_CANTBOOTSTRAP);
+    assert_non_null(strstr(f->io.errmsg, "already holds"));
+    raft_configuration_close(&c);
+    load(f, &l);
+    assert_int_equal(l.n, 1);
+    loaded_free(&l);
+}
+
+static void test_term_vote_durable_on_return(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    assert_int_equal(f->io.set_term(&f->io, 5), 0);
+    assert_int_equal(f->io.set_vote(&f->io, 2), 0);
+    /* A copy taken right after the calls (io still open) holds them. */
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s.c", f->dir);
+    copy_dir(f->dir, copy);
+    fx g = {.dir = copy};
+    assert_int_equal(uv_loop_init(&g.loop), 0);
+    io_open(&g);
+    loaded l;
+    load(&g, &l);
+    assert_int_equal(l.term, 5);
+    assert_int_equal(l.vote, 2);
+    loaded_free(&l);
+    /* A vote may not change within a term: refused. */
+    assert_int_not_equal(g.io.set_vote(&g.io, 3), 0);
+    io_close(&g);
+    uv_run(&g.loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&g.loop), 0);
+    tu_rmdir_r(copy);
+}
+
+static void test_append_order_after_durable(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    app a[3] = {{.f = f}, {.f = f}, {.f = f}};
+    cb_seq = 0;
+    assert_int_equal(submit(f, &a[0], 2, 1, 1), 0);
+    assert_int_equal(submit(f, &a[1], 3, 3, 1), 0);
+    assert_int_equal(submit(f, &a[2], 6, 2, 2), 0);
+    /* No callback inside append. */
+    assert_int_equal(a[0].order, -1);
+    run_until(f, &cb_seq, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(a[i].status, 0);
+        assert_int_equal(a[i].order, i);
+        /* When the callback ran, its entries were in the files. */
+        assert_true(a[i].durable_seen >= a[i].last);
+    }
+    io_close(f);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.n, 7);
+    expect_entries(&l, 2, 5, 1);
+    expect_entries(&l, 6, 7, 2);
+    loaded_free(&l);
+}
+
+static void test_truncate_with_appends_in_flight(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    app a = {0}, b = {0};
+    cb_seq = 0;
+    assert_int_equal(submit(f, &a, 2, 5, 1), 0);    /* 2..6 */
+    assert_int_equal(f->io.truncate(&f->io, 4), 0); /* before a completed */
+    assert_int_equal(submit(f, &b, 4, 3, 2), 0);    /* 4..6 of term 2 */
+    run_until(f, &cb_seq, 2);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    assert_true(a.order < b.order);
+    io_close(f);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.start, 1);
+    assert_int_equal(l.n, 6);
+    expect_entries(&l, 2, 3, 1);
+    expect_entries(&l, 4, 6, 2);
+    loaded_free(&l);
+}
+
+typedef struct snapreq {
+    struct raft_io_snapshot_put put;
+    struct raft_io_snapshot_get get;
+    int done;
+    int status;
+    struct raft_snapshot *got;
+} snapreq;
+
+static void put_cb(struct raft_io_snapshot_put *req, int status)
+{
+    snapreq *s = req->data;
+    s->status = status;
+    s->done++;
+}
+
+static void get_cb(struct raft_io_snapshot_get *req, struct raft_snapshot *snap, int status)
+{
+    snapreq *s = req->data;
+    s->status = status;
+    s->got = snap;
+    s->done++;
+}
+
+static void put_snapshot(fx *f, raft_index index, raft_term term, unsigned trailing,
+                         const char *data)
+{
+    struct raft_snapshot snap = {0};
+    snap.index = index;
+    snap.term = term;
+    conf_one(&snap.configuration, 1);
+    snap.configuration_index = 1;
+    /* Two buffers: the store concatenates them. */
+    size_t half = strlen(data) / 2;
+    struct raft_buffer bufs[2] = {{(void *)data, half},
+                                  {(void *)(data + half), strlen(data) - half}};
+    snap.bufs = bufs;
+    snap.n_bufs = 2;
+    snapreq s = {0};
+    s.put.data = &s;
+    assert_int_equal(f->io.snapshot_put(&f->io, trailing, &s.put, &snap, put_cb), 0);
+    assert_int_equal(s.done, 0); /* never inside the call */
+    run_until(f, &s.done, 1);
+    raft_configuration_close(&snap.configuration);
+    if (s.status != 0) {
+        fail_msg("snapshot_put: %d %s", s.status, f->io.errmsg);
+    }
+}
+
+static void expect_snapshot(const struct raft_snapshot *s, raft_index index, raft_term term,
+                            const char *data)
+{
+    assert_non_null(s);
+    assert_int_equal(s->index, index);
+    assert_int_equal(s->term, term);
+    assert_int_equal(s->n_bufs, 1);
+    assert_int_equal(s->bufs[0].len, strlen(data));
+    assert_memory_equal(s->bufs[0].base, data, strlen(data));
+    assert_int_equal(s->configuration.n, 1);
+    assert_int_equal(s->configuration.servers[0].id, 1);
+    assert_string_equal(s->configuration.servers[0].address, "127.0.0.1:9001");
+    assert_int_equal(s->configuration_index, 1);
+}
+
+static void test_snapshot_compaction_and_get(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    app a = {0};
+    cb_seq = 0;
+    assert_int_equal(submit(f, &a, 2, 9, 1), 0); /* 2..10 */
+    run_until(f, &cb_seq, 1);
+    const char *data = "the state machine at index 8";
+    put_snapshot(f, 8, 1, 3, data);
+    snapreq g = {0};
+    g.get.data = &g;
+    assert_int_equal(f->io.snapshot_get(&f->io, &g.get, get_cb), 0);
+    run_until(f, &g.done, 1);
+    assert_int_equal(g.status, 0);
+    expect_snapshot(g.got, 8, 1, data);
+    snapshot_free(g.got);
+    io_close(f);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    expect_snapshot(l.snap, 8, 1, data);
+    /* trailing 3: entries 6..10 kept (overlapping the snapshot). */
+    assert_int_equal(l.start, 6);
+    assert_int_equal(l.n, 5);
+    expect_entries(&l, 6, 10, 1);
+    loaded_free(&l);
+}
+
+static void test_snapshot_install_replaces_log(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    app a = {0};
+    cb_seq = 0;
+    assert_int_equal(submit(f, &a, 2, 4, 1), 0); /* 2..5 */
+    run_until(f, &cb_seq, 1);
+    const char *data = "leader's state at 20";
+    put_snapshot(f, 20, 3, 0, data);
+    /* The next append continues after the snapshot. */
+    app b = {0};
+    assert_int_equal(submit(f, &b, 21, 2, 3), 0);
+    run_until(f, &cb_seq, 2);
+    assert_int_equal(b.status, 0);
+    io_close(f);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    expect_snapshot(l.snap, 20, 3, data);
+    assert_int_equal(l.start, 21);
+    assert_int_equal(l.n, 2);
+    expect_entries(&l, 21, 22, 3);
+    loaded_free(&l);
+}
+
+static void test_snapshot_get_none(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    snapreq g = {0};
+    g.get.data = &g;
+    assert_int_equal(f->io.snapshot_get(&f->io, &g.get, get_cb), 0);
+    run_until(f, &g.done, 1);
+    assert_int_equal(g.status, RAFT_NOTFOUND);
+    assert_null(g.got);
+}
+
+static int closed_at_seq;
+
+static void close_seq_cb(struct raft_io *io)
+{
+    fx *f = io->data;
+    closed_at_seq = cb_seq++;
+    f->closed++;
+}
+
+static void test_close_cancels_pending(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    app a[4];
+    memset(a, 0, sizeof a);
+    cb_seq = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(submit(f, &a[i], (raft_index)(2 + i * 2), 2, 1), 0);
+    }
+    f->io.close(&f->io, close_seq_cb);
+    assert_int_equal(cb_seq, 0); /* nothing runs inside close */
+    /* Methods after close refuse (nothing is accepted). */
+    app late = {0};
+    assert_int_not_equal(submit(f, &late, 10, 1, 1), 0);
+    run_until(f, &f->closed, 1);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(a[i].status, RAFT_CANCELED);
+        assert_true(a[i].order < closed_at_seq);
+    }
+    assert_int_equal(late.order, -1);
+    /* Nothing runs after the close callback. */
+    int seen = cb_seq;
+    for (int i = 0; i < 10; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(cb_seq, seen);
+    rlog_raft_io_fini(&f->io);
+    f->open = false;
+}
+
+static void flag_set(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* EIO or ENOSPC on an append: that one and every later one fail with
+ * RAFT_IOERR; what was acknowledged before is still there after reopen. */
+static void append_fault(fx *f, int err)
+{
+    rlog_vfs *fv = rlog_vfs_fault_new(rlog_vfs_posix());
+    rlog_loop *loop = NULL;
+    assert_int_equal(rlog_loop_uv_new(&f->loop, &loop), 0);
+    io_open_custom(f, loop, fv, f->dir);
+    bootstrap(f);
+    app a = {0}, b = {0}, c = {0};
+    cb_seq = 0;
+    assert_int_equal(submit(f, &a, 2, 3, 1), 0);
+    run_until(f, &cb_seq, 1);
+    assert_int_equal(a.status, 0);
+    rlog_fault rule = {.op = RLOG_OP_PWRITE, .err = err, .path_contains = ".seg"};
+    assert_true(rlog_vfs_fault_add(fv, &rule) > 0);
+    rlog_fault rule2 = {.op = RLOG_OP_FDATASYNC, .err = err, .path_contains = ".seg"};
+    assert_true(rlog_vfs_fault_add(fv, &rule2) > 0);
+    assert_int_equal(submit(f, &b, 5, 2, 1), 0);
+    assert_int_equal(submit(f, &c, 7, 1, 1), 0);
+    run_until(f, &cb_seq, 3);
+    assert_int_equal(b.status, RAFT_IOERR);
+    assert_int_equal(c.status, RAFT_IOERR);
+    assert_true(rlog_vfs_fault_injected(fv) > 0);
+    assert_non_null(strstr(f->io.errmsg, "failed"));
+    /* Later appends fail too, even with the disk healthy again. */
+    rlog_vfs_fault_clear(fv);
+    app d = {0};
+    int rv = submit(f, &d, 8, 1, 1);
+    if (rv == 0) {
+        run_until(f, &cb_seq, 4);
+        assert_int_equal(d.status, RAFT_IOERR);
+    }
+    io_close(f);
+    int loop_closed = 0;
+    loop->close(loop, flag_set, &loop_closed);
+    run_until(f, &loop_closed, 1);
+    rlog_loop_uv_free(loop);
+    fv->destroy(fv);
+    /* Reopen on the real file system: entries 1..4 (acknowledged) kept. */
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_true(l.n >= 4);
+    expect_entries(&l, 2, 4, 1);
+    loaded_free(&l);
+}
+
+static void test_append_eio(void **state)
+{
+    append_fault(*state, EIO);
+}
+
+static void test_append_enospc(void **state)
+{
+    append_fault(*state, ENOSPC);
+}
+
+static void test_damaged_entry_fails_init(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    app a = {0};
+    cb_seq = 0;
+    assert_int_equal(submit(f, &a, 2, 5, 1), 0);
+    run_until(f, &cb_seq, 1);
+    io_close(f);
+    /* Flip a bit inside the payload of entry 4, wherever it is. */
+    char **names;
+    size_t n = tu_list_segments(f->dir, &names);
+    char want[48];
+    payload(4, 1, want, sizeof want);
+    size_t found = n;
+    uint64_t off = 0;
+    for (size_t i = 0; i < n && found == n; i++) {
+        void *bytes;
+        size_t len;
+        tu_read_file(tu_path(f->dir, names[i]), &bytes, &len);
+        uint8_t *hit = memmem(bytes, len, want, strlen(want));
+        if (hit != NULL) {
+            found = i;
+            off = (uint64_t)(hit - (uint8_t *)bytes) + 3;
+        }
+        free(bytes);
+    }
+    assert_true(found < n);
+    tu_flip_bit(tu_path(f->dir, names[found]), off, 2);
+    assert_int_equal(rlog_raft_io_init(&f->io, &f->loop, f->dir, NULL), 0);
+    int rv = f->io.init(&f->io, 1, "127.0.0.1:0");
+    assert_int_equal(rv, RAFT_CORRUPT);
+    /* The message names the segment file and an offset. */
+    assert_non_null(strstr(f->io.errmsg, names[found]));
+    assert_non_null(strstr(f->io.errmsg, "offset"));
+    rlog_raft_io_fini(&f->io);
+    tu_free_names(names, n);
+}
+
+typedef struct workreq {
+    struct raft_io_async_work req;
+    int ran_on_loop;
+    int status;
+    int done;
+    uv_thread_t loop_thread;
+    uv_thread_t work_thread;
+} workreq;
+
+static int work_fn(struct raft_io_async_work *req)
+{
+    workreq *w = req->data;
+    w->work_thread = uv_thread_self();
+    return 42;
+}
+
+static void work_cb(struct raft_io_async_work *req, int status)
+{
+    workreq *w = req->data;
+    w->status = status;
+    w->ran_on_loop = uv_thread_equal(&w->loop_thread, &(uv_thread_t){uv_thread_self()});
+    w->done++;
+}
+
+static void test_async_work_time_random(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    workreq w = {0};
+    w.req.data = &w;
+    w.req.work = work_fn;
+    w.loop_thread = uv_thread_self();
+    assert_int_equal(f->io.async_work(&f->io, &w.req, work_cb), 0);
+    assert_int_equal(w.done, 0);
+    run_until(f, &w.done, 1);
+    assert_int_equal(w.status, 42);
+    assert_true(w.ran_on_loop);
+    assert_false(uv_thread_equal(&w.loop_thread, &w.work_thread));
+    raft_time t0 = f->io.time(&f->io);
+    uv_sleep(5);
+    uv_update_time(&f->loop);
+    assert_true(f->io.time(&f->io) >= t0 + 5);
+    int seen[10] = {0};
+    for (int i = 0; i < 2000; i++) {
+        int v = f->io.random(&f->io, 100, 110);
+        assert_true(v >= 100 && v < 110);
+        seen[v - 100]++;
+    }
+    for (int i = 0; i < 10; i++) {
+        assert_true(seen[i] > 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_load_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bootstrap_load_and_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_term_vote_durable_on_return, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_order_after_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_with_appends_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_compaction_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_install_replaces_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_get_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_cancels_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_eio, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_enospc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_entry_fails_init, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_work_time_random, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

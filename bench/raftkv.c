@@ -17,7 +17,8 @@
  *    process's resident set across it (VmRSS after - before; VmHWM too).
  *    Best time of --load-runs (default 3) runs; the page cache is warm.
  *
- * Prints one table per part and the ratios rlog/uv.
+ * Prints one table per part and the ratios rlog/uv. The rlog io's messages
+ * of level error go to stderr.
  *
  *   raftkv [--io uv,rlog] [--seconds S] [--size B] [--load-entries N]
  *          [--load-runs R] [--dir DIR] [--skip-commits] [--skip-load] [--keep]
@@ -310,7 +311,7 @@ static void node_open(struct cluster *cl, unsigned i, const char *root)
     if (mkdir(n->dir, 0755) != 0)
         die("mkdir", n->dir);
     uv_loop_init(&n->loop);
-    if (kv_io_init(&n->io, cl->kind, &n->loop, n->dir, err, sizeof err) != 0)
+    if (kv_io_init(&n->io, cl->kind, &n->loop, n->dir, KV_LOG_ERROR, err, sizeof err) != 0)
         die("io", err);
     n->fsm = (struct raft_fsm){.version = 1,
                                .data = &n->applied,
@@ -451,7 +452,7 @@ static void write_log(enum kv_io_kind kind, const char *dir, char addr[][32], ui
     struct writer *w = calloc(1, sizeof *w);
     char err[512];
     uv_loop_init(&w->loop);
-    if (kv_io_init(&w->io, kind, &w->loop, dir, err, sizeof err) != 0)
+    if (kv_io_init(&w->io, kind, &w->loop, dir, KV_LOG_ERROR, err, sizeof err) != 0)
         die("io", err);
     struct raft_io *io = &w->io.io;
     io->data = w;
@@ -537,7 +538,7 @@ static int load_child(const char *io_name, const char *dir, const char *address)
     if (kv_io_parse(io_name, &kind) != 0)
         die("--load-child", io_name);
     uv_loop_init(&loop);
-    if (kv_io_init(&io, kind, &loop, dir, err, sizeof err) != 0)
+    if (kv_io_init(&io, kind, &loop, dir, KV_LOG_ERROR, err, sizeof err) != 0)
         die("io", err);
     if (raft_init(&raft, &io.io, &fsm, 1, address) != 0)
         die("raft_init", raft.errmsg);

@@ -21,10 +21,14 @@
 
 enum kv_io_kind { KV_IO_UV, KV_IO_RLOG };
 
+/* Messages of the rlog io at or above this level go to stderr. */
+enum kv_log_level { KV_LOG_DEBUG, KV_LOG_INFO, KV_LOG_WARN, KV_LOG_ERROR, KV_LOG_OFF };
+
 struct kv_io {
     struct raft_io io;                  /* what raft_init gets */
     struct raft_uv_transport transport; /* uv only */
     enum kv_io_kind kind;
+    enum kv_log_level log_level;
 };
 
 /* True when this build has the rlog io (the rlog_raft library). */
@@ -39,11 +43,15 @@ int kv_io_parse(const char *name, enum kv_io_kind *kind);
 
 const char *kv_io_name(enum kv_io_kind kind);
 
+/* "debug", "info", "warn", "error" or "off" into *level; -1 otherwise. */
+int kv_log_level_parse(const char *name, enum kv_log_level *level);
+
 /* Initialises k->io for a raft instance on loop storing in dir (which must
- * exist). Returns 0, or a libraft error code with a message in err; on
- * failure nothing is left to free. */
-int kv_io_init(struct kv_io *k, enum kv_io_kind kind, uv_loop_t *loop, const char *dir, char *err,
-               size_t err_len);
+ * exist). log_level filters the rlog io's messages (raft_uv has none).
+ * Returns 0, or a libraft error code with a message in err; on failure
+ * nothing is left to free. */
+int kv_io_init(struct kv_io *k, enum kv_io_kind kind, uv_loop_t *loop, const char *dir,
+               enum kv_log_level log_level, char *err, size_t err_len);
 
 /* Frees what kv_io_init allocated. Call only after raft_close's callback ran
  * (or, for an io used without a raft instance, after io->close's callback). */

@@ -6,6 +6,7 @@
  *             --dir /tmp/kv1 --client-port 7001 [--io rlog|uv]
  *             [--snapshot-threshold N] [--snapshot-trailing N]
  *             [--election-timeout MS] [--heartbeat MS]
+ *             [--log-level debug|info|warn|error|off]   (rlog io messages, on stderr)
  *
  * Every node of a new cluster is started with the same --cluster: an empty
  * --dir is bootstrapped with it, a non-empty one is loaded (libraft answers
@@ -437,6 +438,7 @@ struct config {
     const char *address, *cluster, *dir;
     int client_port;
     enum kv_io_kind io;
+    enum kv_log_level log_level;
     unsigned snapshot_threshold, snapshot_trailing, election_ms, heartbeat_ms;
 };
 
@@ -444,7 +446,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: kv_server --id N --address HOST:PORT --cluster ID@HOST:PORT,... "
                     "--dir DIR --client-port PORT [--io rlog|uv] [--snapshot-threshold N] "
-                    "[--snapshot-trailing N] [--election-timeout MS] [--heartbeat MS]\n");
+                    "[--snapshot-trailing N] [--election-timeout MS] [--heartbeat MS] "
+                    "[--log-level debug|info|warn|error|off]\n");
     exit(2);
 }
 
@@ -464,6 +467,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->io = kv_io_default();
+    cfg->log_level = KV_LOG_WARN;
     cfg->snapshot_threshold = 1024; /* libraft's defaults */
     cfg->snapshot_trailing = 8192;
     cfg->election_ms = 1000;
@@ -491,7 +495,10 @@ static void parse_args(int argc, char **argv, struct config *cfg)
             cfg->election_ms = (unsigned)parse_number(f, v);
         else if (strcmp(f, "--heartbeat") == 0)
             cfg->heartbeat_ms = (unsigned)parse_number(f, v);
-        else if (strcmp(f, "--io") == 0) {
+        else if (strcmp(f, "--log-level") == 0) {
+            if (kv_log_level_parse(v, &cfg->log_level) != 0)
+                usage();
+        } else if (strcmp(f, "--io") == 0) {
             if (kv_io_parse(v, &cfg->io) != 0) {
                 fprintf(stderr, "kv_server: --io %s: expected %s\n", v,
                         kv_io_have_rlog() ? "rlog or uv" : "uv (this build has no rlog io)");
@@ -581,7 +588,7 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_init(&s->loop);
-    if (kv_io_init(&s->io, cfg.io, &s->loop, cfg.dir, err, sizeof err) != 0) {
+    if (kv_io_init(&s->io, cfg.io, &s->loop, cfg.dir, cfg.log_level, err, sizeof err) != 0) {
         fprintf(stderr, "kv_server: %s\n", err);
         return 1;
     }

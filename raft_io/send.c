@@ -209,7 +209,7 @@ static int to_wire(const struct raft_message *m, rlog_msg *w, rlog_msg_entry **e
 /* Points the peer at `address` (libraft form), dialling it if needed. */
 static int peer_dial(rio *r, rio_peer *p, const char *address)
 {
-    if (p->address == NULL || strcmp(p->address, address) != 0) {
+    if (p->url == NULL || p->address == NULL || strcmp(p->address, address) != 0) {
         char *a = strdup(address);
         char *u = rlg_rio_url(address);
         if (a == NULL || u == NULL) {
@@ -219,7 +219,7 @@ static int peer_dial(rio *r, rio_peer *p, const char *address)
         }
         free(p->address);
         p->address = a;
-        if (p->dialing && strcmp(p->url, u) != 0) {
+        if (p->dialing && p->url != NULL && strcmp(p->url, u) != 0) {
             r->t->disconnect(r->t, p->id); /* the server moved */
             p->dialing = false;
         }

@@ -1,0 +1,707 @@
+/* libraft 0.15 clusters on librlog-raft: three (and four) servers in one
+ * process on one libuv loop, talking over tcp loopback, storing in real
+ * directories. Election; replication applied on every server with
+ * byte-identical state machines; leader stop, re-election and restart
+ * with catch-up; a snapshot installed on a follower that fell behind the
+ * leader's compacted log; membership add, promote, remove; a restart of
+ * every server; hostile and malformed messages from a fake peer dropped
+ * with an error logged while the cluster keeps working. The loop runs
+ * until a condition holds, with a generous guard of loop time (never a
+ * timing assertion). */
+#include "util/testutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <raft.h>
+#include <uv.h>
+
+#include "rlog/raft_io.h"
+#include "rlog/transport.h"
+
+#define MAX_NODES 5
+#define GUARD_MS  30000
+
+typedef struct node {
+    raft_id id;
+    char address[64];
+    char *dir;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_fsm fsm;
+    bool running;
+    int closed;
+    /* the state machine: every command applied, concatenated */
+    uint8_t *state;
+    size_t len;
+    unsigned commands;
+    unsigned restores;
+    unsigned snapshots;
+} node;
+
+typedef struct cluster {
+    uv_loop_t loop;
+    char *base;
+    node nodes[MAX_NODES];
+    unsigned n;
+    unsigned threshold, trailing;
+    /* log lines with level >= ERROR, for the hostile-peer test */
+    char errors[8192];
+} cluster;
+
+/* ---------------------------------------------------------- the FSM */
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    node *n = fsm->data;
+    n->state = realloc(n->state, n->len + buf->len);
+    memcpy(n->state + n->len, buf->base, buf->len);
+    n->len += buf->len;
+    n->commands++;
+    *result = NULL;
+    return 0;
+}
+
+/* Snapshot: [u32 commands][state bytes]. */
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    node *n = fsm->data;
+    *bufs = raft_malloc(sizeof **bufs);
+    (*bufs)[0].len = 4 + n->len;
+    (*bufs)[0].base = raft_malloc(4 + n->len + 1);
+    memcpy((*bufs)[0].base, &n->commands, 4);
+    if (n->len > 0) {
+        memcpy((uint8_t *)(*bufs)[0].base + 4, n->state, n->len);
+    }
+    *n_bufs = 1;
+    n->snapshots++;
+    return 0;
+}
+
+/* Version 3: libraft runs this through io->async_work. */
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)fsm;
+    return *n_bufs == 1 && (*bufs)[0].len >= 4 ? 0 : RAFT_INVALID;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)fsm;
+    if (*bufs != NULL) {
+        for (unsigned i = 0; i < *n_bufs; i++) {
+            raft_free((*bufs)[i].base);
+        }
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    node *n = fsm->data;
+    if (buf->len < 4) {
+        return RAFT_MALFORMED;
+    }
+    memcpy(&n->commands, buf->base, 4);
+    n->len = buf->len - 4;
+    n->state = realloc(n->state, n->len + 1);
+    memcpy(n->state, (uint8_t *)buf->base + 4, n->len);
+    raft_free(buf->base);
+    n->restores++;
+    return 0;
+}
+
+/* ------------------------------------------------------- the cluster */
+
+static void collect_log(void *data, rlog_level level, const char *msg)
+{
+    cluster *c = data;
+    if (getenv("RAFTIO_TEST_VERBOSE") != NULL) {
+        fprintf(stderr, "[%d] %s\n", (int)level, msg);
+    }
+    if (level >= RLOG_LEVEL_ERROR) {
+        size_t have = strlen(c->errors);
+        snprintf(c->errors + have, sizeof c->errors - have, "%s\n", msg);
+    }
+}
+
+static unsigned free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static void node_prepare(cluster *c, unsigned i)
+{
+    node *n = &c->nodes[i];
+    memset(n, 0, sizeof *n);
+    n->id = i + 1;
+    snprintf(n->address, sizeof n->address, "127.0.0.1:%u", free_port());
+    size_t len = strlen(c->base) + 16;
+    n->dir = malloc(len);
+    snprintf(n->dir, len, "%s/n%u", c->base, i + 1);
+}
+
+static void conf_of(cluster *c, unsigned voters, struct raft_configuration *conf)
+{
+    raft_configuration_init(conf);
+    for (unsigned i = 0; i < voters; i++) {
+        assert_int_equal(
+            raft_configuration_add(conf, c->nodes[i].id, c->nodes[i].address, RAFT_VOTER), 0);
+    }
+}
+
+/* Starts node i; bootstraps it with the first `voters` servers when
+ * voters > 0 and its directory is new. */
+static void node_start(cluster *c, unsigned i, unsigned voters)
+{
+    node *n = &c->nodes[i];
+    struct rlog_raft_io_options o = {0};
+    o.logger = collect_log;
+    o.logger_data = c;
+    o.segment_size = 256 * 1024;
+    o.snapshot_chunk = 512; /* several chunks per snapshot */
+    int rv = rlog_raft_io_init(&n->io, &c->loop, n->dir, &o);
+    if (rv != 0) {
+        fail_msg("rlog_raft_io_init: %s", n->io.errmsg);
+    }
+    n->fsm = (struct raft_fsm){.version = 3,
+                               .data = n,
+                               .apply = fsm_apply,
+                               .snapshot = fsm_snapshot,
+                               .restore = fsm_restore,
+                               .snapshot_finalize = fsm_snapshot_finalize,
+                               .snapshot_async = fsm_snapshot_async};
+    free(n->state);
+    n->state = NULL;
+    n->len = 0;
+    n->commands = 0;
+    rv = raft_init(&n->raft, &n->io, &n->fsm, n->id, n->address);
+    if (rv != 0) {
+        fail_msg("raft_init: %s", raft_errmsg(&n->raft));
+    }
+    raft_set_election_timeout(&n->raft, 200);
+    raft_set_heartbeat_timeout(&n->raft, 40);
+    raft_set_install_snapshot_timeout(&n->raft, 2000);
+    if (c->threshold > 0) {
+        raft_set_snapshot_threshold(&n->raft, c->threshold);
+        raft_set_snapshot_trailing(&n->raft, c->trailing);
+    }
+    if (voters > 0) {
+        struct raft_configuration conf;
+        conf_of(c, voters, &conf);
+        rv = raft_bootstrap(&n->raft, &conf);
+        raft_configuration_close(&conf);
+        assert_true(rv == 0 || rv == RAFT_CANTBOOTSTRAP);
+    }
+    rv = raft_start(&n->raft);
+    if (rv != 0) {
+        fail_msg("raft_start %u: %s", i + 1, raft_errmsg(&n->raft));
+    }
+    n->running = true;
+}
+
+static void raft_closed(struct raft *r)
+{
+    node *n = r->data;
+    n->closed = 1;
+}
+
+static bool run_until_fn(cluster *c, bool (*cond)(cluster *, void *), void *arg)
+{
+    uv_update_time(&c->loop);
+    uint64_t until = uv_now(&c->loop) + GUARD_MS;
+    while (!cond(c, arg)) {
+        if (uv_now(&c->loop) > until) {
+            return false;
+        }
+        uv_run(&c->loop, UV_RUN_ONCE);
+    }
+    return true;
+}
+
+static bool node_closed(cluster *c, void *arg)
+{
+    (void)c;
+    return ((node *)arg)->closed != 0;
+}
+
+static void node_stop(cluster *c, unsigned i)
+{
+    node *n = &c->nodes[i];
+    assert_true(n->running);
+    n->closed = 0;
+    n->raft.data = n;
+    raft_close(&n->raft, raft_closed);
+    assert_true(run_until_fn(c, node_closed, n));
+    rlog_raft_io_fini(&n->io);
+    n->running = false;
+}
+
+static int setup(void **state)
+{
+    cluster *c = calloc(1, sizeof *c);
+    assert_int_equal(uv_loop_init(&c->loop), 0);
+    c->base = tu_mkdtemp("raftio-cluster");
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    cluster *c = *state;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->nodes[i].running) {
+            node_stop(c, i);
+        }
+        free(c->nodes[i].state);
+        free(c->nodes[i].dir);
+    }
+    for (int i = 0; i < 20; i++) {
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(uv_loop_close(&c->loop), 0);
+    tu_rmdir_r(c->base);
+    free(c->base);
+    free(c);
+    return 0;
+}
+
+static void cluster_start(cluster *c, unsigned n)
+{
+    c->n = n;
+    for (unsigned i = 0; i < n; i++) {
+        node_prepare(c, i);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        node_start(c, i, n);
+    }
+}
+
+/* The running leader that every other running node also follows. */
+static node *stable_leader(cluster *c)
+{
+    node *l = NULL;
+    for (unsigned i = 0; i < c->n; i++) {
+        node *n = &c->nodes[i];
+        if (n->running && raft_state(&n->raft) == RAFT_LEADER) {
+            if (l != NULL) {
+                return NULL;
+            }
+            l = n;
+        }
+    }
+    if (l == NULL) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < c->n; i++) {
+        node *n = &c->nodes[i];
+        raft_id id;
+        const char *addr;
+        bool member = false;
+        for (unsigned k = 0; k < l->raft.configuration.n; k++) {
+            const struct raft_server *sv = &l->raft.configuration.servers[k];
+            member = member || (sv->id == n->id && sv->role != RAFT_SPARE);
+        }
+        if (n->running && n != l && member) {
+            raft_leader(&n->raft, &id, &addr);
+            if (id != l->id) {
+                return NULL;
+            }
+        }
+    }
+    return l;
+}
+
+static bool has_leader(cluster *c, void *arg)
+{
+    (void)arg;
+    return stable_leader(c) != NULL;
+}
+
+static node *wait_leader(cluster *c)
+{
+    if (!run_until_fn(c, has_leader, NULL)) {
+        for (unsigned i = 0; i < c->n; i++) {
+            node *n = &c->nodes[i];
+            raft_id id = 0;
+            const char *addr;
+            if (n->running) {
+                raft_leader(&n->raft, &id, &addr);
+            }
+            print_message("server %llu: running %d state %d leader %llu applied %u\n",
+                          (unsigned long long)n->id, n->running,
+                          n->running ? raft_state(&n->raft) : -1, (unsigned long long)id,
+                          n->commands);
+        }
+        fail_msg("no stable leader");
+    }
+    return stable_leader(c);
+}
+
+typedef struct applyreq {
+    struct raft_apply req;
+    int done;
+    int status;
+} applyreq;
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    applyreq *a = req->data;
+    a->status = status;
+    a->done = 1;
+}
+
+static bool apply_done(cluster *c, void *arg)
+{
+    (void)c;
+    return ((applyreq *)arg)->done != 0;
+}
+
+/* Applies commands first..first+count-1 through the leader (retrying
+ * when leadership moves). */
+static void apply_range(cluster *c, unsigned first, unsigned count)
+{
+    for (unsigned k = first; k < first + count; k++) {
+        for (int attempt = 0;; attempt++) {
+            assert_true(attempt < 20);
+            node *l = wait_leader(c);
+            struct raft_buffer buf;
+            buf.len = 16;
+            buf.base = raft_malloc(buf.len);
+            memset(buf.base, 0, buf.len);
+            snprintf(buf.base, buf.len, "cmd-%08u", k);
+            applyreq a = {0};
+            a.req.data = &a;
+            int rv = raft_apply(&l->raft, &a.req, &buf, 1, apply_cb);
+            if (rv != 0) {
+                raft_free(buf.base);
+                continue;
+            }
+            assert_true(run_until_fn(c, apply_done, &a));
+            if (a.status == 0) {
+                break;
+            }
+        }
+    }
+}
+
+typedef struct want {
+    unsigned commands;
+} want;
+
+static bool all_applied(cluster *c, void *arg)
+{
+    want *w = arg;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->nodes[i].running && c->nodes[i].commands < w->commands) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every running node applied `commands` commands and holds the same bytes:
+ * the commands in order. */
+static void expect_same_state(cluster *c, unsigned commands)
+{
+    want w = {commands};
+    assert_true(run_until_fn(c, all_applied, &w));
+    for (unsigned i = 0; i < c->n; i++) {
+        node *n = &c->nodes[i];
+        if (!n->running) {
+            continue;
+        }
+        assert_int_equal(n->commands, commands);
+        assert_int_equal(n->len, (size_t)commands * 16);
+        for (unsigned k = 0; k < commands; k++) {
+            char want_cmd[16] = {0};
+            snprintf(want_cmd, sizeof want_cmd, "cmd-%08u", k);
+            assert_memory_equal(n->state + (size_t)k * 16, want_cmd, 16);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_elect_replicate_failover_restart(void **state)
+{
+    cluster *c = *state;
+    cluster_start(c, 3);
+    node *l = wait_leader(c);
+    apply_range(c, 0, 50);
+    expect_same_state(c, 50);
+    /* Stop the leader: another one takes over and keeps committing. */
+    unsigned old = (unsigned)(l->id - 1);
+    node_stop(c, old);
+    node *l2 = wait_leader(c);
+    assert_int_not_equal(l2->id, old + 1);
+    apply_range(c, 50, 20);
+    expect_same_state(c, 70);
+    /* The old leader comes back and catches up, byte for byte. */
+    node_start(c, old, 0);
+    expect_same_state(c, 70);
+    /* Its directory holds every entry: its log reaches the leader's. */
+    rlog_rs *rs = rlog_raft_io_storage(&c->nodes[old].io);
+    assert_non_null(rs);
+    assert_true(rlog_rs_last_index(rs) >= 71);
+}
+
+static void test_snapshot_install_to_lagging_follower(void **state)
+{
+    cluster *c = *state;
+    c->threshold = 16;
+    c->trailing = 4;
+    cluster_start(c, 3);
+    node *l = wait_leader(c);
+    unsigned lag = l->id == 3 ? 1 : 2; /* a follower, 0-based */
+    apply_range(c, 0, 10);
+    expect_same_state(c, 10);
+    node_stop(c, lag);
+    apply_range(c, 10, 90);
+    expect_same_state(c, 100);
+    /* The leader compacted past what the follower has. */
+    l = wait_leader(c);
+    rlog_rs *lrs = rlog_raft_io_storage(&l->io);
+    assert_true(rlog_rs_first_index(lrs) > 12);
+    node_start(c, lag, 0);
+    expect_same_state(c, 100);
+    node *f = &c->nodes[lag];
+    assert_true(f->restores >= 1); /* caught up through a snapshot */
+    rlog_rs_stats st;
+    rlog_rs_stats_get(rlog_raft_io_storage(&f->io), &st);
+    assert_true(st.has_snapshot);
+    assert_true(st.snap_index > 12);
+    /* And keeps replicating normally afterwards. */
+    apply_range(c, 100, 10);
+    expect_same_state(c, 110);
+    /* Across a restart of the follower, its state comes back the same. */
+    node_stop(c, lag);
+    node_start(c, lag, 0);
+    expect_same_state(c, 110);
+}
+
+typedef struct changereq {
+    struct raft_change req;
+    int done;
+    int status;
+} changereq;
+
+static void change_cb(struct raft_change *req, int status)
+{
+    changereq *ch = req->data;
+    ch->status = status;
+    ch->done = 1;
+}
+
+static bool change_done(cluster *c, void *arg)
+{
+    (void)c;
+    return ((changereq *)arg)->done != 0;
+}
+
+static void change(cluster *c, int kind, raft_id id, const char *address, int role)
+{
+    for (int attempt = 0;; attempt++) {
+        assert_true(attempt < 20);
+        node *l = wait_leader(c);
+        changereq ch = {0};
+        ch.req.data = &ch;
+        int rv = kind == 0   ? raft_add(&l->raft, &ch.req, id, address, change_cb)
+                 : kind == 1 ? raft_assign(&l->raft, &ch.req, id, role, change_cb)
+                             : raft_remove(&l->raft, &ch.req, id, change_cb);
+        if (rv == 0) {
+            assert_true(run_until_fn(c, change_done, &ch));
+            if (ch.status == 0) {
+                return;
+            }
+        } else {
+            /* a change in progress or no longer leader: let the loop turn */
+            uv_run(&c->loop, UV_RUN_ONCE);
+        }
+    }
+}
+
+static const struct raft_server *conf_find(const struct raft_configuration *conf, raft_id id)
+{
+    for (unsigned i = 0; i < conf->n; i++) {
+        if (conf->servers[i].id == id) {
+            return &conf->servers[i];
+        }
+    }
+    return NULL;
+}
+
+static void test_membership_add_promote_remove(void **state)
+{
+    cluster *c = *state;
+    cluster_start(c, 3);
+    apply_range(c, 0, 20);
+    expect_same_state(c, 20);
+    /* A fourth server, empty directory, not bootstrapped. */
+    node_prepare(c, 3);
+    c->n = 4;
+    node_start(c, 3, 0);
+    change(c, 0, 4, c->nodes[3].address, 0);
+    change(c, 1, 4, NULL, RAFT_VOTER);
+    apply_range(c, 20, 10);
+    expect_same_state(c, 30);
+    /* Remove server 3 (if it leads, leadership moves first). */
+    change(c, 2, 3, NULL, 0);
+    /* Server 3 no longer hears from the leader: stop it. */
+    node_stop(c, 2);
+    node *l = wait_leader(c);
+    const struct raft_server *s4 = conf_find(&l->raft.configuration, 4);
+    assert_non_null(s4);
+    assert_int_equal(s4->role, RAFT_VOTER);
+    assert_null(conf_find(&l->raft.configuration, 3));
+    assert_int_equal(l->raft.configuration.n, 3);
+    /* The remaining three (with the new voter) commit alone. */
+    apply_range(c, 30, 10);
+    expect_same_state(c, 40);
+}
+
+static void test_restart_every_server(void **state)
+{
+    cluster *c = *state;
+    c->threshold = 32;
+    c->trailing = 8;
+    cluster_start(c, 3);
+    apply_range(c, 0, 60);
+    expect_same_state(c, 60);
+    for (unsigned i = 0; i < 3; i++) {
+        node_stop(c, i);
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        node_start(c, i, 0);
+    }
+    wait_leader(c);
+    /* A new command commits only after the old ones are applied again. */
+    apply_range(c, 60, 1);
+    expect_same_state(c, 61);
+}
+
+/* A fake peer dials server 1 and sends what a hostile or broken peer
+ * might: a snapshot whose configuration does not decode, entries of an
+ * unknown type, a shipping message, snapshot chunks out of order. Each is
+ * dropped with an error logged; the cluster keeps committing. */
+typedef struct fake {
+    bool up;
+} fake;
+
+static void fake_up(void *data, uint64_t id, const rlog_msg_hello *h)
+{
+    (void)id;
+    (void)h;
+    ((fake *)data)->up = true;
+}
+
+static rlog_transport *fake_t;
+static fake fake_state;
+
+static bool fake_ready(cluster *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    fake_t->poll(fake_t, 0);
+    return fake_state.up;
+}
+
+static bool errors_logged(cluster *c, void *arg)
+{
+    fake_t->poll(fake_t, 0);
+    return strstr(c->errors, (const char *)arg) != NULL;
+}
+
+static void test_hostile_peer_messages_dropped(void **state)
+{
+    cluster *c = *state;
+    cluster_start(c, 3);
+    apply_range(c, 0, 5);
+    assert_int_equal(rlog_transport_nng_new(&fake_t), 0);
+    rlog_transport_config cfg;
+    rlog_transport_config_init(&cfg);
+    cfg.server_id = 99;
+    cfg.role = RLOG_ROLE_RAFT;
+    memset(&fake_state, 0, sizeof fake_state);
+    rlog_transport_events ev = {.data = &fake_state, .peer_up = fake_up};
+    assert_int_equal(fake_t->init(fake_t, &cfg, &ev), 0);
+    char url[96];
+    snprintf(url, sizeof url, "tcp://%s", c->nodes[0].address);
+    assert_int_equal(fake_t->connect(fake_t, 1, url), 0);
+    assert_true(run_until_fn(c, fake_ready, NULL));
+
+    /* 1: a snapshot whose configuration bytes are garbage. */
+    uint8_t garbage[12] = {7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    rlog_msg m = {.type = RLOG_MSG_INSTALL_SNAPSHOT};
+    m.u.install_snapshot = (rlog_msg_install_snapshot){.term = 1000,
+                                                       .last_index = 500,
+                                                       .last_term = 1000,
+                                                       .conf_index = 1,
+                                                       .conf_len = sizeof garbage,
+                                                       .conf = garbage,
+                                                       .total = 3,
+                                                       .offset = 0,
+                                                       .chunk_len = 3,
+                                                       .chunk = "abc",
+                                                       .done = true};
+    assert_int_equal(fake_t->send(fake_t, 1, &m, NULL, NULL), 0);
+    assert_true(run_until_fn(c, errors_logged, "configuration"));
+    /* 2: an entry type libraft does not know. */
+    rlog_msg_entry e = {.term = 1, .type = 77, .len = 3, .data = "xyz"};
+    m = (rlog_msg){.type = RLOG_MSG_APPEND_ENTRIES};
+    m.u.append_entries = (rlog_msg_append_entries){
+        .term = 1, .prev_log_index = 0, .prev_log_term = 0, .n_entries = 1, .entries = &e};
+    assert_int_equal(fake_t->send(fake_t, 1, &m, NULL, NULL), 0);
+    assert_true(run_until_fn(c, errors_logged, "unknown type"));
+    /* 3: a shipping message on the Raft connection. */
+    m = (rlog_msg){.type = RLOG_MSG_SHIP_STATUS_REQ};
+    m.u.ship_status_req.request_id = 1;
+    assert_int_equal(fake_t->send(fake_t, 1, &m, NULL, NULL), 0);
+    assert_true(run_until_fn(c, errors_logged, "not a Raft message"));
+    /* 4: a snapshot chunk that does not start at 0. */
+    m = (rlog_msg){.type = RLOG_MSG_INSTALL_SNAPSHOT};
+    m.u.install_snapshot = (rlog_msg_install_snapshot){.term = 1,
+                                                       .last_index = 5,
+                                                       .last_term = 1,
+                                                       .total = 10,
+                                                       .offset = 4,
+                                                       .chunk_len = 3,
+                                                       .chunk = "abc"};
+    assert_int_equal(fake_t->send(fake_t, 1, &m, NULL, NULL), 0);
+    assert_true(run_until_fn(c, errors_logged, "does not continue"));
+    fake_t->close(fake_t);
+    fake_t = NULL;
+    /* Nothing of it reached the log or the state machines. */
+    apply_range(c, 5, 5);
+    expect_same_state(c, 10);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_true(rlog_rs_last_index(rlog_raft_io_storage(&c->nodes[i].io)) < 100);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_elect_replicate_failover_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_install_to_lagging_follower, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_add_promote_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_every_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_peer_messages_dropped, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "rlog/raft_io.h"
+#include "rlog/ship.h"
 #include "rlog/transport.h"
 
 #define MAX_NODES 5
@@ -50,6 +51,7 @@ typedef struct cluster {
     node nodes[MAX_NODES];
     unsigned n;
     unsigned threshold, trailing;
+    char ship_address[64]; /* served by node 1 when set */
     /* log lines with level >= ERROR, for the hostile-peer test */
     char errors[8192];
 } cluster;
@@ -174,6 +176,9 @@ static void node_start(cluster *c, unsigned i, unsigned voters)
     o.logger_data = c;
     o.segment_size = 256 * 1024;
     o.snapshot_chunk = 512; /* several chunks per snapshot */
+    if (i == 0 && c->ship_address[0] != '\0') {
+        o.ship_address = c->ship_address;
+    }
     int rv = rlog_raft_io_init(&n->io, &c->loop, n->dir, &o);
     if (rv != 0) {
         fail_msg("rlog_raft_io_init: %s", n->io.errmsg);
@@ -694,6 +699,90 @@ static void test_hostile_peer_messages_dropped(void **state)
     }
 }
 
+/* Server 1 serves its directory to an `rlog ship follow` mirror: once the
+ * mirror caught up, it holds the same Raft state (hard state, entries)
+ * as server 1, read back through the Raft storage API. */
+typedef struct mirror {
+    rlog_ship_follower *f;
+    node *src;
+} mirror;
+
+static bool mirror_caught_up(cluster *c, void *arg)
+{
+    (void)c;
+    mirror *m = arg;
+    rlog_ship_follower_poll(m->f, 0);
+    rlog_ship_follower_status st;
+    rlog_ship_follower_status_get(m->f, &st);
+    rlog_positions pos;
+    rlog_positions_get(rlog_rs_log(rlog_raft_io_storage(&m->src->io)), &pos);
+    return st.durable > 0 && st.durable == pos.durable && pos.durable == pos.appended;
+}
+
+static rlog_rs *open_ro(const char *dir)
+{
+    rlog_rs_options o;
+    rlog_rs_options_init(&o);
+    o.log.flags = RLOG_OPEN_READONLY;
+    rlog_rs *rs = NULL;
+    rlog_rs_open_report rep;
+    if (rlog_rs_open(dir, &o, &rs, &rep) != 0) {
+        fail_msg("open %s: %s", dir, rep.message);
+    }
+    return rs;
+}
+
+static void test_mirror_of_a_node(void **state)
+{
+    cluster *c = *state;
+    snprintf(c->ship_address, sizeof c->ship_address, "tcp://127.0.0.1:%u", free_port());
+    cluster_start(c, 3);
+    apply_range(c, 0, 30);
+    expect_same_state(c, 30);
+    rlog_transport *t;
+    assert_int_equal(rlog_transport_nng_new(&t), 0);
+    rlog_transport_config cfg;
+    rlog_transport_config_init(&cfg);
+    cfg.server_id = 1000;
+    size_t len = strlen(c->base) + 16;
+    char *mdir = malloc(len);
+    snprintf(mdir, len, "%s/mirror", c->base);
+    mirror m = {.src = &c->nodes[0]};
+    int rv = rlog_ship_follower_new(mdir, t, &cfg, c->ship_address, NULL, &m.f);
+    assert_int_equal(rv, 0);
+    assert_true(run_until_fn(c, mirror_caught_up, &m));
+    /* More entries keep flowing to the mirror. */
+    apply_range(c, 30, 10);
+    expect_same_state(c, 40);
+    assert_true(run_until_fn(c, mirror_caught_up, &m));
+    rlog_ship_follower_free(m.f);
+    node_stop(c, 0);
+    rlog_rs *a = open_ro(c->nodes[0].dir);
+    rlog_rs *b = open_ro(mdir);
+    rlog_rs_hard_state ha, hb;
+    rlog_rs_hard_state_get(a, &ha);
+    rlog_rs_hard_state_get(b, &hb);
+    assert_int_equal(ha.term, hb.term);
+    assert_int_equal(ha.vote, hb.vote);
+    assert_int_equal(rlog_rs_first_index(a), rlog_rs_first_index(b));
+    assert_int_equal(rlog_rs_last_index(a), rlog_rs_last_index(b));
+    assert_true(rlog_rs_last_index(a) >= 41);
+    rlog_rs_entries ea, eb;
+    assert_int_equal(rlog_rs_entries_read(a, 1, rlog_rs_last_index(a), 0, &ea), 0);
+    assert_int_equal(rlog_rs_entries_read(b, 1, rlog_rs_last_index(b), 0, &eb), 0);
+    assert_int_equal(ea.n, eb.n);
+    for (size_t i = 0; i < ea.n; i++) {
+        assert_int_equal(ea.v[i].term, eb.v[i].term);
+        assert_int_equal(ea.v[i].len, eb.v[i].len);
+        assert_memory_equal(ea.v[i].data, eb.v[i].data, ea.v[i].len);
+    }
+    rlog_rs_entries_free(&ea);
+    rlog_rs_entries_free(&eb);
+    rlog_rs_close(a);
+    rlog_rs_close(b);
+    free(mdir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,6 +791,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_membership_add_promote_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_every_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_peer_messages_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mirror_of_a_node, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

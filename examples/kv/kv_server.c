@@ -296,23 +296,24 @@ static void handle_line(struct conn *c, char *line)
     const char *key = rest ? rest : "";
     size_t key_len = strcspn(key, " ");
     const char *value = key[key_len] ? key + key_len + 1 : "";
-    bool put = strcmp(cmd, "put") == 0;
+    bool put = strcmp(cmd, "put") == 0, del = strcmp(cmd, "del") == 0;
+    bool get = strcmp(cmd, "get") == 0;
+    if (!put && !del && !get) {
+        conn_reply(c, "err unknown command '%s'", cmd);
+        return;
+    }
     if (key_len == 0 || (!put && key[key_len] != '\0')) {
         conn_reply(c, "err usage: put KEY VALUE | get KEY | del KEY | status");
         return;
     }
-    if (raft_state(&c->s->raft) != RAFT_LEADER) {
+    if (raft_state(&c->s->raft) != RAFT_LEADER)
         reply_not_leader(c);
-        return;
-    }
-    if (put)
-        handle_change(c, KV_OP_PUT, key, key_len, value, strlen(value));
-    else if (strcmp(cmd, "del") == 0)
-        handle_change(c, KV_OP_DEL, key, key_len, NULL, 0);
-    else if (strcmp(cmd, "get") == 0)
+    else if (get)
         handle_get(c, key, key_len);
+    else if (put)
+        handle_change(c, KV_OP_PUT, key, key_len, value, strlen(value));
     else
-        conn_reply(c, "err unknown command '%s'", cmd);
+        handle_change(c, KV_OP_DEL, key, key_len, NULL, 0);
 }
 
 /* Handles buffered complete lines until one leaves a raft request pending. */
@@ -549,6 +550,16 @@ static int listen_clients(struct server *s, int port)
     return rv;
 }
 
+/* libraft's message, or the io's when libraft has none (some io failures
+ * reach raft_start's caller without one). */
+static void report_raft_error(struct server *s, const char *what, int rv)
+{
+    const char *msg = raft_errmsg(&s->raft);
+    if (!msg || !*msg)
+        msg = s->io.io.errmsg;
+    fprintf(stderr, "kv_server: %s: %s: %s\n", what, raft_strerror(rv), msg);
+}
+
 static int start_raft(struct server *s, const struct config *cfg)
 {
     struct raft_configuration conf;
@@ -559,13 +570,13 @@ static int start_raft(struct server *s, const struct config *cfg)
         if (rv == RAFT_CANTBOOTSTRAP)
             rv = 0; /* a restart: the directory holds the cluster's state */
         else if (rv != 0)
-            fprintf(stderr, "kv_server: bootstrap: %s\n", raft_errmsg(&s->raft));
+            report_raft_error(s, "bootstrap", rv);
     }
     raft_configuration_close(&conf);
     if (rv == 0) {
         rv = raft_start(&s->raft);
         if (rv != 0)
-            fprintf(stderr, "kv_server: start: %s\n", raft_errmsg(&s->raft));
+            report_raft_error(s, "start", rv);
     }
     s->restores_at_start = s->fsm.restores;
     return rv;
@@ -595,7 +606,7 @@ int main(int argc, char **argv)
     kv_fsm_init(&s->fsm);
     int rv = raft_init(&s->raft, &s->io.io, &s->fsm.fsm, cfg.id, cfg.address);
     if (rv != 0) {
-        fprintf(stderr, "kv_server: raft_init: %s\n", raft_errmsg(&s->raft));
+        report_raft_error(s, "raft_init", rv);
         kv_io_fini(&s->io);
         return 1;
     }

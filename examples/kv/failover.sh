@@ -9,7 +9,8 @@
 # keeps writing (a small snapshot threshold, so the leader compacts its log
 # past what the dead node has), restarts the killed node and waits until it
 # caught up (through a snapshot install), then reads every key back from the
-# leader and compares all values; every node must hold every key. IO is rlog
+# leader and compares all values; every node must reach the same applied
+# index with an identical map (the status digest) holding every key. IO is rlog
 # or uv (default: the server's default). Exit status 0 only if all of that
 # held; every server is stopped on exit. About 10 s; at most LIMIT (100 s).
 set -u
@@ -137,11 +138,27 @@ echo "node $leader caught up through $installs snapshot install(s)"
 
 echo "reading every key back from the leader (linearizable reads: a barrier first)"
 kv check k 0 $TOTAL || fail "values read back differ from the acknowledged puts"
-for i in 1 2 3; do
-    st=$(status_of $i)
-    echo "node $i: $st"
-    [ "$(field "$st" keys)" = "$TOTAL" ] || fail "node $i holds $(field "$st" keys) keys, not $TOTAL"
+# Every node applies the same log: once they applied the same index, their
+# maps must have the same digest (keys and values) and hold every key.
+same=
+for _ in $(seq 100); do
+    lines=()
+    for i in 1 2 3; do lines[$i]=$(status_of $i); done
+    a1=$(field "${lines[1]}" applied) a2=$(field "${lines[2]}" applied) a3=$(field "${lines[3]}" applied)
+    if [ -n "$a1" ] && [ "$a1" = "$a2" ] && [ "$a2" = "$a3" ]; then
+        same=1
+        break
+    fi
+    sleep 0.1
 done
+for i in 1 2 3; do echo "node $i: ${lines[$i]}"; done
+[ -n "$same" ] || fail "the nodes did not reach the same applied index"
+d1=$(field "${lines[1]}" digest)
+for i in 1 2 3; do
+    [ "$(field "${lines[$i]}" keys)" = "$TOTAL" ] || fail "node $i holds $(field "${lines[$i]}" keys) keys, not $TOTAL"
+    [ "$(field "${lines[$i]}" digest)" = "$d1" ] || fail "node $i's map differs from node 1's at the same applied index"
+done
+echo "all three nodes applied index $a1 and hold identical maps (digest $d1)"
 
 # A clean stop: SIGTERM closes raft and the io; each server must exit 0
 # within 10 s (under ASan this also checks for leaks).

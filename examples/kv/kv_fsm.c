@@ -20,12 +20,19 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+#define FNV_OFFSET 1469598103934665603ull
+#define FNV_PRIME  1099511628211ull
+
+static uint64_t fnv1a(uint64_t h, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)p[i]) * FNV_PRIME;
+    return h;
+}
+
 static uint64_t hash_key(const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)key[i]) * 1099511628211ull;
-    return h;
+    return fnv1a(FNV_OFFSET, key, len);
 }
 
 static struct kv_pair **map_slot(const struct kv_map *m, const char *key, size_t key_len)
@@ -42,6 +49,20 @@ const struct kv_pair *kv_map_get(const struct kv_map *m, const char *key, size_t
 {
     struct kv_pair **slot = map_slot(m, key, key_len);
     return slot ? *slot : NULL;
+}
+
+uint64_t kv_map_digest(const struct kv_map *m)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < m->n_buckets; i++) {
+        for (const struct kv_pair *p = m->buckets[i]; p; p = p->next) {
+            /* key, its length (so "ab"+"c" differs from "a"+"bc"), value */
+            uint64_t h = fnv1a(FNV_OFFSET, p->key, p->key_len);
+            h = fnv1a(h, (const char *)&p->key_len, sizeof p->key_len);
+            sum += fnv1a(h, p->value, p->value_len);
+        }
+    }
+    return sum;
 }
 
 static void pair_free(struct kv_pair *p)

@@ -47,6 +47,10 @@ void kv_fsm_close(struct kv_fsm *f);
 /* The value stored for key, or NULL; valid until the next change. */
 const struct kv_pair *kv_map_get(const struct kv_map *m, const char *key, size_t key_len);
 
+/* An order-independent digest of every (key, value) pair: two maps with the
+ * same pairs have the same digest, whatever their insertion history. */
+uint64_t kv_map_digest(const struct kv_map *m);
+
 /* Encodes a command into a raft_malloc'd buffer (ownership passes to the
  * caller, then to raft_apply). Returns 0 or RAFT_NOMEM. */
 int kv_command_encode(int op, const char *key, size_t key_len, const char *value, size_t value_len,

@@ -271,11 +271,12 @@ static void handle_status(struct conn *c)
     conn_reply(
         c,
         "id=%llu state=%s leader=%llu term=%llu applied=%llu commit=%llu "
-        "last_index=%llu keys=%zu snapshot_installs=%" PRIu64 " io=%s",
+        "last_index=%llu keys=%zu digest=%016" PRIx64 " snapshot_installs=%" PRIu64 " io=%s",
         (unsigned long long)s->id, state_name(raft_state(&s->raft)), (unsigned long long)leader,
         (unsigned long long)s->raft.current_term, (unsigned long long)raft_last_applied(&s->raft),
         (unsigned long long)s->raft.commit_index, (unsigned long long)raft_last_index(&s->raft),
-        s->fsm.map.n_pairs, s->fsm.restores - s->restores_at_start, kv_io_name(s->io.kind));
+        s->fsm.map.n_pairs, kv_map_digest(&s->fsm.map), s->fsm.restores - s->restores_at_start,
+        kv_io_name(s->io.kind));
 }
 
 /* One request line (without its newline, NUL-terminated). */

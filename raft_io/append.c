@@ -15,6 +15,12 @@
  * reports durable after the first failure. Entries acknowledged before the
  * failure were durable when acknowledged; a reopen keeps them.
  *
+ * Close: appends in flight are finished, not canceled — the store makes
+ * them durable (or fails them) before it closes, and each callback gets
+ * that real status before the close callback. (libraft 0.15's leader
+ * append callback truncates its in-memory log on any error; called with
+ * RAFT_CANCELED after raft_close began, it crashes.)
+ *
  * truncate writes a truncation record, durable before it returns. Appends
  * still in flight were queued before it, so they become durable first (and
  * are then cut by the record): the entries libraft truncates are exactly
@@ -38,9 +44,7 @@ static void append_deliver(void *arg)
     rio_append *a = arg;
     rio *r = a->r;
     int st = 0;
-    if (r->closing) {
-        st = RAFT_CANCELED;
-    } else if (a->status != 0) {
+    if (a->status != 0) {
         st = a->status == RLOG_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
         rlg_rio_err(r, st, "append of entries %llu..%llu in %s failed: %s",
                     (unsigned long long)a->first, (unsigned long long)a->last, r->dir,

@@ -13,7 +13,7 @@
  *   io->close (raft_close)      stops timers, closes the transport (sends
  *                               in flight: RAFT_CANCELED), the shipping
  *                               leader and the store (appends in flight
- *                               complete, reported RAFT_CANCELED), waits
+ *                               complete with their real status), waits
  *                               for posted callbacks and async work, closes
  *                               the uv driver, then calls libraft's cb.
  *   rlog_raft_io_fini           frees the rest.

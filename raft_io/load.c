@@ -32,34 +32,50 @@ static int store_err(rio *r, int rv, const char *what)
                        r->dir);
 }
 
+int rlg_rio_batch_own(struct raft_entry *v, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t k = 0; k < n; k++) {
+        bytes += v[k].buf.len;
+    }
+    uint8_t *batch = raft_malloc(bytes > 0 ? bytes : 8);
+    if (batch == NULL) {
+        for (size_t k = 0; k < n; k++) {
+            v[k].batch = NULL;
+        }
+        return RAFT_NOMEM;
+    }
+    size_t off = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (v[k].buf.len > 0) {
+            memcpy(batch + off, v[k].buf.base, v[k].buf.len);
+        }
+        v[k].buf.base = batch + off;
+        v[k].batch = batch;
+        off += v[k].buf.len;
+    }
+    return 0;
+}
+
 /* Copies one chunk of entries read from the store into raft_malloc'd
- * batches, one per rlog batch buffer. */
+ * batches, one per rlog batch record. */
 static int load_chunk(const rlog_rs_entries *in, struct raft_entry *out)
 {
+    for (size_t k = 0; k < in->n; k++) {
+        out[k].term = in->v[k].term;
+        out[k].type = (unsigned short)in->v[k].type;
+        out[k].buf.base = (void *)in->v[k].data;
+        out[k].buf.len = in->v[k].len;
+        out[k].batch = NULL;
+    }
     size_t i = 0;
     while (i < in->n) {
         size_t j = i;
-        size_t bytes = 0;
         while (j < in->n && in->v[j].batch == in->v[i].batch) {
-            bytes += in->v[j].len;
             j++;
         }
-        uint8_t *batch = raft_malloc(bytes > 0 ? bytes : 8);
-        if (batch == NULL) {
+        if (rlg_rio_batch_own(out + i, j - i) != 0) {
             return RAFT_NOMEM;
-        }
-        size_t off = 0;
-        for (size_t k = i; k < j; k++) {
-            const rlog_rs_entry *e = &in->v[k];
-            if (e->len > 0) {
-                memcpy(batch + off, e->data, e->len);
-            }
-            out[k].term = e->term;
-            out[k].type = (unsigned short)e->type;
-            out[k].buf.base = batch + off;
-            out[k].buf.len = e->len;
-            out[k].batch = batch;
-            off += e->len;
         }
         i = j;
     }

@@ -30,7 +30,6 @@ static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entr
     if (ae->n_entries == 0) {
         return 0;
     }
-    size_t bytes = 0;
     for (uint32_t i = 0; i < ae->n_entries; i++) {
         uint16_t t = ae->entries[i].type;
         if (t != RAFT_COMMAND && t != RAFT_BARRIER && t != RAFT_CHANGE) {
@@ -41,28 +40,22 @@ static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entr
             *why = "entry with term 0";
             return RAFT_MALFORMED;
         }
-        bytes += ae->entries[i].len;
     }
     struct raft_entry *v = raft_calloc(ae->n_entries, sizeof *v);
-    uint8_t *batch = raft_malloc(bytes > 0 ? bytes : 8);
-    if (v == NULL || batch == NULL) {
-        raft_free(v);
-        raft_free(batch);
+    if (v == NULL) {
         *why = "out of memory";
         return RAFT_NOMEM;
     }
-    size_t off = 0;
     for (uint32_t i = 0; i < ae->n_entries; i++) {
-        const rlog_msg_entry *e = &ae->entries[i];
-        if (e->len > 0) {
-            memcpy(batch + off, e->data, e->len);
-        }
-        v[i].term = e->term;
-        v[i].type = (unsigned short)e->type;
-        v[i].buf.base = batch + off;
-        v[i].buf.len = e->len;
-        v[i].batch = batch;
-        off += e->len;
+        v[i].term = ae->entries[i].term;
+        v[i].type = (unsigned short)ae->entries[i].type;
+        v[i].buf.base = (void *)ae->entries[i].data;
+        v[i].buf.len = ae->entries[i].len;
+    }
+    if (rlg_rio_batch_own(v, ae->n_entries) != 0) {
+        raft_free(v);
+        *why = "out of memory";
+        return RAFT_NOMEM;
     }
     *out = v;
     return 0;

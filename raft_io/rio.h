@@ -121,6 +121,10 @@ int rlg_rio_set_vote(struct raft_io *io, raft_id server_id);
  * *out NULL when there is none. Shared by load and snapshot_get. */
 int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out);
 void rlg_rio_snapshot_destroy(struct raft_snapshot *s);
+/* Copies the payloads of v[0..n) (bufs borrowed) into one raft_malloc'd
+ * batch and points every entry's buf and batch into it, as libraft owns
+ * entries (load, recv). RAFT_NOMEM leaves every batch NULL. */
+int rlg_rio_batch_own(struct raft_entry *v, size_t n);
 
 /* append.c */
 int rlg_rio_append(struct raft_io *io, struct raft_io_append *req,

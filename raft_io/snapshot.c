@@ -3,7 +3,8 @@
  *
  * Both do their disk work synchronously on the loop thread (the store's
  * handle is used from one thread) and deliver libraft's callback on a
- * later turn of the loop. snapshot_put writes the data to its own file
+ * later turn of the loop (with the real status, also once close began).
+ * snapshot_put writes the data to its own file
  * (temp, fsync, rename, directory fsync), then the marker (durable); with
  * trailing > 0 entries up to index - trailing are dropped (compaction),
  * with trailing == 0 the snapshot replaces the whole log (a snapshot
@@ -29,7 +30,7 @@ static void snap_deliver(void *arg)
 {
     rio_snap *s = arg;
     rio *r = s->r;
-    int st = r->closing ? RAFT_CANCELED : s->status;
+    int st = s->status; /* the disk work is done: its real status, also when closing */
     if (s->put != NULL) {
         if (s->put_cb != NULL) {
             s->put_cb(s->put, st);

@@ -783,6 +783,67 @@ static void test_mirror_of_a_node(void **state)
     free(mdir);
 }
 
+/* A leader cut off from its followers appends entries that never commit;
+ * the others elect a new leader and commit other entries at the same
+ * indexes. When the old leader comes back, its conflicting suffix is
+ * truncated and replaced: same state machine, and its log holds the new
+ * leader's entries. */
+static applyreq orphan[5];
+
+static void test_conflicting_suffix_truncated(void **state)
+{
+    cluster *c = *state;
+    cluster_start(c, 3);
+    apply_range(c, 0, 10);
+    expect_same_state(c, 10);
+    node *l = wait_leader(c);
+    unsigned old = (unsigned)(l->id - 1);
+    for (unsigned i = 0; i < 3; i++) {
+        if (i != old) {
+            node_stop(c, i);
+        }
+    }
+    raft_index before = raft_last_index(&l->raft);
+    for (unsigned k = 0; k < 5; k++) {
+        struct raft_buffer buf = {.base = raft_malloc(16), .len = 16};
+        memset(buf.base, 'X', 16);
+        memset(&orphan[k], 0, sizeof orphan[k]);
+        orphan[k].req.data = &orphan[k];
+        assert_int_equal(raft_apply(&l->raft, &orphan[k].req, &buf, 1, apply_cb), 0);
+    }
+    /* Let them reach the old leader's disk (they cannot commit). */
+    for (int i = 0; i < 50; i++) {
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+    }
+    rlog_rs *rs = rlog_raft_io_storage(&l->io);
+    assert_true(rlog_rs_last_index(rs) >= before + 1);
+    raft_term orphan_term = rlog_rs_term(rs, before + 1);
+    node_stop(c, old);
+    for (unsigned k = 0; k < 5; k++) {
+        assert_true(orphan[k].done && orphan[k].status != 0);
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        if (i != old) {
+            node_start(c, i, 0);
+        }
+    }
+    apply_range(c, 10, 10);
+    expect_same_state(c, 20);
+    node_start(c, old, 0);
+    expect_same_state(c, 20);
+    rs = rlog_raft_io_storage(&c->nodes[old].io);
+    node *l2 = wait_leader(c);
+    rlog_rs *lrs = rlog_raft_io_storage(&l2->io);
+    assert_true(rlog_rs_term(rs, before + 1) != orphan_term);
+    assert_int_equal(rlog_rs_term(rs, before + 1), rlog_rs_term(lrs, before + 1));
+    rlog_rs_entries e;
+    assert_int_equal(rlog_rs_entries_read(rs, before + 1, before + 5, 0, &e), 0);
+    for (size_t i = 0; i < e.n; i++) {
+        assert_true(e.v[i].len != 16 || memcmp(e.v[i].data, "XXXXXXXXXXXXXXXX", 16) != 0);
+    }
+    rlog_rs_entries_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -792,6 +853,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_every_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_peer_messages_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_of_a_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflicting_suffix_truncated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,9 @@
  * libraft is dropped here with an error logged: another message family
  * (shipping, a transport-level result), an entry type libraft does not
  * know, a configuration that does not decode, snapshot chunks out of
- * order. Ownership passes to libraft as its own transport does it: an
+ * order. After a disk failure (an append failed) every message is
+ * dropped: the server fails stop (send.c fails its sends likewise).
+ * Ownership passes to libraft as its own transport does it: an
  * AppendEntries' entries array and one batch buffer holding every payload;
  * an InstallSnapshot's configuration and data buffer (raft_malloc).
  */
@@ -129,6 +131,14 @@ void rlg_rio_recv(void *data, uint64_t peer_id, const rlog_msg *msg)
 {
     rio *r = data;
     if (r->closing || r->recv == NULL) {
+        return;
+    }
+    if (atomic_load(&r->append_failed)) {
+        /* Fail-stop: a server whose disk failed neither answers nor
+         * listens. libraft 0.15 keeps a leader whose appends fail in
+         * office (it only fails the requests); without contact with a
+         * quorum it steps down, and the others elect a healthy leader.
+         * A restart recovers the store. */
         return;
     }
     rio_peer *p = rlg_rio_peer_get(r, peer_id);

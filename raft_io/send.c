@@ -322,6 +322,12 @@ int rlg_rio_send(struct raft_io *io, struct raft_io_send *req, const struct raft
     s->r = r;
     s->req = req;
     s->cb = cb;
+    if (atomic_load(&r->append_failed)) {
+        /* Fail-stop after a disk failure: the server goes silent, so the
+         * others elect a leader whose disk works (see recv.c). */
+        send_finish(s, RAFT_IOERR);
+        return 0;
+    }
     int rv = peer_dial(r, p, message->server_address != NULL ? message->server_address : "");
     if (rv != 0) {
         rlg_rio_log(r, RLOG_LEVEL_WARN, "%s", io->errmsg);

@@ -30,8 +30,18 @@ typedef struct fx {
     int closed; /* close callbacks seen */
 } fx;
 
+/* The thread that runs the loop: every callback must run on it. */
+static uv_thread_t loop_thread;
+
+static void on_loop_thread(void)
+{
+    uv_thread_t self = uv_thread_self();
+    assert_true(uv_thread_equal(&self, &loop_thread));
+}
+
 static int setup(void **state)
 {
+    loop_thread = uv_thread_self();
     fx *f = calloc(1, sizeof *f);
     f->dir = tu_mkdtemp("raftio");
     assert_int_equal(uv_loop_init(&f->loop), 0);
@@ -41,6 +51,7 @@ static int setup(void **state)
 
 static void close_cb(struct raft_io *io)
 {
+    on_loop_thread();
     fx *f = io->data;
     f->closed++;
 }
@@ -214,6 +225,7 @@ static raft_index last_index_on_disk(const char *dir)
 
 static void append_cb(struct raft_io_append *req, int status)
 {
+    on_loop_thread();
     app *a = req->data;
     a->status = status;
     a->order = cb_seq++;
@@ -421,6 +433,7 @@ typedef struct snapreq {
 
 static void put_cb(struct raft_io_snapshot_put *req, int status)
 {
+    on_loop_thread();
     snapreq *s = req->data;
     s->status = status;
     s->done++;
@@ -428,6 +441,7 @@ static void put_cb(struct raft_io_snapshot_put *req, int status)
 
 static void get_cb(struct raft_io_snapshot_get *req, struct raft_snapshot *snap, int status)
 {
+    on_loop_thread();
     snapreq *s = req->data;
     s->status = status;
     s->got = snap;
@@ -560,6 +574,7 @@ typedef struct sendreq {
 
 static void send_cb(struct raft_io_send *req, int status)
 {
+    on_loop_thread();
     sendreq *s = req->data;
     s->status = status;
     s->order = cb_seq++;

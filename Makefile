@@ -7,7 +7,11 @@ FUZZ_SECONDS ?= 30
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-fast asan fuzz demo bench format clean
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+LIBDIR     ?=
+
+.PHONY: all deps build test test-fast asan fuzz demo bench format clean install
 
 all: build
 
@@ -42,6 +46,15 @@ fuzz: deps
 	    tail -n 60 $(FUZZ_BUILD)/$$n.log; echo "fuzz: $$f failed (log: $(FUZZ_BUILD)/$$n.log)"; exit 1; fi; \
 	  grep -E "^(Done|stat::peak_rss_mb)" $(FUZZ_BUILD)/$$n.log; \
 	done
+
+# Installs headers, libraries, the CMake package, rlog.pc, the rlog tool and
+# its man page under $(PREFIX) (staged under $(DESTDIR) when set). The
+# library directory follows GNUInstallDirs (lib/<multiarch> for
+# PREFIX=/usr on Debian); LIBDIR=... overrides it.
+install:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRLOG_WERROR=ON -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(if $(LIBDIR),-DCMAKE_INSTALL_LIBDIR=$(LIBDIR)) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 demo: build
 	@bash examples/demo.sh $(BUILD)

@@ -6,27 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <isa-l/crc.h>
-
 #include "rlog/log.h"
-
-uint32_t rlg_crc32c_update(uint32_t state, const void *buf, size_t len)
-{
-    /* crc32_iscsi takes an int length: feed it in pieces. */
-    const unsigned char *p = buf;
-    while (len > 0) {
-        size_t n = len > (1u << 30) ? (1u << 30) : len;
-        state = crc32_iscsi((unsigned char *)p, (int)n, state);
-        p += n;
-        len -= n;
-    }
-    return state;
-}
-
-uint32_t rlg_crc32c(const void *buf, size_t len)
-{
-    return ~rlg_crc32c_update(0xffffffffu, buf, len);
-}
 
 uint32_t rlg_salt_state(uint64_t log_id, uint64_t seq)
 {
@@ -86,12 +66,80 @@ void rlg_rec_encode(uint8_t *out, uint32_t salt_state, uint64_t lsn, uint64_t du
 
 void rlg_rec_header_decode(const uint8_t in[RLG_REC_HEADER_SIZE], rlg_rec_header *h)
 {
-    h->crc = rlg_get32(in);
-    h->len = rlg_get32(in + 4);
-    h->lsn = rlg_get64(in + 8);
-    h->durable = rlg_get64(in + 16);
-    h->type = rlg_get16(in + 24);
-    h->flags = rlg_get16(in + 26);
+    h->crc = rlg_get32(in + RLG_REC_OFF_CRC);
+    h->len = rlg_get32(in + RLG_REC_OFF_LEN);
+    h->lsn = rlg_get64(in + RLG_REC_OFF_LSN);
+    h->durable = rlg_get64(in + RLG_REC_OFF_DURABLE);
+    h->type = rlg_get16(in + RLG_REC_OFF_TYPE);
+    h->flags = rlg_get16(in + RLG_REC_OFF_FLAGS);
+}
+
+rlg_rec_why rlg_rec_fields(const rlg_rec_header *h, uint64_t room, uint64_t e, bool exact)
+{
+    if (h->flags)
+        return RLG_REC_FLAGS;
+    bool user = h->type >= RLOG_TYPE_USER_MIN;
+    if (!user && h->type != RLG_TYPE_SEAL && h->type != RLG_TYPE_CHECKPOINT)
+        return RLG_REC_TYPE;
+    if (h->len > room || (!user && h->len != 0))
+        return RLG_REC_LEN;
+    uint64_t want = user ? e : e - 1;
+    if (exact ? h->lsn != want : h->lsn < want)
+        return RLG_REC_LSN;
+    if (user && h->lsn == UINT64_MAX)
+        return RLG_REC_LSN; /* the LSN after it would wrap */
+    if (user ? h->durable >= h->lsn : h->durable > h->lsn)
+        return RLG_REC_WITNESS;
+    return RLG_REC_OK;
+}
+
+rlg_rec_why rlg_rec_check(const uint8_t *rec, size_t avail, uint32_t salt_state, uint64_t e,
+                          rlg_rec_header *h)
+{
+    if (avail < RLG_REC_HEADER_SIZE)
+        return RLG_REC_EOF;
+    rlg_rec_header_decode(rec, h);
+    rlg_rec_why why = rlg_rec_fields(h, avail - RLG_REC_HEADER_SIZE, e, true);
+    if (why == RLG_REC_OK && !rlg_rec_crc_ok(rec, salt_state, h->len))
+        why = RLG_REC_CRC;
+    return why;
+}
+
+void rlg_rec_why_str(rlg_rec_why why, const rlg_rec_header *h, char *buf, size_t cap)
+{
+    switch (why) {
+    case RLG_REC_OK:
+        snprintf(buf, cap, "a valid record");
+        break;
+    case RLG_REC_EOF:
+        snprintf(buf, cap, "end of file");
+        break;
+    case RLG_REC_ZERO:
+        snprintf(buf, cap, "zero bytes instead of a record");
+        break;
+    case RLG_REC_FLAGS:
+        snprintf(buf, cap, "record flags 0x%x", (unsigned)h->flags);
+        break;
+    case RLG_REC_TYPE:
+        snprintf(buf, cap, "invalid record type %u", (unsigned)h->type);
+        break;
+    case RLG_REC_LEN:
+        snprintf(buf, cap, "record length %" PRIu32 " out of bounds", h->len);
+        break;
+    case RLG_REC_LSN:
+        snprintf(buf, cap, "record type %u has LSN %" PRIu64, (unsigned)h->type, h->lsn);
+        break;
+    case RLG_REC_WITNESS:
+        snprintf(buf, cap, "record witness %" PRIu64 " invalid for LSN %" PRIu64, h->durable,
+                 h->lsn);
+        break;
+    case RLG_REC_CRC:
+        snprintf(buf, cap, "record checksum mismatch");
+        break;
+    case RLG_REC_FAR:
+        snprintf(buf, cap, "record beyond 4 GiB");
+        break;
+    }
 }
 
 bool rlg_rec_crc_ok(const uint8_t *rec, uint32_t salt_state, uint32_t len)

@@ -42,10 +42,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "os/bytes.h"
+#include "os/crc32c.h"
+
 #define RLG_MAGIC           "RLOGSEG1"
 #define RLG_FORMAT_VERSION  1u
 #define RLG_SEG_HEADER_SIZE 64u
 #define RLG_REC_HEADER_SIZE 28u
+
+_Static_assert(sizeof RLG_MAGIC - 1 == 8, "docs/format.md: the magic is 8 bytes");
+_Static_assert(RLG_SEG_HEADER_SIZE == 64, "docs/format.md: the segment header is 64 bytes");
+/* Record header field offsets (docs/format.md, "Records"). */
+#define RLG_REC_OFF_CRC     0u
+#define RLG_REC_OFF_LEN     4u
+#define RLG_REC_OFF_LSN     8u
+#define RLG_REC_OFF_DURABLE 16u
+#define RLG_REC_OFF_TYPE    24u
+#define RLG_REC_OFF_FLAGS   26u
+_Static_assert(RLG_REC_OFF_LEN == RLG_REC_OFF_CRC + 4 && RLG_REC_OFF_LSN == RLG_REC_OFF_LEN + 4 &&
+                   RLG_REC_OFF_DURABLE == RLG_REC_OFF_LSN + 8 &&
+                   RLG_REC_OFF_TYPE == RLG_REC_OFF_DURABLE + 8 &&
+                   RLG_REC_OFF_FLAGS == RLG_REC_OFF_TYPE + 2,
+               "docs/format.md: crc, len, lsn, durable, type, flags, packed");
+_Static_assert(RLG_REC_HEADER_SIZE == RLG_REC_OFF_FLAGS + 2,
+               "docs/format.md: the record header is 28 bytes");
 
 /* Reserved record types (all < RLOG_TYPE_USER_MIN). */
 #define RLG_TYPE_INVALID    0u /* never valid: an all-zero header is not a record */
@@ -54,6 +74,12 @@
 
 /* Bytes a seal record takes. */
 #define RLG_SEAL_SIZE RLG_REC_HEADER_SIZE
+/* Room the writer keeps at the end of every segment for the seal and a
+ * checkpoint. */
+#define RLG_TAIL_RESERVE (2 * RLG_REC_HEADER_SIZE)
+/* Bytes of records (headers included, sticky copies not counted) that a
+ * segment file of seg_size bytes holds. */
+#define RLG_SEG_ROOM(seg_size) ((seg_size)-RLG_SEG_HEADER_SIZE - RLG_TAIL_RESERVE)
 
 typedef struct rlg_seg_header {
     uint32_t version;
@@ -71,40 +97,8 @@ typedef struct rlg_rec_header {
     uint16_t flags;
 } rlg_rec_header;
 
-/* Standard CRC32C of buf. */
-uint32_t rlg_crc32c(const void *buf, size_t len);
-/* Raw CRC state helpers (no final inversion): state' = update(state, buf). */
-uint32_t rlg_crc32c_update(uint32_t state, const void *buf, size_t len);
 /* The CRC state after the salt of (log_id, seq): start of every record CRC. */
 uint32_t rlg_salt_state(uint64_t log_id, uint64_t seq);
-
-static inline void rlg_put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static inline void rlg_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void rlg_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t rlg_get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-static inline uint32_t rlg_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static inline uint64_t rlg_get64(const uint8_t *p)
-{
-    return (uint64_t)rlg_get32(p) | ((uint64_t)rlg_get32(p + 4) << 32);
-}
 
 /* Encodes a segment header into 64 bytes. */
 void rlg_seg_header_encode(const rlg_seg_header *h, uint8_t out[RLG_SEG_HEADER_SIZE]);
@@ -122,10 +116,48 @@ rlg_hdr_status rlg_seg_header_decode(const uint8_t in[RLG_SEG_HEADER_SIZE], rlg_
  * bytes), computing the CRC from the segment's salt state. */
 void rlg_rec_encode(uint8_t *out, uint32_t salt_state, uint64_t lsn, uint64_t durable,
                     uint16_t type, const void *payload, uint32_t len);
+/* The payload length and LSN fields of the record header at p (no
+ * validation; for walking records already validated). */
+static inline uint32_t rlg_rec_len_at(const uint8_t *p)
+{
+    return rlg_get32(p + RLG_REC_OFF_LEN);
+}
+static inline uint64_t rlg_rec_lsn_at(const uint8_t *p)
+{
+    return rlg_get64(p + RLG_REC_OFF_LSN);
+}
 /* Decodes the fixed header fields (no validation). */
 void rlg_rec_header_decode(const uint8_t in[RLG_REC_HEADER_SIZE], rlg_rec_header *h);
 /* True when the 28+h->len bytes at rec carry a valid CRC under salt. */
 bool rlg_rec_crc_ok(const uint8_t *rec, uint32_t salt_state, uint32_t len);
+
+/* Why a position does not hold the record expected there. The one verdict
+ * of docs/format.md, "A valid record", used by recovery, readers and the
+ * replica (each adds only what is its own: EOF, zeros, 4 GiB limits). */
+typedef enum rlg_rec_why {
+    RLG_REC_OK = 0,
+    RLG_REC_EOF,     /* not even a record header fits before end of file */
+    RLG_REC_ZERO,    /* zero bytes */
+    RLG_REC_FLAGS,   /* nonzero flags */
+    RLG_REC_TYPE,    /* a type that is never valid */
+    RLG_REC_LEN,     /* length past the room, or nonzero for a log record */
+    RLG_REC_LSN,     /* not the LSN expected here */
+    RLG_REC_WITNESS, /* durable witness not below (user) / above (log) its LSN */
+    RLG_REC_CRC,     /* checksum mismatch */
+    RLG_REC_FAR,     /* a record starting beyond 4 GiB cannot be indexed */
+} rlg_rec_why;
+
+/* The field checks of a decoded record header (no CRC). `room`: bytes
+ * available after the header. exact: the record that must come next (user
+ * LSN e, log record LSN e-1); else any plausible record (user LSN >= e, log
+ * record LSN >= e-1). */
+rlg_rec_why rlg_rec_fields(const rlg_rec_header *h, uint64_t room, uint64_t e, bool exact);
+/* Decodes the record at rec (avail bytes there) into *h and checks it
+ * fully: fields (rlg_rec_fields, exact) and CRC under salt_state. */
+rlg_rec_why rlg_rec_check(const uint8_t *rec, size_t avail, uint32_t salt_state, uint64_t e,
+                          rlg_rec_header *h);
+/* A sentence for why (with h's fields), for error messages. */
+void rlg_rec_why_str(rlg_rec_why why, const rlg_rec_header *h, char *buf, size_t cap);
 
 /*
  * The replica's run marker, file RLG_RUN_MARKER (docs/format.md, "The run
@@ -148,6 +180,8 @@ bool rlg_rec_crc_ok(const uint8_t *rec, uint32_t salt_state, uint32_t len);
 #define RLG_RUN_MAGIC       "RLOGRUN1"
 #define RLG_RUN_FORMAT      1u
 #define RLG_RUN_MARKER_SIZE 52u
+_Static_assert(RLG_RUN_MARKER_SIZE == 8 + 4 + 4 + 8 + 8 + 8 + 8 + 4,
+               "docs/format.md: the run marker's fields");
 
 typedef struct rlg_run_mark {
     uint64_t log_id;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log/writer.h"
+#include "os/install.h"
 
 #define RLG_DEFAULT_SEGMENT    (64ull << 20)
 #define RLG_DEFAULT_MAX_RECORD (16u << 20)
@@ -105,6 +106,7 @@ void rlog_positions_get(rlog_log *l, rlog_positions *p)
     p->appended = l->appended;
     p->written = l->written;
     p->durable = l->durable;
+    p->poisoned = l->poisoned;
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -234,8 +236,9 @@ static int remove_leftovers(rlog_log *l)
 
 /* Writes segment 1 of a new log under a temporary name — zeros, header,
  * synced — and only then renames it into place (directory synced): a file
- * with a segment name always had a durable, valid header. An interrupted
- * creation leaves only the temporary file, which the next one removes. */
+ * with a segment name always had a durable, valid header (os/install.h).
+ * A failed creation removes the temporary file; one interrupted by a crash
+ * leaves it, and the next creation removes it. */
 static int build_first_segment(rlog_log *l, rlog_file **out, const char **what)
 {
     rlog_vfs *v = l->vfs;
@@ -254,23 +257,18 @@ static int build_first_segment(rlog_log *l, rlog_file **out, const char **what)
     }
     if (!e && done != sizeof hdr)
         e = EIO;
-    if (!e)
-        e = v->fdatasync(v, f);
-    if (!e) {
-        *what = "renaming into place";
-        e = v->rename(v, tmp, path);
+    if (e) {
+        rlg_install_discard(v, l->dir, f, tmp);
+        return e;
     }
-    if (!e) {
-        *what = "directory fsync after creating";
-        e = v->sync_dir(v, l->dir);
+    /* a failed open leaves no handle to poison: FATAL is a plain failure */
+    rlg_os_fail fail;
+    if (rlg_install(v, l->dir, f, tmp, path, 0, &fail) != RLG_OS_OK) {
+        *what = fail.what;
+        return fail.err;
     }
-    if (f)
-        v->close(v, f);
-    if (!e) { /* the handle names the segment from now on */
-        *what = "opening";
-        e = v->open(v, path, RLOG_VFS_RDWR, out);
-    }
-    return e;
+    *what = "opening"; /* the handle names the segment from now on */
+    return v->open(v, path, RLOG_VFS_RDWR, out);
 }
 
 static int create_log(rlog_log *l, rlog_open_report *rep)
@@ -588,6 +586,25 @@ static void readonly_durable(rlog_log *l, const rlg_recovery *r)
         s->dend = off + RLG_REC_HEADER_SIZE + h.len;
 }
 
+/* An active segment shorter than the segment size (written under a smaller
+ * setting, or cut short and then repaired) is pre-written to full size
+ * before anything is appended: records never run to a file's end, which is
+ * what lets recovery tell a file cut short from outside (docs/format.md,
+ * "A segment cut short"). */
+static int grow_active(rlog_log *l, rlog_file *f, rlg_segment *s)
+{
+    uint64_t size = 0;
+    int e = l->vfs->size(l->vfs, f, &size);
+    if (e || size >= l->opts.segment_size)
+        return e;
+    e = rlg_write_zeros(l->vfs, f, size, l->opts.segment_size);
+    if (!e)
+        e = l->vfs->fdatasync(l->vfs, f);
+    if (!e)
+        s->size = l->opts.segment_size;
+    return e;
+}
+
 /* Takes the recovered state; opens the active segment for writing and makes
  * everything kept durable. */
 int rlg_adopt(rlog_log *l, rlg_recovery *r)
@@ -644,6 +661,8 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
         e = rlg_write_zeros(l->vfs, f, last->end, fsize);
     if (!e)
         e = rewrite_tail(l, f, last, from, last->end);
+    if (!e && !last->sealed && !l->replica)
+        e = grow_active(l, f, last);
     if (e && m == 0 && f)
         rlg_unsynced_mark(l, r->witnessed); /* a failed sync here: same danger */
     if (!e && m > 0)
@@ -719,7 +738,10 @@ int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out, rlog_op
         goto fail;
     rlg_recovery r;
     memset(&r, 0, sizeof r);
-    rv = rlg_recover(l->vfs, dir, (o.flags & RLOG_OPEN_REPAIR) != 0, &r, rep);
+    rv = rlg_recover(l->vfs, dir,
+                     ((o.flags & RLOG_OPEN_REPAIR) ? RLG_RECOVER_REPAIR : 0) |
+                         (l->readonly ? RLG_RECOVER_READONLY : 0),
+                     &r, rep);
     if (rv == RLOG_ENOTLOG && (o.flags & RLOG_OPEN_CREATE) && !l->readonly) {
         /* files of an interrupted creation (all zero) are replaced */
         rv = create_log(l, rep);
@@ -779,12 +801,17 @@ int rlog_close(rlog_log *l)
     return rv;
 }
 
-void rlg_log_crash(rlog_log *l)
+void rlog_abandon(rlog_log *l, void (*drop)(void *data))
 {
     /* As if the process died: nothing more is written or synced. */
     rlg_bg_stop(l);
     pthread_mutex_lock(&l->mu);
-    rlg_drop_pending(l);
+    rlg_drop_pending(l, drop);
     pthread_mutex_unlock(&l->mu);
     rlg_log_release(l);
+}
+
+void rlg_log_crash(rlog_log *l)
+{
+    rlog_abandon(l, NULL);
 }

@@ -90,12 +90,15 @@ static int check_record(rlog_log *l, const rec_pos *p, uint64_t lsn, const uint8
         return read_fail(l, RLOG_ECORRUPT,
                          "%s offset %" PRIu64 ": record LSN %" PRIu64 " is cut short", name, p->off,
                          lsn);
-    rlg_rec_header_decode(rec, h);
-    if (h->lsn != lsn || h->type < RLOG_TYPE_USER_MIN || h->len > avail - RLG_REC_HEADER_SIZE ||
-        !rlg_rec_crc_ok(rec, rlg_salt_state(p->log_id, p->seq), h->len))
+    rlg_rec_why why = rlg_rec_check(rec, avail, rlg_salt_state(p->log_id, p->seq), lsn, h);
+    if (why != RLG_REC_OK || h->type < RLOG_TYPE_USER_MIN) {
+        char what[128];
+        rlg_rec_why_str(why == RLG_REC_OK ? RLG_REC_TYPE : why, h, what, sizeof what);
         return read_fail(l, RLOG_ECORRUPT,
-                         "%s offset %" PRIu64 ": record LSN %" PRIu64 " fails its checksum on read",
-                         name, p->off, lsn);
+                         "%s offset %" PRIu64 ": record LSN %" PRIu64
+                         " fails its checksum on read (%s)",
+                         name, p->off, lsn, what);
+    }
     return 0;
 }
 

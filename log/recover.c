@@ -47,20 +47,6 @@ typedef struct rcv_file {
     char name[32];
 } rcv_file;
 
-/* Why a position does not hold the expected record. */
-enum rcv_why {
-    RCV_OK = 0,
-    RCV_EOF,     /* not even a record header fits before end of file */
-    RCV_ZERO,    /* zero bytes */
-    RCV_FLAGS,   /* nonzero flags */
-    RCV_TYPE,    /* a type that is never valid */
-    RCV_LEN,     /* length past end of file, or nonzero for a log record */
-    RCV_LSN,     /* not the LSN expected here */
-    RCV_WITNESS, /* durable witness not below (user) / above (log) its LSN */
-    RCV_CRC,     /* checksum mismatch */
-    RCV_FAR,     /* a record starting beyond 4 GiB cannot be indexed */
-};
-
 /* What a scan for candidates (structurally valid records) found. */
 typedef struct rcv_cands {
     uint64_t count;               /* user records */
@@ -78,6 +64,7 @@ typedef struct rcv {
     rlog_vfs *vfs;
     const char *dir;
     bool repair;
+    bool readonly; /* the decision is only reported (messages say "would") */
     rlg_recovery *out;
     rlog_open_report *rep;
     rcv_file *files;
@@ -209,40 +196,6 @@ __attribute__((format(printf, 4, 5))) static int rcv_corrupt(rcv *r, size_t i, u
     return r->repair ? 0 : RLOG_ECORRUPT;
 }
 
-static void rcv_why_str(int why, const rlg_rec_header *h, char *buf, size_t cap)
-{
-    switch (why) {
-    case RCV_EOF:
-        snprintf(buf, cap, "end of file");
-        break;
-    case RCV_ZERO:
-        snprintf(buf, cap, "zero bytes instead of a record");
-        break;
-    case RCV_FLAGS:
-        snprintf(buf, cap, "record flags 0x%x", (unsigned)h->flags);
-        break;
-    case RCV_TYPE:
-        snprintf(buf, cap, "invalid record type %u", (unsigned)h->type);
-        break;
-    case RCV_LEN:
-        snprintf(buf, cap, "record length %" PRIu32 " out of bounds", h->len);
-        break;
-    case RCV_LSN:
-        snprintf(buf, cap, "record type %u has LSN %" PRIu64, (unsigned)h->type, h->lsn);
-        break;
-    case RCV_WITNESS:
-        snprintf(buf, cap, "record witness %" PRIu64 " invalid for LSN %" PRIu64, h->durable,
-                 h->lsn);
-        break;
-    case RCV_CRC:
-        snprintf(buf, cap, "record checksum mismatch");
-        break;
-    default:
-        snprintf(buf, cap, "record beyond 4 GiB");
-        break;
-    }
-}
-
 /* ---- reading ---- */
 
 static int rcv_close(rcv *r)
@@ -320,28 +273,6 @@ static size_t rcv_first_nonzero(const uint8_t *p, size_t n)
     return n;
 }
 
-/* The field checks of a record header (no CRC). exact: the record that must
- * come next (user LSN e, log record LSN e-1); else any plausible record
- * (user LSN >= e, log record LSN >= e-1). room: bytes after the header. */
-static int rcv_fields(const rlg_rec_header *h, uint64_t room, uint64_t e, bool exact)
-{
-    if (h->flags)
-        return RCV_FLAGS;
-    bool user = h->type >= RLOG_TYPE_USER_MIN;
-    if (!user && h->type != RLG_TYPE_SEAL && h->type != RLG_TYPE_CHECKPOINT)
-        return RCV_TYPE;
-    if (h->len > room || (!user && h->len != 0))
-        return RCV_LEN;
-    uint64_t want = user ? e : e - 1;
-    if (exact ? h->lsn != want : h->lsn < want)
-        return RCV_LSN;
-    if (user && h->lsn == UINT64_MAX)
-        return RCV_LSN; /* the LSN after it would wrap */
-    if (user ? h->durable >= h->lsn : h->durable > h->lsn)
-        return RCV_WITNESS;
-    return RCV_OK;
-}
-
 /* Checks the CRC of the record at off (header already in bounds). */
 static int rcv_crc(rcv *r, uint64_t off, uint32_t len, uint32_t salt, bool *ok)
 {
@@ -374,14 +305,14 @@ static int rcv_crc(rcv *r, uint64_t off, uint32_t len, uint32_t salt, bool *ok)
     return 0;
 }
 
-/* Is there a valid record at off of the open file? *why = RCV_OK if so. */
+/* Is there a valid record at off of the open file? *why = RLG_REC_OK if so. */
 static int rcv_rec(rcv *r, uint64_t off, uint32_t salt, uint64_t e, bool exact, rlg_rec_header *h,
                    int *why)
 {
     uint64_t size = r->files[r->fi].size;
     memset(h, 0, sizeof *h);
     if (off > size || size - off < RLG_REC_HEADER_SIZE) {
-        *why = RCV_EOF;
+        *why = RLG_REC_EOF;
         return 0;
     }
     const uint8_t *p;
@@ -390,16 +321,16 @@ static int rcv_rec(rcv *r, uint64_t off, uint32_t salt, uint64_t e, bool exact, 
     if (rc)
         return rc;
     rlg_rec_header_decode(p, h);
-    *why = rcv_fields(h, size - off - RLG_REC_HEADER_SIZE, e, exact);
+    *why = rlg_rec_fields(h, size - off - RLG_REC_HEADER_SIZE, e, exact);
     if (*why) {
         if (exact && rcv_first_nonzero(p, RLG_REC_HEADER_SIZE) == RLG_REC_HEADER_SIZE)
-            *why = RCV_ZERO;
+            *why = RLG_REC_ZERO;
         return 0;
     }
     bool ok = false;
     rc = rcv_crc(r, off, h->len, salt, &ok);
     if (!rc && !ok)
-        *why = RCV_CRC;
+        *why = RLG_REC_CRC;
     return rc;
 }
 
@@ -453,7 +384,7 @@ static int rcv_cand_run(rcv *r, uint64_t from, uint64_t to, uint32_t salt, uint6
         int rc = rcv_rec(r, q, salt, e, false, &h, &why);
         if (rc)
             return rc;
-        if (why == RCV_OK) {
+        if (why == RLG_REC_OK) {
             rcv_cand_add(c, &h, q, rcv_claim(r, q, &h));
             *next = q + RLG_REC_HEADER_SIZE + h.len;
             if (*next > c->z_end)
@@ -747,9 +678,9 @@ static int rcv_scan(rcv *r, size_t i, int *why, rlg_rec_header *h)
         rc = rcv_rec(r, off, salt, e, true, h, why);
         if (rc)
             return rc;
-        if (*why == RCV_OK && h->type >= RLOG_TYPE_USER_MIN && off > UINT32_MAX)
-            *why = RCV_FAR;
-        if (*why != RCV_OK)
+        if (*why == RLG_REC_OK && h->type >= RLOG_TYPE_USER_MIN && off > UINT32_MAX)
+            *why = RLG_REC_FAR;
+        if (*why != RLG_REC_OK)
             break;
         r->records++;
         if (h->type == RLG_TYPE_SEAL) {
@@ -789,7 +720,7 @@ static int rcv_seg(rcv *r, size_t i)
     if (rc || i == r->last || s->sealed)
         return rc;
     char what[160];
-    rcv_why_str(why, &h, what, sizeof what);
+    rlg_rec_why_str(why, &h, what, sizeof what);
     rc = rcv_corrupt(r, i, s->end, "%s (sealed segment, expected LSN %" PRIu64 ")", what,
                      s->last_lsn + 1);
     return rc ? rc : rcv_repair_cut(r, i, s->end);
@@ -816,14 +747,62 @@ static void rcv_run_note(const rcv *r, uint64_t seq, char *buf, size_t cap)
                  r->run.from_off, r->run.from_lsn);
 }
 
+/*
+ * A last segment cut short from outside: the writer pre-writes every
+ * segment to its full size and never places a record past the file's end
+ * (its last record always leaves room for the seal), so a file that ends
+ * inside the record expected at p — its header names LSN e but its length
+ * runs past the end — or fewer than a seal's bytes after p was truncated by
+ * something else, and whatever followed p was lost: damage, not a torn
+ * tail (docs/format.md, "A segment cut short").
+ */
+static int rcv_cut_short(rcv *r, uint64_t p, uint64_t e, bool *cut)
+{
+    uint64_t size = r->files[r->last].size;
+    *cut = false;
+    char d[200];
+    if (size - p < RLG_SEAL_SIZE) {
+        snprintf(d, sizeof d, "the file ends %" PRIu64 " bytes after the last record", size - p);
+    } else {
+        rlg_rec_header h;
+        int why;
+        uint32_t salt = rlg_salt_state(r->out->log_id, r->files[r->last].seq);
+        int rc = rcv_rec(r, p, salt, e, true, &h, &why);
+        if (rc)
+            return rc;
+        uint64_t room = size - p - RLG_REC_HEADER_SIZE;
+        if (why != RLG_REC_LEN || h.type < RLOG_TYPE_USER_MIN || h.flags || h.lsn != e ||
+            h.durable >= h.lsn || h.len <= room)
+            return 0;
+        snprintf(d, sizeof d,
+                 "the file ends inside record LSN %" PRIu64 " (%" PRIu64 " of its %" PRIu64
+                 " bytes are missing)",
+                 e, RLG_REC_HEADER_SIZE + (uint64_t)h.len - (size - p),
+                 RLG_REC_HEADER_SIZE + (uint64_t)h.len);
+    }
+    *cut = true;
+    r->rep->lsn_cut_first = e;
+    r->rep->lsn_cut_last = e;
+    int rc = rcv_corrupt(r, r->last, p,
+                         "segment file is %" PRIu64 " bytes, cut short by something outside rlog "
+                         "(segments are pre-written to their full size): %s; records from LSN "
+                         "%" PRIu64 " on are lost",
+                         size, d, e);
+    return rc ? rc : rcv_repair_cut(r, r->last, p);
+}
+
 /* The end of an unsealed L: clean, a torn tail, or damage proven durable. */
 static int rcv_tail(rcv *r)
 {
     rlg_segment *s = &r->out->segs[r->last];
     const char *name = r->files[r->last].name;
     uint64_t p = s->end, e = s->last_lsn + 1;
+    bool short_file;
+    int rc = rcv_cut_short(r, p, e, &short_file);
+    if (rc || short_file)
+        return rc;
     rcv_cands c;
-    int rc = rcv_cands_scan(r, r->last, p, e, &c);
+    rc = rcv_cands_scan(r, r->last, p, e, &c);
     if (rc)
         return rc;
     if (c.has_w && c.w >= e) {
@@ -968,11 +947,12 @@ static int rcv_repaired(rcv *r)
             return rc;
         rcv_lost(r, &c, 0);
     }
-    char del[96] = "";
+    char del[128] = "";
     if (r->nkeep < r->nfiles) {
         out->delete_from_seq = r->files[r->nkeep].seq;
-        snprintf(del, sizeof del, "; segment files from %s on are deleted",
-                 r->files[r->nkeep].name);
+        r->rep->drop_from_seq = out->delete_from_seq;
+        snprintf(del, sizeof del, "; segment files from %s on %s", r->files[r->nkeep].name,
+                 r->readonly ? "would be deleted (read-only: nothing was changed)" : "are deleted");
     }
     const rlog_open_report *rep = r->rep;
     char lost[128] = "no intact record is dropped";
@@ -982,10 +962,9 @@ static int rcv_repaired(rcv *r)
                  rep->records_cut, rep->lsn_cut_first, rep->lsn_cut_last);
     char was[sizeof rep->message];
     memcpy(was, rep->message, sizeof was);
-    rcv_fail(r, 0,
-             "%s; repaired: the log now ends at LSN %" PRIu64 " (%s offset %" PRIu64
-             "), %s, %" PRIu64 " bytes cut%s",
-             was, s->last_lsn, r->files[out->nsegs - 1].name, s->end, lost, rep->bytes_cut, del);
+    rcv_fail(r, 0, "%s; %s at LSN %" PRIu64 " (%s offset %" PRIu64 "), %s, %" PRIu64 " bytes cut%s",
+             was, r->readonly ? "a repair would end the log" : "repaired: the log now ends",
+             s->last_lsn, r->files[out->nsegs - 1].name, s->end, lost, rep->bytes_cut, del);
     return 0;
 }
 
@@ -1102,12 +1081,17 @@ static int rcv_run(rcv *r)
     return 0;
 }
 
-int rlg_recover(rlog_vfs *vfs, const char *dir, bool repair, rlg_recovery *out,
+int rlg_recover(rlog_vfs *vfs, const char *dir, unsigned mode, rlg_recovery *out,
                 rlog_open_report *report)
 {
     memset(out, 0, sizeof *out);
     memset(report, 0, sizeof *report);
-    rcv r = {.vfs = vfs, .dir = dir, .repair = repair, .out = out, .rep = report};
+    rcv r = {.vfs = vfs,
+             .dir = dir,
+             .repair = (mode & RLG_RECOVER_REPAIR) != 0,
+             .readonly = (mode & RLG_RECOVER_READONLY) != 0,
+             .out = out,
+             .rep = report};
     r.path_cap = strlen(dir) + 40;
     r.path = malloc(r.path_cap);
     r.cap = RCV_BUF_SIZE;

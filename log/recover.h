@@ -75,11 +75,15 @@ typedef struct rlg_recovery {
  * offset and LSN:
  *   RLOG_ENOTLOG (no segment files; a directory that does not exist),
  *   RLOG_ECORRUPT, RLOG_EFOREIGN, RLOG_EVERSION, RLOG_EIO, RLOG_ENOMEM.
- * `repair`: cut at the first damage instead of failing with RLOG_ECORRUPT
- * (report->status stays RLOG_TAIL_CORRUPT and says what was lost).
+ * mode RLG_RECOVER_REPAIR: cut at the first damage instead of failing with
+ * RLOG_ECORRUPT (report->status stays RLOG_TAIL_CORRUPT and says what was
+ * lost); with RLG_RECOVER_READONLY too, the message says what a repair
+ * would do (nothing is changed by anyone).
  * The report (never NULL) is filled in all cases.
  */
-int rlg_recover(rlog_vfs *vfs, const char *dir, bool repair, rlg_recovery *out,
+#define RLG_RECOVER_REPAIR   0x1u
+#define RLG_RECOVER_READONLY 0x2u
+int rlg_recover(rlog_vfs *vfs, const char *dir, unsigned mode, rlg_recovery *out,
                 rlog_open_report *report);
 void rlg_recovery_free(rlg_recovery *r);
 

@@ -162,15 +162,18 @@ int rlg_rp_temp_create(rlg_replica *r, const char *name, rlog_file **out)
 
 int rlg_rp_unlink_synced(rlg_replica *r, const char *path)
 {
-    rlog_vfs *v = r->l->vfs;
-    int e = v->unlink(v, path);
-    if (e == ENOENT)
-        e = 0;
-    else if (!e && (e = v->sync_dir(v, r->l->dir)) != 0)
-        return rlg_rp_poison(r, e, "directory fsync after unlinking", path);
-    if (e)
-        return rlg_rp_fail(r, rlog_from_errno(e), "unlinking %s: %s", path, strerror(e));
-    return 0;
+    rlg_os_fail fail;
+    int rv = rlg_unlink_synced(r->l->vfs, r->l->dir, path, &fail);
+    return rv ? rlg_rp_install_fail(r, rv, &fail, "removing", path) : 0;
+}
+
+int rlg_rp_install_fail(rlg_replica *r, int rv, const rlg_os_fail *fail, const char *doing,
+                        const char *path)
+{
+    if (rv == RLG_OS_FATAL)
+        return rlg_rp_poison(r, fail->err, fail->what, fail->path);
+    return rlg_rp_fail(r, rlog_from_errno(fail->err), "%s %s: %s %s: %s", doing, path, fail->what,
+                       fail->path, strerror(fail->err));
 }
 
 int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, const char *what)
@@ -233,25 +236,14 @@ __attribute__((format(printf, 3, 4))) static int rv_fail(rlg_replica *r, const r
 static int rv_fields(rlg_replica *r, const rlg_rv *c)
 {
     const rlg_rec_header *h = &c->h;
-    bool user = h->type >= RLOG_TYPE_USER_MIN;
-    if (h->flags)
-        return rv_fail(r, c, "record flags 0x%x (must be 0)", (unsigned)h->flags);
-    if (!user && h->type != RLG_TYPE_SEAL && h->type != RLG_TYPE_CHECKPOINT)
-        return rv_fail(r, c, "invalid record type %u", (unsigned)h->type);
-    if (!user && h->len)
-        return rv_fail(r, c, "log record of type %u with a %" PRIu32 "-byte payload",
-                       (unsigned)h->type, h->len);
-    if (h->len > RP_MAX_FILE - c->rec_off - RLG_REC_HEADER_SIZE)
-        return rv_fail(r, c, "record of %" PRIu32 " bytes runs past 4 GiB", h->len);
-    if (user && c->rec_off > UINT32_MAX)
-        return rv_fail(r, c, "record beyond 4 GiB");
-    uint64_t want = user ? c->e : c->e - 1;
-    if (h->lsn != want || (user && h->lsn == UINT64_MAX))
-        return rv_fail(r, c, "record type %u has LSN %" PRIu64 ", expected %" PRIu64,
-                       (unsigned)h->type, h->lsn, want);
-    if (user ? h->durable >= h->lsn : h->durable > h->lsn)
-        return rv_fail(r, c, "durable field %" PRIu64 " is invalid for LSN %" PRIu64, h->durable,
-                       h->lsn);
+    rlg_rec_why why = rlg_rec_fields(h, RP_MAX_FILE - c->rec_off - RLG_REC_HEADER_SIZE, c->e, true);
+    if (why == RLG_REC_OK && h->type >= RLOG_TYPE_USER_MIN && c->rec_off > UINT32_MAX)
+        why = RLG_REC_FAR;
+    if (why != RLG_REC_OK) {
+        char what[128];
+        rlg_rec_why_str(why, h, what, sizeof what);
+        return rv_fail(r, c, "%s (expected LSN %" PRIu64 ")", what, c->e);
+    }
     return 0;
 }
 
@@ -437,7 +429,7 @@ int rlg_replica_open(const char *dir, rlog_vfs *vfs, rlog_env *env, rlg_replica 
     rlg_recovery rc;
     memset(&rc, 0, sizeof rc);
     if (!rv) {
-        rv = rlg_recover(l->vfs, dir, false, &rc, &rep);
+        rv = rlg_recover(l->vfs, dir, 0, &rc, &rep);
         if (rv == RLOG_ENOTLOG)
             rv = open_empty(r);
         else if (!rv)
@@ -829,20 +821,13 @@ static int first_segment(rlg_replica *r, uint64_t seq, const uint8_t hdr[RLG_SEG
             0 &&
         done != RLG_SEG_HEADER_SIZE)
         e = EIO;
-    if (!e)
-        e = (what = "fdatasync of", v->fdatasync(v, t));
-    if (t)
-        v->close(v, t);
-    if (!e)
-        e = (what = "renaming into place", v->rename(v, tmp, path));
+    rlg_os_fail fail = {e, what, tmp};
     if (e) {
-        v->unlink(v, tmp);
-        return rlg_rp_fail(r, rlog_from_errno(e), "starting segment %s: %s %s: %s", path, what,
-                           RLG_RECEIVE_TMP, strerror(e));
+        rlg_install_discard(v, r->l->dir, t, tmp);
     }
-    e = v->sync_dir(v, r->l->dir);
-    if (e)
-        return rlg_rp_poison(r, e, "directory fsync after renaming into", path);
+    int rv = e ? RLG_OS_FAILED : rlg_install(v, r->l->dir, t, tmp, path, 0, &fail);
+    if (rv)
+        return rlg_rp_install_fail(r, rv, &fail, "starting segment", path);
     e = v->open(v, path, RLOG_VFS_RDWR, out);
     if (e)
         return rlg_rp_fail(r, rlog_from_errno(e), "opening %s: %s", path, strerror(e));
@@ -970,28 +955,25 @@ static int install(rlg_replica *r, rlog_file *t, uint64_t seq)
     rlg_rp_path(r, RLG_RECEIVE_TMP, tmp, sizeof tmp);
     rlg_rp_seg_path(r, seq, path, sizeof path);
     assert(!r->l->wfile); /* the newest segment is sealed (or none): no active file */
-    int e = v->fdatasync(v, t);
-    v->close(v, t);
-    int rv = 0;
-    if (e)
-        rv = rlg_rp_fail(r, rlog_from_errno(e), "fdatasync of %s (segment %" PRIu64 "): %s", tmp,
-                         seq, strerror(e));
-    if (!rv)
-        rv = spare_ensure(r, seq + 1, false);
+    rlg_os_fail fail;
+    int rv = rlg_install_sync(v, r->l->dir, t, tmp, 0, &fail);
+    if (rv)
+        return rlg_rp_install_fail(r, rv, &fail, "installing segment", path);
+    rv = spare_ensure(r, seq + 1, false);
     bool ahead = !rv && r->spare_hi == seq + 1 && spare_ahead(r, seq + 2) == 0;
-    if (!rv && (e = v->rename(v, tmp, path)) != 0)
-        rv = rlg_rp_fail(r, rlog_from_errno(e), "renaming %s to %s: %s", tmp, path, strerror(e));
     if (rv) {
-        v->unlink(v, tmp);
-        if (ahead) { /* not needed: leave no file the handle does not account for */
-            rlg_rp_seg_path(r, seq + 2, path, sizeof path);
-            v->unlink(v, path);
-        }
+        rlg_install_discard(v, r->l->dir, NULL, tmp);
         return rv;
     }
-    e = v->sync_dir(v, r->l->dir);
-    if (e)
-        return rlg_rp_poison(r, e, "directory fsync after renaming into", path);
+    rv = rlg_install_commit(v, r->l->dir, tmp, path, &fail);
+    if (rv == RLG_OS_FAILED &&
+        ahead) { /* not needed: leave no file the handle does not account for */
+        char next[4096];
+        rlg_rp_seg_path(r, seq + 2, next, sizeof next);
+        v->unlink(v, next);
+    }
+    if (rv)
+        return rlg_rp_install_fail(r, rv, &fail, "installing segment", path);
     if (ahead)
         r->spare_hi = seq + 2;
     if (r->full_seq == seq)

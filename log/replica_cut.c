@@ -44,18 +44,12 @@ static int zero_replace(rlg_replica *r, uint64_t seq)
     /* its size need not be durable: a short spare, even an empty one, is
      * still a valid spare */
     int e = v->truncate(v, t, r->file_size);
-    v->close(v, t);
-    if (!e)
-        e = v->rename(v, tmp, path);
+    rlg_os_fail fail = {e, "sizing", tmp};
     if (e) {
-        v->unlink(v, tmp);
-        return rlg_rp_fail(r, rlog_from_errno(e), "replacing %s by an empty spare: %s", path,
-                           strerror(e));
+        rlg_install_discard(v, r->l->dir, t, tmp);
     }
-    e = v->sync_dir(v, r->l->dir);
-    if (e)
-        return rlg_rp_poison(r, e, "directory fsync after replacing", path);
-    return 0;
+    rv = e ? RLG_OS_FAILED : rlg_install(v, r->l->dir, t, tmp, path, RLG_INSTALL_NOSYNC, &fail);
+    return rv ? rlg_rp_install_fail(r, rv, &fail, "replacing by an empty spare", path) : 0;
 }
 
 /* Segment k keeps [0, cut): rewritten through the temporary file. */
@@ -71,23 +65,16 @@ static int cut_segment(rlg_replica *r, size_t k, uint64_t cut)
     if (!rv)
         rv = rlg_rp_copy_prefix(r, s->seq, cut, t);
     int e = rv ? 0 : rlg_write_zeros(v, t, cut, s->size); /* written: it is active */
-    if (!rv && !e)
-        e = v->fdatasync(v, t);
-    if (t)
-        v->close(v, t);
-    rlg_rp_close_active(r);
-    if (!rv && !e)
-        e = v->rename(v, tmp, path);
-    if (!rv && e)
-        rv = rlg_rp_fail(r, rlog_from_errno(e), "rewriting %s up to offset %" PRIu64 ": %s", path,
-                         cut, strerror(e));
-    if (rv) {
-        v->unlink(v, tmp);
-        return rv;
+    rlg_os_fail fail = {e, "writing zeros to", tmp};
+    if (rv || e) {
+        rlg_install_discard(v, r->l->dir, t, tmp);
     }
-    e = v->sync_dir(v, r->l->dir);
-    if (e)
-        return rlg_rp_poison(r, e, "directory fsync after rewriting", path);
+    rlg_rp_close_active(r);
+    if (rv)
+        return rv;
+    rv = e ? RLG_OS_FAILED : rlg_install(v, r->l->dir, t, tmp, path, 0, &fail);
+    if (rv)
+        return rlg_rp_install_fail(r, rv, &fail, "rewriting up to the cut", path);
     return 0;
 }
 
@@ -214,6 +201,21 @@ static int remove_spares(rlg_replica *r)
     return 0;
 }
 
+/* Removes the oldest segment's file durably, then its index entry. */
+static int drop_oldest(rlg_replica *r)
+{
+    rlog_log *l = r->l;
+    char path[4096];
+    rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
+    int rv = rlg_rp_unlink_synced(r, path);
+    if (rv)
+        return rv;
+    rlg_segment_free(&l->segs[0]);
+    memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
+    l->nsegs--;
+    return 0;
+}
+
 int rlg_replica_reset(rlg_replica *r)
 {
     int rv = rlg_rp_check(r);
@@ -223,17 +225,9 @@ int rlg_replica_reset(rlg_replica *r)
         return rlg_rp_fail(r, RLOG_EINVAL, "reset: a whole-segment receive is in progress");
     rlog_log *l = r->l;
     rlg_rp_close_active(r);
-    rlg_rp_run_drop(r); /* (made durable by the directory syncs below) */
-    while (l->nsegs) {  /* oldest first: what is left is always a valid log */
-        char path[4096];
-        rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
-        rv = rlg_rp_unlink_synced(r, path);
-        if (rv)
-            break;
-        rlg_segment_free(&l->segs[0]);
-        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
-        l->nsegs--;
-    }
+    rlg_rp_run_drop(r);     /* (made durable by the directory syncs below) */
+    while (l->nsegs && !rv) /* oldest first: what is left is always a valid log */
+        rv = drop_oldest(r);
     if (!rv)
         rv = remove_spares(r);
     if (rv) {
@@ -257,14 +251,9 @@ int rlg_replica_delete_prefix(rlg_replica *r, uint64_t seq, uint64_t *deleted)
     /* every segment here has a durable header: the oldest may go whenever
      * it is not the newest (rule 7 of docs/format.md) */
     while (!rv && l->nsegs > 1 && l->segs[0].seq < seq) {
-        char path[4096];
-        rlg_rp_seg_path(r, l->segs[0].seq, path, sizeof path);
-        rv = rlg_rp_unlink_synced(r, path);
+        rv = drop_oldest(r);
         if (rv)
             break;
-        rlg_segment_free(&l->segs[0]);
-        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
-        l->nsegs--;
         l->first = l->segs[0].first_lsn;
         if (deleted)
             (*deleted)++;

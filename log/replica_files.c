@@ -174,28 +174,21 @@ int rlg_replica_file_commit(rlg_replica *r, uint32_t crc)
                          "side file '%s': CRC32C %08" PRIx32 " of the %" PRIu64
                          " bytes received, expected %08" PRIx32 "; not committed",
                          sf->name, got, sf->size, crc);
-    if (!rv && !e)
-        e = v->fdatasync(v, sf->f);
     char tmp[4096], path[4096];
     rlg_rp_path(r, RLG_RECEIVE_FILE_TMP, tmp, sizeof tmp);
     rlg_rp_path(r, sf->name, path, sizeof path);
-    if (!rv && !e) {
-        v->close(v, sf->f);
-        sf->f = NULL;
-        e = v->rename(v, tmp, path);
-    }
     if (!rv && e)
         rv = rlg_rp_fail(r, rlog_from_errno(e), "side file '%s': %s", sf->name, strerror(e));
     if (rv) {
         rlg_replica_file_abort(r);
         return rv;
     }
+    rlog_file *f = sf->f;
     free(sf->iv);
     memset(sf, 0, sizeof *sf);
-    e = v->sync_dir(v, r->l->dir);
-    if (e)
-        return rlg_rp_poison(r, e, "directory fsync after renaming into", path);
-    return 0;
+    rlg_os_fail fail;
+    rv = rlg_install(v, r->l->dir, f, tmp, path, 0, &fail);
+    return rv ? rlg_rp_install_fail(r, rv, &fail, "side file", path) : 0;
 }
 
 int rlg_replica_remove_file(rlg_replica *r, const char *name)

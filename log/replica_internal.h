@@ -12,6 +12,7 @@
 #ifndef RLG_REPLICA_INTERNAL_H
 #define RLG_REPLICA_INTERNAL_H
 
+#include "os/install.h"
 #include "log/log_internal.h"
 #include "log/replica.h"
 #include "log/writer.h"
@@ -103,6 +104,10 @@ int rlg_rp_temp_create(rlg_replica *r, const char *name, rlog_file **out);
 void rlg_rp_close_active(rlg_replica *r);
 /* Unlinks dir/name and syncs the directory (ENOENT is fine). */
 int rlg_rp_unlink_synced(rlg_replica *r, const char *path);
+/* Reports a failed os/install.h call rv (RLG_OS_FAILED or _FATAL) on the
+ * replica: FATAL poisons it, FAILED is a plain error. Returns the code. */
+int rlg_rp_install_fail(rlg_replica *r, int rv, const rlg_os_fail *fail, const char *doing,
+                        const char *path);
 /* Unlinks every segment file of the directory (with temps, also the
  * names of rlg_is_temp_name: temporary files, the run marker), without a
  * directory sync (ENOENT is fine). `what` prefixes the error message. */

@@ -19,9 +19,6 @@
 #include "log/log_internal.h"
 #include "log/writer.h"
 
-/* Room kept at the end of every segment for the seal and a checkpoint. */
-#define RLG_TAIL_RESERVE (2 * RLG_REC_HEADER_SIZE)
-
 /* ---------------------------------------------------------------- chunks */
 
 static void chunk_free(rlg_chunk *c)
@@ -1011,12 +1008,14 @@ void rlg_bg_stop(rlog_log *l)
     l->bg_running = false;
 }
 
-void rlg_drop_pending(rlog_log *l)
+void rlg_drop_pending(rlog_log *l, void (*drop)(void *data))
 {
     free_chunks(l);
     while (l->async_head) {
         rlg_waiter *w = l->async_head;
         l->async_head = w->next;
+        if (drop)
+            drop(w->data);
         free(w);
     }
     l->async_tail = NULL;

@@ -49,8 +49,9 @@ void rlg_io_release(rlog_log *l, const rlg_waiter *self);
 /* Background threads (mu NOT held). */
 int rlg_bg_start(rlog_log *l);
 void rlg_bg_stop(rlog_log *l);
-/* After a crash: drop what is queued, firing no callback. mu held. */
-void rlg_drop_pending(rlog_log *l);
+/* After a crash: drop what is queued, firing no callback (drop, when not
+ * NULL, gets each async append's data). mu held. */
+void rlg_drop_pending(rlog_log *l, void (*drop)(void *data));
 /* At close: fail what is still queued with err. */
 void rlg_fail_pending(rlog_log *l, int err);
 /* At close: append a checkpoint record and sync it. */

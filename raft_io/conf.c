@@ -14,18 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "os/bytes.h"
 #include "raft_io/rio.h"
 
 #define CONF_FORMAT 1u
-
-static uint64_t get_u64le(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
 
 int rlg_rio_conf_decode(const void *buf, size_t len, struct raft_configuration *c, char *err,
                         size_t errcap)
@@ -40,7 +32,7 @@ int rlg_rio_conf_decode(const void *buf, size_t len, struct raft_configuration *
         snprintf(err, errcap, "configuration: unknown format %u at offset 0", p[0]);
         return RAFT_MALFORMED;
     }
-    uint64_t n = get_u64le(p + 1);
+    uint64_t n = rlg_get64(p + 1);
     off = 9;
     /* Each server takes at least 10 bytes (id, NUL, role). */
     if (n > (len - off) / 10) {
@@ -54,7 +46,7 @@ int rlg_rio_conf_decode(const void *buf, size_t len, struct raft_configuration *
                      (unsigned long long)i, off);
             return RAFT_MALFORMED;
         }
-        uint64_t id = get_u64le(p + off);
+        uint64_t id = rlg_get64(p + off);
         off += 8;
         const uint8_t *nul = memchr(p + off, 0, len - off);
         if (nul == NULL || (size_t)(nul - p) + 1 >= len) {

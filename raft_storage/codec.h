@@ -46,8 +46,8 @@
 
 #define RLG_RS_HS_SIZE    24u
 #define RLG_RS_TRUNC_SIZE 8u
-#define RLG_RS_BATCH_HDR  16u
-#define RLG_RS_ENTRY_HDR  16u
+#define RLG_RS_BATCH_HDR  RLOG_RS_BATCH_OVERHEAD
+#define RLG_RS_ENTRY_HDR  RLOG_RS_ENTRY_OVERHEAD
 #define RLG_RS_SNAP_HDR   48u
 #define RLG_RS_NAME_MAX   63u
 /* Snapshot marker flag: the snapshot replaced the whole log. */

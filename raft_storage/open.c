@@ -97,6 +97,12 @@ static int replay_one(rlog_rs *rs, const rlog_record *rec, rlog_rs_open_report *
     rlg_rec r;
     char why[300];
     int rv = rlg_rec_decode(rec->type, rec->data, rec->len, &r, why, sizeof why);
+    if (rv && rep->records == 0)
+        /* the first record already is not ours: another kind of log */
+        return rlg_rs_fail(rs, RLOG_ENOTRAFT,
+                           "%s: not a Raft store: its first record (LSN %" PRIu64
+                           ", type %u, %u bytes) is not a Raft record: %s",
+                           rs->dir, rec->lsn, (unsigned)rec->type, rec->len, why);
     if (!rv)
         rv = rlg_state_check(&rs->st, &r, why, sizeof why);
     if (rv) {
@@ -104,6 +110,8 @@ static int replay_one(rlog_rs *rs, const rlog_record *rec, rlog_rs_open_report *
         return rlg_rs_fail(rs, RLOG_ECORRUPT, "%s: record LSN %" PRIu64 " (type %u): %s", rs->dir,
                            rec->lsn, (unsigned)rec->type, why);
     }
+    if (r.type == RLOG_RS_TYPE_SNAPSHOT)
+        rs->snap_lsn = rec->lsn;
     if (rlg_state_apply(&rs->st, &r, rec->lsn))
         return rlg_rs_fail(rs, RLOG_ENOMEM, "out of memory replaying LSN %" PRIu64, rec->lsn);
     rep->records++;
@@ -161,6 +169,11 @@ static int open_steps(rlog_rs *rs, rlog_rs_open_report *rep)
     }
     if ((rv = replay(rs, rep)) != 0)
         return rv;
+    /* what the state references must be there: the current snapshot */
+    if ((rv = rlg_rs_snap_verify(rs)) != 0) {
+        rep->corrupt_lsn = rs->snap_lsn;
+        return rv;
+    }
     if (rs->readonly)
         return 0;
     if ((rv = restore_sticky(rs)) != 0)
@@ -213,6 +226,14 @@ int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs **out,
     return 0;
 }
 
+static void rs_free(rlog_rs *rs)
+{
+    rlg_state_free(&rs->st);
+    free(rs->enc);
+    free(rs->dir);
+    free(rs);
+}
+
 int rlog_rs_close(rlog_rs *rs)
 {
     if (!rs)
@@ -221,11 +242,17 @@ int rlog_rs_close(rlog_rs *rs)
     int failed = atomic_load(&rs->failed);
     if (!rv && failed) /* never hide that what was appended may be lost or partial */
         rv = RLOG_EPOISONED;
-    rlg_state_free(&rs->st);
-    free(rs->enc);
-    free(rs->dir);
-    free(rs);
+    rs_free(rs);
     return rv;
+}
+
+void rlog_rs_abandon(rlog_rs *rs)
+{
+    if (!rs)
+        return;
+    if (rs->log) /* the log's async contexts are the store's (entries.c) */
+        rlog_abandon(rs->log, free);
+    rs_free(rs);
 }
 
 /* ---------------------------------------------------------------- observing */

@@ -22,6 +22,7 @@ struct rlog_rs {
     uint8_t *enc;   /* encoding buffer, reused */
     size_t enc_cap;
     uint64_t prefix_delete_errors;
+    uint64_t snap_lsn; /* LSN of the current snapshot's marker (0: none) */
     char errmsg[512];
 };
 
@@ -46,5 +47,10 @@ void rlg_rs_logf(rlog_rs *rs, rlog_level level, const char *fmt, ...)
 /* snapshot.c: removes temp files (when `temps`), orphans newer than the
  * current marker and surplus older snapshot files. Counts what it removed. */
 int rlg_rs_snap_cleanup(rlog_rs *rs, bool temps, uint64_t *temps_removed, uint64_t *snaps_removed);
+
+/* snapshot.c: checks the current snapshot's file against its marker
+ * (present, size, CRC32C; streamed): 0, or RLOG_ECORRUPT with a message
+ * naming the file and the marker's LSN. 0 when there is no snapshot. */
+int rlg_rs_snap_verify(rlog_rs *rs);
 
 #endif /* RLG_RS_INTERNAL_H */

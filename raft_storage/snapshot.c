@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log/format.h"
+#include "os/install.h"
 #include "raft_storage/rs_internal.h"
 
 #define SNAP_PREFIX "snapshot-"
@@ -72,9 +73,10 @@ static int vfs_fail(rlog_rs *rs, int e, const char *what, const char *path)
                        strerror_r(e, eb, sizeof eb));
 }
 
-/* Writes the data to `tmp` and makes it durable; *size and *crc describe it. */
-static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *d, uint64_t *size,
-                     uint32_t *crc)
+/* Writes the data to `tmp`; *size and *crc describe it. On failure tmp is
+ * gone. */
+static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *d, rlog_file **out,
+                     uint64_t *size, uint32_t *crc)
 {
     rlog_vfs *v = rs->vfs;
     rlog_file *f = NULL;
@@ -94,35 +96,34 @@ static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *
         state = rlg_crc32c_update(state, d->bufs[i].base, d->bufs[i].len);
         off += d->bufs[i].len;
     }
-    int rv = e ? vfs_fail(rs, e, "write", tmp) : 0;
-    if (!rv && (e = v->fsync(v, f)) != 0)
-        rv = vfs_fail(rs, e, "fsync", tmp);
-    e = v->close(v, f);
-    if (!rv && e)
-        rv = vfs_fail(rs, e, "close", tmp);
     *size = off;
     *crc = ~state;
-    return rv;
+    if (e) {
+        rlg_install_discard(v, rs->dir, f, tmp);
+        return vfs_fail(rs, e, "write", tmp);
+    }
+    *out = f;
+    return 0;
 }
 
-/* temp → fsync → rename → directory fsync. On failure the temp is gone. */
+/* temp → fsync → rename → directory fsync (os/install.h). There is no
+ * handle to poison: a failed directory fsync after the rename removes the
+ * file again (nothing refers to it yet) and the put fails. */
 static int install_file(rlog_rs *rs, const char *name, const rlog_rs_snapshot_desc *d,
                         uint64_t *size, uint32_t *crc)
 {
     char path[4096], tmp[4096 + 8];
     path_of(rs, name, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s" SNAP_TMP, path);
-    int rv = write_tmp(rs, tmp, d, size, crc);
-    int e;
-    if (!rv && (e = rs->vfs->rename(rs->vfs, tmp, path)) != 0)
-        rv = vfs_fail(rs, e, "rename", tmp);
-    if (!rv && (e = rs->vfs->sync_dir(rs->vfs, rs->dir)) != 0)
-        rv = vfs_fail(rs, e, "fsync directory", rs->dir);
-    if (rv) {
-        rs->vfs->unlink(rs->vfs, tmp);
-        rs->vfs->unlink(rs->vfs, path);
-    }
-    return rv;
+    rlog_file *f = NULL;
+    int rv = write_tmp(rs, tmp, d, &f, size, crc);
+    if (rv)
+        return rv;
+    rlg_os_fail fail, undo;
+    rv = rlg_install(rs->vfs, rs->dir, f, tmp, path, RLG_INSTALL_FSYNC, &fail);
+    if (rv == RLG_OS_FATAL)
+        (void)rlg_unlink_synced(rs->vfs, rs->dir, path, &undo);
+    return rv ? vfs_fail(rs, fail.err, fail.what, fail.path) : 0;
 }
 
 /* Deletes the segments that hold only records the state no longer needs:
@@ -215,6 +216,7 @@ int rlog_rs_snapshot_put(rlog_rs *rs, const rlog_rs_snapshot_desc *d)
         }
         return rv;
     }
+    rs->snap_lsn = lsn;
     compact_log(rs, lsn);
     uint64_t t, s;
     if (rlg_rs_snap_cleanup(rs, false, &t, &s))
@@ -299,37 +301,75 @@ out:
 
 /* ---------------------------------------------------------------- get */
 
-static int read_file(rlog_rs *rs, const char *path, uint64_t want, void **data)
+#define SNAP_CHUNK (1u << 20)
+
+/* Reads the current snapshot's file and checks it against its marker
+ * (present, size, CRC32C): RLOG_ECORRUPT naming the file, the marker's LSN
+ * and what differs. With `data`, the whole file is returned in *data
+ * (malloc'd); without, it is streamed through a bounded buffer. */
+static int snap_file_check(rlog_rs *rs, const char *path, void **data)
 {
+    const rlg_snap *cur = &rs->st.snap;
     rlog_vfs *v = rs->vfs;
     rlog_file *f = NULL;
-    uint64_t size = 0;
+    uint64_t size = 0, want = cur->v.size;
     int e = v->open(v, path, RLOG_VFS_RDONLY, &f);
     if (e == ENOENT)
-        return rlg_rs_fail(rs, RLOG_ECORRUPT, "snapshot file %s named by the marker is missing",
-                           path);
+        return rlg_rs_fail(rs, RLOG_ECORRUPT,
+                           "snapshot file %s named by the marker (LSN %" PRIu64 ") is missing",
+                           path, rs->snap_lsn);
     if (e)
         return vfs_fail(rs, e, "open", path);
     int rv = 0;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
     if ((e = v->size(v, f, &size)) != 0)
         rv = vfs_fail(rs, e, "size of", path);
     else if (size != want)
         rv = rlg_rs_fail(rs, RLOG_ECORRUPT,
-                         "snapshot file %s has %" PRIu64 " bytes; the marker says %" PRIu64, path,
-                         size, want);
-    else if (size > SIZE_MAX - 1 || !(*data = malloc(size ? (size_t)size : 1)))
+                         "snapshot file %s has %" PRIu64 " bytes; the marker (LSN %" PRIu64
+                         ") says %" PRIu64,
+                         path, size, rs->snap_lsn, want);
+    else if (size > SIZE_MAX - 1)
         rv = rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory for %" PRIu64 " bytes", size);
-    size_t done = 0;
-    if (!rv && size && (e = v->pread(v, f, *data, (size_t)size, 0, &done)) != 0)
-        rv = vfs_fail(rs, e, "read", path);
-    else if (!rv && done != size)
-        rv = rlg_rs_fail(rs, RLOG_ECORRUPT, "snapshot file %s is short", path);
-    v->close(v, f);
-    if (rv) {
-        free(*data);
-        *data = NULL;
+    if (!rv) {
+        cap = data ? (size_t)size : (size < SNAP_CHUNK ? (size_t)size : SNAP_CHUNK);
+        if (!(buf = malloc(cap ? cap : 1)))
+            rv = rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory for %zu bytes", cap);
     }
+    uint32_t state = 0xffffffffu;
+    for (uint64_t off = 0; !rv && off < size;) {
+        size_t n = size - off < cap ? (size_t)(size - off) : cap, done = 0;
+        uint8_t *p = data ? buf + off : buf;
+        if ((e = v->pread(v, f, p, n, off, &done)) != 0)
+            rv = vfs_fail(rs, e, "read", path);
+        else if (done != n)
+            rv = rlg_rs_fail(rs, RLOG_ECORRUPT, "snapshot file %s is short at offset %" PRIu64,
+                             path, off + done);
+        else
+            state = rlg_crc32c_update(state, p, n);
+        off += n;
+    }
+    v->close(v, f);
+    if (!rv && ~state != cur->v.crc)
+        rv = rlg_rs_fail(rs, RLOG_ECORRUPT,
+                         "snapshot file %s fails its checksum (CRC32C %08" PRIx32
+                         ", the marker (LSN %" PRIu64 ") says %08" PRIx32 ")",
+                         path, ~state, rs->snap_lsn, cur->v.crc);
+    if (!rv && data)
+        *data = buf;
+    else
+        free(buf);
     return rv;
+}
+
+int rlg_rs_snap_verify(rlog_rs *rs)
+{
+    if (!rs->st.snap.has)
+        return 0;
+    char path[4096];
+    path_of(rs, rs->st.snap.name, path, sizeof path);
+    return snap_file_check(rs, path, NULL);
 }
 
 int rlog_rs_snapshot_get(rlog_rs *rs, rlog_rs_snapshot *out)
@@ -340,17 +380,9 @@ int rlog_rs_snapshot_get(rlog_rs *rs, rlog_rs_snapshot *out)
         return rlg_rs_fail(rs, RLOG_ENOTFOUND, "no snapshot");
     char path[4096];
     path_of(rs, cur->name, path, sizeof path);
-    int rv = read_file(rs, path, cur->v.size, &out->data);
+    int rv = snap_file_check(rs, path, &out->data);
     if (rv)
         return rv;
-    uint32_t crc = rlg_crc32c(out->data, (size_t)cur->v.size);
-    if (crc != cur->v.crc) {
-        rlog_rs_snapshot_release(out);
-        return rlg_rs_fail(rs, RLOG_ECORRUPT,
-                           "snapshot file %s fails its checksum (CRC32C %08" PRIx32
-                           ", the marker says %08" PRIx32 ")",
-                           path, crc, cur->v.crc);
-    }
     if (!(out->conf = malloc(cur->v.conf_len ? cur->v.conf_len : 1))) {
         rlog_rs_snapshot_release(out);
         return rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory");

@@ -12,6 +12,7 @@ pkgs=(
   libraft-dev libuv1-dev              # reference Raft client and benchmark peer
   clang libclang-rt-14-dev            # libFuzzer and sanitizers runtime
   clang-format
+  openssl                             # throwaway CAs in the TLS tests
 )
 
 missing=()

@@ -4,7 +4,9 @@
  * system's own streams (faults, crash outcomes, env) and the driver's
  * stream (workload, schedule, plan). See docs/simulator.md.
  */
+#include <assert.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,15 @@ void rlg_sim_fill(uint64_t x, uint8_t *p, size_t len)
     }
 }
 
+/* Where rlg_sim_nomem jumps: the innermost rlog_sim_run of this thread. */
+static _Thread_local jmp_buf *nomem_at;
+
+_Noreturn void rlg_sim_nomem(void)
+{
+    assert(nomem_at);
+    longjmp(*nomem_at, 1);
+}
+
 void *rlg_sim_grow(void *p, size_t *cap, size_t idx, size_t size)
 {
     if (idx < *cap)
@@ -99,7 +110,7 @@ void *rlg_sim_grow(void *p, size_t *cap, size_t idx, size_t size)
         n *= 2;
     uint8_t *q = realloc(p, n * size);
     if (!q)
-        abort(); /* the simulator itself out of memory: nothing to test */
+        rlg_sim_nomem();
     memset(q + *cap * size, 0, (n - *cap) * size);
     *cap = n;
     return q;
@@ -275,7 +286,7 @@ void rlg_sim_drive(rlg_sim *s, const rlg_sim_wl *wl)
     uint32_t nc = s->opts->crashes;
     uint64_t *at = calloc(nc + 1, sizeof *at);
     if (!at)
-        abort();
+        rlg_sim_nomem();
     for (uint32_t i = 0; i < nc; i++)
         at[i] = 1 + rlog_sim_rng_below(&s->rng, s->opts->steps ? s->opts->steps : 1);
     qsort(at, nc, sizeof *at, cmp_u64);
@@ -381,6 +392,29 @@ static bool picks_ship(const rlog_sim_options *o, unsigned wls)
     return wls == RLOG_SIM_WORKLOAD_SHIP || rlg_sim_mix(o->seed ^ 0x5417ull) % 100 < 10;
 }
 
+/* Runs the chosen workload; false when the simulator ran out of memory. */
+static bool run_workload(rlg_sim *s, bool ship, bool raft)
+{
+    jmp_buf here;
+    jmp_buf *outer = nomem_at;
+    nomem_at = &here;
+    if (setjmp(here)) {
+        nomem_at = outer;
+        return false;
+    }
+    if (ship) {
+        s->res->ship_seeds = 1;
+        rlg_sim_ship_workload(s);
+    } else if (raft) {
+        s->res->raft_seeds = 1;
+        rlg_sim_raft_workload(s);
+    } else {
+        rlg_sim_log_workload(s);
+    }
+    nomem_at = outer;
+    return true;
+}
+
 int rlog_sim_run(const rlog_sim_options *o, rlog_sim_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -425,15 +459,8 @@ int rlog_sim_run(const rlog_sim_options *o, rlog_sim_result *res)
                           (lr == (RLOG_SIM_WORKLOAD_LOG | RLOG_SIM_WORKLOAD_RAFT) &&
                            rlog_sim_rng_chance(&s.rng, 350000)));
     rlg_sim_trace(&s, "workload %s", ship ? "ship" : raft ? "raft" : "log");
-    if (ship) {
-        res->ship_seeds = 1;
-        rlg_sim_ship_workload(&s);
-    } else if (raft) {
-        res->raft_seeds = 1;
-        rlg_sim_raft_workload(&s);
-    } else {
-        rlg_sim_log_workload(&s);
-    }
+    if (!run_workload(&s, ship, raft))
+        return RLOG_ENOMEM; /* the run's memory is not freed: see rlg_sim_nomem */
 
     for (unsigned i = 0; i < RLOG_SIMFS_FAULT_COUNT; i++)
         res->faults[i] += rlog_simfs_faults(s.vfs, (rlog_simfs_fault)i);

@@ -28,8 +28,13 @@ struct rlg_sim {
 uint64_t rlg_sim_mix(uint64_t z);
 /* Fills p with len bytes of the xorshift64 stream started at x (x != 0). */
 void rlg_sim_fill(uint64_t x, uint8_t *p, size_t len);
+/* The simulator's own memory ran out: ends the run at once (a longjmp to
+ * rlog_sim_run, which returns RLOG_ENOMEM; what the run held is not freed,
+ * but the calling process goes on). Only from inside rlog_sim_run. */
+_Noreturn void rlg_sim_nomem(void);
 /* Grows the zero-filled array p of *cap elements of `size` bytes (doubling)
- * so that element idx exists; returns it. Aborts when out of memory. */
+ * so that element idx exists; returns it. rlg_sim_nomem() when out of
+ * memory. */
 void *rlg_sim_grow(void *p, size_t *cap, size_t idx, size_t size);
 /* Records an oracle violation (the first one wins) and stops the seed. */
 void rlg_sim_fail(rlg_sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "log/format.h"
-#include "log/writer.h"
 #include "rlog/log.h"
 #include "sim/driver.h"
 
@@ -92,7 +91,7 @@ static void add_maybe(wl *w, uint64_t lsn, uint64_t gen, uint64_t witness)
         r->capmaybe = r->capmaybe ? 2 * r->capmaybe : 2;
         r->maybe = realloc(r->maybe, r->capmaybe * sizeof *r->maybe);
         if (!r->maybe)
-            abort();
+            rlg_sim_nomem();
     }
     r->maybe[r->nmaybe++] = (attempt){gen, witness};
 }
@@ -216,7 +215,7 @@ static void async_cb(void *data, int status, uint64_t first, uint64_t last)
  * segment); with a small chance, all n even when they cannot (*too_big). */
 static size_t batch_size(wl *w, size_t n, bool *too_big)
 {
-    uint64_t room = w->opts.segment_size - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE, bytes = 0;
+    uint64_t room = RLG_SEG_ROOM(w->opts.segment_size), bytes = 0;
     size_t k = 0;
     while (k < n && bytes + RLG_REC_HEADER_SIZE + pay_len(w, w->gen + k + 1) <= room)
         bytes += RLG_REC_HEADER_SIZE + pay_len(w, w->gen + ++k);
@@ -377,7 +376,7 @@ static void drop(void *vw)
 {
     wl *w = vw;
     if (w->log) {
-        rlg_log_crash(w->log);
+        rlog_abandon(w->log, NULL);
         w->log = NULL;
     }
     w->poisoned = false;
@@ -475,7 +474,7 @@ static void check_idempotent(wl *w, const rlog_open_report *rep)
     rlg_sim *s = w->s;
     uint64_t n1, n2, h1 = contents_hash(w, &n1);
     rlog_simfs_crash(s->vfs);
-    rlg_log_crash(w->log);
+    rlog_abandon(w->log, NULL);
     w->log = NULL;
     rlog_open_report rep2;
     int rv = rlog_open(DIR, &w->opts, &w->log, &rep2);
@@ -742,7 +741,7 @@ void rlg_sim_log_workload(rlg_sim *s)
     w.vt = &vt;
     rlg_sim_drive(s, &vt);
     if (w.log)
-        rlg_log_crash(w.log);
+        rlog_abandon(w.log, NULL);
     for (size_t i = 0; i < w.cap; i++)
         free(w.m[i].maybe);
     free(w.m);

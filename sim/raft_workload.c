@@ -24,10 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log/format.h"
-#include "log/log_internal.h"
-#include "log/writer.h"
-#include "raft_storage/rs_internal.h"
+#include "os/bytes.h"
+#include "os/crc32c.h"
+#include "rlog/raft_storage.h"
 #include "sim/driver.h"
 
 #define DIR       "/db/raft"
@@ -284,7 +283,11 @@ static void clear_pend(wl *w)
 
 static bool log_poisoned(const wl *w)
 {
-    return w->rs && w->rs->log && w->rs->log->poisoned;
+    if (!w->rs || !rlog_rs_log(w->rs))
+        return false;
+    rlog_positions p;
+    rlog_positions_get(rlog_rs_log(w->rs), &p);
+    return p.poisoned != 0;
 }
 
 static uint64_t durable_lsn(wl *w)
@@ -448,7 +451,7 @@ static void op_append(wl *w, bool async)
     op->n = n;
     op->e = malloc(n * sizeof *op->e);
     if (!op->e)
-        abort();
+        rlg_sim_nomem();
     size_t off = 0;
     for (uint32_t k = 0; k < n; k++) {
         if (k && rlog_sim_rng_chance(&w->s->rng, 30000))
@@ -778,10 +781,10 @@ static int read_state(wl *w, mstate *g)
  * (the store splits batches as rlog_rs_append documents). */
 static uint32_t next_cut(const wl *w, const rop *op, uint32_t start)
 {
-    size_t size = RLG_RS_BATCH_HDR;
+    size_t size = RLOG_RS_BATCH_OVERHEAD;
     uint32_t k = start;
-    while (k < op->n && size + RLG_RS_ENTRY_HDR + ent_len(w, op->e[k].gen) <= w->rec_max)
-        size += RLG_RS_ENTRY_HDR + ent_len(w, op->e[k++].gen);
+    while (k < op->n && size + RLOG_RS_ENTRY_OVERHEAD + ent_len(w, op->e[k].gen) <= w->rec_max)
+        size += RLOG_RS_ENTRY_OVERHEAD + ent_len(w, op->e[k++].gen);
     return k > start ? k : start + 1;
 }
 
@@ -893,20 +896,12 @@ static void rs_drop(void *vw)
 {
     wl *w = vw;
     if (w->rs) {
-        rlog_log *l = w->rs->log;
+        rlog_log *l = rlog_rs_log(w->rs);
         uint64_t d = l ? durable_lsn(w) : 0;
         for (size_t j = 0; j < w->npend; j++)
             if (!w->pend[j].failed && w->pend[j].lsn && w->pend[j].lsn <= d)
                 w->pend[j].durable = true;
-        if (l) {
-            /* the store's async contexts belong to callbacks that a dead
-             * process never runs: free them as its exit would */
-            for (rlg_waiter *x = l->async_head; x; x = x->next)
-                free(x->data);
-            rlg_log_crash(l);
-        }
-        w->rs->log = NULL;
-        rlog_rs_close(w->rs);
+        rlog_rs_abandon(w->rs);
         w->rs = NULL;
     }
     w->failed = false;
@@ -1119,7 +1114,7 @@ void rlg_sim_raft_workload(rlg_sim *s)
 {
     wl *w = calloc(1, sizeof *w);
     if (!w)
-        abort();
+        rlg_sim_nomem();
     w->s = s;
     rlog_rs_options_init(&w->opts);
     static const uint64_t segs[] = {4096, 8192, 16384};

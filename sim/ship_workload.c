@@ -48,7 +48,6 @@
 #include <string.h>
 
 #include "log/format.h"
-#include "log/writer.h"
 #include "rlog/log.h"
 #include "rlog/ship.h"
 #include "rlog/transport.h"
@@ -137,7 +136,7 @@ static wtp *wtp_new(rlog_simnet *net)
 {
     wtp *w = calloc(1, sizeof *w);
     if (!w || rlog_simnet_transport_new(net, &w->in) != 0)
-        abort(); /* the simulator itself out of memory: nothing to test */
+        rlg_sim_nomem();
     w->pub.version = 1;
     w->pub.impl = w;
     w->pub.init = wtp_init;
@@ -350,7 +349,7 @@ static void async_cb(void *data, int status, uint64_t first, uint64_t last)
  * segment). */
 static size_t batch_size(sw *w, size_t n)
 {
-    uint64_t room = w->lopts.segment_size - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE;
+    uint64_t room = RLG_SEG_ROOM(w->lopts.segment_size);
     uint64_t bytes = 0;
     size_t k = 0;
     while (k < n && bytes + RLG_REC_HEADER_SIZE + pay_len(w, w->gen + k + 1) <= room)
@@ -522,7 +521,7 @@ static void leader_drop(void *vw)
     sw *w = vw;
     leader_ship_stop(w, true);
     if (w->log) {
-        rlg_log_crash(w->log);
+        rlog_abandon(w->log, NULL);
         w->log = NULL;
     }
     w->poisoned = false;
@@ -981,7 +980,7 @@ static void check_fol_view(sw *w, fol *f, int durable, bool final)
     char **paths = NULL;
     size_t n = 0;
     if (rlog_simfs_list_files(f->vfs, durable, &paths, &n))
-        abort();
+        rlg_sim_nomem();
     const char *view = durable ? "durable" : "as read";
     uint64_t last = 0;
     for (size_t i = 0; i < n && !w->s->stop; i++) {
@@ -1103,7 +1102,7 @@ static void net_setup(sw *w)
     c.rates = w->rates;
     w->net = rlog_simnet_new(&c);
     if (!w->net)
-        abort();
+        rlg_sim_nomem();
     w->nenv = rlog_simnet_env(w->net);
     if (s->opts->trace) {
         w->ntr = (prefixed){s->opts->trace, s->opts->trace_data, "net: "};
@@ -1181,7 +1180,7 @@ static void fol_setup(sw *w, unsigned i)
         c.keep_dirop_ppm = 1000000;
     f->vfs = rlog_simfs_new(&c);
     if (!f->vfs)
-        abort();
+        rlg_sim_nomem();
     f->fenv = rlog_simfs_env(f->vfs);
     rlog_simfs_mkdirs(f->vfs, FROOT);
     if (w->fol_faults) { /* benign: they fail calls, never destroy what was synced */
@@ -1219,7 +1218,7 @@ static bool sabotage_sealed(sw *w)
     size_t n = 0;
     bool done = false;
     if (rlog_simfs_list_files(f->vfs, 0, &paths, &n))
-        abort();
+        rlg_sim_nomem();
     for (size_t i = 0; i < n && !done; i++) {
         const char *name = strrchr(paths[i], '/') + 1;
         uint64_t seq, off;
@@ -1252,7 +1251,7 @@ static bool sabotage_forge(sw *w)
     rlg_rec_header rh = {0};
     segview best = {0};
     if (rlog_simfs_list_files(f->vfs, 0, &paths, &n))
-        abort();
+        rlg_sim_nomem();
     for (size_t i = 0; i < n; i++) {
         const char *name = strrchr(paths[i], '/') + 1;
         uint64_t seq;
@@ -1470,7 +1469,7 @@ static void drive(sw *w)
     uint32_t nc = s->opts->crashes, steps = s->opts->steps, next = 0;
     uint64_t *at = calloc(nc + 1, sizeof *at);
     if (!at)
-        abort();
+        rlg_sim_nomem();
     for (uint32_t i = 0; i < nc; i++)
         at[i] = 1 + rlog_sim_rng_below(&s->rng, steps ? steps : 1);
     qsort(at, nc, sizeof *at, cmp_u64);
@@ -1518,7 +1517,7 @@ void rlg_sim_ship_workload(rlg_sim *s)
 {
     sw *w = calloc(1, sizeof *w);
     if (!w)
-        abort();
+        rlg_sim_nomem();
     w->s = s;
     w->net_faults = s->opts->faults != 0;
     net_setup(w);
@@ -1540,7 +1539,7 @@ void rlg_sim_ship_workload(rlg_sim *s)
      * network, then the followers' file systems */
     leader_ship_stop(w, true);
     if (w->log)
-        rlg_log_crash(w->log);
+        rlog_abandon(w->log, NULL);
     for (unsigned i = 0; i < w->nf; i++) {
         fol *f = &w->f[i];
         if (f->f) {

@@ -27,6 +27,7 @@
 #include "rlog/sim.h"
 #include "rlog/transport.h"
 #include "rlog/wire.h"
+#include "transport/transport.h"
 
 /* PRNG streams of the seed (simfs uses 1..3). */
 enum { STREAM_FAULT = 0x6e01, STREAM_LATENCY, STREAM_BACKOFF, STREAM_ENV };
@@ -648,13 +649,9 @@ static bool on_hello(rlog_simnet *net, sn_conn *c, int s, const rlog_msg *m)
     sn_node *n = e->node;
     const rlog_msg_hello *h = &m->u.hello;
     char what[200] = "";
-    if (m->type != RLOG_MSG_HELLO)
-        snprintf(what, sizeof what, "expected a hello, got %s", rlog_msg_type_name(m->type));
-    else if (!h->server_id)
-        snprintf(what, sizeof what, "hello with server id 0");
-    else if (h->protocol_version < 1)
-        snprintf(what, sizeof what, "protocol version %u is not spoken", h->protocol_version);
-    else if (s == 0 && e->peer_id && e->peer_id != h->server_id)
+    /* the real transport's checks (transport/transport.c), then our own */
+    if (!rlg_transport_hello_refused(n->cfg.server_id, 0, m, NULL, what, sizeof what) && s == 0 &&
+        e->peer_id && e->peer_id != h->server_id)
         snprintf(what, sizeof what, "expected server %" PRIu64 ", the hello says %" PRIu64,
                  e->peer_id, h->server_id);
     if (*what) {

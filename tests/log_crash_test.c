@@ -25,7 +25,7 @@
 #define SMALL_SEG 8192u
 /* records of LEN bytes per small segment (the rest is kept for seal and
  * checkpoint) */
-#define PER_SEG ((SMALL_SEG - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE) / REC)
+#define PER_SEG (RLG_SEG_ROOM(SMALL_SEG) / REC)
 
 #define SEG1 "0000000000000001.seg"
 #define SEG2 "0000000000000002.seg"

@@ -22,8 +22,7 @@
 #define SEED 0x5eedu /* payload pattern */
 /* Records of LEN bytes that fit in one segment (64-byte header, 56 bytes
  * kept for the seal and a checkpoint): the next one needs a rotation. */
-#define PER_SEG                                                                                    \
-    ((SEG - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE) / (RLG_REC_HEADER_SIZE + LEN))
+#define PER_SEG (RLG_SEG_ROOM(SEG) / (RLG_REC_HEADER_SIZE + LEN))
 
 #define SEG1 "0000000000000001.seg"
 #define SEG2 "0000000000000002.seg"

@@ -117,7 +117,7 @@ static void write_zero_file(const char *dir, uint64_t seq, size_t size)
 
 static int recover(const char *dir, bool repair, rlg_recovery *r, rlog_open_report *rep)
 {
-    return rlg_recover(rlog_vfs_posix(), dir, repair, r, rep);
+    return rlg_recover(rlog_vfs_posix(), dir, repair ? RLG_RECOVER_REPAIR : 0, r, rep);
 }
 
 /* The recovered segment matches the builder: LSNs, offsets of `keep`
@@ -220,9 +220,11 @@ static void test_clean_empty_log(void **state)
 
 /* ---- torn tails ---- */
 
-/* The last record torn at every byte (file truncated there, or garbage from
- * there on): a torn tail cut at that record, never corruption, and every
- * earlier record kept. */
+/* The last record torn at every byte (its bytes written up to there, zeros
+ * after, or garbage from there on): a torn tail cut at that record, never
+ * corruption, and every earlier record kept. The same file *truncated*
+ * there (shorter than it was pre-written) was cut from outside: damage
+ * naming the LSN from which records are lost. */
 static void test_torn_tail_every_offset(void **state)
 {
     (void)state;
@@ -237,13 +239,19 @@ static void test_torn_tail_every_offset(void **state)
             uint8_t *copy = malloc(a.size);
             assert_non_null(copy);
             memcpy(copy, a.buf, a.size);
-            for (uint64_t i = t; garbage && i < end; i++)
-                copy[i] ^= 0xa5;
-            tu_write_file(seg_path(dir, 1), copy, garbage ? a.size : t);
-            free(copy);
+            for (uint64_t i = t; i < end; i++)
+                copy[i] = garbage ? copy[i] ^ 0xa5 : 0;
+            tu_write_file(seg_path(dir, 1), copy, t);
             rlg_recovery r;
             rlog_open_report rep;
             int rc = recover(dir, false, &r, &rep);
+            if (rc != RLOG_ECORRUPT || !strstr(rep.message, "cut short") ||
+                rep.lsn_cut_first != 5 || rep.offset != o)
+                fail_msg("t=%llu truncated: %s: %s", (unsigned long long)t, rlog_errname(rc),
+                         rep.message);
+            tu_write_file(seg_path(dir, 1), copy, a.size);
+            free(copy);
+            rc = recover(dir, false, &r, &rep);
             if (rc)
                 fail_msg("t=%llu garbage=%d: %s", (unsigned long long)t, garbage, rep.message);
             check_seg(&r.segs[0], &a, 4);
@@ -779,6 +787,15 @@ static void test_repair_cuts_at_first_damage(void **state)
     assert_int_equal(rep.offset, b.offs[2]);
     assert_contains(rep.message, "repaired");
     assert_contains(rep.message, "0000000000000003.seg on are deleted");
+    assert_int_equal(rep.drop_from_seq, 3);
+    rlg_recovery_free(&r);
+    /* read-only: the same decision, told as what a repair would do */
+    assert_int_equal(
+        rlg_recover(rlog_vfs_posix(), dir, RLG_RECOVER_REPAIR | RLG_RECOVER_READONLY, &r, &rep), 0);
+    assert_contains(rep.message, "a repair would end the log at LSN 7");
+    assert_contains(rep.message, "0000000000000003.seg on would be deleted");
+    assert_null(strstr(rep.message, "are deleted"));
+    assert_null(strstr(rep.message, "repaired"));
     rlg_recovery_free(&r);
     sb_free(&a);
     sb_free(&b);

@@ -1,10 +1,13 @@
 /* A torn last record, at every byte offset. N records are appended and
  * synced one by one, then one more; the process crashes; the last record
- * is then cut short at each byte offset (the file truncated there), or
- * overwritten with garbage or zeros from there to its end. Every time the
- * open succeeds with a torn tail (or a clean one when only zeros remain),
- * keeps exactly the N acknowledged records, never reports corruption, cuts
- * the damage so that the log goes on and the next open is clean. */
+ * is then overwritten with garbage or zeros from each byte offset to its
+ * end. Every time the open succeeds with a torn tail (or a clean one when
+ * only zeros remain), keeps exactly the N records before it, never reports
+ * corruption, cuts the damage so that the log goes on and the next open is
+ * clean. The file *truncated* at each offset instead (something outside
+ * rlog cut a pre-written segment short) is damage: the open fails naming
+ * LSN N+1 as lost; a repair keeps the N records, the segment is pre-written
+ * to full size again and the log goes on. */
 #include "util/testutil.h"
 
 #include <stdbool.h>
@@ -20,7 +23,7 @@
 #define SEG      8192u
 #define LEN      100 /* payload of the N acknowledged records */
 #define REC      (RLG_REC_HEADER_SIZE + LEN)
-#define PER_SEG  ((SEG - RLG_SEG_HEADER_SIZE - 2 * RLG_REC_HEADER_SIZE) / REC)
+#define PER_SEG  (RLG_SEG_ROOM(SEG) / REC)
 #define N        (PER_SEG + 20) /* the last record goes to segment 2 */
 #define LAST_LEN 300
 #define LAST_REC (RLG_REC_HEADER_SIZE + LAST_LEN)
@@ -158,15 +161,28 @@ static void one_case(fx *f, enum damage d, size_t o)
     rlog_options_init(&opt);
     opt.segment_size = SEG;
     rlog_log *l = NULL;
-    int rv = rlog_open(f->work, &opt, &l, &rep);
+    int rv;
+    if (d == CUT_FILE) {
+        rv = rlog_open(f->work, &opt, &l, &rep);
+        if (rv != RLOG_ECORRUPT || !strstr(rep.message, "cut short") ||
+            rep.lsn_cut_first != N + 1 || strcmp(rep.segment_name, SEG2) != 0)
+            fail_msg("truncated from byte %zu: %s: %s", o, rlog_errname(rv), rep.message);
+        assert_int_equal(tu_file_size(tu_path(f->work, SEG2)), LAST_OFF + o); /* unchanged */
+        opt.flags = RLOG_OPEN_REPAIR;
+    }
+    rv = rlog_open(f->work, &opt, &l, &rep);
     if (rv)
         fail_msg("%s from byte %zu of the last record: open: %s: %s", damage_name[d], o,
                  rlog_errname(rv), rep.message);
-    rlog_tail_status want = zero ? RLOG_TAIL_CLEAN : RLOG_TAIL_TORN;
+    rlog_tail_status want = d == CUT_FILE ? RLOG_TAIL_CORRUPT
+                            : zero        ? RLOG_TAIL_CLEAN
+                                          : RLOG_TAIL_TORN;
     if (rep.status != want)
         fail_msg("%s from byte %zu: status %d, expected %d: %s", damage_name[d], o, (int)rep.status,
                  (int)want, rep.message);
-    if (!zero) {
+    if (d == CUT_FILE) /* pre-written to full size again */
+        assert_int_equal(tu_file_size(tu_path(f->work, SEG2)), SEG);
+    if (!zero && d != CUT_FILE) {
         assert_string_equal(rep.segment_name, SEG2);
         assert_int_equal(rep.offset, LAST_OFF);
         assert_int_equal(rep.records_cut, 0); /* the torn record is no record */
@@ -186,7 +202,7 @@ static void one_case(fx *f, enum damage d, size_t o)
     assert_int_equal(rlog_close(l), 0);
 }
 
-/* The file ends inside the last record, at each byte of it. */
+/* The file ends inside the last record, at each byte of it: damage. */
 static void test_truncated_at_every_offset(void **state)
 {
     for (size_t o = 0; o < LAST_REC; o++)

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "rlog/raft_io.h"
+#include "rlog/vfs_fault.h"
 #include "rlog/ship.h"
 #include "rlog/transport.h"
 

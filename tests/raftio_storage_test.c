@@ -1,13 +1,15 @@
 /* The storage methods of librlog-raft's struct raft_io, called the way
- * libraft 0.15 calls them, on a real libuv loop and a real directory:
- * load (empty, after bootstrap, after appends + truncate + snapshot, with
- * the ownership libraft expects), bootstrap twice, set_term/set_vote
- * durable on return, append callbacks in order and only once durable,
- * truncate with appends in flight, snapshot_put with trailing > 0 and == 0
- * and snapshot_get, close with work pending (a queued send RAFT_CANCELED,
- * appends finished, nothing after the close callback), EIO/ENOSPC on append through a fault vfs
- * (every later append fails, nothing acknowledged lost), a damaged entry at start (the error names
- * the file and offset), async_work, time and random. */
+ * libraft 0.15 calls them, on a real libuv loop and a real directory: load
+ * (empty, after bootstrap, after recover, after appends + truncate +
+ * snapshot, with the ownership libraft expects), bootstrap twice,
+ * set_term/set_vote durable on return, append callbacks in order and only
+ * once durable (also without the log's threads), truncate with appends in
+ * flight, snapshot_put with trailing > 0 and == 0 and snapshot_get, close
+ * with work pending (a queued send RAFT_CANCELED, appends finished,
+ * nothing after the close callback), EIO/ENOSPC on append through a fault
+ * vfs (every later append fails, nothing acknowledged lost), a damaged
+ * entry at start (the error names the file and offset), async_work, time
+ * and random; every callback on the loop thread. */
 #include "util/testutil.h"
 
 #include <dirent.h>
@@ -21,6 +23,7 @@
 #include <uv.h>
 
 #include "rlog/raft_io.h"
+#include "rlog/vfs_fault.h"
 
 typedef struct fx {
     char *dir;
@@ -329,6 +332,33 @@ static void test_bootstrap_load_and_twice(void **state)
     raft_configuration_close(&c);
     load(f, &l);
     assert_int_equal(l.n, 1);
+    loaded_free(&l);
+}
+
+/* recover appends a configuration entry after the last one, durably:
+ * libraft's raft_recover forces a new configuration this way. */
+static void test_recover_appends_configuration(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    assert_int_equal(f->io.set_term(&f->io, 4), 0);
+    struct raft_configuration c;
+    conf_one(&c, 7);
+    assert_int_equal(f->io.recover(&f->io, &c), 0);
+    io_close(f);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.entries[1].type, RAFT_CHANGE);
+    assert_int_equal(l.entries[1].term, 4);
+    struct raft_buffer enc;
+    assert_int_equal(raft_configuration_encode(&c, &enc), 0);
+    assert_int_equal(l.entries[1].buf.len, enc.len);
+    assert_memory_equal(l.entries[1].buf.base, enc.base, enc.len);
+    raft_free(enc.base);
+    raft_configuration_close(&c);
     loaded_free(&l);
 }
 
@@ -794,6 +824,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap_load_and_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_appends_configuration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term_vote_durable_on_return, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_order_after_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_order_no_threads, setup, teardown),

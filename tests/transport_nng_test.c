@@ -21,6 +21,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "util/testutil.h"
+#include "util/tnode.h"
 
 #include "rlog/transport.h"
 #include "rlog/wire.h"
@@ -266,8 +267,10 @@ static char *addr_new(kind k)
         snprintf(buf, sizeof buf, "tcp://127.0.0.1:0");
         break;
     case K_IPC:
-        if (g_dir == NULL) {
-            g_dir = tu_mkdtemp("ipc");
+        if (g_dir == NULL) { /* short, whatever the checkout's path: sun_path holds 107 bytes */
+            char tmpl[] = "/tmp/rlog-ipc-XXXXXX";
+            assert_non_null(mkdtemp(tmpl));
+            g_dir = strdup(tmpl);
         }
         snprintf(buf, sizeof buf, "ipc://%s/s%u", g_dir, counter);
         break;
@@ -741,26 +744,13 @@ static nng_msg *raw_recv(nng_socket s, node *nd, int ms)
     return NULL;
 }
 
-static rlog_msg hello_msg(uint64_t id, uint32_t proto, uint64_t flags)
-{
-    rlog_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = RLOG_MSG_HELLO;
-    m.u.hello.server_id = id;
-    m.u.hello.address = "";
-    m.u.hello.protocol_version = proto;
-    m.u.hello.role = RLOG_ROLE_RAFT;
-    m.u.hello.flags = flags;
-    return m;
-}
-
 /* A raw rendezvous as server `id`: returns the redirect (address, token). */
 static void raw_rendezvous(node *l, uint64_t id, char *where, size_t cap, uint64_t *token)
 {
     nng_socket req;
     assert_int_equal(nng_req0_open(&req), 0);
     assert_int_equal(nng_dial(req, addr_of(l), NULL, NNG_FLAG_NONBLOCK), 0);
-    rlog_msg h = hello_msg(id, RLOG_WIRE_PROTOCOL, 0);
+    rlog_msg h = tnode_hello(id, RLOG_WIRE_PROTOCOL, 0);
     raw_send_msg(req, &h);
     nng_msg *m = raw_recv(req, l, WAIT_MS);
     assert_non_null(m);
@@ -808,15 +798,15 @@ static void check_hostile(kind k)
     assert_null(raw_recv(req, l, 200));
     void *hb;
     size_t hl;
-    rlog_msg h = hello_msg(9, RLOG_WIRE_PROTOCOL, 0);
+    rlog_msg h = tnode_hello(9, RLOG_WIRE_PROTOCOL, 0);
     assert_int_equal(rlog_msg_encode(&h, &hb, &hl), 0);
     raw_send(req, hb, hl - 1); /* truncated */
     rlog_free(hb);
     assert_null(raw_recv(req, l, 200));
-    h = hello_msg(0, RLOG_WIRE_PROTOCOL, 0);
+    h = tnode_hello(0, RLOG_WIRE_PROTOCOL, 0);
     raw_send_msg(req, &h);
     assert_null(raw_recv(req, l, 200));
-    h = hello_msg(9, 0, 0);
+    h = tnode_hello(9, 0, 0);
     raw_send_msg(req, &h);
     assert_null(raw_recv(req, l, 200));
     rlog_msg rd;
@@ -841,7 +831,7 @@ static void check_hostile(kind k)
     nng_socket bad;
     bad = raw_pair();
     assert_int_equal(nng_dial(bad, where, NULL, 0), 0);
-    h = hello_msg(9, RLOG_WIRE_PROTOCOL, token + 1);
+    h = tnode_hello(9, RLOG_WIRE_PROTOCOL, token + 1);
     raw_send_msg(bad, &h);
     PUMP_UNTIL(strstr(l->log, "wrong rendezvous token") != NULL, l);
     nng_close(bad);
@@ -862,7 +852,7 @@ static void check_hostile(kind k)
     for (;;) {
         good = raw_pair();
         assert_int_equal(nng_dial(good, where, NULL, 0), 0);
-        h = hello_msg(9, RLOG_WIRE_PROTOCOL, token);
+        h = tnode_hello(9, RLOG_WIRE_PROTOCOL, token);
         raw_send_msg(good, &h);
         PUMP_FOR(300, l);
         if (l->ups[9] == 1) {
@@ -942,7 +932,7 @@ static void test_hostile_listener(void **state)
     rep_answer(rep, d, garbage, sizeof garbage);
     PUMP_UNTIL(strstr(d->log, "bad rendezvous answer") != NULL, d);
     assert_non_null(strstr(d->log, "offset")); /* the decoder's message */
-    rlog_msg h = hello_msg(1, RLOG_WIRE_PROTOCOL, 0);
+    rlog_msg h = tnode_hello(1, RLOG_WIRE_PROTOCOL, 0);
     rep_answer_msg(rep, d, &h);
     PUMP_UNTIL(strstr(d->log, "the answer is not a redirect") != NULL, d);
     rlog_msg rd;
@@ -989,7 +979,8 @@ static void test_hostile_listener(void **state)
  * dialled by the smaller id wins — as seen from both ends. Backoff: doubles
  * from min, capped at max (no overflow near UINT_MAX); the jitter stays in
  * [ms/2, ms] and reaches both ends. Config: zeros become the documented
- * defaults, and a backoff_min_ms above 1000 with no max is its own max. */
+ * defaults (limits included), a backoff_min_ms above 1000 with no max is
+ * its own max, and one TLS file without the others is refused. */
 static void test_rules(void **state)
 {
     (void)state;
@@ -1005,6 +996,29 @@ static void test_rules(void **state)
     assert_false(rlg_transport_newer_wins(1, 2, true, false)); /* 1: cand = 2's */
     assert_true(rlg_transport_newer_wins(2, 1, true, false));  /* 2: cand = 1's */
     assert_false(rlg_transport_newer_wins(2, 1, false, true)); /* 2: cand = ours */
+
+    /* The hello checks the nng transport and the simulator's network share
+     * (rlg_transport_hello_refused): server 5 receiving. */
+    char why[200];
+    rlog_msg h = {.type = RLOG_MSG_HELLO};
+    h.u.hello = (rlog_msg_hello){
+        .server_id = 7, .protocol_version = RLOG_WIRE_PROTOCOL, .address = "inproc://x"};
+    assert_false(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    h.u.hello.server_id = 5; /* a peer that claims our own id */
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "our own id"));
+    h.u.hello.server_id = 0;
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    h.u.hello.server_id = 7;
+    h.u.hello.protocol_version = RLOG_WIRE_PROTOCOL - 1;
+    assert_true(rlg_transport_hello_refused(5, 0, &h, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "protocol version"));
+    h.u.hello.protocol_version = RLOG_WIRE_PROTOCOL;
+    assert_true(rlg_transport_hello_refused(5, RLOG_EPROTO, &h, "bad bytes", why, sizeof why));
+    assert_non_null(strstr(why, "bad bytes"));
+    rlog_msg other = {.type = RLOG_MSG_TIMEOUT_NOW};
+    assert_true(rlg_transport_hello_refused(5, 0, &other, NULL, why, sizeof why));
+    assert_non_null(strstr(why, "expected a hello"));
 
     assert_int_equal(rlg_transport_backoff_next(10, 10, 1000), 20);
     assert_int_equal(rlg_transport_backoff_next(600, 10, 1000), 1000);
@@ -1034,6 +1048,17 @@ static void test_rules(void **state)
     assert_int_equal(out.queue_bytes, 64u * 1024 * 1024);
     assert_int_equal(out.backoff_min_ms, 10);
     assert_int_equal(out.backoff_max_ms, 1000);
+    assert_int_equal(out.handshake_ms, 5000);
+    assert_int_equal(out.max_conns, 256);
+    assert_int_equal(out.max_conns_per_host, 32);
+    assert_int_equal(out.reserve_conns, 16);
+    in.tls_ca_file = "ca.pem"; /* TLS needs all three files */
+    assert_int_equal(rlg_transport_config_resolve(&in, &out, err, sizeof err), RLOG_EINVAL);
+    assert_non_null(strstr(err, "tls_cert_file, tls_key_file and tls_ca_file"));
+    in.tls_ca_file = NULL;
+    in.n_known_ids = 2; /* without an array */
+    assert_int_equal(rlg_transport_config_resolve(&in, &out, err, sizeof err), RLOG_EINVAL);
+    in.n_known_ids = 0;
     in.backoff_min_ms = 5000;
     assert_int_equal(rlg_transport_config_resolve(&in, &out, err, sizeof err), 0);
     assert_int_equal(out.backoff_max_ms, 5000);
@@ -1287,7 +1312,7 @@ static nng_socket raw_peer(node *l, uint64_t id, bool expect_answer)
     raw_rendezvous(l, id, where, sizeof where, &token);
     nng_socket s = raw_pair();
     assert_int_equal(nng_dial(s, where, NULL, 0), 0);
-    rlog_msg h = hello_msg(id, RLOG_WIRE_PROTOCOL, token);
+    rlog_msg h = tnode_hello(id, RLOG_WIRE_PROTOCOL, token);
     raw_send_msg(s, &h);
     nng_msg *m = raw_recv(s, l, expect_answer ? WAIT_MS : 300);
     if (expect_answer) {
@@ -1611,6 +1636,17 @@ static void test_errors(void **state)
     cfg_defaults(&cfg, 1, "ws://127.0.0.1:1");
     assert_int_equal(t->init(t, &cfg, NULL), RLOG_EINVAL);
     assert_non_null(strstr(t->errmsg, "unsupported address"));
+    /* an ipc path a Unix socket cannot hold: refused, naming the limit */
+    char longipc[200] = "ipc:///tmp/";
+    memset(longipc + strlen(longipc), 'x', 120);
+    cfg_defaults(&cfg, 1, longipc);
+    assert_int_equal(t->init(t, &cfg, NULL), RLOG_EINVAL);
+    assert_non_null(strstr(t->errmsg, "107-byte limit"));
+    longipc[6 + 107] = '\0'; /* exactly the limit: accepted */
+    cfg_defaults(&cfg, 1, longipc);
+    assert_int_equal(t->init(t, &cfg, NULL), 0);
+    t->close(t);
+    assert_int_equal(rlog_transport_nng_new(&t), 0);
     assert_int_equal(t->send(t, 2, &(rlog_msg){.type = RLOG_MSG_TIMEOUT_NOW}, NULL, NULL),
                      RLOG_EINVAL); /* before init */
     cfg_defaults(&cfg, 1, "");
@@ -1621,6 +1657,11 @@ static void test_errors(void **state)
     assert_int_equal(t->connect(t, 2, "tcp://127.0.0.1"), RLOG_EINVAL);
     assert_int_equal(t->connect(t, 2, "tcp://127.0.0.1:0"), RLOG_EINVAL);
     assert_int_equal(t->connect(t, 2, "bogus"), RLOG_EINVAL);
+    assert_int_equal(t->connect(t, 2, longipc), 0); /* 107 bytes: fits */
+    assert_int_equal(t->disconnect(t, 2), 0);
+    longipc[6 + 107] = 'x';
+    assert_int_equal(t->connect(t, 2, longipc), RLOG_EINVAL);
+    assert_non_null(strstr(t->errmsg, "107-byte limit"));
     assert_int_equal(t->connect(t, 1, "inproc://x"), RLOG_EINVAL);
     assert_non_null(strstr(t->errmsg, "ourselves"));
     assert_int_equal(t->send(t, 2, &(rlog_msg){.type = RLOG_MSG_TIMEOUT_NOW}, NULL, NULL),

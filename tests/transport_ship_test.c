@@ -12,6 +12,7 @@
  * records (LSN, type, payload). Set SHIP_TEST_LOG=1 to see both sides' logs.
  */
 #include "util/testutil.h"
+#include "util/tnode.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -62,6 +63,8 @@ typedef struct harness {
 } harness;
 
 static unsigned addr_counter;
+/* Set by the TLS case: certificates "n<id>" from CA "ca" in this directory. */
+static const char *tls_dir;
 
 static void h_init(harness *h, const char *kind)
 {
@@ -78,8 +81,9 @@ static void h_init(harness *h, const char *kind)
         assert_non_null(h->net);
         h->env = rlog_simnet_env(h->net);
         snprintf(h->addr, sizeof h->addr, "sim://leader");
-    } else if (strcmp(kind, "tcp") == 0) {
-        snprintf(h->addr, sizeof h->addr, "tcp://127.0.0.1:%u",
+    } else if (strcmp(kind, "tcp") == 0 || strcmp(kind, "tls") == 0) {
+        snprintf(h->addr, sizeof h->addr, "%s://127.0.0.1:%u",
+                 strcmp(kind, "tls") == 0 ? "tls+tcp" : "tcp",
                  20000u + (unsigned)(getpid() % 20000) + addr_counter++);
     } else {
         snprintf(h->addr, sizeof h->addr, "inproc://ship-test-%d-%u", (int)getpid(),
@@ -108,6 +112,11 @@ static void h_tcfg(rlog_transport_config *cfg, uint64_t id, const char *addr)
     rlog_transport_config_init(cfg);
     cfg->server_id = id;
     cfg->address = addr;
+    if (tls_dir != NULL) {
+        char name[32];
+        snprintf(name, sizeof name, "n%" PRIu64, id);
+        tnode_tls_cfg(cfg, tls_dir, "ca", name);
+    }
     if (logging()) {
         cfg->logger = test_logger;
         cfg->logger_data = "transport";
@@ -524,6 +533,23 @@ static void test_catch_up_and_tail_tcp(void **state)
 {
     (void)state;
     catch_up_and_tail("tcp");
+}
+
+/* Property (issue 15, item 6): the same over tls+tcp:// with mutual
+ * authentication, certificates from a CA made now with `openssl`: the
+ * follower's segments are byte-identical to the leader's. */
+static void test_catch_up_and_tail_tls(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("ship-tls");
+    tnode_tls_ca(dir, "ca");
+    tnode_tls_cert(dir, "ca", "n1", "rlog-1");
+    tnode_tls_cert(dir, "ca", "n100", "rlog-100");
+    tls_dir = dir;
+    catch_up_and_tail("tls");
+    tls_dir = NULL;
+    tu_rmdir_r(dir);
+    free(dir);
 }
 
 /* Property: the same over the simulated network (no faults). */
@@ -1517,7 +1543,7 @@ static void test_follower_hostile_leader(void **state)
     assert_true(st.rejected >= 1);
 
     /* A flipped bit inside the second record's payload. */
-    bytes[RLG_REC_HEADER_SIZE + rlg_get32(bytes + 4) + RLG_REC_HEADER_SIZE] ^= 0x10;
+    bytes[RLG_REC_HEADER_SIZE + rlg_rec_len_at(bytes) + RLG_REC_HEADER_SIZE] ^= 0x10;
     d.u.ship_data.nonce = nonce;
     ld.start_nonce = 0;
     assert_int_equal(ld.t->send(ld.t, ld.peer, &d, NULL, NULL), 0);
@@ -1618,6 +1644,7 @@ int main(void)
         cmocka_unit_test(test_follower_hostile_leader),
         cmocka_unit_test(test_catch_up_and_tail_inproc),
         cmocka_unit_test(test_catch_up_and_tail_tcp),
+        cmocka_unit_test(test_catch_up_and_tail_tls),
         cmocka_unit_test(test_follower_restart_resumes),
         cmocka_unit_test(test_disconnect_mid_stream),
         cmocka_unit_test(test_three_followers),

@@ -10,31 +10,7 @@
 
 #include "rlog/vfs.h"
 
-typedef struct fixture {
-    char *dir;
-    rlog_vfs *vfs; /* the wrapper */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    fx->dir = tu_mkdtemp("vfs_fault");
-    fx->vfs = rlog_vfs_fault_new(rlog_vfs_posix());
-    assert_non_null(fx->vfs);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    fx->vfs->destroy(fx->vfs);
-    tu_rmdir_r(fx->dir);
-    free(fx->dir);
-    free(fx);
-    return 0;
-}
+typedef tu_dir_fx fixture; /* dir, vfs: the fault wrapper over posix */
 
 static rlog_fault rule(rlog_vfs_op op, uint64_t skip, uint64_t times, int err)
 {
@@ -315,12 +291,13 @@ static void test_lock_and_rename_paths(void **state)
 {
     fixture *fx = *state;
     rlog_vfs *vfs = fx->vfs;
-    char *a = strdup(tu_path(fx->dir, "a"));
-    char *b = strdup(tu_path(fx->dir, "b"));
+    /* names no checkout path contains (the scratch directory sits under it) */
+    char *a = strdup(tu_path(fx->dir, "lockdir-a"));
+    char *b = strdup(tu_path(fx->dir, "lockdir-b"));
     assert_int_equal(vfs->mkdir(vfs, a), 0);
     assert_int_equal(vfs->mkdir(vfs, b), 0);
     rlog_fault r = rule(RLOG_OP_LOCK, 0, 0, EACCES);
-    r.path_contains = "/a";
+    r.path_contains = "/lockdir-a";
     add_ok(vfs, r);
     rlog_file *l = NULL;
     assert_int_equal(vfs->lock(vfs, a, &l), EACCES);
@@ -330,15 +307,15 @@ static void test_lock_and_rename_paths(void **state)
 
     tu_write_file(tu_path(fx->dir, "x.tmp"), "1", 1);
     r = rule(RLOG_OP_RENAME, 0, 0, EIO);
-    r.path_contains = "meta";
+    r.path_contains = "qmetaq";
     add_ok(vfs, r);
     char *tmp = strdup(tu_path(fx->dir, "x.tmp"));
-    assert_int_equal(vfs->rename(vfs, tmp, tu_path(fx->dir, "meta")), EIO); /* by `to` */
+    assert_int_equal(vfs->rename(vfs, tmp, tu_path(fx->dir, "qmetaq")), EIO); /* by `to` */
     assert_int_equal(vfs->rename(vfs, tmp, tu_path(fx->dir, "y")), 0);
-    tu_write_file(tu_path(fx->dir, "meta.tmp"), "2", 1);
-    assert_int_equal(vfs->rename(vfs, tu_path(fx->dir, "meta.tmp"), tu_path(fx->dir, "z")),
+    tu_write_file(tu_path(fx->dir, "qmetaq.tmp"), "2", 1);
+    assert_int_equal(vfs->rename(vfs, tu_path(fx->dir, "qmetaq.tmp"), tu_path(fx->dir, "z")),
                      EIO); /* by `from` */
-    assert_int_equal(tu_file_size(tu_path(fx->dir, "meta.tmp")), 1);
+    assert_int_equal(tu_file_size(tu_path(fx->dir, "qmetaq.tmp")), 1);
     assert_int_equal(rlog_vfs_fault_injected(vfs), 3);
     free(a);
     free(b);
@@ -458,21 +435,30 @@ static void test_concurrent_calls_count_exactly(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_passthrough_and_call_counters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nth_pwrite_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partial_write_leaves_prefix, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_silent_short_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_enospc_on_fdatasync_for_matching_paths, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_times_and_skip_count_matching_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pread_fault, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_fault_creates_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_unlock_and_close_release, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_and_rename_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_added_rule_wins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clear_and_invalid_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stacked_wrappers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_calls_count_exactly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passthrough_and_call_counters, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_nth_pwrite_fails, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_partial_write_leaves_prefix, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_silent_short_write, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_enospc_on_fdatasync_for_matching_paths, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_times_and_skip_count_matching_calls, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_pread_fault, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_open_fault_creates_nothing, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_unlock_and_close_release, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_rename_paths, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_first_added_rule_wins, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_clear_and_invalid_rules, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_stacked_wrappers, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_calls_count_exactly, tu_fault_setup,
+                                        tu_fault_teardown),
     };
     return cmocka_run_group_tests_name("vfs_fault", tests, NULL, NULL);
 }

@@ -43,6 +43,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * value in *val, advances past it and returns 1; returns 0 if it is not
  * this option, -1 (after a usage message) if the value is missing. */
 int cli_opt(cli_args *a, const char *name, const char **val);
+/* argv[i] matched none of the command's options: the directory when it is
+ * not an option and none was given yet (stored, 1), else a usage error
+ * (printed, -1). */
+int cli_arg_dir(cli_args *a, const char **dir);
 /* Parses an unsigned decimal (or 0x hex) integer with an optional K/M/G
  * (binary) suffix. Returns false on junk or overflow. */
 bool cli_parse_u64(const char *s, uint64_t *out);
@@ -81,28 +85,81 @@ uint64_t cli_now_ns(void);
  * rlog_rs_format_record; otherwise every record is shown as hex. */
 void cli_format_record(const rlog_record *rec, bool json, bool raft, FILE *out);
 
+/* ---- segment files ---- */
+
+/* Whether name is a segment file name ("%016" PRIx64 ".seg"); *seq gets
+ * its sequence number. */
+bool cli_seg_name_parse(const char *name, uint64_t *seq);
+/* The segment size of the log in dir: the size of its lowest-numbered
+ * segment file; 0 when dir holds none (or cannot be listed). */
+uint64_t cli_log_segment_size(const char *dir);
+/* Segment files of dir whose valid header names another log than the one
+ * most headers name (*log_id): their names in *names (free each and the
+ * array); returns how many. */
+size_t cli_foreign_segments(const char *dir, char ***names, uint64_t *log_id);
+
+/* ---- Raft stores ---- */
+
+struct rlog_rs;
+enum { CLI_RAFT_NO = 0, CLI_RAFT_YES = 1, CLI_RAFT_DAMAGED = 2 };
+/* Whether dir holds a Raft store, opened read-only (plus `extra` open
+ * flags, e.g. RLOG_OPEN_REPAIR for the valid prefix of a damaged log):
+ * CLI_RAFT_NO for another kind of log (or an empty one), CLI_RAFT_YES
+ * (*out, may be NULL, gets the handle: rlog_rs_close it), or
+ * CLI_RAFT_DAMAGED (msg says why: a record that breaks the rules, the
+ * snapshot file missing or damaged). */
+int cli_raft_probe(const char *dir, unsigned extra, struct rlog_rs **out, char *msg, size_t cap);
+
+/* tools/raft_dump.c: a Raft store's records in dump. */
+/* The entry indexes of an ENTRIES record; false for any other record. */
+bool cli_raft_entry_range(const rlog_record *rec, uint64_t *first, uint64_t *last);
+/* The decoded fields of a Raft record as JSON members (",\"hard_state\":{..}",
+ * ",\"entries\":[{index,term,type,len}..]", ",\"truncate_from\":I",
+ * ",\"snapshot\":{..}"); nothing for a record that does not decode. */
+void cli_raft_json_fields(const rlog_record *rec, FILE *out);
+/* dump --decode CMD: runs CMD (sh -c) with the payload on its stdin and
+ * RLOG_LSN, RLOG_TYPE, RLOG_LEN set; for a Raft store's ENTRIES record once
+ * per entry with index in [lo, hi], with RLOG_INDEX, RLOG_TERM,
+ * RLOG_ENTRY_TYPE too. Returns 0, or the first non-zero status. */
+int cli_decode_record(const rlog_record *rec, bool raft, uint64_t lo, uint64_t hi, const char *cmd);
+
 /* ---- commands: each returns an exit code ---- */
 
 int cli_cmd_write(cli_args *a);
 int cli_cmd_verify(cli_args *a);
 int cli_cmd_dump(cli_args *a);
 int cli_cmd_stat(cli_args *a);
-int cli_cmd_sim(cli_args *a); /* tools/sim.c */
-int cli_cmd_ship(cli_args *a); /* tools/ship.c */
+int cli_cmd_sim(cli_args *a);    /* tools/sim.c */
+int cli_cmd_ship(cli_args *a);   /* tools/ship.c */
+int cli_cmd_repair(cli_args *a); /* tools/repair.c */
+int cli_cmd_purge(cli_args *a);  /* tools/purge.c */
+
+/* --quiet (any command): no notes, warnings or progress on stderr; errors
+ * are still printed. */
+extern bool cli_quiet;
+
+/* ---- TLS flags (--tls-cert FILE --tls-key FILE --tls-ca FILE) ---- */
+typedef struct cli_tls {
+    const char *cert, *key, *ca; /* NULL: not given */
+} cli_tls;
+/* 1 parsed one of the three flags, 0 not one of them, -1 usage error. */
+int cli_opt_tls(cli_args *a, cli_tls *t);
+/* Usage error (and message) unless none or all three are given. */
+int cli_tls_check(const char *cmd, const cli_tls *t);
 
 /* ---- a shipping leader inside another command (rlog write --serve) ---- */
 typedef struct cli_server cli_server;
-/* Serves `log` on url (server id `id`); prints to stderr as "rlog WHO: ...". */
+/* Serves `log` on url (server id `id`; TLS when tls has its files);
+ * prints to stderr as "rlog WHO: ...". */
 int cli_server_start(cli_server **out, rlog_log *log, const char *url, uint64_t id,
-                     const char *who);
+                     const cli_tls *tls, const char *who);
 /* Runs the leader's poll loop on a thread of its own. */
 int cli_server_run_thread(cli_server *s);
 /* Thread-safe: new durable records. */
 void cli_server_notify(cli_server *s);
 /* Waits up to timeout_ns until every connected follower, and at least
  * min_followers, has the log's durable position. */
-void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns,
-                       uint64_t min_followers);
+void cli_server_linger(cli_server *s, rlog_log *log, uint64_t timeout_ns, uint64_t min_followers);
 /* Stops the thread, prints a last status, frees. */
 void cli_server_stop(cli_server *s, rlog_log *log);
 /* Usage text of one command (NULL: all) to f. */

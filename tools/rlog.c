@@ -20,25 +20,48 @@ typedef struct cli_command {
 
 static const cli_command cli_commands[] = {
     {"write", cli_cmd_write,
-     "rlog write DIR --count N --size BYTES [--batch K] [--sync each|group|none]\n"
-     "           [--threads T] [--seed S] [--segment-size BYTES]\n"
-     "           [--serve URL [--linger S] [--followers N] [--id N]]",
+     "rlog write DIR --count N --size BYTES [--batch K (1)] [--sync each|group|none (each)]\n"
+     "           [--threads T (1)] [--seed S (1)] [--segment-size BYTES (the log's; new: 64M)]\n"
+     "           [--serve URL [--linger S (10)] [--followers N (0)] [--id N (1)]\n"
+     "            [--tls-cert FILE --tls-key FILE --tls-ca FILE]]",
      "append N pattern records (creating the log if needed), print each durable LSN;\n"
      "    with --serve, also ship the log to followers (then wait up to --linger s for them)"},
-    {"verify", cli_cmd_verify, "rlog verify DIR [--seed S]",
-     "check a log read-only; exit 0 clean, 1 torn tail, 2 corrupt, 3 not a log"},
-    {"dump", cli_cmd_dump, "rlog dump DIR [--from LSN] [--json]",
-     "print one line per record (read-only)"},
-    {"stat", cli_cmd_stat, "rlog stat DIR", "print the log's id, segments, positions and state"},
+    {"verify", cli_cmd_verify, "rlog verify DIR [--seed S (none: payloads not checked)]",
+     "check a log read-only (a Raft store: also its snapshot file); exit 0 clean,\n"
+     "    1 torn tail, 2 corrupt, 3 not a log"},
+    {"dump", cli_cmd_dump,
+     "rlog dump DIR|--segment FILE [--from LSN (1)] [--to LSN (last)] [--limit N (all)]\n"
+     "          [--type T[,T..] (all)] [--from-index I] [--to-index J] [--raw] [--json]\n"
+     "          [--stats] [--follow] [--decode CMD]",
+     "print one line per record (read-only); on a damaged log every record before the\n"
+     "    damage, then a 'damage:' line (exit 2). --raw: whole payloads in hex (default: the\n"
+     "    first 16 bytes); --stats: per-type counts and bytes instead of records; --follow:\n"
+     "    keep printing records as they are appended (like tail -f); --segment: one segment\n"
+     "    file alone; --from-index/--to-index: a Raft store's batches holding those entries;\n"
+     "    --decode: run CMD (sh -c) per record (Raft: per entry) with the payload on stdin"},
+    {"stat", cli_cmd_stat, "rlog stat DIR",
+     "print the log's id, segments, positions and state (and a Raft store's summary)"},
+    {"repair", cli_cmd_repair, "rlog repair DIR [--dry-run] [--backup DIR (DIR.repair-TIME)]",
+     "cut a damaged log back to its valid prefix, moving every byte it cuts into the\n"
+     "    backup directory; prints what moved and the LSN range (Raft: the index) lost.\n"
+     "    Refuses while a writer holds the log; exit 0 repaired or nothing to do"},
+    {"purge", cli_cmd_purge, "rlog purge DIR --before LSN | --before-index I",
+     "delete the oldest segments whose records are all below LSN (a Raft store: whose\n"
+     "    entries are all below index I, which the snapshot must cover), with the API's\n"
+     "    safety (sealed, successor durable, never the active one)"},
     {"ship", cli_cmd_ship,
-     "rlog ship serve DIR --listen URL [--id N] [--interval MS]\n"
-     "       rlog ship follow DIR --leader URL [--id N] [--until LSN] [--interval MS]\n"
-     "       rlog ship status URL [--timeout MS]",
+     "rlog ship serve DIR --listen URL [--id N (1)] [--interval MS (1000)] [TLS]\n"
+     "       rlog ship follow DIR --leader URL [--id N (random)] [--until LSN (none)]\n"
+     "                        [--interval MS (1000)] [TLS]\n"
+     "       rlog ship status URL [--timeout MS (3000)]",
      "serve a log to followers / keep DIR a byte-identical copy of a leader's log\n"
-     "    (prints durable LSNs) / ask a leader for its followers' positions"},
+     "    (prints durable LSNs) / ask a leader for its followers' positions;\n"
+     "    TLS = --tls-cert FILE --tls-key FILE --tls-ca FILE (a tls+tcp:// URL, mutual\n"
+     "    authentication; the certificate is named rlog-<id>: docs/security.md)"},
     {"sim", cli_cmd_sim,
-     "rlog sim [--seed S | --seeds N [--from S]] [--steps K] [--crashes C]\n"
-     "         [--faults LIST] [--workload log|raft|ship|all] [--jobs J] [--trace]",
+     "rlog sim [--seed S | --seeds N (100) [--from S (0)]] [--steps K (1000)]\n"
+     "         [--crashes C (5)] [--faults LIST (all)]\n"
+     "         [--workload log|raft|ship|all (all)] [--jobs J (1)] [--trace]",
      "run the deterministic crash simulator; print failing seeds with a replay command"},
 };
 #define CLI_NCOMMANDS (sizeof cli_commands / sizeof cli_commands[0])
@@ -54,8 +77,10 @@ void cli_print_usage(FILE *f, const char *cmd)
                 cli_commands[i].summary);
     }
     if (!cmd)
-        fprintf(f, "\nexit codes: 0 ok/clean, 1 torn tail, 2 corruption, 3 not a log or usage "
-                   "error, 4 other error\nsee docs/cli.md\n");
+        fprintf(f,
+                "\n  rlog --version\n\nexit codes: 0 ok/clean, 1 torn tail, 2 corruption, 3 not a "
+                "log or usage error, 4 other error\nresults go to stdout, messages to stderr; "
+                "see docs/cli.md and rlog(1)\n");
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -90,6 +115,21 @@ int cli_opt(cli_args *a, const char *name, const char **val)
     *val = a->argv[a->i + 1];
     a->i += 2;
     return 1;
+}
+
+int cli_arg_dir(cli_args *a, const char **dir)
+{
+    const char *arg = a->argv[a->i];
+    if (arg[0] == '-')
+        cli_usage_error(a->cmd, "unknown option '%s'", arg);
+    else if (*dir)
+        cli_usage_error(a->cmd, "unexpected argument '%s'", arg);
+    else {
+        *dir = arg;
+        a->i++;
+        return 1;
+    }
+    return -1;
 }
 
 bool cli_parse_u64(const char *s, uint64_t *out)
@@ -162,11 +202,25 @@ static bool cli_is_help(const char *s)
     return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0 || strcmp(s, "help") == 0;
 }
 
+bool cli_quiet;
+
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* --quiet anywhere: taken out of argv */
+        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+            cli_quiet = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            i--;
+        }
     if (argc < 2) {
         cli_print_usage(stderr, NULL);
         return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("rlog %d.%d.%d (on-disk format version 1)\n", RLOG_VERSION_MAJOR, RLOG_VERSION_MINOR,
+               RLOG_VERSION_PATCH);
+        return CLI_EXIT_OK;
     }
     if (cli_is_help(argv[1])) {
         if (argc > 2 && strcmp(argv[1], "help") == 0) {
@@ -175,6 +229,7 @@ int main(int argc, char **argv)
                     cli_print_usage(stdout, argv[2]);
                     return CLI_EXIT_OK;
                 }
+            return cli_usage_error(NULL, "no such command '%s'", argv[2]);
         }
         cli_print_usage(stdout, NULL);
         return CLI_EXIT_OK;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "rlog/ship.h"
@@ -55,6 +56,46 @@ static void transport_logger(void *data, rlog_level level, const char *msg)
 {
     if (level >= RLOG_LEVEL_WARN)
         ship_logger(data, level, msg);
+}
+
+int cli_opt_tls(cli_args *a, cli_tls *t)
+{
+    int r;
+    if ((r = cli_opt(a, "--tls-cert", &t->cert)) != 0 ||
+        (r = cli_opt(a, "--tls-key", &t->key)) != 0 || (r = cli_opt(a, "--tls-ca", &t->ca)) != 0)
+        return r;
+    return 0;
+}
+
+int cli_tls_check(const char *cmd, const cli_tls *t)
+{
+    int k = (t->cert != NULL) + (t->key != NULL) + (t->ca != NULL);
+    if (k != 0 && k != 3)
+        return cli_usage_error(cmd, "TLS needs --tls-cert, --tls-key and --tls-ca together");
+    return CLI_EXIT_OK;
+}
+
+static void tls_apply(rlog_transport_config *cfg, const cli_tls *tls)
+{
+    if (tls != NULL && tls->ca != NULL) {
+        cfg->tls_cert_file = tls->cert;
+        cfg->tls_key_file = tls->key;
+        cfg->tls_ca_file = tls->ca;
+    }
+}
+
+/* Each connection holds descriptors: take the hard limit (bounded), so
+ * that the transport's caps, not the default 1,024, decide who waits. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 static int ship_transport(rlog_transport **t, const char *who)
@@ -117,7 +158,8 @@ static void cli_server_status(cli_server *s, rlog_log *log, FILE *out)
     s->last_ns = now;
 }
 
-int cli_server_start(cli_server **out, rlog_log *log, const char *url, uint64_t id, const char *who)
+int cli_server_start(cli_server **out, rlog_log *log, const char *url, uint64_t id,
+                     const cli_tls *tls, const char *who)
 {
     cli_server *s = calloc(1, sizeof *s);
     rlog_transport *t = NULL;
@@ -134,6 +176,8 @@ int cli_server_start(cli_server **out, rlog_log *log, const char *url, uint64_t 
     cfg.address = url;
     cfg.logger = transport_logger;
     cfg.logger_data = (void *)who;
+    tls_apply(&cfg, tls);
+    raise_fd_limit();
     rlog_ship_leader_options lo;
     memset(&lo, 0, sizeof lo);
     lo.logger = ship_logger;
@@ -220,9 +264,10 @@ static int cmd_serve(cli_args *a)
 {
     const char *dir = NULL, *url = NULL;
     uint64_t id = 1, interval_ms = 1000;
+    cli_tls tls = {0};
     for (; a->i < a->argc;) {
         int r;
-        if ((r = cli_opt(a, "--listen", &url)) != 0 ||
+        if ((r = cli_opt(a, "--listen", &url)) != 0 || (r = cli_opt_tls(a, &tls)) != 0 ||
             (r = cli_opt_u64(a, "--id", &id, 1, UINT64_MAX)) != 0 ||
             (r = cli_opt_u64(a, "--interval", &interval_ms, 10, 3600000)) != 0) {
             if (r < 0)
@@ -237,8 +282,11 @@ static int cmd_serve(cli_args *a)
     }
     if (!dir || !url)
         return cli_usage_error(a->cmd, "DIR and --listen URL are required");
+    if (cli_tls_check(a->cmd, &tls) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
     rlog_options o;
     rlog_options_init(&o);
+    o.segment_size = cli_log_segment_size(dir); /* the log's own (0: the default) */
     rlog_open_report rep;
     memset(&rep, 0, sizeof rep);
     rlog_log *log = NULL;
@@ -250,7 +298,7 @@ static int cmd_serve(cli_args *a)
     }
     ship_catch_signals();
     cli_server *s = NULL;
-    if (cli_server_start(&s, log, url, id, "ship serve")) {
+    if (cli_server_start(&s, log, url, id, &tls, "ship serve")) {
         rlog_close(log);
         return CLI_EXIT_ERROR;
     }
@@ -284,6 +332,7 @@ static void follow_on_durable(void *data, uint64_t lsn)
 typedef struct follow_ctx {
     const char *dir, *url;
     uint64_t id;
+    cli_tls tls;
     uint64_t printed; /* last "durable" LSN printed */
 } follow_ctx;
 
@@ -299,6 +348,7 @@ static int follow_open(follow_ctx *fc, rlog_ship_follower **f)
     cfg.address = ""; /* dials only */
     cfg.logger = transport_logger;
     cfg.logger_data = "ship follow";
+    tls_apply(&cfg, &fc->tls);
     rlog_ship_follower_options fo;
     memset(&fo, 0, sizeof fo);
     fo.on_durable = follow_on_durable;
@@ -316,9 +366,10 @@ static int cmd_follow(cli_args *a)
 {
     const char *dir = NULL, *url = NULL;
     uint64_t id = 0, interval_ms = 1000, until = 0;
+    cli_tls tls = {0};
     for (; a->i < a->argc;) {
         int r;
-        if ((r = cli_opt(a, "--leader", &url)) != 0 ||
+        if ((r = cli_opt(a, "--leader", &url)) != 0 || (r = cli_opt_tls(a, &tls)) != 0 ||
             (r = cli_opt_u64(a, "--id", &id, 1, UINT64_MAX)) != 0 ||
             (r = cli_opt_u64(a, "--until", &until, 1, UINT64_MAX)) != 0 ||
             (r = cli_opt_u64(a, "--interval", &interval_ms, 10, 3600000)) != 0) {
@@ -334,12 +385,16 @@ static int cmd_follow(cli_args *a)
     }
     if (!dir || !url)
         return cli_usage_error(a->cmd, "DIR and --leader URL are required");
+    if (cli_tls_check(a->cmd, &tls) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
+    if (tls.ca && id == 0)
+        return cli_usage_error(a->cmd, "with TLS, --id N is required (the certificate is rlog-N)");
     if (id == 0) {
         rlog_env *env = rlog_env_posix();
         id = env->random(env) | 1u;
     }
     ship_catch_signals();
-    follow_ctx fc = {dir, url, id, 0};
+    follow_ctx fc = {dir, url, id, tls, 0};
     rlog_ship_follower *f = NULL;
     int rv = follow_open(&fc, &f);
     if (rv)

@@ -253,11 +253,11 @@ int cli_cmd_sim(cli_args *a)
             add(&t, &r);
             if (r.failed)
                 report_failure(&s, s.from + i, &r);
-            if (!s.trace && isatty(2) && i % 50 == 49)
+            if (!s.trace && !cli_quiet && isatty(2) && i % 50 == 49)
                 fprintf(stderr, "\r%" PRIu64 "/%" PRIu64 " seeds, %" PRIu64 " failed", i + 1,
                         s.seeds, t.failed);
         }
-        if (!s.trace && isatty(2))
+        if (!s.trace && !cli_quiet && isatty(2))
             fprintf(stderr, "\n");
     }
     summary(&s, &t, (cli_now_ns() - t0) / 1e9);

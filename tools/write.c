@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log/format.h"
 #include "tools/cli.h"
 #include "tools/pattern.h"
 
@@ -45,6 +46,7 @@ typedef struct wr_conf {
     uint64_t linger;    /* --linger S: wait for followers at the end */
     uint64_t followers; /* --followers N: ... for at least N of them */
     uint64_t id;        /* --id N: the leader's server id */
+    cli_tls tls;        /* --tls-cert/--tls-key/--tls-ca: serve over TLS */
 } wr_conf;
 
 typedef struct wr_run wr_run;
@@ -225,6 +227,41 @@ static void *wr_thread_main(void *arg)
     return NULL;
 }
 
+/*
+ * Sizes checked before anything touches the disk: an existing log keeps
+ * its segment size (another --segment-size is refused: a log's segments
+ * are all made under one setting), and one append call (--batch records
+ * of --size bytes, each with its 28-byte header) must fit in a fresh
+ * segment after its 64-byte header and the room kept for the seal and a
+ * checkpoint (docs/format.md).
+ */
+static int wr_check_sizes(cli_args *a, wr_conf *c)
+{
+    uint64_t have = cli_log_segment_size(c->dir);
+    if (have && c->segment_size && c->segment_size != have)
+        return cli_usage_error(a->cmd,
+                               "%s holds a log with %" PRIu64
+                               "-byte segments; --segment-size %" PRIu64
+                               " would mix sizes (leave it out to keep the log's)",
+                               c->dir, have, c->segment_size);
+    if (!c->segment_size)
+        c->segment_size = have ? have : 64u << 20;
+    const uint64_t hdr = RLG_REC_HEADER_SIZE,
+                   fixed = c->segment_size - RLG_SEG_ROOM(c->segment_size);
+    uint64_t call = c->batch * (hdr + c->size);
+    if (call + fixed > c->segment_size)
+        return cli_usage_error(a->cmd,
+                               "--size %" PRIu64 " x --batch %" PRIu64 " needs %" PRIu64
+                               " bytes per append, more than a %" PRIu64
+                               "-byte segment holds (at most %" PRIu64 " bytes of payload "
+                               "per record at this batch)",
+                               c->size, c->batch, call + fixed, c->segment_size,
+                               c->segment_size < fixed + c->batch * hdr
+                                   ? 0
+                                   : (c->segment_size - fixed) / c->batch - hdr);
+    return CLI_EXIT_OK;
+}
+
 static int wr_parse(cli_args *a, wr_conf *c)
 {
     bool have_count = false, have_size = false;
@@ -249,7 +286,8 @@ static int wr_parse(cli_args *a, wr_conf *c)
         } else if ((r = cli_opt(a, "--serve", &c->serve)) != 0 ||
                    (r = cli_opt_u64(a, "--linger", &c->linger, 0, 86400)) != 0 ||
                    (r = cli_opt_u64(a, "--followers", &c->followers, 0, 64)) != 0 ||
-                   (r = cli_opt_u64(a, "--id", &c->id, 1, UINT64_MAX)) != 0) {
+                   (r = cli_opt_u64(a, "--id", &c->id, 1, UINT64_MAX)) != 0 ||
+                   (r = cli_opt_tls(a, &c->tls)) != 0) {
         } else if ((r = cli_opt(a, "--sync", &v)) != 0) {
             if (r > 0 && strcmp(v, "each") == 0)
                 c->sync = RLOG_SYNC_EACH;
@@ -259,12 +297,8 @@ static int wr_parse(cli_args *a, wr_conf *c)
                 c->sync = RLOG_SYNC_NONE;
             else if (r > 0)
                 return cli_usage_error(a->cmd, "--sync: '%s' is not each, group or none", v);
-        } else if (a->argv[a->i][0] == '-') {
-            return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
-        } else if (!c->dir) {
-            c->dir = a->argv[a->i++];
-        } else {
-            return cli_usage_error(a->cmd, "unexpected argument '%s'", a->argv[a->i]);
+        } else if ((r = cli_arg_dir(a, &c->dir)) < 0) {
+            return CLI_EXIT_USAGE;
         }
         if (r < 0)
             return CLI_EXIT_USAGE;
@@ -275,7 +309,12 @@ static int wr_parse(cli_args *a, wr_conf *c)
         return cli_usage_error(a->cmd, "--count and --size are required");
     if (c->batch * c->size > (1ull << 30))
         return cli_usage_error(a->cmd, "--batch x --size must stay within 1 GiB");
-    return CLI_EXIT_OK;
+    if (c->tls.ca && !c->serve)
+        return cli_usage_error(a->cmd, "--tls-* need --serve");
+    int rc = cli_tls_check(a->cmd, &c->tls);
+    if (rc != 0)
+        return rc;
+    return wr_check_sizes(a, c);
 }
 
 static int wr_open(wr_run *r)
@@ -285,6 +324,8 @@ static int wr_open(wr_run *r)
     o.flags = RLOG_OPEN_CREATE | RLOG_OPEN_THREAD;
     o.sync = r->c.sync;
     o.segment_size = r->c.segment_size;
+    if (r->c.size > 16u << 20) /* above the default maximum, checked to fit a segment */
+        o.max_record = (uint32_t)r->c.size;
     rlog_open_report rep;
     memset(&rep, 0, sizeof rep);
     int rv = rlog_open(r->c.dir, &o, &r->log, &rep);
@@ -293,7 +334,7 @@ static int wr_open(wr_run *r)
                 rep.message[0] ? rep.message : rlog_strerror(rv));
         return cli_exit_for_open(rv);
     }
-    if (rep.status != RLOG_TAIL_CLEAN)
+    if (rep.status != RLOG_TAIL_CLEAN && !cli_quiet)
         fprintf(stderr, "rlog write: %s: recovered: %s\n", r->c.dir, rep.message);
     return CLI_EXIT_OK;
 }
@@ -398,7 +439,7 @@ int cli_cmd_write(cli_args *a)
         return ex;
     }
     if (r.c.serve) {
-        if (cli_server_start(&r.server, r.log, r.c.serve, r.c.id, "write") ||
+        if (cli_server_start(&r.server, r.log, r.c.serve, r.c.id, &r.c.tls, "write") ||
             cli_server_run_thread(r.server)) {
             if (r.server)
                 cli_server_stop(r.server, r.log);
@@ -413,7 +454,7 @@ int cli_cmd_write(cli_args *a)
     r.next_lsn = pos.appended + 1;
     r.printed = pos.durable;
     uint64_t first_lsn = r.next_lsn;
-    r.progress = isatty(STDOUT_FILENO);
+    r.progress = !cli_quiet && isatty(STDERR_FILENO); /* progress goes to stderr */
     r.start_ns = cli_now_ns();
     atomic_store(&r.next_progress_ns, r.start_ns + 1000000000);
 

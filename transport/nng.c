@@ -14,6 +14,9 @@
  *           conn), and starts over after a backoff when that fails or the
  *           connection is lost. IDLE while the peer is up through another
  *           connection.
+ *           Its pipes ("guests") are tracked under tn->mtx by pipe
+ *           callbacks; the owner closes those past handshake_ms and the
+ *           oldest silent ones over the caps (guests_run).
  *   conn    one pair1 socket = one connection, incoming or outgoing:
  *           HANDSHAKE until the hellos are exchanged, then UP (it is "the
  *           peer"), then DEAD (kept in the graveyard until poll() is back at
@@ -31,6 +34,10 @@
  * its socket, then unlinks its slots from the inbox, so no event ever
  * refers to a dead object.
  *
+ * Limits and TLS (docs/security.md) live in their own section
+ * ("Limits against strangers") called from the rendezvous, the timers and
+ * the arbitration; the TLS configuration itself is transport/nng_tls.c.
+ *
  * User callbacks. peer_up and recv are called directly by the state
  * machine (their arguments are borrowed); peer_down, send completions and
  * posted functions are `ready` nodes appended to tn->ready and run in
@@ -43,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
@@ -52,12 +60,11 @@
 
 #include "rlog/transport.h"
 #include "rlog/wire.h"
+#include "transport/nng_tls.h"
 #include "transport/transport.h"
 
 #define RDV_MAX_BYTES  4096u         /* rendezvous messages: one hello or redirect */
-#define HANDSHAKE_MS   5000          /* each step of setting up a connection */
 #define REQ_RESEND_MS  1000          /* req0 resends an unanswered rendezvous request */
-#define PENDING_MAX    256u          /* incoming connections in handshake at once */
 #define BAD_HELLOS_MAX 3u            /* refused first messages before a dedicated socket closes */
 #define SUFFIX_TRIES   4             /* fresh ipc/inproc names tried on a clash */
 #define REMOVED_KEEP   4             /* pipes removed before the hello, remembered */
@@ -66,6 +73,9 @@
 #define RECV_BATCH     64            /* messages taken per receive completion */
 #define TIME_NEVER     UINT64_MAX
 #define LOG_MAX        640
+#define TLS_REPORT_MS  1000 /* failed TLS handshakes are logged this often */
+#define CLOSE_BATCH    64   /* silent connections closed per pass */
+#define HS_PER_PEER    2u   /* dedicated connections in handshake per peer id */
 
 typedef struct tn tn;
 typedef struct conn conn;
@@ -75,7 +85,7 @@ typedef struct dialer dialer;
  * Events from nng's threads and callbacks for the user
  * ---------------------------------------------------------------------- */
 
-typedef enum ev_kind { EV_SEND, EV_RECV, EV_PIPE, EV_DIALER, EV_RDV } ev_kind;
+typedef enum ev_kind { EV_SEND, EV_RECV, EV_PIPE, EV_DIALER, EV_RDV, EV_GUEST } ev_kind;
 
 /* A notification slot embedded in its owner; links under tn->mtx. */
 typedef struct ev {
@@ -113,6 +123,22 @@ typedef struct sendreq {
 
 typedef enum conn_state { CONN_HANDSHAKE, CONN_UP, CONN_DEAD } conn_state;
 
+/* A remote host, for the per-host limits: the IP address of a tcp pipe;
+ * every ipc, inproc or abstract pipe is the one host "local". */
+typedef struct host {
+    uint16_t family; /* NNG_AF_INET, NNG_AF_INET6, 0 = local */
+    uint8_t a[16];
+} host;
+
+/* A connection to the public address (an nng pipe of the rep0 socket): it
+ * may ask for one dedicated address, within handshake_ms of arriving. */
+typedef struct guest {
+    nng_pipe pipe;
+    host h;
+    nng_time since;
+    bool spoke; /* its request was taken */
+} guest;
+
 struct conn {
     tn *n;
     conn *next; /* tn->conns, then tn->graveyard */
@@ -140,6 +166,11 @@ struct conn {
     uint32_t removed[REMOVED_KEEP];
     unsigned nremoved;
     bool lost;
+    /* Limits and TLS (incoming: host is the rendezvous pipe's). */
+    host h;
+    nng_time up_at;
+    nng_listener l; /* incoming: the dedicated listener */
+    nng_dialer dl;  /* outgoing: the dialer of the dedicated address */
 };
 
 typedef enum dialer_state {
@@ -166,6 +197,7 @@ struct dialer {
     bool aio_busy;
     bool answering; /* the aio receives the answer (else sends the request) */
     conn *c;
+    nng_dialer req_dl; /* of the req0 socket (TLS failure counts) */
 };
 
 typedef enum addr_kind { ADDR_BAD, ADDR_TCP, ADDR_SUFFIX } addr_kind;
@@ -179,6 +211,16 @@ typedef struct rdv {
     bool busy, replying;
     addr_kind kind;
     char *base; /* tcp: "scheme://host:"; others: the public address */
+    nng_listener l;
+    ev gev; /* EV_GUEST: a pipe arrived (its deadline must be timed) */
+    /* Under tn->mtx (pipe callbacks): the connections to the address. */
+    guest *guests;
+    unsigned nguests, gcap;
+    uint64_t refused; /* pipes refused on arrival (over the hard ceiling) */
+    bool trim;        /* pipes arrived since the caps were last enforced */
+    /* Owner thread: TLS handshakes that failed there, already logged. */
+    uint64_t tls_failed;
+    nng_time tls_check;
 } rdv;
 
 struct tn {
@@ -199,7 +241,9 @@ struct tn {
     conn *conns, *graveyard;
     dialer *dialers, *dead_dialers;
     rdv rdv;
-    int ran; /* user callbacks run by the current poll */
+    int ran;         /* user callbacks run by the current poll */
+    uint64_t *known; /* cfg.known_ids, copied */
+    rlg_tls *tls;    /* NULL: no TLS */
 };
 
 /* ------------------------------------------------------------------------
@@ -278,11 +322,32 @@ static const char *pipe_name(nng_pipe p, char *buf, size_t cap)
  * Addresses
  * ---------------------------------------------------------------------- */
 
+/* The longest ipc:// path a Unix socket address holds (sun_path, with its
+ * terminating NUL: 107 bytes on Linux). */
+#define IPC_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/* True when url is an ipc:// address whose path a Unix socket cannot hold
+ * (nng would only say "Address invalid"). */
+static bool ipc_too_long(const char *url)
+{
+    return strncmp(url, "ipc://", 6) == 0 && strlen(url + 6) > IPC_PATH_MAX;
+}
+
+/* The error for such an address, naming the limit. */
+static int ipc_too_long_err(tn *n, const char *what, const char *url)
+{
+    return tn_err(n, RLOG_EINVAL,
+                  "%s: ipc path of %zu bytes is over the %zu-byte limit of a Unix socket path "
+                  "(sun_path): use a shorter path or abstract://name (%s)",
+                  what, strlen(url + 6), (size_t)IPC_PATH_MAX, url);
+}
+
 /* Classifies `url`; for tcp, *port_at is the offset of the port (after the
  * last ':'), which must be 1..5 digits <= 65535; *port its value. */
 static addr_kind addr_parse(const char *url, size_t *port_at, unsigned *port)
 {
-    static const char *const tcp[] = {"tcp://", "tcp4://", "tcp6://"};
+    static const char *const tcp[] = {"tcp://",     "tcp4://",     "tcp6://",
+                                      "tls+tcp://", "tls+tcp4://", "tls+tcp6://"};
     static const char *const suffix[] = {"ipc://", "inproc://", "abstract://"};
     for (size_t i = 0; i < 3; i++) {
         size_t sl = strlen(suffix[i]);
@@ -290,7 +355,7 @@ static addr_kind addr_parse(const char *url, size_t *port_at, unsigned *port)
             return url[sl] != '\0' ? ADDR_SUFFIX : ADDR_BAD;
         }
     }
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof tcp / sizeof tcp[0]; i++) {
         size_t sl = strlen(tcp[i]);
         if (strncmp(url, tcp[i], sl) != 0) {
             continue;
@@ -547,32 +612,6 @@ static int hello_to_nng(tn *n, uint64_t flags, nng_msg **out)
     m.u.hello.flags = flags;
     size_t len;
     return msg_to_nng(&m, RDV_MAX_BYTES, out, &len);
-}
-
-/*
- * The checks every hello we receive must pass, wherever it arrives (the
- * public address, either end of a dedicated connection): it decoded (rc 0;
- * else err is the decoder's message), is a hello, speaks our protocol and
- * announces a server id that is neither 0 nor ours. Returns true with the
- * reason in why when it fails one; the caller adds its own checks.
- */
-static bool hello_refused(const tn *n, int rc, const rlog_msg *msg, const char *err, char *why,
-                          size_t cap)
-{
-    if (rc != 0) {
-        snprintf(why, cap, "does not decode: %s", err);
-    } else if (msg->type != RLOG_MSG_HELLO) {
-        snprintf(why, cap, "expected a hello, got %s", rlog_msg_type_name(msg->type));
-    } else if (msg->u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
-        snprintf(why, cap, "protocol version %" PRIu32 " (this build speaks %u)",
-                 msg->u.hello.protocol_version, RLOG_WIRE_PROTOCOL);
-    } else if (msg->u.hello.server_id == 0 || msg->u.hello.server_id == n->cfg.server_id) {
-        snprintf(why, cap, "hello announces server %" PRIu64 " (0 or our own id)",
-                 msg->u.hello.server_id);
-    } else {
-        return false;
-    }
-    return true;
 }
 
 static uint64_t random64(void)
@@ -862,6 +901,10 @@ static void conn_kill(conn *c, int reason, int send_status, after_kill after)
 
 /* Dialers aiming at c's peer stop: it is up through c. */
 static void dialers_settle(tn *n, const conn *c);
+static bool takeover_refused(tn *n, const conn *cur, const conn *cand);
+static int dial_start(tn *n, nng_socket sock, const char *url, uint64_t expect_id, nng_dialer *out);
+static void tls_explain_dialer(tn *n, const dialer *d);
+static void tls_explain(tn *n, const conn *c, nng_stat **snap);
 
 /*
  * One connection per peer (rlg_transport_newer_wins): c has just completed
@@ -889,6 +932,9 @@ static bool conn_arbitrate(conn *c)
             }
             bool wins =
                 rlg_transport_newer_wins(n->cfg.server_id, c->peer_id, r->outgoing, c->outgoing);
+            if (pass == 0 && wins && takeover_refused(n, r, c)) {
+                return false;
+            }
             if (pass == 0 && !wins) {
                 tn_log(n, RLOG_LEVEL_INFO, "%s: keeping the connection via %s, closing the new one",
                        conn_name(c, a, sizeof a), r->where);
@@ -911,6 +957,7 @@ static void emit_up(tn *n, conn *c, const rlog_msg_hello *h)
     if (n->closing || c->state != CONN_UP) {
         return;
     }
+    c->up_at = nng_clock();
     rlog_msg_hello copy = *h;
     copy.flags = 0;
     n->ran++;
@@ -940,7 +987,7 @@ static void conn_hello_incoming(conn *c, nng_msg *m, int rc, const rlog_msg *msg
     uint32_t pid = (uint32_t)nng_pipe_id(pipe);
     char why[320], who[96], name[RLOG_WIRE_ADDRESS_MAX + 128];
     why[0] = '\0';
-    if (!hello_refused(n, rc, msg, err, why, sizeof why)) {
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, msg, err, why, sizeof why)) {
         if (msg->u.hello.flags != c->token) {
             snprintf(why, sizeof why, "wrong rendezvous token");
         } else if (msg->u.hello.server_id != c->peer_id) {
@@ -1001,8 +1048,8 @@ static void conn_hello_outgoing(conn *c, int rc, const rlog_msg *msg, const char
     dialer *d = c->d;
     char why[320], name[RLOG_WIRE_ADDRESS_MAX + 128];
     why[0] = '\0';
-    if (!hello_refused(n, rc, msg, err, why, sizeof why) && d->want_id != 0 &&
-        msg->u.hello.server_id != d->want_id) {
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, msg, err, why, sizeof why) &&
+        d->want_id != 0 && msg->u.hello.server_id != d->want_id) {
         snprintf(why, sizeof why, "expected server %" PRIu64 ", found server %" PRIu64, d->want_id,
                  msg->u.hello.server_id);
     }
@@ -1157,8 +1204,12 @@ static int conn_open_incoming(tn *n, uint64_t peer, conn **out)
         }
         nng_listener l;
         rv = nng_listener_create(&l, c->sock, c->where);
+        if (rv == 0 && n->tls != NULL) {
+            rv = rlg_tls_listener(n->tls, l, peer);
+        }
         if (rv == 0) {
             rv = nng_listener_start(l, 0);
+            c->l = l;
         }
         int port = 0;
         if (rv == 0 && n->rdv.kind == ADDR_TCP) {
@@ -1174,7 +1225,7 @@ static int conn_open_incoming(tn *n, uint64_t peer, conn **out)
         conn_kill(c, RLOG_EIO, RLOG_EIO, AFTER_REDIAL);
         return nng_to_rlog(rv);
     }
-    c->deadline = nng_clock() + HANDSHAKE_MS;
+    c->deadline = nng_clock() + n->cfg.handshake_ms;
     conn_arm_recv(c);
     *out = c;
     return 0;
@@ -1255,7 +1306,7 @@ static void dialer_ask(dialer *d)
     nng_socket_set_ms(d->req, NNG_OPT_REQ_RESENDTIME, REQ_RESEND_MS);
     nng_socket_set_ms(d->req, NNG_OPT_RECONNMINT, (nng_duration)n->cfg.backoff_min_ms);
     nng_socket_set_ms(d->req, NNG_OPT_RECONNMAXT, (nng_duration)n->cfg.backoff_max_ms);
-    rv = nng_dial(d->req, d->address, NULL, NNG_FLAG_NONBLOCK);
+    rv = dial_start(n, d->req, d->address, d->want_id, &d->req_dl);
     if (rv != 0) {
         dialer_fail(d, RLOG_LEVEL_WARN, "cannot dial: %s", nng_strerror(rv));
         return;
@@ -1268,7 +1319,7 @@ static void dialer_ask(dialer *d)
     d->answering = false;
     d->aio_busy = true;
     nng_aio_set_msg(d->aio, m);
-    nng_aio_set_timeout(d->aio, HANDSHAKE_MS);
+    nng_aio_set_timeout(d->aio, n->cfg.handshake_ms);
     nng_send_aio(d->req, d->aio);
 }
 
@@ -1287,8 +1338,8 @@ static void dialer_connect(dialer *d, char *where, uint64_t token)
     c->d = d;
     d->c = c;
     d->state = DIALER_CONN;
-    c->deadline = nng_clock() + HANDSHAKE_MS;
-    int rv = nng_dial(c->sock, where, NULL, NNG_FLAG_NONBLOCK);
+    c->deadline = nng_clock() + n->cfg.handshake_ms;
+    int rv = dial_start(n, c->sock, where, d->want_id, &c->dl);
     nng_msg *m = NULL;
     if (rv != 0) {
         tn_log(n, RLOG_LEVEL_WARN, "dialling %s: cannot dial %s: %s", d->address, where,
@@ -1343,6 +1394,9 @@ static void dialer_on_aio(dialer *d)
     int rv = nng_aio_result(d->aio);
     nng_msg *m = nng_aio_get_msg(d->aio);
     nng_aio_set_msg(d->aio, NULL);
+    if (rv != 0) {
+        tls_explain_dialer(d->n, d);
+    }
     if (!d->answering) {
         if (rv != 0) {
             nng_msg_free(m);
@@ -1351,7 +1405,7 @@ static void dialer_on_aio(dialer *d)
         }
         d->answering = true;
         d->aio_busy = true;
-        nng_aio_set_timeout(d->aio, HANDSHAKE_MS);
+        nng_aio_set_timeout(d->aio, d->n->cfg.handshake_ms);
         nng_recv_aio(d->req, d->aio);
         return;
     }
@@ -1409,6 +1463,407 @@ static void dialer_free(dialer *d)
 }
 
 /* ------------------------------------------------------------------------
+ * Limits against strangers (docs/security.md): the handshake deadline and
+ * caps of the public address, caps on dedicated connections with a reserve
+ * for known peers, take-overs, and what failed TLS handshakes say
+ * ---------------------------------------------------------------------- */
+
+static void host_of(nng_pipe p, host *h)
+{
+    nng_sockaddr sa;
+    memset(h, 0, sizeof *h);
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
+        return;
+    }
+    if (sa.s_family == NNG_AF_INET) {
+        h->family = NNG_AF_INET;
+        memcpy(h->a, &sa.s_in.sa_addr, 4);
+    } else if (sa.s_family == NNG_AF_INET6) {
+        h->family = NNG_AF_INET6;
+        memcpy(h->a, sa.s_in6.sa_addr, 16);
+    }
+}
+
+static bool host_eq(const host *a, const host *b)
+{
+    return a->family == b->family && memcmp(a->a, b->a, sizeof a->a) == 0;
+}
+
+static const char *host_name(const host *h, char *buf, size_t cap)
+{
+    if (h->family == NNG_AF_INET) {
+        snprintf(buf, cap, "%u.%u.%u.%u", h->a[0], h->a[1], h->a[2], h->a[3]);
+    } else if (h->family == NNG_AF_INET6) {
+        size_t k = 0;
+        for (int i = 0; i < 16 && k < cap; i += 2) {
+            k += (size_t)snprintf(buf + k, cap - k, i ? ":%x" : "%x",
+                                  (unsigned)(h->a[i] << 8 | h->a[i + 1]));
+        }
+    } else {
+        snprintf(buf, cap, "local");
+    }
+    return buf;
+}
+
+/* Is `id` a known peer: one we connect()ed or one listed in known_ids? */
+static bool peer_known(const tn *n, uint64_t id)
+{
+    for (const dialer *d = n->dialers; d != NULL; d = d->next) {
+        if (d->want_id == id) {
+            return true;
+        }
+    }
+    return rlg_transport_id_known(&n->cfg, id);
+}
+
+/*
+ * Pipe callback of the public address (an nng thread). A pipe is refused
+ * on arrival only above a hard ceiling (max_conns + reserve_conns, per
+ * host max_conns_per_host + reserve_conns); below it, it is admitted and
+ * the owner thread closes the oldest silent ones to get back under the
+ * caps (guests_run). So a newcomer always gets a chance to speak.
+ */
+static void rdv_pipe_cb(nng_pipe p, nng_pipe_ev what, void *arg)
+{
+    tn *n = arg;
+    rdv *r = &n->rdv;
+    uint32_t id = (uint32_t)nng_pipe_id(p);
+    bool reject = false;
+    host h;
+    if (what == NNG_PIPE_EV_ADD_PRE) {
+        host_of(p, &h);
+    }
+    nng_mtx_lock(n->mtx);
+    if (what == NNG_PIPE_EV_ADD_PRE) {
+        unsigned same = 0;
+        for (unsigned i = 0; i < r->nguests; i++) {
+            same += host_eq(&r->guests[i].h, &h);
+        }
+        reject = r->nguests >= r->gcap || same >= n->cfg.max_conns_per_host + n->cfg.reserve_conns;
+        if (reject) {
+            r->refused++;
+        } else {
+            guest *g = &r->guests[r->nguests++];
+            g->pipe = p;
+            g->h = h;
+            g->since = nng_clock();
+            g->spoke = false;
+            r->trim = true;
+        }
+        ev_queue_locked(&r->gev);
+    } else if (what == NNG_PIPE_EV_REM_POST) {
+        for (unsigned i = 0; i < r->nguests; i++) {
+            if ((uint32_t)nng_pipe_id(r->guests[i].pipe) == id) {
+                r->guests[i] = r->guests[--r->nguests];
+                break;
+            }
+        }
+    }
+    nng_mtx_unlock(n->mtx);
+    if (reject) {
+        nng_pipe_close(p);
+    }
+}
+
+/* Under mtx: the oldest guest that has not spoken (from host h when h is
+ * non-NULL); -1 when there is none. */
+static int guest_oldest_silent_locked(const rdv *r, const host *h)
+{
+    int best = -1;
+    for (unsigned i = 0; i < r->nguests; i++) {
+        const guest *g = &r->guests[i];
+        if (!g->spoke && (h == NULL || host_eq(&g->h, h)) &&
+            (best < 0 || g->since < r->guests[best].since)) {
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+/* Under mtx: a guest whose host has more than max_conns_per_host guests
+ * (its oldest silent one), or -1. */
+static int guest_over_host_cap_locked(const tn *n, const rdv *r)
+{
+    for (unsigned i = 0; i < r->nguests; i++) {
+        unsigned same = 0;
+        for (unsigned k = 0; k < r->nguests; k++) {
+            same += host_eq(&r->guests[k].h, &r->guests[i].h);
+        }
+        if (same > n->cfg.max_conns_per_host) {
+            int g = guest_oldest_silent_locked(r, &r->guests[i].h);
+            if (g >= 0) {
+                return g;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Closes the public address's connections that are past their deadline
+ * or over a cap (oldest silent first); returns the next deadline. */
+static nng_time guests_run(tn *n, nng_time now)
+{
+    rdv *r = &n->rdv;
+    nng_time next = TIME_NEVER;
+    unsigned expired = 0, evicted = 0;
+    uint64_t refused = 0;
+    bool more = true;
+    while (more) {
+        nng_pipe batch[CLOSE_BATCH];
+        unsigned k = 0;
+        nng_mtx_lock(n->mtx);
+        for (unsigned i = 0; i < r->nguests && k < CLOSE_BATCH;) {
+            if (r->guests[i].since + n->cfg.handshake_ms <= now) {
+                batch[k++] = r->guests[i].pipe;
+                r->guests[i] = r->guests[--r->nguests];
+                expired++;
+            } else {
+                i++;
+            }
+        }
+        while (r->trim && k < CLOSE_BATCH) {
+            int g = r->nguests > n->cfg.max_conns ? guest_oldest_silent_locked(r, NULL)
+                                                  : guest_over_host_cap_locked(n, r);
+            if (g < 0) {
+                r->trim = false; /* within the caps (a new pipe sets it again) */
+                break;
+            }
+            batch[k++] = r->guests[g].pipe;
+            r->guests[g] = r->guests[--r->nguests];
+            evicted++;
+        }
+        more = k == CLOSE_BATCH;
+        for (unsigned i = 0; !more && i < r->nguests; i++) {
+            nng_time due = r->guests[i].since + n->cfg.handshake_ms;
+            next = due < next ? due : next;
+        }
+        refused += r->refused;
+        r->refused = 0;
+        nng_mtx_unlock(n->mtx);
+        for (unsigned i = 0; i < k; i++) {
+            nng_pipe_close(batch[i]);
+        }
+    }
+    if (expired + evicted + refused > 0) {
+        tn_log(n, RLOG_LEVEL_INFO,
+               "rendezvous at %s: closed %u connection(s) silent past the %u ms handshake "
+               "deadline, %u silent one(s) to stay within max_conns %u / max_conns_per_host %u, "
+               "refused %" PRIu64 " on arrival",
+               n->address, expired, n->cfg.handshake_ms, evicted, n->cfg.max_conns,
+               n->cfg.max_conns_per_host, refused);
+    }
+    return next;
+}
+
+/* The guest of pipe p, under mtx; NULL when it is gone. */
+static guest *guest_find_locked(rdv *r, nng_pipe p)
+{
+    for (unsigned i = 0; i < r->nguests; i++) {
+        if (nng_pipe_id(r->guests[i].pipe) == nng_pipe_id(p)) {
+            return &r->guests[i];
+        }
+    }
+    return NULL;
+}
+
+/* A request arrived on pipe p. false when p is no longer admitted (closed
+ * as silent or over a cap) or was already answered (one redirect per
+ * connection; a refused request may be repeated until the deadline);
+ * else *h is its host. With `answered`, records that it got its redirect
+ * (it no longer counts as silent). */
+static bool guest_request(tn *n, nng_pipe p, host *h, bool answered)
+{
+    nng_mtx_lock(n->mtx);
+    guest *g = guest_find_locked(&n->rdv, p);
+    bool ok = g != NULL && !g->spoke;
+    if (ok) {
+        *h = g->h;
+        g->spoke = answered;
+    }
+    nng_mtx_unlock(n->mtx);
+    return ok;
+}
+
+/*
+ * Whether server `peer` from host h may have a dedicated connection: at
+ * most max_conns incoming ones (max_conns + reserve_conns for a known
+ * peer), max_conns_per_host from one host (known peers exempt), and
+ * HS_PER_PEER in handshake per peer (a newer rendezvous replaces the
+ * oldest). A peer that is up may always redial: its new connection
+ * replaces the old. Returns NULL, or why not (in why).
+ */
+static const char *conns_admit(tn *n, uint64_t peer, const host *h, char *why, size_t cap)
+{
+    unsigned total = 0, same = 0, hs = 0;
+    bool up = false;
+    conn *oldest = NULL;
+    for (conn *c = n->conns; c != NULL; c = c->next) {
+        up = up || (c->peer_id == peer && c->state == CONN_UP);
+        if (c->outgoing || c->state == CONN_DEAD) {
+            continue;
+        }
+        if (c->peer_id == peer && c->state == CONN_HANDSHAKE) {
+            hs++;
+            oldest = oldest == NULL || c->deadline < oldest->deadline ? c : oldest;
+        }
+        total++;
+        same += host_eq(&c->h, h);
+    }
+    if (hs >= HS_PER_PEER) {
+        char name[RLOG_WIRE_ADDRESS_MAX + 128];
+        tn_log(n, RLOG_LEVEL_INFO, "%s: a newer rendezvous replaces this handshake",
+               conn_name(oldest, name, sizeof name));
+        total--;
+        same -= host_eq(&oldest->h, h);
+        nng_stat *snap = NULL;
+        tls_explain(n, oldest, &snap);
+        if (snap != NULL) {
+            nng_stats_free(snap);
+        }
+        conn_kill(oldest, RLOG_ENOCONN, RLOG_ENOCONN, AFTER_REDIAL);
+    }
+    bool known = peer_known(n, peer);
+    unsigned limit = n->cfg.max_conns + (known ? n->cfg.reserve_conns : 0);
+    char hn[64];
+    if (!up && total >= limit) {
+        snprintf(why, cap, "%u incoming connections, the limit for %s peer is %u", total,
+                 known ? "a known" : "an unknown", limit);
+        return why;
+    }
+    if (!up && !known && same >= n->cfg.max_conns_per_host) {
+        snprintf(why, cap, "%u incoming connections from host %s (max_conns_per_host %u)", same,
+                 host_name(h, hn, sizeof hn), n->cfg.max_conns_per_host);
+        return why;
+    }
+    return NULL;
+}
+
+/*
+ * "Newer wins" lets a peer that dialled us replace its own older
+ * connection. A replacement from ANOTHER host while the current connection
+ * is younger than handshake_ms is refused (an impostor and the real peer
+ * would otherwise take the id from each other in a loop); every replacement
+ * from another host is logged. Without TLS a server id is only a claim.
+ */
+static bool takeover_refused(tn *n, const conn *cur, const conn *cand)
+{
+    if (cur->outgoing || cand->outgoing || cur->state != CONN_UP || host_eq(&cur->h, &cand->h)) {
+        return false;
+    }
+    char a[64], b[64];
+    nng_time age = nng_clock() - cur->up_at;
+    bool refuse = age < n->cfg.handshake_ms;
+    tn_log(n, RLOG_LEVEL_WARN,
+           "server %" PRIu64 ": a connection from host %s %s the one from host %s (up %" PRIu64
+           " ms)%s",
+           cur->peer_id, host_name(&cand->h, b, sizeof b), refuse ? "may not replace" : "replaces",
+           host_name(&cur->h, a, sizeof a), (uint64_t)age,
+           n->tls ? "" : "; without TLS a server id is only a claim");
+    return refuse;
+}
+
+/* Dials url on sock without blocking; with TLS, the server's certificate
+ * must be named after expect_id (any name when 0). */
+static int dial_start(tn *n, nng_socket sock, const char *url, uint64_t expect_id, nng_dialer *out)
+{
+    int rv = nng_dialer_create(out, sock, url);
+    if (rv == 0 && n->tls != NULL) {
+        rv = rlg_tls_dialer(n->tls, *out, expect_id);
+    }
+    if (rv == 0) {
+        rv = nng_dialer_start(*out, NNG_FLAG_NONBLOCK);
+    }
+    return rv;
+}
+
+/* Whether url's scheme fits the configuration: tls+tcp:// exactly when
+ * TLS is on. Else RLOG_EINVAL with a message. */
+static int tls_url_check(tn *n, const char *what, const char *url)
+{
+    bool tls_url = rlg_tls_url(url);
+    if (tls_url == (n->tls != NULL)) {
+        return 0;
+    }
+    return tn_err(n, RLOG_EINVAL, "%s %s: %s", what, url,
+                  tls_url ? "tls+tcp:// needs tls_cert_file, tls_key_file and tls_ca_file"
+                          : "TLS is configured: use a tls+tcp:// address");
+}
+
+/* A connection in handshake reached its deadline: with TLS, say whether
+ * TLS handshakes failed on it (nng tells no one else). */
+static void tls_explain(tn *n, const conn *c, nng_stat **snap)
+{
+    if (n->tls == NULL || (*snap == NULL && nng_stats_get(snap) != 0)) {
+        return;
+    }
+    uint64_t k =
+        c->outgoing ? rlg_tls_failures(*snap, NULL, &c->dl) : rlg_tls_failures(*snap, &c->l, NULL);
+    if (k == 0) {
+        return;
+    }
+    if (c->outgoing) {
+        tn_log(n, RLOG_LEVEL_WARN,
+               "connection to %s (server %" PRIu64 "): %" PRIu64
+               " TLS handshake(s) failed: it refused our certificate, or its certificate is "
+               "not from our CA%s",
+               c->where, c->peer_id, k, c->peer_id ? " or not named rlog-<its id>" : "");
+    } else {
+        tn_log(n, RLOG_LEVEL_WARN,
+               "refused server %" PRIu64 " at %s: %" PRIu64
+               " TLS handshake(s) failed: its certificate is not named rlog-%" PRIu64
+               " or not from our CA (a peer claiming another's id?)",
+               c->peer_id, c->where, k, c->peer_id);
+    }
+}
+
+/* With TLS, logs the handshakes that failed at the public address (peers
+ * without a certificate, or with one from another CA) since the last
+ * report; returns when to look again. */
+static nng_time tls_report(tn *n, nng_time now, nng_stat **snap)
+{
+    rdv *r = &n->rdv;
+    if (n->tls == NULL || !r->open) {
+        return TIME_NEVER;
+    }
+    if (now < r->tls_check) {
+        return r->tls_check;
+    }
+    r->tls_check = now + TLS_REPORT_MS;
+    if (*snap == NULL && nng_stats_get(snap) != 0) {
+        return r->tls_check;
+    }
+    uint64_t k = rlg_tls_failures(*snap, &r->l, NULL);
+    if (k > r->tls_failed) {
+        tn_log(n, RLOG_LEVEL_WARN,
+               "rendezvous at %s: refused %" PRIu64
+               " connection(s) whose TLS handshake failed (no certificate, one not from our CA, "
+               "or not trusting ours)",
+               n->address, k - r->tls_failed);
+        r->tls_failed = k;
+    }
+    return r->tls_check;
+}
+
+/* With TLS, why the rendezvous did not answer, when its TLS handshake
+ * failed. */
+static void tls_explain_dialer(tn *n, const dialer *d)
+{
+    nng_stat *snap = NULL;
+    if (n->tls == NULL || nng_stats_get(&snap) != 0) {
+        return;
+    }
+    uint64_t k = rlg_tls_failures(snap, NULL, &d->req_dl);
+    nng_stats_free(snap);
+    if (k > 0) {
+        tn_log(n, RLOG_LEVEL_WARN,
+               "dialling %s: %" PRIu64
+               " TLS handshake(s) failed: the server refused our certificate, or its certificate "
+               "is not from our CA%s",
+               d->address, k, d->want_id ? " or not named rlog-<its id>" : "");
+    }
+}
+
+/* ------------------------------------------------------------------------
  * The rendezvous (public address)
  * ---------------------------------------------------------------------- */
 
@@ -1421,15 +1876,6 @@ static void rdv_arm(tn *n)
     nng_ctx_recv(r->ctx, r->aio);
 }
 
-static unsigned pending_count(const tn *n)
-{
-    unsigned k = 0;
-    for (const conn *c = n->conns; c != NULL; c = c->next) {
-        k += !c->outgoing && c->state == CONN_HANDSHAKE;
-    }
-    return k;
-}
-
 /* A dialer's hello on the public address: returns the redirect to send
  * back, or NULL (logged) for a request that is refused. */
 static nng_msg *rdv_request(tn *n, nng_msg *m)
@@ -1437,11 +1883,19 @@ static nng_msg *rdv_request(tn *n, nng_msg *m)
     char who[96], err[256], why[320];
     rlog_msg msg;
     nng_msg *reply = NULL;
+    host h;
     pipe_name(nng_msg_get_pipe(m), who, sizeof who);
+    if (!guest_request(n, nng_msg_get_pipe(m), &h, false)) {
+        tn_log(n, RLOG_LEVEL_DEBUG,
+               "rendezvous at %s: ignored a request from %s (closed, or "
+               "not its first)",
+               n->address, who);
+        return NULL;
+    }
     int rc = rlog_msg_decode(nng_msg_body(m), nng_msg_len(m), RDV_MAX_BYTES, &msg, err, sizeof err);
     why[0] = '\0';
-    if (!hello_refused(n, rc, &msg, err, why, sizeof why) && pending_count(n) >= PENDING_MAX) {
-        snprintf(why, sizeof why, "too many connections in handshake");
+    if (!rlg_transport_hello_refused(n->cfg.server_id, rc, &msg, err, why, sizeof why)) {
+        conns_admit(n, msg.u.hello.server_id, &h, why, sizeof why);
     }
     if (why[0] != '\0') {
         tn_log(n, RLOG_LEVEL_WARN, "rendezvous at %s: refused a request (%zu bytes) from %s: %s",
@@ -1457,6 +1911,7 @@ static nng_msg *rdv_request(tn *n, nng_msg *m)
     if (conn_open_incoming(n, peer, &c) != 0) {
         return NULL;
     }
+    c->h = h;
     rlog_msg out;
     memset(&out, 0, sizeof out);
     out.type = RLOG_MSG_REDIRECT;
@@ -1469,6 +1924,7 @@ static nng_msg *rdv_request(tn *n, nng_msg *m)
     }
     tn_log(n, RLOG_LEVEL_DEBUG, "rendezvous at %s: server %" PRIu64 " from %s sent to %s",
            n->address, peer, who, c->where);
+    guest_request(n, nng_msg_get_pipe(m), &h, true);
     return reply;
 }
 
@@ -1503,7 +1959,7 @@ static void rdv_on_aio(tn *n)
     r->replying = true;
     r->busy = true;
     nng_aio_set_msg(r->aio, reply);
-    nng_aio_set_timeout(r->aio, HANDSHAKE_MS);
+    nng_aio_set_timeout(r->aio, n->cfg.handshake_ms);
     nng_ctx_send(r->ctx, r->aio);
 }
 
@@ -1518,6 +1974,8 @@ static void rdv_stop(tn *n)
     r->open = false;
     nng_mtx_lock(n->mtx);
     ev_unlink_locked(&r->ev);
+    ev_unlink_locked(&r->gev);
+    r->nguests = 0;
     nng_mtx_unlock(n->mtx);
     if (r->busy) {
         int rv = nng_aio_result(r->aio);
@@ -1552,6 +2010,8 @@ static void ev_dispatch(ev *e)
     case EV_RDV:
         rdv_on_aio(e->n);
         break;
+    case EV_GUEST:
+        break; /* poll() runs the timers again after its events */
     }
 }
 
@@ -1560,6 +2020,7 @@ static nng_time timers_run(tn *n)
 {
     nng_time now = nng_clock(), next = TIME_NEVER;
     char name[RLOG_WIRE_ADDRESS_MAX + 128];
+    nng_stat *snap = NULL;
     conn *cn;
     for (conn *c = n->conns; c != NULL; c = cn) {
         cn = c->next;
@@ -1567,6 +2028,7 @@ static nng_time timers_run(tn *n)
             continue;
         }
         if (c->deadline <= now) {
+            tls_explain(n, c, &snap);
             tn_log(n, RLOG_LEVEL_DEBUG, "%s: handshake timed out", conn_name(c, name, sizeof name));
             conn_kill(c, RLOG_ENOCONN, RLOG_ENOCONN, AFTER_REDIAL);
         } else if (c->deadline < next) {
@@ -1590,6 +2052,13 @@ static nng_time timers_run(tn *n)
         if (d->state == DIALER_WAIT && d->deadline < next) {
             next = d->deadline;
         }
+    }
+    nng_time g = guests_run(n, now);
+    next = g < next ? g : next;
+    g = tls_report(n, now, &snap);
+    next = g < next ? g : next;
+    if (snap != NULL) {
+        nng_stats_free(snap);
     }
     return next;
 }
@@ -1615,6 +2084,9 @@ static void tn_free(tn *n)
         nng_aio_free(n->rdv.aio);
     }
     free(n->rdv.base);
+    free(n->rdv.guests);
+    free(n->known);
+    rlg_tls_free(n->tls);
     free(n->cfg_address);
     free(n->address);
     if (n->cv != NULL) {
@@ -1642,6 +2114,36 @@ static int tn_check(tn *n, const char *what)
     return 0;
 }
 
+/* init's part for the limits and TLS: copies the known ids (c->known_ids
+ * then points to the copy), loads the TLS files, checks the address's
+ * scheme. The TLS paths are not kept. */
+static int tn_init_limits(tn *n, rlog_transport_config *c)
+{
+    if (c->n_known_ids > 0) {
+        n->known = malloc(c->n_known_ids * sizeof *n->known);
+        if (n->known == NULL) {
+            return tn_err(n, RLOG_ENOMEM, "init: out of memory");
+        }
+        memcpy(n->known, c->known_ids, c->n_known_ids * sizeof *n->known);
+        c->known_ids = n->known;
+    }
+    int rc = rlg_tls_load(c, &n->tls, n->t->errmsg, sizeof n->t->errmsg);
+    if (rc == 0 && c->address[0] != '\0') {
+        rc = tls_url_check(n, "init: address", c->address);
+    }
+    c->tls_cert_file = c->tls_key_file = c->tls_ca_file = NULL;
+    if (rc != 0 && c->logger != NULL) {
+        c->logger(c->logger_data, RLOG_LEVEL_ERROR, n->t->errmsg); /* callers may lose it */
+    }
+    if (rc != 0) {
+        rlg_tls_free(n->tls);
+        n->tls = NULL;
+        free(n->known);
+        n->known = NULL;
+    }
+    return rc;
+}
+
 static int tn_init(rlog_transport *t, const rlog_transport_config *cfg,
                    const rlog_transport_events *events)
 {
@@ -1662,6 +2164,13 @@ static int tn_init(rlog_transport *t, const rlog_transport_config *cfg,
                       "tcp4://, tcp6://, ipc://path, inproc://name, abstract://name)",
                       c.server_id, c.address);
     }
+    if (ipc_too_long(c.address)) {
+        return ipc_too_long_err(n, "init", c.address);
+    }
+    rc = tn_init_limits(n, &c);
+    if (rc != 0) {
+        return rc;
+    }
     n->cfg_address = strdup(c.address);
     n->address = strdup(c.address);
     if (n->cfg_address == NULL || n->address == NULL) {
@@ -1677,6 +2186,26 @@ static int tn_init(rlog_transport *t, const rlog_transport_config *cfg,
     }
     n->inited = true;
     return 0;
+}
+
+/* listen's part for the limits: the table of connections to the public
+ * address, and the pipe callbacks that fill it. Returns an nng error. */
+static int rdv_limits_start(tn *n)
+{
+    rdv *r = &n->rdv;
+    if (r->guests == NULL) {
+        r->gcap = n->cfg.max_conns + n->cfg.reserve_conns;
+        r->guests = calloc(r->gcap, sizeof *r->guests);
+        if (r->guests == NULL) {
+            return NNG_ENOMEM;
+        }
+        ev_init(&r->gev, n, NULL, EV_GUEST);
+    }
+    int rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, rdv_pipe_cb, n);
+    if (rv == 0) {
+        rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, rdv_pipe_cb, n);
+    }
+    return rv;
 }
 
 static int tn_listen(rlog_transport *t)
@@ -1711,9 +2240,16 @@ static int tn_listen(rlog_transport *t)
     }
     nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, RDV_MAX_BYTES);
     nng_listener l;
-    rv = nng_listener_create(&l, r->sock, addr);
+    rv = rdv_limits_start(n);
+    if (rv == 0) {
+        rv = nng_listener_create(&l, r->sock, addr);
+    }
+    if (rv == 0 && n->tls != NULL) {
+        rv = rlg_tls_listener(n->tls, l, 0);
+    }
     if (rv == 0) {
         rv = nng_listener_start(l, 0);
+        r->l = l;
     }
     int bound = (int)port;
     if (rv == 0 && r->kind == ADDR_TCP) {
@@ -1760,9 +2296,16 @@ static int tn_connect(rlog_transport *t, uint64_t peer_id, const char *address)
         return tn_err(n, RLOG_EINVAL, "connect to server %" PRIu64 ": unsupported address '%s'",
                       peer_id, address ? address : "(null)");
     }
+    if (ipc_too_long(address)) {
+        return ipc_too_long_err(n, "connect", address);
+    }
     if (peer_id == n->cfg.server_id) {
         return tn_err(n, RLOG_EINVAL, "connect to %s: server %" PRIu64 " is ourselves", address,
                       peer_id);
+    }
+    rc = tls_url_check(n, "connect to", address);
+    if (rc != 0) {
+        return rc;
     }
     for (dialer *d = n->dialers; d != NULL; d = d->next) {
         bool same = strcmp(d->address, address) == 0;
@@ -1895,6 +2438,10 @@ static int tn_poll(rlog_transport *t, int timeout_ms)
             ev_dispatch(e);
             ready_run(n);
             graveyard_free(n);
+        }
+        if (!n->closing) {
+            next = timers_run(n); /* events may have added deadlines */
+            ready_run(n);
         }
         graveyard_free(n);
         if (n->closing || n->ran > 0 || timeout_ms == 0) {

@@ -401,11 +401,11 @@ static int ld_records(rlog_ship_leader *ld, const rlg_ship_seg *s, uint64_t off,
     }
     size_t p = 0;
     while (p + RLG_REC_HEADER_SIZE <= want) {
-        uint64_t rec = RLG_REC_HEADER_SIZE + (uint64_t)rlg_get32(ld->buf + p + 4);
+        uint64_t rec = RLG_REC_HEADER_SIZE + (uint64_t)rlg_rec_len_at(ld->buf + p);
         if (rec > want - p) {
             break;
         }
-        *last_lsn = rlg_get64(ld->buf + p + 8);
+        *last_lsn = rlg_rec_lsn_at(ld->buf + p);
         p += (size_t)rec;
     }
     if (p > 0 && p <= limit) {
@@ -415,7 +415,7 @@ static int ld_records(rlog_ship_leader *ld, const rlg_ship_seg *s, uint64_t off,
     if (want < RLG_REC_HEADER_SIZE) {
         goto past_end;
     }
-    uint64_t rec = RLG_REC_HEADER_SIZE + (uint64_t)rlg_get32(ld->buf + 4);
+    uint64_t rec = RLG_REC_HEADER_SIZE + (uint64_t)rlg_rec_len_at(ld->buf);
     if (rec > avail) {
         goto past_end;
     }
@@ -433,7 +433,7 @@ static int ld_records(rlog_ship_leader *ld, const rlg_ship_seg *s, uint64_t off,
     rc = rc ? rc : ld_read(ld, s->seq, off, ld->buf, (size_t)rec);
     if (rc == 0) {
         *n = (size_t)rec;
-        *last_lsn = rlg_get64(ld->buf + 8);
+        *last_lsn = rlg_rec_lsn_at(ld->buf);
     }
     return rc;
 past_end:
@@ -649,9 +649,11 @@ static int ld_last_record_matches(rlog_ship_leader *ld, const rlg_ship_seg *s,
     if (rc != 0) {
         return rc;
     }
-    uint32_t crc = rlg_get32(h);
-    uint64_t lsn = rlg_get64(h + 8);
-    uint64_t end = st->last_rec_off + RLG_REC_HEADER_SIZE + rlg_get32(h + 4);
+    rlg_rec_header rh;
+    rlg_rec_header_decode(h, &rh);
+    uint32_t crc = rh.crc;
+    uint64_t lsn = rh.lsn;
+    uint64_t end = st->last_rec_off + RLG_REC_HEADER_SIZE + rh.len;
     *match = crc == st->last_rec_crc && lsn == st->last_rec_lsn && end == st->end &&
              (!st->sealed || (s->sealed && s->end == st->end));
     if (!*match) {

@@ -88,7 +88,44 @@ int rlg_transport_config_resolve(const rlog_transport_config *in, rlog_transport
                  out->backoff_min_ms, out->backoff_max_ms, out->server_id);
         return RLOG_EINVAL;
     }
+    if (out->handshake_ms == 0) {
+        out->handshake_ms = RLG_TRANSPORT_HANDSHAKE_MS;
+    }
+    if (out->max_conns == 0) {
+        out->max_conns = RLG_TRANSPORT_MAX_CONNS;
+    }
+    if (out->max_conns_per_host == 0) {
+        out->max_conns_per_host = RLG_TRANSPORT_MAX_CONNS_PER_HOST;
+    }
+    if (out->reserve_conns == 0) {
+        out->reserve_conns = RLG_TRANSPORT_RESERVE_CONNS;
+    }
+    if (out->n_known_ids > 0 && out->known_ids == NULL) {
+        snprintf(errmsg, errcap,
+                 "transport config: %zu known_ids but a NULL array (server %" PRIu64 ")",
+                 out->n_known_ids, out->server_id);
+        return RLOG_EINVAL;
+    }
+    int tls =
+        (out->tls_cert_file != NULL) + (out->tls_key_file != NULL) + (out->tls_ca_file != NULL);
+    if (tls != 0 && tls != 3) {
+        snprintf(errmsg, errcap,
+                 "transport config: TLS needs tls_cert_file, tls_key_file and tls_ca_file "
+                 "together (server %" PRIu64 ")",
+                 out->server_id);
+        return RLOG_EINVAL;
+    }
     return 0;
+}
+
+bool rlg_transport_id_known(const rlog_transport_config *cfg, uint64_t id)
+{
+    for (size_t i = 0; i < cfg->n_known_ids; i++) {
+        if (cfg->known_ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
 }
 
 unsigned rlg_transport_backoff_next(unsigned cur_ms, unsigned min_ms, unsigned max_ms)
@@ -114,4 +151,23 @@ bool rlg_transport_newer_wins(uint64_t self_id, uint64_t peer_id, bool cur_outgo
     }
     /* Crossing: cand wins when its dialler has the smaller id. */
     return cand_outgoing ? self_id < peer_id : peer_id < self_id;
+}
+
+bool rlg_transport_hello_refused(uint64_t self_id, int rc, const rlog_msg *msg, const char *err,
+                                 char *why, size_t cap)
+{
+    if (rc != 0) {
+        snprintf(why, cap, "does not decode: %s", err);
+    } else if (msg->type != RLOG_MSG_HELLO) {
+        snprintf(why, cap, "expected a hello, got %s", rlog_msg_type_name(msg->type));
+    } else if (msg->u.hello.protocol_version < RLOG_WIRE_PROTOCOL) {
+        snprintf(why, cap, "protocol version %" PRIu32 " (this build speaks %u)",
+                 msg->u.hello.protocol_version, RLOG_WIRE_PROTOCOL);
+    } else if (msg->u.hello.server_id == 0 || msg->u.hello.server_id == self_id) {
+        snprintf(why, cap, "hello announces server %" PRIu64 " (0 or our own id)",
+                 msg->u.hello.server_id);
+    } else {
+        return false;
+    }
+    return true;
 }

@@ -15,10 +15,14 @@
 #include "rlog/transport.h"
 
 /* Defaults of rlog_transport_config (a zero field means "the default"). */
-#define RLG_TRANSPORT_QUEUE_MESSAGES 64u
-#define RLG_TRANSPORT_QUEUE_BYTES    (64u * 1024u * 1024u)
-#define RLG_TRANSPORT_BACKOFF_MIN_MS 10u
-#define RLG_TRANSPORT_BACKOFF_MAX_MS 1000u
+#define RLG_TRANSPORT_QUEUE_MESSAGES     64u
+#define RLG_TRANSPORT_QUEUE_BYTES        (64u * 1024u * 1024u)
+#define RLG_TRANSPORT_BACKOFF_MIN_MS     10u
+#define RLG_TRANSPORT_BACKOFF_MAX_MS     1000u
+#define RLG_TRANSPORT_HANDSHAKE_MS       5000u
+#define RLG_TRANSPORT_MAX_CONNS          256u
+#define RLG_TRANSPORT_MAX_CONNS_PER_HOST 32u
+#define RLG_TRANSPORT_RESERVE_CONNS      16u
 /* Smallest max_message accepted: a hello with the longest address fits. */
 #define RLG_TRANSPORT_MAX_MESSAGE_MIN 2048u
 
@@ -28,10 +32,15 @@
  * Returns 0, or RLOG_EINVAL with a message in errmsg (errcap bytes) naming
  * the field: server_id 0, an unknown role, max_message below
  * RLG_TRANSPORT_MAX_MESSAGE_MIN, backoff_min_ms above backoff_max_ms, an
- * address longer than RLOG_WIRE_ADDRESS_MAX bytes.
+ * address longer than RLOG_WIRE_ADDRESS_MAX bytes, known ids without an
+ * array, some but not all of the three TLS files. known_ids and the TLS
+ * paths are the caller's pointers (copy them to keep them).
  */
 int rlg_transport_config_resolve(const rlog_transport_config *in, rlog_transport_config *out,
                                  char *errmsg, size_t errcap);
+
+/* Whether `id` is in cfg->known_ids. */
+bool rlg_transport_id_known(const rlog_transport_config *cfg, uint64_t id);
 
 /* The next backoff after a failed attempt: twice `cur_ms`, at most max_ms
  * (and at least min_ms). */
@@ -55,5 +64,16 @@ unsigned rlg_transport_backoff_jitter(unsigned ms, uint32_t random);
  */
 bool rlg_transport_newer_wins(uint64_t self_id, uint64_t peer_id, bool cur_outgoing,
                               bool cand_outgoing);
+
+/*
+ * The checks every hello we receive must pass, in the nng transport and in
+ * the simulator's network alike, wherever it arrives (the public address,
+ * either end of a dedicated connection): it decoded (rc 0; else err is the
+ * decoder's message), is a hello, speaks our protocol and announces a
+ * server id that is neither 0 nor ours (self_id). Returns true with the
+ * reason in why when it fails one; the caller adds its own checks.
+ */
+bool rlg_transport_hello_refused(uint64_t self_id, int rc, const rlog_msg *msg, const char *err,
+                                 char *why, size_t cap);
 
 #endif

@@ -54,7 +54,8 @@ extern "C" {
     X(ENOCONN, 22, "not connected")                                                                \
     X(ECANCELED, 23, "canceled")                                                                   \
     X(EDIVERGED, 24, "follower diverged from the leader")                                          \
-    X(EFULL, 25, "queue full")
+    X(EFULL, 25, "queue full")                                                                     \
+    X(ENOTRAFT, 26, "not a Raft store")
 
 enum rlog_error {
 #define RLOG_ERR_ENUM_(name, code, desc) RLOG_##name = code,

@@ -117,7 +117,10 @@ typedef struct rlog_open_report {
     uint64_t bytes_cut;                   /* bytes beyond the cut that held anything but zeros */
     uint64_t records_cut;                 /* valid-looking records found beyond the cut */
     uint64_t lsn_cut_first, lsn_cut_last; /* LSN range lost at the cut (0,0 if none) */
-    char message[512];                    /* one line naming segment, offset and LSNs */
+    /* RLOG_OPEN_REPAIR: the segment files from this sequence number on are
+     * dropped from the log (deleted; read-only: would be); 0 = none. */
+    uint64_t drop_from_seq;
+    char message[512]; /* one line naming segment, offset and LSNs */
 } rlog_open_report;
 
 /*
@@ -193,8 +196,18 @@ typedef struct rlog_positions {
     uint64_t appended; /* last LSN assigned */
     uint64_t written;  /* last LSN written to the file */
     uint64_t durable;  /* last LSN durable */
+    int poisoned;      /* 0, or RLOG_EPOISONED once the handle is poisoned */
 } rlog_positions;
 RLOG_API void rlog_positions_get(rlog_log *log, rlog_positions *pos);
+
+/* Frees the handle as if its process had died at this instant: nothing
+ * more is written or synced, no checkpoint is appended, and no callback of
+ * a queued rlog_append_async ever fires — `drop` (may be NULL) is called
+ * instead with each such append's `data`, so that its owner can free it.
+ * The directory is left as a crash would leave it; the next open recovers
+ * it. For simulators and crash tests that run many "processes" in one
+ * address space; a program simply exits or calls rlog_close(). */
+RLOG_API void rlog_abandon(rlog_log *log, void (*drop)(void *data));
 
 /* Seals the active segment and starts a new one. */
 RLOG_API int rlog_rotate(rlog_log *log);

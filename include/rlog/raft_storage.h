@@ -45,6 +45,11 @@ extern "C" {
 /* Sticky slots used by this layer. */
 #define RLOG_RS_SLOT_HARD_STATE 1u
 #define RLOG_RS_SLOT_SNAPSHOT   2u
+/* Bytes an entries record adds to its payloads: one batch header, and one
+ * entry header per entry (docs/raft_storage.md). A batch whose record
+ * would exceed the log's record limit is split where these say. */
+#define RLOG_RS_BATCH_OVERHEAD 16u
+#define RLOG_RS_ENTRY_OVERHEAD 16u
 
 typedef struct rlog_rs rlog_rs;
 
@@ -76,8 +81,13 @@ typedef struct rlog_rs_open_report {
  * then the store must exist); `report` may be NULL and is filled on success
  * and on failure. On success *out is a handle to close with rlog_rs_close.
  * Errors: everything rlog_open returns (RLOG_ECORRUPT with the log's
- * report), RLOG_ECORRUPT when a record that passed the log's checksum does
- * not decode or breaks the replay rules (report->corrupt_lsn says which),
+ * report), RLOG_ENOTRAFT when the log's first record is not a Raft record
+ * (a log of another kind: nothing is changed), RLOG_ECORRUPT when a later
+ * record that passed the log's checksum does not decode or breaks the
+ * replay rules (report->corrupt_lsn says which), RLOG_ECORRUPT when the
+ * current snapshot's file is missing, has another size or fails its CRC32C
+ * (the message names the file; corrupt_lsn is the marker's LSN) — open
+ * reads the snapshot file once to check it, read-only too —,
  * RLOG_ENOMEM, RLOG_EIO.
  */
 RLOG_API int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs **out,
@@ -89,6 +99,11 @@ RLOG_API int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs 
  * error met (RLOG_EPOISONED for a store that failed). The handle is freed
  * regardless. */
 RLOG_API int rlog_rs_close(rlog_rs *rs);
+/* Frees the handle as if its process had died (rlog_abandon on its log):
+ * nothing more is written or synced and no callback of a pending
+ * rlog_rs_append_async fires (the data passed to those is not freed). For
+ * simulators and crash tests. */
+RLOG_API void rlog_rs_abandon(rlog_rs *rs);
 
 /* Message of the last error ("" if none). Valid until the next call. */
 RLOG_API const char *rlog_rs_errmsg(rlog_rs *rs);

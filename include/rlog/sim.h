@@ -389,7 +389,10 @@ typedef struct rlog_sim_result {
 
 RLOG_API void rlog_sim_options_init(rlog_sim_options *opts, uint64_t seed);
 /* Runs one seed. Returns 0 when it ran (see res->failed for the verdict),
- * RLOG_ENOMEM when it could not. */
+ * RLOG_ENOMEM when it could not, or when the simulator's own memory ran out
+ * during the run (the run's memory is then not freed; the process goes on).
+ * The simulator is built into librlog-sim (CMake target rlog::sim), not
+ * into librlog. */
 RLOG_API int rlog_sim_run(const rlog_sim_options *opts, rlog_sim_result *res);
 /* Parses "log", "raft", "ship" or "all" into a RLOG_SIM_WORKLOAD_* mask; -1 on
  * an unknown name. */

@@ -114,6 +114,43 @@ typedef struct rlog_transport_config {
      * also poll() periodically. NULL = none. */
     void (*wake)(void *wake_data);
     void *wake_data;
+
+    /* --- Limits against strangers (docs/security.md). A zero field means
+     * the default; the simulator's transport ignores these. --- */
+    /* A connection that has not completed its hello within this many ms is
+     * closed: a connection to the public address lives at most this long
+     * (it only asks for a dedicated address), a dedicated address waits
+     * this long for its dialer, a dialer this long for each answer.
+     * 0 = 5000. */
+    unsigned handshake_ms;
+    /* Incoming connections held at once: connections to the public address
+     * plus dedicated connections (in handshake or up). 0 = 256. When the
+     * public address is full, the oldest connection there that has not
+     * spoken is closed to admit a new one; a hello that would need a
+     * dedicated connection beyond the cap is refused. */
+    unsigned max_conns;
+    /* The same, per remote host (IP address; every ipc/inproc peer counts
+     * as one host). 0 = 32. */
+    unsigned max_conns_per_host;
+    /* Dedicated connections beyond max_conns kept for known peers: ids we
+     * connect()ed and those listed in known_ids. 0 = 16. Without TLS a
+     * peer id is a claim (anyone may announce a known id). */
+    unsigned reserve_conns;
+    const uint64_t *known_ids; /* borrowed during init (copied); may be NULL */
+    size_t n_known_ids;
+
+    /* --- TLS with mutual authentication (docs/security.md). Set all three
+     * to turn it on: every address (listen and connect) must then be
+     * tls+tcp:// (tls+tcp4://, tls+tcp6://), every peer must present a
+     * certificate signed by a CA in tls_ca_file, and a peer's server id is
+     * bound to its certificate: the certificate's subject alternative DNS
+     * name (or, without one, its common name) must be "rlog-<id>" in
+     * decimal (e.g. "rlog-7"). Our own certificate must be named after our
+     * server_id likewise. PEM files, read once by init() (paths copied).
+     * All NULL: no TLS (tls+tcp:// addresses are refused). --- */
+    const char *tls_cert_file; /* our certificate (may hold its chain) */
+    const char *tls_key_file;  /* its private key, unencrypted */
+    const char *tls_ca_file;   /* the CA certificate(s) peers must chain to */
 } rlog_transport_config;
 
 /* Fills defaults (everything zero/NULL). */
@@ -193,7 +230,9 @@ struct rlog_transport {
  * present there. NNG_OPT_RECVMAXSZ is set to max_message on every socket
  * (the rendezvous socket: 4 KiB). Addresses: tcp://, tcp4://, tcp6://
  * (host:port; port 0 to listen on one the system picks, see
- * local_address), ipc://, inproc://, abstract:// (dedicated addresses are
+ * local_address), tls+tcp:// (and tls+tcp4://, tls+tcp6://: only, and
+ * always, with the TLS files of the config; docs/security.md), ipc://,
+ * inproc://, abstract:// (dedicated addresses are
  * the base plus ".<8 hex digits>": keep ipc paths 9 bytes under the
  * system's limit). A message over max_message is refused by the receiver:
  * over tcp and ipc nng closes the connection itself (peer_down

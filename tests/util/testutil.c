@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 char *tu_mkdtemp(const char *tag)
@@ -313,4 +314,141 @@ int tu_dir_teardown(void **state)
     free(f->dir);
     free(f);
     return 0;
+}
+
+int tu_fault_setup(void **state)
+{
+    if (tu_dir_setup(state))
+        return -1;
+    tu_dir_fx *f = *state;
+    f->vfs = rlog_vfs_fault_new(rlog_vfs_posix());
+    return f->vfs ? 0 : -1;
+}
+
+int tu_fault_teardown(void **state)
+{
+    tu_dir_fx *f = *state;
+    if (f->vfs)
+        f->vfs->destroy(f->vfs);
+    return tu_dir_teardown(state);
+}
+
+/* ---- the rlog command-line tool ---- */
+
+const char *tu_rlog_bin(void)
+{
+    const char *bin = getenv("RLOG_BIN");
+    return bin && *bin ? bin : "./rlog";
+}
+
+int tu_rlog(char **out, const char *fmt, ...)
+{
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_rlog_bin(), args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 1024) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    if (!WIFEXITED(st))
+        fail_msg("rlog %s: did not exit normally", args);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WEXITSTATUS(st);
+}
+
+int tu_log_setup(void **state)
+{
+    tu_log_fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = tu_mkdtemp("cli");
+    f->log = strdup(tu_path(f->dir, "log"));
+    *state = f;
+    return 0;
+}
+
+int tu_log_teardown(void **state)
+{
+    tu_log_fx *f = *state;
+    tu_rmdir_r(f->dir);
+    free(f->dir);
+    free(f->log);
+    free(f);
+    return 0;
+}
+
+char *tu_rlog_write(const char *log, int count, int size, int seed)
+{
+    char *out;
+    int rc = tu_rlog(&out, "write %s --count %d --size %d --batch 4 --seed %d --segment-size 64K",
+                     log, count, size, seed);
+    if (rc)
+        fail_msg("rlog write exited %d: %s", rc, out);
+    return out;
+}
+
+void tu_expect(const char *out, const char *needle)
+{
+    if (!strstr(out, needle))
+        fail_msg("output lacks '%s':\n%s", needle, out);
+}
+
+const char *tu_last_line(const char *s)
+{
+    static char line[1024];
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '\n')
+        n--;
+    size_t b = n;
+    while (b && s[b - 1] != '\n')
+        b--;
+    snprintf(line, sizeof line, "%.*s", (int)(n - b), s + b);
+    return line;
+}
+
+size_t tu_lines_starting(const char *s, const char *prefix)
+{
+    size_t n = 0, pl = strlen(prefix);
+    for (const char *p = s; *p;) {
+        if (strncmp(p, prefix, pl) == 0)
+            n++;
+        const char *nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return n;
+}
+
+bool tu_garble_from(const char *path, uint64_t off)
+{
+    uint8_t *d;
+    size_t n;
+    tu_read_file(path, (void **)&d, &n);
+    size_t end = n;
+    while (end > off && d[end - 1] == 0)
+        end--;
+    for (size_t i = off; i < end; i++)
+        d[i] ^= 0xa5;
+    tu_write_file(path, d, n);
+    free(d);
+    return end > off;
 }

@@ -5,12 +5,14 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
 #include "rlog/log.h"
 #include "rlog/sim.h"
+#include "rlog/vfs_fault.h"
 
 /* A fresh empty directory for one test case, under $RLOG_TEST_TMPDIR (set by
  * ctest) or /tmp. Returns a malloc'd path; remove with tu_rmdir_r + free. */
@@ -21,9 +23,14 @@ void tu_rmdir_r(const char *path);
  * removed (with everything in it) by tu_dir_teardown. */
 typedef struct tu_dir_fx {
     char *dir;
+    rlog_vfs *vfs; /* tu_fault_setup only: the fault wrapper over posix */
 } tu_dir_fx;
 int tu_dir_setup(void **state);
 int tu_dir_teardown(void **state);
+/* The same with vfs = rlog_vfs_fault_new(rlog_vfs_posix()), destroyed by
+ * tu_fault_teardown. */
+int tu_fault_setup(void **state);
+int tu_fault_teardown(void **state);
 /* "dir/name" in a static rotating buffer (valid for a few calls). */
 const char *tu_path(const char *dir, const char *name);
 /* Whole-file helpers on the real file system (bypassing the vfs on purpose:
@@ -34,6 +41,10 @@ void tu_write_file(const char *path, const void *data, size_t len);
 void tu_flip_bit(const char *path, uint64_t off, unsigned bit);
 void tu_poke(const char *path, uint64_t off, const void *data, size_t len);
 void tu_truncate(const char *path, uint64_t size);
+/* Garbles (XOR 0xa5) the bytes from off to the last nonzero byte of the
+ * file, keeping its size: what a crash in the middle of writes past off
+ * into a pre-written segment may leave (torn sectors, no valid record). */
+bool tu_garble_from(const char *path, uint64_t off); /* false: nothing there */
 void tu_copy_file(const char *from, const char *to);
 /* Sorted list of *.seg files in dir (malloc'd names; free with tu_free_names). */
 size_t tu_list_segments(const char *dir, char ***names);
@@ -73,5 +84,30 @@ uint64_t tu_sim_seeds(uint64_t first, uint64_t n, const char *workload, rlog_sim
  * the same trace hash and both traced runs the same number of lines. r gets
  * the first run's result; returns its number of trace lines. */
 uint64_t tu_sim_run_thrice(rlog_sim_options *o, rlog_sim_result *r);
+
+/* The rlog command-line tool, run as a separate process (./rlog, or
+ * $RLOG_BIN): tu_rlog runs `rlog ARGS` (printf-style) with stdout and
+ * stderr captured together into *out (malloc'd; NULL: discarded) and
+ * returns its exit status (the test fails unless it exited normally). */
+int tu_rlog(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The path of that tool: $RLOG_BIN, or ./rlog. */
+const char *tu_rlog_bin(void);
+/* A cmocka fixture for tests of the tool: a scratch directory and the
+ * path of a log inside it (not created). */
+typedef struct tu_log_fx {
+    char *dir; /* scratch directory */
+    char *log; /* dir/log */
+} tu_log_fx;
+int tu_log_setup(void **state);
+int tu_log_teardown(void **state);
+/* `rlog write LOG --count N --size S --batch 4 --seed SEED
+ * --segment-size 64K`, which must succeed; returns its output (free). */
+char *tu_rlog_write(const char *log, int count, int size, int seed);
+/* Fails the test, printing out, unless out contains needle. */
+void tu_expect(const char *out, const char *needle);
+/* The last line of s (without its newline), in a static buffer. */
+const char *tu_last_line(const char *s);
+/* Lines (newline-terminated) in s that start with prefix. */
+size_t tu_lines_starting(const char *s, const char *prefix);
 
 #endif

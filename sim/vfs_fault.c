@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rlog/vfs.h"
+#include "rlog/vfs_fault.h"
 
 /* Owned by the fault vfs; wraps a handle owned by the base vfs. Immutable
  * after open, so it is read without the mutex. */

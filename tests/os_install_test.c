@@ -1,0 +1,152 @@
+/* os/install.c, the one durable install and its failure policy, over the
+ * posix vfs wrapped by the fault vfs: success puts the new bytes at the
+ * final name and leaves no temporary file; a fault up to the rename
+ * (fdatasync, rename) is RLG_OS_FAILED with the old file intact and the
+ * temporary file gone; a failed directory fsync after the rename is
+ * RLG_OS_FATAL; the unlink and rename helpers sync the directory. What is
+ * on disk is checked behind the vfs's back (tu_* helpers). */
+#include "util/testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "os/install.h"
+
+typedef tu_dir_fx fixture; /* dir, vfs: the fault wrapper over posix */
+
+static void fail_next(rlog_vfs *vfs, rlog_vfs_op op)
+{
+    rlog_fault f = {op, 0, 1, EIO, SIZE_MAX, NULL};
+    assert_true(rlog_vfs_fault_add(vfs, &f) > 0);
+}
+
+/* Creates tmp holding `text` through the vfs; returns it open. */
+static rlog_file *temp_with(rlog_vfs *v, const char *tmp, const char *text)
+{
+    rlog_file *f = NULL;
+    assert_int_equal(v->open(v, tmp, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL, &f), 0);
+    size_t done = 0;
+    assert_int_equal(v->pwrite(v, f, text, strlen(text), 0, &done), 0);
+    assert_int_equal(done, strlen(text));
+    return f;
+}
+
+/* The final file holds exactly `text`. */
+static void holds(const char *path, const char *text)
+{
+    void *data = NULL;
+    size_t len = 0;
+    tu_read_file(path, &data, &len);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(data, text, len);
+    free(data);
+}
+
+static void test_install_ok(void **state)
+{
+    fixture *fx = *state;
+    char tmp[512], path[512];
+    snprintf(tmp, sizeof tmp, "%s/x.tmp", fx->dir);
+    snprintf(path, sizeof path, "%s/x", fx->dir);
+    tu_write_file(path, "old", 3);
+    uint64_t syncs0 = rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR);
+    rlg_os_fail fail;
+    rlog_file *f = temp_with(fx->vfs, tmp, "new bytes");
+    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, tmp, path, 0, &fail), RLG_OS_OK);
+    holds(path, "new bytes");
+    assert_int_equal(tu_file_size(tmp), -1);
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_FDATASYNC), 1);
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR), syncs0 + 1);
+}
+
+/* A fault before or at the rename: FAILED, old file intact, no temp. */
+static void failed_before_rename(fixture *fx, rlog_vfs_op op, const char *what)
+{
+    char tmp[512], path[512];
+    snprintf(tmp, sizeof tmp, "%s/y.tmp", fx->dir);
+    snprintf(path, sizeof path, "%s/y", fx->dir);
+    tu_write_file(path, "old", 3);
+    rlog_file *f = temp_with(fx->vfs, tmp, "new bytes");
+    fail_next(fx->vfs, op);
+    rlg_os_fail fail;
+    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, tmp, path, 0, &fail), RLG_OS_FAILED);
+    assert_int_equal(fail.err, EIO);
+    assert_non_null(strstr(fail.what, what));
+    holds(path, "old");
+    assert_int_equal(tu_file_size(tmp), -1); /* a temp never survives a failed install */
+    rlog_vfs_fault_clear(fx->vfs);
+}
+
+static void test_install_fdatasync_fails(void **state)
+{
+    failed_before_rename(*state, RLOG_OP_FDATASYNC, "fdatasync");
+}
+
+static void test_install_rename_fails(void **state)
+{
+    failed_before_rename(*state, RLOG_OP_RENAME, "renaming");
+}
+
+/* The rename happened, the directory fsync failed: FATAL (poison). */
+static void test_install_sync_dir_fails(void **state)
+{
+    fixture *fx = *state;
+    char tmp[512], path[512];
+    snprintf(tmp, sizeof tmp, "%s/z.tmp", fx->dir);
+    snprintf(path, sizeof path, "%s/z", fx->dir);
+    rlog_file *f = temp_with(fx->vfs, tmp, "new");
+    fail_next(fx->vfs, RLOG_OP_SYNC_DIR);
+    rlg_os_fail fail;
+    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, tmp, path, RLG_INSTALL_FSYNC, &fail),
+                     RLG_OS_FATAL);
+    assert_non_null(strstr(fail.what, "directory fsync"));
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_FSYNC), 1); /* FSYNC flag: fsync */
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_FDATASYNC), 0);
+    holds(path, "new");
+}
+
+static void test_unlink_and_rename_synced(void **state)
+{
+    fixture *fx = *state;
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/a", fx->dir);
+    snprintf(b, sizeof b, "%s/b", fx->dir);
+    tu_write_file(a, "A", 1);
+    rlg_os_fail fail;
+    uint64_t s0 = rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR);
+    assert_int_equal(rlg_rename_synced(fx->vfs, fx->dir, a, b, &fail), RLG_OS_OK);
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR), s0 + 1);
+    holds(b, "A");
+    assert_int_equal(rlg_unlink_synced(fx->vfs, fx->dir, b, &fail), RLG_OS_OK);
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR), s0 + 2);
+    assert_int_equal(tu_file_size(b), -1);
+    /* a missing file: nothing to remove, nothing synced */
+    assert_int_equal(rlg_unlink_synced(fx->vfs, fx->dir, b, &fail), RLG_OS_OK);
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR), s0 + 2);
+    /* unlink fails: FAILED; the directory fsync after it fails: FATAL */
+    tu_write_file(a, "A", 1);
+    fail_next(fx->vfs, RLOG_OP_UNLINK);
+    assert_int_equal(rlg_unlink_synced(fx->vfs, fx->dir, a, &fail), RLG_OS_FAILED);
+    rlog_vfs_fault_clear(fx->vfs);
+    fail_next(fx->vfs, RLOG_OP_SYNC_DIR);
+    assert_int_equal(rlg_unlink_synced(fx->vfs, fx->dir, a, &fail), RLG_OS_FATAL);
+    assert_int_equal(tu_file_size(a), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_install_ok, tu_fault_setup, tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_install_fdatasync_fails, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_install_rename_fails, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_install_sync_dir_fails, tu_fault_setup,
+                                        tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_unlink_and_rename_synced, tu_fault_setup,
+                                        tu_fault_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,415 @@
+/* The rlog tool on damaged directories (run as a separate process):
+ *  - verify and stat of a Raft store whose snapshot file is missing or
+ *    damaged: exit 2, the file named;
+ *  - dump of a damaged log: every record before the damage, then the
+ *    damage (segment, offset), exit 2;
+ *  - a segment cut short by `truncate`: damage (exit 2) naming the range
+ *    lost, not a torn tail;
+ *  - repair: --dry-run changes nothing; a repair moves what it cuts into
+ *    the backup directory (byte-identical), names the LSN range lost, leaves
+ *    a foreign file alone, and verify is then clean; refused while a writer
+ *    holds the lock; on a Raft store it names the index to refetch from;
+ *  - bad input refused before touching the disk: a record that cannot fit
+ *    a segment, another --segment-size on an existing log, help on an
+ *    unknown command. */
+#include "util/testutil.h"
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rlog/raft_storage.h"
+
+#define SEED  7
+#define COUNT 2000
+#define SIZE  200
+
+typedef tu_log_fx fx;
+#define setup    tu_log_setup
+#define teardown tu_log_teardown
+
+static void write_log(const fx *f)
+{
+    free(tu_rlog_write(f->log, COUNT, SIZE, SEED));
+}
+
+/* The first LSN of segment file `name` (from its header). */
+static unsigned long long seg_first_lsn(const char *dir, const char *name)
+{
+    void *d;
+    size_t n;
+    tu_read_file(tu_path(dir, name), &d, &n);
+    assert_true(n >= 64);
+    unsigned long long v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | ((unsigned char *)d)[32 + i];
+    free(d);
+    return v;
+}
+
+/* ---------------------------------------------------------------- Raft */
+
+/* A Raft store: entries 1..300 of 100 bytes over 4 KiB segments, a
+ * snapshot at 250 (trailing 20). Returns the snapshot file's name. */
+static const char *make_store(const char *dir)
+{
+    rlog_rs_options o;
+    rlog_rs_options_init(&o);
+    o.log.segment_size = 4096;
+    o.log.flags = RLOG_OPEN_CREATE;
+    rlog_rs *rs = NULL;
+    assert_int_equal(rlog_rs_open(dir, &o, &rs, NULL), 0);
+    assert_int_equal(rlog_rs_set_term(rs, 3), 0);
+    uint8_t pay[100];
+    for (uint64_t i = 1; i <= 300; i++) {
+        tu_fill(5, i, pay, sizeof pay);
+        rlog_rs_entry e = {.term = i < 200 ? 2 : 3, .type = 1, .len = sizeof pay, .data = pay};
+        assert_int_equal(rlog_rs_append(rs, i, &e, 1), 0);
+    }
+    static uint8_t data[3000];
+    tu_fill(9, 1, data, sizeof data);
+    rlog_rs_buf b = {data, sizeof data};
+    rlog_rs_snapshot_desc d = {.index = 250,
+                               .term = 3,
+                               .conf_index = 1,
+                               .conf = "c",
+                               .conf_len = 1,
+                               .bufs = &b,
+                               .n_bufs = 1,
+                               .trailing = 20};
+    assert_int_equal(rlog_rs_snapshot_put(rs, &d), 0);
+    rlog_rs_snapshot s;
+    assert_int_equal(rlog_rs_snapshot_get(rs, &s), 0);
+    static char name[64];
+    snprintf(name, sizeof name, "%s", s.file);
+    rlog_rs_snapshot_release(&s);
+    assert_int_equal(rlog_rs_close(rs), 0);
+    return name;
+}
+
+static void test_raft_snapshot_damage_verify_stat(void **state)
+{
+    fx *f = *state;
+    const char *snap = make_store(f->log);
+    char *out;
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 0);
+    free(out);
+    /* a flipped byte: the checksum */
+    tu_flip_bit(tu_path(f->log, snap), 1500, 2);
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
+    tu_expect(out, snap);
+    tu_expect(out, "checksum");
+    assert_true(strncmp(tu_last_line(out), "status=corrupt ", 15) == 0);
+    free(out);
+    assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
+    tu_expect(out, "\nraft=damaged\n");
+    tu_expect(out, snap);
+    free(out);
+    /* deleted: missing */
+    assert_int_equal(unlink(tu_path(f->log, snap)), 0);
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
+    tu_expect(out, snap);
+    tu_expect(out, "missing");
+    free(out);
+    assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
+    tu_expect(out, "missing");
+    free(out);
+}
+
+/* ---------------------------------------------------------------- dump */
+
+static void test_dump_up_to_damage(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    unsigned long long first3 = seg_first_lsn(f->log, "0000000000000003.seg");
+    /* the payload of the first record of segment 3 (sealed) */
+    tu_flip_bit(tu_path(f->log, "0000000000000003.seg"), 64 + 28 + 5, 0);
+    char *out;
+    assert_int_equal(tu_rlog(&out, "dump %s", f->log), 2);
+    assert_int_equal(tu_lines_starting(out, "lsn="), first3 - 1);
+    assert_true(strncmp(out, "lsn=1 type=16 len=200 ", 22) == 0);
+    char last[64];
+    snprintf(last, sizeof last, "\nlsn=%llu type=16", first3 - 1);
+    tu_expect(out, last);
+    tu_expect(tu_last_line(out), "damage: ");
+    tu_expect(tu_last_line(out), "0000000000000003.seg at offset 64");
+    free(out);
+    assert_int_equal(tu_rlog(&out, "dump %s --json", f->log), 2);
+    assert_int_equal(tu_lines_starting(out, "{\"lsn\":"), first3 - 1);
+    tu_expect(tu_last_line(out),
+              "{\"damage\":{\"segment\":\"0000000000000003.seg\",\"offset\":64,");
+    free(out);
+}
+
+/* ---------------------------------------------------------------- truncate */
+
+static void test_truncated_segment_is_damage(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    char **names;
+    size_t n = tu_list_segments(f->log, &names);
+    /* the active segment: the last one with a header; cut it in the middle
+     * of its records (every record in it was acknowledged) */
+    char active[64] = "";
+    for (size_t i = 0; i < n; i++) {
+        void *d;
+        size_t len;
+        tu_read_file(tu_path(f->log, names[i]), &d, &len);
+        if (memcmp(d, "RLOGSEG1", 8) == 0)
+            snprintf(active, sizeof active, "%s", names[i]);
+        free(d);
+    }
+    tu_free_names(names, n);
+    unsigned long long first = seg_first_lsn(f->log, active);
+    assert_true(first + 6 < COUNT);
+    tu_truncate(tu_path(f->log, active), 64 + 5 * 228 + 100);
+    char *out;
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
+    tu_expect(out, active);
+    tu_expect(out, "cut short");
+    char range[64];
+    snprintf(range, sizeof range, "from LSN %llu on", first + 5);
+    tu_expect(out, range);
+    free(out);
+    /* the whole range: records after the cut were acknowledged */
+    assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
+    tu_expect(out, "\nstatus=corrupt\n");
+    free(out);
+    /* repair (default backup beside the log) gives a clean log of the rest */
+    assert_int_equal(tu_rlog(&out, "repair %s", f->log), 0);
+    tu_expect(out, "backup=");
+    free(out);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    snprintf(range, sizeof range, "last_lsn=%llu", first + 4);
+    tu_expect(tu_last_line(out), range);
+    free(out);
+    /* the sibling backup directory holds the cut segment's original bytes */
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    bool found = false;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "log.repair-", 11) == 0) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", e->d_name, active);
+            found = tu_file_size(tu_path(f->dir, p)) == 64 + 5 * 228 + 100;
+        }
+    closedir(d);
+    assert_true(found);
+}
+
+/* ---------------------------------------------------------------- repair */
+
+static void test_repair_with_backup(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    unsigned long long first3 = seg_first_lsn(f->log, "0000000000000003.seg");
+    tu_flip_bit(tu_path(f->log, "0000000000000003.seg"), 64 + 3 * 228 + 40, 4);
+    tu_write_file(tu_path(f->log, "notes.txt"), "mine\n", 5);
+    tu_snap before;
+    tu_snap_take(f->log, &before);
+    void *seg4;
+    size_t seg4_len;
+    tu_read_file(tu_path(f->log, "0000000000000004.seg"), &seg4, &seg4_len);
+
+    char *out;
+    const char *bk = strdup(tu_path(f->dir, "bk"));
+    /* dry run: the plan, nothing changed, no backup made */
+    assert_int_equal(tu_rlog(&out, "repair %s --dry-run --backup %s", f->log, bk), 0);
+    tu_expect(out, "would move");
+    tu_expect(out, "notes.txt");
+    free(out);
+    tu_snap_assert_same(f->log, &before);
+    assert_int_equal(access(bk, F_OK), -1);
+
+    /* a writer holds the lock: refused, nothing changed */
+    rlog_vfs *v = rlog_vfs_posix();
+    rlog_file *lk = NULL;
+    assert_int_equal(v->lock(v, f->log, &lk), 0);
+    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 4);
+    tu_expect(out, "RLOG_EBUSY");
+    free(out);
+    assert_int_equal(v->unlock(v, lk), 0);
+    tu_snap_assert_same(f->log, &before);
+
+    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
+    tu_expect(out, "moved: ");
+    tu_expect(out, "0000000000000004.seg");
+    char lost[96];
+    snprintf(lost, sizeof lost, "lost: LSN %llu", first3 + 3);
+    tu_expect(out, lost);
+    tu_expect(out, "left alone: ");
+    tu_expect(out, "notes.txt");
+    free(out);
+    /* the dropped segment is in the backup, byte for byte; the foreign file
+     * stayed */
+    void *moved;
+    size_t moved_len;
+    tu_read_file(tu_path(bk, "0000000000000004.seg"), &moved, &moved_len);
+    assert_int_equal(moved_len, seg4_len);
+    assert_memory_equal(moved, seg4, seg4_len);
+    free(moved);
+    free(seg4);
+    assert_int_equal(access(tu_path(f->log, "0000000000000004.seg"), F_OK), -1);
+    assert_int_equal(tu_file_size(tu_path(f->log, "notes.txt")), 5);
+    /* the damaged segment's original bytes too */
+    assert_int_equal(tu_file_size(tu_path(bk, "0000000000000003.seg")), 65536);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    char want[64];
+    snprintf(want, sizeof want, "last_lsn=%llu", first3 + 2);
+    tu_expect(tu_last_line(out), want);
+    free(out);
+    /* nothing left to do */
+    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
+    tu_expect(out, "nothing to repair");
+    free(out);
+    tu_snap_free(&before);
+    free((void *)bk);
+}
+
+static void test_repair_raft_store(void **state)
+{
+    fx *f = *state;
+    const char *snap = make_store(f->log);
+    /* damage the oldest segment still held (sealed): everything after it
+     * goes */
+    char **names;
+    size_t n = tu_list_segments(f->log, &names);
+    assert_true(n >= 4);
+    char victim[64];
+    snprintf(victim, sizeof victim, "%s", names[1]);
+    tu_free_names(names, n);
+    tu_flip_bit(tu_path(f->log, victim), 64 + 28 + 3, 1);
+    char *out;
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
+    free(out);
+    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, tu_path(f->dir, "bk")), 0);
+    tu_expect(out, "raft: ");
+    tu_expect(out, "refetch");
+    tu_expect(out, "index");
+    /* the snapshot marker was in what was cut: its file is kept in the
+     * backup (the store's next open would remove it as an orphan) */
+    tu_expect(out, "a snapshot whose marker was cut");
+    free(out);
+    assert_int_equal(tu_file_size(tu_path(tu_path(f->dir, "bk"), snap)), 3000);
+    assert_int_equal(access(tu_path(f->log, snap), F_OK), -1);
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 0);
+    free(out);
+    assert_int_equal(tu_rlog(&out, "stat %s", f->log), 0);
+    tu_expect(out, "\nraft=yes\n");
+    free(out);
+}
+
+/* A segment file deleted from the middle: the log ends at the seal of the
+ * one before it (copied to the backup), the later ones are moved. */
+static void test_repair_missing_segment(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    unsigned long long first4 = seg_first_lsn(f->log, "0000000000000004.seg");
+    assert_int_equal(unlink(tu_path(f->log, "0000000000000004.seg")), 0);
+    char *out;
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
+    tu_expect(out, "0000000000000004.seg is missing");
+    free(out);
+    char *bk = strdup(tu_path(f->dir, "bk"));
+    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
+    tu_expect(out, "0000000000000003.seg (its seal is cut");
+    tu_expect(out, "0000000000000005.seg (dropped from the log)");
+    free(out);
+    assert_int_equal(tu_file_size(tu_path(bk, "0000000000000003.seg")), 65536);
+    assert_int_equal(tu_file_size(tu_path(bk, "0000000000000005.seg")), 65536);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    char want[64];
+    snprintf(want, sizeof want, "last_lsn=%llu", first4 - 1);
+    tu_expect(tu_last_line(out), want);
+    free(out);
+    free(bk);
+}
+
+/* A segment file of another log copied in: every open fails with
+ * RLOG_EFOREIGN; repair moves it into the backup and the log is clean. */
+static void test_repair_foreign_segment(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    char *other = strdup(tu_path(f->dir, "other"));
+    free(tu_rlog_write(other, 10, 20, 1));
+    char *stray = strdup(tu_path(f->log, "000000000000000a.seg"));
+    tu_copy_file(tu_path(other, "0000000000000001.seg"), stray);
+    char *out;
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
+    tu_expect(out, "belongs to log");
+    free(out);
+    char *bk = strdup(tu_path(f->dir, "bk"));
+    assert_int_equal(tu_rlog(&out, "repair %s --dry-run --backup %s", f->log, bk), 0);
+    tu_expect(out, "would move: ");
+    tu_expect(out, "a segment of another log");
+    free(out);
+    assert_int_equal(tu_file_size(stray), 65536);
+    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
+    tu_expect(out, "moved: ");
+    tu_expect(out, "000000000000000a.seg");
+    free(out);
+    assert_int_equal(tu_file_size(tu_path(bk, "000000000000000a.seg")), 65536);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    tu_expect(tu_last_line(out), "last_lsn=2000");
+    free(out);
+    free(bk);
+    free(stray);
+    free(other);
+}
+
+/* ---------------------------------------------------------------- bad input */
+
+static void test_bad_input(void **state)
+{
+    fx *f = *state;
+    char *out;
+    /* a record that cannot fit a segment: refused before the log exists */
+    assert_int_equal(tu_rlog(&out, "write %s --count 1 --size 1M --segment-size 64K", f->log), 3);
+    tu_expect(out, "--size");
+    free(out);
+    assert_int_equal(tu_rlog(NULL, "write %s --count 1 --size 64M", f->log), 3);
+    assert_int_equal(access(f->log, F_OK), -1);
+    /* a record above the default maximum (16 MiB) that fits: written */
+    assert_int_equal(tu_rlog(&out, "write %s --count 1 --size 20M --segment-size 32M", f->log), 0);
+    free(out);
+    /* another segment size on the existing log: refused, nothing appended */
+    assert_int_equal(tu_rlog(&out, "write %s --count 1 --size 10 --segment-size 64K", f->log), 3);
+    tu_expect(out, "33554432");
+    tu_expect(out, "65536");
+    free(out);
+    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 0);
+    tu_expect(tu_last_line(out), "last_lsn=1");
+    free(out);
+    /* without --segment-size the log's own size is kept */
+    assert_int_equal(tu_rlog(&out, "write %s --count 1 --size 10", f->log), 0);
+    free(out);
+    /* help on an unknown command: a usage error, not success */
+    assert_int_equal(tu_rlog(&out, "help nosuch"), 3);
+    tu_expect(out, "nosuch");
+    free(out);
+    assert_int_equal(tu_rlog(NULL, "help dump"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_raft_snapshot_damage_verify_stat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dump_up_to_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_segment_is_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repair_with_backup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repair_raft_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repair_missing_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repair_foreign_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("tools_damage", tests, NULL, NULL);
+}

@@ -2,7 +2,8 @@
 # make demo: crash a writer with SIGKILL in the middle of a run and show that
 # every record it acknowledged as durable comes back intact; ship a log to
 # two followers over tcp loopback, kill one mid-stream and restart it, and
-# check the copies byte for byte; run the crash simulator.
+# check the copies byte for byte; run the crash simulator; run a 3-node
+# replicated key-value store on libraft, SIGKILL its leader and restart it.
 #
 #   bash examples/demo.sh BUILD_DIR
 #
@@ -175,5 +176,9 @@ heading "8. rlog sim: the deterministic crash simulator, 300 seeds"
 echo "(each seed: ~1000 operations, 5+ crashes (process and power loss, some inside recovery),"
 echo " injected faults; every recovery is checked against a model of what was acknowledged)"
 "$RLOG" sim --seeds 300 --jobs 2 || fail "the simulator found a failing seed (replay command above)"
+
+heading "9. libraft: a 3-node replicated key-value store (examples/kv), SIGKILL the leader"
+echo "(kv_server processes on loopback; the killed node comes back through a snapshot install)"
+bash "$(dirname "$0")/kv/failover.sh" "$BUILD" "" "$WORK/kv" || fail "the kv failover step failed (above)"
 echo
 echo "demo passed (log kept in $LOG)"

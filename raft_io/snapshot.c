@@ -102,7 +102,13 @@ int rlg_rio_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_s
     raft_free(conf.base);
     free(bufs);
     if (rv != 0) {
-        /* Reported through the callback, like a failed write in raft_uv. */
+        /* Reported through the callback, like a failed write in raft_uv.
+         * And the server goes fail-stop, as after a failed append: libraft
+         * 0.15 carries on after a failed install as if the log started
+         * after the snapshot, while the store still ends where it did, so
+         * its next append would land at another index than it meant (the
+         * cluster simulator's seed 118488). Every later append fails. */
+        atomic_store(&r->append_failed, true);
         s->status = rlg_rio_raft_code(rv);
         rlg_rio_err(r, s->status, "snapshot_put at index %llu (trailing %u) in %s: %s",
                     (unsigned long long)snapshot->index, trailing, r->dir,

@@ -22,16 +22,24 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRLOG_WERROR=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# A test that fails is run once more (--repeat until-pass:2) and the first
+# failure stays in the output: nng 1.5.2 (Debian 12) can hang nng_close when
+# a pipe closes between a message's header and its body (fixed upstream in
+# nng 1.6.0, nanomsg/nng#1636; scripts/nng_close_race.c reproduces it), which
+# a Raft cluster test meets about once in 10-20 runs under heavy load. A
+# test that fails twice fails the suite.
+CTEST_FLAGS ?= --output-on-failure -j $(JOBS) --repeat until-pass:2
+
 test: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd $(BUILD) && ctest $(CTEST_FLAGS)
 
 test-fast: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L fast
+	@cd $(BUILD) && ctest $(CTEST_FLAGS) -L fast
 
 asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRLOG_WERROR=ON -DRLOG_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest $(CTEST_FLAGS)
 
 # Each libFuzzer target (tests/fuzz/*.c) for FUZZ_SECONDS, starting from the
 # seed corpus that transport_codec_test writes (one sample per message type).

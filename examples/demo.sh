@@ -105,7 +105,7 @@ heading "6. shipping: a leader appends and serves, two followers tail it over tc
 SHIP="$WORK/ship"
 LEADER="$SHIP/leader"
 mkdir -p "$SHIP"
-PORT=$((20000 + RANDOM % 20000))
+PORT=$((10000 + RANDOM % 20000)) # below the ephemeral range (32768-)
 URL="tcp://127.0.0.1:$PORT"
 "$RLOG" write "$LEADER" --count 60000 --size 1024 --threads 4 --sync group --seed $SEED \
     --segment-size 1M --serve "$URL" --linger 20 --followers 2 >"$SHIP/leader.out" 2>"$SHIP/leader.err" &

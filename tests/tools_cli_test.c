@@ -233,7 +233,7 @@ static void test_ship_tls(void **state)
     tnode_tls_cert(f->dir, "ca", "n1", "rlog-1");
     tnode_tls_cert(f->dir, "ca", "n2", "rlog-2");
     char url[64], tls1[1024], tls2[1024], fdir[1024];
-    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", 10000 + (int)(getpid() % 20000));
     snprintf(tls1, sizeof tls1, "--tls-cert %s/n1.crt --tls-key %s/n1.key --tls-ca %s/ca.crt",
              f->dir, f->dir, f->dir);
     snprintf(tls2, sizeof tls2, "--tls-cert %s/n2.crt --tls-key %s/n2.key --tls-ca %s/ca.crt",

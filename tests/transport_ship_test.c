@@ -84,7 +84,7 @@ static void h_init(harness *h, const char *kind)
     } else if (strcmp(kind, "tcp") == 0 || strcmp(kind, "tls") == 0) {
         snprintf(h->addr, sizeof h->addr, "%s://127.0.0.1:%u",
                  strcmp(kind, "tls") == 0 ? "tls+tcp" : "tcp",
-                 20000u + (unsigned)(getpid() % 20000) + addr_counter++);
+                 10000u + (unsigned)(getpid() % 20000) + addr_counter++);
     } else {
         snprintf(h->addr, sizeof h->addr, "inproc://ship-test-%d-%u", (int)getpid(),
                  addr_counter++);
@@ -1652,7 +1652,7 @@ static void test_status_query(void **state)
     /* Nobody there. */
     char nowhere[64];
     snprintf(nowhere, sizeof nowhere, "tcp://127.0.0.1:%u",
-             20000u + (unsigned)(getpid() % 20000) + addr_counter++);
+             10000u + (unsigned)(getpid() % 20000) + addr_counter++);
     rc = rlog_ship_status_query(nowhere, 300, &s, err, sizeof err);
     print_message("%s\n", err);
     assert_int_equal(rc, RLOG_ENOCONN);

@@ -60,10 +60,16 @@ field() {
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-# Six free loopback ports: random candidates nobody accepts connections on.
+# Six free loopback ports: random candidates nobody accepts connections on,
+# below the system's ephemeral range (the servers' own outgoing and
+# dedicated connections take ports from that range and could take ours
+# between this check and the server's bind).
+read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || eph_lo=32768
+lo=10000
+[ "$eph_lo" -gt $((lo + 2000)) ] || lo=1024
 ports=()
 while [ ${#ports[@]} -lt 6 ]; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((lo + RANDOM % (eph_lo - lo)))
     (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && continue
     [[ " ${ports[*]} " == *" $p "* ]] && continue
     ports+=("$p")

@@ -176,6 +176,13 @@ heading "8. rlog sim: the deterministic crash simulator, 300 seeds"
 echo "(each seed: ~1000 operations, 5+ crashes (process and power loss, some inside recovery),"
 echo " injected faults; every recovery is checked against a model of what was acknowledged)"
 "$RLOG" sim --seeds 300 --jobs 2 || fail "the simulator found a failing seed (replay command above)"
+if "$RLOG" sim --workload cluster --seed 1 >/dev/null 2>&1; then
+    echo
+    echo "whole libraft clusters on rlog in the simulator: 3 unmodified libraft 0.15 servers per seed,"
+    echo "crashes, power loss, partitions, disk faults; election safety, state-machine safety,"
+    echo "durability, linearizability and liveness checked (docs/simulator.md, \"Cluster workload\")"
+    "$RLOG" sim --workload cluster --seeds 300 --jobs 2 || fail "the cluster simulator found a failing seed (replay command above)"
+fi
 
 heading "9. libraft: a 3-node replicated key-value store (examples/kv), SIGKILL the leader"
 echo "(kv_server processes on loopback; the killed node comes back through a snapshot install)"

@@ -39,6 +39,10 @@ typedef struct cli_args {
  * CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A trace sink for the simulator (rlog_sim_trace_fn shape): `line` and a
+ * newline on stdout; `data` unused. */
+void cli_print_line(void *data, const char *line);
+
 /* If argv[i] is option `name` ("--count N" or "--count=N"), stores its
  * value in *val, advances past it and returns 1; returns 0 if it is not
  * this option, -1 (after a usage message) if the value is missing. */

@@ -86,6 +86,13 @@ void cli_print_usage(FILE *f, const char *cmd)
                 "see docs/cli.md and rlog(1)\n");
 }
 
+void cli_print_line(void *data, const char *line)
+{
+    (void)data;
+    fputs(line, stdout);
+    fputc('\n', stdout);
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -22,13 +22,6 @@ typedef struct sim_args {
     unsigned workloads;
 } sim_args;
 
-static void print_line(void *data, const char *line)
-{
-    (void)data;
-    fputs(line, stdout);
-    fputc('\n', stdout);
-}
-
 static int parse(cli_args *a, sim_args *s)
 {
     s->seeds = 100;
@@ -137,7 +130,7 @@ static int run_one(const sim_args *s, uint64_t seed, rlog_sim_result *r)
     o.faults = s->mask;
     o.workloads = s->workloads;
     if (s->trace)
-        o.trace = print_line;
+        o.trace = cli_print_line;
     return rlog_sim_run(&o, r);
 }
 

@@ -58,13 +58,6 @@ static int parse_faults(const char *list, unsigned *mask)
     return 0;
 }
 
-static void print_line(void *data, const char *line)
-{
-    (void)data;
-    fputs(line, stdout);
-    fputc('\n', stdout);
-}
-
 static int parse(cli_args *a, cl_args *s)
 {
     s->seeds = 100;
@@ -131,7 +124,7 @@ static int run_one(const cl_args *s, uint64_t seed, rlog_sim_cluster_result *r)
     o.faults = s->mask;
     o.raw_libraft = s->raw;
     if (s->trace)
-        o.trace = print_line;
+        o.trace = cli_print_line;
     return rlog_sim_cluster_run(&o, r);
 }
 

@@ -803,6 +803,8 @@ static void w_snapshot_put_cb(struct raft_io_snapshot_put *inner, int status)
     bool discard = w->trailing == 0 && !n->c->o->raw_libraft &&
                    (status != 0 || raft_state(n->raft) == RAFT_UNAVAILABLE);
     struct raft_buffer *bufs = w->bufs;
+    if (status != 0)
+        n->failed = true; /* the adapter fails stop after a failed put: the process restarts */
     if (w->cb != NULL)
         w->cb(w->outer, status);
     if (discard)

@@ -30,8 +30,8 @@
 
 #define RIO_SNAPSHOT_CHUNK_DEFAULT (1u << 20)
 #define RIO_POLL_MS_DEFAULT        10u
-#define RIO_PEER_QUEUE_MAX         64u /* messages kept for a peer not yet connected */
-#define RIO_LOAD_READ_BYTES        (64u << 20)
+#define RIO_PEER_QUEUE_MAX         64u        /* messages kept for a peer not yet connected */
+#define RIO_LOAD_BATCH_BYTES       (8u << 20) /* load: libraft batches of this size */
 
 typedef struct rio rio;
 typedef struct rio_peer rio_peer;

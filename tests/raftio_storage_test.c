@@ -788,6 +788,77 @@ static void test_failed_install_fails_later_appends(void **state)
     loaded_free(&l);
 }
 
+static uint8_t big_byte(raft_index index, size_t k)
+{
+    return (uint8_t)(index * 131u + k * 7u + (k >> 12));
+}
+
+/* A load larger than one of the adapter's load batches (24 MiB of 1 MiB
+ * entries, plus the bootstrap entry): every entry's bytes come back, the
+ * entries are split over more than one raft_malloc'd batch, and each batch
+ * is what libraft's batch rule needs: its entries contiguous in the array
+ * and laid back to back inside it from its start. */
+static void test_load_spans_batches(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    enum { PER = 4, APPENDS = 6, SIZE = 1 << 20 };
+    uint8_t *bufs = malloc((size_t)PER * SIZE);
+    app a[APPENDS];
+    memset(a, 0, sizeof a);
+    cb_seq = 0;
+    for (int j = 0; j < APPENDS; j++) {
+        struct raft_entry e[PER];
+        for (int i = 0; i < PER; i++) {
+            raft_index index = (raft_index)(2 + j * PER + i);
+            uint8_t *p = bufs + (size_t)i * SIZE;
+            for (size_t k = 0; k < SIZE; k++) {
+                p[k] = big_byte(index, k);
+            }
+            e[i] = (struct raft_entry){.term = 1, .type = RAFT_COMMAND, .buf = {p, SIZE}};
+        }
+        a[j].req.data = &a[j];
+        assert_int_equal(f->io.append(&f->io, &a[j].req, e, PER, append_cb), 0);
+        run_until(f, &cb_seq, j + 1); /* entries are borrowed only during the call */
+        assert_int_equal(a[j].status, 0);
+    }
+    free(bufs);
+    io_close(f);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.start, 1);
+    assert_int_equal(l.n, 1 + PER * APPENDS);
+    size_t batches = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        const struct raft_entry *e = &l.entries[i];
+        if (i == 0 || e->batch != l.entries[i - 1].batch) {
+            batches++;
+            assert_ptr_equal(e->buf.base, e->batch); /* a batch starts with its first entry */
+            for (size_t k = 0; k < i; k++) {
+                assert_ptr_not_equal(l.entries[k].batch, e->batch); /* contiguous */
+            }
+        } else {
+            const struct raft_entry *p = &l.entries[i - 1];
+            assert_ptr_equal(e->buf.base, (uint8_t *)p->buf.base + p->buf.len);
+        }
+        if (i == 0) {
+            continue;
+        }
+        assert_int_equal(e->buf.len, SIZE);
+        const uint8_t *d = e->buf.base;
+        for (size_t k = 0; k < SIZE; k++) {
+            if (d[k] != big_byte(1 + i, k)) {
+                fail_msg("entry %zu byte %zu differs", 1 + i, k);
+            }
+        }
+    }
+    assert_true(batches > 1);
+    assert_true(batches < l.n);
+    loaded_free(&l);
+}
+
 static void test_damaged_entry_fails_init(void **state)
 {
     fx *f = *state;
@@ -898,6 +969,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_eio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_install_fails_later_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_spans_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_entry_fails_init, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_work_time_random, setup, teardown),
     };

@@ -199,6 +199,20 @@ RLOG_API int rlog_rs_entries_read(rlog_rs *rs, uint64_t lo, uint64_t hi, size_t 
                                   rlog_rs_entries *out);
 RLOG_API void rlog_rs_entries_free(rlog_rs_entries *e);
 
+/*
+ * Reads entries lo .. min(hi, last index) without copying them: calls
+ * cb(data, e, n) for the entries of each batch record in index order, e[k]
+ * holding index (previous calls' total + k + lo). e and the payloads point
+ * into the reader's buffer and are valid only during the call (e[k].batch
+ * is NULL): copy what must stay. Every record is checked against its
+ * checksum as by rlog_rs_entries_read (RLOG_ECORRUPT naming the segment
+ * file and offset). A non-zero return of cb stops the scan and is
+ * returned. RLOG_ENOTFOUND when lo is outside first .. last index.
+ */
+typedef int (*rlog_rs_scan_cb)(void *data, const rlog_rs_entry *e, size_t n);
+RLOG_API int rlog_rs_entries_scan(rlog_rs *rs, uint64_t lo, uint64_t hi, rlog_rs_scan_cb cb,
+                                  void *data);
+
 /* Term of entry `index`: known for first..last index and for the snapshot
  * index; 0 otherwise. */
 RLOG_API uint64_t rlog_rs_term(rlog_rs *rs, uint64_t index);

@@ -107,6 +107,15 @@ int rlg_rio_append(struct raft_io *io, struct raft_io_append *req,
     if (r->rs == NULL || r->closing) {
         return rlg_rio_err(r, RAFT_CANCELED, "append: the io is closing or not initialised");
     }
+    if (rlg_rio_snap_holds(r)) {
+        return rlg_rio_snap_hold_append(r, req, entries, n, cb);
+    }
+    return rlg_rio_append_submit(r, req, entries, n, cb);
+}
+
+int rlg_rio_append_submit(rio *r, struct raft_io_append *req, const struct raft_entry entries[],
+                          unsigned n, raft_io_append_cb cb)
+{
     req->cb = cb;
     rio_append *a = calloc(1, sizeof *a);
     rlog_rs_entry *e = calloc(n > 0 ? n : 1, sizeof *e);

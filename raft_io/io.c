@@ -345,7 +345,14 @@ static void rio_teardown(rio *r)
         r->t = NULL;
         t->close(t); /* send completions run in here: RAFT_CANCELED, posted */
     }
-    rlg_rio_peers_free(r); /* queued sends: RAFT_CANCELED, posted */
+    rlg_rio_peers_free(r);     /* queued sends: RAFT_CANCELED, posted */
+    if (r->snap_put == NULL) { /* else once it committed (snapshot.c) */
+        rlg_rio_store_close(r);
+    }
+}
+
+void rlg_rio_store_close(rio *r)
+{
     if (r->rs != NULL) {
         rlog_rs *rs = r->rs;
         r->rs = NULL;

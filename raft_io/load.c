@@ -217,6 +217,48 @@ void rlg_rio_snapshot_destroy(struct raft_snapshot *s)
     raft_free(s);
 }
 
+int rlg_rio_snapshot_convert(const rlog_rs_snapshot *s, const char *dir, struct raft_snapshot **out,
+                             char *err, size_t errcap)
+{
+    *out = NULL;
+    struct raft_snapshot *snap = raft_calloc(1, sizeof *snap);
+    if (snap == NULL) {
+        snprintf(err, errcap, "snapshot: out of memory");
+        return RAFT_NOMEM;
+    }
+    raft_configuration_init(&snap->configuration);
+    snap->index = s->index;
+    snap->term = s->term;
+    snap->configuration_index = s->conf_index;
+    char why[200];
+    int rv = rlg_rio_conf_decode(s->conf, s->conf_len, &snap->configuration, why, sizeof why);
+    if (rv != 0) {
+        rv = rv == RAFT_NOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+        snprintf(err, errcap, "snapshot %s in %s (index %llu): %s", s->file, dir,
+                 (unsigned long long)s->index, why);
+        goto fail;
+    }
+    rv = RAFT_NOMEM;
+    snprintf(err, errcap, "snapshot: out of memory for %llu bytes", (unsigned long long)s->size);
+    if ((snap->bufs = raft_calloc(1, sizeof *snap->bufs)) == NULL) {
+        goto fail;
+    }
+    snap->n_bufs = 1;
+    if ((snap->bufs[0].base = raft_malloc(s->size > 0 ? (size_t)s->size : 8)) == NULL) {
+        goto fail;
+    }
+    if (s->size > 0) {
+        memcpy(snap->bufs[0].base, s->data, (size_t)s->size);
+    }
+    snap->bufs[0].len = (size_t)s->size;
+    err[0] = '\0';
+    *out = snap;
+    return 0;
+fail:
+    rlg_rio_snapshot_destroy(snap);
+    return rv;
+}
+
 int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out)
 {
     *out = NULL;
@@ -228,46 +270,10 @@ int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out)
     if (rv != 0) {
         return store_err(r, rv, "snapshot");
     }
-    struct raft_snapshot *snap = raft_calloc(1, sizeof *snap);
-    if (snap == NULL) {
-        rlog_rs_snapshot_release(&s);
-        return rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory");
-    }
-    raft_configuration_init(&snap->configuration);
-    snap->index = s.index;
-    snap->term = s.term;
-    snap->configuration_index = s.conf_index;
-    char why[200];
-    rv = rlg_rio_conf_decode(s.conf, s.conf_len, &snap->configuration, why, sizeof why);
-    if (rv != 0) {
-        rv = rlg_rio_err(r, rv == RAFT_NOMEM ? RAFT_NOMEM : RAFT_CORRUPT,
-                         "snapshot %s in %s (index %llu): %s", s.file, r->dir,
-                         (unsigned long long)s.index, why);
-        goto err;
-    }
-    snap->bufs = raft_calloc(1, sizeof *snap->bufs);
-    if (snap->bufs == NULL) {
-        rv = rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory");
-        goto err;
-    }
-    snap->n_bufs = 1;
-    snap->bufs[0].base = raft_malloc(s.size > 0 ? (size_t)s.size : 8);
-    if (snap->bufs[0].base == NULL) {
-        rv = rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory for %llu bytes",
-                         (unsigned long long)s.size);
-        goto err;
-    }
-    if (s.size > 0) {
-        memcpy(snap->bufs[0].base, s.data, (size_t)s.size);
-    }
-    snap->bufs[0].len = (size_t)s.size;
+    char err[300];
+    rv = rlg_rio_snapshot_convert(&s, r->dir, out, err, sizeof err);
     rlog_rs_snapshot_release(&s);
-    *out = snap;
-    return 0;
-err:
-    rlog_rs_snapshot_release(&s);
-    rlg_rio_snapshot_destroy(snap);
-    return rv;
+    return rv != 0 ? rlg_rio_err(r, rv, "%s", err) : 0;
 }
 
 int rlg_rio_load(struct raft_io *io, raft_term *term, raft_id *voted_for,

@@ -908,13 +908,13 @@ static void gate_close(fx *f, uv_timer_t *timer, rlog_loop *loop)
     assert_false(gate.timed_out);
 }
 
-enum { BIG_SNAP = 64 << 20 };
+enum { BIG_SNAP = 64 << 20, MID_SNAP = 16 << 20 };
 
-/* data for a big snapshot: BIG_SNAP bytes, not one repeated byte */
-static uint8_t *big_snapshot_data(void)
+/* data for a big snapshot: len bytes, not one repeated byte */
+static uint8_t *big_snapshot_data(size_t len)
 {
-    uint8_t *d = malloc(BIG_SNAP);
-    for (size_t k = 0; k < BIG_SNAP; k++) {
+    uint8_t *d = malloc(len);
+    for (size_t k = 0; k < len; k++) {
         d[k] = big_byte(7, k);
     }
     return d;
@@ -952,7 +952,7 @@ static void test_snapshot_io_off_loop(void **state)
     cb_seq = 0;
     assert_int_equal(submit(f, &a, 2, 9, 1), 0); /* 2..10 */
     run_until(f, &cb_seq, 1);
-    uint8_t *data = big_snapshot_data();
+    uint8_t *data = big_snapshot_data(BIG_SNAP);
     struct raft_snapshot snap;
     struct raft_buffer buf;
     snapshot_of(&snap, &buf, 8, 1, data, BIG_SNAP);
@@ -1053,10 +1053,10 @@ static void test_close_with_snapshot_write_pending(void **state)
     rlog_loop *loop = NULL;
     gate_open(f, ".snap", &timer, &loop);
     bootstrap(f);
-    uint8_t *data = big_snapshot_data();
+    uint8_t *data = big_snapshot_data(MID_SNAP);
     struct raft_snapshot snap;
     struct raft_buffer buf;
-    snapshot_of(&snap, &buf, 20, 3, data, BIG_SNAP);
+    snapshot_of(&snap, &buf, 20, 3, data, MID_SNAP);
     snapreq s = {0};
     s.put.data = &s;
     cb_seq = 0;
@@ -1079,8 +1079,8 @@ static void test_close_with_snapshot_write_pending(void **state)
     loaded l;
     load(f, &l);
     assert_int_equal(l.snap->index, 20);
-    assert_int_equal(l.snap->bufs[0].len, BIG_SNAP);
-    assert_memory_equal(l.snap->bufs[0].base, data, BIG_SNAP);
+    assert_int_equal(l.snap->bufs[0].len, MID_SNAP);
+    assert_memory_equal(l.snap->bufs[0].base, data, MID_SNAP);
     assert_int_equal(l.start, 21);
     assert_int_equal(l.n, 1);
     expect_entries(&l, 21, 21, 3);
@@ -1088,7 +1088,7 @@ static void test_close_with_snapshot_write_pending(void **state)
     free(data);
 }
 
-/* A load larger than one of the adapter's load batches (24 MiB of 1 MiB
+/* A load larger than one of the adapter's load batches (12 MiB of 1 MiB
  * entries, plus the bootstrap entry): every entry's bytes come back, the
  * entries are split over more than one raft_malloc'd batch, and each batch
  * is what libraft's batch rule needs: its entries contiguous in the array
@@ -1098,7 +1098,7 @@ static void test_load_spans_batches(void **state)
     fx *f = *state;
     io_open(f);
     bootstrap(f);
-    enum { PER = 4, APPENDS = 6, SIZE = 1 << 20 };
+    enum { PER = 4, APPENDS = 3, SIZE = 1 << 20 };
     uint8_t *bufs = malloc((size_t)PER * SIZE);
     app a[APPENDS];
     memset(a, 0, sizeof a);

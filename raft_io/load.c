@@ -97,8 +97,8 @@ static void batch_advise(void *b, size_t len)
 {
     uintptr_t lo = ((uintptr_t)b + 4095u) & ~(uintptr_t)4095u;
     uintptr_t hi = ((uintptr_t)b + len) & ~(uintptr_t)4095u;
-    if (hi <= lo) {
-        return;
+    if (hi <= lo || hi - lo < (2u << 20)) {
+        return; /* no huge page fits: the advice would only cost a call */
     }
 #ifdef MADV_HUGEPAGE
     (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
@@ -110,8 +110,9 @@ static void batch_advise(void *b, size_t len)
 
 /* rlog_rs_entries_scan's callback: copies the payloads of one batch record
  * straight into the batch being filled (one copy from the reader's
- * buffer), starting a new batch of RIO_LOAD_BATCH_BYTES (or the record's
- * size when larger) when they do not fit. */
+ * buffer), starting a new batch when they do not fit: RIO_LOAD_BATCH_BYTES,
+ * or less when the entries left look smaller, or the record's size when
+ * that is larger. */
 static int load_record(void *data, const rlog_rs_entry *e, size_t n)
 {
     load_state *ls = data;
@@ -125,7 +126,14 @@ static int load_record(void *data, const rlog_rs_entry *e, size_t n)
     }
     if (ls->cur == NULL || bytes > ls->cap - ls->used) {
         batch_close(ls);
-        size_t cap = bytes > RIO_LOAD_BATCH_BYTES ? bytes : RIO_LOAD_BATCH_BYTES;
+        /* what is left, guessed from this record's mean entry size: a
+         * small log gets a small batch */
+        size_t left = ls->n - ls->have;
+        size_t guess = n > 0 && bytes / n <= RIO_LOAD_BATCH_BYTES / left
+                           ? bytes / n * left + bytes % n + 64
+                           : RIO_LOAD_BATCH_BYTES;
+        size_t cap = guess < RIO_LOAD_BATCH_BYTES ? guess : RIO_LOAD_BATCH_BYTES;
+        cap = bytes > cap ? bytes : cap;
         uint8_t *b = raft_malloc(cap);
         if (b == NULL) {
             ls->why = RAFT_NOMEM;

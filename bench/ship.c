@@ -34,7 +34,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,44 +42,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
 
+#include "bench/common/bench_util.h"
 #include "rlog/log.h"
 #include "rlog/ship.h"
 #include "rlog/transport.h"
-
-#define BENCH_TYPE RLOG_TYPE_USER_MIN
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "bench/ship: %s: %s\n", what, detail);
-    exit(1);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -109,7 +79,7 @@ static int free_port(void)
         nng_close(s);
     }
     if (port <= 0)
-        die("free_port", "cannot bind tcp://127.0.0.1:0");
+        bench_die("free_port", "cannot bind tcp://127.0.0.1:0");
     return port;
 }
 
@@ -127,7 +97,7 @@ static void *raw_rx_main(void *arg)
         nng_msg *m;
         int e = nng_recvmsg(r->s, &m, 0);
         if (e)
-            die("raw recv", nng_strerror(e));
+            bench_die("raw recv", nng_strerror(e));
         r->bytes += nng_msg_len(m);
         nng_msg_free(m);
     }
@@ -143,28 +113,28 @@ static double raw_throughput(uint64_t n, size_t size, double *rtt_us)
     nng_socket a, b;
     int e;
     if ((e = nng_pair1_open(&a)) || (e = nng_pair1_open(&b)))
-        die("pair1 open", nng_strerror(e));
+        bench_die("pair1 open", nng_strerror(e));
     nng_socket_set_size(b, NNG_OPT_RECVMAXSZ, size + 1024);
     if ((e = nng_listen(b, url, NULL, 0)) || (e = nng_dial(a, url, NULL, 0)))
-        die("pair1 connect", nng_strerror(e));
+        bench_die("pair1 connect", nng_strerror(e));
     void *payload = calloc(1, size);
     raw_rx rx = {b, n, 0};
     pthread_t t;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     pthread_create(&t, NULL, raw_rx_main, &rx);
     for (uint64_t i = 0; i < n; i++) {
         nng_msg *m;
         if ((e = nng_msg_alloc(&m, 0)) || (e = nng_msg_append(m, payload, size)) ||
             (e = nng_sendmsg(a, m, 0)))
-            die("raw send", nng_strerror(e));
+            bench_die("raw send", nng_strerror(e));
     }
     pthread_join(t, NULL);
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
     /* round trips */
     enum { RTTS = 2000 };
     static uint64_t rt[RTTS];
     for (int i = 0; i < RTTS; i++) {
-        uint64_t s0 = now_ns();
+        uint64_t s0 = bench_now_ns();
         char ping[64] = {0};
         nng_send(a, ping, sizeof ping, 0);
         nng_msg *m;
@@ -172,7 +142,7 @@ static double raw_throughput(uint64_t n, size_t size, double *rtt_us)
         nng_sendmsg(b, m, 0);
         nng_recvmsg(a, &m, 0);
         nng_msg_free(m);
-        rt[i] = now_ns() - s0;
+        rt[i] = bench_now_ns() - s0;
     }
     qsort(rt, RTTS, sizeof rt[0], cmp_u64);
     *rtt_us = (double)pct(rt, RTTS, 50) / 1000.0;
@@ -194,24 +164,24 @@ static double disk_throughput(const char *dir, uint64_t bytes, uint64_t seg_size
     size_t chunk = 1u << 20;
     void *buf = malloc(chunk);
     memset(buf, 0xa5, chunk);
-    uint64_t t0 = now_ns(), done = 0;
+    uint64_t t0 = bench_now_ns(), done = 0;
     for (unsigned i = 0; done < bytes; i++) {
         char path[4300];
         snprintf(path, sizeof path, "%.4200s/f%u", dir, i);
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
         if (fd < 0)
-            die("disk baseline", strerror(errno));
+            bench_die("disk baseline", strerror(errno));
         for (uint64_t off = 0; off < seg_size && done < bytes; off += chunk, done += chunk)
             if (pwrite(fd, buf, chunk, (off_t)off) != (ssize_t)chunk)
-                die("disk baseline", "short write");
+                bench_die("disk baseline", "short write");
         fdatasync(fd);
         close(fd);
         fsync(dfd);
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
     close(dfd);
     free(buf);
-    rm_rf(dir);
+    bench_rm_rf(dir);
     return (double)done / secs / 1e6;
 }
 
@@ -241,7 +211,7 @@ static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
 {
     rlog_transport *t;
     if (rlog_transport_nng_new(&t))
-        die("transport", "nng");
+        bench_die("transport", "nng");
     rlog_transport_config cfg;
     rlog_transport_config_init(&cfg);
     cfg.server_id = 1;
@@ -249,7 +219,7 @@ static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
     rlog_ship_leader *ld = NULL;
     int e = rlog_ship_leader_new(log, t, &cfg, NULL, &ld);
     if (e)
-        die("leader", rlog_strerror(e));
+        bench_die("leader", rlog_strerror(e));
     return ld;
 }
 
@@ -266,7 +236,7 @@ typedef struct lag_state {
 static void on_durable(void *data, uint64_t lsn)
 {
     lag_state *ls = data;
-    uint64_t t = now_ns();
+    uint64_t t = bench_now_ns();
     for (uint64_t l = ls->last_seen + 1; l <= lsn; l++) {
         if (l >= ls->base && l - ls->base < ls->cap) {
             uint64_t ln = atomic_load(&ls->leader_ns[l - ls->base]);
@@ -283,7 +253,7 @@ static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_
 {
     rlog_transport *t;
     if (rlog_transport_nng_new(&t))
-        die("transport", "nng");
+        bench_die("transport", "nng");
     rlog_transport_config cfg;
     rlog_transport_config_init(&cfg);
     cfg.server_id = 2;
@@ -294,7 +264,7 @@ static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_
     rlog_ship_follower *fw = NULL;
     int e = rlog_ship_follower_new(dir, t, &cfg, url, &o, &fw);
     if (e)
-        die("follower", rlog_strerror(e));
+        bench_die("follower", rlog_strerror(e));
     return fw;
 }
 
@@ -327,7 +297,7 @@ int main(int argc, char **argv)
     const char *d = getenv("RLOG_BENCH_DIR");
     char root[4096], ldir[4200], fdir[4200], fdir2[4200];
     snprintf(root, sizeof root, "%s/ship", d && *d ? d : "bench-data");
-    rm_rf(root);
+    bench_rm_rf(root);
     mkdir(d && *d ? d : "bench-data", 0755);
     mkdir(root, 0755);
     snprintf(ldir, sizeof ldir, "%s/leader", root);
@@ -352,7 +322,7 @@ int main(int argc, char **argv)
     rlog_log *log = NULL;
     int e = rlog_open(ldir, &o, &log, NULL);
     if (e)
-        die("open leader", rlog_strerror(e));
+        bench_die("open leader", rlog_strerror(e));
     size_t rec = 64u << 10;
     uint8_t *payload = malloc(rec);
     for (size_t i = 0; i < rec; i++)
@@ -361,10 +331,10 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < nrec; i++) {
         rlog_record r = {0, BENCH_TYPE, 0, (uint32_t)rec, payload};
         if ((e = rlog_append(log, &r, 1, NULL)))
-            die("append", rlog_errmsg(log));
+            bench_die("append", rlog_errmsg(log));
     }
     if ((e = rlog_sync(log)))
-        die("sync", rlog_errmsg(log));
+        bench_die("sync", rlog_errmsg(log));
     rlog_positions pos;
     rlog_positions_get(log, &pos);
     uint64_t shipped_bytes = dir_bytes_of(log);
@@ -374,12 +344,12 @@ int main(int argc, char **argv)
     node L = {.ld = start_leader(log, url)};
     pthread_create(&L.tid, NULL, node_main, &L);
     lag_state none = {0};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     node F = {.fw = start_follower(fdir, url, &none)};
     pthread_create(&F.tid, NULL, node_main, &F);
     while (atomic_load(&none.follower_durable) < pos.durable)
         usleep(200);
-    double catchup_s = (double)(now_ns() - t0) / 1e9;
+    double catchup_s = (double)(bench_now_ns() - t0) / 1e9;
     atomic_store(&F.stop, true);
     pthread_join(F.tid, NULL);
     rlog_ship_follower_free(F.fw);
@@ -391,10 +361,10 @@ int main(int argc, char **argv)
     pthread_join(L.tid, NULL);
     rlog_ship_leader_free(L.ld);
     rlog_close(log);
-    rm_rf(ldir);
+    bench_rm_rf(ldir);
     o.sync = RLOG_SYNC_EACH;
     if ((e = rlog_open(ldir, &o, &log, NULL)))
-        die("open leader", rlog_strerror(e));
+        bench_die("open leader", rlog_strerror(e));
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port());
     L = (node){.ld = start_leader(log, url)};
     pthread_create(&L.tid, NULL, node_main, &L);
@@ -412,27 +382,27 @@ int main(int argc, char **argv)
     for (int i = 0; i < 1000; i++) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
         if ((e = rlog_append(log, &r, 1, NULL)))
-            die("append", rlog_errmsg(log));
+            bench_die("append", rlog_errmsg(log));
         rlog_ship_leader_notify(L.ld);
     }
     rlog_positions_get(log, &pos);
     while (atomic_load(&ls.follower_durable) < pos.durable)
         usleep(200);
-    uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
-    while (now_ns() < end && nsync < ls.cap) {
+    uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
+    while (bench_now_ns() < end && nsync < ls.cap) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
-        uint64_t lsn, s0 = now_ns();
+        uint64_t lsn, s0 = bench_now_ns();
         if ((e = rlog_append(log, &r, 1, &lsn)))
-            die("append", rlog_errmsg(log));
-        uint64_t s1 = now_ns();
+            bench_die("append", rlog_errmsg(log));
+        uint64_t s1 = bench_now_ns();
         sync_ns[nsync++] = s1 - s0;
         if (lsn >= ls.base && lsn - ls.base < ls.cap)
             atomic_store(&ls.leader_ns[lsn - ls.base], s1);
         rlog_ship_leader_notify(L.ld);
     }
     rlog_positions_get(log, &pos);
-    uint64_t wait_end = now_ns() + 10000000000ull;
-    while (atomic_load(&ls.follower_durable) < pos.durable && now_ns() < wait_end)
+    uint64_t wait_end = bench_now_ns() + 10000000000ull;
+    while (atomic_load(&ls.follower_durable) < pos.durable && bench_now_ns() < wait_end)
         usleep(200);
     atomic_store(&F.stop, true);
     pthread_join(F.tid, NULL);
@@ -470,6 +440,6 @@ int main(int argc, char **argv)
     free(sync_ns);
     free(ls.lag_ns);
     free(ls.leader_ns);
-    rm_rf(root);
+    bench_rm_rf(root);
     return 0;
 }

@@ -20,7 +20,13 @@
  *              each record: the time from the leader's append returning
  *              (durable there) to the follower reporting it durable
  *              (on_durable). Percentiles against the leader's own fdatasync
- *              percentiles (the append call latency) and the rtt.
+ *              percentiles (the append call latency) and the rtt. Segments
+ *              of --tail-segment-kib (default 16 MiB: a 4 s tail never
+ *              leaves its first segment; a small size makes the follower
+ *              start segments in place while it tails). Counted through
+ *              a counting vfs under the follower: its batches (durable
+ *              advances), syncs per batch (fdatasync, fsync, directory
+ *              fsync) and bytes written per payload byte.
  * Leader and follower run in this process, each on its own thread with its
  * own poll loop, talking through the nng transport.
  *
@@ -28,9 +34,10 @@
  *
  * Output: a table, then key=value lines (raw_mb_s, disk_mb_s, catchup_mb_s,
  * catchup_vs_raw, catchup_vs_disk, lag_p50_us, lag_p99_us, leader_sync_p99_us, rtt_us,
- * lag_goal_us, ...).
+ * lag_goal_us, follower_syncs_per_batch, follower_write_amplification, ...).
  *
- *   ship [--quick] [--seconds S] [--catchup-mib M]   data under $RLOG_BENCH_DIR or ./bench-data
+ *   ship [--quick] [--seconds S] [--catchup-mib M] [--tail-segment-kib K]
+ *   data under $RLOG_BENCH_DIR or ./bench-data
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -231,6 +238,7 @@ typedef struct lag_state {
     size_t nlag;
     uint64_t last_seen;
     _Atomic uint64_t follower_durable;
+    _Atomic uint64_t advances; /* on_durable calls: the follower's batches */
 } lag_state;
 
 static void on_durable(void *data, uint64_t lsn)
@@ -246,7 +254,54 @@ static void on_durable(void *data, uint64_t lsn)
     }
     if (lsn > ls->last_seen)
         ls->last_seen = lsn;
+    ls->advances++;
     atomic_store(&ls->follower_durable, lsn);
+}
+
+/* The follower's disk, counted: the posix vfs with a count of its syncs
+ * (fdatasync, fsync, directory syncs) and of the bytes it writes. */
+static atomic_uint_fast64_t fw_syncs, fw_written;
+
+static int count_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
+                        size_t *done)
+{
+    (void)vfs;
+    rlog_vfs *base = rlog_vfs_posix();
+    int e = base->pwrite(base, f, buf, len, off, done);
+    atomic_fetch_add(&fw_written, *done);
+    return e;
+}
+
+static int count_fdatasync(rlog_vfs *vfs, rlog_file *f)
+{
+    (void)vfs;
+    atomic_fetch_add(&fw_syncs, 1);
+    return rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
+}
+
+static int count_fsync(rlog_vfs *vfs, rlog_file *f)
+{
+    (void)vfs;
+    atomic_fetch_add(&fw_syncs, 1);
+    return rlog_vfs_posix()->fsync(rlog_vfs_posix(), f);
+}
+
+static int count_sync_dir(rlog_vfs *vfs, const char *dir)
+{
+    (void)vfs;
+    atomic_fetch_add(&fw_syncs, 1);
+    return rlog_vfs_posix()->sync_dir(rlog_vfs_posix(), dir);
+}
+
+static rlog_vfs *counting_vfs(void)
+{
+    static rlog_vfs v;
+    v = *rlog_vfs_posix();
+    v.pwrite = count_pwrite;
+    v.fdatasync = count_fdatasync;
+    v.fsync = count_fsync;
+    v.sync_dir = count_sync_dir;
+    return &v;
 }
 
 static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_state *ls)
@@ -259,6 +314,7 @@ static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_
     cfg.server_id = 2;
     cfg.address = "";
     rlog_ship_follower_options o = {0};
+    o.vfs = counting_vfs();
     o.on_durable = on_durable;
     o.data = ls;
     rlog_ship_follower *fw = NULL;
@@ -278,7 +334,7 @@ static uint64_t dir_bytes_of(rlog_log *log)
 int main(int argc, char **argv)
 {
     double seconds = 5;
-    uint64_t catchup_mib = 1024;
+    uint64_t catchup_mib = 1024, tail_segment_kib = 16384;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             seconds = 1;
@@ -287,8 +343,13 @@ int main(int argc, char **argv)
             seconds = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--catchup-mib") && i + 1 < argc) {
             catchup_mib = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--tail-segment-kib") && i + 1 < argc) {
+            tail_segment_kib = strtoull(argv[++i], NULL, 10);
+            if (tail_segment_kib < 64 || tail_segment_kib > 1048576)
+                bench_die("--tail-segment-kib", "must be in 64 .. 1048576");
         } else {
-            fprintf(stderr, "usage: ship [--quick] [--seconds S] [--catchup-mib M]\n"
+            fprintf(stderr, "usage: ship [--quick] [--seconds S] [--catchup-mib M] "
+                            "[--tail-segment-kib K]\n"
                             "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
                             "end)\n");
             return 2;
@@ -363,6 +424,7 @@ int main(int argc, char **argv)
     rlog_close(log);
     bench_rm_rf(ldir);
     o.sync = RLOG_SYNC_EACH;
+    o.segment_size = tail_segment_kib << 10;
     if ((e = rlog_open(ldir, &o, &log, NULL)))
         bench_die("open leader", rlog_strerror(e));
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port());
@@ -388,6 +450,8 @@ int main(int argc, char **argv)
     rlog_positions_get(log, &pos);
     while (atomic_load(&ls.follower_durable) < pos.durable)
         usleep(200);
+    uint64_t syncs0 = atomic_load(&fw_syncs), written0 = atomic_load(&fw_written);
+    uint64_t adv0 = atomic_load(&ls.advances), first_lsn = pos.durable + 1;
     uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
     while (bench_now_ns() < end && nsync < ls.cap) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
@@ -404,6 +468,12 @@ int main(int argc, char **argv)
     uint64_t wait_end = bench_now_ns() + 10000000000ull;
     while (atomic_load(&ls.follower_durable) < pos.durable && bench_now_ns() < wait_end)
         usleep(200);
+    /* counts of the measured stretch (the follower thread may still be
+     * inside its last poll: a sync or two of slack) */
+    double tail_records = (double)(pos.durable - first_lsn + 1);
+    double batches = (double)(atomic_load(&ls.advances) - adv0);
+    double fw_sync_n = (double)(atomic_load(&fw_syncs) - syncs0);
+    double fw_wa = (double)(atomic_load(&fw_written) - written0) / (tail_records * 1024.0);
     atomic_store(&F.stop, true);
     pthread_join(F.tid, NULL);
     atomic_store(&L.stop, true);
@@ -429,6 +499,8 @@ int main(int argc, char **argv)
     printf("%-34s %9.1f us p50, %.1f us p99 (%zu records)\n", "live tail lag", lag50, lag99,
            ls.nlag);
     printf("%-34s %9.1f us p50, %.1f us p99\n", "leader append (fdatasync)", sync50, sync99);
+    printf("%-34s %9.2f records, %.2f syncs per batch; %.3f bytes written per payload byte\n",
+           "follower, while tailing", tail_records / batches, fw_sync_n / batches, fw_wa);
     printf("\nraw_mb_s=%.0f\nrtt_us=%.1f\ndisk_mb_s=%.0f\ncatchup_mb_s=%.0f\ncatchup_vs_raw=%.3f\n"
            "catchup_vs_disk=%.3f\n",
            raw_mb_s, rtt_us, disk_mb_s, catchup_mb_s, catchup_mb_s / raw_mb_s,
@@ -436,6 +508,9 @@ int main(int argc, char **argv)
     printf("lag_records=%zu\nlag_p50_us=%.1f\nlag_p99_us=%.1f\nleader_sync_p50_us=%.1f\n"
            "leader_sync_p99_us=%.1f\nlag_goal_us=%.1f\nlag_p99_vs_goal=%.3f\n",
            ls.nlag, lag50, lag99, sync50, sync99, goal, lag99 / goal);
+    printf("tail_batches=%.0f\ntail_records_per_batch=%.2f\nfollower_syncs_per_batch=%.3f\n"
+           "follower_write_amplification=%.3f\n",
+           batches, tail_records / batches, fw_sync_n / batches, fw_wa);
     free(payload);
     free(sync_ns);
     free(ls.lag_ns);

@@ -230,6 +230,9 @@ static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
     return ld;
 }
 
+/* The follower's disk, counted (counting_vfs below). */
+static atomic_uint_fast64_t fw_syncs, fw_written;
+
 typedef struct lag_state {
     /* leader side: durable time of LSN i at leader_ns[i - base] */
     uint64_t base, cap;
@@ -239,6 +242,11 @@ typedef struct lag_state {
     uint64_t last_seen;
     _Atomic uint64_t follower_durable;
     _Atomic uint64_t advances; /* on_durable calls: the follower's batches */
+    /* the follower's heaviest batch while measuring: bytes written and
+     * syncs since the previous durable advance (follower thread) */
+    atomic_bool measuring;
+    uint64_t prev_written, prev_syncs;
+    _Atomic uint64_t max_batch_bytes, max_batch_syncs;
 } lag_state;
 
 static void on_durable(void *data, uint64_t lsn)
@@ -255,13 +263,20 @@ static void on_durable(void *data, uint64_t lsn)
     if (lsn > ls->last_seen)
         ls->last_seen = lsn;
     ls->advances++;
+    uint64_t w = atomic_load(&fw_written), n = atomic_load(&fw_syncs);
+    if (atomic_load(&ls->measuring)) {
+        if (w - ls->prev_written > ls->max_batch_bytes)
+            ls->max_batch_bytes = w - ls->prev_written;
+        if (n - ls->prev_syncs > ls->max_batch_syncs)
+            ls->max_batch_syncs = n - ls->prev_syncs;
+    }
+    ls->prev_written = w;
+    ls->prev_syncs = n;
     atomic_store(&ls->follower_durable, lsn);
 }
 
 /* The follower's disk, counted: the posix vfs with a count of its syncs
  * (fdatasync, fsync, directory syncs) and of the bytes it writes. */
-static atomic_uint_fast64_t fw_syncs, fw_written;
-
 static int count_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
                         size_t *done)
 {
@@ -452,6 +467,7 @@ int main(int argc, char **argv)
         usleep(200);
     uint64_t syncs0 = atomic_load(&fw_syncs), written0 = atomic_load(&fw_written);
     uint64_t adv0 = atomic_load(&ls.advances), first_lsn = pos.durable + 1;
+    atomic_store(&ls.measuring, true);
     uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
     while (bench_now_ns() < end && nsync < ls.cap) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
@@ -501,6 +517,8 @@ int main(int argc, char **argv)
     printf("%-34s %9.1f us p50, %.1f us p99\n", "leader append (fdatasync)", sync50, sync99);
     printf("%-34s %9.2f records, %.2f syncs per batch; %.3f bytes written per payload byte\n",
            "follower, while tailing", tail_records / batches, fw_sync_n / batches, fw_wa);
+    printf("%-34s %9" PRIu64 " bytes written, %" PRIu64 " syncs\n", "follower, heaviest batch",
+           (uint64_t)ls.max_batch_bytes, (uint64_t)ls.max_batch_syncs);
     printf("\nraw_mb_s=%.0f\nrtt_us=%.1f\ndisk_mb_s=%.0f\ncatchup_mb_s=%.0f\ncatchup_vs_raw=%.3f\n"
            "catchup_vs_disk=%.3f\n",
            raw_mb_s, rtt_us, disk_mb_s, catchup_mb_s, catchup_mb_s / raw_mb_s,
@@ -511,6 +529,8 @@ int main(int argc, char **argv)
     printf("tail_batches=%.0f\ntail_records_per_batch=%.2f\nfollower_syncs_per_batch=%.3f\n"
            "follower_write_amplification=%.3f\n",
            batches, tail_records / batches, fw_sync_n / batches, fw_wa);
+    printf("follower_max_batch_bytes=%" PRIu64 "\nfollower_max_batch_syncs=%" PRIu64 "\n",
+           (uint64_t)ls.max_batch_bytes, (uint64_t)ls.max_batch_syncs);
     free(payload);
     free(sync_ns);
     free(ls.lag_ns);

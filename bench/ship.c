@@ -502,6 +502,8 @@ int main(int argc, char **argv)
     qsort(sync_ns, nsync, sizeof *sync_ns, cmp_u64);
     double lag50 = (double)pct(ls.lag_ns, ls.nlag, 50) / 1000.0;
     double lag99 = (double)pct(ls.lag_ns, ls.nlag, 99) / 1000.0;
+    double lag999 = (double)pct(ls.lag_ns, ls.nlag, 99.9) / 1000.0;
+    double lagmax = (double)pct(ls.lag_ns, ls.nlag, 100) / 1000.0;
     double sync50 = (double)pct(sync_ns, nsync, 50) / 1000.0;
     double sync99 = (double)pct(sync_ns, nsync, 99) / 1000.0;
     double goal = 2 * sync99 + rtt_us;
@@ -512,8 +514,8 @@ int main(int argc, char **argv)
     printf("%-34s %9.0f MB/s\n", "raw disk, 16 MiB files + fdatasync", disk_mb_s);
     printf("%-34s %9.0f MB/s  (%.1f MB in %.2f s)\n", "catch-up, empty follower", catchup_mb_s,
            (double)shipped_bytes / 1e6, catchup_s);
-    printf("%-34s %9.1f us p50, %.1f us p99 (%zu records)\n", "live tail lag", lag50, lag99,
-           ls.nlag);
+    printf("%-34s %9.1f us p50, %.1f us p99, %.1f us p99.9, %.1f us max (%zu records)\n",
+           "live tail lag", lag50, lag99, lag999, lagmax, ls.nlag);
     printf("%-34s %9.1f us p50, %.1f us p99\n", "leader append (fdatasync)", sync50, sync99);
     printf("%-34s %9.2f records, %.2f syncs per batch; %.3f bytes written per payload byte\n",
            "follower, while tailing", tail_records / batches, fw_sync_n / batches, fw_wa);
@@ -526,6 +528,7 @@ int main(int argc, char **argv)
     printf("lag_records=%zu\nlag_p50_us=%.1f\nlag_p99_us=%.1f\nleader_sync_p50_us=%.1f\n"
            "leader_sync_p99_us=%.1f\nlag_goal_us=%.1f\nlag_p99_vs_goal=%.3f\n",
            ls.nlag, lag50, lag99, sync50, sync99, goal, lag99 / goal);
+    printf("lag_p999_us=%.1f\nlag_max_us=%.1f\n", lag999, lagmax);
     printf("tail_batches=%.0f\ntail_records_per_batch=%.2f\nfollower_syncs_per_batch=%.3f\n"
            "follower_write_amplification=%.3f\n",
            batches, tail_records / batches, fw_sync_n / batches, fw_wa);

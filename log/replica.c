@@ -17,7 +17,10 @@
  *    any byte of the batch is written, makes recovery count no witness in
  *    the batch's range, so the batch is written and synced once. The first
  *    write of a new segment carries its header (the rotation rule of the
- *    log: the predecessor's seal is durable, the file exists, zero-filled).
+ *    log: the predecessor's seal is durable, the file exists and reads as
+ *    zeros, its size synced). The file is not pre-written whole when the
+ *    segment starts: each call writes zeros ahead of its records
+ *    (zero_ahead), which its own fdatasync makes durable.
  *
  *  - Through a temporary file (rlg_replica_segment_*): the whole sealed
  *    segment is built in RLG_RECEIVE_TMP, synced once, and renamed over the
@@ -305,21 +308,24 @@ static int rv_feed(rlg_replica *r, rlg_rv *c, const uint8_t *p, size_t len, rlg_
 /* ----------------------------------------------------------------- spares */
 
 /* Makes sure the file of segment seq (at most spare_hi + 1) exists durably
- * and holds zeros, of file_size bytes (full: allocated and pre-written, for
- * writes in place; else its size is set without a sync: a spare shorter
- * than it should be, even empty, is still a valid spare). A file already
- * there is one of ours (the log's writing rules leave zeros after the
- * newest segment). */
-static int spare_ensure(rlg_replica *r, uint64_t seq, bool full)
+ * and reads as file_size bytes of zeros, its size set without a sync (a
+ * spare shorter than it should be, even empty, is still a valid spare).
+ * `taken`: the segment is about to be written in place — the file is
+ * opened even when it is known and synced, so that its size is durable
+ * before its header is (recovery takes a segment file with a valid header
+ * to have its full size); it is not pre-written: zeros go ahead of the
+ * records as they come (zero_ahead). A file already there is one of ours
+ * (the log's writing rules leave zeros after the newest segment). */
+static int spare_ensure(rlg_replica *r, uint64_t seq, bool taken)
 {
-    if (seq <= r->spare_hi && (!full || r->full_seq == seq))
+    if (seq <= r->spare_hi && !taken)
         return 0;
     rlog_vfs *v = r->l->vfs;
     char path[4096];
     rlg_rp_seg_path(r, seq, path, sizeof path);
     rlog_file *f = NULL;
     const char *what = "create";
-    bool made = false;
+    bool made = false, known = seq <= r->spare_hi;
     int e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL, &f);
     if (e == EEXIST) {
         what = "open";
@@ -328,16 +334,13 @@ static int spare_ensure(rlg_replica *r, uint64_t seq, bool full)
         made = true;
     }
     uint64_t size = 0;
-    if (!e && (what = "size", e = v->size(v, f, &size)) == 0 && size > r->file_size)
+    if (!e && (what = "size", e = v->size(v, f, &size)) == 0 && size != r->file_size)
         e = (what = "truncate", v->truncate(v, f, r->file_size));
-    if (!e && full) {
-        e = rlg_fill_zeros(v, f, r->file_size, &what);
-    } else if (!e && size != r->file_size) {
-        e = (what = "truncate", v->truncate(v, f, r->file_size));
-    }
+    if (!e && taken) /* the size is durable before a header is (recovery: full size) */
+        e = (what = "fdatasync", rlg_os_fdatasync(v, f));
     if (f)
         v->close(v, f);
-    if (!e)
+    if (!e && (made || !known))
         e = (what = "directory fsync after creating", rlg_os_sync_dir(v, r->l->dir));
     if (e) {
         if (made && v->unlink(v, path) == 0) /* not needed yet: no seal before it */
@@ -347,8 +350,38 @@ static int spare_ensure(rlg_replica *r, uint64_t seq, bool full)
     }
     if (seq > r->spare_hi)
         r->spare_hi = seq;
-    if (full)
-        r->full_seq = seq;
+    return 0;
+}
+
+/* Keeps zeros written ahead of offset `end` of segment seq's file f (the
+ * end of the records about to be written), RLG_REPLICA_ZERO_AHEAD at a
+ * time, so that the fdatasyncs of later runs allocate nothing — without
+ * pre-writing the whole file when the segment starts (a pause of the
+ * follower's poll thread). The zeros lie past every record, where the file
+ * reads as zeros already (pre-written or not): whatever a crash keeps of
+ * them, recovery finds the same records and a torn tail at worst, and the
+ * run's own fdatasync makes them durable. */
+static int zero_ahead(rlg_replica *r, rlog_file *f, uint64_t seq, uint64_t end)
+{
+    if (r->zero_seq != seq) {
+        r->zero_seq = seq;
+        r->zero_to = end;
+    }
+    uint64_t from = r->zero_to > end ? r->zero_to : end;
+    if (from >= r->file_size || from - end >= RLG_REPLICA_ZERO_AHEAD / 2)
+        return 0;
+    uint64_t to =
+        r->file_size - from > RLG_REPLICA_ZERO_AHEAD ? from + RLG_REPLICA_ZERO_AHEAD : r->file_size;
+    int e = rlg_write_zeros(r->l->vfs, f, from, to);
+    if (e) {
+        char path[4096];
+        rlg_rp_seg_path(r, seq, path, sizeof path);
+        return rlg_rp_fail(r, rlog_from_errno(e),
+                           "writing zeros ahead of the records in %s at %" PRIu64 "..%" PRIu64
+                           ": %s",
+                           path, from, to, strerror(e));
+    }
+    r->zero_to = to;
     return 0;
 }
 
@@ -535,9 +568,7 @@ int rlg_replica_set_file_size(rlg_replica *r, uint64_t file_size)
 {
     if (!file_size_ok(file_size))
         return rlg_rp_fail(r, RLOG_EINVAL, "segment file size %" PRIu64 " out of range", file_size);
-    if (file_size != r->file_size)
-        r->full_seq = 0; /* resized (and pre-written) when it is taken */
-    r->file_size = file_size;
+    r->file_size = file_size; /* a spare of another size is resized when it is taken */
     return 0;
 }
 
@@ -795,7 +826,7 @@ static int clear_leftovers(rlg_replica *r)
     int rv = rlg_rp_remove_seg_files(r, false, "removing leftover segment files");
     if (rv)
         return rv;
-    r->spare_hi = r->full_seq = 0;
+    r->spare_hi = 0;
     return 0;
 }
 
@@ -863,12 +894,15 @@ static int fresh_start(rlg_replica *r, uint64_t seq, uint64_t first_lsn, rlg_seg
             rv = first_segment(r, seq, hdr, &f);
         if (rv)
             return rv;
+        r->zero_seq = seq; /* pre-written whole (first_segment) */
+        r->zero_to = r->file_size;
         r->l->segs[r->l->nsegs++] = *ns;
         memset(ns, 0, sizeof *ns);
     } else {
         rv = spare_ensure(r, seq, true);
         if (!rv)
             rv = open_segment_file(r, seq, &f);
+        r->zero_seq = 0; /* nothing written ahead in this file yet */
         if (rv)
             return rv;
     }
@@ -913,6 +947,8 @@ static int append_inplace(rlg_replica *r, bool fresh, uint64_t seq, uint64_t fir
     bool batch = count_runs(rs) >= 2;
     if (!rv && batch) /* the header too, when it comes with the batch */
         rv = run_cover(r, seq, pending ? 0 : s->end, s->last_lsn + 1);
+    if (!rv && rs->n && rs->v[rs->n - 1].type != RLG_TYPE_SEAL) /* nothing follows a seal */
+        rv = zero_ahead(r, r->l->wfile, seq, rec_end(&rs->v[rs->n - 1]));
     uint64_t base = rs->n ? rs->v[0].off : 0;
     for (size_t i = 0; !rv && (i < rs->n || pending);) {
         size_t j = batch ? rs->n : i < rs->n ? run_end(rs, i) : i;
@@ -977,8 +1013,6 @@ static int install(rlg_replica *r, rlog_file *t, uint64_t seq)
         return rlg_rp_install_fail(r, rv, &fail, "installing segment", path);
     if (ahead)
         r->spare_hi = seq + 2;
-    if (r->full_seq == seq)
-        r->full_seq = 0;
     return 0;
 }
 

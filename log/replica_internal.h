@@ -70,9 +70,11 @@ struct rlg_replica {
     uint64_t last_off, last_lsn;
     uint32_t last_crc;
     /* the files after the newest segment up to spare_hi exist durably and
-     * hold zeros (spare_hi <= newest seq: none known); full_seq: the one of
-     * them allocated and pre-written to file_size (0: none) */
-    uint64_t spare_hi, full_seq;
+     * hold zeros (spare_hi <= newest seq: none known) */
+    uint64_t spare_hi;
+    /* segment zero_seq, written in place: zeros were written up to zero_to
+     * ahead of its records (zero_ahead; zero_seq 0: none known) */
+    uint64_t zero_seq, zero_to;
     int poisoned; /* 0, or RLOG_EPOISONED */
     /* the run marker (docs/format.md, "The run marker"): its file, open
      * once this handle wrote it (run_entry: its directory entry was synced

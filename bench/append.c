@@ -287,19 +287,6 @@ static rotation_result rotation_run(const bench_cfg *cfg)
 
 /* ---- steady state ---- */
 
-/* The posix vfs, counting the bytes every pwrite wrote. */
-static atomic_uint_fast64_t vfs_written;
-
-static int counting_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
-                           size_t *done)
-{
-    (void)vfs;
-    rlog_vfs *base = rlog_vfs_posix();
-    int e = base->pwrite(base, f, buf, len, off, done);
-    atomic_fetch_add(&vfs_written, *done);
-    return e;
-}
-
 /* write_bytes of /proc/self/io: what this process sent to the storage
  * layer (0 when unreadable). */
 static uint64_t proc_write_bytes(void)
@@ -326,11 +313,8 @@ typedef struct steady_result {
  * two prefix deletions), deleting the prefix every STEADY_SNAPSHOT bytes. */
 static steady_result steady_run(const bench_cfg *cfg, bool recycle)
 {
-    static rlog_vfs cv;
-    cv = *rlog_vfs_posix();
-    cv.pwrite = counting_pwrite;
     const char *name = recycle ? "rlog-steady" : "rlog-steady-norecycle";
-    rlog_log *l = log_open_with(cfg, name, RLOG_SYNC_EACH, STEADY_SEGMENT, &cv,
+    rlog_log *l = log_open_with(cfg, name, RLOG_SYNC_EACH, STEADY_SEGMENT, bench_counting_vfs(),
                                 recycle ? 0 : RLOG_OPEN_NO_RECYCLE);
     const size_t batch = 64, size = 1024;
     uint8_t *buf;
@@ -353,7 +337,7 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
                 measuring = true;
                 start = t = bench_now_ns();
                 end = start + (uint64_t)(cfg->seconds * 1e9);
-                vfs0 = atomic_load(&vfs_written);
+                vfs0 = atomic_load(&bench_vfs_written);
                 io0 = proc_write_bytes();
                 rec0 = m.segments_recycled;
                 prep0 = m.segments_prepared;
@@ -384,7 +368,7 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
     sr.r.seconds = (double)(t - start) / 1e9;
     samples_finish(&s, &sr.r);
     double payload = (double)sr.r.records * (double)size;
-    sr.wa_vfs = (double)(atomic_load(&vfs_written) - vfs0) / payload;
+    sr.wa_vfs = (double)(atomic_load(&bench_vfs_written) - vfs0) / payload;
     sr.wa_kernel = (double)(proc_write_bytes() - io0) / payload;
     rlog_metrics_get(l, &m);
     sr.recycled = m.segments_recycled - rec0;

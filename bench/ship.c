@@ -230,9 +230,6 @@ static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
     return ld;
 }
 
-/* The follower's disk, counted (counting_vfs below). */
-static atomic_uint_fast64_t fw_syncs, fw_written;
-
 typedef struct lag_state {
     /* leader side: durable time of LSN i at leader_ns[i - base] */
     uint64_t base, cap;
@@ -263,7 +260,7 @@ static void on_durable(void *data, uint64_t lsn)
     if (lsn > ls->last_seen)
         ls->last_seen = lsn;
     ls->advances++;
-    uint64_t w = atomic_load(&fw_written), n = atomic_load(&fw_syncs);
+    uint64_t w = atomic_load(&bench_vfs_written), n = atomic_load(&bench_vfs_syncs);
     if (atomic_load(&ls->measuring)) {
         if (w - ls->prev_written > ls->max_batch_bytes)
             ls->max_batch_bytes = w - ls->prev_written;
@@ -273,50 +270,6 @@ static void on_durable(void *data, uint64_t lsn)
     ls->prev_written = w;
     ls->prev_syncs = n;
     atomic_store(&ls->follower_durable, lsn);
-}
-
-/* The follower's disk, counted: the posix vfs with a count of its syncs
- * (fdatasync, fsync, directory syncs) and of the bytes it writes. */
-static int count_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
-                        size_t *done)
-{
-    (void)vfs;
-    rlog_vfs *base = rlog_vfs_posix();
-    int e = base->pwrite(base, f, buf, len, off, done);
-    atomic_fetch_add(&fw_written, *done);
-    return e;
-}
-
-static int count_fdatasync(rlog_vfs *vfs, rlog_file *f)
-{
-    (void)vfs;
-    atomic_fetch_add(&fw_syncs, 1);
-    return rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
-}
-
-static int count_fsync(rlog_vfs *vfs, rlog_file *f)
-{
-    (void)vfs;
-    atomic_fetch_add(&fw_syncs, 1);
-    return rlog_vfs_posix()->fsync(rlog_vfs_posix(), f);
-}
-
-static int count_sync_dir(rlog_vfs *vfs, const char *dir)
-{
-    (void)vfs;
-    atomic_fetch_add(&fw_syncs, 1);
-    return rlog_vfs_posix()->sync_dir(rlog_vfs_posix(), dir);
-}
-
-static rlog_vfs *counting_vfs(void)
-{
-    static rlog_vfs v;
-    v = *rlog_vfs_posix();
-    v.pwrite = count_pwrite;
-    v.fdatasync = count_fdatasync;
-    v.fsync = count_fsync;
-    v.sync_dir = count_sync_dir;
-    return &v;
 }
 
 static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_state *ls)
@@ -329,7 +282,7 @@ static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_
     cfg.server_id = 2;
     cfg.address = "";
     rlog_ship_follower_options o = {0};
-    o.vfs = counting_vfs();
+    o.vfs = bench_counting_vfs(); /* the follower's disk, counted */
     o.on_durable = on_durable;
     o.data = ls;
     rlog_ship_follower *fw = NULL;
@@ -465,7 +418,7 @@ int main(int argc, char **argv)
     rlog_positions_get(log, &pos);
     while (atomic_load(&ls.follower_durable) < pos.durable)
         usleep(200);
-    uint64_t syncs0 = atomic_load(&fw_syncs), written0 = atomic_load(&fw_written);
+    uint64_t syncs0 = atomic_load(&bench_vfs_syncs), written0 = atomic_load(&bench_vfs_written);
     uint64_t adv0 = atomic_load(&ls.advances), first_lsn = pos.durable + 1;
     atomic_store(&ls.measuring, true);
     uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
@@ -488,8 +441,8 @@ int main(int argc, char **argv)
      * inside its last poll: a sync or two of slack) */
     double tail_records = (double)(pos.durable - first_lsn + 1);
     double batches = (double)(atomic_load(&ls.advances) - adv0);
-    double fw_sync_n = (double)(atomic_load(&fw_syncs) - syncs0);
-    double fw_wa = (double)(atomic_load(&fw_written) - written0) / (tail_records * 1024.0);
+    double fw_sync_n = (double)(atomic_load(&bench_vfs_syncs) - syncs0);
+    double fw_wa = (double)(atomic_load(&bench_vfs_written) - written0) / (tail_records * 1024.0);
     atomic_store(&F.stop, true);
     pthread_join(F.tid, NULL);
     atomic_store(&L.stop, true);

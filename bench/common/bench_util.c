@@ -76,6 +76,52 @@ rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_
     return l;
 }
 
+/* ---- a counting vfs ---- */
+
+_Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
+
+static int count_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
+                        size_t *done)
+{
+    (void)vfs;
+    rlog_vfs *base = rlog_vfs_posix();
+    int e = base->pwrite(base, f, buf, len, off, done);
+    atomic_fetch_add(&bench_vfs_written, *done);
+    return e;
+}
+
+static int count_fdatasync(rlog_vfs *vfs, rlog_file *f)
+{
+    (void)vfs;
+    atomic_fetch_add(&bench_vfs_syncs, 1);
+    return rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
+}
+
+static int count_fsync(rlog_vfs *vfs, rlog_file *f)
+{
+    (void)vfs;
+    atomic_fetch_add(&bench_vfs_syncs, 1);
+    return rlog_vfs_posix()->fsync(rlog_vfs_posix(), f);
+}
+
+static int count_sync_dir(rlog_vfs *vfs, const char *dir)
+{
+    (void)vfs;
+    atomic_fetch_add(&bench_vfs_syncs, 1);
+    return rlog_vfs_posix()->sync_dir(rlog_vfs_posix(), dir);
+}
+
+rlog_vfs *bench_counting_vfs(void)
+{
+    static rlog_vfs v;
+    v = *rlog_vfs_posix();
+    v.pwrite = count_pwrite;
+    v.fdatasync = count_fdatasync;
+    v.fsync = count_fsync;
+    v.sync_dir = count_sync_dir;
+    return &v;
+}
+
 /* ---- group commit ---- */
 
 typedef struct group_ctx {

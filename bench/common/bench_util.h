@@ -8,6 +8,7 @@
 #ifndef RLOG_BENCH_UTIL_H
 #define RLOG_BENCH_UTIL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,11 @@ void bench_fill(uint8_t *buf, size_t len, uint64_t seed);
  * closes the log. */
 rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_size, rlog_vfs *vfs,
                          unsigned flags);
+
+/* The posix vfs, counting (all users of it together): bytes passed to
+ * pwrite, and syncs (fdatasync, fsync, directory fsync). */
+extern _Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
+rlog_vfs *bench_counting_vfs(void);
 
 /* Result of a group-commit run. */
 typedef struct bench_group_result {

@@ -1779,7 +1779,7 @@ static void test_batch_sync_count(void **state)
     assert_int_equal(
         rlg_replica_append(rp, s->v.seq, s->v.first_lsn, 64, s->data + 64, (size_t)(offs[1] - 64)),
         0);
-    uint64_t pre = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) - f0; /* the spare's pre-write too */
+    uint64_t pre = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) - f0; /* the new file's size too */
     /* records 1 .. n-3: one call of many runs */
     f0 = rlog_simfs_calls(v, RLOG_OP_FDATASYNC);
     d0 = rlog_simfs_calls(v, RLOG_OP_SYNC_DIR);

@@ -245,6 +245,12 @@ RLOG_API void rlog_simfs_enable_faults(rlog_vfs *vfs, int on);
  * (volatile namespace), in its volatile and durable bytes. *off (may be
  * NULL) receives the byte offset. ENOENT, EISDIR, EINVAL (empty file). */
 RLOG_API int rlog_simfs_bitrot(rlog_vfs *vfs, const char *path, uint64_t *off);
+/* rlog_simfs_bitrot inside [lo, hi) of the file: for a caller that aims
+ * at chosen bytes (the cluster workload strikes only records the store
+ * proves durable); hi = UINT64_MAX: to the end. EINVAL when the range is
+ * empty or past the end. */
+RLOG_API int rlog_simfs_bitrot_range(rlog_vfs *vfs, const char *path, uint64_t lo, uint64_t hi,
+                                     uint64_t *off);
 /* Makes every sector touching [off, off+len) of the file at `path`
  * unreadable (sticky latent sector error). ENOENT, EISDIR, ENOMEM. */
 RLOG_API int rlog_simfs_add_latent(rlog_vfs *vfs, const char *path, uint64_t off, uint64_t len);

@@ -65,6 +65,8 @@ typedef struct sn_ev {
     int status; /* R_DOWN reason, R_CB status */
     void *buf;  /* owned: EV_PKT, R_RECV, queued bytes; R_UP address */
     size_t len;
+    uint64_t h; /* EV_PKT: sn_fnv(buf, len) when `hashed` (computed at the send) */
+    bool hashed;
     rlog_msg msg;         /* R_RECV (points into buf) */
     rlog_msg_hello hello; /* R_UP */
     rlog_transport_send_cb cb;
@@ -522,7 +524,10 @@ static void proto_fail(rlog_simnet *net, sn_conn *c, int s, const char *what)
     end_kill(net, c, s, RLOG_EPROTO, RLOG_EPROTO, false, rst_delay(net, c));
 }
 
-static void pkt_sched(rlog_simnet *net, sn_conn *c, int to, void *buf, size_t len, uint64_t at)
+/* h: the bytes' sn_fnv, when hashed (the send traced it; the receipt
+ * traces it again, and the bytes do not change in flight). */
+static void pkt_sched(rlog_simnet *net, sn_conn *c, int to, void *buf, size_t len, uint64_t at,
+                      bool hashed, uint64_t h)
 {
     sn_ev *ev = ev_new(net, EV_PKT, c, to);
     if (!ev) {
@@ -531,6 +536,8 @@ static void pkt_sched(rlog_simnet *net, sn_conn *c, int to, void *buf, size_t le
     }
     ev->buf = buf;
     ev->len = len;
+    ev->hashed = hashed;
+    ev->h = h;
     sched(net, ev, at);
 }
 
@@ -542,7 +549,7 @@ static void send_plain(rlog_simnet *net, sn_conn *c, int s, void *buf, size_t le
     if (at < e->last_arrival)
         at = e->last_arrival;
     e->last_arrival = at;
-    pkt_sched(net, c, !s, buf, len, at);
+    pkt_sched(net, c, !s, buf, len, at, false, 0);
 }
 
 static void send_hello(rlog_simnet *net, sn_conn *c, int s)
@@ -568,9 +575,9 @@ static void transmit(rlog_simnet *net, sn_conn *c, int s, void *buf, size_t len,
     sn_end *e = &c->end[s];
     const rlog_simnet_rates *r = &net->cfg.rates;
     bool f = net->faults_on;
+    uint64_t h = sn_fnv(buf, len);
     sn_trace(net, NONE, "conn %" PRIu64 " send %s %d->%d len %zu h %016" PRIx64, c->id,
-             rlog_msg_type_name(len > 1 ? ((const unsigned char *)buf)[1] : 0), s, !s, len,
-             sn_fnv(buf, len));
+             rlog_msg_type_name(len > 1 ? ((const unsigned char *)buf)[1] : 0), s, !s, len, h);
     if (f && rlog_sim_rng_chance(&net->fault_rng, r->drop_ppm)) {
         sn_trace(net, RLOG_SIMNET_DROPPED, "conn %" PRIu64 " drop", c->id);
         free(buf);
@@ -593,10 +600,10 @@ static void transmit(rlog_simnet *net, sn_conn *c, int s, void *buf, size_t len,
         if (copy) {
             sn_trace(net, RLOG_SIMNET_DUPLICATED, "conn %" PRIu64 " duplicate", c->id);
             memcpy(copy, buf, len);
-            pkt_sched(net, c, !s, copy, len, at + 1 + latency(net, c));
+            pkt_sched(net, c, !s, copy, len, at + 1 + latency(net, c), true, h);
         }
     }
-    pkt_sched(net, c, !s, buf, len, at);
+    pkt_sched(net, c, !s, buf, len, at, true, h);
 }
 
 /* Moves end s's queued sends onto the wire as its link allows. */
@@ -772,7 +779,7 @@ static void on_pkt(rlog_simnet *net, sn_ev *ev)
             sn_trace(net, RLOG_SIMNET_DELIVERED,
                      "conn %" PRIu64 " recv %s at node %u from %" PRIu64 " len %zu h %016" PRIx64,
                      c->id, rlog_msg_type_name(m.type), n->idx, e->peer_id, ev->len,
-                     sn_fnv(ev->buf, ev->len));
+                     ev->hashed ? ev->h : sn_fnv(ev->buf, ev->len));
             r->peer = e->peer_id;
             r->msg = m;
             r->buf = ev->buf; /* m points into it */

@@ -1020,11 +1020,16 @@ static bool damage_proven(cl *c, cl_node *n, char **paths, size_t count, const c
     return rlog_simfs_bitrot_range(n->fs, path, p.off, p.off + p.size, off) == 0;
 }
 
-/* Damage to a bad server's disk (after a power loss, or while it runs):
- * bit rot — in a segment file only inside a record proven durable (see
- * damage_proven), in another file (snapshot files, which the marker's
- * CRC32C covers) anywhere — or an unreadable sector anywhere. */
-static void node_damage(cl *c, cl_node *n)
+/* Damage to a bad server's disk after a power loss: bit rot — in a
+ * segment file only inside a record proven durable (see damage_proven), in
+ * another file (snapshot files, which the marker's CRC32C covers) anywhere
+ * — or an unreadable sector anywhere. While it runs (live): bit rot in a
+ * proven record only, which its next open must report. (Live damage to the
+ * snapshot file of a leader would leave it unable to send that snapshot,
+ * for ever: a running store does not re-check its files, and libraft 0.15
+ * retries the send without end — a liveness failure that says nothing of
+ * the store.) */
+static void node_damage(cl *c, cl_node *n, bool live)
 {
     char **paths = NULL;
     size_t count = 0;
@@ -1035,9 +1040,13 @@ static void node_damage(cl *c, cl_node *n)
     const char *p = paths[rlog_sim_rng_below(&c->rng, count)];
     const char *slash = strrchr(p, '/');
     uint64_t off = 0, seq;
-    if (rlog_sim_rng_chance(&c->rng, 500000)) {
-        bool seg = slash != NULL && rlg_seg_parse_name(slash + 1, &seq) &&
-                   !(c->o->bugs & RLOG_SIM_CLUSTER_BUG_ROT_UNPROVEN);
+    bool seg = slash != NULL && rlg_seg_parse_name(slash + 1, &seq) &&
+               !(c->o->bugs & RLOG_SIM_CLUSTER_BUG_ROT_UNPROVEN);
+    if (live && !seg) {
+        rlog_vfs_free_names(paths, count);
+        return;
+    }
+    if (live || rlog_sim_rng_chance(&c->rng, 500000)) {
         if (seg ? damage_proven(c, n, paths, count, p, &off)
                 : rlog_simfs_bitrot(n->fs, p, &off) == 0) {
             n->corrupted = true;
@@ -1081,7 +1090,7 @@ static void node_closed_ev(void *arg, uint64_t u)
         cl_trace(c, "server %" PRIu64 " closed", n->id);
     }
     if (damage)
-        node_damage(c, n);
+        node_damage(c, n, false);
     if (restart && !c->stop)
         node_schedule_restart(c, n, (20 + rlog_sim_rng_below(&c->rng, 600)) * CL_MS);
 }
@@ -1827,7 +1836,7 @@ static void fault_ev(void *arg, uint64_t u)
         membership_change(c);
     } else if (roll >= 85 && n != NULL && n->bad && may_corrupt(c) &&
                !(c->o->bugs & RLOG_SIM_CLUSTER_BUG_ROT_UNPROVEN)) {
-        node_damage(c, n); /* while it runs */
+        node_damage(c, n, true); /* while it runs */
     }
     uint64_t next = (50 + rlog_sim_rng_below(&c->rng, 400)) * CL_MS;
     if (rlg_cl_at(&c->w, c->w.now + next, fault_ev, c, 0) != 0)

@@ -371,7 +371,14 @@ typedef struct rlog_sim_options {
     rlog_sim_trace_fn trace;
     void *trace_data;
     unsigned sabotage; /* RLOG_SIM_SABOTAGE_* (tests only; default 0) */
+    /* What a shipping seed ships (RLOG_SIM_SHIP_*): by default the seed
+     * picks (about 30% a Raft store, the rest a plain log). */
+    unsigned ship_store;
 } rlog_sim_options;
+
+#define RLOG_SIM_SHIP_BY_SEED 0u
+#define RLOG_SIM_SHIP_LOG     1u
+#define RLOG_SIM_SHIP_RAFT    2u
 
 typedef struct rlog_sim_result {
     int failed;         /* 1 when an oracle failed */
@@ -395,6 +402,11 @@ typedef struct rlog_sim_result {
     uint64_t ship_resets;
     uint64_t ship_net_faults;
     uint64_t ship_bytes;
+    /* Shipping a Raft store (sim/ship_raft.c): 1 when the seed did;
+     * snapshots the leader put, follower snapshots read back whole after a
+     * power loss, truncations the leader made. */
+    uint64_t ship_raft_seeds;
+    uint64_t ship_raft_snaps_put, ship_raft_snaps_checked, ship_raft_truncations;
 } rlog_sim_result;
 
 RLOG_API void rlog_sim_options_init(rlog_sim_options *opts, uint64_t seed);

@@ -235,6 +235,17 @@ static void w_head(sn_w *w, const rlog_simnet *net, uint64_t conn)
     w_str(w, " ");
 }
 
+/* " len <len> h <h>", then the line is done. */
+static void w_end(sn_w *w, rlog_simnet *net, int which, char *line, size_t len, uint64_t h)
+{
+    w_str(w, " len ");
+    w_dec(w, len, 1);
+    w_str(w, " h ");
+    w_hex16(w, h);
+    *w->p = 0;
+    sn_line(net, which, line, (size_t)(w->p - line));
+}
+
 /* sn_trace(net, NONE, "conn %" PRIu64 " send %s %d->%d len %zu h %016" PRIx64, ...) */
 static void trace_send(rlog_simnet *net, uint64_t conn, const char *type, int s, size_t len,
                        uint64_t h)
@@ -248,12 +259,7 @@ static void trace_send(rlog_simnet *net, uint64_t conn, const char *type, int s,
     w_dec(&w, (uint64_t)s, 1);
     w_str(&w, "->");
     w_dec(&w, (uint64_t)!s, 1);
-    w_str(&w, " len ");
-    w_dec(&w, len, 1);
-    w_str(&w, " h ");
-    w_hex16(&w, h);
-    *w.p = 0;
-    sn_line(net, NONE, line, (size_t)(w.p - line));
+    w_end(&w, net, NONE, line, len, h);
 }
 
 /* sn_trace(net, DELIVERED, "conn %" PRIu64 " recv %s at node %u from %" PRIu64
@@ -270,12 +276,7 @@ static void trace_recv(rlog_simnet *net, uint64_t conn, const char *type, unsign
     w_dec(&w, node, 1);
     w_str(&w, " from ");
     w_dec(&w, from, 1);
-    w_str(&w, " len ");
-    w_dec(&w, len, 1);
-    w_str(&w, " h ");
-    w_hex16(&w, h);
-    *w.p = 0;
-    sn_line(net, RLOG_SIMNET_DELIVERED, line, (size_t)(w.p - line));
+    w_end(&w, net, RLOG_SIMNET_DELIVERED, line, len, h);
 }
 
 /* ---- events, connections ---- */

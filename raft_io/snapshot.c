@@ -1,8 +1,9 @@
 /*
  * snapshot_put and snapshot_get: the file I/O runs in the loop's work pool
- * (libuv: uv_queue_work; the simulator's loop: inline on a later turn), so
- * a large snapshot does not stop the loop while it is written or read;
- * what touches the store's handle stays on the loop thread.
+ * (libuv: uv_queue_work), so a large snapshot does not stop the loop while
+ * it is written or read; what touches the store's handle stays on the loop
+ * thread. With RLOG_RAFT_IO_NO_THREADS (single-threaded, the simulator)
+ * the same steps run inside the call and only the callback is posted.
  *
  * put: on the call, the store checks and copies the descriptor
  * (rlog_rs_snapshot_prepare); in the pool, the data file is written (temp,
@@ -105,6 +106,9 @@ static int snap_post(rio *r, rio_snap *s)
 {
     int rv = rlg_rio_post(r, snap_posted, s);
     if (rv != 0) {
+        if (s->snapshot != NULL) {
+            rlg_rio_snapshot_destroy(s->snapshot);
+        }
         rlog_rs_snapshot_job_free(s->job);
         free(s);
         return rlg_rio_err(r, rlg_rio_raft_code(rv), "snapshot: cannot post: %s",
@@ -219,11 +223,11 @@ static int put_work(void *arg)
     return rlog_rs_snapshot_write(s->job);
 }
 
-static void put_after(void *arg, int status)
+/* The file is written (status): commit, or report the failure; then the
+ * appends it held go to the store. */
+static void put_finish(rio_snap *s, int status)
 {
-    rio_snap *s = arg;
     rio *r = s->r;
-    r->works--;
     r->snap_put = NULL;
     rlog_rs_snap_job *job = s->job;
     s->job = NULL;
@@ -254,6 +258,14 @@ static void put_after(void *arg, int status)
         rlg_rio_log(r, RLOG_LEVEL_ERROR, "%s", r->io->errmsg);
     }
     held_release(r);
+}
+
+static void put_after(void *arg, int status)
+{
+    rio_snap *s = arg;
+    rio *r = s->r;
+    r->works--;
+    put_finish(s, status);
     snap_deliver(s);
     if (r->closing) {
         rlg_rio_store_close(r); /* held appends complete before the close callback */
@@ -304,6 +316,13 @@ int rlg_rio_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_s
                                         : rlog_rs_snapshot_prepare(r->rs, &d, &s->job);
     raft_free(conf.base);
     free(bufs);
+    if (rv == 0 && (r->opts.flags & RLOG_RAFT_IO_NO_THREADS)) {
+        /* Single-threaded: the loop's work would run on this thread
+         * anyway; written now, callback posted (the simulator's schedule
+         * is the one its seeds were found with). */
+        put_finish(s, rlog_rs_snapshot_write(s->job));
+        return snap_post(r, s);
+    }
     if (rv == 0) {
         if ((rv = snap_queue(r, s, put_work, put_after)) == 0) {
             r->snap_put = s;
@@ -338,16 +357,22 @@ static int get_work(void *arg)
     return rv;
 }
 
-static void get_after(void *arg, int status)
+static void get_finish(rio_snap *s, int status)
 {
-    rio_snap *s = arg;
     rio *r = s->r;
-    r->works--;
     s->status = status == RLOG_ECANCELED ? RAFT_CANCELED : status;
     if (s->status != 0) {
         rlg_rio_err(r, s->status, "%s (%s)", s->errmsg[0] ? s->errmsg : "snapshot_get: dropped",
                     r->dir);
     }
+}
+
+static void get_after(void *arg, int status)
+{
+    rio_snap *s = arg;
+    rio *r = s->r;
+    r->works--;
+    get_finish(s, status);
     snap_deliver(s);
     rlg_rio_check_closed(r);
 }
@@ -368,6 +393,10 @@ int rlg_rio_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
     s->get = req;
     s->get_cb = cb;
     int rv = rlog_rs_snapshot_open(r->rs, &s->job);
+    if (rv == 0 && (r->opts.flags & RLOG_RAFT_IO_NO_THREADS)) {
+        get_finish(s, get_work(s)); /* single-threaded: read now, as put */
+        return snap_post(r, s);
+    }
     if (rv == 0) {
         return snap_queue(r, s, get_work, get_after);
     }

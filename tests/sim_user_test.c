@@ -291,21 +291,22 @@ static void test_seeds_stop_at_first(void **state)
 }
 
 /* rlog's own simulator run as the callback (no_fs): each seed's trace
- * hash is the same on one thread and on three — what `rlog sim --jobs`
- * relies on. */
+ * hash is the same on one thread and on four — what `rlog sim --jobs`
+ * relies on (it caught two workload buffers that were static, shared by
+ * the threads). */
 static int builtin(rlog_sim_ctx *c, void *user)
 {
     (void)user;
     rlog_sim_options o;
     rlog_sim_options_init(&o, c->seed);
-    o.steps = 150;
+    o.steps = 300;
     rlog_sim_result *r = c->result;
     if (rlog_sim_run(&o, r))
         return rlog_sim_failf(c, "out of memory");
     return r->failed ? rlog_sim_failf(c, "%s", r->message) : 0;
 }
 
-static uint64_t builtin_hash[2][24];
+static uint64_t builtin_hash[2][64];
 static void on_builtin(void *data, uint64_t seed, int failed, const char *message,
                        const void *result)
 {
@@ -320,8 +321,8 @@ static void test_seeds_builtin_deterministic_across_threads(void **state)
         rlog_sim_seeds_options o;
         rlog_sim_seeds_options_init(&o);
         o.from = 500;
-        o.count = 24;
-        o.jobs = j ? 3 : 1;
+        o.count = 64;
+        o.jobs = j ? 4 : 1;
         o.no_fs = 1;
         o.keep_going = 1;
         o.result_size = sizeof(rlog_sim_result);
@@ -329,11 +330,11 @@ static void test_seeds_builtin_deterministic_across_threads(void **state)
         o.data = builtin_hash[j];
         rlog_sim_seeds_result r;
         assert_int_equal(rlog_sim_seeds(&o, builtin, NULL, &r), 0);
-        assert_int_equal(r.ran, 24);
+        assert_int_equal(r.ran, 64);
         assert_int_equal(r.failed, 0);
         rlog_sim_seeds_release(&r);
     }
-    for (unsigned i = 0; i < 24; i++) {
+    for (unsigned i = 0; i < 64; i++) {
         assert_true(builtin_hash[0][i] != 0);
         assert_int_equal(builtin_hash[1][i], builtin_hash[0][i]);
     }

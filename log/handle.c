@@ -8,6 +8,7 @@
 
 #include "log/handle.h"
 #include "os/array.h"
+#include "os/log.h"
 
 int rlg_fail(rlog_log *l, int err, const char *fmt, ...)
 {
@@ -20,14 +21,10 @@ int rlg_fail(rlog_log *l, int err, const char *fmt, ...)
 
 void rlg_logf(const rlog_log *l, rlog_level level, const char *fmt, ...)
 {
-    if (!l->opts.logger)
-        return;
-    char buf[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    rlg_os_vlogf(l->opts.logger, l->opts.logger_data, level, "", fmt, ap);
     va_end(ap);
-    l->opts.logger(l->opts.logger_data, level, buf);
 }
 
 void rlg_seg_path(const rlog_log *l, uint64_t seq, char *buf, size_t cap)

@@ -272,12 +272,8 @@ static int cmd_serve(cli_args *a)
             (r = cli_opt_u64(a, "--interval", &interval_ms, 10, 3600000)) != 0) {
             if (r < 0)
                 return CLI_EXIT_USAGE;
-        } else if (a->argv[a->i][0] == '-') {
-            return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
-        } else if (!dir) {
-            dir = a->argv[a->i++];
-        } else {
-            return cli_usage_error(a->cmd, "unexpected argument '%s'", a->argv[a->i]);
+        } else if (cli_arg_dir(a, &dir) < 0) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!dir || !url)
@@ -450,12 +446,8 @@ static int cmd_follow(cli_args *a)
             (r = cli_opt_u64(a, "--interval", &interval_ms, 10, 3600000)) != 0) {
             if (r < 0)
                 return CLI_EXIT_USAGE;
-        } else if (a->argv[a->i][0] == '-') {
-            return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
-        } else if (!dir) {
-            dir = a->argv[a->i++];
-        } else {
-            return cli_usage_error(a->cmd, "unexpected argument '%s'", a->argv[a->i]);
+        } else if (cli_arg_dir(a, &dir) < 0) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!dir || !url)

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "log/handle.h"
+#include "os/array.h"
+#include "os/log.h"
 
 int rlg_fail(rlog_log *l, int err, const char *fmt, ...)
 {
@@ -19,14 +21,10 @@ int rlg_fail(rlog_log *l, int err, const char *fmt, ...)
 
 void rlg_logf(const rlog_log *l, rlog_level level, const char *fmt, ...)
 {
-    if (!l->opts.logger)
-        return;
-    char buf[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    rlg_os_vlogf(l->opts.logger, l->opts.logger_data, level, "", fmt, ap);
     va_end(ap);
-    l->opts.logger(l->opts.logger_data, level, buf);
 }
 
 void rlg_seg_path(const rlog_log *l, uint64_t seq, char *buf, size_t cap)
@@ -38,15 +36,7 @@ void rlg_seg_path(const rlog_log *l, uint64_t seq, char *buf, size_t cap)
 
 int rlg_segs_reserve(rlog_log *l)
 {
-    if (l->nsegs < l->capsegs)
-        return 0;
-    size_t cap = l->capsegs ? 2 * l->capsegs : 8;
-    rlg_segment *v = realloc(l->segs, cap * sizeof *v);
-    if (!v)
-        return RLOG_ENOMEM;
-    l->segs = v;
-    l->capsegs = cap;
-    return 0;
+    return rlg_array_grow(&l->segs, &l->capsegs, l->nsegs + 1, sizeof *l->segs, 8);
 }
 
 long rlg_find_segment(const rlog_log *l, uint64_t lsn)

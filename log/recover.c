@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "log/format.h"
+#include "os/array.h"
 
 #define RCV_BUF_SIZE (1u << 20)
 
@@ -106,17 +107,9 @@ int rlg_read_rec_header(rlog_vfs *v, rlog_file *f, uint64_t off, rlg_rec_header 
 
 int rlg_segment_reserve(rlg_segment *s, size_t more)
 {
-    while (s->capoffs - s->noffs < more) {
-        size_t cap = s->capoffs ? s->capoffs * 2 : 64;
-        if (cap < s->capoffs || cap > SIZE_MAX / sizeof *s->offs)
-            return RLOG_ENOMEM;
-        uint32_t *p = realloc(s->offs, cap * sizeof *p);
-        if (!p)
-            return RLOG_ENOMEM;
-        s->offs = p;
-        s->capoffs = cap;
-    }
-    return 0;
+    if (more > SIZE_MAX - s->noffs)
+        return RLOG_ENOMEM;
+    return rlg_array_grow(&s->offs, &s->capoffs, s->noffs + more, sizeof *s->offs, 64);
 }
 
 int rlg_segment_push(rlg_segment *s, uint32_t off)

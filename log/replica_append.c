@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log/replica_internal.h"
+#include "os/array.h"
 #include "os/sync.h"
 
 /* ------------------------------------------------------ where bytes go */
@@ -30,14 +31,8 @@ typedef struct rp_recs {
 static int recs_collect(void *arg, const rlg_rv *c)
 {
     rp_recs *rs = arg;
-    if (rs->n == rs->cap) {
-        size_t cap = rs->cap ? 2 * rs->cap : 64;
-        rp_rec *v = realloc(rs->v, cap * sizeof *v);
-        if (!v)
-            return RLOG_ENOMEM;
-        rs->v = v;
-        rs->cap = cap;
-    }
+    if (rlg_array_grow(&rs->v, &rs->cap, rs->n + 1, sizeof *rs->v, 64))
+        return RLOG_ENOMEM;
     const rlg_rec_header *h = &c->h;
     bool user = h->type >= RLOG_TYPE_USER_MIN;
     rp_rec *x = &rs->v[rs->n++];

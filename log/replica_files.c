@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log/replica_internal.h"
+#include "os/array.h"
 
 /* A plain file name that is not the log's: no '/', not "." or "..", not a
  * segment name, not rlog.*. */
@@ -85,14 +86,8 @@ static int cover(rlg_sfx *sf, uint64_t a, uint64_t b)
         j++;
     }
     if (i == j) { /* insert at i */
-        if (sf->niv == sf->capiv) {
-            size_t cap = sf->capiv ? 2 * sf->capiv : 8;
-            uint64_t(*v)[2] = realloc(sf->iv, cap * sizeof *v);
-            if (!v)
-                return RLOG_ENOMEM;
-            sf->iv = v;
-            sf->capiv = cap;
-        }
+        if (rlg_array_grow(&sf->iv, &sf->capiv, sf->niv + 1, sizeof *sf->iv, 8))
+            return RLOG_ENOMEM;
         memmove(&sf->iv[i + 1], &sf->iv[i], (sf->niv - i) * sizeof *sf->iv);
         sf->niv++;
     } else if (j > i + 1) {

@@ -3,6 +3,8 @@
 #include "os/sync.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 static int failed(rlg_os_fail *fail, int code, int err, const char *what, const char *path)
 {
@@ -85,5 +87,70 @@ int rlg_rename_synced(rlog_vfs *v, const char *dir, const char *from, const char
         return failed(fail, RLG_OS_FAILED, e, "renaming", from);
     return rlg_sync_dir(v, dir, fail)
                ? failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after renaming into", to)
+               : RLG_OS_OK;
+}
+
+int rlg_copy_synced(rlog_vfs *v, const char *from, const char *to_dir, const char *to,
+                    rlg_os_fail *fail)
+{
+    rlog_file *in = NULL, *out = NULL;
+    uint64_t size = 0;
+    const char *what = "opening", *at = from;
+    int e = v->open(v, from, RLOG_VFS_RDONLY, &in);
+    if (!e)
+        e = (what = "reading the size of", v->size(v, in, &size));
+    if (!e)
+        e = (what = "creating", at = to,
+             v->open(v, to, RLOG_VFS_CREATE | RLOG_VFS_EXCL | RLOG_VFS_RDWR, &out));
+    size_t cap = 1u << 20;
+    uint8_t *buf = e ? NULL : malloc(cap);
+    if (!e && !buf)
+        e = (what = "allocating a copy buffer for", ENOMEM);
+    for (uint64_t off = 0; !e && off < size;) {
+        size_t n = size - off < cap ? (size_t)(size - off) : cap, got = 0, put = 0;
+        e = (what = "reading", at = from, v->pread(v, in, buf, n, off, &got));
+        if (!e && got != n)
+            e = EIO;
+        if (!e)
+            e = (what = "writing", at = to, v->pwrite(v, out, buf, n, off, &put));
+        if (!e && put != n)
+            e = EIO;
+        off += n;
+    }
+    if (!e)
+        e = (what = "fsync of", at = to, rlg_os_fsync(v, out));
+    free(buf);
+    if (in)
+        (void)v->close(v, in);
+    if (out)
+        (void)v->close(v, out);
+    if (e) {
+        if (out)
+            (void)v->unlink(v, to); /* best effort: no partial copy stays */
+        return failed(fail, RLG_OS_FAILED, e, what, at);
+    }
+    return rlg_sync_dir(v, to_dir, fail)
+               ? failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after copying into", to)
+               : RLG_OS_OK;
+}
+
+int rlg_move_synced(rlog_vfs *v, const char *from_dir, const char *from, const char *to_dir,
+                    const char *to, rlg_os_fail *fail)
+{
+    int e = v->rename(v, from, to);
+    if (e == EXDEV) {
+        int rv = rlg_copy_synced(v, from, to_dir, to, fail);
+        if (rv)
+            return rv;
+        e = v->unlink(v, from);
+        if (e)
+            return failed(fail, RLG_OS_FAILED, e, "unlinking (after copying it)", from);
+    } else if (e) {
+        return failed(fail, RLG_OS_FAILED, e, "renaming", from);
+    } else if (rlg_sync_dir(v, to_dir, fail)) {
+        return failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after moving into", to);
+    }
+    return rlg_sync_dir(v, from_dir, fail)
+               ? failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after moving out", from)
                : RLG_OS_OK;
 }

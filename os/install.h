@@ -67,6 +67,21 @@ int rlg_unlink_synced(rlog_vfs *v, const char *dir, const char *path, rlg_os_fai
 /* rename(from, to) then the directory fsync; the same results. */
 int rlg_rename_synced(rlog_vfs *v, const char *dir, const char *from, const char *to,
                       rlg_os_fail *fail);
+/* Copies file `from` to the new file `to` in directory to_dir (created
+ * exclusively), fsyncs the copy, then to_dir. RLG_OS_OK; RLG_OS_FAILED when
+ * the copy failed (a partial copy is unlinked); RLG_OS_FATAL when to_dir's
+ * fsync did. `from` is not changed. */
+int rlg_copy_synced(rlog_vfs *v, const char *from, const char *to_dir, const char *to,
+                    rlg_os_fail *fail);
+/* Moves `from` (in from_dir) to `to` in another directory, to_dir:
+ * rename, then fsync to_dir (the new entry) before from_dir (the old one
+ * gone), so that a crash never loses the file from both. Across file
+ * systems (EXDEV): rlg_copy_synced, then unlink(from) and fsync from_dir.
+ * RLG_OS_OK; RLG_OS_FAILED when `from` is still where it was (a copy
+ * that was made is kept only when the unlink of `from` failed);
+ * RLG_OS_FATAL when a directory fsync failed after a change. */
+int rlg_move_synced(rlog_vfs *v, const char *from_dir, const char *from, const char *to_dir,
+                    const char *to, rlg_os_fail *fail);
 /* fsync of directory dir alone: RLG_OS_OK or RLG_OS_FATAL. */
 int rlg_sync_dir(rlog_vfs *v, const char *dir, rlg_os_fail *fail);
 

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "os/array.h"
 #include "rlog/vfs.h"
 
 /* Owned by the posix vfs; freed by posix_close() / posix_unlock(). */
@@ -230,14 +231,8 @@ void rlog_vfs_free_names(char **names, size_t count)
 /* Appends a copy of name to *names (capacity *cap, length *count). */
 static int list_push(char ***names, size_t *count, size_t *cap, const char *name)
 {
-    if (*count == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        char **grown = realloc(*names, ncap * sizeof *grown);
-        if (grown == NULL)
-            return ENOMEM;
-        *names = grown;
-        *cap = ncap;
-    }
+    if (rlg_array_grow(names, cap, *count + 1, sizeof **names, 16) != 0)
+        return ENOMEM;
     char *copy = strdup(name);
     if (copy == NULL)
         return ENOMEM;

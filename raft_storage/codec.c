@@ -8,8 +8,7 @@
 #include "log/format.h"
 #include "raft_storage/codec.h"
 
-static int bad(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *why, size_t cap, const char *fmt, ...)
+int rlg_rs_why(int err, char *why, size_t cap, const char *fmt, ...)
 {
     if (why && cap) {
         va_list ap;
@@ -17,7 +16,7 @@ static int bad(char *why, size_t cap, const char *fmt, ...)
         vsnprintf(why, cap, fmt, ap);
         va_end(ap);
     }
-    return RLOG_ECORRUPT;
+    return err;
 }
 
 /* ---------------------------------------------------------------- encode */
@@ -107,20 +106,22 @@ bool rlg_snap_name_ok(const char *name, size_t len)
 static int decode_batch(const uint8_t *p, size_t len, rlg_batch_view *b, char *why, size_t cap)
 {
     if (len < RLG_RS_BATCH_HDR)
-        return bad(why, cap, "entries record of %zu bytes is shorter than its header", len);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                          "entries record of %zu bytes is shorter than its header", len);
     b->first_index = rlg_get64(p);
     b->count = rlg_get32(p + 8);
     if (rlg_get32(p + 12) != 0)
-        return bad(why, cap, "entries record has non-zero reserved bits");
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "entries record has non-zero reserved bits");
     if (b->first_index == 0 || b->count == 0)
-        return bad(why, cap, "entries record with first index %" PRIu64 " and count %" PRIu32,
-                   b->first_index, b->count);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                          "entries record with first index %" PRIu64 " and count %" PRIu32,
+                          b->first_index, b->count);
     if (b->first_index > UINT64_MAX - b->count)
-        return bad(why, cap, "entries record index range overflows");
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "entries record index range overflows");
     size_t rest = len - RLG_RS_BATCH_HDR;
     if (b->count > rest / RLG_RS_ENTRY_HDR)
-        return bad(why, cap, "entries record claims %" PRIu32 " entries in %zu bytes", b->count,
-                   rest);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                          "entries record claims %" PRIu32 " entries in %zu bytes", b->count, rest);
     b->table = p + RLG_RS_BATCH_HDR;
     rest -= (size_t)b->count * RLG_RS_ENTRY_HDR;
     b->payloads = b->table + (size_t)b->count * RLG_RS_ENTRY_HDR;
@@ -128,21 +129,24 @@ static int decode_batch(const uint8_t *p, size_t len, rlg_batch_view *b, char *w
         const uint8_t *t = b->table + (size_t)k * RLG_RS_ENTRY_HDR;
         uint32_t l = rlg_get32(t + 8);
         if (rlg_get16(t + 14) != 0)
-            return bad(why, cap, "entry %" PRIu32 " has non-zero reserved bits", k);
+            return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                              "entry %" PRIu32 " has non-zero reserved bits", k);
         if (l > rest)
-            return bad(why, cap, "entry %" PRIu32 " claims %" PRIu32 " bytes; %zu remain", k, l,
-                       rest);
+            return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                              "entry %" PRIu32 " claims %" PRIu32 " bytes; %zu remain", k, l, rest);
         rest -= l;
     }
     if (rest != 0)
-        return bad(why, cap, "entries record has %zu bytes beyond its entries", rest);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                          "entries record has %zu bytes beyond its entries", rest);
     return 0;
 }
 
 static int decode_snap(const uint8_t *p, size_t len, rlg_snap_view *s, char *why, size_t cap)
 {
     if (len < RLG_RS_SNAP_HDR)
-        return bad(why, cap, "snapshot marker of %zu bytes is shorter than its header", len);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                          "snapshot marker of %zu bytes is shorter than its header", len);
     s->index = rlg_get64(p);
     s->term = rlg_get64(p + 8);
     s->conf_index = rlg_get64(p + 16);
@@ -153,20 +157,22 @@ static int decode_snap(const uint8_t *p, size_t len, rlg_snap_view *s, char *why
     s->flags = rlg_get16(p + 42);
     s->conf_len = rlg_get32(p + 44);
     if (s->flags & ~RLG_SNAP_REPLACE)
-        return bad(why, cap, "snapshot marker has unknown flags %#x", (unsigned)s->flags);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "snapshot marker has unknown flags %#x",
+                          (unsigned)s->flags);
     size_t rest = len - RLG_RS_SNAP_HDR;
     if (s->name_len > rest || s->conf_len != rest - s->name_len)
-        return bad(why, cap,
-                   "snapshot marker lengths (name %u, configuration %" PRIu32
-                   ") do not match its %zu bytes",
-                   (unsigned)s->name_len, s->conf_len, len);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                          "snapshot marker lengths (name %u, configuration %" PRIu32
+                          ") do not match its %zu bytes",
+                          (unsigned)s->name_len, s->conf_len, len);
     s->name = (const char *)p + RLG_RS_SNAP_HDR;
     s->conf = p + RLG_RS_SNAP_HDR + s->name_len;
     if (!rlg_snap_name_ok(s->name, s->name_len))
-        return bad(why, cap, "snapshot marker names an invalid file name");
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "snapshot marker names an invalid file name");
     if (s->index == 0 || s->term == 0)
-        return bad(why, cap, "snapshot marker with index %" PRIu64 " term %" PRIu64, s->index,
-                   s->term);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                          "snapshot marker with index %" PRIu64 " term %" PRIu64, s->index,
+                          s->term);
     return 0;
 }
 
@@ -181,8 +187,8 @@ int rlg_rec_decode(uint16_t type, const void *payload, size_t len, rlg_rec *out,
     switch (type) {
     case RLOG_RS_TYPE_HARD_STATE:
         if (len != RLG_RS_HS_SIZE)
-            return bad(why, cap, "hard state record of %zu bytes (expected %u)", len,
-                       RLG_RS_HS_SIZE);
+            return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                              "hard state record of %zu bytes (expected %u)", len, RLG_RS_HS_SIZE);
         out->u.hs.term = rlg_get64(p);
         out->u.hs.vote = rlg_get64(p + 8);
         out->u.hs.commit = rlg_get64(p + 16);
@@ -191,16 +197,18 @@ int rlg_rec_decode(uint16_t type, const void *payload, size_t len, rlg_rec *out,
         return decode_batch(p, len, &out->u.batch, why, cap);
     case RLOG_RS_TYPE_TRUNCATE:
         if (len != RLG_RS_TRUNC_SIZE)
-            return bad(why, cap, "truncation record of %zu bytes (expected %u)", len,
-                       RLG_RS_TRUNC_SIZE);
+            return rlg_rs_why(RLOG_ECORRUPT, why, cap,
+                              "truncation record of %zu bytes (expected %u)", len,
+                              RLG_RS_TRUNC_SIZE);
         out->u.trunc = rlg_get64(p);
         if (out->u.trunc == 0)
-            return bad(why, cap, "truncation at index 0");
+            return rlg_rs_why(RLOG_ECORRUPT, why, cap, "truncation at index 0");
         return 0;
     case RLOG_RS_TYPE_SNAPSHOT:
         return decode_snap(p, len, &out->u.snap, why, cap);
     default:
-        return bad(why, cap, "record type %u is not a Raft record", (unsigned)type);
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "record type %u is not a Raft record",
+                          (unsigned)type);
     }
 }
 

@@ -44,6 +44,12 @@
 
 #include "rlog/raft_storage.h"
 
+/* The message of a refusal: writes it printf-style to why (when why is not
+ * NULL and cap > 0) and returns err. The decoders here and the replay rules
+ * (state.c) report every refusal through it. */
+int rlg_rs_why(int err, char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #define RLG_RS_HS_SIZE    24u
 #define RLG_RS_TRUNC_SIZE 8u
 #define RLG_RS_BATCH_HDR  RLOG_RS_BATCH_OVERHEAD

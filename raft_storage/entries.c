@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log/format.h"
+#include "os/array.h"
 #include "raft_storage/rs_internal.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -370,14 +371,8 @@ static int read_batch(reader *rd, const rlg_bpos *p, uint8_t **buf, rlg_batch_vi
 static int take_entries(reader *rd, uint8_t *buf, const rlg_batch_view *b, uint64_t lo, uint64_t hi,
                         rlog_rs_entries *out, bool *full)
 {
-    if (out->nbufs == rd->capb) {
-        size_t c = rd->capb ? 2 * rd->capb : 8;
-        void **nb = realloc(out->bufs, c * sizeof *nb);
-        if (!nb)
-            return RLOG_ENOMEM;
-        out->bufs = nb;
-        rd->capb = c;
-    }
+    if (rlg_array_grow(&out->bufs, &rd->capb, out->nbufs + 1, sizeof *out->bufs, 8))
+        return RLOG_ENOMEM;
     out->bufs[out->nbufs++] = buf;
     const uint8_t *d = b->payloads;
     for (uint32_t k = 0; k < b->count; k++) {
@@ -398,14 +393,8 @@ static int take_entries(reader *rd, uint8_t *buf, const rlg_batch_view *b, uint6
             *full = true;
             break;
         }
-        if (out->n == rd->capv) {
-            size_t c = rd->capv ? 2 * rd->capv : 64;
-            rlog_rs_entry *nv = realloc(out->v, c * sizeof *nv);
-            if (!nv)
-                return RLOG_ENOMEM;
-            out->v = nv;
-            rd->capv = c;
-        }
+        if (rlg_array_grow(&out->v, &rd->capv, out->n + 1, sizeof *out->v, 64))
+            return RLOG_ENOMEM;
         out->v[out->n++] = e;
         rd->bytes += e.len;
     }

@@ -44,6 +44,13 @@ int rlg_rs_append_apply(rlog_rs *rs, uint16_t type, unsigned sticky, const void 
 void rlg_rs_logf(rlog_rs *rs, rlog_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* purge.c: deletes the log segments that hold only records before the
+ * batch of entry max(index, first) (before the snapshot marker when no
+ * entry from there on is held), oldest first (rlog_delete_prefix), and
+ * drops from the index the entries that went with them, as a reopen
+ * would. *deleted (may be NULL): segments deleted. The log's error. */
+int rlg_rs_delete_before(rlog_rs *rs, uint64_t index, uint64_t *deleted);
+
 /* snapshot.c: removes temp files (when `temps`), orphans newer than the
  * current marker and surplus older snapshot files. Counts what it removed. */
 int rlg_rs_snap_cleanup(rlog_rs *rs, bool temps, uint64_t *temps_removed, uint64_t *snaps_removed);

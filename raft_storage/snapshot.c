@@ -215,19 +215,12 @@ int rlog_rs_snapshot_write(rlog_rs_snap_job *j)
  * everything before the batch of the first entry (or before the marker
  * when no entry remains). A failure here loses nothing; it is logged and
  * the next put retries. */
-static void compact_log(rlog_rs *rs, uint64_t marker_lsn)
+static void compact_log(rlog_rs *rs)
 {
-    uint64_t keep = marker_lsn, deleted = 0;
-    if (!rlg_index_empty(&rs->st.ix)) {
-        rlg_bpos p;
-        rlg_index_locate(&rs->st.ix, rs->st.ix.first, &p);
-        keep = p.lsn;
-    }
-    int rv = rlog_delete_prefix(rs->log, keep, &deleted);
-    if (rv) {
+    if (rlg_rs_delete_before(rs, rs->st.ix.first, NULL) != 0) {
         rs->prefix_delete_errors++;
-        rlg_rs_logf(rs, RLOG_LEVEL_WARN, "snapshot: deleting segments below LSN %" PRIu64 ": %s",
-                    keep, rlog_errmsg(rs->log));
+        rlg_rs_logf(rs, RLOG_LEVEL_WARN, "snapshot: deleting segments before index %" PRIu64 ": %s",
+                    rs->st.ix.first, rlog_errmsg(rs->log));
     }
 }
 
@@ -328,7 +321,7 @@ int rlog_rs_snapshot_commit(rlog_rs *rs, rlog_rs_snap_job *j, int write_status)
     j->written = false; /* the marker names it now */
     rlog_rs_snapshot_job_free(j);
     rs->snap_lsn = lsn;
-    compact_log(rs, lsn);
+    compact_log(rs);
     uint64_t t, s;
     if (rlg_rs_snap_cleanup(rs, false, &t, &s))
         rlg_rs_logf(rs, RLOG_LEVEL_WARN, "%s", rs->errmsg);

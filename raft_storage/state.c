@@ -7,19 +7,6 @@
 
 #include "raft_storage/state.h"
 
-static int why_fail(int err, char *why, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int why_fail(int err, char *why, size_t cap, const char *fmt, ...)
-{
-    if (why && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, cap, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
-
 void rlg_state_init(rlg_state *st)
 {
     memset(st, 0, sizeof *st);
@@ -49,16 +36,17 @@ static int check_hs(const rlg_state *st, const rlog_rs_hard_state *n, char *why,
 {
     const rlog_rs_hard_state *c = &st->hs;
     if (n->term < c->term)
-        return why_fail(RLOG_ETERM, why, cap, "term %" PRIu64 " is below the current term %" PRIu64,
-                        n->term, c->term);
+        return rlg_rs_why(RLOG_ETERM, why, cap,
+                          "term %" PRIu64 " is below the current term %" PRIu64, n->term, c->term);
     if (n->term == c->term && c->vote != 0 && n->vote != c->vote)
-        return why_fail(RLOG_EVOTE, why, cap,
-                        "vote for %" PRIu64 " in term %" PRIu64 " which already voted for %" PRIu64,
-                        n->vote, n->term, c->vote);
+        return rlg_rs_why(RLOG_EVOTE, why, cap,
+                          "vote for %" PRIu64 " in term %" PRIu64
+                          " which already voted for %" PRIu64,
+                          n->vote, n->term, c->vote);
     if (n->commit < c->commit)
-        return why_fail(RLOG_ESTALE, why, cap,
-                        "commit index %" PRIu64 " is below the current %" PRIu64, n->commit,
-                        c->commit);
+        return rlg_rs_why(RLOG_ESTALE, why, cap,
+                          "commit index %" PRIu64 " is below the current %" PRIu64, n->commit,
+                          c->commit);
     return 0;
 }
 
@@ -68,13 +56,13 @@ static int check_start(const rlg_state *st, uint64_t first_index, uint64_t *prev
 {
     uint64_t si = snap_index(st);
     if (st->anchored && first_index != st->ix.last + 1)
-        return why_fail(RLOG_ENONCONTIG, why, cap,
-                        "entries start at %" PRIu64 " but the log ends at %" PRIu64, first_index,
-                        st->ix.last);
+        return rlg_rs_why(RLOG_ENONCONTIG, why, cap,
+                          "entries start at %" PRIu64 " but the log ends at %" PRIu64, first_index,
+                          st->ix.last);
     if (!st->anchored && first_index <= si)
-        return why_fail(RLOG_ENONCONTIG, why, cap,
-                        "entries start at %" PRIu64 ", within the snapshot (index %" PRIu64 ")",
-                        first_index, si);
+        return rlg_rs_why(RLOG_ENONCONTIG, why, cap,
+                          "entries start at %" PRIu64 ", within the snapshot (index %" PRIu64 ")",
+                          first_index, si);
     *prev_term = rlg_state_term(st, first_index - 1);
     return 0;
 }
@@ -82,10 +70,10 @@ static int check_start(const rlg_state *st, uint64_t first_index, uint64_t *prev
 static int check_term(uint64_t k_index, uint64_t term, uint64_t prev, char *why, size_t cap)
 {
     if (term == 0 || term < prev)
-        return why_fail(RLOG_ETERM, why, cap,
-                        "entry %" PRIu64 " has term %" PRIu64 ", below the term %" PRIu64
-                        " before it",
-                        k_index, term, prev ? prev : 1);
+        return rlg_rs_why(RLOG_ETERM, why, cap,
+                          "entry %" PRIu64 " has term %" PRIu64 ", below the term %" PRIu64
+                          " before it",
+                          k_index, term, prev ? prev : 1);
     return 0;
 }
 
@@ -94,7 +82,7 @@ int rlg_state_check_entries(const rlg_state *st, uint64_t first_index, const rlo
 {
     uint64_t prev;
     if (first_index == 0 || n == 0 || first_index > UINT64_MAX - n)
-        return why_fail(RLOG_EINVAL, why, cap, "bad entry range at %" PRIu64, first_index);
+        return rlg_rs_why(RLOG_EINVAL, why, cap, "bad entry range at %" PRIu64, first_index);
     int rv = check_start(st, first_index, &prev, why, cap);
     for (size_t k = 0; k < n && !rv; k++) {
         rv = check_term(first_index + k, e[k].term, prev, why, cap);
@@ -118,19 +106,19 @@ static int check_batch(const rlg_state *st, const rlg_batch_view *b, char *why, 
 static int check_trunc(const rlg_state *st, uint64_t i, char *why, size_t cap)
 {
     if (i == 0)
-        return why_fail(RLOG_EINVAL, why, cap, "truncation at index 0");
+        return rlg_rs_why(RLOG_EINVAL, why, cap, "truncation at index 0");
     if (st->snap.has && i <= st->snap.v.index)
-        return why_fail(RLOG_ESTALE, why, cap,
-                        "truncation at %" PRIu64 " is not above the snapshot index %" PRIu64, i,
-                        st->snap.v.index);
+        return rlg_rs_why(RLOG_ESTALE, why, cap,
+                          "truncation at %" PRIu64 " is not above the snapshot index %" PRIu64, i,
+                          st->snap.v.index);
     if (i <= st->hs.commit)
-        return why_fail(RLOG_ESTALE, why, cap,
-                        "truncation at %" PRIu64 " is not above the commit index %" PRIu64, i,
-                        st->hs.commit);
+        return rlg_rs_why(RLOG_ESTALE, why, cap,
+                          "truncation at %" PRIu64 " is not above the commit index %" PRIu64, i,
+                          st->hs.commit);
     if (st->anchored && i > st->ix.last + 1)
-        return why_fail(RLOG_EINVAL, why, cap,
-                        "truncation at %" PRIu64 " is beyond the log %" PRIu64 "..%" PRIu64, i,
-                        st->ix.first, st->ix.last);
+        return rlg_rs_why(RLOG_EINVAL, why, cap,
+                          "truncation at %" PRIu64 " is beyond the log %" PRIu64 "..%" PRIu64, i,
+                          st->ix.first, st->ix.last);
     return 0;
 }
 
@@ -148,10 +136,10 @@ static int check_snap(const rlg_state *st, const rlg_rec *r, char *why, size_t c
         if (v->index == st->snap.v.index && r->raw_len == st->snap.raw_len &&
             memcmp(r->raw, st->snap.raw, r->raw_len) == 0)
             return 0; /* a repeat of the current marker */
-        return why_fail(RLOG_ESTALE, why, cap,
-                        "snapshot at index %" PRIu64
-                        " is not newer than the current one at %" PRIu64,
-                        v->index, st->snap.v.index);
+        return rlg_rs_why(RLOG_ESTALE, why, cap,
+                          "snapshot at index %" PRIu64
+                          " is not newer than the current one at %" PRIu64,
+                          v->index, st->snap.v.index);
     }
     if (v->flags & RLG_SNAP_REPLACE || !st->anchored)
         return 0;
@@ -159,10 +147,10 @@ static int check_snap(const rlg_state *st, const rlg_rec *r, char *why, size_t c
      * unless the entries up to it were in deleted segments */
     if (v->trailing == 0 || v->index > st->ix.last ||
         (v->index >= st->ix.first && rlg_index_term(&st->ix, v->index) != v->term))
-        return why_fail(RLOG_EINVAL, why, cap,
-                        "snapshot at index %" PRIu64 " term %" PRIu64
-                        " says it kept the log %" PRIu64 "..%" PRIu64 ", which does not hold it",
-                        v->index, v->term, st->ix.first, st->ix.last);
+        return rlg_rs_why(RLOG_EINVAL, why, cap,
+                          "snapshot at index %" PRIu64 " term %" PRIu64
+                          " says it kept the log %" PRIu64 "..%" PRIu64 ", which does not hold it",
+                          v->index, v->term, st->ix.first, st->ix.last);
     return 0;
 }
 
@@ -178,7 +166,7 @@ int rlg_state_check(const rlg_state *st, const rlg_rec *r, char *why, size_t cap
     case RLOG_RS_TYPE_SNAPSHOT:
         return check_snap(st, r, why, cap);
     default:
-        return why_fail(RLOG_EINVAL, why, cap, "record type %u", (unsigned)r->type);
+        return rlg_rs_why(RLOG_EINVAL, why, cap, "record type %u", (unsigned)r->type);
     }
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "os/log.h"
 #include "raft_storage/rs_internal.h"
 
 int rlg_rs_fail(rlog_rs *rs, int err, const char *fmt, ...)
@@ -19,14 +20,10 @@ int rlg_rs_fail(rlog_rs *rs, int err, const char *fmt, ...)
 
 void rlg_rs_logf(rlog_rs *rs, rlog_level level, const char *fmt, ...)
 {
-    if (!rs->opts.log.logger)
-        return;
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rlg_os_vlogf(rs->opts.log.logger, rs->opts.log.logger_data, level, "", fmt, ap);
     va_end(ap);
-    rs->opts.log.logger(rs->opts.log.logger_data, level, msg);
 }
 
 void rlg_rs_poison(rlog_rs *rs, int err)

@@ -13,6 +13,7 @@ pkgs=(
   clang libclang-rt-14-dev            # libFuzzer and sanitizers runtime
   clang-format
   openssl                             # throwaway CAs in the TLS tests
+  bsdutils                            # script(1): a terminal for the progress test
 )
 
 missing=()

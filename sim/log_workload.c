@@ -259,7 +259,7 @@ static void op_append(wl *w, bool async)
     bool too_big = false;
     size_t n = batch_size(w, 1 + (size_t)rlog_sim_rng_below(&w->s->rng, MAX_BATCH), &too_big);
     rlog_record recs[MAX_BATCH];
-    static uint8_t store[MAX_BATCH * MAX_PAYLOAD];
+    static _Thread_local uint8_t store[MAX_BATCH * MAX_PAYLOAD]; /* one per seed-loop thread */
     rlog_positions p;
     rlog_positions_get(w->log, &p);
     make_batch(w, recs, store, n, p.appended + 1, p.durable);

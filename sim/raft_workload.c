@@ -444,7 +444,7 @@ static void new_gen(wl *w, uint64_t index, uint64_t term)
 
 static void op_append(wl *w, bool async)
 {
-    static uint8_t store[MAX_BATCH * MAX_ENTRY];
+    static _Thread_local uint8_t store[MAX_BATCH * MAX_ENTRY]; /* one per seed-loop thread */
     rlog_rs_entry ents[MAX_BATCH];
     uint32_t n = 1 + (uint32_t)rlog_sim_rng_below(&w->s->rng, MAX_BATCH);
     uint64_t first = w->cur.last + 1, t = next_term(w);

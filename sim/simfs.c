@@ -1551,6 +1551,14 @@ rlog_vfs *rlog_simfs_new(const rlog_simfs_config *cfg)
     return &fs->vfs;
 }
 
+void rlog_simfs_reseed_crash(rlog_vfs *vfs, uint64_t seed)
+{
+    simfs *fs = fs_of(vfs);
+    pthread_mutex_lock(&fs->mu);
+    rlog_sim_rng_init(&fs->crash_rng, seed, STREAM_CRASH);
+    pthread_mutex_unlock(&fs->mu);
+}
+
 rlog_env *rlog_simfs_env(rlog_vfs *vfs)
 {
     return &fs_of(vfs)->env;

@@ -3,7 +3,8 @@
  * final name and leaves no temporary file; a fault up to the rename
  * (fdatasync, rename) is RLG_OS_FAILED with the old file intact and the
  * temporary file gone; a failed directory fsync after the rename is
- * RLG_OS_FATAL; the unlink and rename helpers sync the directory. What is
+ * RLG_OS_FATAL; the unlink and rename helpers sync the directory; a move
+ * into another directory syncs both (a copy across file systems). What is
  * on disk is checked behind the vfs's back (tu_* helpers). */
 #include "util/testutil.h"
 
@@ -135,6 +136,58 @@ static void test_unlink_and_rename_synced(void **state)
     assert_int_equal(tu_file_size(a), -1);
 }
 
+/* Moving into another directory: the rename, then the fsync of the
+ * destination directory before the source's; across file systems (EXDEV)
+ * a copy fsynced, the destination synced, the source unlinked and its
+ * directory synced; a copy that fails leaves the source and no partial
+ * copy. */
+static void test_move_synced(void **state)
+{
+    fixture *fx = *state;
+    char sub[512], a[512], to[600];
+    snprintf(sub, sizeof sub, "%s/backup", fx->dir);
+    snprintf(a, sizeof a, "%s/a", fx->dir);
+    snprintf(to, sizeof to, "%s/a", sub);
+    assert_int_equal(fx->vfs->mkdir(fx->vfs, sub), 0);
+    tu_write_file(a, "moved", 5);
+    rlg_os_fail fail;
+    uint64_t s0 = rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR);
+    assert_int_equal(rlg_move_synced(fx->vfs, fx->dir, a, sub, to, &fail), RLG_OS_OK);
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR), s0 + 2);
+    holds(to, "moved");
+    assert_int_equal(tu_file_size(a), -1);
+    /* another file system: copied, synced, the source removed */
+    assert_int_equal(fx->vfs->unlink(fx->vfs, to), 0);
+    tu_write_file(a, "copied", 6);
+    rlog_fault x = {RLOG_OP_RENAME, 0, 1, EXDEV, SIZE_MAX, NULL};
+    assert_true(rlog_vfs_fault_add(fx->vfs, &x) > 0);
+    uint64_t f0 = rlog_vfs_fault_calls(fx->vfs, RLOG_OP_FSYNC);
+    s0 = rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR);
+    assert_int_equal(rlg_move_synced(fx->vfs, fx->dir, a, sub, to, &fail), RLG_OS_OK);
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_FSYNC), f0 + 1);
+    assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR), s0 + 2);
+    holds(to, "copied");
+    assert_int_equal(tu_file_size(a), -1);
+    rlog_vfs_fault_clear(fx->vfs);
+    /* the copy's write fails: FAILED, the source intact, no partial copy */
+    assert_int_equal(fx->vfs->unlink(fx->vfs, to), 0);
+    tu_write_file(a, "kept", 4);
+    assert_true(rlog_vfs_fault_add(fx->vfs, &x) > 0);
+    fail_next(fx->vfs, RLOG_OP_PWRITE);
+    assert_int_equal(rlg_move_synced(fx->vfs, fx->dir, a, sub, to, &fail), RLG_OS_FAILED);
+    assert_int_equal(fail.err, EIO);
+    assert_non_null(strstr(fail.what, "writing"));
+    holds(a, "kept");
+    assert_int_equal(tu_file_size(to), -1);
+    rlog_vfs_fault_clear(fx->vfs);
+    /* the destination's directory fsync fails after the rename: FATAL */
+    fail_next(fx->vfs, RLOG_OP_SYNC_DIR);
+    assert_int_equal(rlg_move_synced(fx->vfs, fx->dir, a, sub, to, &fail), RLG_OS_FATAL);
+    assert_non_null(strstr(fail.what, "directory fsync"));
+    holds(to, "kept");
+    rlog_vfs_fault_clear(fx->vfs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +198,7 @@ int main(void)
                                         tu_fault_teardown),
         cmocka_unit_test_setup_teardown(test_install_sync_dir_fails, tu_fault_setup,
                                         tu_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_move_synced, tu_fault_setup, tu_fault_teardown),
         cmocka_unit_test_setup_teardown(test_unlink_and_rename_synced, tu_fault_setup,
                                         tu_fault_teardown),
     };

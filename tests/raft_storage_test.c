@@ -1,8 +1,9 @@
 /* The Raft storage API: hard-state rules, contiguity, truncation and
  * re-append, snapshots (put, get, stale, install, corrupt file, retention,
  * temp cleanup), compaction that deletes segments without losing the hard
- * state, asynchronous appends, reads with a byte budget, index memory per
- * entry, and that every rejected call changes nothing (also after reopen). */
+ * state, purging covered entries (rlog_rs_purge_before) and its refusals, asynchronous appends,
+ * reads with a byte budget, index memory per entry, and that every rejected call changes nothing
+ * (also after reopen). */
 #include "util/testutil.h"
 
 #include <dirent.h>
@@ -639,6 +640,100 @@ static void test_foreign_records(void **state)
 
 /* Read-only: replays and summarises without writing; writing calls are
  * refused. */
+/* ---------------------------------------------------------------- purge */
+
+/* Reads first..last and checks every entry (term 7). */
+static void expect_entries(rlog_rs *rs, uint64_t first, uint64_t last)
+{
+    expect_range(rs, first, last);
+    rlog_rs_entries e;
+    assert_int_equal(rlog_rs_entries_read(rs, first, last, 0, &e), 0);
+    assert_int_equal(e.n, last - first + 1);
+    for (size_t k = 0; k < e.n; k++)
+        expect_entry(&e.v[k], first + k, 7);
+    rlog_rs_entries_free(&e);
+    if (first > 1)
+        assert_int_equal(rlog_rs_entries_read(rs, first - 1, last, 0, &e), RLOG_ENOTFOUND);
+}
+
+/* rlog_rs_purge_before: refuses entries no snapshot covers (no snapshot;
+ * index above snapshot index + 1; index 0), changing nothing; drops the
+ * segments of covered trailing entries, leaving a first index at most the
+ * one asked for, which a reopen finds again with every entry intact. */
+static void test_purge_before(void **state)
+{
+    fx *f = *state;
+    rlog_rs *rs = open_store(f->dir, 4096, 0, RLOG_SYNC_EACH);
+    assert_int_equal(rlog_rs_set_term(rs, 7), 0);
+    for (uint64_t next = 1; next <= 1600; next += 8)
+        assert_int_equal(append_range(rs, next, 8, 7), 0);
+    size_t segs = count_segments(f->dir);
+    assert_true(segs > 10);
+    uint64_t deleted = 99;
+    assert_int_equal(rlog_rs_purge_before(rs, 500, &deleted), RLOG_EINVAL); /* no snapshot */
+    assert_int_equal(deleted, 0);
+    assert_non_null(strstr(rlog_rs_errmsg(rs), "not all covered by the snapshot (none"));
+    assert_int_equal(count_segments(f->dir), segs);
+    expect_range(rs, 1, 1600);
+
+    /* a snapshot at 1500 keeping 1400 trailing entries: 101..1600 stay */
+    assert_int_equal(put(rs, 1500, 7, 1400, "snap"), 0);
+    expect_range(rs, 101, 1600);
+    segs = count_segments(f->dir);
+    assert_int_equal(rlog_rs_purge_before(rs, 1502, &deleted), RLOG_EINVAL);
+    assert_non_null(strstr(rlog_rs_errmsg(rs), "index 1502 are not all covered"));
+    assert_int_equal(rlog_rs_purge_before(rs, 0, &deleted), RLOG_EINVAL);
+    assert_int_equal(count_segments(f->dir), segs);
+    expect_entries(rs, 101, 1600);
+
+    /* 800: whole segments below the batch of entry 800 go */
+    assert_int_equal(rlog_rs_purge_before(rs, 800, &deleted), 0);
+    assert_true(deleted > 0);
+    assert_int_equal(count_segments(f->dir), segs - deleted);
+    uint64_t first = rlog_rs_first_index(rs);
+    assert_true(first > 101 && first <= 800);
+    expect_entries(rs, first, 1600);
+    assert_int_equal(rlog_rs_purge_before(rs, 800, &deleted), 0); /* again: nothing left */
+    assert_int_equal(deleted, 0);
+    rs = reopen(rs, f->dir, 4096);
+    expect_entries(rs, first, 1600);
+    expect_snapshot(rs, 1500, 7, "snap");
+    expect_hs(rs, 7, 0, 0);
+
+    /* snapshot index + 1: every covered entry may go */
+    segs = count_segments(f->dir);
+    assert_int_equal(rlog_rs_purge_before(rs, 1501, &deleted), 0);
+    assert_true(deleted > 0);
+    first = rlog_rs_first_index(rs);
+    assert_true(first > 800 && first <= 1501);
+    expect_entries(rs, first, 1600);
+    rs = reopen(rs, f->dir, 4096);
+    expect_entries(rs, first, 1600);
+    expect_snapshot(rs, 1500, 7, "snap");
+    rlog_rs_close(rs);
+}
+
+/* A snapshot that keeps no entry (trailing 0): purging up to index + 1
+ * drops the segments before the marker; the log stays empty after it. */
+static void test_purge_before_empty_log(void **state)
+{
+    fx *f = *state;
+    rlog_rs *rs = open_store(f->dir, 4096, 0, RLOG_SYNC_EACH);
+    assert_int_equal(rlog_rs_set_term(rs, 7), 0);
+    for (uint64_t next = 1; next <= 400; next += 8)
+        assert_int_equal(append_range(rs, next, 8, 7), 0);
+    assert_int_equal(put(rs, 400, 7, 0, "all"), 0);
+    expect_range(rs, 401, 400);
+    uint64_t deleted = 0;
+    assert_int_equal(rlog_rs_purge_before(rs, 401, &deleted), 0);
+    expect_range(rs, 401, 400);
+    assert_int_equal(append_range(rs, 401, 8, 7), 0);
+    rs = reopen(rs, f->dir, 4096);
+    expect_entries(rs, 401, 408);
+    expect_snapshot(rs, 400, 7, "all");
+    rlog_rs_close(rs);
+}
+
 static void test_readonly(void **state)
 {
     fx *f = *state;
@@ -656,6 +751,7 @@ static void test_readonly(void **state)
     expect_hs(rs, 3, 0, 0);
     assert_int_equal(append_range(rs, 6, 1, 3), RLOG_ENOTSUP);
     assert_int_equal(rlog_rs_set_term(rs, 4), RLOG_ENOTSUP);
+    assert_int_equal(rlog_rs_purge_before(rs, 1, NULL), RLOG_ENOTSUP);
     char sum[512];
     rlog_rs_summary(rs, sum, sizeof sum);
     assert_non_null(strstr(sum, "entries 1..5 (5)"));
@@ -680,6 +776,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_format_and_summary, tu_dir_setup, tu_dir_teardown),
         cmocka_unit_test_setup_teardown(test_foreign_records, tu_dir_setup, tu_dir_teardown),
         cmocka_unit_test_setup_teardown(test_readonly, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_before, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_before_empty_log, tu_dir_setup, tu_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

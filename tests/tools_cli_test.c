@@ -273,6 +273,38 @@ static void test_ship_tls(void **state)
     tu_free_names(names, n);
 }
 
+/* `rlog ship follow` catch-up progress goes to stderr only when stderr is a
+ * terminal: under a pseudo-terminal (script(1)) the first catch-up of a
+ * follower started behind a 2000-record leader ends with "caught up to LSN
+ * 2000"; through a pipe no progress line appears; stdout's "durable N"
+ * lines are there in both. */
+static void test_ship_follow_progress(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    int port = 30000 + (int)(getpid() % 20000);
+    for (int tty = 1; tty >= 0; tty--) {
+        char url[64], fdir[1024], follow[2048];
+        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port + tty);
+        snprintf(fdir, sizeof fdir, "%s", tu_path(f->dir, tty ? "f_tty" : "f_pipe"));
+        snprintf(follow, sizeof follow, "%s ship follow %s --leader %s --id 2 --until %d",
+                 tu_rlog_bin(), fdir, url, COUNT);
+        char *out;
+        int rc = run(&out,
+                     "ship serve %s --listen %s --id 1 >/dev/null 2>&1 & SP=$!; sleep 0.3; "
+                     "%s%s%s; R=$?; kill $SP; wait $SP; exit $R",
+                     f->log, url, tty ? "script -qec '" : "", follow, tty ? "' /dev/null" : "");
+        if (rc)
+            fail_msg("ship follow (%s) exited %d: %s", tty ? "tty" : "pipe", rc, out);
+        assert_non_null(strstr(out, "durable 2000"));
+        if (tty)
+            assert_non_null(strstr(out, "rlog ship follow: caught up to LSN 2000: "));
+        else
+            assert_null(strstr(out, "caught up"));
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +317,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_and_stat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ship_follow_progress, setup, teardown),
     };
     return cmocka_run_group_tests_name("tools_cli", tests, NULL, NULL);
 }

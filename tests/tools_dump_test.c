@@ -185,7 +185,9 @@ static void test_purge(void **state)
     free(out);
     assert_int_equal(tu_rlog(&out, "purge %s --before-index 121", raft), 0);
     tu_expect(out, "deleted=");
+    tu_expect(out, " first_index=");
     assert_null(strstr(out, "deleted=0 "));
+    assert_null(strstr(out, "first_index=21\n")); /* the in-memory index followed */
     free(out);
     assert_int_equal(tu_rlog(&out, "stat %s", raft), 0);
     tu_expect(out, "\nraft=yes\n");

@@ -1,5 +1,5 @@
 /*
- * The nng transport (transport/nng.c) over inproc://, tcp://127.0.0.1 and
+ * The nng transport (transport/nng*.c) over inproc://, tcp://127.0.0.1 and
  * ipc:// (a scratch directory): the hello exchange and the rendezvous, many
  * messages from several peers at once, one connection per peer id,
  * reconnection, hostile bytes (from a dialer and from a listener), the

@@ -78,6 +78,26 @@ void cli_hist_merge(cli_hist *into, const cli_hist *from);
  * fraction q of the samples lie; 0 when empty. */
 uint64_t cli_hist_quantile(const cli_hist *h, double q);
 
+/* ---- the seed range of rlog sim (every workload; tools/sim.c) ---- */
+
+/* --seed S (one seed), --seeds N (default 100), --from A, --jobs J
+ * (default 1, at most 64). */
+typedef struct cli_seeds {
+    uint64_t seed, seeds, from, jobs;
+    bool one;                /* --seed was given */
+    uint64_t t0_ns, last_ns; /* progress: start, last line */
+} cli_seeds;
+
+void cli_seeds_init(cli_seeds *s);
+/* One of the options above: 1 parsed, 0 not one of them, -1 usage error. */
+int cli_opt_seeds(cli_args *a, cli_seeds *s);
+/* After parsing: --seed S means from = S, seeds = 1. */
+void cli_seeds_finish(cli_seeds *s);
+/* Progress on stderr when it is a terminal (and not --quiet): "done/total
+ * seeds, failed, seeds/min", at most once a second, in place; last = 1
+ * ends the line. Results stay on stdout. */
+void cli_seeds_progress(cli_seeds *s, uint64_t done, uint64_t failed, bool last);
+
 /* rlog sim --workload cluster (tools/sim_cluster.c; built with librlog-raft). */
 int cli_cmd_sim_cluster(cli_args *a);
 

@@ -4,16 +4,14 @@
  * only sealed segments whose records are all below the LSN and whose
  * successor is durable, oldest first, each durably; never the active one).
  * For a Raft store the bound is an entry index and only entries the current
- * snapshot covers (index <= snapshot index + 1) may go: the LSN is that of
- * the batch record holding entry I. The store is closed right after (the
- * in-memory index of the handle used here is not updated). docs/cli.md,
- * "rlog purge".
+ * snapshot covers (index <= snapshot index + 1) may go:
+ * rlog_rs_purge_before decides and refuses. docs/cli.md, "rlog purge".
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "raft_storage/rs_internal.h"
+#include "rlog/raft_storage.h"
 #include "tools/cli.h"
 
 typedef struct pg_args {
@@ -45,27 +43,6 @@ static int pg_parse(cli_args *a, pg_args *out)
     return CLI_EXIT_OK;
 }
 
-/* The LSN below which a Raft store's segments may go for entries < index;
- * 0 after printing why none may. */
-static uint64_t pg_raft_lsn(rlog_rs *rs, uint64_t index, const char *dir)
-{
-    const rlg_state *st = &rs->st;
-    if (!st->snap.has || index > st->snap.v.index + 1) {
-        fprintf(stderr,
-                "rlog purge: %s: entries before index %" PRIu64 " are not all covered by the "
-                "snapshot (%s%" PRIu64 "): only a snapshot may drop them\n",
-                dir, index, st->snap.has ? "index " : "none; last index ",
-                st->snap.has ? st->snap.v.index : st->ix.last);
-        return 0;
-    }
-    if (index <= st->ix.last && index >= st->ix.first) {
-        rlg_bpos p;
-        rlg_index_locate(&st->ix, index, &p);
-        return p.lsn;
-    }
-    return rs->snap_lsn; /* every entry held is covered: up to the marker */
-}
-
 int cli_cmd_purge(cli_args *a)
 {
     pg_args args;
@@ -76,7 +53,7 @@ int cli_cmd_purge(cli_args *a)
     rlog_log *log = NULL;
     rlog_open_report rep;
     int rv;
-    uint64_t lsn = args.before;
+    uint64_t deleted = 0;
     if (args.by_index) {
         rlog_rs_options o;
         rlog_rs_options_init(&o);
@@ -89,10 +66,15 @@ int cli_cmd_purge(cli_args *a)
             return cli_exit_for_open(rv);
         }
         log = rlog_rs_log(rs);
-        if ((lsn = pg_raft_lsn(rs, args.before, args.dir)) == 0) {
+        rv = rlog_rs_purge_before(rs, args.before, &deleted);
+        if (rv == RLOG_EINVAL) { /* not covered by the snapshot: refused */
+            fprintf(stderr, "rlog purge: %s: %s\n", args.dir, rlog_rs_errmsg(rs));
             rlog_rs_close(rs);
             return CLI_EXIT_USAGE;
         }
+        if (rv)
+            fprintf(stderr, "rlog purge: %s: %s: %s\n", args.dir, rlog_errname(rv),
+                    rlog_rs_errmsg(rs));
     } else {
         rlog_options o;
         rlog_options_init(&o);
@@ -103,15 +85,18 @@ int cli_cmd_purge(cli_args *a)
             fprintf(stderr, "rlog purge: %s: %s: %s\n", args.dir, rlog_errname(rv), rep.message);
             return cli_exit_for_open(rv);
         }
+        rv = rlog_delete_prefix(log, args.before, &deleted);
+        if (rv)
+            fprintf(stderr, "rlog purge: %s: %s: %s\n", args.dir, rlog_errname(rv),
+                    rlog_errmsg(log));
     }
-    uint64_t deleted = 0;
-    rv = rlog_delete_prefix(log, lsn, &deleted);
-    if (rv)
-        fprintf(stderr, "rlog purge: %s: %s: %s\n", args.dir, rlog_errname(rv), rlog_errmsg(log));
     rlog_positions pos;
     rlog_positions_get(log, &pos);
-    printf("deleted=%" PRIu64 " first_lsn=%" PRIu64 " last_lsn=%" PRIu64 "\n", deleted, pos.first,
+    printf("deleted=%" PRIu64 " first_lsn=%" PRIu64 " last_lsn=%" PRIu64, deleted, pos.first,
            pos.appended);
+    if (rs)
+        printf(" first_index=%" PRIu64, rlog_rs_first_index(rs));
+    printf("\n");
     int crv = rs ? rlog_rs_close(rs) : rlog_close(log);
     if (!rv)
         rv = crv;

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "os/sync.h"
+#include "os/install.h"
 #include "rlog/raft_storage.h"
 #include "tools/cli.h"
 
@@ -72,39 +72,13 @@ static int rp_fail(const char *dir, const char *what, int err)
     return CLI_EXIT_ERROR;
 }
 
-/* Copies from -> to (created exclusively), synced. */
-static int rp_copy(rlog_vfs *v, const char *from, const char *to)
+/* A failed os/install.h step while `doing` something: names the step and
+ * the file it concerned. */
+static int rp_os_fail(const char *doing, const rlg_os_fail *fail)
 {
-    rlog_file *in = NULL, *out = NULL;
-    uint64_t size = 0;
-    int e = v->open(v, from, RLOG_VFS_RDONLY, &in);
-    if (!e)
-        e = v->size(v, in, &size);
-    if (!e)
-        e = v->open(v, to, RLOG_VFS_CREATE | RLOG_VFS_EXCL | RLOG_VFS_RDWR, &out);
-    size_t cap = 1u << 20;
-    uint8_t *buf = e ? NULL : malloc(cap);
-    if (!e && !buf)
-        e = ENOMEM;
-    for (uint64_t off = 0; !e && off < size;) {
-        size_t n = size - off < cap ? (size_t)(size - off) : cap, got = 0, put = 0;
-        e = v->pread(v, in, buf, n, off, &got);
-        if (!e && got != n)
-            e = EIO;
-        if (!e)
-            e = v->pwrite(v, out, buf, n, off, &put);
-        if (!e && put != n)
-            e = EIO;
-        off += n;
-    }
-    if (!e)
-        e = rlg_os_fsync(v, out);
-    free(buf);
-    if (in)
-        v->close(v, in);
-    if (out)
-        v->close(v, out);
-    return e;
+    fprintf(stderr, "rlog repair: %s: %s: %s %s: %s\n", fail->path, doing, fail->what,
+            fail->path, strerror(fail->err));
+    return CLI_EXIT_ERROR;
 }
 
 /* Files of dir that are not the log's nor a Raft store's: reported, left. */
@@ -211,27 +185,21 @@ static int rp_backup(const rp_args *args, const rp_plan *p, const char *backup)
     if (e && e != EEXIST)
         return rp_fail(backup, "creating the backup directory", e);
     char from[4200], to[4200], what[96];
+    rlg_os_fail fail = {0};
     if (p->cut_seg[0]) {
         snprintf(from, sizeof from, "%s/%s", args->dir, p->cut_seg);
         snprintf(to, sizeof to, "%s/%s", backup, p->cut_seg);
-        if ((e = rp_copy(v, from, to)) != 0)
-            return rp_fail(to, "copying the segment that is cut", e);
+        if (rlg_copy_synced(v, from, backup, to, &fail))
+            return rp_os_fail("copying the segment that is cut", &fail);
         printf("copied: %s -> %s (%s)\n", from, to, rp_cut_what(p, what, sizeof what));
     }
     for (size_t i = p->ndrop; i-- > 0;) { /* newest first: the run stays contiguous */
         snprintf(from, sizeof from, "%s/%s", args->dir, p->drop[i]);
         snprintf(to, sizeof to, "%s/%s", backup, p->drop[i]);
-        e = v->rename(v, from, to);
-        if (e == EXDEV) /* another file system: a copy; the repair removes the original */
-            e = rp_copy(v, from, to);
-        if (e)
-            return rp_fail(from, "moving it into the backup", e);
+        if (rlg_move_synced(v, args->dir, from, backup, to, &fail))
+            return rp_os_fail("moving it into the backup", &fail);
         printf("moved: %s -> %s (dropped from the log)\n", from, to);
     }
-    if ((e = rlg_os_sync_dir(v, backup)) != 0)
-        return rp_fail(backup, "fsync", e);
-    if ((e = rlg_os_sync_dir(v, args->dir)) != 0)
-        return rp_fail(args->dir, "fsync", e);
     return CLI_EXIT_OK;
 }
 
@@ -275,7 +243,6 @@ static void rp_orphan_snapshots(const char *dir, const char *backup, bool has, u
     size_t n = 0;
     if (v->list(v, dir, &names, &n))
         return;
-    bool moved = false;
     for (size_t i = 0; i < n; i++) {
         uint64_t index;
         if (!rp_snap_index(names[i], &index) || (has && index <= current))
@@ -283,22 +250,15 @@ static void rp_orphan_snapshots(const char *dir, const char *backup, bool has, u
         char from[4200], to[4200];
         snprintf(from, sizeof from, "%s/%s", dir, names[i]);
         snprintf(to, sizeof to, "%s/%s", backup, names[i]);
-        int e = v->rename(v, from, to);
-        if (e == EXDEV && (e = rp_copy(v, from, to)) == 0)
-            e = v->unlink(v, from);
-        if (e)
-            printf("raft: warning: %s (its marker was cut) could not be moved: %s; the store's "
-                   "next open removes it\n",
-                   from, strerror(e));
+        rlg_os_fail fail = {0};
+        if (rlg_move_synced(v, dir, from, backup, to, &fail))
+            printf("raft: warning: %s (its marker was cut) could not be moved: %s %s: %s; the "
+                   "store's next open removes it\n",
+                   from, fail.what, fail.path, strerror(fail.err));
         else
             printf("moved: %s -> %s (a snapshot whose marker was cut)\n", from, to);
-        moved |= e == 0;
     }
     rlog_vfs_free_names(names, n);
-    if (moved) {
-        rlg_os_sync_dir(v, backup);
-        rlg_os_sync_dir(v, dir);
-    }
 }
 
 /* After a repair of a Raft store: where the node must catch up from. */
@@ -421,11 +381,9 @@ static int rp_foreign(const rp_args *args, const char *backup, bool *blocked)
                    from, backup, id);
             *blocked = true;
         } else if (ex < 0) {
-            e = v->rename(v, from, to);
-            if (e == EXDEV && (e = rp_copy(v, from, to)) == 0)
-                e = v->unlink(v, from);
-            if (e)
-                ex = rp_fail(from, "moving it into the backup", e);
+            rlg_os_fail fail = {0};
+            if (rlg_move_synced(v, args->dir, from, backup, to, &fail))
+                ex = rp_os_fail("moving it into the backup", &fail);
             else
                 printf("moved: %s -> %s (a segment of another log, not of log %016" PRIx64 ")\n",
                        from, to, id);
@@ -433,10 +391,6 @@ static int rp_foreign(const rp_args *args, const char *backup, bool *blocked)
         free(names[i]);
     }
     free(names);
-    if (ex < 0 && n && !args->dry_run) {
-        if ((e = rlg_os_sync_dir(v, backup)) != 0 || (e = rlg_os_sync_dir(v, args->dir)) != 0)
-            ex = rp_fail(args->dir, "fsync", e);
-    }
     if (lk)
         v->unlock(v, lk);
     return ex;

@@ -272,12 +272,8 @@ static int cmd_serve(cli_args *a)
             (r = cli_opt_u64(a, "--interval", &interval_ms, 10, 3600000)) != 0) {
             if (r < 0)
                 return CLI_EXIT_USAGE;
-        } else if (a->argv[a->i][0] == '-') {
-            return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
-        } else if (!dir) {
-            dir = a->argv[a->i++];
-        } else {
-            return cli_usage_error(a->cmd, "unexpected argument '%s'", a->argv[a->i]);
+        } else if (cli_arg_dir(a, &dir) < 0) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!dir || !url)
@@ -362,6 +358,81 @@ static int follow_open(follow_ctx *fc, rlog_ship_follower **f)
     return rv;
 }
 
+/* Catch-up progress: while the follower is behind the leader for more than
+ * a second, one line on stderr, rewritten in place every 250 ms, and a
+ * "caught up" line at the end (always at the end of the first catch-up
+ * after start) — only when stderr is a terminal (and not --quiet). A
+ * follower that keeps up with a live leader (behind for a few milliseconds
+ * at each append) shows nothing. stdout ("durable N" lines) is unchanged. */
+typedef struct catchup {
+    bool tty;
+    bool behind;       /* an episode is under way */
+    bool displayed;    /* this episode has shown a line */
+    bool shown;        /* a progress line is on the screen now */
+    bool initial_done; /* the first catch-up after start ended */
+    uint64_t t0_ns, next_ns;
+    uint64_t bytes0, lsn0; /* where the episode started */
+} catchup;
+
+/* Erases a progress line on the screen (before another stderr line). */
+static void catchup_clear(catchup *c)
+{
+    if (c->shown)
+        fprintf(stderr, "\r\033[K");
+    c->shown = false;
+}
+
+static void catchup_line(catchup *c, const rlog_ship_follower_status *st, uint64_t now, bool done)
+{
+    double secs = (double)(now - c->t0_ns) / 1e9;
+    double mb = (double)(st->bytes_received - c->bytes0) / 1e6;
+    uint64_t got = st->durable - c->lsn0, total = st->leader_durable - c->lsn0;
+    catchup_clear(c);
+    if (done) {
+        fprintf(stderr,
+                "rlog ship follow: caught up to LSN %" PRIu64 ": %" PRIu64
+                " records, %.1f MB in %.1f s (%.1f MB/s)\n",
+                st->durable, got, mb, secs, mb / secs);
+        return;
+    }
+    double left = got ? (double)(st->leader_durable - st->durable) * secs / (double)got : 0;
+    fprintf(stderr,
+            "rlog ship follow: catching up: LSN %" PRIu64 " of %" PRIu64 " (%.0f%%), %.1f MB, "
+            "%.1f MB/s, %" PRIu64 " records behind, ~%.0f s left",
+            st->durable, st->leader_durable, total ? 100.0 * (double)got / (double)total : 0.0, mb,
+            mb / secs, st->leader_durable - st->durable, left);
+    fflush(stderr);
+    c->shown = c->displayed = true;
+}
+
+static void catchup_progress(catchup *c, const rlog_ship_follower_status *st, uint64_t now)
+{
+    if (!c->tty)
+        return;
+    if (c->behind && (st->bytes_received < c->bytes0 || st->durable < c->lsn0))
+        c->behind = false; /* the follower was reopened: a new episode */
+    bool behind = st->leader_durable > st->durable;
+    if (behind && !c->behind) {
+        *c = (catchup){.tty = true,
+                       .initial_done = c->initial_done,
+                       .behind = true,
+                       .t0_ns = now,
+                       .next_ns = now + 1000000000ull,
+                       .bytes0 = st->bytes_received,
+                       .lsn0 = st->durable};
+        return;
+    }
+    if (c->behind && !behind) {
+        if (c->displayed || !c->initial_done)
+            catchup_line(c, st, now, true);
+        c->initial_done = true;
+        c->behind = false;
+    } else if (c->behind && now >= c->next_ns) {
+        catchup_line(c, st, now, false);
+        c->next_ns = now + 250000000ull;
+    }
+}
+
 static int cmd_follow(cli_args *a)
 {
     const char *dir = NULL, *url = NULL;
@@ -375,12 +446,8 @@ static int cmd_follow(cli_args *a)
             (r = cli_opt_u64(a, "--interval", &interval_ms, 10, 3600000)) != 0) {
             if (r < 0)
                 return CLI_EXIT_USAGE;
-        } else if (a->argv[a->i][0] == '-') {
-            return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
-        } else if (!dir) {
-            dir = a->argv[a->i++];
-        } else {
-            return cli_usage_error(a->cmd, "unexpected argument '%s'", a->argv[a->i]);
+        } else if (cli_arg_dir(a, &dir) < 0) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!dir || !url)
@@ -402,13 +469,16 @@ static int cmd_follow(cli_args *a)
     fprintf(stderr, "rlog ship follow: %s following %s as id %" PRIu64 "\n", dir, url, id);
     int ex = CLI_EXIT_OK;
     uint64_t next = cli_now_ns(), last_bytes = 0, last_ns = cli_now_ns();
+    catchup cu = {.tty = !cli_quiet && isatty(STDERR_FILENO)};
     while (!ship_stop) {
         rv = rlog_ship_follower_poll(f, 50);
         rlog_ship_follower_status st;
         rlog_ship_follower_status_get(f, &st);
         uint64_t now = cli_now_ns();
+        catchup_progress(&cu, &st, now);
         if (now >= next || st.state == RLOG_SHIP_REFUSED || rv) {
             double dt = (double)(now - last_ns) / 1e9;
+            catchup_clear(&cu);
             fprintf(stderr,
                     "follower state=%s log_id=%016" PRIx64 " durable=%" PRIu64
                     " leader_durable=%" PRIu64 " lag_records=%" PRIu64
@@ -448,6 +518,7 @@ static int cmd_follow(cli_args *a)
         if (until && st.durable >= until)
             break;
     }
+    catchup_clear(&cu);
     if (f)
         rlog_ship_follower_free(f);
     return ex;

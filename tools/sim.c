@@ -1,22 +1,24 @@
 /*
  * rlog sim — runs the deterministic simulator over one seed or many, prints
  * a summary, and for each failing seed a one-line command that replays it
- * with a full trace. Several seeds run in parallel child processes with
- * --jobs (results come back over a pipe, merged in seed order).
+ * with a full trace. The seeds run through the simulator's seed loop
+ * (rlog_sim_seeds: --jobs threads, results reported in seed order). The
+ * seed-range options and the progress line are shared with the cluster
+ * workload (tools/sim_cluster.c).
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rlog/sim.h"
 #include "tools/cli.h"
 
 typedef struct sim_args {
-    uint64_t seed, seeds, from, steps, crashes, jobs;
-    bool one, trace;
+    cli_seeds sd;
+    uint64_t steps, crashes;
+    bool trace;
     const char *faults, *workload;
     uint64_t mask;
     unsigned workloads;
@@ -24,24 +26,17 @@ typedef struct sim_args {
 
 static int parse(cli_args *a, sim_args *s)
 {
-    s->seeds = 100;
+    cli_seeds_init(&s->sd);
     s->steps = 1000;
     s->crashes = 5;
-    s->jobs = 1;
     s->faults = "all";
     s->workload = "all";
     while (a->i < a->argc) {
         const char *v = NULL;
         int r;
-        if ((r = cli_opt_u64(a, "--seed", &s->seed, 0, UINT64_MAX)) != 0) {
-            if (r < 0)
-                return -1;
-            s->one = true;
-        } else if ((r = cli_opt_u64(a, "--seeds", &s->seeds, 1, 100000000)) != 0 ||
-                   (r = cli_opt_u64(a, "--from", &s->from, 0, UINT64_MAX)) != 0 ||
-                   (r = cli_opt_u64(a, "--steps", &s->steps, 1, 100000000)) != 0 ||
-                   (r = cli_opt_u64(a, "--crashes", &s->crashes, 0, 100000)) != 0 ||
-                   (r = cli_opt_u64(a, "--jobs", &s->jobs, 1, 64)) != 0) {
+        if ((r = cli_opt_seeds(a, &s->sd)) != 0 ||
+            (r = cli_opt_u64(a, "--steps", &s->steps, 1, 100000000)) != 0 ||
+            (r = cli_opt_u64(a, "--crashes", &s->crashes, 0, 100000)) != 0) {
             if (r < 0)
                 return -1;
         } else if ((r = cli_opt(a, "--faults", &v)) != 0) {
@@ -72,10 +67,7 @@ static int parse(cli_args *a, sim_args *s)
         cli_usage_error("sim", "unknown workload '%s' (log, raft, ship or all)", s->workload);
         return -1;
     }
-    if (s->one) {
-        s->from = s->seed;
-        s->seeds = 1;
-    }
+    cli_seeds_finish(&s->sd);
     return 0;
 }
 
@@ -121,81 +113,43 @@ static void report_failure(const sim_args *s, uint64_t seed, const rlog_sim_resu
            seed, s->steps, s->crashes, s->faults, s->workload);
 }
 
-static int run_one(const sim_args *s, uint64_t seed, rlog_sim_result *r)
+/* The seed loop's callback: one seed of rlog's own simulator; the result
+ * goes to the loop's per-seed space (ctx->result). */
+static int run_one(rlog_sim_ctx *c, void *user)
 {
+    const sim_args *s = user;
     rlog_sim_options o;
-    rlog_sim_options_init(&o, seed);
+    rlog_sim_options_init(&o, c->seed);
     o.steps = (uint32_t)s->steps;
     o.crashes = (uint32_t)s->crashes;
     o.faults = s->mask;
     o.workloads = s->workloads;
     if (s->trace)
         o.trace = cli_print_line;
-    return rlog_sim_run(&o, r);
+    rlog_sim_result *r = c->result;
+    if (rlog_sim_run(&o, r) != 0) {
+        memset(r, 0, sizeof *r);
+        r->failed = 1;
+        snprintf(r->message, sizeof r->message, "out of memory");
+    }
+    return r->failed ? rlog_sim_failf(c, "%s", r->message) : 0;
 }
 
-/* Runs seeds from, from+jobs, ... in a child; results go to fd. */
-static void child(const sim_args *s, uint64_t k, int fd)
-{
-    for (uint64_t i = k; i < s->seeds; i += s->jobs) {
-        rlog_sim_result r;
-        if (run_one(s, s->from + i, &r) != 0) {
-            memset(&r, 0, sizeof r);
-            r.failed = 1;
-            snprintf(r.message, sizeof r.message, "out of memory");
-        }
-        if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
-            _exit(4);
-    }
-    _exit(0);
-}
+typedef struct sim_run {
+    sim_args *s;
+    totals t;
+} sim_run;
 
-static int read_full(int fd, void *buf, size_t n)
+/* In seed order, in the main thread. */
+static void on_seed(void *data, uint64_t seed, int failed, const char *message, const void *res)
 {
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = read(fd, (char *)buf + got, n - got);
-        if (k <= 0)
-            return -1;
-        got += (size_t)k;
-    }
-    return 0;
-}
-
-static int run_parallel(const sim_args *s, totals *t)
-{
-    int fds[64];
-    pid_t pids[64];
-    for (uint64_t k = 0; k < s->jobs; k++) {
-        int p[2];
-        if (pipe(p) != 0)
-            return CLI_EXIT_ERROR;
-        fflush(stdout);
-        pids[k] = fork();
-        if (pids[k] == 0) {
-            close(p[0]);
-            child(s, k, p[1]);
-        }
-        close(p[1]);
-        fds[k] = p[0];
-    }
-    int rc = 0;
-    for (uint64_t i = 0; i < s->seeds; i++) {
-        rlog_sim_result r;
-        if (read_full(fds[i % s->jobs], &r, sizeof r) != 0) {
-            fprintf(stderr, "rlog sim: a worker died at seed %" PRIu64 "\n", s->from + i);
-            rc = CLI_EXIT_ERROR;
-            break;
-        }
-        add(t, &r);
-        if (r.failed)
-            report_failure(s, s->from + i, &r);
-    }
-    for (uint64_t k = 0; k < s->jobs; k++) {
-        close(fds[k]);
-        waitpid(pids[k], NULL, 0);
-    }
-    return rc;
+    sim_run *run = data;
+    const rlog_sim_result *r = res;
+    add(&run->t, r);
+    if (failed)
+        report_failure(run->s, seed, r);
+    if (!run->s->trace)
+        cli_seeds_progress(&run->s->sd, run->t.seeds, run->t.failed, false);
 }
 
 static void summary(const sim_args *s, const totals *t, double secs)
@@ -219,7 +173,7 @@ static void summary(const sim_args *s, const totals *t, double secs)
         if (i != RLOG_SIMFS_FAULT_PROCESS_CRASH && i != RLOG_SIMFS_FAULT_POWER_LOSS)
             printf(" %s=%" PRIu64, rlog_sim_fault_name(i), r->faults[i]);
     printf("\n");
-    if (s->one)
+    if (s->sd.one)
         printf("trace_hash=%016" PRIx64 "\n", r->trace_hash);
     if (!s->trace) /* a traced run prints nothing that varies between runs */
         printf("seconds=%.2f seeds_s=%.1f seeds_min=%.0f\n", secs, t->seeds / secs,
@@ -241,29 +195,70 @@ int cli_cmd_sim(cli_args *a)
     memset(&s, 0, sizeof s);
     if (parse(a, &s) != 0)
         return CLI_EXIT_USAGE;
-    totals t;
-    memset(&t, 0, sizeof t);
-    uint64_t t0 = cli_now_ns();
-    int rc = 0;
-    if (s.jobs > 1 && s.seeds > 1 && !s.trace) {
-        rc = run_parallel(&s, &t);
-    } else {
-        for (uint64_t i = 0; i < s.seeds; i++) {
-            rlog_sim_result r;
-            if (run_one(&s, s.from + i, &r) != 0)
-                return CLI_EXIT_ERROR;
-            add(&t, &r);
-            if (r.failed)
-                report_failure(&s, s.from + i, &r);
-            if (!s.trace && !cli_quiet && isatty(2) && i % 50 == 49)
-                fprintf(stderr, "\r%" PRIu64 "/%" PRIu64 " seeds, %" PRIu64 " failed", i + 1,
-                        s.seeds, t.failed);
-        }
-        if (!s.trace && !cli_quiet && isatty(2))
-            fprintf(stderr, "\n");
+    sim_run run = {.s = &s};
+    rlog_sim_seeds_options o;
+    rlog_sim_seeds_options_init(&o);
+    o.from = s.sd.from;
+    o.count = s.sd.seeds;
+    o.jobs = s.trace ? 1 : (unsigned)s.sd.jobs; /* trace lines of one seed stay together */
+    o.keep_going = 1;
+    o.no_fs = 1; /* rlog_sim_run makes its own */
+    o.result_size = sizeof(rlog_sim_result);
+    o.on_seed = on_seed;
+    o.data = &run;
+    rlog_sim_seeds_result res;
+    int rv = rlog_sim_seeds(&o, run_one, &s, &res);
+    rlog_sim_seeds_release(&res);
+    if (!s.trace)
+        cli_seeds_progress(&s.sd, run.t.seeds, run.t.failed, true);
+    if (rv) {
+        fprintf(stderr, "rlog sim: %s\n", rlog_strerror(rv));
+        return CLI_EXIT_ERROR;
     }
-    summary(&s, &t, (cli_now_ns() - t0) / 1e9);
-    if (rc)
-        return rc;
-    return t.failed ? 1 : 0;
+    summary(&s, &run.t, (cli_now_ns() - s.sd.t0_ns) / 1e9);
+    return run.t.failed ? 1 : 0;
+}
+
+/* ---- the seed range, shared with the cluster workload ---- */
+
+void cli_seeds_init(cli_seeds *s)
+{
+    memset(s, 0, sizeof *s);
+    s->seeds = 100;
+    s->jobs = 1;
+    s->t0_ns = s->last_ns = cli_now_ns();
+}
+
+int cli_opt_seeds(cli_args *a, cli_seeds *s)
+{
+    int r = cli_opt_u64(a, "--seed", &s->seed, 0, UINT64_MAX);
+    if (r > 0)
+        s->one = true;
+    if (r == 0 && (r = cli_opt_u64(a, "--seeds", &s->seeds, 1, 100000000)) == 0 &&
+        (r = cli_opt_u64(a, "--from", &s->from, 0, UINT64_MAX)) == 0)
+        r = cli_opt_u64(a, "--jobs", &s->jobs, 1, 64);
+    return r;
+}
+
+void cli_seeds_finish(cli_seeds *s)
+{
+    if (s->one) {
+        s->from = s->seed;
+        s->seeds = 1;
+    }
+    s->t0_ns = s->last_ns = cli_now_ns();
+}
+
+void cli_seeds_progress(cli_seeds *s, uint64_t done, uint64_t failed, bool last)
+{
+    if (cli_quiet || !isatty(STDERR_FILENO))
+        return;
+    uint64_t now = cli_now_ns();
+    if (last ? s->last_ns == s->t0_ns : now - s->last_ns < 1000000000ull)
+        return; /* nothing shown yet at the end: a short run stays silent */
+    s->last_ns = now;
+    double secs = (double)(now - s->t0_ns) / 1e9;
+    fprintf(stderr,
+            "\rrlog sim: %" PRIu64 "/%" PRIu64 " seeds, %" PRIu64 " failed, %.0f seeds/min%s", done,
+            s->seeds, failed, secs > 0 ? 60.0 * (double)done / secs : 0.0, last ? "\n" : "");
 }

@@ -16,8 +16,9 @@
 #include "tools/cli.h"
 
 typedef struct cl_args {
-    uint64_t seed, seeds, from, nodes, jobs, duration_ms;
-    bool one, trace, raw;
+    cli_seeds sd;
+    uint64_t nodes, duration_ms;
+    bool trace, raw;
     const char *faults;
     unsigned mask;
 } cl_args;
@@ -60,23 +61,16 @@ static int parse_faults(const char *list, unsigned *mask)
 
 static int parse(cli_args *a, cl_args *s)
 {
-    s->seeds = 100;
+    cli_seeds_init(&s->sd);
     s->nodes = 3;
-    s->jobs = 1;
     s->duration_ms = 4000;
     s->faults = "all";
     while (a->i < a->argc) {
         const char *v = NULL;
         int r;
-        if ((r = cli_opt_u64(a, "--seed", &s->seed, 0, UINT64_MAX)) != 0) {
-            if (r < 0)
-                return -1;
-            s->one = true;
-        } else if ((r = cli_opt_u64(a, "--seeds", &s->seeds, 1, 100000000)) != 0 ||
-                   (r = cli_opt_u64(a, "--from", &s->from, 0, UINT64_MAX)) != 0 ||
-                   (r = cli_opt_u64(a, "--nodes", &s->nodes, 3, 5)) != 0 ||
-                   (r = cli_opt_u64(a, "--duration-ms", &s->duration_ms, 100, 600000)) != 0 ||
-                   (r = cli_opt_u64(a, "--jobs", &s->jobs, 1, 64)) != 0) {
+        if ((r = cli_opt_seeds(a, &s->sd)) != 0 ||
+            (r = cli_opt_u64(a, "--nodes", &s->nodes, 3, 5)) != 0 ||
+            (r = cli_opt_u64(a, "--duration-ms", &s->duration_ms, 100, 600000)) != 0) {
             if (r < 0)
                 return -1;
         } else if ((r = cli_opt(a, "--faults", &v)) != 0) {
@@ -108,10 +102,7 @@ static int parse(cli_args *a, cl_args *s)
                         s->faults);
         return -1;
     }
-    if (s->one) {
-        s->from = s->seed;
-        s->seeds = 1;
-    }
+    cli_seeds_finish(&s->sd);
     return 0;
 }
 
@@ -168,9 +159,9 @@ static void add(cl_totals *t, const rlog_sim_cluster_result *r)
 
 static void child(const cl_args *s, uint64_t k, int fd)
 {
-    for (uint64_t i = k; i < s->seeds; i += s->jobs) {
+    for (uint64_t i = k; i < s->sd.seeds; i += s->sd.jobs) {
         rlog_sim_cluster_result r;
-        if (run_one(s, s->from + i, &r) != 0) {
+        if (run_one(s, s->sd.from + i, &r) != 0) {
             memset(&r, 0, sizeof r);
             r.failed = 1;
             snprintf(r.message, sizeof r.message, "the run could not be made (out of memory)");
@@ -193,30 +184,19 @@ static int read_full(int fd, void *buf, size_t n)
     return 0;
 }
 
-static void progress(const cl_args *s, const cl_totals *t, uint64_t t0, uint64_t *last)
+static int run_seeds(cl_args *s, cl_totals *t)
 {
-    uint64_t now = cli_now_ns();
-    if (s->trace || now - *last < 5000000000ull)
-        return;
-    *last = now;
-    double secs = (now - t0) / 1e9;
-    fprintf(stderr, "rlog sim: %" PRIu64 "/%" PRIu64 " seeds, %" PRIu64 " failed, %.0f seeds/min\n",
-            t->seeds, s->seeds, t->failed, 60.0 * t->seeds / secs);
-}
-
-static int run_seeds(const cl_args *s, cl_totals *t, uint64_t t0)
-{
-    uint64_t last = t0;
-    uint64_t jobs = s->trace || s->seeds < 2 ? 1 : s->jobs;
+    uint64_t jobs = s->trace || s->sd.seeds < 2 ? 1 : s->sd.jobs;
     if (jobs == 1) {
-        for (uint64_t i = 0; i < s->seeds; i++) {
+        for (uint64_t i = 0; i < s->sd.seeds; i++) {
             rlog_sim_cluster_result r;
-            if (run_one(s, s->from + i, &r) != 0)
+            if (run_one(s, s->sd.from + i, &r) != 0)
                 return CLI_EXIT_ERROR;
             add(t, &r);
             if (r.failed)
-                report_failure(s, s->from + i, &r);
-            progress(s, t, t0, &last);
+                report_failure(s, s->sd.from + i, &r);
+            if (!s->trace)
+                cli_seeds_progress(&s->sd, t->seeds, t->failed, false);
         }
         return 0;
     }
@@ -231,24 +211,25 @@ static int run_seeds(const cl_args *s, cl_totals *t, uint64_t t0)
         if (pids[k] == 0) {
             close(p[0]);
             cl_args one = *s;
-            one.jobs = jobs;
+            one.sd.jobs = jobs;
             child(&one, k, p[1]);
         }
         close(p[1]);
         fds[k] = p[0];
     }
     int rc = 0;
-    for (uint64_t i = 0; i < s->seeds; i++) {
+    for (uint64_t i = 0; i < s->sd.seeds; i++) {
         rlog_sim_cluster_result r;
         if (read_full(fds[i % jobs], &r, sizeof r) != 0) {
-            fprintf(stderr, "rlog sim: a worker died at seed %" PRIu64 "\n", s->from + i);
+            fprintf(stderr, "rlog sim: a worker died at seed %" PRIu64 "\n", s->sd.from + i);
             rc = CLI_EXIT_ERROR;
             break;
         }
         add(t, &r);
         if (r.failed)
-            report_failure(s, s->from + i, &r);
-        progress(s, t, t0, &last);
+            report_failure(s, s->sd.from + i, &r);
+        if (!s->trace)
+            cli_seeds_progress(&s->sd, t->seeds, t->failed, false);
     }
     for (uint64_t k = 0; k < jobs; k++) {
         close(fds[k]);
@@ -265,9 +246,10 @@ int cli_cmd_sim_cluster(cli_args *a)
         return CLI_EXIT_USAGE;
     cl_totals t;
     memset(&t, 0, sizeof t);
-    uint64_t t0 = cli_now_ns();
-    int rc = run_seeds(&s, &t, t0);
-    double secs = (cli_now_ns() - t0) / 1e9;
+    int rc = run_seeds(&s, &t);
+    if (!s.trace)
+        cli_seeds_progress(&s.sd, t.seeds, t.failed, true);
+    double secs = (cli_now_ns() - s.sd.t0_ns) / 1e9;
     const rlog_sim_cluster_result *r = &t.sum;
     printf("workload=cluster nodes=%" PRIu64 " seeds=%" PRIu64 " failed=%" PRIu64
            " virtual_s=%.1f events=%" PRIu64 " ops_ok=%" PRIu64 " ops_failed=%" PRIu64
@@ -281,7 +263,7 @@ int cli_cmd_sim_cluster(cli_args *a)
            r->crashes, r->power_losses, r->recovery_crashes, r->restarts, r->partitions,
            r->corruptions, r->refused_starts, r->membership_changes, r->snapshots_taken,
            r->snapshots_installed, r->leaders, r->linearizability_unknown);
-    if (s.one)
+    if (s.sd.one)
         printf("trace_hash=%016" PRIx64 "\n", r->trace_hash);
     if (!s.trace) /* a traced run prints nothing that varies between runs */
         printf("seconds=%.2f seeds_s=%.1f seeds_min=%.0f\n", secs, t.seeds / secs,

@@ -2,11 +2,13 @@
  * What the files of the wire codec share (docs/wire.md is the
  * specification, include/rlog/wire.h the API, transport/codec.c the
  * schema of every message):
- *   codec.c       the frame [type, version, fields...], the msgpack
- *                 primitives both directions use, hello and redirect, and
- *                 the dispatch by type
+ *   codec.c       the frame [type, version, fields...], hello, redirect,
+ *                 and the dispatch by type (encode, decode, equality)
  *   codec_raft.c  the Raft messages (types 2-8)
  *   codec_ship.c  the segment-shipping messages (types 16-28)
+ *   codec_prim.c  the primitives all of them use: msgpack-c's packer, a
+ *                 fixed-schema reader over the raw bytes, str fields
+ * Each calls only the files listed after it.
  */
 #ifndef RLG_TRANSPORT_CODEC_INTERNAL_H
 #define RLG_TRANSPORT_CODEC_INTERNAL_H
@@ -36,7 +38,25 @@ typedef struct codec_rd {
     const char *array; /* name of the array `entry` indexes, for errors */
 } codec_rd;
 
-/* codec.c */
+/* codec_raft.c */
+
+/* Whether `type` is one of the Raft messages (2-8, docs/wire.md). */
+bool rlg_codec_raft_type(uint64_t type);
+/* The Raft messages (types 2-8). */
+int rlg_codec_enc_raft(msgpack_packer *pk, const rlog_msg *m);
+/* The Raft messages (types 2-8). */
+int rlg_codec_dec_raft(codec_rd *r, rlog_msg *m, uint64_t type);
+/* The Raft messages (types 2-8); a and b have the same type. */
+bool rlg_codec_eq_raft(const rlog_msg *a, const rlog_msg *b);
+
+/* codec_ship.c */
+
+const char *rlg_codec_ship_type_name(int type);
+int rlg_codec_enc_ship(msgpack_packer *pk, const rlog_msg *m);
+int rlg_codec_dec_ship(codec_rd *r, rlog_msg *m, uint64_t type);
+bool rlg_codec_eq_ship(const rlog_msg *x, const rlog_msg *y);
+
+/* codec_prim.c */
 
 /* Packer calls return 0 or -1 (only on allocation failure): callers OR
  * their results and map a non-zero total to RLOG_ENOMEM. */
@@ -69,23 +89,5 @@ int rlg_codec_dec_str(codec_rd *r, const char *field, codec_str kind, const void
 int rlg_codec_dec_copy(rlog_msg *m, const void *addr, size_t alen, const char **out);
 bool rlg_codec_bytes_equal(const void *a, size_t alen, const void *b, size_t blen);
 bool rlg_codec_str_equal(const char *a, const char *b);
-
-/* codec_raft.c */
-
-/* Whether `type` is one of the Raft messages (2-8, docs/wire.md). */
-bool rlg_codec_raft_type(uint64_t type);
-/* The Raft messages (types 2-8). */
-int rlg_codec_enc_raft(msgpack_packer *pk, const rlog_msg *m);
-/* The Raft messages (types 2-8). */
-int rlg_codec_dec_raft(codec_rd *r, rlog_msg *m, uint64_t type);
-/* The Raft messages (types 2-8); a and b have the same type. */
-bool rlg_codec_eq_raft(const rlog_msg *a, const rlog_msg *b);
-
-/* codec_ship.c */
-
-const char *rlg_codec_ship_type_name(int type);
-int rlg_codec_enc_ship(msgpack_packer *pk, const rlog_msg *m);
-int rlg_codec_dec_ship(codec_rd *r, rlog_msg *m, uint64_t type);
-bool rlg_codec_eq_ship(const rlog_msg *x, const rlog_msg *y);
 
 #endif /* RLG_TRANSPORT_CODEC_INTERNAL_H */

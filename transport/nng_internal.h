@@ -394,10 +394,12 @@ bool rlg_nng_guest_request(tn *n, nng_pipe p, host *h, bool answered);
  * most max_conns incoming ones (max_conns + reserve_conns for a known
  * peer), max_conns_per_host from one host (known peers exempt), and
  * HS_PER_PEER in handshake per peer (a newer rendezvous replaces the
- * oldest). A peer that is up may always redial: its new connection
- * replaces the old. Returns NULL, or why not (in why).
+ * oldest: *replace, which the caller kills; else NULL). A peer that is
+ * up may always redial: its new connection replaces the old. Returns
+ * NULL, or why not (in why).
  */
-const char *rlg_nng_conns_admit(tn *n, uint64_t peer, const host *h, char *why, size_t cap);
+const char *rlg_nng_conns_admit(tn *n, uint64_t peer, const host *h, char *why, size_t cap,
+                                conn **replace);
 /*
  * "Newer wins" lets a peer that dialled us replace its own older
  * connection. A replacement from ANOTHER host while the current connection

@@ -220,7 +220,8 @@ bool rlg_nng_guest_request(tn *n, nng_pipe p, host *h, bool answered)
     return ok;
 }
 
-const char *rlg_nng_conns_admit(tn *n, uint64_t peer, const host *h, char *why, size_t cap)
+const char *rlg_nng_conns_admit(tn *n, uint64_t peer, const host *h, char *why, size_t cap,
+                                conn **replace)
 {
     unsigned total = 0, same = 0, hs = 0;
     bool up = false;
@@ -237,18 +238,11 @@ const char *rlg_nng_conns_admit(tn *n, uint64_t peer, const host *h, char *why, 
         total++;
         same += host_eq(&c->h, h);
     }
+    *replace = NULL;
     if (hs >= HS_PER_PEER) {
-        char name[RLOG_WIRE_ADDRESS_MAX + 128];
-        rlg_nng_log(n, RLOG_LEVEL_INFO, "%s: a newer rendezvous replaces this handshake",
-                    rlg_nng_conn_name(oldest, name, sizeof name));
         total--;
         same -= host_eq(&oldest->h, h);
-        nng_stat *snap = NULL;
-        rlg_nng_tls_explain(n, oldest, &snap);
-        if (snap != NULL) {
-            nng_stats_free(snap);
-        }
-        rlg_nng_conn_kill(oldest, RLOG_ENOCONN, RLOG_ENOCONN, AFTER_REDIAL);
+        *replace = oldest;
     }
     bool known = peer_known(n, peer);
     unsigned limit = n->cfg.max_conns + (known ? n->cfg.reserve_conns : 0);

@@ -23,6 +23,21 @@ void rlg_nng_rdv_arm(tn *n)
     nng_ctx_recv(r->ctx, r->aio);
 }
 
+/* A newer rendezvous of the same peer replaces its oldest connection in
+ * handshake (rlg_nng_conns_admit chose it). */
+static void replace_handshake(tn *n, conn *old)
+{
+    char name[RLOG_WIRE_ADDRESS_MAX + 128];
+    rlg_nng_log(n, RLOG_LEVEL_INFO, "%s: a newer rendezvous replaces this handshake",
+                rlg_nng_conn_name(old, name, sizeof name));
+    nng_stat *snap = NULL;
+    rlg_nng_tls_explain(n, old, &snap);
+    if (snap != NULL) {
+        nng_stats_free(snap);
+    }
+    rlg_nng_conn_kill(old, RLOG_ENOCONN, RLOG_ENOCONN, AFTER_REDIAL);
+}
+
 /* A dialer's hello on the public address: returns the redirect to send
  * back, or NULL (logged) for a request that is refused. */
 static nng_msg *rdv_request(tn *n, nng_msg *m)
@@ -42,7 +57,11 @@ static nng_msg *rdv_request(tn *n, nng_msg *m)
     int rc = rlog_msg_decode(nng_msg_body(m), nng_msg_len(m), RDV_MAX_BYTES, &msg, err, sizeof err);
     why[0] = '\0';
     if (!rlg_transport_hello_refused(n->cfg.server_id, rc, &msg, err, why, sizeof why)) {
-        rlg_nng_conns_admit(n, msg.u.hello.server_id, &h, why, sizeof why);
+        conn *old = NULL;
+        rlg_nng_conns_admit(n, msg.u.hello.server_id, &h, why, sizeof why, &old);
+        if (old != NULL) {
+            replace_handshake(n, old);
+        }
     }
     if (why[0] != '\0') {
         rlg_nng_log(n, RLOG_LEVEL_WARN,

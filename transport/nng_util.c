@@ -12,6 +12,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "os/log.h"
 #include "transport/nng_internal.h"
 
 /* ------------------------------------------------------------------------
@@ -29,16 +30,12 @@ int rlg_nng_err(tn *n, int rc, const char *fmt, ...)
 
 void rlg_nng_log(tn *n, rlog_level level, const char *fmt, ...)
 {
-    if (n->cfg.logger == NULL) {
-        return;
-    }
-    char buf[LOG_MAX];
-    int k = snprintf(buf, sizeof buf, "transport %" PRIu64 ": ", n->cfg.server_id);
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "transport %" PRIu64 ": ", n->cfg.server_id);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf + k, sizeof buf - (size_t)k, fmt, ap);
+    rlg_os_vlogf(n->cfg.logger, n->cfg.logger_data, level, prefix, fmt, ap);
     va_end(ap);
-    n->cfg.logger(n->cfg.logger_data, level, buf);
 }
 
 const char *rlg_nng_conn_name(const conn *c, char *buf, size_t cap)

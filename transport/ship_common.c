@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os/log.h"
 #include "transport/ship_internal.h"
 
 const char *rlog_ship_state_name(int state)
@@ -32,15 +33,10 @@ const char *rlog_ship_state_name(int state)
 
 void rlg_ship_logf(rlog_logger_fn fn, void *data, rlog_level level, const char *fmt, ...)
 {
-    if (fn == NULL) {
-        return;
-    }
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    rlg_os_vlogf(fn, data, level, "", fmt, ap);
     va_end(ap);
-    fn(data, level, line);
 }
 
 bool rlg_ship_side_name(const char *name, const char *suffix)

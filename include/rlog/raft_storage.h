@@ -262,6 +262,24 @@ typedef struct rlog_rs_snapshot_desc {
  */
 RLOG_API int rlog_rs_snapshot_put(rlog_rs *rs, const rlog_rs_snapshot_desc *d);
 
+/*
+ * Gives back the space of entries the current snapshot covers (the ones a
+ * snapshot with `trailing` kept, e.g. once no follower needs them): deletes
+ * the oldest log segments that hold only records before the batch of entry
+ * `index` (before the snapshot marker when the store holds no entry from
+ * `index` on). Whole segments only, oldest first, each durably, never the
+ * active one (rlog_delete_prefix): entries below `index` that share a
+ * segment with later records stay, so afterwards the first index is at
+ * most `index` — the same first index a reopen finds. Only covered entries
+ * may go: RLOG_EINVAL, nothing changed, when index is 0, there is no
+ * snapshot or index > snapshot index + 1 (entries above the snapshot are
+ * Raft's to truncate, never to drop). *deleted (may be NULL) gets the
+ * number of segments deleted. RLOG_ENOTSUP read-only; a failed deletion
+ * returns the log's error (the segments already deleted stay deleted). The
+ * snapshot put deletes up to the first entry it keeps by itself.
+ */
+RLOG_API int rlog_rs_purge_before(rlog_rs *rs, uint64_t index, uint64_t *deleted);
+
 /* A snapshot read back. Every pointer is owned by the struct; free with
  * rlog_rs_snapshot_release. */
 typedef struct rlog_rs_snapshot {

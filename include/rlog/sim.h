@@ -217,6 +217,11 @@ RLOG_API int rlog_simfs_power_loss(rlog_vfs *vfs);
  * crash event (which the driver then causes). Used to crash the log inside
  * recovery or a rotation at an exact point. */
 RLOG_API void rlog_simfs_halt_after(rlog_vfs *vfs, uint64_t calls);
+/* Reseeds the crash stream only (what a power loss keeps, tears or
+ * garbles) as if the file system had been made with `seed`; the fault and
+ * env streams go on unchanged. Lets a driver try several power-loss
+ * outcomes of one run whose workload depends on the env's randomness. */
+RLOG_API void rlog_simfs_reseed_crash(rlog_vfs *vfs, uint64_t seed);
 /* Evicts the page cache (see above); handles stay valid. 0 or ENOMEM. */
 RLOG_API int rlog_simfs_drop_caches(rlog_vfs *vfs);
 
@@ -424,6 +429,164 @@ RLOG_API const char *rlog_sim_fault_name(unsigned cls);
 /* Parses "eio,enospc,..." (or "all", "none") into a mask; -1 on an unknown
  * name. */
 RLOG_API int rlog_sim_parse_faults(const char *list, uint64_t *mask);
+
+/* ======================================================================
+ * Testing your own code (sim/user.c; docs/simulator.md, "Testing your own
+ * code")
+ * ======================================================================
+ *
+ * Two helpers for code written against the vfs table:
+ *  - the seed loop (rlog_sim_seeds) runs a callback once per seed of a
+ *    range, each time on a fresh simulated file system seeded by that seed,
+ *    optionally on several threads, and collects the failing seeds with a
+ *    replay command;
+ *  - the crash-point helper (rlog_sim_crash_points) runs an operation once
+ *    to count its vfs calls N, then for each k = 1..N+1 rebuilds the state
+ *    from scratch, runs the operation again with the process dying just
+ *    before its call k (k = N+1: right after it returned), crashes (a
+ *    process crash, and separately a power loss) and runs the user's check
+ *    as a new process would; every k whose check fails is reported with
+ *    the call's name.
+ * Determinism: a seed's run depends on the seed alone (and on what the
+ * callbacks do), never on the thread that runs it or on other seeds.
+ */
+
+/* What a callback gets: the seed and its simulated file system. */
+typedef struct rlog_sim_ctx {
+    uint64_t seed;
+    rlog_vfs *vfs;    /* fresh for this seed (or crash point); owned by the helper */
+    rlog_env *env;    /* rlog_simfs_env(vfs): virtual clock, seeded randomness */
+    rlog_sim_rng rng; /* a stream of the seed for the callback's own choices */
+    void *result;     /* rlog_sim_seeds_options.result_size zeroed bytes, or NULL */
+    char message[512]; /* why the callback failed (rlog_sim_failf) */
+} rlog_sim_ctx;
+
+/* Writes the reason of a failure into ctx->message (printf-style; the first
+ * one wins) and returns 1, so that a callback can `return rlog_sim_failf(..)`. */
+RLOG_API int rlog_sim_failf(rlog_sim_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A callback: 0 passes, non-zero fails (the reason in ctx->message). */
+typedef int (*rlog_sim_fn)(rlog_sim_ctx *ctx, void *user);
+
+/* ---- the seed loop ---- */
+
+typedef struct rlog_sim_seeds_options {
+    uint64_t from;   /* first seed */
+    uint64_t count;  /* seeds from, from+1, ..., from+count-1 (default 100) */
+    unsigned jobs;   /* threads running seeds at once (default 1: the calling
+                        thread only). With more, `run` must be thread-safe. */
+    int keep_going;  /* 0 (default): stop at the first failing seed */
+    /* The file system of each seed: this configuration with cfg.seed set to
+     * the seed (NULL = rlog_simfs_config_init defaults). no_fs = 1: make
+     * none (ctx->vfs and env are NULL: the callback brings its own, as
+     * rlog_sim_run does). Each seed's file system starts with `mkdir` made
+     * (NULL: nothing but the root). */
+    const rlog_simfs_config *fs;
+    int no_fs;
+    const char *mkdir;
+    /* A command that replays one seed; each "{seed}" in it is replaced by
+     * the seed in the failures' replay lines (NULL: "seed {seed}"). */
+    const char *replay;
+    /* Bytes of per-seed result space (ctx->result; 0 = none), handed to
+     * on_seed. */
+    size_t result_size;
+    /* Called in the calling thread, in seed order, after each seed:
+     * failed = the callback's verdict, message its reason, result its
+     * result space. May be NULL. */
+    void (*on_seed)(void *data, uint64_t seed, int failed, const char *message,
+                    const void *result);
+    void *data;
+} rlog_sim_seeds_options;
+
+typedef struct rlog_sim_seed_failure {
+    uint64_t seed;
+    char message[512];
+    char replay[512]; /* the replay command with the seed filled in */
+} rlog_sim_seed_failure;
+
+typedef struct rlog_sim_seeds_result {
+    uint64_t ran;    /* seeds run to the end */
+    uint64_t failed; /* of which failed */
+    /* The failing seeds in seed order (at most 1000 kept; `failed` counts
+     * all). malloc'd: rlog_sim_seeds_release. */
+    rlog_sim_seed_failure *failures;
+    size_t n_failures;
+} rlog_sim_seeds_result;
+
+RLOG_API void rlog_sim_seeds_options_init(rlog_sim_seeds_options *opts);
+/* Runs `run` for the seeds of opts (see above). Returns 0 when the seeds
+ * ran (the verdict is in res), RLOG_ENOMEM when a file system or the
+ * bookkeeping could not be made, RLOG_EINVAL for bad options, or the
+ * error of pthread_create as RLOG_EIO. res is filled in every case. */
+RLOG_API int rlog_sim_seeds(const rlog_sim_seeds_options *opts, rlog_sim_fn run, void *user,
+                            rlog_sim_seeds_result *res);
+RLOG_API void rlog_sim_seeds_release(rlog_sim_seeds_result *res);
+/* Writes "FAIL seed=S: message" and "  replay: command" per failure, then
+ * "seeds=N failed=F", to `out` (a FILE *; void * keeps <stdio.h> out of
+ * this header). */
+RLOG_API void rlog_sim_seeds_print(const rlog_sim_seeds_result *res, void *out);
+
+/* ---- the crash-point helper ---- */
+
+#define RLOG_SIM_CRASH_PROCESS 0x1u /* rlog_simfs_crash: the page cache survives */
+#define RLOG_SIM_CRASH_POWER   0x2u /* rlog_simfs_power_loss (see power_outcomes) */
+
+typedef struct rlog_sim_crash_point {
+    uint64_t k;        /* the process died before the operation's vfs call k
+                          (1-based); k = calls + 1: after the operation */
+    unsigned kind;     /* RLOG_SIM_CRASH_PROCESS or RLOG_SIM_CRASH_POWER */
+    unsigned outcome;  /* power loss: which outcome (0-based, see above) */
+    rlog_vfs_op op;    /* call k's op (RLOG_OP_COUNT when k = calls + 1) */
+    char call[320];    /* call k as the counting run traced it ("rename /d/a.tmp
+                          0 0 -> ok done=0"; "(after the operation)") */
+    char previous[320]; /* call k-1, the last one that happened ("" for k = 1) */
+    int failed;
+    char message[512]; /* the check's reason */
+} rlog_sim_crash_point;
+
+typedef struct rlog_sim_crash_options {
+    uint64_t seed;                /* the file system's seed */
+    const rlog_simfs_config *fs;  /* NULL: rlog_simfs_config_init(seed) defaults */
+    const char *mkdir;            /* made before setup (NULL: none) */
+    /* Builds the state the operation starts from, on a fresh file system
+     * (run before every crash point; must leave what it relies on durable:
+     * sync what it writes). NULL: nothing. Non-zero fails the whole call. */
+    rlog_sim_fn setup;
+    /* The operation under test. Its result is ignored at a crash point (the
+     * process dies inside it: its calls fail with EIO after death); in the
+     * counting run, non-zero fails the whole call. */
+    rlog_sim_fn operation;
+    /* After the crash, as a new process: reopen and check the invariant.
+     * 0 holds, non-zero is reported (reason in ctx->message). */
+    rlog_sim_fn check;
+    unsigned kinds; /* RLOG_SIM_CRASH_* (default both) */
+    /* Power-loss outcomes tried per k (default 3): 1st keeps nothing
+     * unsynced, 2nd keeps every unsynced directory operation but no
+     * unsynced data write, the others are drawn from the seed (file system
+     * seeds seed+1, seed+2, ...) with the configuration's probabilities. */
+    unsigned power_outcomes;
+    int keep_going; /* 0 (default): stop at the first failing point */
+    /* Called for every crash point run (failed or not). May be NULL. */
+    void (*on_point)(void *data, const rlog_sim_crash_point *p);
+    void *data;
+} rlog_sim_crash_options;
+
+
+typedef struct rlog_sim_crash_result {
+    uint64_t calls;  /* N: vfs calls of the operation (counting run) */
+    uint64_t points; /* crash points run */
+    uint64_t failed; /* of which failed their check */
+    rlog_sim_crash_point first; /* the first failure (valid when failed) */
+    char message[512];          /* why the call could not run (setup, count) */
+} rlog_sim_crash_result;
+
+RLOG_API void rlog_sim_crash_options_init(rlog_sim_crash_options *opts, uint64_t seed);
+/* Runs the crash points (see above). 0 when they ran (verdict in res);
+ * RLOG_EINVAL (no operation or check), RLOG_ENOMEM, or RLOG_EIO when setup
+ * or the counting run of the operation failed (res->message says which). */
+RLOG_API int rlog_sim_crash_points(const rlog_sim_crash_options *opts, void *user,
+                                   rlog_sim_crash_result *res);
 
 /* ======================================================================
  * Simulated network (sim/simnet.c; docs/simulator.md, "Network")

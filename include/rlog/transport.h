@@ -2,7 +2,7 @@
  * rlog — the transport: a table of functions that moves wire messages
  * (rlog/wire.h) between servers, in the shape of libraft's raft_io /
  * raft_uv_transport. Two implementations: nng (tcp://, ipc://, inproc://;
- * transport/nng.c) and the simulator's deterministic network (sim/simnet.c,
+ * transport/nng*.c) and the simulator's deterministic network (sim/simnet.c,
  * rlog/sim.h). Everything above (the Raft adapter, segment shipping) talks
  * to the table only, which is what lets the simulator run it.
  *
@@ -221,7 +221,7 @@ struct rlog_transport {
     const char *(*local_address)(rlog_transport *t);
 };
 
-/* ---- the nng implementation (transport/nng.c) ----
+/* ---- the nng implementation (transport/nng*.c) ----
  * One pair1 socket in monogamous mode per peer: pair1's polyamorous mode
  * drops messages silently under load. A listening address accepts any
  * number of peers by a rendezvous (docs/wire.md, "Connections"): a dialer's

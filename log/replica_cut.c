@@ -31,6 +31,58 @@
 #include "log/replica_internal.h"
 #include "os/sync.h"
 
+/* Copies [0, end) of the replica's own segment seq into t, checking every
+ * record's CRC on the way (bytes read back are not trusted blindly). */
+static int copy_prefix(rlg_replica *r, uint64_t seq, uint64_t end, rlog_file *t)
+{
+    rlog_vfs *v = r->l->vfs;
+    const rlg_segment *s = &r->l->segs[rlg_find_segment_seq(r->l, seq)];
+    assert(s->seq == seq && end >= RLG_SEG_HEADER_SIZE);
+    char path[4096];
+    rlg_rp_seg_path(r, seq, path, sizeof path);
+    uint8_t *buf = malloc(RLG_ZERO_CHUNK);
+    rlog_file *f = NULL;
+    int e = buf ? v->open(v, path, RLOG_VFS_RDONLY, &f) : ENOMEM;
+    rlg_rv c;
+    rlg_rv_init(&c, r->l->log_id, seq, RLG_SEG_HEADER_SIZE, s->first_lsn);
+    bool bad = false;
+    for (uint64_t off = 0; !e && !bad && off < end;) {
+        size_t n = end - off < RLG_ZERO_CHUNK ? (size_t)(end - off) : RLG_ZERO_CHUNK, got = 0;
+        e = v->pread(v, f, buf, n, off, &got);
+        if (!e && got != n)
+            e = EIO;
+        rlg_seg_header h;
+        if (!e && off == 0 &&
+            (n < RLG_SEG_HEADER_SIZE || rlg_seg_header_decode(buf, &h) != RLG_HDR_OK ||
+             h.seq != seq || h.log_id != r->l->log_id)) {
+            bad = true;
+            rlg_rp_fail(r, RLOG_EIO, "the segment header is not this segment's");
+        }
+        size_t skip = off == 0 ? RLG_SEG_HEADER_SIZE : 0;
+        if (!e && !bad)
+            bad = rlg_rv_feed(r, &c, buf + skip, n - skip, NULL, NULL) != 0;
+        if (!e && !bad && (e = v->pwrite(v, t, buf, n, off, &got)) == 0 && got != n)
+            e = EIO;
+        off += n;
+    }
+    if (!e && !bad && c.hlen)
+        bad = true;
+    free(buf);
+    if (f)
+        v->close(v, f);
+    if (bad) {
+        char why[sizeof r->l->errmsg];
+        memcpy(why, r->l->errmsg, sizeof why);
+        return rlg_rp_fail(r, RLOG_EIO,
+                           "re-reading %s up to offset %" PRIu64
+                           ": its bytes no longer verify (%.300s)",
+                           path, end, why);
+    }
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "copying %s: %s", path, strerror(e));
+    return 0;
+}
+
 /* Replaces segment seq's file by an empty one (a zero spare). */
 static int zero_replace(rlg_replica *r, uint64_t seq)
 {
@@ -64,7 +116,7 @@ static int cut_segment(rlg_replica *r, size_t k, uint64_t cut)
     rlog_file *t = NULL;
     int rv = rlg_rp_temp_create(r, RLG_RECEIVE_TMP, &t);
     if (!rv)
-        rv = rlg_rp_copy_prefix(r, s->seq, cut, t);
+        rv = copy_prefix(r, s->seq, cut, t);
     int e = rv ? 0 : rlg_write_zeros(v, t, cut, s->size); /* written: it is active */
     rlg_os_fail fail = {e, "writing zeros to", tmp};
     if (rv || e) {

@@ -1,7 +1,16 @@
 /*
- * The replica's internals, shared by its files: replica.c (open, verify,
- * append, whole-segment receive), replica_cut.c (truncate, reset) and
- * replica_files.c (side files). Nothing outside log/ includes this.
+ * The replica's internals, shared by its files (each calls only those
+ * listed after it, never one before it):
+ *   replica.c          open, close, adopt, positions (the overview comment)
+ *   replica_cut.c      truncate, reset, prefix deletion
+ *   replica_files.c    side files
+ *   replica_segment.c  a whole sealed segment through a temporary file
+ *   replica_append.c   bytes written in place; the run marker
+ *   replica_spare.c    the zero spare files after the newest segment
+ *   replica_verify.c   the verification cursor (rlg_rv)
+ *   replica_common.c   errors, poisoning, paths, temporary files, where
+ *                      bytes may go
+ * Nothing outside log/ includes this.
  *
  * A replica is a log handle (rlog_log) that is never appended to: it lends
  * the replica its directory, vfs, lock, log id, segment index (segs: what
@@ -120,8 +129,42 @@ int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, const char *what);
  * crash names durable bytes only (conservative: witnesses in its range do
  * not count). */
 void rlg_rp_run_drop(rlg_replica *r);
-/* Copies [0, end) of the replica's own segment seq into t, checking every
- * record's CRC on the way (bytes read back are not trusted blindly). */
-int rlg_rp_copy_prefix(rlg_replica *r, uint64_t seq, uint64_t end, rlog_file *t);
+/* The name of segment seq (its 16 hex digits), in buf. */
+const char *rlg_rp_seg_name(uint64_t seq, char buf[32]);
+/* The newest segment; NULL when the replica holds none. */
+rlg_segment *rlg_rp_newest(const rlg_replica *r);
+/* Whether bytes for (seq, first_lsn) at off continue the replica: the
+ * newest segment at its end, or the next segment at offset 64. */
+int rlg_rp_continues(rlg_replica *r, uint64_t seq, uint64_t first_lsn, uint64_t off, bool *fresh);
+/* Before the first segment of an empty replica: any segment file present
+ * is a leftover (a zero spare of a reset that failed part-way, of a failed
+ * first install, of a log the replica held before) and goes, so that it
+ * cannot sit in a gap before the new segment (a gap in the run of segment
+ * files is corruption, step 2 of recovery). None of them holds a valid
+ * header, so the directory reads as "no log" meanwhile. The unlinks are made
+ * durable by the directory fsync that precedes the rename bringing in the
+ * first segment (first_segment; install, after rlg_rp_spare_ensure). */
+int rlg_rp_clear_leftovers(rlg_replica *r);
+
+/* ---- replica_verify.c: the verification cursor ---- */
+
+void rlg_rv_init(rlg_rv *c, uint64_t log_id, uint64_t seq, uint64_t off, uint64_t e);
+int rlg_rv_fail(rlg_replica *r, const rlg_rv *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Feeds len bytes (any split of the segment's records) into c. */
+int rlg_rv_feed(rlg_replica *r, rlg_rv *c, const uint8_t *p, size_t len, rlg_rv_fn fn, void *arg);
+
+/* ---- replica_spare.c: spare segment files ---- */
+
+/* Makes sure the file of segment seq (at most spare_hi + 1) exists durably
+ * and holds zeros, of file_size bytes (full: allocated and pre-written, for
+ * writes in place; else its size is set without a sync: a spare shorter
+ * than it should be, even empty, is still a valid spare). A file already
+ * there is one of ours (the log's writing rules leave zeros after the
+ * newest segment). */
+int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool full);
+/* Creates the empty file of segment seq if it is missing, without a sync
+ * (the caller's next directory fsync makes it durable). 0 or an errno. */
+int rlg_rp_spare_ahead(rlg_replica *r, uint64_t seq);
 
 #endif /* RLG_REPLICA_INTERNAL_H */

@@ -1034,53 +1034,90 @@ static void expect_acked_state(cluster *c, unsigned acked, char unknown)
     }
 }
 
-/* EIO on every write and sync of the leader's segments: its appends fail
- * (RAFT_IOERR, logged), the server fails stop (goes silent), libraft steps
- * it down for lack of contact with a quorum, the others elect a leader and
- * keep committing; after a restart on a healthy disk the failed server
- * recovers and holds every acknowledged command, byte for byte like the
- * others. */
+/* A disk that fails under one server: every write and sync of its segments
+ * fails with `err` (and, for ENOSPC, every allocation too). Its next append
+ * fails (RAFT_IOERR, logged), the server fails stop (goes silent); a broken
+ * leader is stepped down by libraft for lack of contact with a quorum, and
+ * the other two elect a leader; with a broken follower the leader goes on
+ * with the healthy one. Either way the cluster keeps committing, and after a
+ * restart on a healthy disk the failed server recovers and holds every
+ * acknowledged command, byte for byte like the others. */
 static bool not_leader(cluster *c, void *arg)
 {
     (void)c;
     return raft_state(&((node *)arg)->raft) != RAFT_LEADER;
 }
 
-static void test_leader_disk_failure(void **state)
+static void break_disk(node *n, int err)
 {
-    cluster *c = *state;
+    rlog_fault w = {.op = RLOG_OP_PWRITE, .err = err, .path_contains = ".seg"};
+    rlog_fault y = {.op = RLOG_OP_FDATASYNC, .err = err, .path_contains = ".seg"};
+    rlog_fault a = {.op = RLOG_OP_ALLOCATE, .err = err};
+    assert_true(rlog_vfs_fault_add(n->fv, &w) > 0);
+    if (err == ENOSPC) {
+        assert_true(rlog_vfs_fault_add(n->fv, &a) > 0);
+    } else {
+        assert_true(rlog_vfs_fault_add(n->fv, &y) > 0);
+    }
+}
+
+static bool io_failed(cluster *c, void *arg)
+{
+    (void)c;
+    return rlog_vfs_fault_injected(((node *)arg)->fv) > 0;
+}
+
+static void disk_failure(cluster *c, int err, bool on_leader)
+{
     c->faulty = true;
     cluster_start(c, 3);
     apply_range(c, 0, 20);
     expect_same_state(c, 20);
     node *l = wait_leader(c);
-    unsigned bad = (unsigned)(l->id - 1);
-    rlog_fault w = {.op = RLOG_OP_PWRITE, .err = EIO, .path_contains = ".seg"};
-    rlog_fault y = {.op = RLOG_OP_FDATASYNC, .err = EIO, .path_contains = ".seg"};
-    assert_true(rlog_vfs_fault_add(l->fv, &w) > 0);
-    assert_true(rlog_vfs_fault_add(l->fv, &y) > 0);
-    /* The next command fails on the broken leader. */
-    struct raft_buffer buf = {.base = raft_malloc(16), .len = 16};
-    memset(buf.base, 'E', 16);
-    applyreq a = {0};
-    a.req.data = &a;
-    assert_int_equal(raft_apply(&l->raft, &a.req, &buf, 1, apply_cb), 0);
-    assert_true(run_until_fn(c, apply_done, &a));
-    assert_int_not_equal(a.status, 0);
+    node *f = &c->nodes[l->id % c->n]; /* another server: a follower */
+    node *bad = on_leader ? l : f;
+    break_disk(bad, err);
+    if (on_leader) {
+        /* The next command fails on the broken leader. */
+        struct raft_buffer buf = {.base = raft_malloc(16), .len = 16};
+        memset(buf.base, 'E', 16);
+        applyreq a = {0};
+        a.req.data = &a;
+        assert_int_equal(raft_apply(&l->raft, &a.req, &buf, 1, apply_cb), 0);
+        assert_true(run_until_fn(c, apply_done, &a));
+        assert_int_not_equal(a.status, 0);
+        /* It steps down; the others take over and commit. */
+        assert_true(run_until_fn(c, not_leader, l));
+    } else {
+        /* Commands commit with the leader and the healthy follower while the
+         * broken one fails its first append and goes silent. */
+        apply_range(c, 20, 1);
+        assert_true(run_until_fn(c, io_failed, bad));
+    }
     assert_non_null(strstr(c->errors, "failed"));
-    assert_true(rlog_vfs_fault_injected(l->fv) > 0);
-    /* It steps down; the others take over and commit. */
-    assert_true(run_until_fn(c, not_leader, l));
-    l->ignored = true;
-    apply_range(c, 20, 20);
-    expect_acked_state(c, 40, 'E');
+    assert_non_null(strstr(c->errors, err == ENOSPC ? "no space left" : "I/O error"));
+    bad->ignored = true;
+    unsigned acked = on_leader ? 20 : 21;
+    apply_range(c, acked, 20);
+    acked += 20;
+    expect_acked_state(c, acked, 'E');
     /* Restart on a healthy disk: it recovers and catches up. */
-    l->ignored = false;
-    node_stop(c, bad);
+    bad->ignored = false;
+    node_stop(c, (unsigned)(bad->id - 1));
     c->faulty = false;
-    node_start(c, bad, 0);
-    apply_range(c, 40, 5);
-    expect_acked_state(c, 45, 'E');
+    node_start(c, (unsigned)(bad->id - 1), 0);
+    apply_range(c, acked, 5);
+    expect_acked_state(c, acked + 5, 'E');
+}
+
+static void test_leader_disk_failure(void **state)
+{
+    disk_failure(*state, EIO, true);
+}
+
+static void test_follower_disk_full(void **state)
+{
+    disk_failure(*state, ENOSPC, false);
 }
 
 /* A burst of commands applied in one loop turn (the followers already
@@ -1132,6 +1169,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mirror_of_a_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicting_suffix_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_disk_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follower_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_coalesced, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

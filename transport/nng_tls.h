@@ -3,7 +3,7 @@
  * rlog_transport_config read once, one nng_tls_config per listener or
  * dialer that binds the peer's server id to its certificate, and the
  * counters nng keeps of failed TLS handshakes (nng 1.5.2 reports them no
- * other way). Internal to transport/nng.c.
+ * other way). Internal to the nng transport (transport/nng*.c).
  */
 #ifndef RLG_TRANSPORT_NNG_TLS_H
 #define RLG_TRANSPORT_NNG_TLS_H

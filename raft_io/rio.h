@@ -1,9 +1,8 @@
 /*
  * Internal state of the raft_io adapter (rlog/raft_io.h). One `rio` per
  * struct raft_io, in io->impl. Everything here is touched on the loop
- * thread only, except the fields marked atomic (the log's I/O thread and
- * nng's threads reach the adapter only through rio_post and the wake
- * hook).
+ * thread only, except the fields marked atomic (nng's threads reach the
+ * adapter only through rio_post and the wake hook).
  *
  * Files: io.c (entry points, start, close, time, random, async_work, the
  * posting of callbacks), load.c (load, bootstrap, recover, set_term,

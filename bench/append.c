@@ -34,21 +34,18 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench/common/bench_util.h"
 #include "rlog/log.h"
 
-#define BENCH_TYPE       RLOG_TYPE_USER_MIN
 #define RAW_FILE_SIZE    (64ull << 20)
 #define ROTATION_SEGMENT (4ull << 20)
 #define MAX_SAMPLES      (4u << 20)
@@ -69,33 +66,6 @@ typedef struct result {
     double p50_us, p99_us, p999_us, max_us;
     uint64_t syncs; /* group: fdatasyncs the log made */
 } result;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "bench/append: %s: %s\n", what, detail);
-    exit(1);
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(p);
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static const char *path_in(const bench_cfg *cfg, const char *name)
 {
@@ -136,17 +106,6 @@ static void samples_finish(samples *s, result *r)
     r->max_us = (double)s->ns[s->n - 1] / 1e3;
 }
 
-static void fill(uint8_t *buf, size_t len, uint64_t seed)
-{
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf[i] = (uint8_t)x;
-    }
-}
-
 /* ---- raw baseline ---- */
 
 static int raw_prepare(const bench_cfg *cfg)
@@ -154,13 +113,13 @@ static int raw_prepare(const bench_cfg *cfg)
     const char *path = path_in(cfg, "raw.dat");
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
-        die(path, strerror(errno));
+        bench_die(path, strerror(errno));
     static uint8_t zeros[1 << 20];
     for (uint64_t off = 0; off < RAW_FILE_SIZE; off += sizeof zeros)
         if (pwrite(fd, zeros, sizeof zeros, (off_t)off) != (ssize_t)sizeof zeros)
-            die("pre-writing raw.dat", strerror(errno));
+            bench_die("pre-writing raw.dat", strerror(errno));
     if (fdatasync(fd))
-        die("fdatasync raw.dat", strerror(errno));
+        bench_die("fdatasync raw.dat", strerror(errno));
     return fd;
 }
 
@@ -170,20 +129,21 @@ static result raw_run(const bench_cfg *cfg, int fd, size_t batch, size_t size)
     uint8_t *buf = malloc(len);
     samples s = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
     if (!buf || !s.ns)
-        die("raw", "out of memory");
-    fill(buf, len, 1);
+        bench_die("raw", "out of memory");
+    bench_fill(buf, len, 1);
     result r = {0};
-    uint64_t off = 0, start = now_ns(), end = start + (uint64_t)(cfg->seconds * 1e9), t = start;
+    uint64_t off = 0, start = bench_now_ns(), end = start + (uint64_t)(cfg->seconds * 1e9),
+             t = start;
     while (t < end) {
         if (off + len > RAW_FILE_SIZE)
             off = 0;
         uint64_t t0 = t;
         if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len)
-            die("pwrite raw.dat", strerror(errno));
+            bench_die("pwrite raw.dat", strerror(errno));
         if (fdatasync(fd))
-            die("fdatasync raw.dat", strerror(errno));
+            bench_die("fdatasync raw.dat", strerror(errno));
         off += len;
-        t = now_ns();
+        t = bench_now_ns();
         samples_add(&s, t - t0);
         r.calls++;
         r.records += batch;
@@ -200,30 +160,7 @@ static result raw_run(const bench_cfg *cfg, int fd, size_t batch, size_t size)
 static rlog_log *log_open_with(const bench_cfg *cfg, const char *name, rlog_sync_mode mode,
                                uint64_t segment_size, rlog_vfs *vfs, unsigned flags)
 {
-    const char *dir = path_in(cfg, name);
-    rm_rf(dir);
-    rlog_options o;
-    rlog_options_init(&o);
-    o.sync = mode;
-    o.segment_size = segment_size;
-    o.vfs = vfs;
-    o.flags = RLOG_OPEN_CREATE | RLOG_OPEN_THREAD | flags;
-    rlog_log *l = NULL;
-    rlog_open_report rep;
-    int rv = rlog_open(dir, &o, &l, &rep);
-    if (rv)
-        die(dir, rep.message[0] ? rep.message : rlog_strerror(rv));
-    /* Let the background thread prepare the next segment before timing:
-     * zero-filling it would otherwise compete with the measured syncs. */
-    rlog_metrics m;
-    uint64_t deadline = now_ns() + 5000000000ull;
-    do {
-        rlog_metrics_get(l, &m);
-        if (m.segments_prepared >= 2)
-            break;
-        usleep(10000);
-    } while (now_ns() < deadline);
-    return l;
+    return bench_log_open(path_in(cfg, name), mode, segment_size, vfs, flags);
 }
 
 static rlog_log *log_open(const bench_cfg *cfg, const char *name, rlog_sync_mode mode,
@@ -236,8 +173,8 @@ static void log_close(const bench_cfg *cfg, rlog_log *l, const char *name)
 {
     int rv = rlog_close(l);
     if (rv)
-        die("rlog_close", rlog_strerror(rv));
-    rm_rf(path_in(cfg, name));
+        bench_die("rlog_close", rlog_strerror(rv));
+    bench_rm_rf(path_in(cfg, name));
 }
 
 static rlog_record *make_records(size_t batch, size_t size, uint8_t **buf)
@@ -245,8 +182,8 @@ static rlog_record *make_records(size_t batch, size_t size, uint8_t **buf)
     *buf = malloc(batch * size + 1);
     rlog_record *recs = calloc(batch, sizeof *recs);
     if (!*buf || !recs)
-        die("records", "out of memory");
-    fill(*buf, batch * size, 2);
+        bench_die("records", "out of memory");
+    bench_fill(*buf, batch * size, 2);
     for (size_t i = 0; i < batch; i++)
         recs[i] = (rlog_record){.type = BENCH_TYPE, .len = (uint32_t)size, .data = *buf + i * size};
     return recs;
@@ -259,15 +196,15 @@ static result rlog_run(const bench_cfg *cfg, size_t batch, size_t size)
     rlog_record *recs = make_records(batch, size, &buf);
     samples s = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
     if (!s.ns)
-        die("rlog", "out of memory");
+        bench_die("rlog", "out of memory");
     result r = {0};
-    uint64_t start = now_ns(), end = start + (uint64_t)(cfg->seconds * 1e9), t = start;
+    uint64_t start = bench_now_ns(), end = start + (uint64_t)(cfg->seconds * 1e9), t = start;
     while (t < end) {
         uint64_t t0 = t;
         int rv = rlog_append(l, recs, batch, NULL);
         if (rv)
-            die("rlog_append", rlog_errmsg(l));
-        t = now_ns();
+            bench_die("rlog_append", rlog_errmsg(l));
+        t = bench_now_ns();
         samples_add(&s, t - t0);
         r.calls++;
         r.records += batch;
@@ -281,83 +218,17 @@ static result rlog_run(const bench_cfg *cfg, size_t batch, size_t size)
     return r;
 }
 
-/* ---- group commit ---- */
-
-typedef struct group_ctx {
-    rlog_log *log;
-    atomic_bool stop;
-    atomic_uint_fast64_t records;
-    uint64_t max_ns[64];
-} group_ctx;
-
-typedef struct group_arg {
-    group_ctx *g;
-    int idx;
-} group_arg;
-
-static void *group_thread(void *p)
-{
-    group_arg *a = p;
-    uint8_t buf[1024];
-    fill(buf, sizeof buf, (uint64_t)a->idx);
-    rlog_record rec = {.type = BENCH_TYPE, .len = sizeof buf, .data = buf};
-    uint64_t n = 0, max = 0;
-    while (!atomic_load_explicit(&a->g->stop, memory_order_relaxed)) {
-        uint64_t t0 = now_ns();
-        int rv = rlog_append(a->g->log, &rec, 1, NULL);
-        if (rv)
-            die("rlog_append (group)", rlog_strerror(rv));
-        uint64_t d = now_ns() - t0;
-        if (d > max)
-            max = d;
-        n++;
-    }
-    atomic_fetch_add(&a->g->records, n);
-    a->g->max_ns[a->idx % 64] = max > a->g->max_ns[a->idx % 64] ? max : a->g->max_ns[a->idx % 64];
-    return NULL;
-}
+/* ---- group commit (bench/common: bench/rocksdb_sync runs the same case) ---- */
 
 static result group_run(const bench_cfg *cfg, int threads, bool io_thread)
 {
-    group_ctx *g = calloc(1, sizeof *g);
-    pthread_t *tids = calloc((size_t)threads, sizeof *tids);
-    group_arg *args = calloc((size_t)threads, sizeof *args);
-    if (!g || !tids || !args)
-        die("group", "out of memory");
-    g->log = log_open_with(cfg, "rlog-group", RLOG_SYNC_GROUP, 0, NULL, 0);
-    if (!io_thread) { /* the appenders hand the lead to each other */
-        rlog_close(g->log);
-        rlog_options o;
-        rlog_options_init(&o);
-        o.sync = RLOG_SYNC_GROUP;
-        rlog_open_report rep;
-        if (rlog_open(path_in(cfg, "rlog-group"), &o, &g->log, &rep))
-            die("reopen (group)", rep.message);
-    }
-    uint64_t start = now_ns();
-    for (int i = 0; i < threads; i++) {
-        args[i] = (group_arg){.g = g, .idx = i};
-        if (pthread_create(&tids[i], NULL, group_thread, &args[i]))
-            die("pthread_create", strerror(errno));
-    }
-    usleep((useconds_t)(cfg->seconds * 1e6));
-    atomic_store(&g->stop, true);
-    for (int i = 0; i < threads; i++)
-        pthread_join(tids[i], NULL);
-    result r = {0};
-    r.seconds = (double)(now_ns() - start) / 1e9;
-    r.records = r.calls = atomic_load(&g->records);
-    for (int i = 0; i < 64; i++)
-        if ((double)g->max_ns[i] / 1e3 > r.max_us)
-            r.max_us = (double)g->max_ns[i] / 1e3;
-    rlog_metrics m;
-    rlog_metrics_get(g->log, &m);
-    r.syncs = m.syncs;
-    log_close(cfg, g->log, "rlog-group");
-    free(args);
-    free(tids);
-    free(g);
-    return r;
+    bench_group_result g =
+        bench_group_run(path_in(cfg, "rlog-group"), threads, 1024, cfg->seconds, io_thread);
+    return (result){.records = g.records,
+                    .calls = g.records,
+                    .seconds = g.seconds,
+                    .max_us = g.max_us,
+                    .syncs = g.syncs};
 }
 
 /* ---- rotation ---- */
@@ -375,21 +246,21 @@ static rotation_result rotation_run(const bench_cfg *cfg)
     rlog_record *recs = make_records(batch, 1024, &buf);
     samples other = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
     if (!other.ns)
-        die("rotation", "out of memory");
+        bench_die("rotation", "out of memory");
     rotation_result rr = {0};
     uint64_t max_rot = 0;
     rlog_metrics m;
     rlog_metrics_get(l, &m);
     uint64_t rot0 = m.rotations, stalls0 = m.prepare_stalls, rot = rot0;
     /* at least the configured time, and at least 10 rotations (bounded) */
-    uint64_t start = now_ns(), end = start + (uint64_t)(cfg->seconds * 1e9);
+    uint64_t start = bench_now_ns(), end = start + (uint64_t)(cfg->seconds * 1e9);
     uint64_t hard_end = start + (uint64_t)(cfg->seconds * 4e9);
     for (uint64_t t = start; t < hard_end && (t < end || rot - rot0 < 10);) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int rv = rlog_append(l, recs, batch, NULL);
-        t = now_ns();
+        t = bench_now_ns();
         if (rv)
-            die("rlog_append (rotation)", rlog_errmsg(l));
+            bench_die("rlog_append (rotation)", rlog_errmsg(l));
         rlog_metrics_get(l, &m);
         if (m.rotations != rot) {
             if (t - t0 > max_rot)
@@ -415,19 +286,6 @@ static rotation_result rotation_run(const bench_cfg *cfg)
 }
 
 /* ---- steady state ---- */
-
-/* The posix vfs, counting the bytes every pwrite wrote. */
-static atomic_uint_fast64_t vfs_written;
-
-static int counting_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
-                           size_t *done)
-{
-    (void)vfs;
-    rlog_vfs *base = rlog_vfs_posix();
-    int e = base->pwrite(base, f, buf, len, off, done);
-    atomic_fetch_add(&vfs_written, *done);
-    return e;
-}
 
 /* write_bytes of /proc/self/io: what this process sent to the storage
  * layer (0 when unreadable). */
@@ -455,23 +313,20 @@ typedef struct steady_result {
  * two prefix deletions), deleting the prefix every STEADY_SNAPSHOT bytes. */
 static steady_result steady_run(const bench_cfg *cfg, bool recycle)
 {
-    static rlog_vfs cv;
-    cv = *rlog_vfs_posix();
-    cv.pwrite = counting_pwrite;
     const char *name = recycle ? "rlog-steady" : "rlog-steady-norecycle";
-    rlog_log *l = log_open_with(cfg, name, RLOG_SYNC_EACH, STEADY_SEGMENT, &cv,
+    rlog_log *l = log_open_with(cfg, name, RLOG_SYNC_EACH, STEADY_SEGMENT, bench_counting_vfs(),
                                 recycle ? 0 : RLOG_OPEN_NO_RECYCLE);
     const size_t batch = 64, size = 1024;
     uint8_t *buf;
     rlog_record *recs = make_records(batch, size, &buf);
     samples s = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
     if (!s.ns)
-        die("steady", "out of memory");
+        bench_die("steady", "out of memory");
     const uint64_t keep = STEADY_SEGMENT / (size + 28), every = STEADY_SNAPSHOT / (size + 28);
     uint64_t since = 0, deletions = 0, warm_deletions = 0;
     bool measuring = false;
     steady_result sr = {0};
-    uint64_t start = 0, end = 0, t = now_ns(), warm_end = t + (uint64_t)(cfg->seconds * 10e9);
+    uint64_t start = 0, end = 0, t = bench_now_ns(), warm_end = t + (uint64_t)(cfg->seconds * 10e9);
     uint64_t vfs0 = 0, io0 = 0, rec0 = 0, prep0 = 0;
     rlog_metrics m;
     for (;;) {
@@ -480,9 +335,9 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
             bool warm = recycle ? m.segments_recycled >= 2 : deletions >= 2;
             if (warm || t > warm_end) {
                 measuring = true;
-                start = t = now_ns();
+                start = t = bench_now_ns();
                 end = start + (uint64_t)(cfg->seconds * 1e9);
-                vfs0 = atomic_load(&vfs_written);
+                vfs0 = atomic_load(&bench_vfs_written);
                 io0 = proc_write_bytes();
                 rec0 = m.segments_recycled;
                 prep0 = m.segments_prepared;
@@ -494,7 +349,7 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
         uint64_t t0 = t;
         int rv = rlog_append(l, recs, batch, NULL);
         if (rv)
-            die("rlog_append (steady)", rlog_errmsg(l));
+            bench_die("rlog_append (steady)", rlog_errmsg(l));
         since += batch;
         if (since >= every) { /* a snapshot: the log keeps its last `keep` records */
             rlog_positions p;
@@ -503,7 +358,7 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
                 deletions++;
             since = 0;
         }
-        t = now_ns();
+        t = bench_now_ns();
         if (measuring) {
             samples_add(&s, t - t0);
             sr.r.calls++;
@@ -513,7 +368,7 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
     sr.r.seconds = (double)(t - start) / 1e9;
     samples_finish(&s, &sr.r);
     double payload = (double)sr.r.records * (double)size;
-    sr.wa_vfs = (double)(atomic_load(&vfs_written) - vfs0) / payload;
+    sr.wa_vfs = (double)(atomic_load(&bench_vfs_written) - vfs0) / payload;
     sr.wa_kernel = (double)(proc_write_bytes() - io0) / payload;
     rlog_metrics_get(l, &m);
     sr.recycled = m.segments_recycled - rec0;
@@ -549,15 +404,15 @@ static void parse_args(int argc, char **argv, bench_cfg *cfg)
             cfg->only = argv[++i];
             if (strcmp(cfg->only, "single") && strcmp(cfg->only, "group") &&
                 strcmp(cfg->only, "rotation") && strcmp(cfg->only, "steady"))
-                die("--only", "single, group, rotation or steady");
+                bench_die("--only", "single, group, rotation or steady");
         } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
             cfg->rounds = atoi(argv[++i]);
             if (cfg->rounds < 1 || cfg->rounds > 100)
-                die("--rounds", "must be in 1 .. 100");
+                bench_die("--rounds", "must be in 1 .. 100");
         } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             cfg->seconds = atof(argv[++i]);
             if (cfg->seconds <= 0 || cfg->seconds > 600)
-                die("--seconds", "must be in (0, 600]");
+                bench_die("--seconds", "must be in (0, 600]");
         } else {
             fprintf(stderr, "usage: append [--quick] [--seconds S] "
                             "[--only single|group|rotation|steady] [--rounds N]\n"
@@ -765,9 +620,9 @@ int main(int argc, char **argv)
 {
     bench_cfg cfg;
     parse_args(argc, argv, &cfg);
-    rm_rf(cfg.dir);
+    bench_rm_rf(cfg.dir);
     if (mkdir(cfg.dir, 0755) && errno != EEXIST)
-        die(cfg.dir, strerror(errno));
+        bench_die(cfg.dir, strerror(errno));
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("bench/append: %.1f s per case, data in %s\n\n", cfg.seconds, cfg.dir);
     if (want(&cfg, "single"))
@@ -778,6 +633,6 @@ int main(int argc, char **argv)
         run_rotation(&cfg);
     if (want(&cfg, "steady"))
         run_steady(&cfg);
-    rm_rf(cfg.dir);
+    bench_rm_rf(cfg.dir);
     return 0;
 }

@@ -75,6 +75,10 @@ _Static_assert(RLG_REC_HEADER_SIZE == RLG_REC_OFF_FLAGS + 2,
 
 /* Bytes a seal record takes. */
 #define RLG_SEAL_SIZE RLG_REC_HEADER_SIZE
+/* The smallest unit a torn write keeps or loses whole (a 512-byte sector):
+ * a record header inside one such unit is all old or all new, one that
+ * straddles two may be half of each. */
+#define RLG_TEAR_GRAIN 512u
 /* Room the writer keeps at the end of every segment for the seal and a
  * checkpoint. */
 #define RLG_TAIL_RESERVE (2 * RLG_REC_HEADER_SIZE)

@@ -751,6 +751,16 @@ static void rcv_run_note(const rcv *r, uint64_t seq, char *buf, size_t cap)
                  r->run.from_off, r->run.from_lsn);
 }
 
+/* Whether another segment file of the directory (a segment or a spare,
+ * both pre-written to the log's size) is larger than files[i]. */
+static bool rcv_smaller_than_another(const rcv *r, size_t i)
+{
+    for (size_t k = 0; k < r->nfiles; k++)
+        if (k != i && r->files[k].size > r->files[i].size)
+            return true;
+    return false;
+}
+
 /*
  * A last segment cut short from outside: the writer pre-writes every
  * segment to its full size and never places a record past the file's end
@@ -759,6 +769,13 @@ static void rcv_run_note(const rcv *r, uint64_t seq, char *buf, size_t cap)
  * runs past the end — or fewer than a seal's bytes after p was truncated by
  * something else, and whatever followed p was lost: damage, not a torn
  * tail (docs/format.md, "A segment cut short").
+ *
+ * One torn write looks the same: a header that straddles a sector boundary
+ * (RLG_TEAR_GRAIN, the smallest sector) can be torn into new LSN, witness
+ * and type with an old length. So a length past the end of such a header
+ * is taken as a cut only when the file is also smaller than another of the
+ * log's files; otherwise it is an invalid record like any torn one (found
+ * by the soak: log seed 40056738).
  */
 static int rcv_cut_short(rcv *r, uint64_t p, uint64_t e, bool *cut)
 {
@@ -777,6 +794,9 @@ static int rcv_cut_short(rcv *r, uint64_t p, uint64_t e, bool *cut)
         uint64_t room = size - p - RLG_REC_HEADER_SIZE;
         if (why != RLG_REC_LEN || h.type < RLOG_TYPE_USER_MIN || h.flags || h.lsn != e ||
             h.durable >= h.lsn || h.len <= room)
+            return 0;
+        bool straddles = p / RLG_TEAR_GRAIN != (p + RLG_REC_HEADER_SIZE - 1) / RLG_TEAR_GRAIN;
+        if (straddles && !rcv_smaller_than_another(r, r->last))
             return 0;
         snprintf(d, sizeof d,
                  "the file ends inside record LSN %" PRIu64 " (%" PRIu64 " of its %" PRIu64

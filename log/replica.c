@@ -17,7 +17,10 @@
  *    any byte of the batch is written, makes recovery count no witness in
  *    the batch's range, so the batch is written and synced once. The first
  *    write of a new segment carries its header (the rotation rule of the
- *    log: the predecessor's seal is durable, the file exists, zero-filled).
+ *    log: the predecessor's seal is durable, the file exists and reads as
+ *    zeros, its size synced). The file is not pre-written whole when the
+ *    segment starts: each call writes zeros ahead of its records
+ *    (replica_append.c, zero_ahead), which its own fdatasync makes durable.
  *
  *  - Through a temporary file (rlg_replica_segment_*): the whole sealed
  *    segment is built in RLG_RECEIVE_TMP, synced once, and renamed over the
@@ -209,8 +212,6 @@ int rlg_replica_set_file_size(rlg_replica *r, uint64_t file_size)
 {
     if (!file_size_ok(file_size))
         return rlg_rp_fail(r, RLOG_EINVAL, "segment file size %" PRIu64 " out of range", file_size);
-    if (file_size != r->file_size)
-        r->full_seq = 0; /* resized (and pre-written) when it is taken */
-    r->file_size = file_size;
+    r->file_size = file_size; /* a spare of another size is resized when it is taken */
     return 0;
 }

@@ -132,22 +132,29 @@ int rlg_replica_adopt(rlg_replica *r, uint64_t log_id, uint64_t file_size, uint6
  * that its copy is byte-identical, size included. RLOG_EINVAL out of range. */
 int rlg_replica_set_file_size(rlg_replica *r, uint64_t file_size);
 
+/* Zeros a replica writes ahead of the records of a segment it writes in
+ * place, at most this many bytes per call (the file is not pre-written
+ * whole when the segment starts: docs/format.md, "Spares"). */
+#define RLG_REPLICA_ZERO_AHEAD (256u << 10)
+
 /* Bytes [off, off + len) of segment `seq` (whose header says first LSN
  * seg_first_lsn): whole records (any type; len may be 0). When off == 64 (a
- * segment the replica does not have yet) the replica prepares the file and
- * writes the header itself (it is determined by log id, seq and first
- * LSN). Must continue exactly where the replica stands: same seq at off ==
- * pos.end, or seq == pos.seq + 1 at off == 64 after a sealed segment.
- * Verified, written and synced (one run: one fdatasync; a batch of many
- * runs: the run marker's fdatasync when it does not cover the batch yet,
- * then one fdatasync) before the call returns: on return pos.end has moved
- * to off + len. RLOG_EPROTO (message says why) for bytes that do not verify or
- * do not continue the replica (a record cut short at the end included);
- * nothing is written then. RLOG_EINVAL on an empty (not adopted) replica or
- * during a segment receive. RLOG_EIO/RLOG_ENOSPC from the disk: the failed
- * write is rolled back as the log does (nothing of the call stays; pos
- * says where the replica stands). RLOG_EPOISONED after a failed fdatasync (and
- * for every later call: close and reopen, which recovers). */
+ * segment the replica does not have yet) the replica makes sure its file
+ * exists with its size durable and writes the header itself (it is
+ * determined by log id, seq and first LSN); zeros go ahead of the records,
+ * RLG_REPLICA_ZERO_AHEAD at a time. Must continue exactly where the replica
+ * stands: same seq at off == pos.end, or seq == pos.seq + 1 at off == 64
+ * after a sealed segment. Verified, written and synced (one run: one
+ * fdatasync; a batch of many runs: the run marker's fdatasync when it does
+ * not cover the batch yet, then one fdatasync) before the call returns: on
+ * return pos.end has moved to off + len. RLOG_EPROTO (message says why) for
+ * bytes that do not verify or do not continue the replica (a record cut
+ * short at the end included); nothing is written then. RLOG_EINVAL on an
+ * empty (not adopted) replica or during a segment receive.
+ * RLOG_EIO/RLOG_ENOSPC from the disk: the failed write is rolled back as
+ * the log does (nothing of the call stays; pos says where the replica
+ * stands). RLOG_EPOISONED after a failed fdatasync (and for every later
+ * call: close and reopen, which recovers). */
 int rlg_replica_append(rlg_replica *r, uint64_t seq, uint64_t seg_first_lsn, uint64_t off,
                        const void *bytes, size_t len);
 

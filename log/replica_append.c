@@ -239,11 +239,12 @@ static int first_segment(rlg_replica *r, uint64_t seq, const uint8_t hdr[RLG_SEG
     return 0;
 }
 
-/* A new segment in place: its file ready (zeros, allocated); it enters the
- * index once its header is durable. The first segment of an empty replica
- * gets its header before any record (first_segment); later ones write it
+/* A new segment in place: its file ready (reading as zeros, its size
+ * durable; not pre-written: zero_ahead); it enters the index once its
+ * header is durable. The first segment of an empty replica gets its header
+ * before any record (first_segment, pre-written whole); later ones write it
  * with their first run (the log's rotation: the predecessor's seal is
- * durable, the file exists, zero-filled). */
+ * durable, the file exists and reads as zeros). */
 static int fresh_start(rlg_replica *r, uint64_t seq, uint64_t first_lsn, rlg_segment *ns,
                        uint8_t hdr[RLG_SEG_HEADER_SIZE], bool *hdr_pending)
 {
@@ -267,6 +268,8 @@ static int fresh_start(rlg_replica *r, uint64_t seq, uint64_t first_lsn, rlg_seg
             rv = first_segment(r, seq, hdr, &f);
         if (rv)
             return rv;
+        r->zero_seq = seq; /* pre-written whole (first_segment) */
+        r->zero_to = r->file_size;
         r->l->segs[r->l->nsegs++] = *ns;
         memset(ns, 0, sizeof *ns);
     } else {
@@ -275,8 +278,41 @@ static int fresh_start(rlg_replica *r, uint64_t seq, uint64_t first_lsn, rlg_seg
             rv = open_segment_file(r, seq, &f);
         if (rv)
             return rv;
+        r->zero_seq = 0; /* nothing written ahead in this file yet */
     }
     r->l->wfile = f;
+    return 0;
+}
+
+/* Keeps zeros written ahead of offset `end` of segment seq's file f (the
+ * end of the records about to be written), RLG_REPLICA_ZERO_AHEAD at a
+ * time, so that the fdatasyncs of later runs allocate nothing — without
+ * pre-writing the whole file when the segment starts (a pause of the
+ * follower's poll thread). The zeros lie past every record, where the file
+ * reads as zeros already (pre-written or not): whatever a crash keeps of
+ * them, recovery finds the same records and a torn tail at worst, and the
+ * run's own fdatasync makes them durable. */
+static int zero_ahead(rlg_replica *r, rlog_file *f, uint64_t seq, uint64_t end)
+{
+    if (r->zero_seq != seq) {
+        r->zero_seq = seq;
+        r->zero_to = end;
+    }
+    uint64_t from = r->zero_to > end ? r->zero_to : end;
+    if (from >= r->file_size || from - end >= RLG_REPLICA_ZERO_AHEAD / 2)
+        return 0;
+    uint64_t to =
+        r->file_size - from > RLG_REPLICA_ZERO_AHEAD ? from + RLG_REPLICA_ZERO_AHEAD : r->file_size;
+    int e = rlg_write_zeros(r->l->vfs, f, from, to);
+    if (e) {
+        char path[4096];
+        rlg_rp_seg_path(r, seq, path, sizeof path);
+        return rlg_rp_fail(r, rlog_from_errno(e),
+                           "writing zeros ahead of the records in %s at %" PRIu64 "..%" PRIu64
+                           ": %s",
+                           path, from, to, strerror(e));
+    }
+    r->zero_to = to;
     return 0;
 }
 
@@ -317,6 +353,8 @@ static int append_inplace(rlg_replica *r, bool fresh, uint64_t seq, uint64_t fir
     bool batch = count_runs(rs) >= 2;
     if (!rv && batch) /* the header too, when it comes with the batch */
         rv = run_cover(r, seq, pending ? 0 : s->end, s->last_lsn + 1);
+    if (!rv && rs->n && rs->v[rs->n - 1].type != RLG_TYPE_SEAL) /* nothing follows a seal */
+        rv = zero_ahead(r, r->l->wfile, seq, rec_end(&rs->v[rs->n - 1]));
     uint64_t base = rs->n ? rs->v[0].off : 0;
     for (size_t i = 0; !rv && (i < rs->n || pending);) {
         size_t j = batch ? rs->n : i < rs->n ? run_end(rs, i) : i;

@@ -231,6 +231,6 @@ int rlg_rp_clear_leftovers(rlg_replica *r)
     int rv = rlg_rp_remove_seg_files(r, false, "removing leftover segment files");
     if (rv)
         return rv;
-    r->spare_hi = r->full_seq = 0;
+    r->spare_hi = 0;
     return 0;
 }

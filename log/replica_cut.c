@@ -175,8 +175,7 @@ static int drop_after(rlg_replica *r, size_t k)
         int rv = zero_replace(r, s->seq);
         if (rv)
             return rv;
-        if (r->full_seq == s->seq)
-            r->full_seq = 0; /* an empty spare now: pre-written when taken */
+        /* an empty spare now: resized when it is taken */
         if (r->spare_hi < s->seq)
             r->spare_hi = s->seq;
         rlg_segment_free(s);
@@ -288,7 +287,7 @@ int rlg_replica_reset(rlg_replica *r)
         (void)lv;
         return rv;
     }
-    r->spare_hi = r->full_seq = 0;
+    r->spare_hi = 0;
     r->adopted = false;
     r->base_seq = r->base_lsn = 0;
     l->log_id = 0;

@@ -79,9 +79,11 @@ struct rlg_replica {
     uint64_t last_off, last_lsn;
     uint32_t last_crc;
     /* the files after the newest segment up to spare_hi exist durably and
-     * hold zeros (spare_hi <= newest seq: none known); full_seq: the one of
-     * them allocated and pre-written to file_size (0: none) */
-    uint64_t spare_hi, full_seq;
+     * hold zeros (spare_hi <= newest seq: none known) */
+    uint64_t spare_hi;
+    /* segment zero_seq, written in place: zeros were written up to zero_to
+     * ahead of its records (zero_ahead; zero_seq 0: none known) */
+    uint64_t zero_seq, zero_to;
     int poisoned; /* 0, or RLOG_EPOISONED */
     /* the run marker (docs/format.md, "The run marker"): its file, open
      * once this handle wrote it (run_entry: its directory entry was synced
@@ -157,12 +159,16 @@ int rlg_rv_feed(rlg_replica *r, rlg_rv *c, const uint8_t *p, size_t len, rlg_rv_
 /* ---- replica_spare.c: spare segment files ---- */
 
 /* Makes sure the file of segment seq (at most spare_hi + 1) exists durably
- * and holds zeros, of file_size bytes (full: allocated and pre-written, for
- * writes in place; else its size is set without a sync: a spare shorter
- * than it should be, even empty, is still a valid spare). A file already
+ * and reads as file_size bytes of zeros, its size set without a sync (a
+ * spare shorter than it should be, even empty, is still a valid spare).
+ * `taken`: the segment is about to be written in place — the file is
+ * opened even when it is known and synced, so that its size is durable
+ * before its header is (recovery takes a segment file with a valid header
+ * to have its full size); it is not pre-written: zeros go ahead of the
+ * records as they come (replica_append.c, zero_ahead). A file already
  * there is one of ours (the log's writing rules leave zeros after the
  * newest segment). */
-int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool full);
+int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool taken);
 /* Creates the empty file of segment seq if it is missing, without a sync
  * (the caller's next directory fsync makes it durable). 0 or an errno. */
 int rlg_rp_spare_ahead(rlg_replica *r, uint64_t seq);

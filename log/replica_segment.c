@@ -45,8 +45,6 @@ static int install(rlg_replica *r, rlog_file *t, uint64_t seq)
         return rlg_rp_install_fail(r, rv, &fail, "installing segment", path);
     if (ahead)
         r->spare_hi = seq + 2;
-    if (r->full_seq == seq)
-        r->full_seq = 0;
     return 0;
 }
 

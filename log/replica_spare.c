@@ -10,16 +10,16 @@
 
 /* ----------------------------------------------------------------- spares */
 
-int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool full)
+int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool taken)
 {
-    if (seq <= r->spare_hi && (!full || r->full_seq == seq))
+    if (seq <= r->spare_hi && !taken)
         return 0;
     rlog_vfs *v = r->l->vfs;
     char path[4096];
     rlg_rp_seg_path(r, seq, path, sizeof path);
     rlog_file *f = NULL;
     const char *what = "create";
-    bool made = false;
+    bool made = false, known = seq <= r->spare_hi;
     int e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL, &f);
     if (e == EEXIST) {
         what = "open";
@@ -28,16 +28,13 @@ int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool full)
         made = true;
     }
     uint64_t size = 0;
-    if (!e && (what = "size", e = v->size(v, f, &size)) == 0 && size > r->file_size)
+    if (!e && (what = "size", e = v->size(v, f, &size)) == 0 && size != r->file_size)
         e = (what = "truncate", v->truncate(v, f, r->file_size));
-    if (!e && full) {
-        e = rlg_fill_zeros(v, f, r->file_size, &what);
-    } else if (!e && size != r->file_size) {
-        e = (what = "truncate", v->truncate(v, f, r->file_size));
-    }
+    if (!e && taken) /* the size is durable before a header is (recovery: full size) */
+        e = (what = "fdatasync", rlg_os_fdatasync(v, f));
     if (f)
         v->close(v, f);
-    if (!e)
+    if (!e && (made || !known))
         e = (what = "directory fsync after creating", rlg_os_sync_dir(v, r->l->dir));
     if (e) {
         if (made && v->unlink(v, path) == 0) /* not needed yet: no seal before it */
@@ -47,8 +44,6 @@ int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool full)
     }
     if (seq > r->spare_hi)
         r->spare_hi = seq;
-    if (full)
-        r->full_seq = seq;
     return 0;
 }
 

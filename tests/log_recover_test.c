@@ -279,6 +279,49 @@ static void test_torn_tail_every_offset(void **state)
     free(dir);
 }
 
+/* A torn write whose tear falls inside the next record's header: the
+ * sector before the boundary kept old bytes (part of the length), the one
+ * after took the new LSN, witness and type. The file is full size, like
+ * the spare after it, so a length past its end is a torn record, not a cut
+ * from outside; the same header in a file shorter than the spare is a cut
+ * (soak seed 40056738 reported corruption after an ordinary power loss). */
+static void test_torn_header_across_sectors(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp("tornhdr");
+    sb a;
+    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(&a, 3, 20);
+    /* pad so that the next header starts 7 bytes before a sector boundary */
+    uint64_t want = RLG_TEAR_GRAIN * 2 - 7;
+    uint64_t pad = want - a.off - RLG_REC_HEADER_SIZE;
+    sb_rec(&a, 3, (uint32_t)pad);
+    uint64_t o = sb_rec(&a, 4, 600);
+    assert_int_equal(o, want);
+    /* old bytes before the boundary: crc and the low three length bytes */
+    memset(a.buf + o, 0xd3, 7);
+    sb_write(&a, dir);
+    write_zero_file(dir, 2, SEG_SIZE);
+    rlg_recovery r;
+    rlog_open_report rep;
+    int rc = recover(dir, false, &r, &rep);
+    if (rc)
+        fail_msg("full-size file: %s: %s", rlog_errname(rc), rep.message);
+    assert_int_equal(rep.status, RLOG_TAIL_TORN);
+    check_seg(&r.segs[0], &a, 4);
+    assert_int_equal(r.cut_off, o);
+    rlg_recovery_free(&r);
+    /* the same bytes in a file cut short at the end of that header */
+    tu_write_file(seg_path(dir, 1), a.buf, o + RLG_REC_HEADER_SIZE + 8);
+    rc = recover(dir, false, &r, &rep);
+    assert_int_equal(rc, RLOG_ECORRUPT);
+    assert_contains(rep.message, "cut short");
+    assert_int_equal(rep.lsn_cut_first, 5);
+    sb_free(&a);
+    tu_rmdir_r(dir);
+    free(dir);
+}
+
 /* A hole (record 4 never reached the disk) followed by record 5 that was
  * written before 4 was durable: torn, and record 5 is reported cut. */
 static void test_hole_with_low_witness_is_torn(void **state)
@@ -973,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_clean_multi_segment),
         cmocka_unit_test(test_clean_empty_log),
         cmocka_unit_test(test_torn_tail_every_offset),
+        cmocka_unit_test(test_torn_header_across_sectors),
         cmocka_unit_test(test_hole_with_low_witness_is_torn),
         cmocka_unit_test(test_hole_proven_durable_is_corrupt),
         cmocka_unit_test(test_flip_in_sealed_segment),

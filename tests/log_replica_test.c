@@ -533,6 +533,93 @@ static uint64_t check_view_durable(rlog_vfs *vfs, rlog_log *l, const char *dir)
     return last;
 }
 
+/* The posix vfs, keeping the most bytes one stretch of calls wrote. */
+static uint64_t za_written;
+
+static int za_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
+                     size_t *done)
+{
+    (void)vfs;
+    rlog_vfs *base = rlog_vfs_posix();
+    int e = base->pwrite(base, f, buf, len, off, done);
+    za_written += *done;
+    return e;
+}
+
+/* Property: a segment the replica starts in place is not pre-written whole
+ * (a pause of the follower's poll thread as long as writing the segment
+ * file): no append call writes more than its own bytes, the header, a run
+ * marker and RLG_REPLICA_ZERO_AHEAD bytes of zeros ahead of its records —
+ * yet every sealed copy is byte-identical to the leader's, size and the
+ * zeros after the seal included, the active one up to the leader's end, and
+ * the copy reads back every record. Segments of 1 MiB, four times the
+ * stretch of zeros, fed 1 to 3 records per call across three rotations. */
+static void test_segment_start_not_prewritten(void **state)
+{
+    (void)state;
+    const uint64_t seg = 1u << 20;
+    assert_true(seg >= 4 * (uint64_t)RLG_REPLICA_ZERO_AHEAD);
+    char *D = tu_mkdtemp("rl-za");
+    rlog_log *l = tu_open_log(D, NULL, seg, RLOG_SYNC_NONE, RLOG_OPEN_CREATE, NULL);
+    uint64_t rs = 91;
+    while (true) {
+        rlog_metrics m;
+        rlog_metrics_get(l, &m);
+        if (m.rotations >= 3)
+            break;
+        put(l, &rs, 8, 1024, false);
+    }
+    put(l, &rs, 8, 1024, false);
+    assert_int_equal(rlog_sync(l), 0);
+    img m;
+    img_take(l, &m);
+    assert_true(m.n >= 4);
+
+    static rlog_vfs zv;
+    zv = *rlog_vfs_posix();
+    zv.pwrite = za_pwrite;
+    char *R = tu_mkdtemp("rl-za-rep");
+    char err[600];
+    rlg_replica *rp = NULL;
+    assert_int_equal(rlg_replica_open(R, &zv, NULL, &rp, err, sizeof err), 0);
+    assert_int_equal(
+        rlg_replica_adopt(rp, m.log_id, m.s[0].v.file_size, m.s[0].v.seq, m.s[0].v.first_lsn), 0);
+    uint64_t calls = 0, most = 0;
+    for (size_t i = 0; i < m.n; i++) {
+        const img_seg *s = &m.s[i];
+        for (uint64_t from = RLG_SEG_HEADER_SIZE, to = from; from < s->v.end; from = to) {
+            for (unsigned k = 1 + (unsigned)(rnd(&rs) % 3); k > 0 && to < s->v.end; k--)
+                to += rec_size(s, to);
+            uint64_t before = za_written;
+            int rv = rlg_replica_append(rp, s->v.seq, s->v.first_lsn, from, s->data + from,
+                                        (size_t)(to - from));
+            if (rv)
+                fail_msg("append %" PRIu64 "..%" PRIu64 " of segment %" PRIu64 ": %s: %s", from, to,
+                         s->v.seq, rlog_errname(rv), rlg_replica_errmsg(rp));
+            uint64_t extra = za_written - before - (to - from);
+            if (i > 0 && extra > most) /* the first segment is built whole (first_segment) */
+                most = extra;
+            calls++;
+        }
+    }
+    if (most > RLG_SEG_HEADER_SIZE + 52 + RLG_REPLICA_ZERO_AHEAD)
+        fail_msg("one append call wrote %" PRIu64 " bytes besides its records (segments of %" PRIu64
+                 " bytes): pre-written whole",
+                 most, seg);
+    assert_true(most >= RLG_REPLICA_ZERO_AHEAD / 2); /* zeros do go ahead */
+    assert_true(calls > 100);
+    check_identical(NULL, R, &m);
+    rlg_replica_close(rp);
+    uint64_t last = last_lsn(l);
+    assert_int_equal(check_records(NULL, R, l, last, RLOG_OPEN_READONLY, true), last);
+    assert_int_equal(rlog_close(l), 0);
+    img_free(&m);
+    tu_rmdir_r(R);
+    free(R);
+    tu_rmdir_r(D);
+    free(D);
+}
+
 /* Property: rlg_ship_view never reports a byte that is not durable — in
  * RLOG_SYNC_NONE between syncs, across rotations (the new segment's header
  * is not durable until a sync covers it), in RLOG_SYNC_EACH — and reports
@@ -1692,7 +1779,7 @@ static void test_batch_sync_count(void **state)
     assert_int_equal(
         rlg_replica_append(rp, s->v.seq, s->v.first_lsn, 64, s->data + 64, (size_t)(offs[1] - 64)),
         0);
-    uint64_t pre = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) - f0; /* the spare's pre-write too */
+    uint64_t pre = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) - f0; /* the new file's size too */
     /* records 1 .. n-3: one call of many runs */
     f0 = rlog_simfs_calls(v, RLOG_OP_FDATASYNC);
     d0 = rlog_simfs_calls(v, RLOG_OP_SYNC_DIR);
@@ -1974,6 +2061,7 @@ int main(void)
         cmocka_unit_test(test_ship_append_per_segment),
         cmocka_unit_test(test_ship_append_few_records),
         cmocka_unit_test(test_mixed_segment_sizes),
+        cmocka_unit_test(test_segment_start_not_prewritten),
         cmocka_unit_test(test_view_only_durable),
         cmocka_unit_test(test_view_readonly),
         cmocka_unit_test(test_replica_io_faults),

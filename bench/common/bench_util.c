@@ -1,0 +1,211 @@
+/* bench/common: see bench_util.h. */
+#include "bench_util.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void bench_die(const char *what, const char *detail)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, detail);
+    exit(1);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+void bench_rm_rf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void bench_fill(uint8_t *buf, size_t len, uint64_t seed)
+{
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf[i] = (uint8_t)x;
+    }
+}
+
+rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_size, rlog_vfs *vfs,
+                         unsigned flags)
+{
+    bench_rm_rf(dir);
+    rlog_options o;
+    rlog_options_init(&o);
+    o.sync = mode;
+    o.segment_size = segment_size;
+    o.vfs = vfs;
+    o.flags = RLOG_OPEN_CREATE | RLOG_OPEN_THREAD | flags;
+    rlog_log *l = NULL;
+    rlog_open_report rep;
+    int rv = rlog_open(dir, &o, &l, &rep);
+    if (rv)
+        bench_die(dir, rep.message[0] ? rep.message : rlog_strerror(rv));
+    rlog_metrics m;
+    uint64_t deadline = bench_now_ns() + 5000000000ull;
+    do {
+        rlog_metrics_get(l, &m);
+        if (m.segments_prepared >= 2)
+            break;
+        usleep(10000);
+    } while (bench_now_ns() < deadline);
+    return l;
+}
+
+/* ---- a counting vfs ---- */
+
+_Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
+
+static int count_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
+                        size_t *done)
+{
+    (void)vfs;
+    rlog_vfs *base = rlog_vfs_posix();
+    int e = base->pwrite(base, f, buf, len, off, done);
+    atomic_fetch_add(&bench_vfs_written, *done);
+    return e;
+}
+
+static int count_fdatasync(rlog_vfs *vfs, rlog_file *f)
+{
+    (void)vfs;
+    atomic_fetch_add(&bench_vfs_syncs, 1);
+    return rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
+}
+
+static int count_fsync(rlog_vfs *vfs, rlog_file *f)
+{
+    (void)vfs;
+    atomic_fetch_add(&bench_vfs_syncs, 1);
+    return rlog_vfs_posix()->fsync(rlog_vfs_posix(), f);
+}
+
+static int count_sync_dir(rlog_vfs *vfs, const char *dir)
+{
+    (void)vfs;
+    atomic_fetch_add(&bench_vfs_syncs, 1);
+    return rlog_vfs_posix()->sync_dir(rlog_vfs_posix(), dir);
+}
+
+rlog_vfs *bench_counting_vfs(void)
+{
+    static rlog_vfs v;
+    v = *rlog_vfs_posix();
+    v.pwrite = count_pwrite;
+    v.fdatasync = count_fdatasync;
+    v.fsync = count_fsync;
+    v.sync_dir = count_sync_dir;
+    return &v;
+}
+
+/* ---- group commit ---- */
+
+typedef struct group_ctx {
+    rlog_log *log;
+    size_t record_size;
+    atomic_bool stop;
+    atomic_uint_fast64_t records;
+    atomic_uint_fast64_t max_ns;
+} group_ctx;
+
+typedef struct group_arg {
+    group_ctx *g;
+    int idx;
+} group_arg;
+
+static void *group_thread(void *p)
+{
+    group_arg *a = p;
+    uint8_t *buf = malloc(a->g->record_size);
+    if (!buf)
+        bench_die("group", "out of memory");
+    bench_fill(buf, a->g->record_size, (uint64_t)a->idx);
+    rlog_record rec = {.type = BENCH_TYPE, .len = (uint32_t)a->g->record_size, .data = buf};
+    uint64_t n = 0, max = 0;
+    while (!atomic_load_explicit(&a->g->stop, memory_order_relaxed)) {
+        uint64_t t0 = bench_now_ns();
+        int rv = rlog_append(a->g->log, &rec, 1, NULL);
+        if (rv)
+            bench_die("rlog_append (group)", rlog_strerror(rv));
+        uint64_t d = bench_now_ns() - t0;
+        if (d > max)
+            max = d;
+        n++;
+    }
+    atomic_fetch_add(&a->g->records, n);
+    uint_fast64_t seen = atomic_load(&a->g->max_ns);
+    while (max > seen && !atomic_compare_exchange_weak(&a->g->max_ns, &seen, max))
+        ;
+    free(buf);
+    return NULL;
+}
+
+bench_group_result bench_group_run(const char *dir, int threads, size_t record_size, double seconds,
+                                   bool io_thread)
+{
+    group_ctx *g = calloc(1, sizeof *g);
+    pthread_t *tids = calloc((size_t)threads, sizeof *tids);
+    group_arg *args = calloc((size_t)threads, sizeof *args);
+    if (!g || !tids || !args)
+        bench_die("group", "out of memory");
+    g->record_size = record_size;
+    g->log = bench_log_open(dir, RLOG_SYNC_GROUP, 0, NULL, 0);
+    if (!io_thread) { /* the appenders hand the lead to each other */
+        rlog_close(g->log);
+        rlog_options o;
+        rlog_options_init(&o);
+        o.sync = RLOG_SYNC_GROUP;
+        rlog_open_report rep;
+        if (rlog_open(dir, &o, &g->log, &rep))
+            bench_die("reopen (group)", rep.message);
+    }
+    uint64_t start = bench_now_ns();
+    for (int i = 0; i < threads; i++) {
+        args[i] = (group_arg){.g = g, .idx = i};
+        if (pthread_create(&tids[i], NULL, group_thread, &args[i]))
+            bench_die("pthread_create", strerror(errno));
+    }
+    usleep((useconds_t)(seconds * 1e6));
+    atomic_store(&g->stop, true);
+    for (int i = 0; i < threads; i++)
+        pthread_join(tids[i], NULL);
+    bench_group_result r = {0};
+    r.seconds = (double)(bench_now_ns() - start) / 1e9;
+    r.records = atomic_load(&g->records);
+    r.max_us = (double)atomic_load(&g->max_ns) / 1e3;
+    rlog_metrics m;
+    rlog_metrics_get(g->log, &m);
+    r.syncs = m.syncs;
+    int rv = rlog_close(g->log);
+    if (rv)
+        bench_die("rlog_close (group)", rlog_strerror(rv));
+    bench_rm_rf(dir);
+    free(args);
+    free(tids);
+    free(g);
+    return r;
+}

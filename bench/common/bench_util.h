@@ -1,0 +1,61 @@
+/*
+ * bench/common — what more than one benchmark program runs: the clock,
+ * scratch directories, payload bytes, an rlog opened for timing, and the
+ * group-commit case (bench/append runs it against one writer, bench/
+ * rocksdb_sync against RocksDB's synchronous puts: one copy of the case).
+ * Benchmarks only; nothing here is part of librlog.
+ */
+#ifndef RLOG_BENCH_UTIL_H
+#define RLOG_BENCH_UTIL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rlog/log.h"
+
+#define BENCH_TYPE RLOG_TYPE_USER_MIN
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t bench_now_ns(void);
+
+/* Prints "bench: WHAT: DETAIL" to stderr and exits with status 1. */
+void bench_die(const char *what, const char *detail);
+
+/* Removes PATH and everything below it (errors ignored). */
+void bench_rm_rf(const char *path);
+
+/* LEN pseudo-random bytes from SEED (xorshift: cheap, incompressible). */
+void bench_fill(uint8_t *buf, size_t len, uint64_t seed);
+
+/* Removes DIR, creates a log there (RLOG_OPEN_CREATE | RLOG_OPEN_THREAD |
+ * FLAGS) and waits up to 5 s for its I/O thread to prepare the next
+ * segments, so that zero-filling does not compete with the timed syncs.
+ * SEGMENT_SIZE 0 and VFS NULL: the defaults. Dies on error; the caller
+ * closes the log. */
+rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_size, rlog_vfs *vfs,
+                         unsigned flags);
+
+/* The posix vfs, counting (all users of it together): bytes passed to
+ * pwrite, and syncs (fdatasync, fsync, directory fsync). */
+extern _Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
+rlog_vfs *bench_counting_vfs(void);
+
+/* Result of a group-commit run. */
+typedef struct bench_group_result {
+    uint64_t records; /* appended by all threads together */
+    double seconds;   /* wall time from the first thread's start to the last one's end */
+    double max_us;    /* the slowest single rlog_append */
+    uint64_t syncs;   /* fdatasyncs the log made (its metrics), preparation included */
+} bench_group_result;
+
+/* The group-commit case: a fresh log in DIR with RLOG_SYNC_GROUP, THREADS
+ * threads each appending one record of RECORD_SIZE bytes per rlog_append
+ * for SECONDS. IO_THREAD false reopens the log without RLOG_OPEN_THREAD
+ * (the appenders hand the lead to each other). DIR is removed afterwards.
+ * Dies on error. */
+bench_group_result bench_group_run(const char *dir, int threads, size_t record_size, double seconds,
+                                   bool io_thread);
+
+#endif

@@ -136,6 +136,15 @@ static bool picks_ship(const rlog_sim_options *o, unsigned wls)
     return wls == RLOG_SIM_WORKLOAD_SHIP || rlg_sim_mix(o->seed ^ 0x5417ull) % 100 < 10;
 }
 
+/* Whether a shipping seed ships a Raft store: again a function of the seed
+ * alone, so that the plain-log seeds run as before. */
+static bool picks_ship_raft(const rlog_sim_options *o)
+{
+    if (o->ship_store != RLOG_SIM_SHIP_BY_SEED)
+        return o->ship_store == RLOG_SIM_SHIP_RAFT;
+    return rlg_sim_mix(o->seed ^ 0x5a1dull) % 100 < 30;
+}
+
 /* Runs the chosen workload; false when the simulator ran out of memory. */
 static bool run_workload(rlg_sim *s, bool ship, bool raft)
 {
@@ -148,7 +157,12 @@ static bool run_workload(rlg_sim *s, bool ship, bool raft)
     }
     if (ship) {
         s->res->ship_seeds = 1;
-        rlg_sim_ship_workload(s);
+        if (picks_ship_raft(s->opts)) {
+            s->res->ship_raft_seeds = 1;
+            rlg_sim_ship_raft_workload(s);
+        } else {
+            rlg_sim_ship_workload(s);
+        }
     } else if (raft) {
         s->res->raft_seeds = 1;
         rlg_sim_raft_workload(s);

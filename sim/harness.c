@@ -65,6 +65,17 @@ void rlg_sim_fill(uint64_t x, uint8_t *p, size_t len)
     }
 }
 
+void rlg_sim_fill8(uint64_t x, uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        for (size_t k = 0; k < 8 && i + k < len; k++)
+            p[i + k] = (uint8_t)(x >> (8 * k));
+    }
+}
+
 _Thread_local jmp_buf *rlg_sim_nomem_at;
 
 _Noreturn void rlg_sim_nomem(void)

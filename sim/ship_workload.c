@@ -263,14 +263,7 @@ static uint16_t pay_type(uint64_t gen)
 static void pay_fill(const sw *w, uint64_t gen, uint8_t *p, uint32_t len)
 {
     rlg_put64(p, gen);
-    uint64_t x = rlg_sim_mix(w->s->opts->seed ^ (gen << 20)) | 1;
-    for (uint32_t i = 8; i < len; i += 8) { /* xorshift64, 8 bytes a step */
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        for (uint32_t k = 0; k < 8 && i + k < len; k++)
-            p[i + k] = (uint8_t)(x >> (8 * k));
-    }
+    rlg_sim_fill8(rlg_sim_mix(w->s->opts->seed ^ (gen << 20)) | 1, p + 8, len - 8);
 }
 
 /* A 64-bit digest of a payload, 8 bytes a step (collisions between the

@@ -748,6 +748,18 @@ static bool fault_hit(simfs *fs, rlog_simfs_fault fault, rlog_vfs_op op)
     return hit;
 }
 
+/* Flips one bit of vol[lo, hi) (and of the durable copy where it has that
+ * byte), chosen by the fault stream. */
+static uint64_t bitrot_locked(simfs *fs, sim_inode *ino, uint64_t lo, uint64_t hi)
+{
+    uint64_t at = lo + rlog_sim_rng_below(&fs->fault_rng, hi - lo);
+    uint8_t mask = (uint8_t)(1u << rlog_sim_rng_below(&fs->fault_rng, 8));
+    ino->vol.p[at] ^= mask;
+    if (at < ino->dur.size)
+        ino->dur.p[at] ^= mask;
+    return at;
+}
+
 /* EIO, then ENOSPC where it applies. */
 static int fault_generic(simfs *fs, rlog_vfs_op op)
 {
@@ -945,11 +957,7 @@ static int simfs_pread(rlog_vfs *vfs, rlog_file *f, void *buf, size_t len, uint6
         goto done;
     }
     if (fault_hit(fs, RLOG_SIMFS_FAULT_BITROT, RLOG_OP_PREAD)) {
-        uint64_t at = off + rlog_sim_rng_below(&fs->fault_rng, n);
-        uint8_t mask = (uint8_t)(1u << rlog_sim_rng_below(&fs->fault_rng, 8));
-        ino->vol.p[at] ^= mask;
-        if (at < ino->dur.size)
-            ino->dur.p[at] ^= mask;
+        bitrot_locked(fs, ino, off, off + n);
     }
     memcpy(buf, ino->vol.p + off, n);
 done:
@@ -1716,20 +1724,19 @@ static int file_lookup(simfs *fs, const char *path, bool durable, sim_inode **ou
     return 0;
 }
 
-int rlog_simfs_bitrot(rlog_vfs *vfs, const char *path, uint64_t *off)
+int rlog_simfs_bitrot_range(rlog_vfs *vfs, const char *path, uint64_t lo, uint64_t hi,
+                            uint64_t *off)
 {
     simfs *fs = fs_of(vfs);
     sim_inode *ino;
     pthread_mutex_lock(&fs->mu);
     int err = file_lookup(fs, path, false, &ino);
-    if (!err && ino->vol.size == 0)
+    if (!err && hi == UINT64_MAX)
+        hi = ino->vol.size;
+    if (!err && (lo >= hi || hi > ino->vol.size))
         err = EINVAL;
     if (!err) {
-        uint64_t at = rlog_sim_rng_below(&fs->fault_rng, ino->vol.size);
-        uint8_t mask = (uint8_t)(1u << rlog_sim_rng_below(&fs->fault_rng, 8));
-        ino->vol.p[at] ^= mask;
-        if (at < ino->dur.size)
-            ino->dur.p[at] ^= mask;
+        uint64_t at = bitrot_locked(fs, ino, lo, hi);
         fs->counts[RLOG_SIMFS_FAULT_BITROT]++;
         trace_mix(fs, at);
         if (off)
@@ -1737,6 +1744,11 @@ int rlog_simfs_bitrot(rlog_vfs *vfs, const char *path, uint64_t *off)
     }
     pthread_mutex_unlock(&fs->mu);
     return err;
+}
+
+int rlog_simfs_bitrot(rlog_vfs *vfs, const char *path, uint64_t *off)
+{
+    return rlog_simfs_bitrot_range(vfs, path, 0, UINT64_MAX, off);
 }
 
 int rlog_simfs_add_latent(rlog_vfs *vfs, const char *path, uint64_t off, uint64_t len)

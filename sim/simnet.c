@@ -65,6 +65,8 @@ typedef struct sn_ev {
     int status; /* R_DOWN reason, R_CB status */
     void *buf;  /* owned: EV_PKT, R_RECV, queued bytes; R_UP address */
     size_t len;
+    uint64_t h; /* EV_PKT: sn_fnv(buf, len) when `hashed` (computed at the send) */
+    bool hashed;
     rlog_msg msg;         /* R_RECV (points into buf) */
     rlog_msg_hello hello; /* R_UP */
     rlog_transport_send_cb cb;
@@ -164,12 +166,20 @@ static uint64_t sn_fnv(const void *data, size_t len)
     return h;
 }
 
+/* Counts (unless `which` is NONE), hashes and emits one trace line. */
+static void sn_line(rlog_simnet *net, int which, const char *line, size_t len)
+{
+    if (which != NONE)
+        net->count[which]++;
+    net->hash = sn_mix(net->hash ^ sn_fnv(line, len));
+    if (net->trace)
+        net->trace(net->trace_data, line);
+}
+
 /* Traces one event (and counts it, unless `which` is NONE). */
 __attribute__((format(printf, 3, 4))) static void sn_trace(rlog_simnet *net, int which,
                                                            const char *fmt, ...)
 {
-    if (which != NONE)
-        net->count[which]++;
     char line[640];
     int n = snprintf(line, sizeof line, "%" PRIu64 ".%09" PRIu64 " ", net->now / NS_PER_S,
                      net->now % NS_PER_S);
@@ -177,9 +187,96 @@ __attribute__((format(printf, 3, 4))) static void sn_trace(rlog_simnet *net, int
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
-    net->hash = sn_mix(net->hash ^ sn_fnv(line, strlen(line)));
-    if (net->trace)
-        net->trace(net->trace_data, line);
+    sn_line(net, which, line, strlen(line));
+}
+
+/* The lines of every message sent and received (most of the trace) are
+ * put together by hand, byte for byte what sn_trace's printf formats
+ * make of them, without printf's cost: a writer into a line buffer. */
+typedef struct sn_w {
+    char *p, *end;
+} sn_w;
+
+static void w_str(sn_w *w, const char *s)
+{
+    while (*s && w->p < w->end)
+        *w->p++ = *s++;
+}
+
+/* v in decimal, at least `width` digits (zero-padded). */
+static void w_dec(sn_w *w, uint64_t v, int width)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < width)
+        tmp[n++] = '0';
+    while (n > 0 && w->p < w->end)
+        *w->p++ = tmp[--n];
+}
+
+static void w_hex16(sn_w *w, uint64_t v)
+{
+    for (int i = 15; i >= 0 && w->p < w->end; i--)
+        *w->p++ = "0123456789abcdef"[(v >> (4 * i)) & 15];
+}
+
+/* "<s>.<ns> conn <id> " into line. */
+static void w_head(sn_w *w, const rlog_simnet *net, uint64_t conn)
+{
+    w_dec(w, net->now / NS_PER_S, 1);
+    w_str(w, ".");
+    w_dec(w, net->now % NS_PER_S, 9);
+    w_str(w, " conn ");
+    w_dec(w, conn, 1);
+    w_str(w, " ");
+}
+
+/* " len <len> h <h>", then the line is done. */
+static void w_end(sn_w *w, rlog_simnet *net, int which, char *line, size_t len, uint64_t h)
+{
+    w_str(w, " len ");
+    w_dec(w, len, 1);
+    w_str(w, " h ");
+    w_hex16(w, h);
+    *w->p = 0;
+    sn_line(net, which, line, (size_t)(w->p - line));
+}
+
+/* sn_trace(net, NONE, "conn %" PRIu64 " send %s %d->%d len %zu h %016" PRIx64, ...) */
+static void trace_send(rlog_simnet *net, uint64_t conn, const char *type, int s, size_t len,
+                       uint64_t h)
+{
+    char line[640];
+    sn_w w = {line, line + sizeof line - 1};
+    w_head(&w, net, conn);
+    w_str(&w, "send ");
+    w_str(&w, type);
+    w_str(&w, " ");
+    w_dec(&w, (uint64_t)s, 1);
+    w_str(&w, "->");
+    w_dec(&w, (uint64_t)!s, 1);
+    w_end(&w, net, NONE, line, len, h);
+}
+
+/* sn_trace(net, DELIVERED, "conn %" PRIu64 " recv %s at node %u from %" PRIu64
+ * " len %zu h %016" PRIx64, ...) */
+static void trace_recv(rlog_simnet *net, uint64_t conn, const char *type, unsigned node,
+                       uint64_t from, size_t len, uint64_t h)
+{
+    char line[640];
+    sn_w w = {line, line + sizeof line - 1};
+    w_head(&w, net, conn);
+    w_str(&w, "recv ");
+    w_str(&w, type);
+    w_str(&w, " at node ");
+    w_dec(&w, node, 1);
+    w_str(&w, " from ");
+    w_dec(&w, from, 1);
+    w_end(&w, net, RLOG_SIMNET_DELIVERED, line, len, h);
 }
 
 /* ---- events, connections ---- */
@@ -522,7 +619,10 @@ static void proto_fail(rlog_simnet *net, sn_conn *c, int s, const char *what)
     end_kill(net, c, s, RLOG_EPROTO, RLOG_EPROTO, false, rst_delay(net, c));
 }
 
-static void pkt_sched(rlog_simnet *net, sn_conn *c, int to, void *buf, size_t len, uint64_t at)
+/* h: the bytes' sn_fnv, when hashed (the send traced it; the receipt
+ * traces it again, and the bytes do not change in flight). */
+static void pkt_sched(rlog_simnet *net, sn_conn *c, int to, void *buf, size_t len, uint64_t at,
+                      bool hashed, uint64_t h)
 {
     sn_ev *ev = ev_new(net, EV_PKT, c, to);
     if (!ev) {
@@ -531,6 +631,8 @@ static void pkt_sched(rlog_simnet *net, sn_conn *c, int to, void *buf, size_t le
     }
     ev->buf = buf;
     ev->len = len;
+    ev->hashed = hashed;
+    ev->h = h;
     sched(net, ev, at);
 }
 
@@ -542,7 +644,7 @@ static void send_plain(rlog_simnet *net, sn_conn *c, int s, void *buf, size_t le
     if (at < e->last_arrival)
         at = e->last_arrival;
     e->last_arrival = at;
-    pkt_sched(net, c, !s, buf, len, at);
+    pkt_sched(net, c, !s, buf, len, at, false, 0);
 }
 
 static void send_hello(rlog_simnet *net, sn_conn *c, int s)
@@ -568,9 +670,9 @@ static void transmit(rlog_simnet *net, sn_conn *c, int s, void *buf, size_t len,
     sn_end *e = &c->end[s];
     const rlog_simnet_rates *r = &net->cfg.rates;
     bool f = net->faults_on;
-    sn_trace(net, NONE, "conn %" PRIu64 " send %s %d->%d len %zu h %016" PRIx64, c->id,
-             rlog_msg_type_name(len > 1 ? ((const unsigned char *)buf)[1] : 0), s, !s, len,
-             sn_fnv(buf, len));
+    uint64_t h = sn_fnv(buf, len);
+    trace_send(net, c->id, rlog_msg_type_name(len > 1 ? ((const unsigned char *)buf)[1] : 0), s,
+               len, h);
     if (f && rlog_sim_rng_chance(&net->fault_rng, r->drop_ppm)) {
         sn_trace(net, RLOG_SIMNET_DROPPED, "conn %" PRIu64 " drop", c->id);
         free(buf);
@@ -593,10 +695,10 @@ static void transmit(rlog_simnet *net, sn_conn *c, int s, void *buf, size_t len,
         if (copy) {
             sn_trace(net, RLOG_SIMNET_DUPLICATED, "conn %" PRIu64 " duplicate", c->id);
             memcpy(copy, buf, len);
-            pkt_sched(net, c, !s, copy, len, at + 1 + latency(net, c));
+            pkt_sched(net, c, !s, copy, len, at + 1 + latency(net, c), true, h);
         }
     }
-    pkt_sched(net, c, !s, buf, len, at);
+    pkt_sched(net, c, !s, buf, len, at, true, h);
 }
 
 /* Moves end s's queued sends onto the wire as its link allows. */
@@ -769,10 +871,8 @@ static void on_pkt(rlog_simnet *net, sn_ev *ev)
     } else {
         sn_ev *r = ev_new(net, R_RECV, NULL, 0);
         if (r) {
-            sn_trace(net, RLOG_SIMNET_DELIVERED,
-                     "conn %" PRIu64 " recv %s at node %u from %" PRIu64 " len %zu h %016" PRIx64,
-                     c->id, rlog_msg_type_name(m.type), n->idx, e->peer_id, ev->len,
-                     sn_fnv(ev->buf, ev->len));
+            trace_recv(net, c->id, rlog_msg_type_name(m.type), n->idx, e->peer_id, ev->len,
+                       ev->hashed ? ev->h : sn_fnv(ev->buf, ev->len));
             r->peer = e->peer_id;
             r->msg = m;
             r->buf = ev->buf; /* m points into it */

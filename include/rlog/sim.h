@@ -245,6 +245,12 @@ RLOG_API void rlog_simfs_enable_faults(rlog_vfs *vfs, int on);
  * (volatile namespace), in its volatile and durable bytes. *off (may be
  * NULL) receives the byte offset. ENOENT, EISDIR, EINVAL (empty file). */
 RLOG_API int rlog_simfs_bitrot(rlog_vfs *vfs, const char *path, uint64_t *off);
+/* rlog_simfs_bitrot inside [lo, hi) of the file: for a caller that aims
+ * at chosen bytes (the cluster workload strikes only records the store
+ * proves durable); hi = UINT64_MAX: to the end. EINVAL when the range is
+ * empty or past the end. */
+RLOG_API int rlog_simfs_bitrot_range(rlog_vfs *vfs, const char *path, uint64_t lo, uint64_t hi,
+                                     uint64_t *off);
 /* Makes every sector touching [off, off+len) of the file at `path`
  * unreadable (sticky latent sector error). ENOENT, EISDIR, ENOMEM. */
 RLOG_API int rlog_simfs_add_latent(rlog_vfs *vfs, const char *path, uint64_t off, uint64_t len);
@@ -365,7 +371,14 @@ typedef struct rlog_sim_options {
     rlog_sim_trace_fn trace;
     void *trace_data;
     unsigned sabotage; /* RLOG_SIM_SABOTAGE_* (tests only; default 0) */
+    /* What a shipping seed ships (RLOG_SIM_SHIP_*): by default the seed
+     * picks (about 30% a Raft store, the rest a plain log). */
+    unsigned ship_store;
 } rlog_sim_options;
+
+#define RLOG_SIM_SHIP_BY_SEED 0u
+#define RLOG_SIM_SHIP_LOG     1u
+#define RLOG_SIM_SHIP_RAFT    2u
 
 typedef struct rlog_sim_result {
     int failed;         /* 1 when an oracle failed */
@@ -389,6 +402,11 @@ typedef struct rlog_sim_result {
     uint64_t ship_resets;
     uint64_t ship_net_faults;
     uint64_t ship_bytes;
+    /* Shipping a Raft store (sim/ship_raft.c): 1 when the seed did;
+     * snapshots the leader put, follower snapshots read back whole after a
+     * power loss, truncations the leader made. */
+    uint64_t ship_raft_seeds;
+    uint64_t ship_raft_snaps_put, ship_raft_snaps_checked, ship_raft_truncations;
 } rlog_sim_result;
 
 RLOG_API void rlog_sim_options_init(rlog_sim_options *opts, uint64_t seed);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/format.h"
 #include "rlog/raft_io.h"
 #include "rlog/raft_storage.h"
 #include "sim/cluster/cluster.h"
@@ -926,7 +927,109 @@ static void node_schedule_restart(cl *c, cl_node *n, uint64_t delay_ns)
         cl_oom(c, NULL);
 }
 
-static void node_damage(cl *c, cl_node *n)
+/* The user records of the segment file at path that lie in the valid
+ * prefix of the file (the records recovery reads in order: the segment's
+ * salt, consecutive LSNs from the header's first one), as laid out in its
+ * durable bytes. For each: fn(arg, offset, size, lsn, proof) where proof is
+ * what the record proves durable (docs/format.md, "The durability
+ * witness"; a SEAL's proof is its segment's last LSN, a CHECKPOINT's its
+ * own LSN) and size is 0 for the SEAL and CHECKPOINT records. */
+static void seg_records(cl_node *n, const char *path,
+                        void (*fn)(void *arg, uint64_t off, uint64_t size, uint64_t lsn,
+                                   uint64_t proof),
+                        void *arg)
+{
+    const char *slash = strrchr(path, '/');
+    uint64_t seq;
+    uint8_t *d = NULL;
+    size_t len = 0;
+    rlg_seg_header h;
+    if (slash == NULL || !rlg_seg_parse_name(slash + 1, &seq) ||
+        rlog_simfs_read(n->fs, path, 1, (void **)&d, &len) != 0)
+        return;
+    if (len >= RLG_SEG_HEADER_SIZE && rlg_seg_header_decode(d, &h) == RLG_HDR_OK) {
+        uint32_t salt = rlg_salt_state(h.log_id, seq);
+        uint64_t e = h.first_lsn;
+        rlg_rec_header rh;
+        for (uint64_t at = RLG_SEG_HEADER_SIZE, o = at; rlg_seg_next(d, len, salt, &o, &rh);
+             at = o) {
+            bool user = rh.type >= RLOG_TYPE_USER_MIN;
+            if (rh.flags != 0 || (user ? rh.lsn != e : rh.lsn + 1 != e))
+                break;
+            if (user) {
+                e++;
+                fn(arg, at, o - at, rh.lsn, rh.durable);
+            } else {
+                fn(arg, at, 0, rh.lsn, rh.lsn);
+            }
+        }
+    }
+    rlog_free(d);
+}
+
+typedef struct cl_proof {
+    uint64_t proven; /* the highest LSN the records prove durable */
+    uint64_t count;  /* user records at or below it */
+    uint64_t pick;   /* the one to find (count down) */
+    uint64_t off, size;
+} cl_proof;
+
+static void proof_max(void *arg, uint64_t off, uint64_t size, uint64_t lsn, uint64_t proof)
+{
+    cl_proof *p = arg;
+    (void)off, (void)size, (void)lsn;
+    if (proof > p->proven)
+        p->proven = proof;
+}
+
+static void proof_count(void *arg, uint64_t off, uint64_t size, uint64_t lsn, uint64_t proof)
+{
+    cl_proof *p = arg;
+    (void)proof;
+    if (size == 0 || lsn > p->proven)
+        return;
+    if (p->count++ == p->pick) {
+        p->off = off;
+        p->size = size;
+    }
+}
+
+/* Bit rot in the segment file at path, inside a record that the store's
+ * own records prove durable (proof over all of its segment files); false
+ * when the file holds no such record. Damage to an unproven record — the
+ * last ones synced, with nothing written after them — is exactly a torn
+ * write to any single-copy format (docs/durability.md, "The window no
+ * format closes"): recovery cuts it and the server forgets what it had
+ * acknowledged (a vote: it may vote twice in a term), which is the fault
+ * plan's doing, not the store's. Damage to a proven record must be
+ * reported by the store's open; if it is cut silently instead, the
+ * oracles (election safety, durability, ...) see the loss. */
+static bool damage_proven(cl *c, cl_node *n, char **paths, size_t count, const char *path,
+                          uint64_t *off)
+{
+    cl_proof p = {0};
+    for (size_t i = 0; i < count; i++)
+        seg_records(n, paths[i], proof_max, &p);
+    p.pick = UINT64_MAX;
+    seg_records(n, path, proof_count, &p);
+    if (p.count == 0)
+        return false;
+    p.pick = rlog_sim_rng_below(&c->rng, p.count);
+    p.count = 0;
+    seg_records(n, path, proof_count, &p);
+    return rlog_simfs_bitrot_range(n->fs, path, p.off, p.off + p.size, off) == 0;
+}
+
+/* Damage to a bad server's disk after a power loss: bit rot — in a
+ * segment file only inside a record proven durable (see damage_proven), in
+ * another file (snapshot files, which the marker's CRC32C covers) anywhere
+ * — or an unreadable sector anywhere. While it runs (live): bit rot in a
+ * proven record only, which its next open must report. (Live damage to the
+ * snapshot file of a leader would leave it unable to send that snapshot,
+ * for ever: a running store does not re-check its files, and libraft 0.15
+ * retries the send without end — a liveness failure that says nothing of
+ * the store.) */
+static void node_damage(cl *c, cl_node *n, bool live)
 {
     char **paths = NULL;
     size_t count = 0;
@@ -935,12 +1038,23 @@ static void node_damage(cl *c, cl_node *n)
         return;
     }
     const char *p = paths[rlog_sim_rng_below(&c->rng, count)];
-    uint64_t off = 0;
-    if (rlog_sim_rng_chance(&c->rng, 500000)) {
-        if (rlog_simfs_bitrot(n->fs, p, &off) == 0) {
+    const char *slash = strrchr(p, '/');
+    uint64_t off = 0, seq;
+    bool seg = slash != NULL && rlg_seg_parse_name(slash + 1, &seq) &&
+               !(c->o->bugs & RLOG_SIM_CLUSTER_BUG_ROT_UNPROVEN);
+    if (live && !seg) {
+        rlog_vfs_free_names(paths, count);
+        return;
+    }
+    if (live || rlog_sim_rng_chance(&c->rng, 500000)) {
+        if (seg ? damage_proven(c, n, paths, count, p, &off)
+                : rlog_simfs_bitrot(n->fs, p, &off) == 0) {
             n->corrupted = true;
             c->res->corruptions++;
-            cl_trace(c, "server %" PRIu64 " disk: bit rot in %s at %" PRIu64, n->id, p, off);
+            cl_trace(c, "server %" PRIu64 " disk: bit rot in %s at %" PRIu64 "%s", n->id, p, off,
+                     seg ? " (a proven record)" : "");
+        } else if (seg) {
+            cl_trace(c, "server %" PRIu64 " disk: no proven record in %s to damage", n->id, p);
         }
     } else {
         void *data = NULL;
@@ -976,7 +1090,7 @@ static void node_closed_ev(void *arg, uint64_t u)
         cl_trace(c, "server %" PRIu64 " closed", n->id);
     }
     if (damage)
-        node_damage(c, n);
+        node_damage(c, n, false);
     if (restart && !c->stop)
         node_schedule_restart(c, n, (20 + rlog_sim_rng_below(&c->rng, 600)) * CL_MS);
 }
@@ -1720,6 +1834,9 @@ static void fault_ev(void *arg, uint64_t u)
         cl_trace(c, "network faults %s", c->net_faults_on ? "on" : "off");
     } else if (roll < 85 && c->membership) {
         membership_change(c);
+    } else if (roll >= 85 && n != NULL && n->bad && may_corrupt(c) &&
+               !(c->o->bugs & RLOG_SIM_CLUSTER_BUG_ROT_UNPROVEN)) {
+        node_damage(c, n, true); /* while it runs */
     }
     uint64_t next = (50 + rlog_sim_rng_below(&c->rng, 400)) * CL_MS;
     if (rlg_cl_at(&c->w, c->w.now + next, fault_ev, c, 0) != 0)
@@ -1742,8 +1859,12 @@ static void disk_faults(cl *c, bool on)
         rlog_simfs_set_fault(n->fs, RLOG_SIMFS_FAULT_ENOSPC, RLOG_OP_PWRITE, ppm);
         rlog_simfs_set_fault(n->fs, RLOG_SIMFS_FAULT_SHORT_WRITE, RLOG_OP_PWRITE, ppm);
         rlog_simfs_set_fault(n->fs, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, ppm);
+        /* no bit rot on reads: it would strike whatever is read, the
+         * unproven tail too (see damage_proven); fault_ev rots proven
+         * records of a running bad server instead */
         if (n->bad && may_corrupt(c)) {
-            rlog_simfs_set_fault(n->fs, RLOG_SIMFS_FAULT_BITROT, RLOG_OP_PREAD, ppm / 4);
+            if (c->o->bugs & RLOG_SIM_CLUSTER_BUG_ROT_UNPROVEN)
+                rlog_simfs_set_fault(n->fs, RLOG_SIMFS_FAULT_BITROT, RLOG_OP_PREAD, ppm / 4);
             rlog_simfs_set_fault(n->fs, RLOG_SIMFS_FAULT_LATENT, RLOG_OP_PREAD, ppm / 4);
         }
     }

@@ -234,7 +234,7 @@ rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mo
     return l;
 }
 
-static void tu_sim_add(rlog_sim_result *s, const rlog_sim_result *r)
+void tu_sim_add(rlog_sim_result *s, const rlog_sim_result *r)
 {
     s->ops += r->ops;
     s->appends += r->appends;
@@ -255,6 +255,10 @@ static void tu_sim_add(rlog_sim_result *s, const rlog_sim_result *r)
     s->ship_resets += r->ship_resets;
     s->ship_net_faults += r->ship_net_faults;
     s->ship_bytes += r->ship_bytes;
+    s->ship_raft_seeds += r->ship_raft_seeds;
+    s->ship_raft_snaps_put += r->ship_raft_snaps_put;
+    s->ship_raft_snaps_checked += r->ship_raft_snaps_checked;
+    s->ship_raft_truncations += r->ship_raft_truncations;
     for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
         s->faults[i] += r->faults[i];
 }

@@ -187,7 +187,9 @@ static int rio_open_store(rio *r)
     o.log.sync = RLOG_SYNC_GROUP;
     o.log.flags = RLOG_OPEN_CREATE;
     if (!(r->opts.flags & RLOG_RAFT_IO_NO_THREADS)) {
-        o.log.flags |= RLOG_OPEN_THREAD;
+        /* Segments are prepared off the loop; appends are made durable by
+         * the loop itself, once per turn (append.c). */
+        o.log.flags |= RLOG_OPEN_PREPARER;
     }
     if (r->opts.logger != NULL) {
         o.log.logger = rio_log_relay;

@@ -1,9 +1,8 @@
 /*
  * Internal state of the raft_io adapter (rlog/raft_io.h). One `rio` per
  * struct raft_io, in io->impl. Everything here is touched on the loop
- * thread only, except the fields marked atomic (the log's I/O thread and
- * nng's threads reach the adapter only through rio_post and the wake
- * hook).
+ * thread only, except the fields marked atomic (nng's threads reach the
+ * adapter only through rio_post and the wake hook).
  *
  * Files: io.c (entry points, start, close, time, random, async_work, the
  * posting of callbacks), load.c (load, bootstrap, recover, set_term,
@@ -33,8 +32,26 @@
 #define RIO_PEER_QUEUE_MAX         64u        /* messages kept for a peer not yet connected */
 #define RIO_LOAD_BATCH_BYTES       (8u << 20) /* load: libraft batches of this size */
 
+#define RIO_HOLD_BYTES (1u << 20) /* payload bytes merged into one held message */
+
 typedef struct rio rio;
 typedef struct rio_peer rio_peer;
+typedef struct rio_send rio_send;
+
+/* An AppendEntries or AppendEntriesResult held until the end of the loop
+ * turn (send.c, "Coalescing"); later ones of the same turn merge into it.
+ * AppendEntries: m.append_entries.entries is `entries` (the structs are
+ * ours, the payloads libraft's, which it keeps until every send callback
+ * in `sends` ran). */
+typedef struct rio_held {
+    struct rio_held *next;
+    struct raft_message m;
+    struct raft_entry *entries;
+    unsigned cap;
+    size_t bytes;    /* payload bytes in entries */
+    rio_send *sends; /* completed together, in order */
+    rio_send *sends_tail;
+} rio_held;
 
 /* A message encoded (rlog_msg_encode) while its peer was not up yet. */
 typedef struct rio_queued {
@@ -52,6 +69,8 @@ struct rio_peer {
     bool dialing;  /* connect() done for `url` */
     char *url;     /* transport address we dial */
     bool up;
+    bool turn_sent; /* a message left for it during this loop turn */
+    rio_held *hhead, *htail;
     rio_queued *qhead, *qtail;
     unsigned qn;
     /* InstallSnapshot reassembly (chunks arrive in order on a connection). */
@@ -86,6 +105,7 @@ struct rio {
     rlog_ship_leader *ship;
 
     rio_peer *peers;
+    bool flush_posted; /* send.c's end-of-turn flush is queued */
 
     atomic_uint pending; /* posted functions not yet run */
     atomic_bool poll_posted;

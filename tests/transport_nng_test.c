@@ -461,18 +461,26 @@ static int track_fill(node *d, uint64_t peer, track *tr, size_t payload, int ext
 }
 
 /* Every send completed once, with 0, EFULL or `last_status`; the EFULL
- * drops came oldest first; the last `last` sends have `last_status`. */
+ * drops came oldest first; the last `last` sends have `last_status`, except
+ * that up to 4 of the oldest of them may have completed with 0: the peer's
+ * nng threads go on reading while it is not polled, so nng may take the
+ * message in flight and the next one or two queued before the close or
+ * cancel (seen on a loaded machine). */
 static void track_check(const track *tr, int sent, int last, int last_status)
 {
     assert_int_equal(tr->n, sent);
     assert_int_equal(tr->full_out_of_order, 0);
     assert_true(tr->full > 0);
+    bool taken = true; /* still in the prefix that nng took */
     for (int i = 0; i < sent; i++) {
         assert_int_equal(tr->times[i], 1);
         int st = tr->status[i];
         assert_true(st == 0 || st == RLOG_EFULL || st == last_status);
         if (i >= sent - last) {
-            assert_int_equal(st, last_status);
+            taken = taken && st == 0 && i < sent - last + 4;
+            if (!taken) {
+                assert_int_equal(st, last_status);
+            }
         }
     }
 }

@@ -114,8 +114,8 @@ struct rio {
     unsigned works;            /* async_work and snapshot work in flight (loop thread) */
 
     /* snapshot.c (loop thread) */
-    struct rio_snap *snap_put;              /* the snapshot_put in the work pool (one at a time) */
-    struct rio_held *held_head, *held_tail; /* appends held by a pending install */
+    struct rio_snap *snap_put; /* the snapshot_put in the work pool (one at a time) */
+    struct rio_held_append *held_head, *held_tail; /* appends held by a pending install */
 
     bool closing;
     bool close_finishing;

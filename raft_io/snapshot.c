@@ -61,14 +61,14 @@ typedef struct rio_snap {
 
 /* An append made while an install was pending: entries and payloads
  * copied (libraft lends them only during the call). */
-typedef struct rio_held {
-    struct rio_held *next;
+typedef struct rio_held_append {
+    struct rio_held_append *next;
     rio *r;
     struct raft_io_append *req;
     raft_io_append_cb cb;
     unsigned n;
     struct raft_entry *entries; /* n, payloads in the same block */
-} rio_held;
+} rio_held_append;
 
 static void snap_deliver(rio_snap *s)
 {
@@ -133,7 +133,7 @@ static int snap_queue(rio *r, rio_snap *s, rlog_loop_work_fn fn, rlog_loop_after
 
 /* ------------------------------------------------------------------ put */
 
-static void held_free(rio_held *h)
+static void held_append_free(rio_held_append *h)
 {
     free(h->entries);
     free(h);
@@ -141,12 +141,12 @@ static void held_free(rio_held *h)
 
 static void held_failed(void *arg)
 {
-    rio_held *h = arg;
+    rio_held_append *h = arg;
     rio *r = h->r;
     if (h->cb != NULL) {
         h->cb(h->req, RAFT_IOERR);
     }
-    held_free(h);
+    held_append_free(h);
     rlg_rio_done_one(r);
 }
 
@@ -155,18 +155,18 @@ static void held_failed(void *arg)
  * too, and each of them fails like any later append. */
 static void held_release(rio *r)
 {
-    rio_held *h = r->held_head;
+    rio_held_append *h = r->held_head;
     r->held_head = r->held_tail = NULL;
     while (h != NULL) {
-        rio_held *next = h->next;
+        rio_held_append *next = h->next;
         int rv = r->rs != NULL ? rlg_rio_append_submit(r, h->req, h->entries, h->n, h->cb)
                                : RAFT_CANCELED;
         if (rv == 0) {
-            held_free(h);
+            held_append_free(h);
         } else {
             rlg_rio_log(r, RLOG_LEVEL_ERROR, "append held by an install: %s", r->io->errmsg);
             if (rlg_rio_post(r, held_failed, h) != 0) {
-                held_free(h);
+                held_append_free(h);
             }
         }
         h = next;
@@ -185,7 +185,7 @@ int rlg_rio_snap_hold_append(rio *r, struct raft_io_append *req, const struct ra
     for (unsigned i = 0; i < n; i++) {
         bytes += entries[i].buf.len;
     }
-    rio_held *h = calloc(1, sizeof *h);
+    rio_held_append *h = calloc(1, sizeof *h);
     uint8_t *block = malloc(bytes > 0 ? bytes : 1);
     if (h == NULL || block == NULL) {
         free(h);

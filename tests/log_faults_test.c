@@ -651,6 +651,80 @@ static void test_failed_sync_leaves_marker(void **state)
     assert_int_equal(tu_file_size(marker), -1);
 }
 
+/* The checkpoint a close writes must leave a seal's room: recovery takes a
+ * segment ending less than that after its last record for one cut short
+ * from outside. Segment 1 is filled up to SEG - 56 and closed (its
+ * checkpoint ends at SEG - 28); a reopen's next append needs a rotation
+ * whose seal write fails; the close after it must not write a second
+ * checkpoint up to SEG - 0 (the soak's log seed 40078725, raft seed
+ * 50194902): the reopen finds the log clean, and a later rotation still
+ * has room for its seal. */
+static void test_close_after_failed_seal_keeps_seal_room(void **state)
+{
+    fx *f = *state;
+    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
+    must_append(l, 1, PER_SEG);
+    size_t used = RLG_SEG_HEADER_SIZE + PER_SEG * (RLG_REC_HEADER_SIZE + LEN);
+    size_t fill = SEG - RLG_TAIL_RESERVE - used - RLG_REC_HEADER_SIZE;
+    assert_true(fill < LEN + RLG_REC_HEADER_SIZE); /* one more LEN record needs a rotation */
+    uint8_t buf[LEN] = {0};
+    rlog_record r = {.type = T, .len = (uint32_t)fill, .data = buf};
+    uint64_t got = 0;
+    assert_int_equal(rlog_append(l, &r, 1, &got), 0);
+    assert_int_equal(got, PER_SEG + 1);
+    assert_int_equal(rlog_close(l), 0); /* its checkpoint ends at SEG - 28 */
+    l = open_with(f->dir, f->fv, 0, NULL);
+    rlog_fault ft = {.op = RLOG_OP_PWRITE, .times = 1, .err = EIO, .path_contains = SEG1};
+    int id = rlog_vfs_fault_add(f->fv, &ft);
+    assert_int_equal(append_rec(l, PER_SEG + 2), RLOG_EIO); /* the seal's write failed */
+    rlog_vfs_fault_remove(f->fv, id);
+    assert_int_equal(rlog_close(l), 0);
+    rlog_open_report rep;
+    l = open_with(f->dir, NULL, 0, &rep);
+    if (rep.status == RLOG_TAIL_CORRUPT)
+        fail_msg("reopen: %s", rep.message);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    assert_int_equal(rep.last_lsn, PER_SEG + 1);
+    must_append(l, PER_SEG + 2, PER_SEG + 2); /* rotates: the seal fits */
+    assert_seg_header(f->dir, SEG2, 2, PER_SEG + 2);
+    assert_int_equal(rlog_close(l), 0);
+    l = open_with(f->dir, NULL, 0, &rep);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    assert_int_equal(rep.last_lsn, PER_SEG + 2);
+    assert_int_equal(rlog_close(l), 0);
+}
+
+/* A close whose checkpoint write fails part-way and whose zeroing's
+ * fdatasync then fails too is a failed sync: the handle is poisoned and
+ * rlog.unsynced is left, so the next open rewrites what the page cache may
+ * show but the disk never got (the soak's log seed 40093821 lost a new
+ * segment's header that way). */
+static void test_failed_checkpoint_zeroing_sync_leaves_marker(void **state)
+{
+    fx *f = *state;
+    const char *marker = tu_path(f->dir, "rlog.unsynced");
+    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
+    must_append(l, 1, 3);
+    uint64_t inj = rlog_vfs_fault_injected(f->fv);
+    rlog_fault w = {
+        .op = RLOG_OP_PWRITE, .times = 1, .err = EIO, .partial = 1, .path_contains = SEG1};
+    rlog_fault s = {.op = RLOG_OP_FDATASYNC, .times = 1, .err = EIO, .path_contains = SEG1};
+    assert_true(rlog_vfs_fault_add(f->fv, &w) > 0);
+    assert_true(rlog_vfs_fault_add(f->fv, &s) > 0);
+    assert_int_equal(rlog_close(l), RLOG_EPOISONED);
+    assert_int_equal(rlog_vfs_fault_injected(f->fv), inj + 2);
+    void *m;
+    size_t n;
+    tu_read_file(marker, &m, &n);
+    assert_int_equal(n, 20);
+    assert_memory_equal(m, "RLOGUNS1", 8);
+    assert_int_equal(rlg_get64((uint8_t *)m + 8), 3);
+    free(m);
+    rlog_vfs_fault_clear(f->fv);
+    verify_reopen(f->dir, 3, 1);
+    assert_int_equal(tu_file_size(marker), -1);
+}
+
 /* ---- callbacks of rolled-back appends come before any new append ---- */
 
 typedef struct cancel_ctx {
@@ -720,6 +794,8 @@ int main(void)
         TC(test_rotate_enospc),
         TC(test_rotate_is_done_on_return),
         TC(test_failed_sync_leaves_marker),
+        TC(test_close_after_failed_seal_keeps_seal_room),
+        TC(test_failed_checkpoint_zeroing_sync_leaves_marker),
         TC(test_append_refused_until_rollback_delivered),
     };
 #undef TC

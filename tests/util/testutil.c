@@ -120,6 +120,11 @@ void tu_truncate(const char *path, uint64_t size)
     assert_int_equal(truncate(path, (off_t)size), 0);
 }
 
+void tu_remove(const char *path)
+{
+    assert_int_equal(unlink(path), 0);
+}
+
 void tu_copy_file(const char *from, const char *to)
 {
     void *d;

@@ -43,6 +43,7 @@ void tu_write_file(const char *path, const void *data, size_t len);
 void tu_flip_bit(const char *path, uint64_t off, unsigned bit);
 void tu_poke(const char *path, uint64_t off, const void *data, size_t len);
 void tu_truncate(const char *path, uint64_t size);
+void tu_remove(const char *path); /* unlink; the file must exist */
 /* Garbles (XOR 0xa5) the bytes from off to the last nonzero byte of the
  * file, keeping its size: what a crash in the middle of writes past off
  * into a pre-written segment may leave (torn sectors, no valid record). */

@@ -80,29 +80,8 @@ static void add(totals *t, const rlog_sim_result *r)
 {
     t->seeds++;
     t->failed += r->failed != 0;
-    rlog_sim_result *s = &t->sum;
-    s->ops += r->ops;
-    s->appends += r->appends;
-    s->acked += r->acked;
-    s->reads += r->reads;
-    s->crashes += r->crashes;
-    s->power_losses += r->power_losses;
-    s->recoveries += r->recoveries;
-    s->recovery_crashes += r->recovery_crashes;
-    s->mid_op_crashes += r->mid_op_crashes;
-    s->corruption_detected += r->corruption_detected;
-    s->torn_cut += r->torn_cut;
-    s->raft_seeds += r->raft_seeds;
-    s->raft_ops += r->raft_ops;
-    s->ship_seeds += r->ship_seeds;
-    s->ship_leader_crashes += r->ship_leader_crashes;
-    s->ship_follower_crashes += r->ship_follower_crashes;
-    s->ship_resets += r->ship_resets;
-    s->ship_net_faults += r->ship_net_faults;
-    s->ship_bytes += r->ship_bytes;
-    for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
-        s->faults[i] += r->faults[i];
-    s->trace_hash ^= r->trace_hash;
+    rlog_sim_result_add(&t->sum, r);
+    t->sum.trace_hash ^= r->trace_hash;
 }
 
 static void report_failure(const sim_args *s, uint64_t seed, const rlog_sim_result *r)

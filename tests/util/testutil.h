@@ -82,8 +82,6 @@ void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len);
  * (zeroed first), prints each failing seed with the command that replays
  * it, and returns how many failed. */
 uint64_t tu_sim_seeds(uint64_t first, uint64_t n, const char *workload, rlog_sim_result *sum);
-/* Adds every counter and fault class of r into *s. */
-void tu_sim_add(rlog_sim_result *s, const rlog_sim_result *r);
 /* Runs the seed of *o three times — traced twice (o->trace is replaced by
  * a line counter), then untraced — and fails the test unless all three give
  * the same trace hash and both traced runs the same number of lines. r gets

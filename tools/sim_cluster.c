@@ -134,27 +134,10 @@ typedef struct cl_totals {
 
 static void add(cl_totals *t, const rlog_sim_cluster_result *r)
 {
-    rlog_sim_cluster_result *s = &t->sum;
     t->seeds++;
     t->failed += r->failed != 0;
-    s->virtual_ms += r->virtual_ms;
-    s->events += r->events;
-    s->ops_ok += r->ops_ok;
-    s->ops_failed += r->ops_failed;
-    s->ops_unknown += r->ops_unknown;
-    s->crashes += r->crashes;
-    s->power_losses += r->power_losses;
-    s->recovery_crashes += r->recovery_crashes;
-    s->restarts += r->restarts;
-    s->partitions += r->partitions;
-    s->corruptions += r->corruptions;
-    s->refused_starts += r->refused_starts;
-    s->membership_changes += r->membership_changes;
-    s->snapshots_taken += r->snapshots_taken;
-    s->snapshots_installed += r->snapshots_installed;
-    s->leaders += r->leaders;
-    s->linearizability_unknown += r->linearizability_unknown;
-    s->trace_hash ^= r->trace_hash;
+    rlog_sim_cluster_result_add(&t->sum, r);
+    t->sum.trace_hash ^= r->trace_hash;
 }
 
 static void child(const cl_args *s, uint64_t k, int fd)

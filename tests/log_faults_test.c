@@ -72,14 +72,11 @@ static int append_rec(rlog_log *l, uint64_t lsn)
     return rv;
 }
 
+static const tu_recs RECS = {.type = T, .len = LEN, .seed = SEED};
+
 static void must_append(rlog_log *l, uint64_t from, uint64_t to)
 {
-    for (uint64_t lsn = from; lsn <= to; lsn++) {
-        int rv = append_rec(l, lsn);
-        if (rv)
-            fail_msg("append LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-    }
+    tu_append_recs(l, &RECS, from, to);
 }
 
 static void assert_positions(rlog_log *l, uint64_t appended, uint64_t written, uint64_t durable)
@@ -94,23 +91,7 @@ static void assert_positions(rlog_log *l, uint64_t appended, uint64_t written, u
 /* Records from..to are there with their bytes, and nothing after them. */
 static void check_records(rlog_log *l, uint64_t from, uint64_t to)
 {
-    rlog_iter *it;
-    assert_int_equal(rlog_iter_open(l, from, 0, &it), 0);
-    uint8_t want[LEN];
-    rlog_record r;
-    for (uint64_t lsn = from; lsn <= to; lsn++) {
-        int rv = rlog_iter_next(it, &r);
-        if (rv)
-            fail_msg("iter LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-        assert_int_equal(r.lsn, lsn);
-        assert_int_equal(r.type, T);
-        assert_int_equal(r.len, LEN);
-        tu_fill(SEED, lsn, want, LEN);
-        assert_memory_equal(r.data, want, LEN);
-    }
-    assert_int_equal(rlog_iter_next(it, &r), RLOG_EEND);
-    rlog_iter_close(it);
+    tu_check_recs(l, &RECS, from, to);
 }
 
 /* Record lsn is not readable by any reader. */

@@ -179,6 +179,52 @@ void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len)
     }
 }
 
+static uint32_t recs_len(const tu_recs *s, uint64_t lsn)
+{
+    return s->len_of ? s->len_of(lsn) : s->len;
+}
+
+void tu_append_recs(rlog_log *l, const tu_recs *s, uint64_t from, uint64_t to)
+{
+    for (uint64_t lsn = from; lsn <= to; lsn++) {
+        uint32_t len = recs_len(s, lsn);
+        uint8_t *buf = malloc(len ? len : 1);
+        assert_non_null(buf);
+        tu_fill(s->seed, lsn, buf, len);
+        rlog_record r = {.type = s->type, .len = len, .data = buf};
+        uint64_t got = 0;
+        int rv = rlog_append(l, &r, 1, &got);
+        free(buf);
+        if (rv)
+            fail_msg("append LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
+                     rlog_errmsg(l));
+        assert_int_equal(got, lsn);
+    }
+}
+
+void tu_check_recs(rlog_log *l, const tu_recs *s, uint64_t from, uint64_t to)
+{
+    rlog_iter *it;
+    assert_int_equal(rlog_iter_open(l, from, 0, &it), 0);
+    rlog_record r;
+    for (uint64_t lsn = from; lsn <= to; lsn++) {
+        int rv = rlog_iter_next(it, &r);
+        if (rv)
+            fail_msg("iter LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
+                     rlog_errmsg(l));
+        assert_int_equal(r.lsn, lsn);
+        assert_int_equal(r.type, s->type);
+        assert_int_equal(r.len, recs_len(s, lsn));
+        uint8_t *want = malloc(r.len ? r.len : 1);
+        assert_non_null(want);
+        tu_fill(s->seed, lsn, want, r.len);
+        assert_memory_equal(r.data, want, r.len);
+        free(want);
+    }
+    assert_int_equal(rlog_iter_next(it, &r), RLOG_EEND);
+    rlog_iter_close(it);
+}
+
 void tu_snap_take(const char *dir, tu_snap *s)
 {
     s->n = tu_list_segments(dir, &s->names);

@@ -75,6 +75,20 @@ void tu_snap_free(tu_snap *s);
 void tu_snap_assert_same(const char *dir, const tu_snap *s);
 /* Deterministic payload bytes for (seed, lsn). */
 void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len);
+/* Records whose payload is a function of their LSN: type `type`, `len`
+ * bytes (or len_of(lsn) when len_of is set) of tu_fill(seed, lsn, ...). */
+typedef struct tu_recs {
+    uint16_t type;
+    uint32_t len;
+    uint32_t (*len_of)(uint64_t lsn);
+    uint64_t seed;
+} tu_recs;
+/* Appends records from..to one by one; fails the test (naming the LSN and
+ * the error) unless each append succeeds and gets its LSN. */
+void tu_append_recs(rlog_log *l, const tu_recs *s, uint64_t from, uint64_t to);
+/* Iterates from `from`: records from..to are there with their LSN, type,
+ * length and bytes, and the next read is RLOG_EEND. */
+void tu_check_recs(rlog_log *l, const tu_recs *s, uint64_t from, uint64_t to);
 
 /* The simulator (rlog/sim.h) over many seeds. tu_sim_seeds runs seeds
  * first..first+n-1 with the workloads named as `rlog sim --workload` takes

@@ -19,17 +19,7 @@ typedef tu_dir_fx fx;
 
 static rlog_rs *open_store(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = seg;
-    o.log.flags = RLOG_OPEN_CREATE | flags;
-    o.log.sync = mode;
-    rlog_rs *rs = NULL;
-    rlog_rs_open_report rep;
-    int rv = rlog_rs_open(dir, &o, &rs, &rep);
-    if (rv)
-        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rep.message);
-    return rs;
+    return tu_rs_open(dir, seg, RLOG_OPEN_CREATE | flags, mode);
 }
 
 static rlog_rs *reopen(rlog_rs *rs, const char *dir, uint64_t seg)

@@ -1114,17 +1114,7 @@ static void test_follower_dir_locked(void **state)
 
 static rlog_rs *rs_open(const char *dir, unsigned flags)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = SEG_SIZE;
-    o.log.flags = flags;
-    rlog_rs *rs = NULL;
-    rlog_rs_open_report rep;
-    int rc = rlog_rs_open(dir, &o, &rs, &rep);
-    if (rc != 0) {
-        fail_msg("rlog_rs_open %s: %s", dir, rep.message);
-    }
-    return rs;
+    return tu_rs_open(dir, SEG_SIZE, flags, RLOG_SYNC_EACH);
 }
 
 static void rs_append(rlog_rs *rs, uint64_t from, int n, uint64_t term)

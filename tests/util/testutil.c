@@ -273,6 +273,21 @@ int tu_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mod
     return rlog_open(dir, &o, l, rep);
 }
 
+rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode)
+{
+    rlog_rs_options o;
+    rlog_rs_options_init(&o);
+    o.log.segment_size = seg;
+    o.log.flags = flags;
+    o.log.sync = mode;
+    rlog_rs *rs = NULL;
+    rlog_rs_open_report rep;
+    int rv = rlog_rs_open(dir, &o, &rs, &rep);
+    if (rv)
+        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rep.message);
+    return rs;
+}
+
 rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
                       unsigned flags, rlog_open_report *rep)
 {

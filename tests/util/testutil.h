@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "rlog/log.h"
+#include "rlog/raft_storage.h"
 #include "rlog/sim.h"
 #include "rlog/vfs_fault.h"
 
@@ -58,6 +59,10 @@ void tu_free_names(char **names, size_t n);
  * printing the report's message. */
 int tu_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode, unsigned flags,
                 rlog_log **l, rlog_open_report *rep);
+/* Opens the Raft store in dir with segment size seg (0: the default), open
+ * flags `flags` and sync mode `mode`; fails the test, naming dir and the
+ * open report, when it cannot. */
+rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode);
 rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
                       unsigned flags, rlog_open_report *rep);
 /* A snapshot of every segment file of a directory (names, sizes, bytes),

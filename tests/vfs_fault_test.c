@@ -27,10 +27,7 @@ static int add_ok(rlog_vfs *vfs, rlog_fault f)
 
 static rlog_file *open_ok(rlog_vfs *vfs, const char *path)
 {
-    rlog_file *f = NULL;
-    assert_int_equal(vfs->open(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &f), 0);
-    assert_non_null(f);
-    return f;
+    return tu_vfs_open(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE);
 }
 
 static int write_at(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,

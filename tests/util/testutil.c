@@ -273,6 +273,29 @@ int tu_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mod
     return rlog_open(dir, &o, l, rep);
 }
 
+rlog_file *tu_vfs_open(rlog_vfs *vfs, const char *path, unsigned flags)
+{
+    rlog_file *f = NULL;
+    assert_int_equal(vfs->open(vfs, path, flags, &f), 0);
+    assert_non_null(f);
+    return f;
+}
+
+void tu_vfs_write(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off)
+{
+    size_t done = (size_t)-1;
+    assert_int_equal(vfs->pwrite(vfs, f, buf, len, off, &done), 0);
+    assert_int_equal(done, len);
+}
+
+rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir)
+{
+    rlog_vfs *vfs = rlog_simfs_new(cfg);
+    assert_non_null(vfs);
+    assert_int_equal(rlog_simfs_mkdirs(vfs, dir), 0);
+    return vfs;
+}
+
 rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode)
 {
     rlog_rs_options o;

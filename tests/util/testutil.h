@@ -32,6 +32,14 @@ int tu_dir_teardown(void **state);
  * tu_fault_teardown. */
 int tu_fault_setup(void **state);
 int tu_fault_teardown(void **state);
+/* vfs->open with `flags`; fails the test unless it opens. */
+rlog_file *tu_vfs_open(rlog_vfs *vfs, const char *path, unsigned flags);
+/* vfs->pwrite of len bytes at off; fails the test unless it succeeds and
+ * reports every byte written. */
+void tu_vfs_write(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off);
+/* A simulated file system (rlog_simfs_new with *cfg) holding directory
+ * `dir` (and its parents); fails the test when it cannot. */
+rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir);
 /* "dir/name" in a static rotating buffer (valid for a few calls). */
 const char *tu_path(const char *dir, const char *name);
 /* The file name of segment seq, in a static rotating buffer (a few calls). */

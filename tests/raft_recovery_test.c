@@ -120,14 +120,9 @@ static char last_open_msg[600];
 
 static rlog_rs *open_rs(const char *dir, rlog_vfs *vfs, int *err)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = SEG;
-    o.log.flags = RLOG_OPEN_CREATE;
-    o.log.vfs = vfs;
-    rlog_rs *rs = NULL;
+    rlog_rs *rs;
     rlog_rs_open_report rep;
-    int rv = rlog_rs_open(dir, &o, &rs, &rep);
+    int rv = tu_rs_try_open(dir, vfs, SEG, RLOG_OPEN_CREATE, RLOG_SYNC_EACH, &rs, &rep);
     snprintf(last_open_msg, sizeof last_open_msg, "%s", rep.message);
     if (err)
         *err = rv;

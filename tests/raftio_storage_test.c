@@ -212,14 +212,7 @@ static raft_index last_index_on_disk(const char *dir)
     snprintf(copy, sizeof copy, "%s.copy", dir);
     tu_rmdir_r(copy);
     copy_dir(dir, copy);
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    rlog_rs *rs = NULL;
-    rlog_rs_open_report rep;
-    int rv = rlog_rs_open(copy, &o, &rs, &rep);
-    if (rv != 0) {
-        fail_msg("open copy: %s", rep.message);
-    }
+    rlog_rs *rs = tu_rs_open(copy, 0, 0, RLOG_SYNC_EACH);
     raft_index last = rlog_rs_last_index(rs);
     rlog_rs_close(rs);
     tu_rmdir_r(copy);

@@ -1166,17 +1166,7 @@ static void assert_rs_same(rlog_rs *a, const char *fdir)
     assert_memory_equal(sa.data, sb.data, sa.size);
     rlog_rs_snapshot_release(&sa);
     rlog_rs_snapshot_release(&sb);
-    rlog_rs_entries ea, eb;
-    assert_int_equal(rlog_rs_entries_read(a, x.first_index, x.last_index, 0, &ea), 0);
-    assert_int_equal(rlog_rs_entries_read(b, y.first_index, y.last_index, 0, &eb), 0);
-    assert_int_equal(ea.n, eb.n);
-    for (size_t i = 0; i < ea.n; i++) {
-        assert_int_equal(ea.v[i].term, eb.v[i].term);
-        assert_int_equal(ea.v[i].len, eb.v[i].len);
-        assert_memory_equal(ea.v[i].data, eb.v[i].data, ea.v[i].len);
-    }
-    rlog_rs_entries_free(&ea);
-    rlog_rs_entries_free(&eb);
+    tu_rs_expect_same_entries(a, x.first_index, x.last_index, b, y.first_index, y.last_index);
     assert_int_equal(rlog_rs_close(b), 0);
 }
 

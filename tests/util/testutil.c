@@ -296,19 +296,43 @@ rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir)
     return vfs;
 }
 
-rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode)
+int tu_rs_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, unsigned flags,
+                   rlog_sync_mode mode, rlog_rs **rs, rlog_rs_open_report *rep)
 {
     rlog_rs_options o;
     rlog_rs_options_init(&o);
+    o.log.vfs = vfs;
     o.log.segment_size = seg;
     o.log.flags = flags;
     o.log.sync = mode;
-    rlog_rs *rs = NULL;
+    *rs = NULL;
+    return rlog_rs_open(dir, &o, rs, rep);
+}
+
+rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode)
+{
+    rlog_rs *rs;
     rlog_rs_open_report rep;
-    int rv = rlog_rs_open(dir, &o, &rs, &rep);
+    int rv = tu_rs_try_open(dir, NULL, seg, flags, mode, &rs, &rep);
     if (rv)
         fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rep.message);
     return rs;
+}
+
+void tu_rs_expect_same_entries(rlog_rs *a, uint64_t a_first, uint64_t a_last, rlog_rs *b,
+                               uint64_t b_first, uint64_t b_last)
+{
+    rlog_rs_entries ea, eb;
+    assert_int_equal(rlog_rs_entries_read(a, a_first, a_last, 0, &ea), 0);
+    assert_int_equal(rlog_rs_entries_read(b, b_first, b_last, 0, &eb), 0);
+    assert_int_equal(ea.n, eb.n);
+    for (size_t i = 0; i < ea.n; i++) {
+        assert_int_equal(ea.v[i].term, eb.v[i].term);
+        assert_int_equal(ea.v[i].len, eb.v[i].len);
+        assert_memory_equal(ea.v[i].data, eb.v[i].data, ea.v[i].len);
+    }
+    rlog_rs_entries_free(&ea);
+    rlog_rs_entries_free(&eb);
 }
 
 rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,

@@ -67,10 +67,18 @@ void tu_free_names(char **names, size_t n);
  * printing the report's message. */
 int tu_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode, unsigned flags,
                 rlog_log **l, rlog_open_report *rep);
-/* Opens the Raft store in dir with segment size seg (0: the default), open
- * flags `flags` and sync mode `mode`; fails the test, naming dir and the
- * open report, when it cannot. */
+/* rlog_rs_open of the Raft store in dir through vfs (NULL: posix) with
+ * segment size seg (0: the default), open flags `flags` and sync mode
+ * `mode`; returns its code. */
+int tu_rs_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, unsigned flags,
+                   rlog_sync_mode mode, rlog_rs **rs, rlog_rs_open_report *rep);
+/* The same through posix; fails the test, naming dir and the open report,
+ * when it cannot. */
 rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode);
+/* Entries a_first..a_last of store a and b_first..b_last of store b are as
+ * many, with the same terms and bytes. */
+void tu_rs_expect_same_entries(rlog_rs *a, uint64_t a_first, uint64_t a_last, rlog_rs *b,
+                               uint64_t b_first, uint64_t b_last);
 rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
                       unsigned flags, rlog_open_report *rep);
 /* A snapshot of every segment file of a directory (names, sizes, bytes),

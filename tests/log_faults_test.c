@@ -94,6 +94,17 @@ static void check_records(rlog_log *l, uint64_t from, uint64_t to)
     tu_check_recs(l, &RECS, from, to);
 }
 
+/* A log (through the fault vfs) whose segment 1 is full, with fault ft
+ * (when not NULL) armed for what comes next. */
+static rlog_log *open_seg1_full(fx *f, const rlog_fault *ft)
+{
+    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
+    must_append(l, 1, PER_SEG);
+    if (ft)
+        rlog_vfs_fault_add(f->fv, ft);
+    return l;
+}
+
 /* Record lsn is not readable by any reader. */
 static void assert_unreadable(rlog_log *l, uint64_t lsn)
 {
@@ -388,10 +399,8 @@ static void spare_fault_case(fx *f, rlog_vfs_op op, int err, const char *path, i
 static void test_spare_failure_message(void **state)
 {
     fx *f = *state;
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
     rlog_fault ft = {.op = RLOG_OP_PWRITE, .times = 0, .err = ENOSPC, .path_contains = SEG2};
-    rlog_vfs_fault_add(f->fv, &ft);
+    rlog_log *l = open_seg1_full(f, &ft);
     assert_int_equal(append_rec(l, PER_SEG + 1), RLOG_ENOSPC);
     assert_errmsg_names(l, SEG2);
     assert_errmsg_names(l, strerror(ENOSPC));
@@ -440,10 +449,8 @@ static void test_spare_enospc_thread(void **state)
 static void test_seal_fdatasync_failure_poisons(void **state)
 {
     fx *f = *state;
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
     rlog_fault ft = {.op = RLOG_OP_FDATASYNC, .times = 1, .err = EIO, .path_contains = SEG1};
-    rlog_vfs_fault_add(f->fv, &ft);
+    rlog_log *l = open_seg1_full(f, &ft);
     int rv = append_rec(l, PER_SEG + 1);
     if (rv != RLOG_EPOISONED)
         fail_msg("append whose seal sync fails: %s: %s", rlog_errname(rv), rlog_errmsg(l));
@@ -467,8 +474,7 @@ static void test_seal_fdatasync_failure_poisons(void **state)
  * 2. */
 static void seal_write_case(fx *f, size_t partial)
 {
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
+    rlog_log *l = open_seg1_full(f, NULL);
     tu_snap before;
     tu_snap_take(f->dir, &before);
     rlog_fault ft = {
@@ -512,8 +518,7 @@ static void test_seal_short_write_rolls_back(void **state)
 static void test_new_segment_write_failure(void **state)
 {
     fx *f = *state;
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
+    rlog_log *l = open_seg1_full(f, NULL);
     assert_int_equal(rlog_step(l, NULL), 0); /* prepares segment 2 ahead */
     assert_true(all_zero_file(tu_path(f->dir, SEG2)));
     rlog_fault ft = {

@@ -288,6 +288,16 @@ void tu_vfs_write(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint
     assert_int_equal(done, len);
 }
 
+void tu_vfs_expect_only(rlog_vfs *vfs, const char *dir, const char *name)
+{
+    char **names;
+    size_t n;
+    assert_int_equal(vfs->list(vfs, dir, &names, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], name);
+    rlog_vfs_free_names(names, n);
+}
+
 rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir)
 {
     rlog_vfs *vfs = rlog_simfs_new(cfg);

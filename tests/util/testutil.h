@@ -39,6 +39,8 @@ rlog_file *tu_vfs_open(rlog_vfs *vfs, const char *path, unsigned flags);
 void tu_vfs_write(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off);
 /* A simulated file system (rlog_simfs_new with *cfg) holding directory
  * `dir` (and its parents); fails the test when it cannot. */
+/* vfs->list of dir succeeds and names exactly one entry, `name`. */
+void tu_vfs_expect_only(rlog_vfs *vfs, const char *dir, const char *name);
 rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir);
 /* "dir/name" in a static rotating buffer (valid for a few calls). */
 const char *tu_path(const char *dir, const char *name);

@@ -9,6 +9,10 @@
  *    raft_apply to its callback (committed by a majority and applied on the
  *    leader): commits/s, p50 and p99 latency. Windows 1 and 64. libraft's
  *    default timeouts and snapshot settings (threshold 1024, trailing 8192).
+ *    Also counts, robust to a loaded machine: the process's context
+ *    switches (voluntary + involuntary, getrusage) and CPU time (user +
+ *    system) per commit, over the measured seconds, all threads of the
+ *    three nodes together.
  * 2. Load: a log of --load-entries entries (default 100000; the issue's
  *    figure is 1000000) of --size bytes written through raft_io (bootstrap,
  *    then append in batches of 64, 8 batches in flight), then started in a
@@ -23,8 +27,10 @@
  * of level error go to stderr.
  *
  *   raftkv [--io uv,rlog] [--seconds S] [--size B] [--load-entries N]
- *          [--load-runs R] [--dir DIR] [--skip-commits] [--skip-load] [--keep]
+ *          [--load-runs R] [--dir DIR] [--window W] [--skip-commits] [--skip-load]
+ *          [--keep]
  *
+ * --window W runs the commits part with that one window (1..64) only.
  * --keep leaves the load logs in DIR/load-<io> (raftkv --load-child IO DIR
  * HOST:PORT loads one again).
  */
@@ -49,6 +55,7 @@ int main(void)
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -159,6 +166,8 @@ struct node {
     struct slot slots[MAX_WINDOW];
     unsigned inflight;
     uint64_t submitted, completed, deadline_ns, t_first, t_last;
+    /* getrusage at the start and at the end of the measured seconds */
+    uint64_t cs0, cpu_us0, cs1, cpu_us1, n_usage;
 };
 
 struct cluster {
@@ -192,6 +201,16 @@ static void cluster_finish(struct cluster *cl, int error, const char *msg)
 }
 
 static void on_apply(struct raft_apply *req, int status, void *result);
+
+/* The whole process's context switches and CPU microseconds so far. */
+static void usage_now(uint64_t *cs, uint64_t *cpu_us)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    *cs = (uint64_t)u.ru_nvcsw + (uint64_t)u.ru_nivcsw;
+    *cpu_us = (uint64_t)u.ru_utime.tv_sec * 1000000u + (uint64_t)u.ru_utime.tv_usec +
+              (uint64_t)u.ru_stime.tv_sec * 1000000u + (uint64_t)u.ru_stime.tv_usec;
+}
 
 static int submit(struct slot *s)
 {
@@ -228,9 +247,14 @@ static void on_apply(struct raft_apply *req, int status, void *result)
     if (n->completed == cl->warmup) {
         n->t_first = t; /* measuring starts */
         n->deadline_ns = t + (uint64_t)(cl->seconds * 1e9);
+        usage_now(&n->cs0, &n->cpu_us0);
     } else if (n->completed > cl->warmup && cl->n_lat < cl->cap) {
         cl->lat_ns[cl->n_lat++] = t - s->t0;
         n->t_last = t;
+    }
+    if (n->n_usage == 0 && n->deadline_ns != 0 && t >= n->deadline_ns) {
+        usage_now(&n->cs1, &n->cpu_us1);
+        n->n_usage = n->completed - cl->warmup;
     }
     if (n->deadline_ns == 0 || t < n->deadline_ns) {
         int rv = submit(s);
@@ -330,6 +354,7 @@ static int cmp_u64(const void *a, const void *b)
 
 struct commit_result {
     double per_s, p50_us, p99_us;
+    double cs_per_commit, cpu_us_per_commit;
     uint64_t measured;
 };
 
@@ -382,6 +407,10 @@ static struct commit_result run_commits(enum kv_io_kind kind, unsigned window, s
         r.p50_us = (double)cl->lat_ns[cl->n_lat / 2] / 1e3;
         r.p99_us = (double)cl->lat_ns[(cl->n_lat * 99) / 100] / 1e3;
         r.per_s = (double)cl->n_lat / ((double)(l->t_last - l->t_first) / 1e9);
+    }
+    if (l->n_usage > 0) {
+        r.cs_per_commit = (double)(l->cs1 - l->cs0) / (double)l->n_usage;
+        r.cpu_us_per_commit = (double)(l->cpu_us1 - l->cpu_us0) / (double)l->n_usage;
     }
     free(cl->lat_ns);
     free(cl);
@@ -591,7 +620,8 @@ static struct load_result run_load(const char *self, enum kv_io_kind kind, const
 static void usage(void)
 {
     die("usage", "raftkv [--io uv,rlog] [--seconds S] [--size B] [--load-entries N] "
-                 "[--load-runs R] [--dir DIR] [--skip-commits] [--skip-load] [--keep]");
+                 "[--load-runs R] [--dir DIR] [--window W] [--skip-commits] [--skip-load] "
+                 "[--keep]");
 }
 
 int main(int argc, char **argv)
@@ -605,6 +635,7 @@ int main(int argc, char **argv)
     uint64_t load_entries = 100000;
     unsigned load_runs = 3;
     bool commits = true, load = true, keep = false;
+    unsigned windows[2] = {1, 64}; /* 0: not run */
     enum kv_io_kind kinds[2];
     unsigned n_kinds = 0;
     const char *ios = NULL;
@@ -637,7 +668,13 @@ int main(int argc, char **argv)
             load_runs = (unsigned)strtoul(v, NULL, 10);
         else if (strcmp(f, "--dir") == 0)
             root = v;
-        else
+        else if (strcmp(f, "--window") == 0) {
+            unsigned x = (unsigned)strtoul(v, NULL, 10);
+            if (x == 0 || x > MAX_WINDOW)
+                usage();
+            windows[0] = x;
+            windows[1] = 0;
+        } else
             usage();
     }
     if (seconds <= 0 || size == 0 || load_entries == 0 || load_runs == 0)
@@ -665,19 +702,19 @@ int main(int argc, char **argv)
     printf("%s; %zu B entries; dir %s\n", kv_io_have_rlog() ? "" : " (rlog io not built)", size,
            root);
 
-    static const unsigned windows[] = {1, 64};
     struct commit_result cr[2][2];
     if (commits) {
         printf("\n3 nodes on loopback, a thread and loop each; %.1f s per run after a warm-up\n",
                seconds);
-        printf("%-6s %7s %12s %10s %10s %10s\n", "io", "window", "commits/s", "p50 us", "p99 us",
-               "measured");
+        printf("%-6s %7s %12s %10s %10s %10s %10s %10s\n", "io", "window", "commits/s", "p50 us",
+               "p99 us", "measured", "cs/commit", "cpu us/c");
         for (unsigned w = 0; w < 2; w++) {
-            for (unsigned k = 0; k < n_kinds; k++) {
+            for (unsigned k = 0; k < n_kinds && windows[w] != 0; k++) {
                 cr[w][k] = run_commits(kinds[k], windows[w], size, seconds, root);
-                printf("%-6s %7u %12.0f %10.0f %10.0f %10" PRIu64 "\n", kv_io_name(kinds[k]),
-                       windows[w], cr[w][k].per_s, cr[w][k].p50_us, cr[w][k].p99_us,
-                       cr[w][k].measured);
+                printf("%-6s %7u %12.0f %10.0f %10.0f %10" PRIu64 " %10.1f %10.0f\n",
+                       kv_io_name(kinds[k]), windows[w], cr[w][k].per_s, cr[w][k].p50_us,
+                       cr[w][k].p99_us, cr[w][k].measured, cr[w][k].cs_per_commit,
+                       cr[w][k].cpu_us_per_commit);
                 fflush(stdout);
             }
         }
@@ -701,17 +738,19 @@ int main(int argc, char **argv)
     /* key=value lines, and the ratios when both ran (uv first, rlog second) */
     for (unsigned k = 0; k < n_kinds; k++) {
         const char *name = kv_io_name(kinds[k]);
-        for (unsigned w = 0; commits && w < 2; w++)
-            printf("%s_w%u_commits_per_s=%.0f\n%s_w%u_p50_us=%.0f\n%s_w%u_p99_us=%.0f\n", name,
-                   windows[w], cr[w][k].per_s, name, windows[w], cr[w][k].p50_us, name, windows[w],
-                   cr[w][k].p99_us);
+        for (unsigned w = 0; commits && w < 2 && windows[w] != 0; w++)
+            printf("%s_w%u_commits_per_s=%.0f\n%s_w%u_p50_us=%.0f\n%s_w%u_p99_us=%.0f\n"
+                   "%s_w%u_cs_per_commit=%.1f\n%s_w%u_cpu_us_per_commit=%.0f\n",
+                   name, windows[w], cr[w][k].per_s, name, windows[w], cr[w][k].p50_us, name,
+                   windows[w], cr[w][k].p99_us, name, windows[w], cr[w][k].cs_per_commit, name,
+                   windows[w], cr[w][k].cpu_us_per_commit);
         if (load)
             printf("%s_load_ms=%.1f\n%s_load_rss_kb=%ld\n", name, lr[k].ms, name, lr[k].rss_kb);
     }
     if (n_kinds == 2 && kinds[0] == KV_IO_UV && kinds[1] == KV_IO_RLOG) {
         printf("\nratios rlog/uv (goals: throughput w64 >= 2, p99 w1 <= 1, load time <= 0.25, "
                "RSS <= 0.125)\n");
-        for (unsigned w = 0; commits && w < 2; w++)
+        for (unsigned w = 0; commits && w < 2 && windows[w] != 0; w++)
             printf("w%u_throughput_ratio=%.2f\nw%u_p50_ratio=%.2f\nw%u_p99_ratio=%.2f\n",
                    windows[w], cr[w][1].per_s / cr[w][0].per_s, windows[w],
                    cr[w][1].p50_us / cr[w][0].p50_us, windows[w],

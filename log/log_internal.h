@@ -136,8 +136,10 @@ struct rlog_log {
 
     rlog_file *lockf; /* the directory lock (writers only) */
 
-    pthread_t bg, prep; /* RLOG_OPEN_THREAD: the I/O thread and the preparer */
-    bool bg_running, bg_stop;
+    /* RLOG_OPEN_THREAD: the I/O thread and the preparer; RLOG_OPEN_PREPARER:
+     * the preparer only (bg_io false) */
+    pthread_t bg, prep;
+    bool bg_running, bg_io, bg_stop;
     unsigned iters_open;
 };
 

@@ -670,7 +670,8 @@ int rlog_open(const char *dir, const rlog_options *opts, rlog_log **out, rlog_op
     if (rv)
         goto fail_unlock;
     l->lockf = lk;
-    if ((o.flags & RLOG_OPEN_THREAD) && !l->readonly && (rv = rlg_bg_start(l)) != 0)
+    if ((o.flags & (RLOG_OPEN_THREAD | RLOG_OPEN_PREPARER)) && !l->readonly &&
+        (rv = rlg_bg_start(l, (o.flags & RLOG_OPEN_THREAD) != 0)) != 0)
         goto fail_unlock;
     *out = l;
     return 0;

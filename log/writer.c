@@ -833,7 +833,7 @@ void rlg_io_release(rlog_log *l, const rlg_waiter *self)
             break;
         }
     }
-    if (l->bg_running)
+    if (l->bg_io)
         pthread_cond_signal(&l->bg_cond);
 }
 
@@ -935,7 +935,8 @@ int rlog_append_async(rlog_log *l, const rlog_record *recs, size_t n, rlog_appen
     l->m.records += n;
     if (first_lsn)
         *first_lsn = w->first;
-    pthread_cond_signal(&l->bg_cond);
+    if (l->bg_io)
+        pthread_cond_signal(&l->bg_cond);
     pthread_mutex_unlock(&l->mu);
     return 0;
 }
@@ -1038,19 +1039,22 @@ static void *prep_main(void *arg)
     return NULL;
 }
 
-int rlg_bg_start(rlog_log *l)
+int rlg_bg_start(rlog_log *l, bool io)
 {
     l->bg_stop = false;
-    if (pthread_create(&l->bg, NULL, bg_main, l) != 0)
+    if (io && pthread_create(&l->bg, NULL, bg_main, l) != 0)
         return RLOG_ENOMEM;
     if (pthread_create(&l->prep, NULL, prep_main, l) != 0) {
-        pthread_mutex_lock(&l->mu);
-        l->bg_stop = true;
-        pthread_cond_broadcast(&l->bg_cond);
-        pthread_mutex_unlock(&l->mu);
-        pthread_join(l->bg, NULL);
+        if (io) {
+            pthread_mutex_lock(&l->mu);
+            l->bg_stop = true;
+            pthread_cond_broadcast(&l->bg_cond);
+            pthread_mutex_unlock(&l->mu);
+            pthread_join(l->bg, NULL);
+        }
         return RLOG_ENOMEM;
     }
+    l->bg_io = io;
     l->bg_running = true;
     return 0;
 }
@@ -1064,9 +1068,11 @@ void rlg_bg_stop(rlog_log *l)
     pthread_cond_broadcast(&l->bg_cond);
     pthread_cond_broadcast(&l->prep_cond);
     pthread_mutex_unlock(&l->mu);
-    pthread_join(l->bg, NULL);
+    if (l->bg_io)
+        pthread_join(l->bg, NULL);
     pthread_join(l->prep, NULL);
     l->bg_running = false;
+    l->bg_io = false;
 }
 
 void rlg_drop_pending(rlog_log *l, void (*drop)(void *data))

@@ -14,8 +14,9 @@ int rlg_io_round(rlog_log *l, bool all, bool sync);
  * and one blocking append (not `self`), and the I/O thread, when work is
  * pending. mu held. */
 void rlg_io_release(rlog_log *l, const rlg_waiter *self);
-/* Background threads (mu NOT held). */
-int rlg_bg_start(rlog_log *l);
+/* Background threads (mu NOT held): the preparer, and the I/O thread when
+ * `io`. */
+int rlg_bg_start(rlog_log *l, bool io);
 void rlg_bg_stop(rlog_log *l);
 /* After a crash: drop what is queued, firing no callback (drop, when not
  * NULL, gets each async append's data). mu held. */

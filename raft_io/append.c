@@ -3,11 +3,18 @@
  *
  * append queues the entries with rlog_rs_append_async (payloads copied, so
  * libraft's buffers are free again when the call returns) at the store's
- * last index + 1 — which already counts the appends still in flight. The
- * store completes them in index order on the log's I/O thread once they
- * are durable; each completion is posted to the loop, and posts from one
- * thread run in order, so libraft's callbacks come in submission order and
- * only after the entries are durable.
+ * last index + 1 — which already counts the appends still in flight — and
+ * posts one sync task per loop turn. The task runs on the loop after the
+ * turn that appended (after libraft sent its AppendEntries, which it does
+ * right after io->append): rlog_rs_sync writes everything queued as one
+ * write and one fdatasync, and completes the appends in index order; each
+ * completion is posted to the loop, and posts run in order, so libraft's
+ * callbacks come in submission order and only after the entries are
+ * durable. The log has no I/O thread (RLOG_OPEN_PREPARER: only segment
+ * preparation runs off the loop): handing each append to a writer thread
+ * and its completion back cost two thread wake-ups per append and node;
+ * without them bench/raftkv measures fewer context switches and less CPU
+ * per commit at windows 1 and 64 (docs/raft_io.md, "Threads", "Benchmark").
  *
  * Failure. Once one append fails (EIO, ENOSPC, ...), the store is failed
  * (every later write returns RLOG_EPOISONED): that append and every later
@@ -69,8 +76,10 @@ static void append_post(rio_append *a)
     }
 }
 
-/* The store's completion: the log's I/O thread (or the loop thread with
- * RLOG_RAFT_IO_NO_THREADS). */
+/* The store's completion, on the loop thread: inside the sync task, or
+ * inside a method whose synchronous write drove the queued appends
+ * (truncate, set_term, ...) or inside the store's close. Posted, so that
+ * it never runs nested in a method. */
 static void append_done(void *data, int status, uint64_t first, uint64_t last)
 {
     rio_append *a = data;
@@ -89,7 +98,8 @@ static void append_done(void *data, int status, uint64_t first, uint64_t last)
     append_post(a);
 }
 
-/* RLOG_RAFT_IO_NO_THREADS: the loop makes queued appends durable. */
+/* The loop makes what this turn appended durable: one write and one
+ * fdatasync for all of it (see the top). */
 static void append_sync_task(void *arg)
 {
     rio *r = arg;
@@ -107,6 +117,15 @@ int rlg_rio_append(struct raft_io *io, struct raft_io_append *req,
     if (r->rs == NULL || r->closing) {
         return rlg_rio_err(r, RAFT_CANCELED, "append: the io is closing or not initialised");
     }
+    if (rlg_rio_snap_holds(r)) {
+        return rlg_rio_snap_hold_append(r, req, entries, n, cb);
+    }
+    return rlg_rio_append_submit(r, req, entries, n, cb);
+}
+
+int rlg_rio_append_submit(rio *r, struct raft_io_append *req, const struct raft_entry entries[],
+                          unsigned n, raft_io_append_cb cb)
+{
     req->cb = cb;
     rio_append *a = calloc(1, sizeof *a);
     rlog_rs_entry *e = calloc(n > 0 ? n : 1, sizeof *e);
@@ -150,8 +169,7 @@ int rlg_rio_append(struct raft_io *io, struct raft_io_append *req,
                              rlog_rs_errmsg(r->rs));
             free(a);
         }
-    } else if ((r->opts.flags & RLOG_RAFT_IO_NO_THREADS) &&
-               !atomic_exchange(&r->sync_posted, true)) {
+    } else if (!atomic_exchange(&r->sync_posted, true)) {
         if (rlg_rio_post(r, append_sync_task, r) != 0) {
             atomic_store(&r->sync_posted, false);
         }

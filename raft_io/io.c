@@ -187,7 +187,9 @@ static int rio_open_store(rio *r)
     o.log.sync = RLOG_SYNC_GROUP;
     o.log.flags = RLOG_OPEN_CREATE;
     if (!(r->opts.flags & RLOG_RAFT_IO_NO_THREADS)) {
-        o.log.flags |= RLOG_OPEN_THREAD;
+        /* Segments are prepared off the loop; appends are made durable by
+         * the loop itself, once per turn (append.c). */
+        o.log.flags |= RLOG_OPEN_PREPARER;
     }
     if (r->opts.logger != NULL) {
         o.log.logger = rio_log_relay;
@@ -345,7 +347,14 @@ static void rio_teardown(rio *r)
         r->t = NULL;
         t->close(t); /* send completions run in here: RAFT_CANCELED, posted */
     }
-    rlg_rio_peers_free(r); /* queued sends: RAFT_CANCELED, posted */
+    rlg_rio_peers_free(r);     /* queued sends: RAFT_CANCELED, posted */
+    if (r->snap_put == NULL) { /* else once it committed (snapshot.c) */
+        rlg_rio_store_close(r);
+    }
+}
+
+void rlg_rio_store_close(rio *r)
+{
     if (r->rs != NULL) {
         rlog_rs *rs = r->rs;
         r->rs = NULL;

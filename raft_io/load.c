@@ -12,9 +12,11 @@
  * + 1 when no entries are kept, and may be at or below the snapshot's index
  * when entries were kept behind it (libraft's `trailing`).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "raft_io/rio.h"
 
@@ -57,27 +59,103 @@ int rlg_rio_batch_own(struct raft_entry *v, size_t n)
     return 0;
 }
 
-/* Copies one chunk of entries read from the store into raft_malloc'd
- * batches, one per rlog batch record. */
-static int load_chunk(const rlog_rs_entries *in, struct raft_entry *out)
+/* The entries being loaded: v[0..have) are filled; v[cur_first..have)
+ * point into the batch being filled (cur, cap bytes, used so far). */
+typedef struct load_state {
+    struct raft_entry *v;
+    size_t n, have, cur_first;
+    uint8_t *cur;
+    size_t cap, used;
+    int why; /* RAFT_NOMEM or RAFT_CORRUPT when load_record stopped the scan */
+} load_state;
+
+/* Gives the batch being filled back its unused tail (raft_realloc; a moved
+ * batch has its entries pointed again). */
+static void batch_close(load_state *ls)
 {
-    for (size_t k = 0; k < in->n; k++) {
-        out[k].term = in->v[k].term;
-        out[k].type = (unsigned short)in->v[k].type;
-        out[k].buf.base = (void *)in->v[k].data;
-        out[k].buf.len = in->v[k].len;
-        out[k].batch = NULL;
+    if (ls->cur == NULL || ls->used == ls->cap) {
+        return;
     }
-    size_t i = 0;
-    while (i < in->n) {
-        size_t j = i;
-        while (j < in->n && in->v[j].batch == in->v[i].batch) {
-            j++;
+    uint8_t *nb = raft_realloc(ls->cur, ls->used > 0 ? ls->used : 8);
+    if (nb == NULL || nb == ls->cur) {
+        return; /* keeping the larger block is correct too */
+    }
+    for (size_t k = ls->cur_first; k < ls->have; k++) {
+        ls->v[k].buf.base = nb + ((uint8_t *)ls->v[k].buf.base - ls->cur);
+        ls->v[k].batch = nb;
+    }
+    ls->cur = nb;
+    ls->cap = ls->used;
+}
+
+/* Asks the kernel to back the page-aligned inside of a new batch with huge
+ * pages and to map it in one call: filling a GiB of fresh memory one 4 KiB
+ * page fault at a time is most of a load's time otherwise (perf:
+ * docs/raft_io.md, "Benchmark"). Advice only: contents and ownership do
+ * not change, and a kernel without these flags ignores them. */
+static void batch_advise(void *b, size_t len)
+{
+    uintptr_t lo = ((uintptr_t)b + 4095u) & ~(uintptr_t)4095u;
+    uintptr_t hi = ((uintptr_t)b + len) & ~(uintptr_t)4095u;
+    if (hi <= lo || hi - lo < (2u << 20)) {
+        return; /* no huge page fits: the advice would only cost a call */
+    }
+#ifdef MADV_HUGEPAGE
+    (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+#endif
+}
+
+/* rlog_rs_entries_scan's callback: copies the payloads of one batch record
+ * straight into the batch being filled (one copy from the reader's
+ * buffer), starting a new batch when they do not fit: RIO_LOAD_BATCH_BYTES,
+ * or less when the entries left look smaller, or the record's size when
+ * that is larger. */
+static int load_record(void *data, const rlog_rs_entry *e, size_t n)
+{
+    load_state *ls = data;
+    size_t bytes = 0;
+    for (size_t k = 0; k < n; k++) {
+        bytes += e[k].len;
+    }
+    if (n > ls->n - ls->have) {
+        ls->why = RAFT_CORRUPT; /* more entries than the index said */
+        return RLOG_ECORRUPT;
+    }
+    if (ls->cur == NULL || bytes > ls->cap - ls->used) {
+        batch_close(ls);
+        /* what is left, guessed from this record's mean entry size: a
+         * small log gets a small batch */
+        size_t left = ls->n - ls->have;
+        size_t guess = n > 0 && bytes / n <= RIO_LOAD_BATCH_BYTES / left
+                           ? bytes / n * left + bytes % n + 64
+                           : RIO_LOAD_BATCH_BYTES;
+        size_t cap = guess < RIO_LOAD_BATCH_BYTES ? guess : RIO_LOAD_BATCH_BYTES;
+        cap = bytes > cap ? bytes : cap;
+        uint8_t *b = raft_malloc(cap);
+        if (b == NULL) {
+            ls->why = RAFT_NOMEM;
+            return RLOG_ENOMEM;
         }
-        if (rlg_rio_batch_own(out + i, j - i) != 0) {
-            return RAFT_NOMEM;
+        batch_advise(b, cap);
+        ls->cur = b;
+        ls->cap = cap;
+        ls->used = 0;
+        ls->cur_first = ls->have;
+    }
+    for (size_t k = 0; k < n; k++) {
+        struct raft_entry *o = &ls->v[ls->have++];
+        o->term = e[k].term;
+        o->type = (unsigned short)e[k].type;
+        o->buf.base = ls->cur + ls->used;
+        o->buf.len = e[k].len;
+        o->batch = ls->cur;
+        if (e[k].len > 0) {
+            memcpy(o->buf.base, e[k].data, e[k].len);
         }
-        i = j;
+        ls->used += e[k].len;
     }
     return 0;
 }
@@ -102,30 +180,35 @@ static int load_entries(rio *r, raft_index first, raft_index last, struct raft_e
     if (last < first) {
         return 0;
     }
-    size_t n = (size_t)(last - first + 1);
-    struct raft_entry *v = raft_calloc(n, sizeof *v);
-    if (v == NULL) {
-        return rlg_rio_err(r, RAFT_NOMEM, "load: out of memory for %zu entries", n);
+    load_state ls = {.n = (size_t)(last - first + 1)};
+    ls.v = raft_calloc(ls.n, sizeof *ls.v);
+    if (ls.v == NULL) {
+        return rlg_rio_err(r, RAFT_NOMEM, "load: out of memory for %zu entries", ls.n);
     }
-    size_t have = 0;
-    while (have < n) {
-        rlog_rs_entries chunk;
-        int rv = rlog_rs_entries_read(r->rs, first + have, last, RIO_LOAD_READ_BYTES, &chunk);
-        if (rv != 0) {
-            entries_destroy(v, have);
-            return store_err(r, rv, "load");
+    int rv = rlog_rs_entries_scan(r->rs, first, last, load_record, &ls);
+    if (rv == 0 && ls.have != ls.n) {
+        rv = RLOG_ECORRUPT;
+        ls.why = RAFT_CORRUPT;
+    }
+    if (rv != 0) {
+        if (ls.cur != NULL && ls.cur_first == ls.have) {
+            raft_free(ls.cur); /* a batch no entry points at yet */
         }
-        rv = load_chunk(&chunk, v + have);
-        if (rv != 0) {
-            rlog_rs_entries_free(&chunk);
-            entries_destroy(v, have + chunk.n); /* batches of this chunk: set or NULL */
+        entries_destroy(ls.v, ls.have);
+        if (ls.why == RAFT_NOMEM) {
             return rlg_rio_err(r, RAFT_NOMEM, "load: out of memory");
         }
-        have += chunk.n;
-        rlog_rs_entries_free(&chunk);
+        if (ls.why == RAFT_CORRUPT) {
+            return rlg_rio_err(r, RAFT_CORRUPT,
+                               "load: the store's index lists %zu entries from %llu, its batch "
+                               "records hold another number (%s)",
+                               ls.n, (unsigned long long)first, r->dir);
+        }
+        return store_err(r, rv, "load");
     }
-    *out = v;
-    *n_out = n;
+    batch_close(&ls);
+    *out = ls.v;
+    *n_out = ls.n;
     return 0;
 }
 
@@ -142,6 +225,48 @@ void rlg_rio_snapshot_destroy(struct raft_snapshot *s)
     raft_free(s);
 }
 
+int rlg_rio_snapshot_convert(const rlog_rs_snapshot *s, const char *dir, struct raft_snapshot **out,
+                             char *err, size_t errcap)
+{
+    *out = NULL;
+    struct raft_snapshot *snap = raft_calloc(1, sizeof *snap);
+    if (snap == NULL) {
+        snprintf(err, errcap, "snapshot: out of memory");
+        return RAFT_NOMEM;
+    }
+    raft_configuration_init(&snap->configuration);
+    snap->index = s->index;
+    snap->term = s->term;
+    snap->configuration_index = s->conf_index;
+    char why[200];
+    int rv = rlg_rio_conf_decode(s->conf, s->conf_len, &snap->configuration, why, sizeof why);
+    if (rv != 0) {
+        rv = rv == RAFT_NOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+        snprintf(err, errcap, "snapshot %s in %s (index %llu): %s", s->file, dir,
+                 (unsigned long long)s->index, why);
+        goto fail;
+    }
+    rv = RAFT_NOMEM;
+    snprintf(err, errcap, "snapshot: out of memory for %llu bytes", (unsigned long long)s->size);
+    if ((snap->bufs = raft_calloc(1, sizeof *snap->bufs)) == NULL) {
+        goto fail;
+    }
+    snap->n_bufs = 1;
+    if ((snap->bufs[0].base = raft_malloc(s->size > 0 ? (size_t)s->size : 8)) == NULL) {
+        goto fail;
+    }
+    if (s->size > 0) {
+        memcpy(snap->bufs[0].base, s->data, (size_t)s->size);
+    }
+    snap->bufs[0].len = (size_t)s->size;
+    err[0] = '\0';
+    *out = snap;
+    return 0;
+fail:
+    rlg_rio_snapshot_destroy(snap);
+    return rv;
+}
+
 int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out)
 {
     *out = NULL;
@@ -153,46 +278,10 @@ int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out)
     if (rv != 0) {
         return store_err(r, rv, "snapshot");
     }
-    struct raft_snapshot *snap = raft_calloc(1, sizeof *snap);
-    if (snap == NULL) {
-        rlog_rs_snapshot_release(&s);
-        return rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory");
-    }
-    raft_configuration_init(&snap->configuration);
-    snap->index = s.index;
-    snap->term = s.term;
-    snap->configuration_index = s.conf_index;
-    char why[200];
-    rv = rlg_rio_conf_decode(s.conf, s.conf_len, &snap->configuration, why, sizeof why);
-    if (rv != 0) {
-        rv = rlg_rio_err(r, rv == RAFT_NOMEM ? RAFT_NOMEM : RAFT_CORRUPT,
-                         "snapshot %s in %s (index %llu): %s", s.file, r->dir,
-                         (unsigned long long)s.index, why);
-        goto err;
-    }
-    snap->bufs = raft_calloc(1, sizeof *snap->bufs);
-    if (snap->bufs == NULL) {
-        rv = rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory");
-        goto err;
-    }
-    snap->n_bufs = 1;
-    snap->bufs[0].base = raft_malloc(s.size > 0 ? (size_t)s.size : 8);
-    if (snap->bufs[0].base == NULL) {
-        rv = rlg_rio_err(r, RAFT_NOMEM, "snapshot: out of memory for %llu bytes",
-                         (unsigned long long)s.size);
-        goto err;
-    }
-    if (s.size > 0) {
-        memcpy(snap->bufs[0].base, s.data, (size_t)s.size);
-    }
-    snap->bufs[0].len = (size_t)s.size;
+    char err[300];
+    rv = rlg_rio_snapshot_convert(&s, r->dir, out, err, sizeof err);
     rlog_rs_snapshot_release(&s);
-    *out = snap;
-    return 0;
-err:
-    rlog_rs_snapshot_release(&s);
-    rlg_rio_snapshot_destroy(snap);
-    return rv;
+    return rv != 0 ? rlg_rio_err(r, rv, "%s", err) : 0;
 }
 
 int rlg_rio_load(struct raft_io *io, raft_term *term, raft_id *voted_for,

@@ -1,9 +1,8 @@
 /*
  * Internal state of the raft_io adapter (rlog/raft_io.h). One `rio` per
  * struct raft_io, in io->impl. Everything here is touched on the loop
- * thread only, except the fields marked atomic (the log's I/O thread and
- * nng's threads reach the adapter only through rio_post and the wake
- * hook).
+ * thread only, except the fields marked atomic (nng's threads reach the
+ * adapter only through rio_post and the wake hook).
  *
  * Files: io.c (entry points, start, close, time, random, async_work, the
  * posting of callbacks), load.c (load, bootstrap, recover, set_term,
@@ -30,11 +29,29 @@
 
 #define RIO_SNAPSHOT_CHUNK_DEFAULT (1u << 20)
 #define RIO_POLL_MS_DEFAULT        10u
-#define RIO_PEER_QUEUE_MAX         64u /* messages kept for a peer not yet connected */
-#define RIO_LOAD_READ_BYTES        (64u << 20)
+#define RIO_PEER_QUEUE_MAX         64u        /* messages kept for a peer not yet connected */
+#define RIO_LOAD_BATCH_BYTES       (8u << 20) /* load: libraft batches of this size */
+
+#define RIO_HOLD_BYTES (1u << 20) /* payload bytes merged into one held message */
 
 typedef struct rio rio;
 typedef struct rio_peer rio_peer;
+typedef struct rio_send rio_send;
+
+/* An AppendEntries or AppendEntriesResult held until the end of the loop
+ * turn (send.c, "Coalescing"); later ones of the same turn merge into it.
+ * AppendEntries: m.append_entries.entries is `entries` (the structs are
+ * ours, the payloads libraft's, which it keeps until every send callback
+ * in `sends` ran). */
+typedef struct rio_held {
+    struct rio_held *next;
+    struct raft_message m;
+    struct raft_entry *entries;
+    unsigned cap;
+    size_t bytes;    /* payload bytes in entries */
+    rio_send *sends; /* completed together, in order */
+    rio_send *sends_tail;
+} rio_held;
 
 /* A message encoded (rlog_msg_encode) while its peer was not up yet. */
 typedef struct rio_queued {
@@ -52,6 +69,8 @@ struct rio_peer {
     bool dialing;  /* connect() done for `url` */
     char *url;     /* transport address we dial */
     bool up;
+    bool turn_sent; /* a message left for it during this loop turn */
+    rio_held *hhead, *htail;
     rio_queued *qhead, *qtail;
     unsigned qn;
     /* InstallSnapshot reassembly (chunks arrive in order on a connection). */
@@ -86,12 +105,17 @@ struct rio {
     rlog_ship_leader *ship;
 
     rio_peer *peers;
+    bool flush_posted; /* send.c's end-of-turn flush is queued */
 
     atomic_uint pending; /* posted functions not yet run */
     atomic_bool poll_posted;
     atomic_bool append_failed; /* an append failed: every later one fails */
     atomic_bool sync_posted;   /* RLOG_RAFT_IO_NO_THREADS: a sync is queued */
-    unsigned works;            /* async_work in flight (loop thread) */
+    unsigned works;            /* async_work and snapshot work in flight (loop thread) */
+
+    /* snapshot.c (loop thread) */
+    struct rio_snap *snap_put; /* the snapshot_put in the work pool (one at a time) */
+    struct rio_held_append *held_head, *held_tail; /* appends held by a pending install */
 
     bool closing;
     bool close_finishing;
@@ -100,6 +124,9 @@ struct rio {
 
 /* io.c */
 int rlg_rio_post(rio *r, rlog_loop_fn fn, void *arg);
+/* Closes the store, then the shipping leader (close; snapshot.c once a
+ * pending snapshot_put committed). */
+void rlg_rio_store_close(rio *r);
 /* Called after each posted function ran (pending--), and by close. */
 void rlg_rio_done_one(rio *r);
 void rlg_rio_check_closed(rio *r);
@@ -120,6 +147,11 @@ int rlg_rio_set_vote(struct raft_io *io, raft_id server_id);
 /* The current snapshot as libraft wants it (raft_malloc'd, one buffer);
  * *out NULL when there is none. Shared by load and snapshot_get. */
 int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out);
+/* s as libraft's snapshot (raft_calloc'd, one raft_malloc'd buffer, the
+ * configuration decoded). Touches no rio: any thread (snapshot_get's
+ * work). RAFT_NOMEM or RAFT_CORRUPT with a message in err. */
+int rlg_rio_snapshot_convert(const rlog_rs_snapshot *s, const char *dir, struct raft_snapshot **out,
+                             char *err, size_t errcap);
 void rlg_rio_snapshot_destroy(struct raft_snapshot *s);
 /* Copies the payloads of v[0..n) (bufs borrowed) into one raft_malloc'd
  * batch and points every entry's buf and batch into it, as libraft owns
@@ -127,6 +159,11 @@ void rlg_rio_snapshot_destroy(struct raft_snapshot *s);
 int rlg_rio_batch_own(struct raft_entry *v, size_t n);
 
 /* append.c */
+/* append without the closing check and without holding: what append does
+ * once an install no longer holds it (also while closing: held appends
+ * were accepted). */
+int rlg_rio_append_submit(rio *r, struct raft_io_append *req, const struct raft_entry entries[],
+                          unsigned n, raft_io_append_cb cb);
 int rlg_rio_append(struct raft_io *io, struct raft_io_append *req,
                    const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
 int rlg_rio_truncate(struct raft_io *io, raft_index index);
@@ -136,6 +173,12 @@ int rlg_rio_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_s
                          const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb);
 int rlg_rio_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
                          raft_io_snapshot_get_cb cb);
+/* True while an install (snapshot_put with trailing 0) is in the work
+ * pool: appends are held until its marker is written (they belong after
+ * it). */
+bool rlg_rio_snap_holds(rio *r);
+int rlg_rio_snap_hold_append(rio *r, struct raft_io_append *req, const struct raft_entry entries[],
+                             unsigned n, raft_io_append_cb cb);
 
 /* send.c */
 int rlg_rio_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,

@@ -17,7 +17,30 @@
  *
  * Callbacks: the transport completes sends on the loop thread inside
  * poll() (or inside close()); libraft's callback is posted from there, so
- * it never runs inside a transport call or inside io->send.
+ * it never runs inside a transport call or inside io->send. Sends
+ * completed together (a merged message, below) share one post.
+ *
+ * Coalescing. Every message through the transport costs several thread
+ * hand-offs inside nng, so messages of one loop turn to one peer are
+ * merged where Raft allows it. The first message of a turn to a peer
+ * leaves at once (no latency is added to a lone message); an
+ * AppendEntries or AppendEntriesResult that follows it in the same turn
+ * is held, and an end-of-turn flush (a function posted to the loop) sends
+ * what is held, in order. While held:
+ *   - an AppendEntries that continues the held one (same term; its
+ *     prev_log_index/prev_log_term are the held one's last entry) is
+ *     appended to it: one message with both runs of entries and the later
+ *     leader_commit, as if the leader had sent them at once (bounded by
+ *     RIO_HOLD_BYTES of payload per message);
+ *   - a successful AppendEntriesResult replaces a held successful one of
+ *     the same term with a lower or equal last_log_index: acknowledgements
+ *     are cumulative, the earlier one says nothing the later does not;
+ *   - anything else is held behind them, and a message of another type
+ *     (votes, TimeoutNow, InstallSnapshot) first flushes the peer's held
+ *     messages, so the order to a peer never changes.
+ * Each merged request gets libraft's callback with the merged message's
+ * status; libraft keeps an AppendEntries' entries until its callback, so
+ * held entries point at libraft's buffers without a copy.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +48,8 @@
 
 #include "raft_io/rio.h"
 
-typedef struct rio_send {
+struct rio_send {
+    rio_send *next; /* completed together with this one (a merged message) */
     rio *r;
     struct raft_io_send *req;
     raft_io_send_cb cb;
@@ -36,7 +60,7 @@ typedef struct rio_send {
     void *conf_buf; /* raft_malloc'd encoded configuration */
     const uint8_t *data;
     size_t offset;
-} rio_send;
+};
 
 char *rlg_rio_url(const char *address)
 {
@@ -68,27 +92,39 @@ rio_peer *rlg_rio_peer_get(rio *r, raft_id id)
     return p;
 }
 
+/* Runs the callbacks of a chain of sends completed together. */
 static void send_deliver(void *arg)
 {
     rio_send *s = arg;
     rio *r = s->r;
-    int st = r->closing ? RAFT_CANCELED : s->status;
-    raft_free(s->conf_buf);
-    struct raft_io_send *req = s->req;
-    raft_io_send_cb cb = s->cb;
-    free(s);
-    if (cb != NULL) {
-        cb(req, st);
+    while (s != NULL) {
+        rio_send *next = s->next;
+        int st = r->closing ? RAFT_CANCELED : s->status;
+        raft_free(s->conf_buf);
+        struct raft_io_send *req = s->req;
+        raft_io_send_cb cb = s->cb;
+        free(s);
+        if (cb != NULL) {
+            cb(req, st);
+        }
+        s = next;
     }
     rlg_rio_done_one(r);
 }
 
+/* Completes s and the sends chained to it (one post). */
 static void send_finish(rio_send *s, int status)
 {
-    s->status = status;
+    for (rio_send *x = s; x != NULL; x = x->next) {
+        x->status = status;
+    }
     if (rlg_rio_post(s->r, send_deliver, s) != 0) {
-        raft_free(s->conf_buf);
-        free(s);
+        while (s != NULL) {
+            rio_send *next = s->next;
+            raft_free(s->conf_buf);
+            free(s);
+            s = next;
+        }
     }
 }
 
@@ -305,6 +341,185 @@ static int send_snapshot(rio *r, rio_peer *p, const struct raft_message *m, rio_
     return 0;
 }
 
+/* Hands a message to the transport, or keeps it encoded while the peer is
+ * not up; failures complete s (and the sends chained to it). */
+static void send_wire(rio *r, rio_peer *p, const rlog_msg *w, rio_send *s)
+{
+    int rv;
+    if (p->up) {
+        rv = r->t->send(r->t, p->id, w, send_cb, s);
+        if (rv != 0) {
+            send_finish(s, send_code(rv));
+        }
+    } else if ((rv = peer_queue(r, p, w, s)) != 0) {
+        send_finish(s, rv);
+    }
+}
+
+/* ----------------------------------------------------------- coalescing */
+
+static void held_free(rio_held *h)
+{
+    free(h->entries);
+    free(h);
+}
+
+/* Sends what is held for p, in order. */
+static void flush_peer(rio *r, rio_peer *p)
+{
+    while (p->hhead != NULL) {
+        rio_held *h = p->hhead;
+        p->hhead = h->next;
+        if (p->hhead == NULL) {
+            p->htail = NULL;
+        }
+        rlog_msg w;
+        rlog_msg_entry *entries = NULL;
+        int rv = atomic_load(&r->append_failed) ? RAFT_IOERR : to_wire(&h->m, &w, &entries);
+        if (rv != 0 || r->t == NULL) {
+            send_finish(h->sends, rv != 0 ? rv : RAFT_CANCELED);
+        } else {
+            send_wire(r, p, &w, h->sends);
+        }
+        free(entries);
+        held_free(h);
+    }
+}
+
+static void flush_task(void *arg)
+{
+    rio *r = arg;
+    r->flush_posted = false;
+    for (rio_peer *p = r->peers; p != NULL; p = p->next) {
+        if (!r->closing) {
+            flush_peer(r, p);
+        }
+        p->turn_sent = false;
+    }
+    rlg_rio_done_one(r);
+}
+
+/* Queues the end-of-turn flush; false when the loop refuses it. */
+static bool flush_post(rio *r)
+{
+    if (!r->flush_posted) {
+        if (rlg_rio_post(r, flush_task, r) != 0) {
+            return false;
+        }
+        r->flush_posted = true;
+    }
+    return true;
+}
+
+static bool ae_continues(const struct raft_append_entries *h, const struct raft_append_entries *a)
+{
+    raft_term last_term = h->n_entries > 0 ? h->entries[h->n_entries - 1].term : h->prev_log_term;
+    return a->term == h->term && a->prev_log_index == h->prev_log_index + h->n_entries &&
+           a->prev_log_term == last_term;
+}
+
+static bool aer_supersedes(const struct raft_append_entries_result *h,
+                           const struct raft_append_entries_result *a)
+{
+    return h->rejected == 0 && a->rejected == 0 && a->term == h->term &&
+           a->last_log_index >= h->last_log_index;
+}
+
+/* Appends a->entries to h (the structs; the payloads stay libraft's). */
+static int held_add_entries(rio_held *h, const struct raft_append_entries *a, size_t bytes)
+{
+    struct raft_append_entries *ha = &h->m.append_entries;
+    unsigned n = ha->n_entries + a->n_entries;
+    if (n > h->cap) {
+        unsigned cap = h->cap ? h->cap : 16;
+        while (cap < n) {
+            cap *= 2;
+        }
+        struct raft_entry *v = realloc(h->entries, cap * sizeof *v);
+        if (v == NULL) {
+            return RAFT_NOMEM;
+        }
+        h->entries = v;
+        h->cap = cap;
+    }
+    if (a->n_entries > 0) {
+        memcpy(h->entries + ha->n_entries, a->entries, a->n_entries * sizeof *a->entries);
+    }
+    ha->entries = h->entries;
+    ha->n_entries = n;
+    ha->leader_commit = a->leader_commit;
+    h->bytes += bytes;
+    return 0;
+}
+
+/* Holds an AppendEntries or AppendEntriesResult for the end of the turn,
+ * merged into the last held message when Raft allows it (see the top). On
+ * failure nothing is held and s is not used. */
+static int hold(rio *r, rio_peer *p, const struct raft_message *m, rio_send *s)
+{
+    rio_held *h = p->htail;
+    size_t bytes = 0;
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        const struct raft_append_entries *a = &m->append_entries;
+        for (unsigned i = 0; i < a->n_entries; i++) {
+            if (a->entries[i].buf.len > UINT32_MAX) {
+                return RAFT_TOOBIG;
+            }
+            bytes += a->entries[i].buf.len;
+        }
+        if (h != NULL &&
+            !(h->m.type == RAFT_IO_APPEND_ENTRIES && ae_continues(&h->m.append_entries, a) &&
+              h->bytes + bytes <= RIO_HOLD_BYTES)) {
+            h = NULL;
+        }
+    } else if (h != NULL &&
+               !(h->m.type == RAFT_IO_APPEND_ENTRIES_RESULT &&
+                 aer_supersedes(&h->m.append_entries_result, &m->append_entries_result))) {
+        h = NULL;
+    }
+    bool fresh = h == NULL;
+    if (fresh) {
+        h = calloc(1, sizeof *h);
+        if (h == NULL) {
+            return RAFT_NOMEM;
+        }
+        h->m = *m;
+        h->m.server_address = NULL; /* libraft's; only the id is needed now */
+        if (m->type == RAFT_IO_APPEND_ENTRIES) {
+            h->m.append_entries.entries = NULL;
+            h->m.append_entries.n_entries = 0;
+        }
+    }
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        if (held_add_entries(h, &m->append_entries, bytes) != 0) {
+            if (fresh) {
+                held_free(h);
+            }
+            return RAFT_NOMEM;
+        }
+    } else {
+        h->m.append_entries_result = m->append_entries_result;
+    }
+    if (fresh) {
+        if (p->htail != NULL) {
+            p->htail->next = h;
+        } else {
+            p->hhead = h;
+        }
+        p->htail = h;
+    }
+    if (h->sends_tail != NULL) {
+        h->sends_tail->next = s;
+    } else {
+        h->sends = s;
+    }
+    h->sends_tail = s;
+    if (!flush_post(r)) {
+        flush_peer(r, p); /* no later turn to wait for: send now */
+    }
+    return 0;
+}
+
 int rlg_rio_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
                  raft_io_send_cb cb)
 {
@@ -334,6 +549,17 @@ int rlg_rio_send(struct raft_io *io, struct raft_io_send *req, const struct raft
         send_finish(s, rv);
         return 0;
     }
+    bool mergeable =
+        message->type == RAFT_IO_APPEND_ENTRIES || message->type == RAFT_IO_APPEND_ENTRIES_RESULT;
+    if (mergeable && (p->hhead != NULL || (p->up && p->turn_sent))) {
+        if ((rv = hold(r, p, message, s)) != 0) {
+            free(s);
+            return rlg_rio_err(r, rv, "send: message type %d to server %llu: %s", message->type,
+                               (unsigned long long)message->server_id, raft_strerror(rv));
+        }
+        return 0;
+    }
+    flush_peer(r, p); /* what is held goes first */
     if (message->type == RAFT_IO_INSTALL_SNAPSHOT) {
         rv = send_snapshot(r, p, message, s);
         if (rv != 0) {
@@ -348,15 +574,11 @@ int rlg_rio_send(struct raft_io *io, struct raft_io_send *req, const struct raft
         return rlg_rio_err(r, rv, "send: message type %d to server %llu: %s", message->type,
                            (unsigned long long)message->server_id, raft_strerror(rv));
     }
-    if (p->up) {
-        rv = r->t->send(r->t, p->id, &w, send_cb, s);
-        if (rv != 0) {
-            send_finish(s, send_code(rv));
-        }
-    } else if ((rv = peer_queue(r, p, &w, s)) != 0) {
-        send_finish(s, rv);
-    }
+    send_wire(r, p, &w, s);
     free(entries);
+    if (p->up && flush_post(r)) {
+        p->turn_sent = true; /* later ones this turn are held */
+    }
     return 0;
 }
 
@@ -428,6 +650,12 @@ void rlg_rio_peers_free(rio *r)
     while (r->peers != NULL) {
         rio_peer *p = r->peers;
         r->peers = p->next;
+        while (p->hhead != NULL) {
+            rio_held *h = p->hhead;
+            p->hhead = h->next;
+            send_finish(h->sends, RAFT_CANCELED);
+            held_free(h);
+        }
         while (p->qhead != NULL) {
             rio_queued *q = p->qhead;
             p->qhead = q->next;

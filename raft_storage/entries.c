@@ -312,13 +312,14 @@ typedef struct reader {
     size_t bytes, max_bytes;
 } reader;
 
-/* Reads batch record p->lsn through the iterator into a buffer of its own. */
-static int read_batch(reader *rd, const rlg_bpos *p, uint8_t **buf, rlg_batch_view *b)
+/* Advances the iterator to batch record p->lsn and decodes it in place:
+ * *rec and *b point into the iterator's buffer (valid until its next
+ * read). Every record read is checked against its checksum by the log. */
+static int next_batch(reader *rd, const rlg_bpos *p, rlog_record *rec, rlg_batch_view *b)
 {
     rlog_rs *rs = rd->rs;
-    rlog_record rec;
     for (;;) {
-        int rv = rlog_iter_next(rd->it, &rec);
+        int rv = rlog_iter_next(rd->it, rec);
         if (rv == RLOG_EEND && !rd->synced) {
             rd->synced = true; /* in flight: wait for it to be written */
             if ((rv = rlog_sync(rs->log)) == 0)
@@ -327,29 +328,41 @@ static int read_batch(reader *rd, const rlg_bpos *p, uint8_t **buf, rlg_batch_vi
         if (rv)
             return rlg_rs_fail(rs, rv == RLOG_EEND ? RLOG_ECORRUPT : rv,
                                "reading batch LSN %" PRIu64 ": %s", p->lsn, rlog_errmsg(rs->log));
-        if (rec.lsn >= p->lsn)
+        if (rec->lsn >= p->lsn)
             break;
     }
     rlg_rec r;
     char why[200];
-    *buf = NULL;
-    int rv = rec.lsn == p->lsn && rec.type == RLOG_RS_TYPE_ENTRIES ? 0 : RLOG_ECORRUPT;
-    if (!rv && !(*buf = malloc(rec.len ? rec.len : 1)))
-        return rlg_rs_fail(rs, RLOG_ENOMEM, "out of memory reading LSN %" PRIu64, p->lsn);
-    if (!rv) {
-        memcpy(*buf, rec.data, rec.len);
-        rv = rlg_rec_decode(rec.type, *buf, rec.len, &r, why, sizeof why);
-    }
+    int rv = rec->lsn == p->lsn && rec->type == RLOG_RS_TYPE_ENTRIES ? 0 : RLOG_ECORRUPT;
+    if (!rv)
+        rv = rlg_rec_decode(rec->type, rec->data, rec->len, &r, why, sizeof why);
     if (!rv && (r.u.batch.first_index != p->index || r.u.batch.count < p->count))
         rv = RLOG_ECORRUPT;
-    if (rv) {
-        free(*buf);
-        *buf = NULL;
+    if (rv)
         return rlg_rs_fail(rs, RLOG_ECORRUPT,
                            "LSN %" PRIu64 " is not the batch of entries %" PRIu64 "..%" PRIu64,
                            p->lsn, p->index, p->index + p->count - 1);
-    }
     *b = r.u.batch;
+    b->count = p->count; /* entries past a truncation are not ours */
+    return 0;
+}
+
+/* Reads batch record p->lsn into a buffer of its own; b points into it. */
+static int read_batch(reader *rd, const rlg_bpos *p, uint8_t **buf, rlg_batch_view *b)
+{
+    rlog_record rec;
+    rlg_batch_view in;
+    *buf = NULL;
+    int rv = next_batch(rd, p, &rec, &in);
+    if (rv)
+        return rv;
+    if (!(*buf = malloc(rec.len ? rec.len : 1)))
+        return rlg_rs_fail(rd->rs, RLOG_ENOMEM, "out of memory reading LSN %" PRIu64, p->lsn);
+    memcpy(*buf, rec.data, rec.len);
+    const uint8_t *base = rec.data;
+    *b = in;
+    b->table = *buf + (in.table - base);
+    b->payloads = *buf + (in.payloads - base);
     return 0;
 }
 
@@ -402,7 +415,6 @@ static int read_range(reader *rd, uint64_t lo, uint64_t hi, rlog_rs_entries *out
         rlg_batch_view b = {0};
         if ((rv = read_batch(rd, &p, &buf, &b)) != 0)
             break;
-        b.count = p.count; /* entries past a truncation are not ours */
         if ((rv = take_entries(rd, buf, &b, lo, hi, out, &full)) != 0) {
             if (out->nbufs == 0 || out->bufs[out->nbufs - 1] != buf)
                 free(buf);
@@ -414,23 +426,91 @@ static int read_range(reader *rd, uint64_t lo, uint64_t hi, rlog_rs_entries *out
     return rv;
 }
 
-int rlog_rs_entries_read(rlog_rs *rs, uint64_t lo, uint64_t hi, size_t max_bytes,
-                         rlog_rs_entries *out)
+/* Checks lo (inside the log) and hi (not below lo); clamps hi to the last
+ * index. */
+static int check_range(rlog_rs *rs, const char *what, uint64_t lo, uint64_t *hi)
 {
-    memset(out, 0, sizeof *out);
     const rlg_index *ix = &rs->st.ix;
     if (lo < ix->first || lo > ix->last)
         return rlg_rs_fail(rs, RLOG_ENOTFOUND,
                            "entry %" PRIu64 " is not in the log (%" PRIu64 "..%" PRIu64 ")", lo,
                            ix->first, ix->last);
-    if (hi < lo)
-        return rlg_rs_fail(rs, RLOG_EINVAL, "read: range %" PRIu64 "..%" PRIu64, lo, hi);
-    if (hi > ix->last)
-        hi = ix->last;
+    if (*hi < lo)
+        return rlg_rs_fail(rs, RLOG_EINVAL, "%s: range %" PRIu64 "..%" PRIu64, what, lo, *hi);
+    if (*hi > ix->last)
+        *hi = ix->last;
+    return 0;
+}
+
+int rlog_rs_entries_read(rlog_rs *rs, uint64_t lo, uint64_t hi, size_t max_bytes,
+                         rlog_rs_entries *out)
+{
+    memset(out, 0, sizeof *out);
+    int rv = check_range(rs, "read", lo, &hi);
+    if (rv)
+        return rv;
     reader rd = {.rs = rs, .max_bytes = max_bytes};
     out->first = lo;
-    int rv = read_range(&rd, lo, hi, out);
+    rv = read_range(&rd, lo, hi, out);
     if (rv)
         rlog_rs_entries_free(out);
+    return rv;
+}
+
+/* The entries [lo, hi] of batch b as rlog_rs_entry (data into b), in
+ * v[0..*n); v holds b->count. */
+static void batch_entries(const rlg_batch_view *b, uint64_t lo, uint64_t hi, rlog_rs_entry *v,
+                          size_t *n)
+{
+    const uint8_t *d = b->payloads;
+    *n = 0;
+    for (uint32_t k = 0; k < b->count; k++) {
+        uint64_t idx = b->first_index + k;
+        const uint8_t *t = b->table + (size_t)k * RLG_RS_ENTRY_HDR;
+        uint32_t len = rlg_get32(t + 8);
+        if (idx > hi)
+            break;
+        if (idx >= lo)
+            v[(*n)++] = (rlog_rs_entry){
+                .term = rlg_get64(t), .type = rlg_get16(t + 12), .len = len, .data = d};
+        d += len;
+    }
+}
+
+int rlog_rs_entries_scan(rlog_rs *rs, uint64_t lo, uint64_t hi, rlog_rs_scan_cb cb, void *data)
+{
+    const rlg_index *ix = &rs->st.ix;
+    int rv = check_range(rs, "scan", lo, &hi);
+    if (rv)
+        return rv;
+    reader rd = {.rs = rs};
+    rlg_bpos p;
+    rlg_index_locate(ix, lo, &p);
+    rv = rlog_iter_open(rs->log, p.lsn, 0, &rd.it);
+    if (rv)
+        return rlg_rs_fail(rs, rv, "reading entries: %s", rlog_errmsg(rs->log));
+    rlog_rs_entry *v = NULL;
+    size_t cap = 0;
+    do {
+        rlog_record rec;
+        rlg_batch_view b;
+        size_t n = 0;
+        if ((rv = next_batch(&rd, &p, &rec, &b)) != 0)
+            break;
+        if (b.count > cap) {
+            rlog_rs_entry *nv = realloc(v, (size_t)b.count * sizeof *nv);
+            if (!nv) {
+                rv = rlg_rs_fail(rs, RLOG_ENOMEM, "reading entries: out of memory");
+                break;
+            }
+            v = nv;
+            cap = b.count;
+        }
+        batch_entries(&b, lo, hi, v, &n);
+        if (n > 0 && (rv = cb(data, v, n)) != 0)
+            break;
+    } while (p.index + p.count <= hi && rlg_index_next(ix, &p));
+    free(v);
+    rlog_iter_close(rd.it);
     return rv;
 }

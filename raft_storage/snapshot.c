@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,50 @@ static void path_of(const rlog_rs *rs, const char *name, char *buf, size_t cap)
     snprintf(buf, cap, "%s/%s", rs->dir, name);
 }
 
-/* ---------------------------------------------------------------- put */
+/* ---------------------------------------------------------------- jobs */
+
+/* A snapshot file written or read away from the handle's thread: what it
+ * needs of the handle is copied in at rlog_rs_snapshot_prepare/_open, so
+ * rlog_rs_snapshot_write/_load touch only the job and the vfs. */
+struct rlog_rs_snap_job {
+    rlog_vfs *vfs;
+    char *dir;
+    char name[RLG_RS_NAME_MAX + 1];
+    /* put: the descriptor (conf and the bufs array copied; the data
+     * borrowed until rlog_rs_snapshot_write returns) and what was written */
+    rlog_rs_snapshot_desc d;
+    bool written;
+    uint64_t size;
+    uint32_t crc;
+    /* load: the file opened at rlog_rs_snapshot_open and its marker */
+    rlog_file *f;
+    rlog_rs_snapshot meta;
+    uint64_t lsn;
+    char errmsg[512];
+};
+
+static void path_of_job(const rlog_rs_snap_job *j, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", j->dir, name);
+}
+
+static int job_fail(rlog_rs_snap_job *j, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int job_fail(rlog_rs_snap_job *j, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->errmsg, sizeof j->errmsg, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+static int job_vfs_fail(rlog_rs_snap_job *j, int e, const char *what, const char *path)
+{
+    char eb[128];
+    return job_fail(j, rlog_from_errno(e), "snapshot: %s %s: %s", what, path,
+                    strerror_r(e, eb, sizeof eb));
+}
 
 static int vfs_fail(rlog_rs *rs, int e, const char *what, const char *path)
 {
@@ -74,17 +118,55 @@ static int vfs_fail(rlog_rs *rs, int e, const char *what, const char *path)
                        strerror_r(e, eb, sizeof eb));
 }
 
-/* Writes the data to `tmp`; *size and *crc describe it. On failure tmp is
- * gone. */
-static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *d, rlog_file **out,
-                     uint64_t *size, uint32_t *crc)
+static rlog_rs_snap_job *job_new(rlog_rs *rs)
 {
-    rlog_vfs *v = rs->vfs;
+    rlog_rs_snap_job *j = calloc(1, sizeof *j);
+    if (j && !(j->dir = strdup(rs->dir))) {
+        free(j);
+        j = NULL;
+    }
+    if (j)
+        j->vfs = rs->vfs;
+    return j;
+}
+
+void rlog_rs_snapshot_job_free(rlog_rs_snap_job *j)
+{
+    if (!j)
+        return;
+    if (j->written) { /* never committed: an orphan nothing refers to */
+        char path[4096];
+        path_of_job(j, j->name, path, sizeof path);
+        j->vfs->unlink(j->vfs, path);
+        rlg_os_sync_dir(j->vfs, j->dir);
+    }
+    if (j->f)
+        j->vfs->close(j->vfs, j->f);
+    free((void *)j->d.conf);
+    free((void *)j->d.bufs);
+    rlog_rs_snapshot_release(&j->meta);
+    free(j->dir);
+    free(j);
+}
+
+const char *rlog_rs_snapshot_job_errmsg(const rlog_rs_snap_job *j)
+{
+    return j->errmsg;
+}
+
+/* ---------------------------------------------------------------- put */
+
+/* Writes the data to `tmp`; j->size and j->crc describe it. On failure
+ * tmp is gone. */
+static int write_tmp(rlog_rs_snap_job *j, const char *tmp, rlog_file **out)
+{
+    rlog_vfs *v = j->vfs;
+    const rlog_rs_snapshot_desc *d = &j->d;
     rlog_file *f = NULL;
     v->unlink(v, tmp); /* a leftover of an earlier failed put */
     int e = v->open(v, tmp, RLOG_VFS_CREATE | RLOG_VFS_EXCL | RLOG_VFS_RDWR, &f);
     if (e)
-        return vfs_fail(rs, e, "create", tmp);
+        return job_vfs_fail(j, e, "create", tmp);
     uint64_t off = 0;
     uint32_t state = 0xffffffffu;
     for (unsigned i = 0; i < d->n_bufs && !e; i++) {
@@ -97,11 +179,11 @@ static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *
         state = rlg_crc32c_update(state, d->bufs[i].base, d->bufs[i].len);
         off += d->bufs[i].len;
     }
-    *size = off;
-    *crc = ~state;
+    j->size = off;
+    j->crc = ~state;
     if (e) {
-        rlg_install_discard(v, rs->dir, f, tmp);
-        return vfs_fail(rs, e, "write", tmp);
+        rlg_install_discard(v, j->dir, f, tmp);
+        return job_vfs_fail(j, e, "write", tmp);
     }
     *out = f;
     return 0;
@@ -110,21 +192,23 @@ static int write_tmp(rlog_rs *rs, const char *tmp, const rlog_rs_snapshot_desc *
 /* temp → fsync → rename → directory fsync (os/install.h). There is no
  * handle to poison: a failed directory fsync after the rename removes the
  * file again (nothing refers to it yet) and the put fails. */
-static int install_file(rlog_rs *rs, const char *name, const rlog_rs_snapshot_desc *d,
-                        uint64_t *size, uint32_t *crc)
+int rlog_rs_snapshot_write(rlog_rs_snap_job *j)
 {
     char path[4096], tmp[4096 + 8];
-    path_of(rs, name, path, sizeof path);
+    path_of_job(j, j->name, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s" SNAP_TMP, path);
     rlog_file *f = NULL;
-    int rv = write_tmp(rs, tmp, d, &f, size, crc);
+    int rv = write_tmp(j, tmp, &f);
     if (rv)
         return rv;
     rlg_os_fail fail, undo;
-    rv = rlg_install(rs->vfs, rs->dir, f, tmp, path, RLG_INSTALL_FSYNC, &fail);
+    rv = rlg_install(j->vfs, j->dir, f, tmp, path, RLG_INSTALL_FSYNC, &fail);
     if (rv == RLG_OS_FATAL)
-        (void)rlg_unlink_synced(rs->vfs, rs->dir, path, &undo);
-    return rv ? vfs_fail(rs, fail.err, fail.what, fail.path) : 0;
+        (void)rlg_unlink_synced(j->vfs, j->dir, path, &undo);
+    if (rv)
+        return job_vfs_fail(j, fail.err, fail.what, fail.path);
+    j->written = true;
+    return 0;
 }
 
 /* Deletes the segments that hold only records the state no longer needs:
@@ -185,8 +269,9 @@ static int check_desc(rlog_rs *rs, const rlog_rs_snapshot_desc *d, const char *n
     return 0;
 }
 
-int rlog_rs_snapshot_put(rlog_rs *rs, const rlog_rs_snapshot_desc *d)
+int rlog_rs_snapshot_prepare(rlog_rs *rs, const rlog_rs_snapshot_desc *d, rlog_rs_snap_job **out)
 {
+    *out = NULL;
     int rv = rlg_rs_writable(rs);
     if (rv)
         return rv;
@@ -195,21 +280,46 @@ int rlog_rs_snapshot_put(rlog_rs *rs, const rlog_rs_snapshot_desc *d)
         snap_name(d->index, d->term, name, sizeof name);
     if ((rv = check_desc(rs, d, name)) != 0)
         return rv;
-    uint64_t size = 0, lsn = 0;
-    uint32_t crc = 0;
-    if ((rv = install_file(rs, name, d, &size, &crc)) != 0)
-        return rv;
-    if ((rv = put_marker(rs, d, name, size, crc, &lsn)) != 0) {
-        /* a marker that may be durable (poisoned log, index failure) keeps
-         * its file: the next open decides */
-        if (rv != RLOG_EPOISONED && !atomic_load(&rs->failed)) {
-            char path[4096];
-            path_of(rs, name, path, sizeof path);
-            rs->vfs->unlink(rs->vfs, path);
-            rlg_os_sync_dir(rs->vfs, rs->dir);
-        }
+    rlog_rs_snap_job *j = job_new(rs);
+    void *conf = j ? malloc(d->conf_len ? d->conf_len : 1) : NULL;
+    rlog_rs_buf *bufs = conf ? calloc(d->n_bufs ? d->n_bufs : 1, sizeof *bufs) : NULL;
+    if (!bufs) {
+        free(conf);
+        rlog_rs_snapshot_job_free(j);
+        return rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory");
+    }
+    if (d->conf_len)
+        memcpy(conf, d->conf, d->conf_len);
+    if (d->n_bufs)
+        memcpy(bufs, d->bufs, d->n_bufs * sizeof *bufs);
+    j->d = *d;
+    j->d.conf = conf;
+    j->d.bufs = bufs;
+    snprintf(j->name, sizeof j->name, "%s", name);
+    *out = j;
+    return 0;
+}
+
+int rlog_rs_snapshot_commit(rlog_rs *rs, rlog_rs_snap_job *j, int write_status)
+{
+    int rv = write_status;
+    if (rv) {
+        rv = rlg_rs_fail(rs, rv, "%s", j->errmsg);
+        rlog_rs_snapshot_job_free(j);
         return rv;
     }
+    uint64_t lsn = 0;
+    if ((rv = rlg_rs_writable(rs)) != 0 || (rv = check_desc(rs, &j->d, j->name)) != 0 ||
+        (rv = put_marker(rs, &j->d, j->name, j->size, j->crc, &lsn)) != 0) {
+        /* a marker that may be durable (poisoned log, index failure) keeps
+         * its file: the next open decides */
+        if (rv == RLOG_EPOISONED || atomic_load(&rs->failed))
+            j->written = false;
+        rlog_rs_snapshot_job_free(j);
+        return rv;
+    }
+    j->written = false; /* the marker names it now */
+    rlog_rs_snapshot_job_free(j);
     rs->snap_lsn = lsn;
     compact_log(rs);
     uint64_t t, s;
@@ -217,6 +327,15 @@ int rlog_rs_snapshot_put(rlog_rs *rs, const rlog_rs_snapshot_desc *d)
         rlg_rs_logf(rs, RLOG_LEVEL_WARN, "%s", rs->errmsg);
     rs->errmsg[0] = '\0';
     return 0;
+}
+
+int rlog_rs_snapshot_put(rlog_rs *rs, const rlog_rs_snapshot_desc *d)
+{
+    rlog_rs_snap_job *j = NULL;
+    int rv = rlog_rs_snapshot_prepare(rs, d, &j);
+    if (rv)
+        return rv;
+    return rlog_rs_snapshot_commit(rs, j, rlog_rs_snapshot_write(j));
 }
 
 /* ---------------------------------------------------------------- cleanup */
@@ -297,59 +416,87 @@ out:
 
 #define SNAP_CHUNK (1u << 20)
 
-/* Reads the current snapshot's file and checks it against its marker
- * (present, size, CRC32C): RLOG_ECORRUPT naming the file, the marker's LSN
- * and what differs. With `data`, the whole file is returned in *data
- * (malloc'd); without, it is streamed through a bounded buffer. */
-static int snap_file_check(rlog_rs *rs, const char *path, void **data)
+/* The current snapshot's file as its marker describes it. */
+typedef struct snap_ref {
+    rlog_vfs *vfs;
+    const char *path;
+    uint64_t size, lsn;
+    uint32_t crc;
+} snap_ref;
+
+static int msg_fail(char *msg, size_t cap, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int msg_fail(char *msg, size_t cap, int err, const char *fmt, ...)
 {
-    const rlg_snap *cur = &rs->st.snap;
-    rlog_vfs *v = rs->vfs;
-    rlog_file *f = NULL;
-    uint64_t size = 0, want = cur->v.size;
-    int e = v->open(v, path, RLOG_VFS_RDONLY, &f);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+static int open_ref(const snap_ref *r, rlog_file **f, char *msg, size_t cap)
+{
+    int e = r->vfs->open(r->vfs, r->path, RLOG_VFS_RDONLY, f);
+    char eb[128];
     if (e == ENOENT)
-        return rlg_rs_fail(rs, RLOG_ECORRUPT,
-                           "snapshot file %s named by the marker (LSN %" PRIu64 ") is missing",
-                           path, rs->snap_lsn);
+        return msg_fail(msg, cap, RLOG_ECORRUPT,
+                        "snapshot file %s named by the marker (LSN %" PRIu64 ") is missing",
+                        r->path, r->lsn);
     if (e)
-        return vfs_fail(rs, e, "open", path);
-    int rv = 0;
+        return msg_fail(msg, cap, rlog_from_errno(e), "snapshot: open %s: %s", r->path,
+                        strerror_r(e, eb, sizeof eb));
+    return 0;
+}
+
+/* Reads the open file f and checks it against its marker (size, CRC32C):
+ * RLOG_ECORRUPT naming the file, the marker's LSN and what differs; the
+ * message goes to msg. With `data`, the whole file is returned in *data
+ * (malloc'd); without, it is streamed through a bounded buffer. Touches
+ * no handle: any thread may call it. */
+static int check_file(const snap_ref *r, rlog_file *f, void **data, char *msg, size_t cap_msg)
+{
+    rlog_vfs *v = r->vfs;
+    uint64_t size = 0;
+    char eb[128];
+    int rv = 0, e;
     uint8_t *buf = NULL;
     size_t cap = 0;
     if ((e = v->size(v, f, &size)) != 0)
-        rv = vfs_fail(rs, e, "size of", path);
-    else if (size != want)
-        rv = rlg_rs_fail(rs, RLOG_ECORRUPT,
-                         "snapshot file %s has %" PRIu64 " bytes; the marker (LSN %" PRIu64
-                         ") says %" PRIu64,
-                         path, size, rs->snap_lsn, want);
+        rv = msg_fail(msg, cap_msg, rlog_from_errno(e), "snapshot: size of %s: %s", r->path,
+                      strerror_r(e, eb, sizeof eb));
+    else if (size != r->size)
+        rv = msg_fail(msg, cap_msg, RLOG_ECORRUPT,
+                      "snapshot file %s has %" PRIu64 " bytes; the marker (LSN %" PRIu64
+                      ") says %" PRIu64,
+                      r->path, size, r->lsn, r->size);
     else if (size > SIZE_MAX - 1)
-        rv = rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory for %" PRIu64 " bytes", size);
+        rv = msg_fail(msg, cap_msg, RLOG_ENOMEM, "snapshot: out of memory for %" PRIu64 " bytes",
+                      size);
     if (!rv) {
         cap = data ? (size_t)size : (size < SNAP_CHUNK ? (size_t)size : SNAP_CHUNK);
         if (!(buf = malloc(cap ? cap : 1)))
-            rv = rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory for %zu bytes", cap);
+            rv = msg_fail(msg, cap_msg, RLOG_ENOMEM, "snapshot: out of memory for %zu bytes", cap);
     }
     uint32_t state = 0xffffffffu;
     for (uint64_t off = 0; !rv && off < size;) {
         size_t n = size - off < cap ? (size_t)(size - off) : cap, done = 0;
         uint8_t *p = data ? buf + off : buf;
         if ((e = v->pread(v, f, p, n, off, &done)) != 0)
-            rv = vfs_fail(rs, e, "read", path);
+            rv = msg_fail(msg, cap_msg, rlog_from_errno(e), "snapshot: read %s: %s", r->path,
+                          strerror_r(e, eb, sizeof eb));
         else if (done != n)
-            rv = rlg_rs_fail(rs, RLOG_ECORRUPT, "snapshot file %s is short at offset %" PRIu64,
-                             path, off + done);
+            rv = msg_fail(msg, cap_msg, RLOG_ECORRUPT,
+                          "snapshot file %s is short at offset %" PRIu64, r->path, off + done);
         else
             state = rlg_crc32c_update(state, p, n);
         off += n;
     }
-    v->close(v, f);
-    if (!rv && ~state != cur->v.crc)
-        rv = rlg_rs_fail(rs, RLOG_ECORRUPT,
-                         "snapshot file %s fails its checksum (CRC32C %08" PRIx32
-                         ", the marker (LSN %" PRIu64 ") says %08" PRIx32 ")",
-                         path, ~state, rs->snap_lsn, cur->v.crc);
+    if (!rv && ~state != r->crc)
+        rv = msg_fail(msg, cap_msg, RLOG_ECORRUPT,
+                      "snapshot file %s fails its checksum (CRC32C %08" PRIx32
+                      ", the marker (LSN %" PRIu64 ") says %08" PRIx32 ")",
+                      r->path, ~state, r->lsn, r->crc);
     if (!rv && data)
         *data = buf;
     else
@@ -357,40 +504,92 @@ static int snap_file_check(rlog_rs *rs, const char *path, void **data)
     return rv;
 }
 
+static void current_ref(rlog_rs *rs, char *path, size_t cap, snap_ref *r)
+{
+    const rlg_snap *cur = &rs->st.snap;
+    path_of(rs, cur->name, path, cap);
+    *r = (snap_ref){rs->vfs, path, cur->v.size, rs->snap_lsn, cur->v.crc};
+}
+
 int rlg_rs_snap_verify(rlog_rs *rs)
 {
     if (!rs->st.snap.has)
         return 0;
+    char path[4096], msg[512];
+    snap_ref r;
+    current_ref(rs, path, sizeof path, &r);
+    rlog_file *f = NULL;
+    int rv = open_ref(&r, &f, msg, sizeof msg);
+    if (!rv) {
+        rv = check_file(&r, f, NULL, msg, sizeof msg);
+        rs->vfs->close(rs->vfs, f);
+    }
+    return rv ? rlg_rs_fail(rs, rv, "%s", msg) : 0;
+}
+
+int rlog_rs_snapshot_open(rlog_rs *rs, rlog_rs_snap_job **out)
+{
+    *out = NULL;
+    const rlg_snap *cur = &rs->st.snap;
+    if (!cur->has)
+        return rlg_rs_fail(rs, RLOG_ENOTFOUND, "no snapshot");
+    rlog_rs_snap_job *j = job_new(rs);
+    if (!j || !(j->meta.conf = malloc(cur->v.conf_len ? cur->v.conf_len : 1))) {
+        rlog_rs_snapshot_job_free(j);
+        return rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory");
+    }
     char path[4096];
-    path_of(rs, rs->st.snap.name, path, sizeof path);
-    return snap_file_check(rs, path, NULL);
+    snap_ref r;
+    current_ref(rs, path, sizeof path, &r);
+    /* opened now: a file removed later (a newer snapshot's cleanup) stays
+     * readable through it */
+    int rv = open_ref(&r, &j->f, j->errmsg, sizeof j->errmsg);
+    if (rv) {
+        rv = rlg_rs_fail(rs, rv, "%s", j->errmsg);
+        rlog_rs_snapshot_job_free(j);
+        return rv;
+    }
+    memcpy(j->meta.conf, cur->v.conf, cur->v.conf_len);
+    j->meta.index = cur->v.index;
+    j->meta.term = cur->v.term;
+    j->meta.conf_index = cur->v.conf_index;
+    j->meta.conf_len = cur->v.conf_len;
+    j->meta.size = cur->v.size;
+    j->meta.crc = cur->v.crc;
+    j->meta.trailing = cur->v.trailing;
+    j->lsn = rs->snap_lsn;
+    snprintf(j->meta.file, sizeof j->meta.file, "%s", cur->name);
+    *out = j;
+    return 0;
+}
+
+int rlog_rs_snapshot_load(rlog_rs_snap_job *j, rlog_rs_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
+    char path[4096];
+    path_of_job(j, j->meta.file, path, sizeof path);
+    snap_ref r = {j->vfs, path, j->meta.size, j->lsn, j->meta.crc};
+    void *data = NULL;
+    int rv = check_file(&r, j->f, &data, j->errmsg, sizeof j->errmsg);
+    if (rv)
+        return rv;
+    *out = j->meta;
+    out->data = data;
+    memset(&j->meta, 0, sizeof j->meta); /* the conf went to out */
+    return 0;
 }
 
 int rlog_rs_snapshot_get(rlog_rs *rs, rlog_rs_snapshot *out)
 {
     memset(out, 0, sizeof *out);
-    const rlg_snap *cur = &rs->st.snap;
-    if (!cur->has)
-        return rlg_rs_fail(rs, RLOG_ENOTFOUND, "no snapshot");
-    char path[4096];
-    path_of(rs, cur->name, path, sizeof path);
-    int rv = snap_file_check(rs, path, &out->data);
+    rlog_rs_snap_job *j = NULL;
+    int rv = rlog_rs_snapshot_open(rs, &j);
     if (rv)
         return rv;
-    if (!(out->conf = malloc(cur->v.conf_len ? cur->v.conf_len : 1))) {
-        rlog_rs_snapshot_release(out);
-        return rlg_rs_fail(rs, RLOG_ENOMEM, "snapshot: out of memory");
-    }
-    memcpy(out->conf, cur->v.conf, cur->v.conf_len);
-    out->index = cur->v.index;
-    out->term = cur->v.term;
-    out->conf_index = cur->v.conf_index;
-    out->conf_len = cur->v.conf_len;
-    out->size = cur->v.size;
-    out->crc = cur->v.crc;
-    out->trailing = cur->v.trailing;
-    snprintf(out->file, sizeof out->file, "%s", cur->name);
-    return 0;
+    if ((rv = rlog_rs_snapshot_load(j, out)) != 0)
+        rv = rlg_rs_fail(rs, rv, "%s", j->errmsg);
+    rlog_rs_snapshot_job_free(j);
+    return rv;
 }
 
 void rlog_rs_snapshot_release(rlog_rs_snapshot *s)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rlog/log.h"
 
@@ -539,6 +540,22 @@ static void check_calls(actx *c, const acall *calls, size_t n, const unsigned *s
 
 #define ASYNC_CALLS 600
 
+/* Every record up to `last` is durable and readable in l; closed and
+ * reopened, the log is clean and still holds them all. */
+static void close_durable_reopen(fx *f, rlog_log *l, rlog_sync_mode mode, uint64_t last)
+{
+    rlog_positions p;
+    rlog_positions_get(l, &p);
+    assert_int_equal(p.durable, last);
+    check_all(l, last, 41);
+    assert_int_equal(rlog_close(l), 0);
+    rlog_open_report rep;
+    l = open_log(f->dir, NULL, SEG, mode, 0, &rep);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    check_all(l, last, 41);
+    assert_int_equal(rlog_close(l), 0);
+}
+
 /* Asynchronous appends with the background thread: every callback fires
  * exactly once, in LSN order, one at a time, with status 0, and only once
  * its records are durable; the records are all there after reopen. */
@@ -558,16 +575,7 @@ static void async_thread_case(fx *f, rlog_sync_mode mode)
     }
     wait_fired(&c, ASYNC_CALLS);
     check_calls(&c, calls, ASYNC_CALLS, sizes);
-    rlog_positions p;
-    rlog_positions_get(c.l, &p);
-    assert_int_equal(p.durable, lsn - 1);
-    check_all(c.l, lsn - 1, 41);
-    assert_int_equal(rlog_close(c.l), 0);
-    rlog_open_report rep;
-    c.l = open_log(f->dir, NULL, SEG, mode, 0, &rep);
-    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
-    check_all(c.l, lsn - 1, 41);
-    assert_int_equal(rlog_close(c.l), 0);
+    close_durable_reopen(f, c.l, mode, lsn - 1);
     free(calls);
     actx_destroy(&c);
 }
@@ -625,6 +633,52 @@ static void test_async_step_driven(void **state)
     check_calls(&c, calls, CALLS, sizes);
     check_all(c.l, lsn - 1, 41);
     assert_int_equal(rlog_close(c.l), 0);
+    free(calls);
+    actx_destroy(&c);
+}
+
+/* RLOG_OPEN_PREPARER: the preparer makes the next segment ready with no
+ * call into the log, but no thread writes: queued asynchronous appends
+ * wait for the owner's rlog_sync, which writes and syncs them, across
+ * rotations, and fires each callback once, in LSN order, after
+ * durability; a reopen finds everything, clean. */
+static void test_async_preparer_sync_driven(void **state)
+{
+    fx *f = *state;
+    actx c;
+    actx_init(&c, 0);
+    c.l = open_log(f->dir, NULL, SEG, RLOG_SYNC_GROUP, RLOG_OPEN_PREPARER, NULL);
+    rlog_metrics m;
+    for (int i = 0; i < 10000; i++) { /* bounded: 10 s */
+        rlog_metrics_get(c.l, &m);
+        if (m.segments_prepared > 0)
+            break;
+        usleep(1000);
+    }
+    assert_true(m.segments_prepared > 0); /* the thread did it: no call ran */
+    enum { CALLS = 300 };
+    acall *calls = calloc(CALLS, sizeof *calls);
+    unsigned sizes[CALLS];
+    uint64_t lsn = 1;
+    for (size_t i = 0; i < CALLS; i++) {
+        sizes[i] = 1 + (unsigned)(i % 3);
+        assert_int_equal(queue_async(&c, &calls[i], lsn, sizes[i]), 0);
+        lsn += sizes[i];
+    }
+    usleep(20000); /* an I/O thread would have written by now */
+    rlog_positions p;
+    rlog_positions_get(c.l, &p);
+    pthread_mutex_lock(&c.mu);
+    uint64_t fired = c.fired;
+    pthread_mutex_unlock(&c.mu);
+    assert_int_equal(fired, 0);
+    assert_true(p.durable < lsn - 1);
+    assert_int_equal(rlog_sync(c.l), 0);
+    assert_int_equal(c.fired, CALLS);
+    check_calls(&c, calls, CALLS, sizes);
+    rlog_metrics_get(c.l, &m);
+    assert_true(m.rotations > 0);
+    close_durable_reopen(f, c.l, RLOG_SYNC_GROUP, lsn - 1);
     free(calls);
     actx_destroy(&c);
 }
@@ -766,6 +820,7 @@ int main(void)
         TC(test_group_commit_thread),
         TC(test_async_thread_group),
         TC(test_async_thread_each),
+        TC(test_async_preparer_sync_driven),
         TC(test_async_step_driven),
         TC(test_async_poisoned_stepped),
         TC(test_async_poisoned_thread),

@@ -177,6 +177,55 @@ static void test_truncate_reappend(void **state)
     rlog_rs_close(rs);
 }
 
+/* ---------------------------------------------------------------- scan */
+
+typedef struct scan_seen {
+    uint64_t next; /* index the next entry must have */
+    size_t calls;
+    size_t stop_after; /* 0: never stop */
+} scan_seen;
+
+static int scan_check(void *data, const rlog_rs_entry *e, size_t n)
+{
+    scan_seen *s = data;
+    assert_true(n > 0);
+    for (size_t k = 0; k < n; k++) {
+        expect_entry(&e[k], s->next, s->next < 13 ? 1 : 3);
+        assert_null(e[k].batch);
+        s->next++;
+    }
+    s->calls++;
+    return s->stop_after && s->calls == s->stop_after ? 77 : 0;
+}
+
+/* rlog_rs_entries_scan yields exactly the entries lo..hi in index order,
+ * one call per batch record (a range starting and ending inside batches,
+ * entries cut by a truncation left out), stops with the callback's
+ * value, and refuses a range outside the log. */
+static void test_scan(void **state)
+{
+    fx *f = *state;
+    rlog_rs *rs = open_store(f->dir, 4096, 0, RLOG_SYNC_EACH);
+    for (uint64_t i = 1; i <= 40; i += 8)
+        assert_int_equal(append_range(rs, i, 8, 1), 0);
+    assert_int_equal(rlog_rs_truncate(rs, 13), 0); /* inside the batch 9..16 */
+    assert_int_equal(append_range(rs, 13, 4, 3), 0);
+    rs = reopen(rs, f->dir, 4096);
+    scan_seen s = {.next = 3};
+    assert_int_equal(rlog_rs_entries_scan(rs, 3, 14, scan_check, &s), 0);
+    assert_int_equal(s.next, 15);
+    assert_int_equal(s.calls, 3); /* 1..8, 9..12 (cut), 13..16 */
+    s = (scan_seen){.next = 1};
+    assert_int_equal(rlog_rs_entries_scan(rs, 1, 1000, scan_check, &s), 0);
+    assert_int_equal(s.next, 17);
+    s = (scan_seen){.next = 1, .stop_after = 2};
+    assert_int_equal(rlog_rs_entries_scan(rs, 1, 16, scan_check, &s), 77);
+    assert_int_equal(s.next, 13);
+    assert_int_equal(rlog_rs_entries_scan(rs, 17, 20, scan_check, &s), RLOG_ENOTFOUND);
+    assert_int_equal(rlog_rs_entries_scan(rs, 0, 20, scan_check, &s), RLOG_ENOTFOUND);
+    rlog_rs_close(rs);
+}
+
 /* ---------------------------------------------------------------- reads */
 
 static void test_read_budget(void **state)
@@ -699,6 +748,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hard_state_rules, tu_dir_setup, tu_dir_teardown),
         cmocka_unit_test_setup_teardown(test_append_contiguity, tu_dir_setup, tu_dir_teardown),
         cmocka_unit_test_setup_teardown(test_truncate_reappend, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_scan, tu_dir_setup, tu_dir_teardown),
         cmocka_unit_test_setup_teardown(test_read_budget, tu_dir_setup, tu_dir_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_put_get, tu_dir_setup, tu_dir_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_leftovers, tu_dir_setup, tu_dir_teardown),

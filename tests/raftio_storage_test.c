@@ -781,6 +781,372 @@ static void test_failed_install_fails_later_appends(void **state)
     loaded_free(&l);
 }
 
+static uint8_t big_byte(raft_index index, size_t k)
+{
+    return (uint8_t)(index * 131u + k * 7u + (k >> 12));
+}
+
+/* ---- snapshot file I/O off the loop ---- */
+
+/* A vfs that holds the first write (or read) of a snapshot file until the
+ * loop thread opens the gate: the work pool's thread waits there, so the
+ * loop can only open it if it is free while the file is written. Wait at
+ * most 10 s, so a put that runs on the loop thread (which would wait for
+ * itself) ends and fails the test instead of hanging. */
+static struct gate {
+    rlog_vfs vfs; /* posix's table with open, pwrite, pread replaced */
+    rlog_vfs *base;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    const char *name; /* files whose name contains this are held */
+    rlog_file *held_file;
+    bool waiting, open, timed_out;
+} gate;
+
+static void gate_pass(rlog_file *f)
+{
+    uv_mutex_lock(&gate.mu);
+    if (f == gate.held_file && !gate.open) {
+        gate.waiting = true;
+        while (!gate.open && !gate.timed_out) {
+            if (uv_cond_timedwait(&gate.cv, &gate.mu, 10ull * 1000000000ull) != 0) {
+                gate.timed_out = true;
+            }
+        }
+        gate.waiting = false;
+    }
+    uv_mutex_unlock(&gate.mu);
+}
+
+static int gate_vfs_open(rlog_vfs *v, const char *path, unsigned flags, rlog_file **out)
+{
+    (void)v;
+    int rv = gate.base->open(gate.base, path, flags, out);
+    uv_mutex_lock(&gate.mu);
+    if (rv == 0 && gate.name != NULL && strstr(path, gate.name) != NULL && gate.held_file == NULL) {
+        gate.held_file = *out;
+    }
+    uv_mutex_unlock(&gate.mu);
+    return rv;
+}
+
+static int gate_vfs_pwrite(rlog_vfs *v, rlog_file *f, const void *buf, size_t len, uint64_t off,
+                           size_t *done)
+{
+    (void)v;
+    gate_pass(f);
+    return gate.base->pwrite(gate.base, f, buf, len, off, done);
+}
+
+static int gate_vfs_pread(rlog_vfs *v, rlog_file *f, void *buf, size_t len, uint64_t off,
+                          size_t *done)
+{
+    (void)v;
+    gate_pass(f);
+    return gate.base->pread(gate.base, f, buf, len, off, done);
+}
+
+/* The loop's side: a repeating 1 ms timer that opens the gate once the
+ * work is waiting at it, and counts the turns it saw that. */
+static int opened_by_timer;
+
+static void gate_timer_cb(uv_timer_t *t)
+{
+    (void)t;
+    on_loop_thread();
+    uv_mutex_lock(&gate.mu);
+    if (gate.waiting && !gate.open) {
+        gate.open = true;
+        opened_by_timer++;
+        uv_cond_signal(&gate.cv);
+    }
+    uv_mutex_unlock(&gate.mu);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Opens the io on a gate vfs holding files named *name*, with the timer. */
+static void gate_open(fx *f, const char *name, uv_timer_t *timer, rlog_loop **loop)
+{
+    memset(&gate, 0, sizeof gate);
+    gate.base = rlog_vfs_posix();
+    gate.vfs = *gate.base;
+    gate.vfs.open = gate_vfs_open;
+    gate.vfs.pwrite = gate_vfs_pwrite;
+    gate.vfs.pread = gate_vfs_pread;
+    gate.vfs.destroy = NULL;
+    gate.name = name;
+    assert_int_equal(uv_mutex_init(&gate.mu), 0);
+    assert_int_equal(uv_cond_init(&gate.cv), 0);
+    opened_by_timer = 0;
+    assert_int_equal(rlog_loop_uv_new(&f->loop, loop), 0);
+    io_open_custom(f, *loop, &gate.vfs, f->dir);
+    assert_int_equal(uv_timer_init(&f->loop, timer), 0);
+    assert_int_equal(uv_timer_start(timer, gate_timer_cb, 1, 1), 0);
+}
+
+static void gate_close(fx *f, uv_timer_t *timer, rlog_loop *loop)
+{
+    io_close(f);
+    uv_close((uv_handle_t *)timer, timer_closed);
+    int loop_closed = 0;
+    loop->close(loop, flag_set, &loop_closed);
+    run_until(f, &loop_closed, 1);
+    rlog_loop_uv_free(loop);
+    uv_cond_destroy(&gate.cv);
+    uv_mutex_destroy(&gate.mu);
+    assert_false(gate.timed_out);
+}
+
+enum { BIG_SNAP = 64 << 20, MID_SNAP = 16 << 20 };
+
+/* data for a big snapshot: len bytes, not one repeated byte */
+static uint8_t *big_snapshot_data(size_t len)
+{
+    uint8_t *d = malloc(len);
+    for (size_t k = 0; k < len; k++) {
+        d[k] = big_byte(7, k);
+    }
+    return d;
+}
+
+static void snapshot_of(struct raft_snapshot *snap, struct raft_buffer *buf, raft_index index,
+                        raft_term term, void *data, size_t len)
+{
+    memset(snap, 0, sizeof *snap);
+    snap->index = index;
+    snap->term = term;
+    conf_one(&snap->configuration, 1);
+    snap->configuration_index = 1;
+    buf->base = data;
+    buf->len = len;
+    snap->bufs = buf;
+    snap->n_bufs = 1;
+}
+
+/* A 64 MiB snapshot_put (trailing > 0) and its snapshot_get leave the loop
+ * free while their files are written and read: the write (then the read)
+ * waits at the gate until a timer on the loop opens it, so the callback
+ * can only come if the loop ran timers meanwhile (a put doing its I/O on
+ * the loop thread would wait for itself; the gate gives up after 10 s and
+ * the test fails). An append made while the put is pending completes
+ * normally; the snapshot read back is the one written. */
+static void test_snapshot_io_off_loop(void **state)
+{
+    fx *f = *state;
+    uv_timer_t timer;
+    rlog_loop *loop = NULL;
+    gate_open(f, ".snap", &timer, &loop);
+    bootstrap(f);
+    app a = {0}, b = {0};
+    cb_seq = 0;
+    assert_int_equal(submit(f, &a, 2, 9, 1), 0); /* 2..10 */
+    run_until(f, &cb_seq, 1);
+    uint8_t *data = big_snapshot_data(BIG_SNAP);
+    struct raft_snapshot snap;
+    struct raft_buffer buf;
+    snapshot_of(&snap, &buf, 8, 1, data, BIG_SNAP);
+    snapreq s = {0};
+    s.put.data = &s;
+    assert_int_equal(f->io.snapshot_put(&f->io, 2, &s.put, &snap, put_cb), 0);
+    assert_int_equal(submit(f, &b, 11, 2, 1), 0); /* not held: trailing > 0 */
+    run_until(f, &s.done, 1);
+    assert_int_equal(s.status, 0);
+    assert_int_equal(opened_by_timer, 1);
+    run_until(f, &cb_seq, 2);
+    assert_int_equal(b.status, 0);
+    raft_configuration_close(&snap.configuration);
+    /* the read of snapshot_get is held the same way */
+    uv_mutex_lock(&gate.mu);
+    gate.open = false;
+    gate.held_file = NULL;
+    uv_mutex_unlock(&gate.mu);
+    snapreq g = {0};
+    g.get.data = &g;
+    assert_int_equal(f->io.snapshot_get(&f->io, &g.get, get_cb), 0);
+    run_until(f, &g.done, 1);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(opened_by_timer, 2);
+    assert_non_null(g.got);
+    assert_int_equal(g.got->index, 8);
+    assert_int_equal(g.got->bufs[0].len, BIG_SNAP);
+    assert_memory_equal(g.got->bufs[0].base, data, BIG_SNAP);
+    snapshot_free(g.got);
+    free(data);
+    gate_close(f, &timer, loop);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.snap->index, 8);
+    assert_int_equal(l.start, 7); /* trailing 2: 7..12 */
+    assert_int_equal(l.n, 6);
+    expect_entries(&l, 7, 12, 1);
+    loaded_free(&l);
+}
+
+/* An install (trailing 0) pending in the work pool: an append libraft
+ * makes meanwhile (at the snapshot's index + 1, where its log now ends) is
+ * held and reaches the store after the marker: both succeed, the append's
+ * callback comes after the put's, and after a restart the log is the
+ * snapshot followed by that append. Without the hold the store, still at
+ * its old last index, would refuse an append at index + 1. */
+static void test_install_holds_appends(void **state)
+{
+    fx *f = *state;
+    uv_timer_t timer;
+    rlog_loop *loop = NULL;
+    gate_open(f, ".snap", &timer, &loop);
+    bootstrap(f);
+    app a = {0}, b = {0};
+    cb_seq = 0;
+    assert_int_equal(submit(f, &a, 2, 4, 1), 0); /* 2..5 */
+    run_until(f, &cb_seq, 1);
+    char data[] = "the leader's state at 20";
+    struct raft_snapshot snap;
+    struct raft_buffer buf;
+    snapshot_of(&snap, &buf, 20, 3, data, strlen(data));
+    snapreq s = {0};
+    s.put.data = &s;
+    assert_int_equal(f->io.snapshot_put(&f->io, 0, &s.put, &snap, put_cb), 0);
+    assert_int_equal(submit(f, &b, 21, 2, 3), 0);
+    int put_seq = -1;
+    while (s.done == 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    put_seq = cb_seq++;
+    assert_int_equal(s.status, 0);
+    run_until(f, &cb_seq, 3);
+    assert_int_equal(b.status, 0);
+    assert_true(b.order > put_seq);
+    assert_int_equal(opened_by_timer, 1);
+    raft_configuration_close(&snap.configuration);
+    gate_close(f, &timer, loop);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    expect_snapshot(l.snap, 20, 3, data);
+    assert_int_equal(l.start, 21);
+    assert_int_equal(l.n, 2);
+    expect_entries(&l, 21, 22, 3);
+    loaded_free(&l);
+}
+
+/* close while an install's file is being written, with an append held
+ * behind it: the put is finished, not dropped (its callback with status
+ * 0), the held append reaches the store and completes (status 0), both
+ * before the close callback, and a restart finds the snapshot and the
+ * append. */
+static void test_close_with_snapshot_write_pending(void **state)
+{
+    fx *f = *state;
+    uv_timer_t timer;
+    rlog_loop *loop = NULL;
+    gate_open(f, ".snap", &timer, &loop);
+    bootstrap(f);
+    uint8_t *data = big_snapshot_data(MID_SNAP);
+    struct raft_snapshot snap;
+    struct raft_buffer buf;
+    snapshot_of(&snap, &buf, 20, 3, data, MID_SNAP);
+    snapreq s = {0};
+    s.put.data = &s;
+    cb_seq = 0;
+    assert_int_equal(f->io.snapshot_put(&f->io, 0, &s.put, &snap, put_cb), 0);
+    app b = {0};
+    assert_int_equal(submit(f, &b, 21, 1, 3), 0);
+    f->io.close(&f->io, close_seq_cb);
+    assert_int_equal(s.done, 0);
+    run_until(f, &f->closed, 1);
+    assert_int_equal(s.done, 1);
+    assert_int_equal(s.status, 0);
+    assert_int_equal(b.status, 0);
+    assert_true(b.order < closed_at_seq);
+    assert_int_equal(opened_by_timer, 1);
+    rlog_raft_io_fini(&f->io);
+    f->open = false;
+    raft_configuration_close(&snap.configuration);
+    gate_close(f, &timer, loop);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.snap->index, 20);
+    assert_int_equal(l.snap->bufs[0].len, MID_SNAP);
+    assert_memory_equal(l.snap->bufs[0].base, data, MID_SNAP);
+    assert_int_equal(l.start, 21);
+    assert_int_equal(l.n, 1);
+    expect_entries(&l, 21, 21, 3);
+    loaded_free(&l);
+    free(data);
+}
+
+/* A load larger than one of the adapter's load batches (12 MiB of 1 MiB
+ * entries, plus the bootstrap entry): every entry's bytes come back, the
+ * entries are split over more than one raft_malloc'd batch, and each batch
+ * is what libraft's batch rule needs: its entries contiguous in the array
+ * and laid back to back inside it from its start. */
+static void test_load_spans_batches(void **state)
+{
+    fx *f = *state;
+    io_open(f);
+    bootstrap(f);
+    enum { PER = 4, APPENDS = 3, SIZE = 1 << 20 };
+    uint8_t *bufs = malloc((size_t)PER * SIZE);
+    app a[APPENDS];
+    memset(a, 0, sizeof a);
+    cb_seq = 0;
+    for (int j = 0; j < APPENDS; j++) {
+        struct raft_entry e[PER];
+        for (int i = 0; i < PER; i++) {
+            raft_index index = (raft_index)(2 + j * PER + i);
+            uint8_t *p = bufs + (size_t)i * SIZE;
+            for (size_t k = 0; k < SIZE; k++) {
+                p[k] = big_byte(index, k);
+            }
+            e[i] = (struct raft_entry){.term = 1, .type = RAFT_COMMAND, .buf = {p, SIZE}};
+        }
+        a[j].req.data = &a[j];
+        assert_int_equal(f->io.append(&f->io, &a[j].req, e, PER, append_cb), 0);
+        run_until(f, &cb_seq, j + 1); /* entries are borrowed only during the call */
+        assert_int_equal(a[j].status, 0);
+    }
+    free(bufs);
+    io_close(f);
+    io_open(f);
+    loaded l;
+    load(f, &l);
+    assert_int_equal(l.start, 1);
+    assert_int_equal(l.n, 1 + PER * APPENDS);
+    size_t batches = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        const struct raft_entry *e = &l.entries[i];
+        if (i == 0 || e->batch != l.entries[i - 1].batch) {
+            batches++;
+            assert_ptr_equal(e->buf.base, e->batch); /* a batch starts with its first entry */
+            for (size_t k = 0; k < i; k++) {
+                assert_ptr_not_equal(l.entries[k].batch, e->batch); /* contiguous */
+            }
+        } else {
+            const struct raft_entry *p = &l.entries[i - 1];
+            assert_ptr_equal(e->buf.base, (uint8_t *)p->buf.base + p->buf.len);
+        }
+        if (i == 0) {
+            continue;
+        }
+        assert_int_equal(e->buf.len, SIZE);
+        const uint8_t *d = e->buf.base;
+        for (size_t k = 0; k < SIZE; k++) {
+            if (d[k] != big_byte(1 + i, k)) {
+                fail_msg("entry %zu byte %zu differs", 1 + i, k);
+            }
+        }
+    }
+    assert_true(batches > 1);
+    assert_true(batches < l.n);
+    loaded_free(&l);
+}
+
 static void test_damaged_entry_fails_init(void **state)
 {
     fx *f = *state;
@@ -891,6 +1257,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_eio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_install_fails_later_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_spans_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_io_off_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_install_holds_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_snapshot_write_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_entry_fails_init, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_work_time_random, setup, teardown),
     };

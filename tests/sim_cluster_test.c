@@ -247,8 +247,11 @@ static void test_teeth_truncate_race(void **state)
  * window no format closes"), the server voted again in term 5 and the
  * election safety oracle blamed rlog. The harness now rots only records
  * the store proves durable (which the store must then report): the seed
- * passes, and still strikes disks; with the former rule it fails again
- * (the seed still reaches the case). */
+ * passes, and still strikes disks. (With the former rule it failed again
+ * until the adapter began coalescing sends: the changed message order no
+ * longer leads this seed to the case, and no seed of 1..5999 or
+ * 100000..113999 does, so that half of the check is gone; the planted
+ * store bugs above keep the oracles' teeth.) */
 static void test_regression_rot_unproven_113594(void **state)
 {
     (void)state;
@@ -260,11 +263,6 @@ static void test_regression_rot_unproven_113594(void **state)
         printf("  %s\n", r.message);
     assert_false(r.failed);
     assert_true(r.corruptions > 0);
-    o.bugs = RLOG_SIM_CLUSTER_BUG_ROT_UNPROVEN;
-    assert_int_equal(rlog_sim_cluster_run(&o, &r), 0);
-    printf("  with the former damage rule: %s\n", r.message);
-    assert_true(r.failed);
-    assert_non_null(strstr(r.message, "both lead term"));
 }
 
 /* ------------------------------------------------------ a user's own FSM */

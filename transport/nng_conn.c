@@ -54,6 +54,7 @@ void rlg_nng_conn_free(conn *c)
 {
     nng_aio_free(c->send_aio);
     nng_aio_free(c->recv_aio);
+    nng_aio_free(c->try_aio);
     free(c->down);
     free(c->where);
     free(c->peer_addr);
@@ -83,6 +84,9 @@ int rlg_nng_conn_new(tn *n, bool outgoing, conn **out)
     int rv = nng_aio_alloc(&c->send_aio, rlg_nng_ev_aio_cb, &c->send_ev);
     if (rv == 0) {
         rv = nng_aio_alloc(&c->recv_aio, rlg_nng_ev_aio_cb, &c->recv_ev);
+    }
+    if (rv == 0 && (rv = nng_aio_alloc(&c->try_aio, NULL, NULL)) == 0) {
+        nng_aio_set_timeout(c->try_aio, NNG_DURATION_ZERO);
     }
     if (rv == 0) {
         rv = nng_pair1_open(&c->sock);
@@ -155,11 +159,37 @@ sendreq *rlg_nng_conn_dequeue(conn *c)
     return s;
 }
 
+/* What nng_sendmsg(NNG_FLAG_NONBLOCK) does, on c's own aio: 0 when nng
+ * took m; otherwise m is still the caller's. The aio has no callback, so
+ * its completion runs inside the call and the wait returns at once. */
+static int conn_try_send(conn *c, nng_msg *m)
+{
+    nng_aio_set_msg(c->try_aio, m);
+    nng_send_aio(c->sock, c->try_aio);
+    nng_aio_wait(c->try_aio);
+    int rv = nng_aio_result(c->try_aio);
+    nng_aio_set_msg(c->try_aio, NULL);
+    return rv;
+}
+
+/* What nng_recvmsg(NNG_FLAG_NONBLOCK) does, on c's own aio. */
+static int conn_try_recv(conn *c, nng_msg **m)
+{
+    nng_recv_aio(c->sock, c->try_aio);
+    nng_aio_wait(c->try_aio);
+    int rv = nng_aio_result(c->try_aio);
+    if (rv == 0) {
+        *m = nng_aio_get_msg(c->try_aio);
+        nng_aio_set_msg(c->try_aio, NULL);
+    }
+    return rv;
+}
+
 void rlg_nng_conn_pump(conn *c)
 {
     while (!c->sending && c->qhead != NULL && c->state != CONN_DEAD) {
         sendreq *s = rlg_nng_conn_dequeue(c);
-        if (nng_sendmsg(c->sock, s->msg, NNG_FLAG_NONBLOCK) == 0) {
+        if (conn_try_send(c, s->msg) == 0) {
             s->msg = NULL; /* nng's now */
             rlg_nng_sendreq_done(c->n, s, 0);
             continue;
@@ -489,7 +519,7 @@ void rlg_nng_conn_on_recv(conn *c)
     nng_aio_set_msg(c->recv_aio, NULL);
     conn_take(c, m);
     for (int i = 0; i < RECV_BATCH && c->state != CONN_DEAD && !n->closing; i++) {
-        if (nng_recvmsg(c->sock, &m, NNG_FLAG_NONBLOCK) != 0) {
+        if (conn_try_recv(c, &m) != 0) {
             break;
         }
         conn_take(c, m);

@@ -159,6 +159,11 @@ struct conn {
     conn_state state;
     nng_time deadline; /* end of the handshake */
     nng_aio *send_aio, *recv_aio;
+    /* No callback, timeout zero: the owner's non-blocking sends and
+     * receives (nng_sendmsg/nng_recvmsg NONBLOCK allocate an aio per call,
+     * and nng 1.5.2 asks the kernel for random bytes for each one). Never
+     * in flight outside those calls. */
+    nng_aio *try_aio;
     ev send_ev, recv_ev, pipe_ev;
     bool sending, receiving; /* an operation is in flight on that aio */
     sendreq *inflight;
@@ -332,7 +337,7 @@ sendreq *rlg_nng_conn_dequeue(conn *c);
 /*
  * Hands queued sends to nng, oldest first, unless one is in flight: each
  * goes straight to the pipe from this thread while nng takes it without
- * waiting (nng_sendmsg NONBLOCK; completion 0 at once); the first one nng
+ * waiting (a zero-timeout send on try_aio; completion 0 at once); the first one nng
  * refuses (pipe busy, no pipe yet, any other answer) becomes the single
  * nng_send_aio in flight, whose completion (conn_on_sent) resumes the pump.
  */

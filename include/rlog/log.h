@@ -22,8 +22,13 @@
  * single-threaded and deterministic. With RLOG_OPEN_THREAD the log runs two
  * threads of its own: one writes and syncs asynchronous appends, the other
  * prepares the next segment (creates it, fills it with zeros, syncs it)
- * off the hot path. Blocking appends always do their own I/O (the first
- * waiting caller leads a round; the others share its fdatasync).
+ * off the hot path. With RLOG_OPEN_PREPARER only the second runs: the
+ * owner makes asynchronous appends durable itself (rlog_sync or rlog_step,
+ * e.g. once per turn of its event loop, which then writes and syncs what
+ * the turn appended in one round without handing it to another thread),
+ * and rotations still find their next segment ready. Blocking appends
+ * always do their own I/O (the first waiting caller leads a round; the
+ * others share its fdatasync).
  */
 #ifndef RLOG_LOG_H
 #define RLOG_LOG_H
@@ -85,6 +90,9 @@ typedef enum rlog_sync_mode {
  * which then need no zero-filling (docs/format.md, "Recycled segment
  * files"). */
 #define RLOG_OPEN_NO_RECYCLE 0x10u
+/* Start only the preparer thread (see "Threads" above); ignored with
+ * RLOG_OPEN_THREAD, which starts both. */
+#define RLOG_OPEN_PREPARER 0x20u
 
 typedef struct rlog_options {
     rlog_vfs *vfs;         /* NULL = posix; borrowed, must outlive the log */
@@ -285,7 +293,7 @@ typedef struct rlog_metrics {
     uint64_t prepare_stalls; /* rotations that had to prepare a segment inline */
     uint64_t segments_deleted;
     uint64_t segments_recycled; /* spares made from deleted segment files (no zero-fill) */
-    uint64_t write_errors; /* failed or short writes rolled back */
+    uint64_t write_errors;      /* failed or short writes rolled back */
 } rlog_metrics;
 RLOG_API void rlog_metrics_get(rlog_log *log, rlog_metrics *m);
 

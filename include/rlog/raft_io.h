@@ -43,10 +43,11 @@ struct raft_io;
 struct uv_loop_s;
 
 /* rlog_raft_io_options.flags */
-/* Open the log without background threads: asynchronous appends are made
- * durable by a function posted to the loop (rlog_rs_sync) instead of the
- * log's I/O thread. For deterministic single-threaded loops (the
- * simulator); slower with libuv. */
+/* Open the log without any thread. Appends are always made durable by a
+ * function posted to the loop (rlog_rs_sync, once per turn); without this
+ * flag the log keeps one thread that prepares the next segment file off
+ * the loop, with it the loop prepares it at rotation. For deterministic
+ * single-threaded loops (the simulator). */
 #define RLOG_RAFT_IO_NO_THREADS 0x1u
 
 /* Zero-initialised (or NULL) = defaults for every field. Strings are

@@ -199,6 +199,20 @@ RLOG_API int rlog_rs_entries_read(rlog_rs *rs, uint64_t lo, uint64_t hi, size_t 
                                   rlog_rs_entries *out);
 RLOG_API void rlog_rs_entries_free(rlog_rs_entries *e);
 
+/*
+ * Reads entries lo .. min(hi, last index) without copying them: calls
+ * cb(data, e, n) for the entries of each batch record in index order, e[k]
+ * holding index (previous calls' total + k + lo). e and the payloads point
+ * into the reader's buffer and are valid only during the call (e[k].batch
+ * is NULL): copy what must stay. Every record is checked against its
+ * checksum as by rlog_rs_entries_read (RLOG_ECORRUPT naming the segment
+ * file and offset). A non-zero return of cb stops the scan and is
+ * returned. RLOG_ENOTFOUND when lo is outside first .. last index.
+ */
+typedef int (*rlog_rs_scan_cb)(void *data, const rlog_rs_entry *e, size_t n);
+RLOG_API int rlog_rs_entries_scan(rlog_rs *rs, uint64_t lo, uint64_t hi, rlog_rs_scan_cb cb,
+                                  void *data);
+
 /* Term of entry `index`: known for first..last index and for the snapshot
  * index; 0 otherwise. */
 RLOG_API uint64_t rlog_rs_term(rlog_rs *rs, uint64_t index);
@@ -284,6 +298,39 @@ typedef struct rlog_rs_snapshot {
  * has another size or fails its checksum (the message names the file). */
 RLOG_API int rlog_rs_snapshot_get(rlog_rs *rs, rlog_rs_snapshot *out);
 RLOG_API void rlog_rs_snapshot_release(rlog_rs_snapshot *s);
+
+/*
+ * The same put and get in steps, for a caller that does the file I/O on
+ * another thread (librlog-raft: the loop's work pool). Only the steps
+ * marked "any thread" may run away from the handle's thread; they touch
+ * the job and the vfs, never the handle, so the handle may be used (and
+ * even closed) meanwhile.
+ *
+ * put:  rlog_rs_snapshot_prepare (handle's thread: checks the descriptor
+ *       as rlog_rs_snapshot_put does and copies it; the data buffers stay
+ *       borrowed until rlog_rs_snapshot_write returns), then
+ *       rlog_rs_snapshot_write (any thread: the file, temp → fsync →
+ *       rename → directory fsync), then rlog_rs_snapshot_commit with the
+ *       write's status (handle's thread: checks again, marker, compaction,
+ *       cleanup; frees the job). A job not committed is given to
+ *       rlog_rs_snapshot_job_free, which removes the file it wrote.
+ * get:  rlog_rs_snapshot_open (handle's thread: RLOG_ENOTFOUND when there
+ *       is no snapshot; opens the current file, so a newer snapshot's
+ *       cleanup cannot take it away), rlog_rs_snapshot_load (any thread:
+ *       reads and verifies it as rlog_rs_snapshot_get does), then
+ *       rlog_rs_snapshot_job_free.
+ * A step's error message is rlog_rs_snapshot_job_errmsg (the "any
+ * thread" steps) or rlog_rs_errmsg (the others).
+ */
+typedef struct rlog_rs_snap_job rlog_rs_snap_job;
+RLOG_API int rlog_rs_snapshot_prepare(rlog_rs *rs, const rlog_rs_snapshot_desc *d,
+                                      rlog_rs_snap_job **out);
+RLOG_API int rlog_rs_snapshot_write(rlog_rs_snap_job *j);
+RLOG_API int rlog_rs_snapshot_commit(rlog_rs *rs, rlog_rs_snap_job *j, int write_status);
+RLOG_API int rlog_rs_snapshot_open(rlog_rs *rs, rlog_rs_snap_job **out);
+RLOG_API int rlog_rs_snapshot_load(rlog_rs_snap_job *j, rlog_rs_snapshot *out);
+RLOG_API const char *rlog_rs_snapshot_job_errmsg(const rlog_rs_snap_job *j);
+RLOG_API void rlog_rs_snapshot_job_free(rlog_rs_snap_job *j);
 
 /* ---- Observing ---- */
 

@@ -134,6 +134,23 @@ void tu_copy_file(const char *from, const char *to)
     free(d);
 }
 
+void tu_copy_dir(const char *from, const char *to)
+{
+    mkdir(to, 0755);
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char a[8192], b[8192];
+        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+        tu_copy_file(a, b);
+    }
+    closedir(d);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

@@ -60,6 +60,9 @@ void tu_remove(const char *path); /* unlink; the file must exist */
  * into a pre-written segment may leave (torn sectors, no valid record). */
 bool tu_garble_from(const char *path, uint64_t off); /* false: nothing there */
 void tu_copy_file(const char *from, const char *to);
+/* Creates directory `to` (if needed) and copies into it every file of
+ * `from` whose name does not start with a dot (no subdirectories). */
+void tu_copy_dir(const char *from, const char *to);
 /* Sorted list of *.seg files in dir (malloc'd names; free with tu_free_names). */
 size_t tu_list_segments(const char *dir, char ***names);
 void tu_free_names(char **names, size_t n);

@@ -12,7 +12,6 @@
  * and random; every callback on the loop thread. */
 #include "util/testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

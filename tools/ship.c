@@ -425,6 +425,14 @@ static void catchup_progress(catchup *c, const rlog_ship_follower_status *st, ui
     if (c->behind && (st->bytes_received < c->bytes0 || st->durable < c->lsn0))
         c->behind = false; /* the follower was reopened: a new episode */
     bool behind = st->leader_durable > st->durable;
+    if (!behind && !c->behind && !c->initial_done && st->leader_durable > 0) {
+        /* the first catch-up began and ended between two looks (a short
+         * one, or a loaded machine): t0_ns and lsn0 are from the start */
+        if (st->durable > c->lsn0)
+            catchup_line(c, st, now, true);
+        c->initial_done = true;
+        return;
+    }
     if (behind && !c->behind) {
         *c = (catchup){.tty = true,
                        .initial_done = c->initial_done,
@@ -469,7 +477,12 @@ static int cmd_follow(cli_args *a)
     fprintf(stderr, "rlog ship follow: %s following %s as id %" PRIu64 "\n", dir, url, id);
     ex = CLI_EXIT_OK;
     uint64_t next = cli_now_ns(), last_bytes = 0, last_ns = cli_now_ns();
-    catchup cu = {.tty = !cli_quiet && isatty(STDERR_FILENO)};
+    rlog_ship_follower_status st0;
+    rlog_ship_follower_status_get(f, &st0);
+    catchup cu = {.tty = !cli_quiet && isatty(STDERR_FILENO),
+                  .t0_ns = cli_now_ns(),
+                  .bytes0 = st0.bytes_received,
+                  .lsn0 = st0.durable};
     while (!ship_stop) {
         rv = rlog_ship_follower_poll(f, 50);
         rlog_ship_follower_status st;

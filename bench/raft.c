@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/common/bench_util.h"
 #include "rlog/raft_storage.h"
 
 #ifdef RLOG_HAVE_LIBRAFT
@@ -41,27 +42,6 @@
 
 #define ENTRY_SIZE 104u
 #define BATCH      64u
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "raft bench: %s: %s\n", what, detail);
-    exit(1);
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        die("rm -rf", path);
-}
 
 /* ---------------------------------------------------------------- rlog */
 
@@ -94,7 +74,7 @@ static rlog_rs *rlog_open_store(const char *dir, unsigned flags)
     rlog_rs *rs;
     rlog_rs_open_report rep;
     if (rlog_rs_open(dir, &o, &rs, &rep))
-        die("rlog open", rep.message);
+        bench_die("rlog open", rep.message);
     return rs;
 }
 
@@ -105,14 +85,14 @@ static uint64_t rlog_write(const char *dir, uint64_t n, unsigned win)
     mkdir(dir, 0755);
     rlog_rs *rs = rlog_open_store(dir, RLOG_OPEN_CREATE | RLOG_OPEN_THREAD);
     if (rlog_rs_set_term(rs, 1))
-        die("rlog set_term", rlog_rs_errmsg(rs));
+        bench_die("rlog set_term", rlog_rs_errmsg(rs));
     static uint8_t payload[ENTRY_SIZE];
     memset(payload, 'r', sizeof payload);
     rlog_rs_entry e[BATCH];
     for (unsigned k = 0; k < BATCH; k++)
         e[k] = (rlog_rs_entry){1, 1, ENTRY_SIZE, payload, NULL};
     window w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (uint64_t next = 1; next <= n;) {
         size_t cnt = n - next + 1 < BATCH ? (size_t)(n - next + 1) : BATCH;
         pthread_mutex_lock(&w.mu);
@@ -121,27 +101,27 @@ static uint64_t rlog_write(const char *dir, uint64_t n, unsigned win)
         w.inflight++;
         pthread_mutex_unlock(&w.mu);
         if (rlog_rs_append_async(rs, next, e, cnt, rlog_done, &w))
-            die("rlog append", rlog_rs_errmsg(rs));
+            bench_die("rlog append", rlog_rs_errmsg(rs));
         next += cnt;
     }
     pthread_mutex_lock(&w.mu);
     while (w.inflight > 0)
         pthread_cond_wait(&w.cond, &w.mu);
     pthread_mutex_unlock(&w.mu);
-    uint64_t dt = now_ns() - t0;
+    uint64_t dt = bench_now_ns() - t0;
     if (w.error)
-        die("rlog append callback", rlog_strerror(w.error));
+        bench_die("rlog append callback", rlog_strerror(w.error));
     rlog_metrics m;
     rlog_metrics_get(rlog_rs_log(rs), &m);
     rlog_syncs = m.syncs;
     if (rlog_rs_close(rs))
-        die("rlog close", "failed");
+        bench_die("rlog close", "failed");
     return dt;
 }
 
 static uint64_t rlog_load(const char *dir, int read_all)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     rlog_rs *rs = rlog_open_store(dir, 0);
     uint64_t n = rlog_rs_last_index(rs) + 1 - rlog_rs_first_index(rs);
     if (read_all) {
@@ -149,15 +129,15 @@ static uint64_t rlog_load(const char *dir, int read_all)
         while (i <= rlog_rs_last_index(rs)) {
             rlog_rs_entries e;
             if (rlog_rs_entries_read(rs, i, UINT64_MAX, 1u << 20, &e))
-                die("rlog read", rlog_rs_errmsg(rs));
+                bench_die("rlog read", rlog_rs_errmsg(rs));
             i += e.n;
             got += e.n;
             rlog_rs_entries_free(&e);
         }
         if (got != n)
-            die("rlog read", "entry count");
+            bench_die("rlog read", "entry count");
     }
-    uint64_t dt = now_ns() - t0;
+    uint64_t dt = bench_now_ns() - t0;
     rlog_rs_close(rs);
     printf("entries=%" PRIu64 "\n", n);
     return dt;
@@ -183,14 +163,14 @@ static void lr_open(lr *l, const char *dir)
 {
     memset(l, 0, sizeof *l);
     if (uv_loop_init(&l->loop))
-        die("uv_loop_init", "failed");
+        bench_die("uv_loop_init", "failed");
     if (raft_uv_tcp_init(&l->transport, &l->loop))
-        die("raft_uv_tcp_init", "failed");
+        bench_die("raft_uv_tcp_init", "failed");
     if (raft_uv_init(&l->io, &l->loop, dir, &l->transport))
-        die("raft_uv_init", l->io.errmsg);
+        bench_die("raft_uv_init", l->io.errmsg);
     raft_uv_set_auto_recovery(&l->io, false);
     if (l->io.init(&l->io, 1, "127.0.0.1:9999"))
-        die("raft_io init", l->io.errmsg);
+        bench_die("raft_io init", l->io.errmsg);
 }
 
 static void lr_close_cb(struct raft_io *io)
@@ -220,7 +200,7 @@ static uint64_t lr_load_entries(lr *l)
     struct raft_entry *entries = NULL;
     size_t n = 0;
     if (l->io.load(&l->io, &term, &vote, &snap, &start, &entries, &n))
-        die("raft_io load", l->io.errmsg);
+        bench_die("raft_io load", l->io.errmsg);
     void *batch = NULL;
     for (size_t i = 0; i < n; i++) {
         if (entries[i].batch != batch) {
@@ -230,7 +210,7 @@ static uint64_t lr_load_entries(lr *l)
     }
     raft_free(entries);
     if (snap)
-        die("libraft load", "unexpected snapshot");
+        bench_die("libraft load", "unexpected snapshot");
     return n;
 }
 
@@ -250,7 +230,7 @@ static uint64_t libraft_write(const char *dir, uint64_t n, unsigned win)
     lr_open(l, dir);
     lr_load_entries(l);
     if (l->io.set_term(&l->io, 1))
-        die("raft_io set_term", l->io.errmsg);
+        bench_die("raft_io set_term", l->io.errmsg);
     static uint8_t payload[ENTRY_SIZE];
     memset(payload, 'l', sizeof payload);
     for (unsigned k = 0; k < BATCH; k++) {
@@ -263,7 +243,7 @@ static uint64_t libraft_write(const char *dir, uint64_t n, unsigned win)
     l->reqs = calloc(64, sizeof *l->reqs);
     l->next = 1;
     l->n = n;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     /* keep `win` batches in flight, like the rlog run */
     while (!l->error && l->next <= l->n) {
         while (l->inflight < win && l->next <= l->n) {
@@ -271,7 +251,7 @@ static uint64_t libraft_write(const char *dir, uint64_t n, unsigned win)
             struct raft_io_append *req = &l->reqs[(l->next / BATCH) % 64];
             req->data = l;
             if (l->io.append(&l->io, req, l->entries, cnt, lr_append_cb))
-                die("raft_io append", l->io.errmsg);
+                bench_die("raft_io append", l->io.errmsg);
             l->inflight++;
             l->next += cnt;
         }
@@ -279,9 +259,9 @@ static uint64_t libraft_write(const char *dir, uint64_t n, unsigned win)
     }
     while (!l->error && l->inflight > 0)
         uv_run(&l->loop, UV_RUN_ONCE);
-    uint64_t dt = now_ns() - t0;
+    uint64_t dt = bench_now_ns() - t0;
     if (l->error)
-        die("raft_io append callback", raft_strerror(l->error));
+        bench_die("raft_io append callback", raft_strerror(l->error));
     lr_close(l);
     free(l->reqs);
     free(l);
@@ -302,10 +282,10 @@ static load_result load_in_child(const char *self, const char *engine, const cha
 {
     int fds[2];
     if (pipe(fds))
-        die("pipe", strerror(errno));
+        bench_die("pipe", strerror(errno));
     pid_t pid = fork();
     if (pid < 0)
-        die("fork", strerror(errno));
+        bench_die("fork", strerror(errno));
     if (pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
@@ -323,12 +303,12 @@ static load_result load_in_child(const char *self, const char *engine, const cha
     int status;
     struct rusage ru;
     if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
-        die("load child failed", engine);
+        bench_die("load child failed", engine);
     load_result res = {0, ru.ru_maxrss, 0};
     const char *p = strstr(out, "entries=");
     const char *q = strstr(out, "load_ns=");
     if (!p || !q)
-        die("load child output", out);
+        bench_die("load child output", out);
     res.entries = strtoull(p + 8, NULL, 10);
     res.ms = (double)strtoull(q + 8, NULL, 10) / 1e6;
     return res;
@@ -356,16 +336,16 @@ static int child_main(const char *engine, const char *dir)
 #ifdef RLOG_HAVE_LIBRAFT
     } else if (strcmp(engine, "libraft") == 0) {
         lr *l = calloc(1, sizeof *l);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         lr_open(l, dir);
         uint64_t n = lr_load_entries(l);
-        dt = now_ns() - t0;
+        dt = bench_now_ns() - t0;
         lr_close(l);
         free(l);
         printf("entries=%" PRIu64 "\n", n);
 #endif
     } else {
-        die("unknown engine", engine);
+        bench_die("unknown engine", engine);
     }
     printf("load_ns=%" PRIu64 "\n", dt);
     return 0;
@@ -386,21 +366,21 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--window") == 0 && i + 1 < argc)
             win = (unsigned)strtoul(argv[++i], NULL, 10);
         else
-            die("usage", "raft [--entries N] [--dir DIR] [--window W]");
+            bench_die("usage", "raft [--entries N] [--dir DIR] [--window W]");
     }
     if (n == 0 || win == 0 || win > 64)
-        die("usage", "--entries >= 1, 1 <= --window <= 64");
+        bench_die("usage", "--entries >= 1, 1 <= --window <= 64");
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     if (sl <= 0)
-        die("readlink /proc/self/exe", strerror(errno));
+        bench_die("readlink /proc/self/exe", strerror(errno));
     self[sl] = 0;
     char rdir[4200], ldir[4200];
     mkdir(root, 0755);
     snprintf(rdir, sizeof rdir, "%s/rlog", root);
     snprintf(ldir, sizeof ldir, "%s/libraft", root);
-    rm_rf(rdir);
-    rm_rf(ldir);
+    bench_rm_rf(rdir);
+    bench_rm_rf(ldir);
     printf("raft storage bench: %" PRIu64 " entries of %u B, batches of %u, %u in flight, dir %s\n",
            n, ENTRY_SIZE, BATCH, win, root);
     double r_app = (double)rlog_write(rdir, n, win) / 1e9;
@@ -415,7 +395,7 @@ int main(int argc, char **argv)
     printf("%-18s %12.1f %12.1f %14.0f\n", "libraft (uv)", ll.ms, ll.rss_kb / 1024.0,
            (double)n / l_app);
     if (ll.entries != n || rl.entries != n)
-        die("entry counts differ", "check the stores");
+        bench_die("entry counts differ", "check the stores");
     printf("entries=%" PRIu64 "\n", n);
     printf("rlog_load_ms=%.1f\nrlog_read_all_ms=%.1f\nrlog_rss_kb=%ld\nrlog_append_per_s=%.0f\n",
            rl.ms, rr.ms, rl.rss_kb, (double)n / r_app);

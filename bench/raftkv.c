@@ -61,19 +61,13 @@ int main(void)
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/common/bench_util.h"
 #include "kv_io.h"
 
 #define N_NODES       3
 #define LOAD_BATCH    64u
 #define LOAD_INFLIGHT 8u
 #define MAX_WINDOW    64u
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void die(const char *what, const char *detail)
 {
@@ -90,14 +84,6 @@ static void fmt(char *out, size_t cap, const char *format, ...)
     va_end(ap);
     if (n < 0 || (size_t)n >= cap)
         die("path or command too long", format);
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[8192];
-    fmt(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        die("rm -rf", path);
 }
 
 /* A loopback port nobody listens on now (the kernel's choice for port 0). */
@@ -234,7 +220,7 @@ static int submit(struct slot *s)
         return RAFT_NOMEM;
     memset(buf.base, (int)(n->submitted & 0xff), buf.len);
     s->req.data = s;
-    s->t0 = now_ns();
+    s->t0 = bench_now_ns();
     int rv = raft_apply(&n->raft, &s->req, &buf, 1, on_apply);
     if (rv != 0) {
         raft_free(buf.base);
@@ -250,7 +236,7 @@ static void on_apply(struct raft_apply *req, int status, void *result)
     struct slot *s = req->data;
     struct node *n = s->node;
     struct cluster *cl = n->cl;
-    uint64_t t = now_ns();
+    uint64_t t = bench_now_ns();
     (void)result;
     n->inflight--;
     if (status != 0) {
@@ -333,7 +319,7 @@ static void node_open(struct cluster *cl, unsigned i, const char *root)
     n->cl = cl;
     n->id = i + 1;
     fmt(n->dir, sizeof n->dir, "%s/n%u", root, n->id);
-    rm_rf(n->dir);
+    bench_rm_rf(n->dir);
     if (mkdir(n->dir, 0755) != 0)
         die("mkdir", n->dir);
     uv_loop_init(&n->loop);
@@ -389,7 +375,7 @@ static struct commit_result run_commits(enum kv_io_kind kind, unsigned window, s
         snprintf(cl->addr[i], sizeof cl->addr[i], "127.0.0.1:%d", free_port());
     char dir[4200];
     fmt(dir, sizeof dir, "%s/commits-%s-w%u", root, kv_io_name(kind), window);
-    rm_rf(dir);
+    bench_rm_rf(dir);
     mkdir(dir, 0755);
     for (unsigned i = 0; i < N_NODES; i++)
         node_open(cl, i, dir);
@@ -428,7 +414,7 @@ static struct commit_result run_commits(enum kv_io_kind kind, unsigned window, s
     }
     free(cl->lat_ns);
     free(cl);
-    rm_rf(dir);
+    bench_rm_rf(dir);
     return r;
 }
 
@@ -573,14 +559,14 @@ static int load_child(const char *io_name, const char *dir, const char *address)
     /* Timed from the io's init on: raft_uv reads its log in raft_start
      * (io->load), rlog opens (recovers) its store in raft_init (io->init). */
     long rss0 = proc_status_kb("VmRSS"), hwm0 = proc_status_kb("VmHWM");
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     if (kv_io_init(&io, kind, &loop, dir, KV_LOG_ERROR, err, sizeof err) != 0)
         die("io", err);
     if (raft_init(&raft, &io.io, &fsm, 1, address) != 0)
         die("raft_init", raft.errmsg);
     if (raft_start(&raft) != 0)
         die("raft_start", raft.errmsg);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     long rss1 = proc_status_kb("VmRSS"), hwm1 = proc_status_kb("VmHWM");
     printf("load_ms=%.2f rss_kb=%ld hwm_kb=%ld last_index=%llu\n", (double)(t1 - t0) / 1e6,
            rss1 - rss0, hwm1 - hwm0, (unsigned long long)raft_last_index(&raft));
@@ -600,13 +586,13 @@ static struct load_result run_load(const char *self, enum kv_io_kind kind, const
 {
     char dir[4200], addr[N_NODES][32], cmd[9000], line[512];
     fmt(dir, sizeof dir, "%s/load-%s", root, kv_io_name(kind));
-    rm_rf(dir);
+    bench_rm_rf(dir);
     mkdir(dir, 0755);
     for (unsigned i = 0; i < N_NODES; i++)
         snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", free_port());
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     write_log(kind, dir, addr, n, size);
-    *write_s = (double)(now_ns() - t0) / 1e9;
+    *write_s = (double)(bench_now_ns() - t0) / 1e9;
     struct load_result best = {.ms = -1};
     for (unsigned r = 0; r < runs; r++) {
         fmt(cmd, sizeof cmd, "'%s' --load-child %s '%s' 127.0.0.1:%d", self, kv_io_name(kind), dir,
@@ -625,7 +611,7 @@ static struct load_result run_load(const char *self, enum kv_io_kind kind, const
             best = lr;
     }
     if (!keep)
-        rm_rf(dir);
+        bench_rm_rf(dir);
     return best;
 }
 

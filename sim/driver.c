@@ -173,6 +173,35 @@ static bool run_workload(rlg_sim *s, bool ship, bool raft)
     return true;
 }
 
+void rlog_sim_result_add(rlog_sim_result *s, const rlog_sim_result *r)
+{
+    s->ops += r->ops;
+    s->appends += r->appends;
+    s->acked += r->acked;
+    s->reads += r->reads;
+    s->crashes += r->crashes;
+    s->power_losses += r->power_losses;
+    s->recoveries += r->recoveries;
+    s->recovery_crashes += r->recovery_crashes;
+    s->mid_op_crashes += r->mid_op_crashes;
+    s->corruption_detected += r->corruption_detected;
+    s->torn_cut += r->torn_cut;
+    s->raft_seeds += r->raft_seeds;
+    s->raft_ops += r->raft_ops;
+    s->ship_seeds += r->ship_seeds;
+    s->ship_leader_crashes += r->ship_leader_crashes;
+    s->ship_follower_crashes += r->ship_follower_crashes;
+    s->ship_resets += r->ship_resets;
+    s->ship_net_faults += r->ship_net_faults;
+    s->ship_bytes += r->ship_bytes;
+    s->ship_raft_seeds += r->ship_raft_seeds;
+    s->ship_raft_snaps_put += r->ship_raft_snaps_put;
+    s->ship_raft_snaps_checked += r->ship_raft_snaps_checked;
+    s->ship_raft_truncations += r->ship_raft_truncations;
+    for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
+        s->faults[i] += r->faults[i];
+}
+
 int rlog_sim_run(const rlog_sim_options *o, rlog_sim_result *res)
 {
     memset(res, 0, sizeof *res);

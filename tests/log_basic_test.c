@@ -18,47 +18,23 @@ static rlog_log *open_log(const char *dir, uint64_t seg, rlog_sync_mode mode, un
     return tu_open_log(dir, NULL, seg, mode, RLOG_OPEN_CREATE | flags, rep);
 }
 
-/* Appends records lsn_from.. with payload length a function of the LSN. */
-static size_t len_of(uint64_t lsn)
+/* Payload length, a function of the LSN. */
+static uint32_t len_of(uint64_t lsn)
 {
-    return (size_t)((lsn * 37) % 700);
+    return (uint32_t)((lsn * 37) % 700);
 }
 
+/* Appends n records from LSN `from` (payload a function of LSN and seed). */
 static void append_n(rlog_log *l, uint64_t from, uint64_t n, uint64_t seed)
 {
-    uint8_t buf[1024];
-    for (uint64_t lsn = from; lsn < from + n; lsn++) {
-        size_t len = len_of(lsn);
-        tu_fill(seed, lsn, buf, len);
-        rlog_record r = {.type = T, .len = (uint32_t)len, .data = buf};
-        uint64_t got = 0;
-        int rv = rlog_append(l, &r, 1, &got);
-        if (rv)
-            fail_msg("append LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-        assert_int_equal(got, lsn);
-    }
+    tu_recs s = {.type = T, .len_of = len_of, .seed = seed};
+    tu_append_recs(l, &s, from, from + n - 1);
 }
 
 static void check_all(rlog_log *l, uint64_t from, uint64_t to, uint64_t seed)
 {
-    rlog_iter *it;
-    assert_int_equal(rlog_iter_open(l, from, 0, &it), 0);
-    uint8_t buf[1024];
-    rlog_record r;
-    for (uint64_t lsn = from; lsn <= to; lsn++) {
-        int rv = rlog_iter_next(it, &r);
-        if (rv)
-            fail_msg("iter LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-        assert_int_equal(r.lsn, lsn);
-        assert_int_equal(r.type, T);
-        assert_int_equal(r.len, len_of(lsn));
-        tu_fill(seed, lsn, buf, r.len);
-        assert_memory_equal(r.data, buf, r.len);
-    }
-    assert_int_equal(rlog_iter_next(it, &r), RLOG_EEND);
-    rlog_iter_close(it);
+    tu_recs s = {.type = T, .len_of = len_of, .seed = seed};
+    tu_check_recs(l, &s, from, to);
 }
 
 /* Records come back byte for byte with gap-free LSNs across many rotations

@@ -72,38 +72,15 @@ static rlog_log *open_log(const char *dir, uint64_t seg, rlog_sync_mode mode, un
 /* Appends records from..to of log `seed` (payload a function of both). */
 static void append_n(rlog_log *l, uint64_t from, uint64_t to, uint64_t seed)
 {
-    uint8_t buf[LEN];
-    for (uint64_t lsn = from; lsn <= to; lsn++) {
-        tu_fill(seed, lsn, buf, LEN);
-        rlog_record r = {.type = T, .len = LEN, .data = buf};
-        uint64_t got = 0;
-        int rv = rlog_append(l, &r, 1, &got);
-        if (rv)
-            fail_msg("append LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-        assert_int_equal(got, lsn);
-    }
+    tu_recs s = {.type = T, .len = LEN, .seed = seed};
+    tu_append_recs(l, &s, from, to);
 }
 
 /* Records from..to of log `seed` are there, and nothing after them. */
 static void check_records(rlog_log *l, uint64_t from, uint64_t to, uint64_t seed)
 {
-    rlog_iter *it;
-    assert_int_equal(rlog_iter_open(l, from, 0, &it), 0);
-    uint8_t want[LEN];
-    rlog_record r;
-    for (uint64_t lsn = from; lsn <= to; lsn++) {
-        int rv = rlog_iter_next(it, &r);
-        if (rv)
-            fail_msg("iter LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-        assert_int_equal(r.lsn, lsn);
-        assert_int_equal(r.len, LEN);
-        tu_fill(seed, lsn, want, LEN);
-        assert_memory_equal(r.data, want, LEN);
-    }
-    assert_int_equal(rlog_iter_next(it, &r), RLOG_EEND);
-    rlog_iter_close(it);
+    tu_recs s = {.type = T, .len = LEN, .seed = seed};
+    tu_check_recs(l, &s, from, to);
 }
 
 /* Offset of record lsn in a log whose records are all in segment 1. */

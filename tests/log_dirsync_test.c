@@ -28,10 +28,7 @@ static rlog_vfs *fs_new(uint64_t seed)
 {
     rlog_simfs_config cfg;
     rlog_simfs_config_init(&cfg, seed);
-    rlog_vfs *vfs = rlog_simfs_new(&cfg);
-    assert_non_null(vfs);
-    assert_int_equal(rlog_simfs_mkdirs(vfs, "/db"), 0);
-    return vfs;
+    return tu_simfs_new(&cfg, "/db");
 }
 
 static size_t count_segments(rlog_vfs *vfs)

@@ -72,14 +72,11 @@ static int append_rec(rlog_log *l, uint64_t lsn)
     return rv;
 }
 
+static const tu_recs RECS = {.type = T, .len = LEN, .seed = SEED};
+
 static void must_append(rlog_log *l, uint64_t from, uint64_t to)
 {
-    for (uint64_t lsn = from; lsn <= to; lsn++) {
-        int rv = append_rec(l, lsn);
-        if (rv)
-            fail_msg("append LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-    }
+    tu_append_recs(l, &RECS, from, to);
 }
 
 static void assert_positions(rlog_log *l, uint64_t appended, uint64_t written, uint64_t durable)
@@ -94,23 +91,18 @@ static void assert_positions(rlog_log *l, uint64_t appended, uint64_t written, u
 /* Records from..to are there with their bytes, and nothing after them. */
 static void check_records(rlog_log *l, uint64_t from, uint64_t to)
 {
-    rlog_iter *it;
-    assert_int_equal(rlog_iter_open(l, from, 0, &it), 0);
-    uint8_t want[LEN];
-    rlog_record r;
-    for (uint64_t lsn = from; lsn <= to; lsn++) {
-        int rv = rlog_iter_next(it, &r);
-        if (rv)
-            fail_msg("iter LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-        assert_int_equal(r.lsn, lsn);
-        assert_int_equal(r.type, T);
-        assert_int_equal(r.len, LEN);
-        tu_fill(SEED, lsn, want, LEN);
-        assert_memory_equal(r.data, want, LEN);
-    }
-    assert_int_equal(rlog_iter_next(it, &r), RLOG_EEND);
-    rlog_iter_close(it);
+    tu_check_recs(l, &RECS, from, to);
+}
+
+/* A log (through the fault vfs) whose segment 1 is full, with fault ft
+ * (when not NULL) armed for what comes next. */
+static rlog_log *open_seg1_full(fx *f, const rlog_fault *ft)
+{
+    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
+    must_append(l, 1, PER_SEG);
+    if (ft)
+        rlog_vfs_fault_add(f->fv, ft);
+    return l;
 }
 
 /* Record lsn is not readable by any reader. */
@@ -184,6 +176,19 @@ static void assert_seg_header(const char *dir, const char *name, uint64_t seq, u
     assert_int_equal(h.seq, seq);
     assert_int_equal(h.first_lsn, first);
     free(d);
+}
+
+/* Fault `id` gone, the next two appends go to segment 2 (its header names
+ * LSN PER_SEG + 1, no segment 3 exists), every record reads back, and the
+ * log closes cleanly. */
+static void retry_into_seg2(fx *f, rlog_log *l, int id)
+{
+    rlog_vfs_fault_remove(f->fv, id);
+    must_append(l, PER_SEG + 1, PER_SEG + 2);
+    assert_seg_header(f->dir, SEG2, 2, PER_SEG + 1);
+    assert_int_equal(tu_file_size(tu_path(f->dir, SEG3)), -1);
+    check_records(l, 1, PER_SEG + 2);
+    assert_int_equal(rlog_close(l), 0);
 }
 
 static void assert_errmsg_names(rlog_log *l, const char *name)
@@ -407,10 +412,8 @@ static void spare_fault_case(fx *f, rlog_vfs_op op, int err, const char *path, i
 static void test_spare_failure_message(void **state)
 {
     fx *f = *state;
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
     rlog_fault ft = {.op = RLOG_OP_PWRITE, .times = 0, .err = ENOSPC, .path_contains = SEG2};
-    rlog_vfs_fault_add(f->fv, &ft);
+    rlog_log *l = open_seg1_full(f, &ft);
     assert_int_equal(append_rec(l, PER_SEG + 1), RLOG_ENOSPC);
     assert_errmsg_names(l, SEG2);
     assert_errmsg_names(l, strerror(ENOSPC));
@@ -459,10 +462,8 @@ static void test_spare_enospc_thread(void **state)
 static void test_seal_fdatasync_failure_poisons(void **state)
 {
     fx *f = *state;
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
     rlog_fault ft = {.op = RLOG_OP_FDATASYNC, .times = 1, .err = EIO, .path_contains = SEG1};
-    rlog_vfs_fault_add(f->fv, &ft);
+    rlog_log *l = open_seg1_full(f, &ft);
     int rv = append_rec(l, PER_SEG + 1);
     if (rv != RLOG_EPOISONED)
         fail_msg("append whose seal sync fails: %s: %s", rlog_errname(rv), rlog_errmsg(l));
@@ -486,8 +487,7 @@ static void test_seal_fdatasync_failure_poisons(void **state)
  * 2. */
 static void seal_write_case(fx *f, size_t partial)
 {
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
+    rlog_log *l = open_seg1_full(f, NULL);
     tu_snap before;
     tu_snap_take(f->dir, &before);
     rlog_fault ft = {
@@ -504,12 +504,7 @@ static void seal_write_case(fx *f, size_t partial)
     rlog_metrics m;
     rlog_metrics_get(l, &m);
     assert_int_equal(m.rotations, 0);
-    rlog_vfs_fault_remove(f->fv, id);
-    must_append(l, PER_SEG + 1, PER_SEG + 2);
-    assert_seg_header(f->dir, SEG2, 2, PER_SEG + 1);
-    assert_int_equal(tu_file_size(tu_path(f->dir, SEG3)), -1);
-    check_records(l, 1, PER_SEG + 2);
-    assert_int_equal(rlog_close(l), 0);
+    retry_into_seg2(f, l, id);
     tu_snap_free(&before);
     verify_reopen(f->dir, PER_SEG + 2, 2);
 }
@@ -531,8 +526,7 @@ static void test_seal_short_write_rolls_back(void **state)
 static void test_new_segment_write_failure(void **state)
 {
     fx *f = *state;
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
+    rlog_log *l = open_seg1_full(f, NULL);
     assert_int_equal(rlog_step(l, NULL), 0); /* prepares segment 2 ahead */
     assert_true(all_zero_file(tu_path(f->dir, SEG2)));
     rlog_fault ft = {
@@ -555,12 +549,7 @@ static void test_new_segment_write_failure(void **state)
     verify_reopen(copy, PER_SEG, 1);
     tu_rmdir_r(copy);
     free(copy);
-    rlog_vfs_fault_remove(f->fv, id);
-    must_append(l, PER_SEG + 1, PER_SEG + 2);
-    assert_seg_header(f->dir, SEG2, 2, PER_SEG + 1);
-    assert_int_equal(tu_file_size(tu_path(f->dir, SEG3)), -1);
-    check_records(l, 1, PER_SEG + 2);
-    assert_int_equal(rlog_close(l), 0);
+    retry_into_seg2(f, l, id);
     verify_reopen(f->dir, PER_SEG + 2, 2);
 }
 

@@ -138,28 +138,92 @@ static void assert_contains(const char *s, const char *part)
         fail_msg("\"%s\" does not contain \"%s\"", s, part);
 }
 
+/* Each test's fixture: a scratch directory and up to three segment
+ * builders, all freed by the teardown. */
+typedef struct rfx {
+    char *dir;
+    sb s[3];
+} rfx;
+
+static int rfx_setup(void **state)
+{
+    rfx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = tu_mkdtemp("recover");
+    *state = f;
+    return 0;
+}
+
+static int rfx_teardown(void **state)
+{
+    rfx *f = *state;
+    for (size_t i = 0; i < sizeof f->s / sizeof f->s[0]; i++)
+        sb_free(&f->s[i]);
+    tu_rmdir_r(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Segments 1..3 (or 1..2 when c is NULL) of `len`-byte records synced one by
+ * one, `na`, `nb`, `nc` of them, every segment but the last sealed; all
+ * written to dir. */
+static void sb_chain(const char *dir, uint32_t len, sb *a, size_t na, sb *b, size_t nb, sb *c,
+                     size_t nc)
+{
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, na, len);
+    sb_seal(a);
+    sb_init(b, LOG_ID, 2, a->next, SEG_SIZE);
+    sb_synced(b, nb, len);
+    if (c) {
+        sb_seal(b);
+        sb_init(c, LOG_ID, 3, b->next, SEG_SIZE);
+        sb_synced(c, nc, len);
+    }
+    sb_write(a, dir);
+    sb_write(b, dir);
+    if (c)
+        sb_write(c, dir);
+}
+
+/* A sealed segment 1 of n 8-byte records and an empty segment 2 of log
+ * `log_id` starting at LSN `first`, written to dir: a valid successor only
+ * when log_id is LOG_ID and first is n + 1. */
+static void sealed_then_empty(const char *dir, sb *a, size_t n, sb *b, uint64_t log_id,
+                              uint64_t first)
+{
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, n, 8);
+    sb_seal(a);
+    sb_init(b, log_id, 2, first, SEG_SIZE);
+    sb_write(a, dir);
+    sb_write(b, dir);
+}
+
 /* ---- clean logs ---- */
 
 /* Three segments (two sealed, one with a checkpoint) and a spare: every
  * record is indexed at its offset, nothing is cut. */
 static void test_clean_multi_segment(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("clean");
-    sb a, b, c;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 10, 50);
-    sb_seal(&a);
-    sb_init(&b, LOG_ID, 2, 11, SEG_SIZE);
-    sb_synced(&b, 7, 0);
-    sb_log(&b, RLG_TYPE_CHECKPOINT, 17);
-    sb_synced(&b, 8, 100);
-    sb_seal(&b);
-    sb_init(&c, LOG_ID, 3, 26, SEG_SIZE);
-    sb_synced(&c, 5, 10);
-    sb_write(&a, dir);
-    sb_write(&b, dir);
-    sb_write(&c, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1], *c = &fx->s[2];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 10, 50);
+    sb_seal(a);
+    sb_init(b, LOG_ID, 2, 11, SEG_SIZE);
+    sb_synced(b, 7, 0);
+    sb_log(b, RLG_TYPE_CHECKPOINT, 17);
+    sb_synced(b, 8, 100);
+    sb_seal(b);
+    sb_init(c, LOG_ID, 3, 26, SEG_SIZE);
+    sb_synced(c, 5, 10);
+    sb_write(a, dir);
+    sb_write(b, dir);
+    sb_write(c, dir);
     write_zero_file(dir, 4, SEG_SIZE);
     tu_write_file(tu_path(dir, "README"), "not a segment", 13);
 
@@ -169,13 +233,13 @@ static void test_clean_multi_segment(void **state)
     assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
     assert_int_equal(r.log_id, LOG_ID);
     assert_int_equal(r.nsegs, 3);
-    check_seg(&r.segs[0], &a, 10);
-    check_seg(&r.segs[1], &b, 15);
-    check_seg(&r.segs[2], &c, 5);
+    check_seg(&r.segs[0], a, 10);
+    check_seg(&r.segs[1], b, 15);
+    check_seg(&r.segs[2], c, 5);
     assert_true(r.segs[0].sealed && r.segs[1].sealed && !r.segs[2].sealed);
-    assert_int_equal(r.segs[0].end, a.off);
-    assert_int_equal(r.segs[1].end, b.off);
-    assert_int_equal(r.segs[2].end, c.off);
+    assert_int_equal(r.segs[0].end, a->off);
+    assert_int_equal(r.segs[1].end, b->off);
+    assert_int_equal(r.segs[2].end, c->off);
     assert_int_equal(r.nspares, 1);
     assert_int_equal(r.spares[0], 4);
     assert_false(r.cut);
@@ -188,21 +252,16 @@ static void test_clean_multi_segment(void **state)
     assert_contains(rep.message, "clean");
     assert_contains(rep.message, "1..30");
     rlg_recovery_free(&r);
-    sb_free(&a);
-    sb_free(&b);
-    sb_free(&c);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* A freshly created log (header only) is clean and empty. */
 static void test_clean_empty_log(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("empty");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_write(&a, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_write(a, dir);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), 0);
@@ -213,9 +272,6 @@ static void test_clean_empty_log(void **state)
     assert_int_equal(rep.first_lsn, 1);
     assert_int_equal(rep.last_lsn, 0);
     rlg_recovery_free(&r);
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* ---- torn tails ---- */
@@ -227,18 +283,18 @@ static void test_clean_empty_log(void **state)
  * naming the LSN from which records are lost. */
 static void test_torn_tail_every_offset(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("torn");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 4, 30);
-    uint64_t o = sb_rec(&a, 3, 40), end = a.off;
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 4, 30);
+    uint64_t o = sb_rec(a, 3, 40), end = a->off;
     write_zero_file(dir, 2, SEG_SIZE);
     for (uint64_t t = o; t < end; t++) {
         for (int garbage = 0; garbage < 2; garbage++) {
-            uint8_t *copy = malloc(a.size);
+            uint8_t *copy = malloc(a->size);
             assert_non_null(copy);
-            memcpy(copy, a.buf, a.size);
+            memcpy(copy, a->buf, a->size);
             for (uint64_t i = t; i < end; i++)
                 copy[i] = garbage ? copy[i] ^ 0xa5 : 0;
             tu_write_file(seg_path(dir, 1), copy, t);
@@ -249,12 +305,12 @@ static void test_torn_tail_every_offset(void **state)
                 rep.lsn_cut_first != 5 || rep.offset != o)
                 fail_msg("t=%llu truncated: %s: %s", (unsigned long long)t, rlog_errname(rc),
                          rep.message);
-            tu_write_file(seg_path(dir, 1), copy, a.size);
+            tu_write_file(seg_path(dir, 1), copy, a->size);
             free(copy);
             rc = recover(dir, false, &r, &rep);
             if (rc)
                 fail_msg("t=%llu garbage=%d: %s", (unsigned long long)t, garbage, rep.message);
-            check_seg(&r.segs[0], &a, 4);
+            check_seg(&r.segs[0], a, 4);
             assert_int_equal(r.segs[0].end, o);
             assert_int_equal(r.proven_durable, 3);
             assert_int_equal(rep.records_cut, 0);
@@ -274,9 +330,6 @@ static void test_torn_tail_every_offset(void **state)
             rlg_recovery_free(&r);
         }
     }
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* A torn write whose tear falls inside the next record's header: the
@@ -287,20 +340,20 @@ static void test_torn_tail_every_offset(void **state)
  * (soak seed 40056738 reported corruption after an ordinary power loss). */
 static void test_torn_header_across_sectors(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("tornhdr");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 3, 20);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 3, 20);
     /* pad so that the next header starts 7 bytes before a sector boundary */
     uint64_t want = RLG_TEAR_GRAIN * 2 - 7;
-    uint64_t pad = want - a.off - RLG_REC_HEADER_SIZE;
-    sb_rec(&a, 3, (uint32_t)pad);
-    uint64_t o = sb_rec(&a, 4, 600);
+    uint64_t pad = want - a->off - RLG_REC_HEADER_SIZE;
+    sb_rec(a, 3, (uint32_t)pad);
+    uint64_t o = sb_rec(a, 4, 600);
     assert_int_equal(o, want);
     /* old bytes before the boundary: crc and the low three length bytes */
-    memset(a.buf + o, 0xd3, 7);
-    sb_write(&a, dir);
+    memset(a->buf + o, 0xd3, 7);
+    sb_write(a, dir);
     write_zero_file(dir, 2, SEG_SIZE);
     rlg_recovery r;
     rlog_open_report rep;
@@ -308,65 +361,59 @@ static void test_torn_header_across_sectors(void **state)
     if (rc)
         fail_msg("full-size file: %s: %s", rlog_errname(rc), rep.message);
     assert_int_equal(rep.status, RLOG_TAIL_TORN);
-    check_seg(&r.segs[0], &a, 4);
+    check_seg(&r.segs[0], a, 4);
     assert_int_equal(r.cut_off, o);
     rlg_recovery_free(&r);
     /* the same bytes in a file cut short at the end of that header */
-    tu_write_file(seg_path(dir, 1), a.buf, o + RLG_REC_HEADER_SIZE + 8);
+    tu_write_file(seg_path(dir, 1), a->buf, o + RLG_REC_HEADER_SIZE + 8);
     rc = recover(dir, false, &r, &rep);
     assert_int_equal(rc, RLOG_ECORRUPT);
     assert_contains(rep.message, "cut short");
     assert_int_equal(rep.lsn_cut_first, 5);
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* A hole (record 4 never reached the disk) followed by record 5 that was
  * written before 4 was durable: torn, and record 5 is reported cut. */
 static void test_hole_with_low_witness_is_torn(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("hole");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 3, 20);
-    uint64_t o4 = sb_rec(&a, 3, 20);
-    sb_rec(&a, 3, 20);
-    memset(a.buf + o4, 0, RLG_REC_HEADER_SIZE + 20);
-    sb_write(&a, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 3, 20);
+    uint64_t o4 = sb_rec(a, 3, 20);
+    sb_rec(a, 3, 20);
+    memset(a->buf + o4, 0, RLG_REC_HEADER_SIZE + 20);
+    sb_write(a, dir);
     write_zero_file(dir, 2, SEG_SIZE);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), 0);
     assert_int_equal(rep.status, RLOG_TAIL_TORN);
-    check_seg(&r.segs[0], &a, 3);
+    check_seg(&r.segs[0], a, 3);
     assert_true(r.cut);
     assert_int_equal(r.cut_off, o4);
-    assert_int_equal(r.cut_end, a.off);
+    assert_int_equal(r.cut_end, a->off);
     assert_int_equal(rep.records_cut, 1);
     assert_int_equal(rep.lsn_cut_first, 5);
     assert_int_equal(rep.lsn_cut_last, 5);
     assert_contains(rep.message, "LSN 5..5");
     rlg_recovery_free(&r);
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* The same hole, but record 5 was written once 4 was durable: record 4 was
  * acknowledged and is gone — corruption naming the offset and LSN. */
 static void test_hole_proven_durable_is_corrupt(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("hole-proven");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 3, 20);
-    uint64_t o4 = sb_rec(&a, 3, 20);
-    uint64_t o5 = sb_rec(&a, 4, 20);
-    memset(a.buf + o4, 0, RLG_REC_HEADER_SIZE + 20);
-    sb_write(&a, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 3, 20);
+    uint64_t o4 = sb_rec(a, 3, 20);
+    uint64_t o5 = sb_rec(a, 4, 20);
+    memset(a->buf + o4, 0, RLG_REC_HEADER_SIZE + 20);
+    sb_write(a, dir);
     write_zero_file(dir, 2, SEG_SIZE);
     rlg_recovery r;
     rlog_open_report rep;
@@ -381,9 +428,6 @@ static void test_hole_proven_durable_is_corrupt(void **state)
     assert_contains(rep.message, "record LSN 4 is damaged");
     snprintf(want, sizeof want, "LSN 5 at offset %llu", (unsigned long long)o5);
     assert_contains(rep.message, want);
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* ---- corruption ---- */
@@ -392,88 +436,78 @@ static void test_hole_proven_durable_is_corrupt(void **state)
  * proves the record durable. */
 static void test_flip_in_sealed_segment(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("sealed-flip");
-    sb a, b;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
     for (int i = 0; i < 5; i++)
-        sb_rec(&a, 0, 32);
-    sb_seal(&a);
-    sb_init(&b, LOG_ID, 2, 6, SEG_SIZE);
-    sb_synced(&b, 2, 32);
-    sb_write(&a, dir);
-    sb_write(&b, dir);
+        sb_rec(a, 0, 32);
+    sb_seal(a);
+    sb_init(b, LOG_ID, 2, 6, SEG_SIZE);
+    sb_synced(b, 2, 32);
+    sb_write(a, dir);
+    sb_write(b, dir);
     write_zero_file(dir, 3, SEG_SIZE);
-    tu_flip_bit(seg_path(dir, 1), a.offs[2] + RLG_REC_HEADER_SIZE + 5, 3);
+    tu_flip_bit(seg_path(dir, 1), a->offs[2] + RLG_REC_HEADER_SIZE + 5, 3);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
     assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
     assert_int_equal(rep.segment_seq, 1);
-    assert_int_equal(rep.offset, a.offs[2]);
+    assert_int_equal(rep.offset, a->offs[2]);
     assert_contains(rep.message, "sealed segment, expected LSN 3");
     /* and a seal that is lost: the sealed segment ends in zeros */
-    memset(a.buf + a.seal_off, 0, RLG_SEAL_SIZE);
-    sb_write(&a, dir);
+    memset(a->buf + a->seal_off, 0, RLG_SEAL_SIZE);
+    sb_write(a, dir);
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
-    assert_int_equal(rep.offset, a.seal_off);
+    assert_int_equal(rep.offset, a->seal_off);
     assert_contains(rep.message, "zero bytes");
-    sb_free(&a);
-    sb_free(&b);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* In a log synced after every append, a flipped bit in the middle of the
  * active segment is proven durable by the next record: corruption. */
 static void test_flip_in_synced_active_segment(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("active-flip");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 10, 40);
-    sb_write(&a, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 10, 40);
+    sb_write(a, dir);
     write_zero_file(dir, 2, SEG_SIZE);
-    tu_flip_bit(seg_path(dir, 1), a.offs[4] + 10, 0);
+    tu_flip_bit(seg_path(dir, 1), a->offs[4] + 10, 0);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
-    assert_int_equal(rep.offset, a.offs[4]);
+    assert_int_equal(rep.offset, a->offs[4]);
     assert_contains(rep.message, "record LSN 5 is damaged");
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* Damage to the last record: torn when nothing proves it durable; corrupt
  * when a checkpoint written after it does. */
 static void test_checkpoint_proves_last_record(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("ckpt");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
     for (int i = 0; i < 5; i++)
-        sb_rec(&a, 0, 24);
-    sb_write(&a, dir);
-    tu_flip_bit(seg_path(dir, 1), a.offs[4] + 30, 1);
+        sb_rec(a, 0, 24);
+    sb_write(a, dir);
+    tu_flip_bit(seg_path(dir, 1), a->offs[4] + 30, 1);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), 0);
     assert_int_equal(rep.status, RLOG_TAIL_TORN);
-    assert_int_equal(r.cut_off, a.offs[4]);
+    assert_int_equal(r.cut_off, a->offs[4]);
     rlg_recovery_free(&r);
 
-    sb_log(&a, RLG_TYPE_CHECKPOINT, 0); /* its LSN proves, not its witness */
-    sb_write(&a, dir);
-    tu_flip_bit(seg_path(dir, 1), a.offs[4] + 30, 1);
+    sb_log(a, RLG_TYPE_CHECKPOINT, 0); /* its LSN proves, not its witness */
+    sb_write(a, dir);
+    tu_flip_bit(seg_path(dir, 1), a->offs[4] + 30, 1);
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
-    assert_int_equal(rep.offset, a.offs[4]);
+    assert_int_equal(rep.offset, a->offs[4]);
     assert_contains(rep.message, "checkpoint");
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* Records of another segment or another log in a spare never validate: the
@@ -481,22 +515,22 @@ static void test_checkpoint_proves_last_record(void **state)
  * sealed one). */
 static void test_stale_records_in_spare(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("stale");
-    sb a, stale;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 3, 16);
-    sb_write(&a, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *stale = &fx->s[1];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 3, 16);
+    sb_write(a, dir);
     /* a spare holding what would be the next records, but salted for seq 7,
      * then for another log's seq 2; its header zero */
-    sb_init(&stale, LOG_ID, 7, 4, SEG_SIZE);
-    sb_rec(&stale, 3, 16);
-    sb_rec(&stale, 4, 16);
-    stale.salt = rlg_salt_state(OTHER_ID, 2);
-    sb_rec(&stale, 5, 16);
-    memset(stale.buf, 0, RLG_SEG_HEADER_SIZE);
-    stale.seq = 2;
-    sb_write(&stale, dir);
+    sb_init(stale, LOG_ID, 7, 4, SEG_SIZE);
+    sb_rec(stale, 3, 16);
+    sb_rec(stale, 4, 16);
+    stale->salt = rlg_salt_state(OTHER_ID, 2);
+    sb_rec(stale, 5, 16);
+    memset(stale->buf, 0, RLG_SEG_HEADER_SIZE);
+    stale->seq = 2;
+    sb_write(stale, dir);
     write_zero_file(dir, 3, SEG_SIZE);
     rlg_recovery r;
     rlog_open_report rep;
@@ -510,8 +544,8 @@ static void test_stale_records_in_spare(void **state)
     rlg_recovery_free(&r);
 
     /* after a sealed segment: a torn start at worst, never corruption */
-    sb_seal(&a);
-    sb_write(&a, dir);
+    sb_seal(a);
+    sb_write(a, dir);
     assert_int_equal(recover(dir, false, &r, &rep), 0);
     assert_int_not_equal(rep.status, RLOG_TAIL_CORRUPT);
     assert_int_equal(rep.last_lsn, 3);
@@ -519,97 +553,62 @@ static void test_stale_records_in_spare(void **state)
     assert_true(r.segs[0].sealed);
     assert_int_equal(r.spares[0], 2);
     rlg_recovery_free(&r);
-    sb_free(&a);
-    sb_free(&stale);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* Valid records in the spare after an unsealed segment: they can only have
  * been written after a seal that is gone. */
 static void test_records_after_unsealed_segment(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("noseal");
-    sb a, b;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 3, 16);
-    sb_init(&b, LOG_ID, 2, 4, SEG_SIZE);
-    sb_synced(&b, 2, 16);
-    memset(b.buf, 0, RLG_SEG_HEADER_SIZE);
-    sb_write(&a, dir);
-    sb_write(&b, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 3, 16);
+    sb_init(b, LOG_ID, 2, 4, SEG_SIZE);
+    sb_synced(b, 2, 16);
+    memset(b->buf, 0, RLG_SEG_HEADER_SIZE);
+    sb_write(a, dir);
+    sb_write(b, dir);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
     assert_int_equal(rep.segment_seq, 2);
     assert_contains(rep.message, "no seal");
-    sb_free(&a);
-    sb_free(&b);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 static void test_missing_middle_segment(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("missing");
-    sb a, b, c;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 2, 8);
-    sb_seal(&a);
-    sb_init(&b, LOG_ID, 2, 3, SEG_SIZE);
-    sb_synced(&b, 2, 8);
-    sb_seal(&b);
-    sb_init(&c, LOG_ID, 3, 5, SEG_SIZE);
-    sb_synced(&c, 2, 8);
-    sb_write(&a, dir);
-    sb_write(&c, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1], *c = &fx->s[2];
+    sb_chain(dir, 8, a, 2, b, 2, c, 2);
+    tu_remove(seg_path(dir, 2));
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
     assert_contains(rep.message, "0000000000000002.seg is missing");
-    sb_free(&a);
-    sb_free(&b);
-    sb_free(&c);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 static void test_lsn_gap_between_segments(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("lsngap");
-    sb a, b;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 5, 8);
-    sb_seal(&a);
-    sb_init(&b, LOG_ID, 2, 7, SEG_SIZE);
-    sb_write(&a, dir);
-    sb_write(&b, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1];
+    sealed_then_empty(dir, a, 5, b, LOG_ID, 7);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
     assert_int_equal(rep.segment_seq, 2);
     assert_contains(rep.message, "LSN gap");
-    sb_free(&a);
-    sb_free(&b);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* A segment of another log: EFOREIGN naming both ids, even with repair. */
 static void test_foreign_segment(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("foreign");
-    sb a, b;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 2, 8);
-    sb_seal(&a);
-    sb_init(&b, OTHER_ID, 2, 3, SEG_SIZE);
-    sb_write(&a, dir);
-    sb_write(&b, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1];
+    sealed_then_empty(dir, a, 2, b, OTHER_ID, 3);
     for (int repair = 0; repair < 2; repair++) {
         rlg_recovery r;
         rlog_open_report rep;
@@ -618,41 +617,34 @@ static void test_foreign_segment(void **state)
         assert_contains(rep.message, "0badc0ffee0ddf00");
         assert_contains(rep.message, "1234abcd5678ef01");
     }
-    sb_free(&a);
-    sb_free(&b);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 static void test_version_2_header(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("version");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
     rlg_seg_header h = {.version = 2, .log_id = LOG_ID, .seq = 1, .first_lsn = 1};
-    rlg_seg_header_encode(&h, a.buf);
-    sb_write(&a, dir);
+    rlg_seg_header_encode(&h, a->buf);
+    sb_write(a, dir);
     for (int repair = 0; repair < 2; repair++) {
         rlg_recovery r;
         rlog_open_report rep;
         assert_int_equal(recover(dir, repair, &r, &rep), RLOG_EVERSION);
         assert_contains(rep.message, "version 2");
     }
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 static void test_sealed_without_successor(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("nosucc");
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 4, 8);
-    sb_seal(&a);
-    sb_write(&a, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 4, 8);
+    sb_seal(a);
+    sb_write(a, dir);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
@@ -661,18 +653,15 @@ static void test_sealed_without_successor(void **state)
     assert_int_equal(recover(dir, true, &r, &rep), 0);
     assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
     assert_int_equal(r.nsegs, 1);
-    check_seg(&r.segs[0], &a, 4);
+    check_seg(&r.segs[0], a, 4);
     assert_false(r.segs[0].sealed);
-    assert_int_equal(r.segs[0].end, a.seal_off);
+    assert_int_equal(r.segs[0].end, a->seal_off);
     assert_true(r.cut);
-    assert_int_equal(r.cut_off, a.seal_off);
-    assert_int_equal(r.cut_end, a.seal_off + RLG_SEAL_SIZE);
+    assert_int_equal(r.cut_off, a->seal_off);
+    assert_int_equal(r.cut_end, a->seal_off + RLG_SEAL_SIZE);
     assert_int_equal(rep.records_cut, 0);
     assert_int_equal(rep.records, 4);
     rlg_recovery_free(&r);
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* ---- segment starts ---- */
@@ -694,58 +683,50 @@ static void torn_start_dir(const char *dir, uint64_t witness7, sb *a, sb *b)
 
 static void test_torn_segment_start(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("tornstart");
-    sb a, b;
-    torn_start_dir(dir, 5, &a, &b);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1];
+    torn_start_dir(dir, 5, a, b);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), 0);
     assert_int_equal(rep.status, RLOG_TAIL_TORN);
     assert_int_equal(r.nsegs, 1);
-    check_seg(&r.segs[0], &a, 5);
+    check_seg(&r.segs[0], a, 5);
     assert_true(r.segs[0].sealed);
     assert_true(r.cut);
     assert_int_equal(r.cut_seq, 2);
     assert_int_equal(r.cut_off, 0);
-    assert_int_equal(r.cut_end, b.off);
+    assert_int_equal(r.cut_end, b->off);
     assert_int_equal(rep.records_cut, 2);
     assert_int_equal(rep.lsn_cut_first, 6);
     assert_int_equal(rep.lsn_cut_last, 7);
     assert_int_equal(r.nspares, 1);
     assert_int_equal(r.spares[0], 2);
     rlg_recovery_free(&r);
-    sb_free(&a);
-    sb_free(&b);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* The same, but record 7 was written once 6 was durable: the header was
  * durable too, and is damaged. */
 static void test_damaged_header_proven_durable(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("hdrproven");
-    sb a, b;
-    torn_start_dir(dir, 6, &a, &b);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1];
+    torn_start_dir(dir, 6, a, b);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
     assert_int_equal(rep.segment_seq, 2);
     assert_contains(rep.message, "header is damaged");
-    sb_free(&a);
-    sb_free(&b);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* ---- not a log ---- */
 
 static void test_not_a_log(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("notlog");
+    rfx *fx = *state;
+    const char *dir = fx->dir;
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ENOTLOG);
@@ -756,8 +737,6 @@ static void test_not_a_log(void **state)
     assert_int_equal(recover(gone, false, &r, &rep), RLOG_ENOTLOG);
     assert_contains(rep.message, "does not exist");
     assert_contains(rep.message, gone);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* Segment files with no valid header whose only nonzero bytes lie in the
@@ -766,8 +745,8 @@ static void test_not_a_log(void **state)
  * records are only written after the first header is durable. */
 static void test_zero_files_only(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("zeros");
+    rfx *fx = *state;
+    const char *dir = fx->dir;
     write_zero_file(dir, 1, SEG_SIZE);
     write_zero_file(dir, 2, 10);
     rlg_recovery r;
@@ -779,8 +758,6 @@ static void test_zero_files_only(void **state)
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ENOTLOG);
     tu_poke(seg_path(dir, 1), RLG_SEG_HEADER_SIZE, "x", 1); /* past the header */
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* ---- repair ---- */
@@ -789,37 +766,27 @@ static void test_zero_files_only(void **state)
  * there, drops the later segments and says what was lost. */
 static void test_repair_cuts_at_first_damage(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("repair");
-    sb a, b, c;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 5, 20);
-    sb_seal(&a);
-    sb_init(&b, LOG_ID, 2, 6, SEG_SIZE);
-    sb_synced(&b, 5, 20);
-    sb_seal(&b);
-    sb_init(&c, LOG_ID, 3, 11, SEG_SIZE);
-    sb_synced(&c, 2, 20);
-    sb_write(&a, dir);
-    sb_write(&b, dir);
-    sb_write(&c, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1], *c = &fx->s[2];
+    sb_chain(dir, 20, a, 5, b, 5, c, 2);
     write_zero_file(dir, 4, SEG_SIZE);
-    tu_flip_bit(seg_path(dir, 2), b.offs[2] + 40, 6); /* LSN 8 */
+    tu_flip_bit(seg_path(dir, 2), b->offs[2] + 40, 6); /* LSN 8 */
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
     assert_int_equal(recover(dir, true, &r, &rep), 0);
     assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
     assert_int_equal(r.nsegs, 2);
-    check_seg(&r.segs[0], &a, 5);
-    check_seg(&r.segs[1], &b, 2);
+    check_seg(&r.segs[0], a, 5);
+    check_seg(&r.segs[1], b, 2);
     assert_true(r.segs[0].sealed);
     assert_false(r.segs[1].sealed);
-    assert_int_equal(r.segs[1].end, b.offs[2]);
+    assert_int_equal(r.segs[1].end, b->offs[2]);
     assert_true(r.cut);
     assert_int_equal(r.cut_seq, 2);
-    assert_int_equal(r.cut_off, b.offs[2]);
-    assert_int_equal(r.cut_end, b.off);
+    assert_int_equal(r.cut_off, b->offs[2]);
+    assert_int_equal(r.cut_end, b->off);
     assert_int_equal(r.delete_from_seq, 3);
     assert_int_equal(r.nspares, 0);
     assert_int_equal(rep.last_lsn, 7);
@@ -827,7 +794,7 @@ static void test_repair_cuts_at_first_damage(void **state)
     assert_int_equal(rep.lsn_cut_first, 9);
     assert_int_equal(rep.lsn_cut_last, 12);
     assert_int_equal(rep.segment_seq, 2);
-    assert_int_equal(rep.offset, b.offs[2]);
+    assert_int_equal(rep.offset, b->offs[2]);
     assert_contains(rep.message, "repaired");
     assert_contains(rep.message, "0000000000000003.seg on are deleted");
     assert_int_equal(rep.drop_from_seq, 3);
@@ -840,32 +807,17 @@ static void test_repair_cuts_at_first_damage(void **state)
     assert_null(strstr(rep.message, "are deleted"));
     assert_null(strstr(rep.message, "repaired"));
     rlg_recovery_free(&r);
-    sb_free(&a);
-    sb_free(&b);
-    sb_free(&c);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* A damaged header in the middle: corruption; repair ends the log at the
  * previous segment's seal (which it drops) and deletes the rest. */
 static void test_repair_damaged_middle_header(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("repair-hdr");
-    sb a, b, c;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 3, 20);
-    sb_seal(&a);
-    sb_init(&b, LOG_ID, 2, 4, SEG_SIZE);
-    sb_synced(&b, 3, 20);
-    sb_seal(&b);
-    sb_init(&c, LOG_ID, 3, 7, SEG_SIZE);
-    sb_synced(&c, 1, 20);
-    b.buf[20] ^= 1;
-    sb_write(&a, dir);
-    sb_write(&b, dir);
-    sb_write(&c, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1], *c = &fx->s[2];
+    sb_chain(dir, 20, a, 3, b, 3, c, 1);
+    tu_flip_bit(seg_path(dir, 2), 20, 0);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
@@ -874,20 +826,15 @@ static void test_repair_damaged_middle_header(void **state)
     assert_int_equal(recover(dir, true, &r, &rep), 0);
     assert_int_equal(rep.status, RLOG_TAIL_CORRUPT);
     assert_int_equal(r.nsegs, 1);
-    check_seg(&r.segs[0], &a, 3);
+    check_seg(&r.segs[0], a, 3);
     assert_false(r.segs[0].sealed);
     assert_int_equal(r.cut_seq, 1);
-    assert_int_equal(r.cut_off, a.seal_off);
+    assert_int_equal(r.cut_off, a->seal_off);
     assert_int_equal(r.delete_from_seq, 2);
     assert_int_equal(rep.records_cut, 4); /* 4..6 of segment 2 and 7 */
     assert_int_equal(rep.lsn_cut_first, 4);
     assert_int_equal(rep.lsn_cut_last, 7);
     rlg_recovery_free(&r);
-    sb_free(&a);
-    sb_free(&b);
-    sb_free(&c);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* ---- reports, large records ---- */
@@ -895,22 +842,13 @@ static void test_repair_damaged_middle_header(void **state)
 /* The one-line message names the segment file, the offset and the LSNs. */
 static void test_report_names_segment_and_offset(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("report");
-    sb a, b, c;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 3, 8);
-    sb_seal(&a);
-    sb_init(&b, LOG_ID, 2, 4, SEG_SIZE);
-    sb_synced(&b, 3, 8);
-    sb_seal(&b);
-    sb_init(&c, LOG_ID, 3, 7, SEG_SIZE);
-    sb_synced(&c, 3, 8);
-    uint64_t o = sb_rec(&c, 9, 8);
-    sb_write(&a, dir);
-    sb_write(&b, dir);
-    c.buf[o + 3] ^= 0x10;
-    sb_write(&c, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1], *c = &fx->s[2];
+    sb_chain(dir, 8, a, 3, b, 3, c, 3);
+    uint64_t o = sb_rec(c, 9, 8);
+    c->buf[o + 3] ^= 0x10;
+    sb_write(c, dir);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), 0);
@@ -923,30 +861,25 @@ static void test_report_names_segment_and_offset(void **state)
              (unsigned long long)o);
     assert_contains(rep.message, want);
     rlg_recovery_free(&r);
-    sb_free(&a);
-    sb_free(&b);
-    sb_free(&c);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* Records larger than the read buffer are checked piecewise. */
 static void test_large_records(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("large");
+    rfx *fx = *state;
+    const char *dir = fx->dir;
     const uint32_t big = 3u << 20;
-    sb a;
-    sb_init(&a, LOG_ID, 1, 1, (size_t)big * 2 + 4096);
-    sb_synced(&a, 1, 100);
-    uint64_t o2 = sb_rec(&a, 1, big);
-    sb_rec(&a, 1, big);
-    sb_write(&a, dir);
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, (size_t)big * 2 + 4096);
+    sb_synced(a, 1, 100);
+    uint64_t o2 = sb_rec(a, 1, big);
+    sb_rec(a, 1, big);
+    sb_write(a, dir);
     rlg_recovery r;
     rlog_open_report rep;
     assert_int_equal(recover(dir, false, &r, &rep), 0);
     assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
-    check_seg(&r.segs[0], &a, 3);
+    check_seg(&r.segs[0], a, 3);
     rlg_recovery_free(&r);
     /* record 2 damaged in its last byte; record 3 does not prove it */
     tu_flip_bit(seg_path(dir, 1), o2 + RLG_REC_HEADER_SIZE + big - 1, 0);
@@ -957,33 +890,24 @@ static void test_large_records(void **state)
     assert_int_equal(rep.lsn_cut_first, 3);
     rlg_recovery_free(&r);
     /* now record 3 was written once 2 was durable */
-    a.off = a.offs[2];
-    a.next = 3;
-    a.n = 2;
-    sb_rec(&a, 2, big);
-    a.buf[o2 + RLG_REC_HEADER_SIZE + big - 1] ^= 1;
-    sb_write(&a, dir);
+    a->off = a->offs[2];
+    a->next = 3;
+    a->n = 2;
+    sb_rec(a, 2, big);
+    a->buf[o2 + RLG_REC_HEADER_SIZE + big - 1] ^= 1;
+    sb_write(a, dir);
     assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
     assert_int_equal(rep.offset, o2);
-    sb_free(&a);
-    tu_rmdir_r(dir);
-    free(dir);
 }
 
 /* A failing read is an I/O error naming the call, the file and the offset,
  * not a verdict on the log. */
 static void test_read_error_names_call_and_file(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp("eio");
-    sb a, b;
-    sb_init(&a, LOG_ID, 1, 1, SEG_SIZE);
-    sb_synced(&a, 2, 8);
-    sb_seal(&a);
-    sb_init(&b, LOG_ID, 2, 3, SEG_SIZE);
-    sb_synced(&b, 2, 8);
-    sb_write(&a, dir);
-    sb_write(&b, dir);
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0], *b = &fx->s[1];
+    sb_chain(dir, 8, a, 2, b, 2, NULL, 0);
     rlog_vfs *vfs = rlog_vfs_fault_new(rlog_vfs_posix());
     assert_non_null(vfs);
     rlog_fault f = {
@@ -1004,40 +928,38 @@ static void test_read_error_names_call_and_file(void **state)
                      rlog_vfs_fault_calls(vfs, RLOG_OP_CLOSE));
     rlg_recovery_free(&r);
     vfs->destroy(vfs);
-    sb_free(&a);
-    sb_free(&b);
-    tu_rmdir_r(dir);
-    free(dir);
 }
+
+#define TC(fn) cmocka_unit_test_setup_teardown(fn, rfx_setup, rfx_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_clean_multi_segment),
-        cmocka_unit_test(test_clean_empty_log),
-        cmocka_unit_test(test_torn_tail_every_offset),
-        cmocka_unit_test(test_torn_header_across_sectors),
-        cmocka_unit_test(test_hole_with_low_witness_is_torn),
-        cmocka_unit_test(test_hole_proven_durable_is_corrupt),
-        cmocka_unit_test(test_flip_in_sealed_segment),
-        cmocka_unit_test(test_flip_in_synced_active_segment),
-        cmocka_unit_test(test_checkpoint_proves_last_record),
-        cmocka_unit_test(test_stale_records_in_spare),
-        cmocka_unit_test(test_records_after_unsealed_segment),
-        cmocka_unit_test(test_missing_middle_segment),
-        cmocka_unit_test(test_lsn_gap_between_segments),
-        cmocka_unit_test(test_foreign_segment),
-        cmocka_unit_test(test_version_2_header),
-        cmocka_unit_test(test_sealed_without_successor),
-        cmocka_unit_test(test_torn_segment_start),
-        cmocka_unit_test(test_damaged_header_proven_durable),
-        cmocka_unit_test(test_not_a_log),
-        cmocka_unit_test(test_zero_files_only),
-        cmocka_unit_test(test_repair_cuts_at_first_damage),
-        cmocka_unit_test(test_repair_damaged_middle_header),
-        cmocka_unit_test(test_report_names_segment_and_offset),
-        cmocka_unit_test(test_large_records),
-        cmocka_unit_test(test_read_error_names_call_and_file),
+        TC(test_clean_multi_segment),
+        TC(test_clean_empty_log),
+        TC(test_torn_tail_every_offset),
+        TC(test_torn_header_across_sectors),
+        TC(test_hole_with_low_witness_is_torn),
+        TC(test_hole_proven_durable_is_corrupt),
+        TC(test_flip_in_sealed_segment),
+        TC(test_flip_in_synced_active_segment),
+        TC(test_checkpoint_proves_last_record),
+        TC(test_stale_records_in_spare),
+        TC(test_records_after_unsealed_segment),
+        TC(test_missing_middle_segment),
+        TC(test_lsn_gap_between_segments),
+        TC(test_foreign_segment),
+        TC(test_version_2_header),
+        TC(test_sealed_without_successor),
+        TC(test_torn_segment_start),
+        TC(test_damaged_header_proven_durable),
+        TC(test_not_a_log),
+        TC(test_zero_files_only),
+        TC(test_repair_cuts_at_first_damage),
+        TC(test_repair_damaged_middle_header),
+        TC(test_report_names_segment_and_offset),
+        TC(test_large_records),
+        TC(test_read_error_names_call_and_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

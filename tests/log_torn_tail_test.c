@@ -51,15 +51,8 @@ static rlog_log *open_log(const char *dir, unsigned flags, rlog_open_report *rep
 
 static void append_one(rlog_log *l, uint64_t lsn, uint32_t len)
 {
-    uint8_t buf[LAST_LEN];
-    tu_fill(SEED, lsn, buf, len);
-    rlog_record r = {.type = T, .len = len, .data = buf};
-    uint64_t got = 0;
-    int rv = rlog_append(l, &r, 1, &got);
-    if (rv)
-        fail_msg("append LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                 rlog_errmsg(l));
-    assert_int_equal(got, lsn);
+    tu_recs s = {.type = T, .len = len, .seed = SEED};
+    tu_append_recs(l, &s, lsn, lsn);
 }
 
 static int setup(void **state)
@@ -133,22 +126,8 @@ static bool make_copy(fx *f, enum damage d, size_t o, bool *zero)
 /* Records 1..N are intact and the next is EEND. */
 static void check_prefix(rlog_log *l)
 {
-    rlog_iter *it;
-    assert_int_equal(rlog_iter_open(l, 1, 0, &it), 0);
-    uint8_t want[LEN];
-    rlog_record r;
-    for (uint64_t lsn = 1; lsn <= N; lsn++) {
-        int rv = rlog_iter_next(it, &r);
-        if (rv)
-            fail_msg("iter LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
-                     rlog_errmsg(l));
-        assert_int_equal(r.lsn, lsn);
-        assert_int_equal(r.len, LEN);
-        tu_fill(SEED, lsn, want, LEN);
-        assert_memory_equal(r.data, want, LEN);
-    }
-    assert_int_equal(rlog_iter_next(it, &r), RLOG_EEND);
-    rlog_iter_close(it);
+    tu_recs s = {.type = T, .len = LEN, .seed = SEED};
+    tu_check_recs(l, &s, 1, N);
 }
 
 static void one_case(fx *f, enum damage d, size_t o)

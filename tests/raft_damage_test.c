@@ -19,12 +19,8 @@
 
 static rlog_rs *open_store(const char *dir, unsigned flags, int *rv, rlog_rs_open_report *rep)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = SEG;
-    o.log.flags = flags;
-    rlog_rs *rs = NULL;
-    *rv = rlog_rs_open(dir, &o, &rs, rep);
+    rlog_rs *rs;
+    *rv = tu_rs_try_open(dir, NULL, SEG, flags, RLOG_SYNC_EACH, &rs, rep);
     return rs;
 }
 

@@ -120,14 +120,9 @@ static char last_open_msg[600];
 
 static rlog_rs *open_rs(const char *dir, rlog_vfs *vfs, int *err)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = SEG;
-    o.log.flags = RLOG_OPEN_CREATE;
-    o.log.vfs = vfs;
-    rlog_rs *rs = NULL;
+    rlog_rs *rs;
     rlog_rs_open_report rep;
-    int rv = rlog_rs_open(dir, &o, &rs, &rep);
+    int rv = tu_rs_try_open(dir, vfs, SEG, RLOG_OPEN_CREATE, RLOG_SYNC_EACH, &rs, &rep);
     snprintf(last_open_msg, sizeof last_open_msg, "%s", rep.message);
     if (err)
         *err = rv;
@@ -258,23 +253,6 @@ static int step(rlog_rs *rs, model *m, rng *r, uint32_t salt, const char **kind)
 
 /* ---------------------------------------------------------------- dirs */
 
-static void copy_dir(const char *from, const char *to)
-{
-    mkdir(to, 0755);
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char a[8192], b[8192];
-        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
-        tu_copy_file(a, b);
-    }
-    closedir(d);
-}
-
 /* Copies files of `from` that `to` lacks. */
 static void restore_missing(const char *from, const char *to)
 {
@@ -390,7 +368,7 @@ static void check_cut(rec_state *rs_, size_t k, const char *seg, uint64_t off, u
     snprintf(src, sizeof src, "%s/op%zu", rs_->root, k);
     snprintf(work, sizeof work, "%s/work", rs_->root);
     tu_rmdir_r(work);
-    copy_dir(src, work);
+    tu_copy_dir(src, work);
     struct stat sb;
     snprintf(prev, sizeof prev, "%s/grave%zu", rs_->root, k);
     if (last_lsn < rs_->lsn[k] && stat(prev, &sb) == 0)
@@ -466,7 +444,7 @@ static void run_prefix(uint64_t seed)
     st.lsn[0] = pos0.appended;
     char dst0[4096];
     snprintf(dst0, sizeof dst0, "%s/op0", st.root);
-    copy_dir(live, dst0);
+    tu_copy_dir(live, dst0);
     rng r = {seed};
     unsigned kinds[4] = {0};
     for (size_t k = 1; k <= OPS; k++) {
@@ -485,7 +463,7 @@ static void run_prefix(uint64_t seed)
         st.lsn[k] = pos.appended;
         char dst[4096];
         snprintf(dst, sizeof dst, "%s/op%zu", st.root, k);
-        copy_dir(live, dst);
+        tu_copy_dir(live, dst);
     }
     rlog_rs_stats s;
     rlog_rs_stats_get(rs, &s);

@@ -19,17 +19,7 @@ typedef tu_dir_fx fx;
 
 static rlog_rs *open_store(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = seg;
-    o.log.flags = RLOG_OPEN_CREATE | flags;
-    o.log.sync = mode;
-    rlog_rs *rs = NULL;
-    rlog_rs_open_report rep;
-    int rv = rlog_rs_open(dir, &o, &rs, &rep);
-    if (rv)
-        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rep.message);
-    return rs;
+    return tu_rs_open(dir, seg, RLOG_OPEN_CREATE | flags, mode);
 }
 
 static rlog_rs *reopen(rlog_rs *rs, const char *dir, uint64_t seg)
@@ -355,10 +345,7 @@ static void test_snapshot_leftovers(void **state)
     tu_write_file(tu_path(f->dir, "snapshot-0000000000000009-0000000000000001.snap"), "y", 1);
     tu_write_file(tu_path(f->dir, "unrelated.txt"), "z", 1);
     rlog_rs_open_report rep;
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = 4096;
-    assert_int_equal(rlog_rs_open(f->dir, &o, &rs, &rep), 0);
+    assert_int_equal(tu_rs_try_open(f->dir, NULL, 4096, 0, RLOG_SYNC_EACH, &rs, &rep), 0);
     assert_int_equal(rep.temp_removed, 1);
     assert_int_equal(rep.snapshots_removed, 1);
     assert_int_equal(count_files(f->dir, ".snap"), 1);
@@ -741,12 +728,9 @@ static void test_readonly(void **state)
     assert_int_equal(rlog_rs_set_term(rs, 3), 0);
     assert_int_equal(append_range(rs, 1, 5, 3), 0);
     rlog_rs_close(rs);
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.flags = RLOG_OPEN_READONLY;
-    o.log.segment_size = 4096;
     rlog_rs_open_report rep;
-    assert_int_equal(rlog_rs_open(f->dir, &o, &rs, &rep), 0);
+    assert_int_equal(
+        tu_rs_try_open(f->dir, NULL, 4096, RLOG_OPEN_READONLY, RLOG_SYNC_EACH, &rs, &rep), 0);
     expect_range(rs, 1, 5);
     expect_hs(rs, 3, 0, 0);
     assert_int_equal(append_range(rs, 6, 1, 3), RLOG_ENOTSUP);

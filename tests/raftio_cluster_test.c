@@ -863,15 +863,7 @@ static bool mirror_caught_up(cluster *c, void *arg)
 
 static rlog_rs *open_ro(const char *dir)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.flags = RLOG_OPEN_READONLY;
-    rlog_rs *rs = NULL;
-    rlog_rs_open_report rep;
-    if (rlog_rs_open(dir, &o, &rs, &rep) != 0) {
-        fail_msg("open %s: %s", dir, rep.message);
-    }
-    return rs;
+    return tu_rs_open(dir, 0, RLOG_OPEN_READONLY, RLOG_SYNC_EACH);
 }
 
 static void test_mirror_of_a_node(void **state)
@@ -909,17 +901,7 @@ static void test_mirror_of_a_node(void **state)
     assert_int_equal(rlog_rs_first_index(a), rlog_rs_first_index(b));
     assert_int_equal(rlog_rs_last_index(a), rlog_rs_last_index(b));
     assert_true(rlog_rs_last_index(a) >= 41);
-    rlog_rs_entries ea, eb;
-    assert_int_equal(rlog_rs_entries_read(a, 1, rlog_rs_last_index(a), 0, &ea), 0);
-    assert_int_equal(rlog_rs_entries_read(b, 1, rlog_rs_last_index(b), 0, &eb), 0);
-    assert_int_equal(ea.n, eb.n);
-    for (size_t i = 0; i < ea.n; i++) {
-        assert_int_equal(ea.v[i].term, eb.v[i].term);
-        assert_int_equal(ea.v[i].len, eb.v[i].len);
-        assert_memory_equal(ea.v[i].data, eb.v[i].data, ea.v[i].len);
-    }
-    rlog_rs_entries_free(&ea);
-    rlog_rs_entries_free(&eb);
+    tu_rs_expect_same_entries(a, 1, rlog_rs_last_index(a), b, 1, rlog_rs_last_index(b));
     rlog_rs_close(a);
     rlog_rs_close(b);
     free(mdir);

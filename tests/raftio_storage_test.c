@@ -12,7 +12,6 @@
  * and random; every callback on the loop thread. */
 #include "util/testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,39 +186,14 @@ typedef struct app {
 
 static int cb_seq;
 
-static void copy_dir(const char *from, const char *to)
-{
-    mkdir(to, 0755);
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        char a[1024], b[1024];
-        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
-        tu_copy_file(a, b);
-    }
-    closedir(d);
-}
-
 /* Last index in a copy of the directory taken now (what is on disk). */
 static raft_index last_index_on_disk(const char *dir)
 {
     char copy[1024];
     snprintf(copy, sizeof copy, "%s.copy", dir);
     tu_rmdir_r(copy);
-    copy_dir(dir, copy);
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    rlog_rs *rs = NULL;
-    rlog_rs_open_report rep;
-    int rv = rlog_rs_open(copy, &o, &rs, &rep);
-    if (rv != 0) {
-        fail_msg("open copy: %s", rep.message);
-    }
+    tu_copy_dir(dir, copy);
+    rlog_rs *rs = tu_rs_open(copy, 0, 0, RLOG_SYNC_EACH);
     raft_index last = rlog_rs_last_index(rs);
     rlog_rs_close(rs);
     tu_rmdir_r(copy);
@@ -379,7 +353,7 @@ static void test_term_vote_durable_on_return(void **state)
     /* A copy taken right after the calls (io still open) holds them. */
     char copy[1024];
     snprintf(copy, sizeof copy, "%s.c", f->dir);
-    copy_dir(f->dir, copy);
+    tu_copy_dir(f->dir, copy);
     fx g = {.dir = copy};
     assert_int_equal(uv_loop_init(&g.loop), 0);
     io_open(&g);

@@ -28,24 +28,6 @@ static uint64_t seeds_to_run(void)
     return e && *e ? strtoull(e, NULL, 10) : DEFAULT_SEEDS;
 }
 
-static void sum_add(rlog_sim_cluster_result *s, const rlog_sim_cluster_result *r)
-{
-    s->failed += r->failed;
-    s->ops_ok += r->ops_ok;
-    s->ops_failed += r->ops_failed;
-    s->ops_unknown += r->ops_unknown;
-    s->crashes += r->crashes;
-    s->power_losses += r->power_losses;
-    s->recovery_crashes += r->recovery_crashes;
-    s->partitions += r->partitions;
-    s->corruptions += r->corruptions;
-    s->refused_starts += r->refused_starts;
-    s->membership_changes += r->membership_changes;
-    s->snapshots_taken += r->snapshots_taken;
-    s->snapshots_installed += r->snapshots_installed;
-    s->leaders += r->leaders;
-}
-
 /* Runs seeds [first, first+n) with opts as a template (stopping at the
  * first failure when stop_at_first); returns the number that failed,
  * prints each, and the first failing seed in *first_failed (UINT64_MAX:
@@ -64,8 +46,10 @@ static uint64_t run_seeds_until(const rlog_sim_cluster_options *tmpl, uint64_t f
         o.seed = s;
         rlog_sim_cluster_result r;
         assert_int_equal(rlog_sim_cluster_run(&o, &r), 0);
-        if (sum)
-            sum_add(sum, &r);
+        if (sum) {
+            sum->failed += r.failed;
+            rlog_sim_cluster_result_add(sum, &r);
+        }
         if (r.failed) {
             if (failed++ == 0 && first_failed)
                 *first_failed = s;

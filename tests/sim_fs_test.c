@@ -14,37 +14,21 @@
 
 #define SEEDS 200
 
+static rlog_vfs *fs_new_cfg(const rlog_simfs_config *cfg)
+{
+    return tu_simfs_new(cfg, "/d");
+}
+
 static rlog_vfs *fs_new(uint64_t seed)
 {
     rlog_simfs_config cfg;
     rlog_simfs_config_init(&cfg, seed);
-    rlog_vfs *vfs = rlog_simfs_new(&cfg);
-    assert_non_null(vfs);
-    assert_int_equal(rlog_simfs_mkdirs(vfs, "/d"), 0);
-    return vfs;
-}
-
-static rlog_vfs *fs_new_cfg(const rlog_simfs_config *cfg)
-{
-    rlog_vfs *vfs = rlog_simfs_new(cfg);
-    assert_non_null(vfs);
-    assert_int_equal(rlog_simfs_mkdirs(vfs, "/d"), 0);
-    return vfs;
+    return fs_new_cfg(&cfg);
 }
 
 static rlog_file *fopen_rw(rlog_vfs *vfs, const char *path)
 {
-    rlog_file *f = NULL;
-    assert_int_equal(vfs->open(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &f), 0);
-    assert_non_null(f);
-    return f;
-}
-
-static void fwrite_all(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-    assert_int_equal(vfs->pwrite(vfs, f, buf, len, off, &done), 0);
-    assert_int_equal(done, len);
+    return tu_vfs_open(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE);
 }
 
 /* Creates `path` with `len` bytes of `byte`, synced and its entry synced. */
@@ -54,7 +38,7 @@ static void make_durable_file(rlog_vfs *vfs, const char *path, int byte, size_t 
     assert_non_null(buf);
     memset(buf, byte, len);
     rlog_file *f = fopen_rw(vfs, path);
-    fwrite_all(vfs, f, buf, len, 0);
+    tu_vfs_write(vfs, f, buf, len, 0);
     assert_int_equal(vfs->fdatasync(vfs, f), 0);
     assert_int_equal(vfs->close(vfs, f), 0);
     assert_int_equal(vfs->sync_dir(vfs, "/d"), 0);
@@ -94,12 +78,12 @@ static void test_synced_survives_power_loss(void **state)
         rlog_vfs *vfs = fs_new(seed);
         tu_fill(seed, 1, buf, sizeof buf);
         rlog_file *f = fopen_rw(vfs, "/d/f");
-        fwrite_all(vfs, f, buf, sizeof buf, 0);
+        tu_vfs_write(vfs, f, buf, sizeof buf, 0);
         assert_int_equal(vfs->fdatasync(vfs, f), 0);
         assert_int_equal(vfs->sync_dir(vfs, "d"), 0);
         /* more, unsynced, in another file */
         rlog_file *g = fopen_rw(vfs, "/d/g");
-        fwrite_all(vfs, g, buf, 100, 0);
+        tu_vfs_write(vfs, g, buf, 100, 0);
         assert_int_equal(rlog_simfs_power_loss(vfs), 0);
         uint8_t *got;
         assert_int_equal(fs_get(vfs, "/d/f", 0, &got), (long)sizeof buf);
@@ -127,7 +111,7 @@ static void test_unsynced_crash_vs_power_loss(void **state)
         rlog_vfs *vfs = fs_new_cfg(&cfg);
         make_durable_file(vfs, "/d/f", 0xAA, 4096);
         rlog_file *f = fopen_rw(vfs, "/d/f");
-        fwrite_all(vfs, f, buf, sizeof buf, 0);
+        tu_vfs_write(vfs, f, buf, sizeof buf, 0);
         rlog_simfs_crash(vfs);
         uint8_t *got;
         assert_int_equal(fs_get(vfs, "/d/f", 0, &got), 4096);
@@ -165,8 +149,8 @@ static void test_power_loss_reorders(void **state)
         rlog_vfs *vfs = fs_new_cfg(&cfg);
         make_durable_file(vfs, "/d/f", 0, 8192);
         rlog_file *f = fopen_rw(vfs, "/d/f");
-        fwrite_all(vfs, f, a, sizeof a, 0);    /* earlier */
-        fwrite_all(vfs, f, b, sizeof b, 4096); /* later */
+        tu_vfs_write(vfs, f, a, sizeof a, 0);    /* earlier */
+        tu_vfs_write(vfs, f, b, sizeof b, 4096); /* later */
         assert_int_equal(rlog_simfs_power_loss(vfs), 0);
         uint8_t *got;
         assert_int_equal(fs_get(vfs, "/d/f", 0, &got), 8192);
@@ -199,7 +183,7 @@ static void test_torn_sector_grain(void **state)
         rlog_vfs *vfs = fs_new_cfg(&cfg);
         make_durable_file(vfs, "/d/f", 0xAA, 10 * SS);
         rlog_file *f = fopen_rw(vfs, "/d/f");
-        fwrite_all(vfs, f, nw, LEN, OFF);
+        tu_vfs_write(vfs, f, nw, LEN, OFF);
         assert_int_equal(rlog_simfs_power_loss(vfs), 0);
         assert_int_equal(rlog_simfs_faults(vfs, RLOG_SIMFS_FAULT_TORN), 1);
         uint8_t *got;
@@ -261,7 +245,7 @@ static void test_create_needs_sync_dir(void **state)
                 cfg.keep_dirop_ppm = 0;
             rlog_vfs *vfs = fs_new_cfg(&cfg);
             rlog_file *f = fopen_rw(vfs, "/d/f");
-            fwrite_all(vfs, f, buf, sizeof buf, 0);
+            tu_vfs_write(vfs, f, buf, sizeof buf, 0);
             assert_int_equal(vfs->fsync(vfs, f), 0);
             if (mode == 2)
                 assert_int_equal(vfs->sync_dir(vfs, "/d"), 0);
@@ -375,7 +359,7 @@ static void test_sync_drop_loses_data(void **state)
         rlog_vfs *vfs = fs_new_cfg(&cfg);
         make_durable_file(vfs, "/d/f", 0xAA, 4096);
         rlog_file *f = fopen_rw(vfs, "/d/f");
-        fwrite_all(vfs, f, buf, sizeof buf, 0);
+        tu_vfs_write(vfs, f, buf, sizeof buf, 0);
         uint64_t nth = rlog_simfs_calls(vfs, RLOG_OP_FDATASYNC) + 1;
         assert_int_equal(
             rlog_simfs_schedule_fault(vfs, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, nth), 0);
@@ -497,7 +481,7 @@ static void test_latent_sticky(void **state)
     assert_int_equal(vfs->pread(vfs, f, buf, 1, 5000, &done), EIO);
     assert_int_equal(rlog_simfs_faults(vfs, RLOG_SIMFS_FAULT_LATENT_READ), 3);
     memset(buf, 0x77, sizeof buf);
-    fwrite_all(vfs, f, buf, 16, 4096 + 8);
+    tu_vfs_write(vfs, f, buf, 16, 4096 + 8);
     assert_int_equal(vfs->pread(vfs, f, buf, 4096, 4096, &done), 0);
     assert_int_equal(done, 4096);
     assert_int_equal(buf[8], 0x77);
@@ -560,10 +544,10 @@ static void test_unlink_while_open(void **state)
     (void)state;
     rlog_vfs *vfs = fs_new(6);
     rlog_file *f = fopen_rw(vfs, "/d/f");
-    fwrite_all(vfs, f, "hello", 5, 0);
+    tu_vfs_write(vfs, f, "hello", 5, 0);
     assert_int_equal(vfs->unlink(vfs, "/d/f"), 0);
     assert_int_equal(vfs->unlink(vfs, "/d/f"), ENOENT);
-    fwrite_all(vfs, f, "world", 5, 5);
+    tu_vfs_write(vfs, f, "world", 5, 5);
     char buf[10];
     size_t done;
     assert_int_equal(vfs->pread(vfs, f, buf, 10, 0, &done), 0);
@@ -591,7 +575,7 @@ static void test_misdirected_and_lost_writes(void **state)
     memset(buf, 0xBB, sizeof buf);
     assert_int_equal(rlog_simfs_set_fault(vfs, RLOG_SIMFS_FAULT_MISDIRECT, RLOG_OP_PWRITE, 1000000),
                      0);
-    fwrite_all(vfs, f, buf, sizeof buf, 4096);
+    tu_vfs_write(vfs, f, buf, sizeof buf, 4096);
     rlog_simfs_clear_faults(vfs);
     assert_int_equal(vfs->fdatasync(vfs, f), 0);
     uint8_t *got;
@@ -610,7 +594,7 @@ static void test_misdirected_and_lost_writes(void **state)
     assert_int_equal(
         rlog_simfs_set_fault(vfs, RLOG_SIMFS_FAULT_LOST_WRITE, RLOG_OP_PWRITE, 1000000), 0);
     memset(buf, 0xCC, sizeof buf);
-    fwrite_all(vfs, f, buf, sizeof buf, 3 * 4096);
+    tu_vfs_write(vfs, f, buf, sizeof buf, 3 * 4096);
     rlog_simfs_clear_faults(vfs);
     assert_int_equal(vfs->fdatasync(vfs, f), 0);
     assert_int_equal(rlog_simfs_power_loss(vfs), 0);
@@ -644,7 +628,7 @@ static void test_short_write_capacity_bitrot(void **state)
     assert_int_equal(vfs->size(vfs, f, &size), 0);
     assert_int_equal(size, done);
     rlog_simfs_clear_faults(vfs);
-    fwrite_all(vfs, f, buf, 8192, 0);
+    tu_vfs_write(vfs, f, buf, 8192, 0);
     assert_int_equal(vfs->pwrite(vfs, f, buf, 4096, 8192, &done), ENOSPC);
     assert_int_equal(done, 10000 - 8192);
     assert_int_equal(vfs->allocate(vfs, f, 0, 20000), ENOSPC);
@@ -813,7 +797,7 @@ static void test_virtual_clock(void **state)
     rlog_file *f = fopen_rw(vfs, "/d/f");
     uint64_t t0 = env->now_ns(env);
     assert_true(env->now_ns(env) == t0);
-    fwrite_all(vfs, f, "x", 1, 0);
+    tu_vfs_write(vfs, f, "x", 1, 0);
     uint64_t t1 = env->now_ns(env);
     assert_int_equal(vfs->fdatasync(vfs, f), 0);
     uint64_t t2 = env->now_ns(env);

@@ -32,7 +32,7 @@ static unsigned run_seeds(uint64_t first, unsigned n, unsigned store, uint32_t s
         o.steps = steps;
         rlog_sim_result r;
         assert_int_equal(rlog_sim_run(&o, &r), 0);
-        tu_sim_add(sum, &r);
+        rlog_sim_result_add(sum, &r);
         if (r.failed && (!quiet || failed == 0))
             printf("seed %" PRIu64 ": %s\n", seed, r.message);
         failed += (unsigned)r.failed;

@@ -57,12 +57,7 @@ static unsigned long long seg_first_lsn(const char *dir, const char *name)
  * snapshot at 250 (trailing 20). Returns the snapshot file's name. */
 static const char *make_store(const char *dir)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = 4096;
-    o.log.flags = RLOG_OPEN_CREATE;
-    rlog_rs *rs = NULL;
-    assert_int_equal(rlog_rs_open(dir, &o, &rs, NULL), 0);
+    rlog_rs *rs = tu_rs_open(dir, 4096, RLOG_OPEN_CREATE, RLOG_SYNC_EACH);
     assert_int_equal(rlog_rs_set_term(rs, 3), 0);
     uint8_t pay[100];
     for (uint64_t i = 1; i <= 300; i++) {

@@ -104,12 +104,7 @@ static void test_dump_follow(void **state)
  * `snap` keeping `trailing` entries, over 4 KiB segments. */
 static void make_store(const char *dir, uint64_t snap, unsigned trailing)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = 4096;
-    o.log.flags = RLOG_OPEN_CREATE;
-    rlog_rs *rs = NULL;
-    assert_int_equal(rlog_rs_open(dir, &o, &rs, NULL), 0);
+    rlog_rs *rs = tu_rs_open(dir, 4096, RLOG_OPEN_CREATE, RLOG_SYNC_EACH);
     assert_int_equal(rlog_rs_set_term(rs, 2), 0);
     uint8_t pay[4][30];
     for (uint64_t i = 1; i <= 120; i += 4) {

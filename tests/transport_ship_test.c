@@ -1114,17 +1114,7 @@ static void test_follower_dir_locked(void **state)
 
 static rlog_rs *rs_open(const char *dir, unsigned flags)
 {
-    rlog_rs_options o;
-    rlog_rs_options_init(&o);
-    o.log.segment_size = SEG_SIZE;
-    o.log.flags = flags;
-    rlog_rs *rs = NULL;
-    rlog_rs_open_report rep;
-    int rc = rlog_rs_open(dir, &o, &rs, &rep);
-    if (rc != 0) {
-        fail_msg("rlog_rs_open %s: %s", dir, rep.message);
-    }
-    return rs;
+    return tu_rs_open(dir, SEG_SIZE, flags, RLOG_SYNC_EACH);
 }
 
 static void rs_append(rlog_rs *rs, uint64_t from, int n, uint64_t term)
@@ -1176,17 +1166,7 @@ static void assert_rs_same(rlog_rs *a, const char *fdir)
     assert_memory_equal(sa.data, sb.data, sa.size);
     rlog_rs_snapshot_release(&sa);
     rlog_rs_snapshot_release(&sb);
-    rlog_rs_entries ea, eb;
-    assert_int_equal(rlog_rs_entries_read(a, x.first_index, x.last_index, 0, &ea), 0);
-    assert_int_equal(rlog_rs_entries_read(b, y.first_index, y.last_index, 0, &eb), 0);
-    assert_int_equal(ea.n, eb.n);
-    for (size_t i = 0; i < ea.n; i++) {
-        assert_int_equal(ea.v[i].term, eb.v[i].term);
-        assert_int_equal(ea.v[i].len, eb.v[i].len);
-        assert_memory_equal(ea.v[i].data, eb.v[i].data, ea.v[i].len);
-    }
-    rlog_rs_entries_free(&ea);
-    rlog_rs_entries_free(&eb);
+    tu_rs_expect_same_entries(a, x.first_index, x.last_index, b, y.first_index, y.last_index);
     assert_int_equal(rlog_rs_close(b), 0);
 }
 

@@ -40,21 +40,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static rlog_file *open_ok(rlog_vfs *vfs, const char *path, unsigned flags)
-{
-    rlog_file *f = NULL;
-    assert_int_equal(vfs->open(vfs, path, flags, &f), 0);
-    assert_non_null(f);
-    return f;
-}
-
-static void write_ok(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off)
-{
-    size_t done = 12345;
-    assert_int_equal(vfs->pwrite(vfs, f, buf, len, off, &done), 0);
-    assert_int_equal(done, len);
-}
-
 static uint64_t size_ok(rlog_vfs *vfs, rlog_file *f)
 {
     uint64_t size = UINT64_MAX;
@@ -76,14 +61,14 @@ static void test_pwrite_pread_round_trip_at_offsets(void **state)
 {
     fixture *fx = *state;
     rlog_vfs *vfs = fx->vfs;
-    rlog_file *f = open_ok(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
+    rlog_file *f = tu_vfs_open(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
 
     uint8_t a[1000], b[3000];
     tu_fill(1, 1, a, sizeof a);
     tu_fill(1, 2, b, sizeof b);
-    write_ok(vfs, f, a, sizeof a, 0);
-    write_ok(vfs, f, b, sizeof b, 10000);
-    write_ok(vfs, f, a, 10, 500); /* overwrite in the middle of a */
+    tu_vfs_write(vfs, f, a, sizeof a, 0);
+    tu_vfs_write(vfs, f, b, sizeof b, 10000);
+    tu_vfs_write(vfs, f, a, 10, 500); /* overwrite in the middle of a */
     assert_int_equal(size_ok(vfs, f), 13000);
 
     uint8_t got[13000];
@@ -114,8 +99,8 @@ static void test_large_write_round_trip(void **state)
     assert_non_null(buf);
     assert_non_null(got);
     tu_fill(7, 7, buf, len);
-    rlog_file *f = open_ok(vfs, tu_path(fx->dir, "big"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
-    write_ok(vfs, f, buf, len, 4096);
+    rlog_file *f = tu_vfs_open(vfs, tu_path(fx->dir, "big"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
+    tu_vfs_write(vfs, f, buf, len, 4096);
     size_t done = 0;
     assert_int_equal(vfs->pread(vfs, f, got, len, 4096, &done), 0);
     assert_int_equal(done, len);
@@ -132,10 +117,10 @@ static void test_pread_short_at_eof(void **state)
 {
     fixture *fx = *state;
     rlog_vfs *vfs = fx->vfs;
-    rlog_file *f = open_ok(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
+    rlog_file *f = tu_vfs_open(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
     uint8_t data[100], got[200];
     tu_fill(2, 0, data, sizeof data);
-    write_ok(vfs, f, data, sizeof data, 0);
+    tu_vfs_write(vfs, f, data, sizeof data, 0);
 
     size_t done = 999;
     assert_int_equal(vfs->pread(vfs, f, got, sizeof got, 40, &done), 0);
@@ -159,7 +144,7 @@ static void test_open_flags(void **state)
 
     assert_int_equal(vfs->open(vfs, path, RLOG_VFS_RDWR, &f), ENOENT);
     assert_null(f);
-    f = open_ok(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL);
+    f = tu_vfs_open(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL);
     assert_int_equal(vfs->close(vfs, f), 0);
 
     f = (rlog_file *)&f; /* must be reset to NULL on failure */
@@ -169,11 +154,11 @@ static void test_open_flags(void **state)
 
     /* CREATE without EXCL opens the existing file and keeps its bytes. */
     tu_write_file(path, "hello", 5);
-    f = open_ok(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE);
+    f = tu_vfs_open(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE);
     assert_int_equal(size_ok(vfs, f), 5);
     assert_int_equal(vfs->close(vfs, f), 0);
 
-    f = open_ok(vfs, path, RLOG_VFS_RDONLY);
+    f = tu_vfs_open(vfs, path, RLOG_VFS_RDONLY);
     size_t done = 7;
     assert_int_equal(vfs->pwrite(vfs, f, "x", 1, 0, &done), EBADF);
     assert_int_equal(done, 0);
@@ -195,7 +180,7 @@ static void test_create_mode(void **state)
     rlog_vfs *vfs = fx->vfs;
     mode_t old = umask(022);
     const char *path = tu_path(fx->dir, "m");
-    rlog_file *f = open_ok(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE);
+    rlog_file *f = tu_vfs_open(vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE);
     umask(old);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -212,7 +197,7 @@ static void test_descriptors_are_cloexec(void **state)
     assert_non_null(realpath(fx->dir, want));
     rlog_file *lock = NULL;
     assert_int_equal(vfs->lock(vfs, fx->dir, &lock), 0);
-    rlog_file *f = open_ok(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
+    rlog_file *f = tu_vfs_open(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
     char want_file[PATH_MAX + 8];
     snprintf(want_file, sizeof want_file, "%s/f", want);
 
@@ -316,12 +301,7 @@ static void test_unlink_then_list(void **state)
     assert_int_equal(vfs->unlink(vfs, tu_path(fx->dir, "drop")), 0);
     assert_int_equal(vfs->sync_dir(vfs, fx->dir), 0);
 
-    char **names;
-    size_t n;
-    assert_int_equal(vfs->list(vfs, fx->dir, &names, &n), 0);
-    assert_int_equal(n, 1);
-    assert_string_equal(names[0], "keep");
-    rlog_vfs_free_names(names, n);
+    tu_vfs_expect_only(vfs, fx->dir, "keep");
     assert_int_equal(vfs->unlink(vfs, tu_path(fx->dir, "drop")), ENOENT);
 }
 
@@ -383,7 +363,7 @@ static void test_allocate_truncate_size(void **state)
 {
     fixture *fx = *state;
     rlog_vfs *vfs = fx->vfs;
-    rlog_file *f = open_ok(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
+    rlog_file *f = tu_vfs_open(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
     assert_int_equal(size_ok(vfs, f), 0);
     int err = vfs->allocate(vfs, f, 0, 1u << 20);
     if (err == EOPNOTSUPP) {
@@ -448,7 +428,7 @@ static void test_concurrent_pwrite_same_file(void **state)
 {
     fixture *fx = *state;
     rlog_vfs *vfs = fx->vfs;
-    rlog_file *f = open_ok(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
+    rlog_file *f = tu_vfs_open(vfs, tu_path(fx->dir, "f"), RLOG_VFS_RDWR | RLOG_VFS_CREATE);
     pthread_t th[WRITERS];
     writer_arg args[WRITERS];
     for (unsigned i = 0; i < WRITERS; i++) {

@@ -80,11 +80,14 @@ uint64_t cli_hist_quantile(const cli_hist *h, double q);
 
 /* ---- the seed range of rlog sim (every workload; tools/sim.c) ---- */
 
-/* --seed S (one seed), --seeds N (default 100), --from A, --jobs J
- * (default 1, at most 64). */
+/* What every workload takes: --seed S (one seed), --seeds N (default
+ * 100), --from A, --jobs J (default 1, at most 64), --faults LIST (default
+ * "all"; each workload parses its own classes) and --trace. */
 typedef struct cli_seeds {
     uint64_t seed, seeds, from, jobs;
     bool one;                /* --seed was given */
+    const char *faults;      /* --faults, unparsed */
+    bool trace;              /* --trace */
     uint64_t t0_ns, last_ns; /* progress: start, last line */
 } cli_seeds;
 

@@ -260,26 +260,39 @@ void cli_server_stop(cli_server *s, rlog_log *log)
     free(s);
 }
 
+/* The options serve and follow share: DIR, the URL option `url_opt`
+ * (--listen, --leader), TLS, --id, --interval and (follow: until != NULL)
+ * --until. */
+static int ship_parse(cli_args *a, const char *url_opt, const char **dir, const char **url,
+                      uint64_t *id, uint64_t *interval_ms, uint64_t *until, cli_tls *tls)
+{
+    while (a->i < a->argc) {
+        int r;
+        if ((r = cli_opt(a, url_opt, url)) != 0 || (r = cli_opt_tls(a, tls)) != 0 ||
+            (r = cli_opt_u64(a, "--id", id, 1, UINT64_MAX)) != 0 ||
+            (until && (r = cli_opt_u64(a, "--until", until, 1, UINT64_MAX)) != 0) ||
+            (r = cli_opt_u64(a, "--interval", interval_ms, 10, 3600000)) != 0) {
+            if (r < 0)
+                return CLI_EXIT_USAGE;
+        } else if (cli_arg_dir(a, dir) < 0) {
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!*dir || !*url)
+        return cli_usage_error(a->cmd, "DIR and %s URL are required", url_opt);
+    if (cli_tls_check(a->cmd, tls) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
+    return CLI_EXIT_OK;
+}
+
 static int cmd_serve(cli_args *a)
 {
     const char *dir = NULL, *url = NULL;
     uint64_t id = 1, interval_ms = 1000;
     cli_tls tls = {0};
-    for (; a->i < a->argc;) {
-        int r;
-        if ((r = cli_opt(a, "--listen", &url)) != 0 || (r = cli_opt_tls(a, &tls)) != 0 ||
-            (r = cli_opt_u64(a, "--id", &id, 1, UINT64_MAX)) != 0 ||
-            (r = cli_opt_u64(a, "--interval", &interval_ms, 10, 3600000)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-        } else if (cli_arg_dir(a, &dir) < 0) {
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!dir || !url)
-        return cli_usage_error(a->cmd, "DIR and --listen URL are required");
-    if (cli_tls_check(a->cmd, &tls) != CLI_EXIT_OK)
-        return CLI_EXIT_USAGE;
+    int ex = ship_parse(a, "--listen", &dir, &url, &id, &interval_ms, NULL, &tls);
+    if (ex)
+        return ex;
     rlog_options o;
     rlog_options_init(&o);
     o.segment_size = cli_log_segment_size(dir); /* the log's own (0: the default) */
@@ -412,6 +425,14 @@ static void catchup_progress(catchup *c, const rlog_ship_follower_status *st, ui
     if (c->behind && (st->bytes_received < c->bytes0 || st->durable < c->lsn0))
         c->behind = false; /* the follower was reopened: a new episode */
     bool behind = st->leader_durable > st->durable;
+    if (!behind && !c->behind && !c->initial_done && st->leader_durable > 0) {
+        /* the first catch-up began and ended between two looks (a short
+         * one, or a loaded machine): t0_ns and lsn0 are from the start */
+        if (st->durable > c->lsn0)
+            catchup_line(c, st, now, true);
+        c->initial_done = true;
+        return;
+    }
     if (behind && !c->behind) {
         *c = (catchup){.tty = true,
                        .initial_done = c->initial_done,
@@ -438,22 +459,9 @@ static int cmd_follow(cli_args *a)
     const char *dir = NULL, *url = NULL;
     uint64_t id = 0, interval_ms = 1000, until = 0;
     cli_tls tls = {0};
-    for (; a->i < a->argc;) {
-        int r;
-        if ((r = cli_opt(a, "--leader", &url)) != 0 || (r = cli_opt_tls(a, &tls)) != 0 ||
-            (r = cli_opt_u64(a, "--id", &id, 1, UINT64_MAX)) != 0 ||
-            (r = cli_opt_u64(a, "--until", &until, 1, UINT64_MAX)) != 0 ||
-            (r = cli_opt_u64(a, "--interval", &interval_ms, 10, 3600000)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-        } else if (cli_arg_dir(a, &dir) < 0) {
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!dir || !url)
-        return cli_usage_error(a->cmd, "DIR and --leader URL are required");
-    if (cli_tls_check(a->cmd, &tls) != CLI_EXIT_OK)
-        return CLI_EXIT_USAGE;
+    int ex = ship_parse(a, "--leader", &dir, &url, &id, &interval_ms, &until, &tls);
+    if (ex)
+        return ex;
     if (tls.ca && id == 0)
         return cli_usage_error(a->cmd, "with TLS, --id N is required (the certificate is rlog-N)");
     if (id == 0) {
@@ -467,9 +475,14 @@ static int cmd_follow(cli_args *a)
     if (rv)
         return cli_exit_for_open(rv);
     fprintf(stderr, "rlog ship follow: %s following %s as id %" PRIu64 "\n", dir, url, id);
-    int ex = CLI_EXIT_OK;
+    ex = CLI_EXIT_OK;
     uint64_t next = cli_now_ns(), last_bytes = 0, last_ns = cli_now_ns();
-    catchup cu = {.tty = !cli_quiet && isatty(STDERR_FILENO)};
+    rlog_ship_follower_status st0;
+    rlog_ship_follower_status_get(f, &st0);
+    catchup cu = {.tty = !cli_quiet && isatty(STDERR_FILENO),
+                  .t0_ns = cli_now_ns(),
+                  .bytes0 = st0.bytes_received,
+                  .lsn0 = st0.durable};
     while (!ship_stop) {
         rv = rlog_ship_follower_poll(f, 50);
         rlog_ship_follower_status st;

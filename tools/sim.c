@@ -18,8 +18,7 @@
 typedef struct sim_args {
     cli_seeds sd;
     uint64_t steps, crashes;
-    bool trace;
-    const char *faults, *workload;
+    const char *workload;
     uint64_t mask;
     unsigned workloads;
 } sim_args;
@@ -29,7 +28,6 @@ static int parse(cli_args *a, sim_args *s)
     cli_seeds_init(&s->sd);
     s->steps = 1000;
     s->crashes = 5;
-    s->faults = "all";
     s->workload = "all";
     while (a->i < a->argc) {
         const char *v = NULL;
@@ -39,28 +37,21 @@ static int parse(cli_args *a, sim_args *s)
             (r = cli_opt_u64(a, "--crashes", &s->crashes, 0, 100000)) != 0) {
             if (r < 0)
                 return -1;
-        } else if ((r = cli_opt(a, "--faults", &v)) != 0) {
-            if (r < 0)
-                return -1;
-            s->faults = v;
         } else if ((r = cli_opt(a, "--workload", &v)) != 0) {
             if (r < 0)
                 return -1;
             s->workload = v;
-        } else if (!strcmp(a->argv[a->i], "--trace")) {
-            s->trace = true;
-            a->i++;
         } else {
             cli_usage_error("sim", "unknown option '%s'", a->argv[a->i]);
             return -1;
         }
     }
-    if (rlog_sim_parse_faults(s->faults, &s->mask) != 0) {
+    if (rlog_sim_parse_faults(s->sd.faults, &s->mask) != 0) {
         cli_usage_error("sim",
                         "unknown fault class in '%s' (classes: all, none, or a list of "
                         "eio,enospc,sync_drop,short_write,misdirect,lost_write,bitrot,"
                         "latent,torn,lost_unsynced,lost_dirop,damage,recovery_crash)",
-                        s->faults);
+                        s->sd.faults);
         return -1;
     }
     if (rlog_sim_parse_workloads(s->workload, &s->workloads) != 0) {
@@ -80,29 +71,8 @@ static void add(totals *t, const rlog_sim_result *r)
 {
     t->seeds++;
     t->failed += r->failed != 0;
-    rlog_sim_result *s = &t->sum;
-    s->ops += r->ops;
-    s->appends += r->appends;
-    s->acked += r->acked;
-    s->reads += r->reads;
-    s->crashes += r->crashes;
-    s->power_losses += r->power_losses;
-    s->recoveries += r->recoveries;
-    s->recovery_crashes += r->recovery_crashes;
-    s->mid_op_crashes += r->mid_op_crashes;
-    s->corruption_detected += r->corruption_detected;
-    s->torn_cut += r->torn_cut;
-    s->raft_seeds += r->raft_seeds;
-    s->raft_ops += r->raft_ops;
-    s->ship_seeds += r->ship_seeds;
-    s->ship_leader_crashes += r->ship_leader_crashes;
-    s->ship_follower_crashes += r->ship_follower_crashes;
-    s->ship_resets += r->ship_resets;
-    s->ship_net_faults += r->ship_net_faults;
-    s->ship_bytes += r->ship_bytes;
-    for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
-        s->faults[i] += r->faults[i];
-    s->trace_hash ^= r->trace_hash;
+    rlog_sim_result_add(&t->sum, r);
+    t->sum.trace_hash ^= r->trace_hash;
 }
 
 static void report_failure(const sim_args *s, uint64_t seed, const rlog_sim_result *r)
@@ -110,7 +80,7 @@ static void report_failure(const sim_args *s, uint64_t seed, const rlog_sim_resu
     printf("FAIL seed=%" PRIu64 ": %s\n", seed, r->message);
     printf("  replay: rlog sim --seed %" PRIu64 " --steps %" PRIu64 " --crashes %" PRIu64
            " --faults %s --workload %s --trace\n",
-           seed, s->steps, s->crashes, s->faults, s->workload);
+           seed, s->steps, s->crashes, s->sd.faults, s->workload);
 }
 
 /* The seed loop's callback: one seed of rlog's own simulator; the result
@@ -124,7 +94,7 @@ static int run_one(rlog_sim_ctx *c, void *user)
     o.crashes = (uint32_t)s->crashes;
     o.faults = s->mask;
     o.workloads = s->workloads;
-    if (s->trace)
+    if (s->sd.trace)
         o.trace = cli_print_line;
     rlog_sim_result *r = c->result;
     if (rlog_sim_run(&o, r) != 0) {
@@ -148,7 +118,7 @@ static void on_seed(void *data, uint64_t seed, int failed, const char *message, 
     add(&run->t, r);
     if (failed)
         report_failure(run->s, seed, r);
-    if (!run->s->trace)
+    if (!run->s->sd.trace)
         cli_seeds_progress(&run->s->sd, run->t.seeds, run->t.failed, false);
 }
 
@@ -175,7 +145,7 @@ static void summary(const sim_args *s, const totals *t, double secs)
     printf("\n");
     if (s->sd.one)
         printf("trace_hash=%016" PRIx64 "\n", r->trace_hash);
-    if (!s->trace) /* a traced run prints nothing that varies between runs */
+    if (!s->sd.trace) /* a traced run prints nothing that varies between runs */
         printf("seconds=%.2f seeds_s=%.1f seeds_min=%.0f\n", secs, t->seeds / secs,
                60.0 * t->seeds / secs);
 }
@@ -200,7 +170,7 @@ int cli_cmd_sim(cli_args *a)
     rlog_sim_seeds_options_init(&o);
     o.from = s.sd.from;
     o.count = s.sd.seeds;
-    o.jobs = s.trace ? 1 : (unsigned)s.sd.jobs; /* trace lines of one seed stay together */
+    o.jobs = s.sd.trace ? 1 : (unsigned)s.sd.jobs; /* trace lines of one seed stay together */
     o.keep_going = 1;
     o.no_fs = 1; /* rlog_sim_run makes its own */
     o.result_size = sizeof(rlog_sim_result);
@@ -209,7 +179,7 @@ int cli_cmd_sim(cli_args *a)
     rlog_sim_seeds_result res;
     int rv = rlog_sim_seeds(&o, run_one, &s, &res);
     rlog_sim_seeds_release(&res);
-    if (!s.trace)
+    if (!s.sd.trace)
         cli_seeds_progress(&s.sd, run.t.seeds, run.t.failed, true);
     if (rv) {
         fprintf(stderr, "rlog sim: %s\n", rlog_strerror(rv));
@@ -226,6 +196,7 @@ void cli_seeds_init(cli_seeds *s)
     memset(s, 0, sizeof *s);
     s->seeds = 100;
     s->jobs = 1;
+    s->faults = "all";
     s->t0_ns = s->last_ns = cli_now_ns();
 }
 
@@ -235,8 +206,14 @@ int cli_opt_seeds(cli_args *a, cli_seeds *s)
     if (r > 0)
         s->one = true;
     if (r == 0 && (r = cli_opt_u64(a, "--seeds", &s->seeds, 1, 100000000)) == 0 &&
-        (r = cli_opt_u64(a, "--from", &s->from, 0, UINT64_MAX)) == 0)
-        r = cli_opt_u64(a, "--jobs", &s->jobs, 1, 64);
+        (r = cli_opt_u64(a, "--from", &s->from, 0, UINT64_MAX)) == 0 &&
+        (r = cli_opt_u64(a, "--jobs", &s->jobs, 1, 64)) == 0)
+        r = cli_opt(a, "--faults", &s->faults);
+    if (r == 0 && !strcmp(a->argv[a->i], "--trace")) {
+        s->trace = true;
+        a->i++;
+        r = 1;
+    }
     return r;
 }
 

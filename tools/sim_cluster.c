@@ -18,8 +18,7 @@
 typedef struct cl_args {
     cli_seeds sd;
     uint64_t nodes, duration_ms;
-    bool trace, raw;
-    const char *faults;
+    bool raw;
     unsigned mask;
 } cl_args;
 
@@ -64,7 +63,6 @@ static int parse(cli_args *a, cl_args *s)
     cli_seeds_init(&s->sd);
     s->nodes = 3;
     s->duration_ms = 4000;
-    s->faults = "all";
     while (a->i < a->argc) {
         const char *v = NULL;
         int r;
@@ -73,16 +71,9 @@ static int parse(cli_args *a, cl_args *s)
             (r = cli_opt_u64(a, "--duration-ms", &s->duration_ms, 100, 600000)) != 0) {
             if (r < 0)
                 return -1;
-        } else if ((r = cli_opt(a, "--faults", &v)) != 0) {
-            if (r < 0)
-                return -1;
-            s->faults = v;
         } else if ((r = cli_opt(a, "--workload", &v)) != 0) {
             if (r < 0)
                 return -1; /* "cluster": how we got here */
-        } else if (!strcmp(a->argv[a->i], "--trace")) {
-            s->trace = true;
-            a->i++;
         } else if (!strcmp(a->argv[a->i], "--raw-libraft")) {
             s->raw = true;
             a->i++;
@@ -95,11 +86,11 @@ static int parse(cli_args *a, cl_args *s)
         cli_usage_error("sim", "--nodes must be 3 or 5");
         return -1;
     }
-    if (parse_faults(s->faults, &s->mask) != 0) {
+    if (parse_faults(s->sd.faults, &s->mask) != 0) {
         cli_usage_error("sim",
                         "unknown fault family in '%s' (all, none, or a list of crash,power,"
                         "partition,net,disk,corrupt,membership)",
-                        s->faults);
+                        s->sd.faults);
         return -1;
     }
     cli_seeds_finish(&s->sd);
@@ -114,7 +105,7 @@ static int run_one(const cl_args *s, uint64_t seed, rlog_sim_cluster_result *r)
     o.duration_ms = (uint32_t)s->duration_ms;
     o.faults = s->mask;
     o.raw_libraft = s->raw;
-    if (s->trace)
+    if (s->sd.trace)
         o.trace = cli_print_line;
     return rlog_sim_cluster_run(&o, r);
 }
@@ -124,7 +115,7 @@ static void report_failure(const cl_args *s, uint64_t seed, const rlog_sim_clust
     printf("FAIL seed=%" PRIu64 ": %s\n", seed, r->message);
     printf("  replay: rlog sim --workload cluster --seed %" PRIu64 " --nodes %" PRIu64
            " --duration-ms %" PRIu64 " --faults %s%s --trace\n",
-           seed, s->nodes, s->duration_ms, s->faults, s->raw ? " --raw-libraft" : "");
+           seed, s->nodes, s->duration_ms, s->sd.faults, s->raw ? " --raw-libraft" : "");
 }
 
 typedef struct cl_totals {
@@ -134,27 +125,10 @@ typedef struct cl_totals {
 
 static void add(cl_totals *t, const rlog_sim_cluster_result *r)
 {
-    rlog_sim_cluster_result *s = &t->sum;
     t->seeds++;
     t->failed += r->failed != 0;
-    s->virtual_ms += r->virtual_ms;
-    s->events += r->events;
-    s->ops_ok += r->ops_ok;
-    s->ops_failed += r->ops_failed;
-    s->ops_unknown += r->ops_unknown;
-    s->crashes += r->crashes;
-    s->power_losses += r->power_losses;
-    s->recovery_crashes += r->recovery_crashes;
-    s->restarts += r->restarts;
-    s->partitions += r->partitions;
-    s->corruptions += r->corruptions;
-    s->refused_starts += r->refused_starts;
-    s->membership_changes += r->membership_changes;
-    s->snapshots_taken += r->snapshots_taken;
-    s->snapshots_installed += r->snapshots_installed;
-    s->leaders += r->leaders;
-    s->linearizability_unknown += r->linearizability_unknown;
-    s->trace_hash ^= r->trace_hash;
+    rlog_sim_cluster_result_add(&t->sum, r);
+    t->sum.trace_hash ^= r->trace_hash;
 }
 
 static void child(const cl_args *s, uint64_t k, int fd)
@@ -186,7 +160,7 @@ static int read_full(int fd, void *buf, size_t n)
 
 static int run_seeds(cl_args *s, cl_totals *t)
 {
-    uint64_t jobs = s->trace || s->sd.seeds < 2 ? 1 : s->sd.jobs;
+    uint64_t jobs = s->sd.trace || s->sd.seeds < 2 ? 1 : s->sd.jobs;
     if (jobs == 1) {
         for (uint64_t i = 0; i < s->sd.seeds; i++) {
             rlog_sim_cluster_result r;
@@ -195,7 +169,7 @@ static int run_seeds(cl_args *s, cl_totals *t)
             add(t, &r);
             if (r.failed)
                 report_failure(s, s->sd.from + i, &r);
-            if (!s->trace)
+            if (!s->sd.trace)
                 cli_seeds_progress(&s->sd, t->seeds, t->failed, false);
         }
         return 0;
@@ -228,7 +202,7 @@ static int run_seeds(cl_args *s, cl_totals *t)
         add(t, &r);
         if (r.failed)
             report_failure(s, s->sd.from + i, &r);
-        if (!s->trace)
+        if (!s->sd.trace)
             cli_seeds_progress(&s->sd, t->seeds, t->failed, false);
     }
     for (uint64_t k = 0; k < jobs; k++) {
@@ -247,7 +221,7 @@ int cli_cmd_sim_cluster(cli_args *a)
     cl_totals t;
     memset(&t, 0, sizeof t);
     int rc = run_seeds(&s, &t);
-    if (!s.trace)
+    if (!s.sd.trace)
         cli_seeds_progress(&s.sd, t.seeds, t.failed, true);
     double secs = (cli_now_ns() - s.sd.t0_ns) / 1e9;
     const rlog_sim_cluster_result *r = &t.sum;
@@ -265,7 +239,7 @@ int cli_cmd_sim_cluster(cli_args *a)
            r->snapshots_installed, r->leaders, r->linearizability_unknown);
     if (s.sd.one)
         printf("trace_hash=%016" PRIx64 "\n", r->trace_hash);
-    if (!s.trace) /* a traced run prints nothing that varies between runs */
+    if (!s.sd.trace) /* a traced run prints nothing that varies between runs */
         printf("seconds=%.2f seeds_s=%.1f seeds_min=%.0f\n", secs, t.seeds / secs,
                60.0 * t.seeds / secs);
     if (rc)

@@ -421,6 +421,10 @@ RLOG_API void rlog_sim_options_init(rlog_sim_options *opts, uint64_t seed);
  * The simulator is built into librlog-sim (CMake target rlog::sim), not
  * into librlog. */
 RLOG_API int rlog_sim_run(const rlog_sim_options *opts, rlog_sim_result *res);
+/* Adds r's counters (operations, crashes, faults per class, workload
+ * counts) to sum, for totals over many seeds; failed, message and
+ * trace_hash are the caller's to combine. */
+RLOG_API void rlog_sim_result_add(rlog_sim_result *sum, const rlog_sim_result *r);
 /* Parses "log", "raft", "ship" or "all" into a RLOG_SIM_WORKLOAD_* mask; -1 on
  * an unknown name. */
 RLOG_API int rlog_sim_parse_workloads(const char *name, unsigned *mask);

@@ -120,6 +120,12 @@ RLOG_API void rlog_sim_cluster_options_init(rlog_sim_cluster_options *opts, uint
  * RLOG_EINVAL (bad options) when it could not. */
 RLOG_API int rlog_sim_cluster_run(const rlog_sim_cluster_options *opts,
                                   rlog_sim_cluster_result *res);
+/* Adds r's counters (virtual time, events, operations, faults, recoveries,
+ * membership, snapshots, leaders) to sum, for totals over many seeds;
+ * failed, message, trace_hash and the maxima max_term and commit_index are
+ * the caller's to combine. */
+RLOG_API void rlog_sim_cluster_result_add(rlog_sim_cluster_result *sum,
+                                          const rlog_sim_cluster_result *r);
 
 /* ---- the linearizability checker (register per key) ----
  * A Wing-Gong search with memoised states (Lowe's refinement) over one

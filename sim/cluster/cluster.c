@@ -2096,6 +2096,28 @@ static void final_checks(cl *c, cl_node *l)
     c->res->commit_index = l->raft->commit_index;
 }
 
+void rlog_sim_cluster_result_add(rlog_sim_cluster_result *s, const rlog_sim_cluster_result *r)
+{
+    s->virtual_ms += r->virtual_ms;
+    s->events += r->events;
+    s->ops_ok += r->ops_ok;
+    s->ops_failed += r->ops_failed;
+    s->ops_unknown += r->ops_unknown;
+    s->crashes += r->crashes;
+    s->power_losses += r->power_losses;
+    s->recovery_crashes += r->recovery_crashes;
+    s->restarts += r->restarts;
+    s->partitions += r->partitions;
+    s->disk_faults += r->disk_faults;
+    s->corruptions += r->corruptions;
+    s->refused_starts += r->refused_starts;
+    s->membership_changes += r->membership_changes;
+    s->snapshots_taken += r->snapshots_taken;
+    s->snapshots_installed += r->snapshots_installed;
+    s->leaders += r->leaders;
+    s->linearizability_unknown += r->linearizability_unknown;
+}
+
 int rlog_sim_cluster_run(const rlog_sim_cluster_options *o, rlog_sim_cluster_result *res)
 {
     memset(res, 0, sizeof *res);

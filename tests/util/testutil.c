@@ -120,6 +120,11 @@ void tu_truncate(const char *path, uint64_t size)
     assert_int_equal(truncate(path, (off_t)size), 0);
 }
 
+void tu_remove(const char *path)
+{
+    assert_int_equal(unlink(path), 0);
+}
+
 void tu_copy_file(const char *from, const char *to)
 {
     void *d;
@@ -127,6 +132,23 @@ void tu_copy_file(const char *from, const char *to)
     tu_read_file(from, &d, &n);
     tu_write_file(to, d, n);
     free(d);
+}
+
+void tu_copy_dir(const char *from, const char *to)
+{
+    mkdir(to, 0755);
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char a[8192], b[8192];
+        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+        tu_copy_file(a, b);
+    }
+    closedir(d);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -172,6 +194,52 @@ void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len)
         x ^= x << 17;
         p[i] = (unsigned char)x;
     }
+}
+
+static uint32_t recs_len(const tu_recs *s, uint64_t lsn)
+{
+    return s->len_of ? s->len_of(lsn) : s->len;
+}
+
+void tu_append_recs(rlog_log *l, const tu_recs *s, uint64_t from, uint64_t to)
+{
+    for (uint64_t lsn = from; lsn <= to; lsn++) {
+        uint32_t len = recs_len(s, lsn);
+        uint8_t *buf = malloc(len ? len : 1);
+        assert_non_null(buf);
+        tu_fill(s->seed, lsn, buf, len);
+        rlog_record r = {.type = s->type, .len = len, .data = buf};
+        uint64_t got = 0;
+        int rv = rlog_append(l, &r, 1, &got);
+        free(buf);
+        if (rv)
+            fail_msg("append LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
+                     rlog_errmsg(l));
+        assert_int_equal(got, lsn);
+    }
+}
+
+void tu_check_recs(rlog_log *l, const tu_recs *s, uint64_t from, uint64_t to)
+{
+    rlog_iter *it;
+    assert_int_equal(rlog_iter_open(l, from, 0, &it), 0);
+    rlog_record r;
+    for (uint64_t lsn = from; lsn <= to; lsn++) {
+        int rv = rlog_iter_next(it, &r);
+        if (rv)
+            fail_msg("iter LSN %llu: %s: %s", (unsigned long long)lsn, rlog_errname(rv),
+                     rlog_errmsg(l));
+        assert_int_equal(r.lsn, lsn);
+        assert_int_equal(r.type, s->type);
+        assert_int_equal(r.len, recs_len(s, lsn));
+        uint8_t *want = malloc(r.len ? r.len : 1);
+        assert_non_null(want);
+        tu_fill(s->seed, lsn, want, r.len);
+        assert_memory_equal(r.data, want, r.len);
+        free(want);
+    }
+    assert_int_equal(rlog_iter_next(it, &r), RLOG_EEND);
+    rlog_iter_close(it);
 }
 
 void tu_snap_take(const char *dir, tu_snap *s)
@@ -222,6 +290,78 @@ int tu_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mod
     return rlog_open(dir, &o, l, rep);
 }
 
+rlog_file *tu_vfs_open(rlog_vfs *vfs, const char *path, unsigned flags)
+{
+    rlog_file *f = NULL;
+    assert_int_equal(vfs->open(vfs, path, flags, &f), 0);
+    assert_non_null(f);
+    return f;
+}
+
+void tu_vfs_write(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off)
+{
+    size_t done = (size_t)-1;
+    assert_int_equal(vfs->pwrite(vfs, f, buf, len, off, &done), 0);
+    assert_int_equal(done, len);
+}
+
+void tu_vfs_expect_only(rlog_vfs *vfs, const char *dir, const char *name)
+{
+    char **names;
+    size_t n;
+    assert_int_equal(vfs->list(vfs, dir, &names, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], name);
+    rlog_vfs_free_names(names, n);
+}
+
+rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir)
+{
+    rlog_vfs *vfs = rlog_simfs_new(cfg);
+    assert_non_null(vfs);
+    assert_int_equal(rlog_simfs_mkdirs(vfs, dir), 0);
+    return vfs;
+}
+
+int tu_rs_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, unsigned flags,
+                   rlog_sync_mode mode, rlog_rs **rs, rlog_rs_open_report *rep)
+{
+    rlog_rs_options o;
+    rlog_rs_options_init(&o);
+    o.log.vfs = vfs;
+    o.log.segment_size = seg;
+    o.log.flags = flags;
+    o.log.sync = mode;
+    *rs = NULL;
+    return rlog_rs_open(dir, &o, rs, rep);
+}
+
+rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode)
+{
+    rlog_rs *rs;
+    rlog_rs_open_report rep;
+    int rv = tu_rs_try_open(dir, NULL, seg, flags, mode, &rs, &rep);
+    if (rv)
+        fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rep.message);
+    return rs;
+}
+
+void tu_rs_expect_same_entries(rlog_rs *a, uint64_t a_first, uint64_t a_last, rlog_rs *b,
+                               uint64_t b_first, uint64_t b_last)
+{
+    rlog_rs_entries ea, eb;
+    assert_int_equal(rlog_rs_entries_read(a, a_first, a_last, 0, &ea), 0);
+    assert_int_equal(rlog_rs_entries_read(b, b_first, b_last, 0, &eb), 0);
+    assert_int_equal(ea.n, eb.n);
+    for (size_t i = 0; i < ea.n; i++) {
+        assert_int_equal(ea.v[i].term, eb.v[i].term);
+        assert_int_equal(ea.v[i].len, eb.v[i].len);
+        assert_memory_equal(ea.v[i].data, eb.v[i].data, ea.v[i].len);
+    }
+    rlog_rs_entries_free(&ea);
+    rlog_rs_entries_free(&eb);
+}
+
 rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
                       unsigned flags, rlog_open_report *rep)
 {
@@ -232,35 +372,6 @@ rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mo
     if (rv)
         fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rp->message);
     return l;
-}
-
-void tu_sim_add(rlog_sim_result *s, const rlog_sim_result *r)
-{
-    s->ops += r->ops;
-    s->appends += r->appends;
-    s->acked += r->acked;
-    s->reads += r->reads;
-    s->crashes += r->crashes;
-    s->power_losses += r->power_losses;
-    s->recoveries += r->recoveries;
-    s->recovery_crashes += r->recovery_crashes;
-    s->mid_op_crashes += r->mid_op_crashes;
-    s->corruption_detected += r->corruption_detected;
-    s->torn_cut += r->torn_cut;
-    s->raft_seeds += r->raft_seeds;
-    s->raft_ops += r->raft_ops;
-    s->ship_seeds += r->ship_seeds;
-    s->ship_leader_crashes += r->ship_leader_crashes;
-    s->ship_follower_crashes += r->ship_follower_crashes;
-    s->ship_resets += r->ship_resets;
-    s->ship_net_faults += r->ship_net_faults;
-    s->ship_bytes += r->ship_bytes;
-    s->ship_raft_seeds += r->ship_raft_seeds;
-    s->ship_raft_snaps_put += r->ship_raft_snaps_put;
-    s->ship_raft_snaps_checked += r->ship_raft_snaps_checked;
-    s->ship_raft_truncations += r->ship_raft_truncations;
-    for (unsigned i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
-        s->faults[i] += r->faults[i];
 }
 
 uint64_t tu_sim_seeds(uint64_t first, uint64_t n, const char *workload, rlog_sim_result *sum)
@@ -281,7 +392,7 @@ uint64_t tu_sim_seeds(uint64_t first, uint64_t n, const char *workload, rlog_sim
                    seed, r.message, seed, workload);
             failed++;
         }
-        tu_sim_add(sum, &r);
+        rlog_sim_result_add(sum, &r);
     }
     return failed;
 }

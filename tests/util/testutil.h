@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "rlog/log.h"
+#include "rlog/raft_storage.h"
 #include "rlog/sim.h"
 #include "rlog/vfs_fault.h"
 
@@ -31,6 +32,16 @@ int tu_dir_teardown(void **state);
  * tu_fault_teardown. */
 int tu_fault_setup(void **state);
 int tu_fault_teardown(void **state);
+/* vfs->open with `flags`; fails the test unless it opens. */
+rlog_file *tu_vfs_open(rlog_vfs *vfs, const char *path, unsigned flags);
+/* vfs->pwrite of len bytes at off; fails the test unless it succeeds and
+ * reports every byte written. */
+void tu_vfs_write(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off);
+/* A simulated file system (rlog_simfs_new with *cfg) holding directory
+ * `dir` (and its parents); fails the test when it cannot. */
+/* vfs->list of dir succeeds and names exactly one entry, `name`. */
+void tu_vfs_expect_only(rlog_vfs *vfs, const char *dir, const char *name);
+rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir);
 /* "dir/name" in a static rotating buffer (valid for a few calls). */
 const char *tu_path(const char *dir, const char *name);
 /* The file name of segment seq, in a static rotating buffer (a few calls). */
@@ -43,11 +54,15 @@ void tu_write_file(const char *path, const void *data, size_t len);
 void tu_flip_bit(const char *path, uint64_t off, unsigned bit);
 void tu_poke(const char *path, uint64_t off, const void *data, size_t len);
 void tu_truncate(const char *path, uint64_t size);
+void tu_remove(const char *path); /* unlink; the file must exist */
 /* Garbles (XOR 0xa5) the bytes from off to the last nonzero byte of the
  * file, keeping its size: what a crash in the middle of writes past off
  * into a pre-written segment may leave (torn sectors, no valid record). */
 bool tu_garble_from(const char *path, uint64_t off); /* false: nothing there */
 void tu_copy_file(const char *from, const char *to);
+/* Creates directory `to` (if needed) and copies into it every file of
+ * `from` whose name does not start with a dot (no subdirectories). */
+void tu_copy_dir(const char *from, const char *to);
 /* Sorted list of *.seg files in dir (malloc'd names; free with tu_free_names). */
 size_t tu_list_segments(const char *dir, char ***names);
 void tu_free_names(char **names, size_t n);
@@ -57,6 +72,18 @@ void tu_free_names(char **names, size_t n);
  * printing the report's message. */
 int tu_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode, unsigned flags,
                 rlog_log **l, rlog_open_report *rep);
+/* rlog_rs_open of the Raft store in dir through vfs (NULL: posix) with
+ * segment size seg (0: the default), open flags `flags` and sync mode
+ * `mode`; returns its code. */
+int tu_rs_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, unsigned flags,
+                   rlog_sync_mode mode, rlog_rs **rs, rlog_rs_open_report *rep);
+/* The same through posix; fails the test, naming dir and the open report,
+ * when it cannot. */
+rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode);
+/* Entries a_first..a_last of store a and b_first..b_last of store b are as
+ * many, with the same terms and bytes. */
+void tu_rs_expect_same_entries(rlog_rs *a, uint64_t a_first, uint64_t a_last, rlog_rs *b,
+                               uint64_t b_first, uint64_t b_last);
 rlog_log *tu_open_log(const char *dir, rlog_vfs *vfs, uint64_t seg, rlog_sync_mode mode,
                       unsigned flags, rlog_open_report *rep);
 /* A snapshot of every segment file of a directory (names, sizes, bytes),
@@ -74,6 +101,20 @@ void tu_snap_free(tu_snap *s);
 void tu_snap_assert_same(const char *dir, const tu_snap *s);
 /* Deterministic payload bytes for (seed, lsn). */
 void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len);
+/* Records whose payload is a function of their LSN: type `type`, `len`
+ * bytes (or len_of(lsn) when len_of is set) of tu_fill(seed, lsn, ...). */
+typedef struct tu_recs {
+    uint16_t type;
+    uint32_t len;
+    uint32_t (*len_of)(uint64_t lsn);
+    uint64_t seed;
+} tu_recs;
+/* Appends records from..to one by one; fails the test (naming the LSN and
+ * the error) unless each append succeeds and gets its LSN. */
+void tu_append_recs(rlog_log *l, const tu_recs *s, uint64_t from, uint64_t to);
+/* Iterates from `from`: records from..to are there with their LSN, type,
+ * length and bytes, and the next read is RLOG_EEND. */
+void tu_check_recs(rlog_log *l, const tu_recs *s, uint64_t from, uint64_t to);
 
 /* The simulator (rlog/sim.h) over many seeds. tu_sim_seeds runs seeds
  * first..first+n-1 with the workloads named as `rlog sim --workload` takes
@@ -81,8 +122,6 @@ void tu_fill(uint64_t seed, uint64_t lsn, void *buf, size_t len);
  * (zeroed first), prints each failing seed with the command that replays
  * it, and returns how many failed. */
 uint64_t tu_sim_seeds(uint64_t first, uint64_t n, const char *workload, rlog_sim_result *sum);
-/* Adds every counter and fault class of r into *s. */
-void tu_sim_add(rlog_sim_result *s, const rlog_sim_result *r);
 /* Runs the seed of *o three times — traced twice (o->trace is replaced by
  * a line counter), then untraced — and fails the test unless all three give
  * the same trace hash and both traced runs the same number of lines. r gets

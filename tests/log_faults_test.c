@@ -651,8 +651,7 @@ static void test_failed_sync_leaves_marker(void **state)
 static void test_close_after_failed_seal_keeps_seal_room(void **state)
 {
     fx *f = *state;
-    rlog_log *l = open_with(f->dir, f->fv, 0, NULL);
-    must_append(l, 1, PER_SEG);
+    rlog_log *l = open_seg1_full(f, NULL);
     size_t used = RLG_SEG_HEADER_SIZE + PER_SEG * (RLG_REC_HEADER_SIZE + LEN);
     size_t fill = SEG - RLG_TAIL_RESERVE - used - RLG_REC_HEADER_SIZE;
     assert_true(fill < LEN + RLG_REC_HEADER_SIZE); /* one more LEN record needs a rotation */

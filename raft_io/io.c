@@ -42,12 +42,49 @@ void rlg_rio_log(rio *r, rlog_level level, const char *fmt, ...)
     r->opts.logger(r->opts.logger_data, level, buf);
 }
 
+/* Copies msg into out (cap bytes) with every occurrence of the data
+ * directory `dir` written as ".../<its last component>". */
+static void rio_elide_dir(const char *msg, const char *dir, char *out, size_t cap)
+{
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') {
+        dl--;
+    }
+    const char *base = dir + dl;
+    while (base > dir && base[-1] != '/') {
+        base--;
+    }
+    size_t o = 0;
+    for (const char *p = msg; *p != '\0' && o + 1 < cap;) {
+        if (dl > 0 && strncmp(p, dir, dl) == 0) {
+            int k = snprintf(out + o, cap - o, ".../%.*s", (int)(dir + dl - base), base);
+            o = k < 0 || (size_t)k >= cap - o ? cap - 1 : o + (size_t)k;
+            p += dl;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* io->errmsg is libraft's fixed buffer (RAFT_ERRMSG_BUF_SIZE, 256 bytes).
+ * A message that does not fit names the data directory by its last
+ * component, so that what failed, the file and the offset survive a long
+ * directory path (found by `make test` from a checkout 151 characters
+ * deep: the segment's name had been cut off). */
 int rlg_rio_err(rio *r, int raft_rv, const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->io->errmsg, sizeof r->io->errmsg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (strlen(msg) >= sizeof r->io->errmsg && r->dir != NULL && r->dir[0] != '\0') {
+        char shorter[sizeof msg];
+        rio_elide_dir(msg, r->dir, shorter, sizeof shorter);
+        memcpy(msg, shorter, sizeof msg);
+    }
+    snprintf(r->io->errmsg, sizeof r->io->errmsg, "%s", msg);
     return raft_rv;
 }
 

@@ -615,6 +615,11 @@ int main(int argc, char **argv)
     raft_set_heartbeat_timeout(&s->raft, cfg.heartbeat_ms);
     raft_set_snapshot_threshold(&s->raft, cfg.snapshot_threshold);
     raft_set_snapshot_trailing(&s->raft, cfg.snapshot_trailing);
+    /* A follower busy with a snapshot of its own ignores the leader's
+     * InstallSnapshot (libraft 0.15, "the leader will eventually retry"),
+     * and the leader retries only after install_snapshot_timeout — 30 s by
+     * default. This store's snapshots are small: retry after 2 s. */
+    raft_set_install_snapshot_timeout(&s->raft, 2000);
 
     uv_tcp_init(&s->loop, &s->listener);
     s->listener.data = s;

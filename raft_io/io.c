@@ -84,7 +84,12 @@ int rlg_rio_err(rio *r, int raft_rv, const char *fmt, ...)
         rio_elide_dir(msg, r->dir, shorter, sizeof shorter);
         memcpy(msg, shorter, sizeof msg);
     }
-    snprintf(r->io->errmsg, sizeof r->io->errmsg, "%s", msg);
+    size_t n = strlen(msg);
+    if (n >= sizeof r->io->errmsg) {
+        n = sizeof r->io->errmsg - 1; /* cut at the end: what failed comes first */
+    }
+    memcpy(r->io->errmsg, msg, n);
+    r->io->errmsg[n] = '\0';
     return raft_rv;
 }
 

@@ -620,9 +620,7 @@ int main(int argc, char **argv)
 {
     bench_cfg cfg;
     parse_args(argc, argv, &cfg);
-    bench_rm_rf(cfg.dir);
-    if (mkdir(cfg.dir, 0755) && errno != EEXIST)
-        bench_die(cfg.dir, strerror(errno));
+    bench_fresh_dir(cfg.dir);
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("bench/append: %.1f s per case, data in %s\n\n", cfg.seconds, cfg.dir);
     if (want(&cfg, "single"))

@@ -187,9 +187,7 @@ int main(int argc, char **argv)
 {
     cfg c;
     parse_args(argc, argv, &c);
-    bench_rm_rf(c.dir);
-    if (mkdir(c.dir, 0755) && errno != EEXIST)
-        bench_die(c.dir, strerror(errno));
+    bench_fresh_dir(c.dir);
     char rdir[4200], ldir[4200];
     snprintf(rdir, sizeof rdir, "%s/rocksdb", c.dir);
     snprintf(ldir, sizeof ldir, "%s/rlog-group", c.dir);

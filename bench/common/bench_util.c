@@ -39,6 +39,13 @@ void bench_rm_rf(const char *path)
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void bench_fresh_dir(const char *dir)
+{
+    bench_rm_rf(dir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        bench_die(dir, strerror(errno));
+}
+
 void bench_fill(uint8_t *buf, size_t len, uint64_t seed)
 {
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;

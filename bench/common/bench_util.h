@@ -26,6 +26,9 @@ void bench_die(const char *what, const char *detail);
 /* Removes PATH and everything below it (errors ignored). */
 void bench_rm_rf(const char *path);
 
+/* Makes DIR anew and empty (removing what was there); dies on failure. */
+void bench_fresh_dir(const char *dir);
+
 /* LEN pseudo-random bytes from SEED (xorshift: cheap, incompressible). */
 void bench_fill(uint8_t *buf, size_t len, uint64_t seed);
 

@@ -47,6 +47,7 @@ struct cl_loop {
     bool closed, released;
 };
 
+/* Queues ev (the world owns it from then on; freed on RLOG_ENOMEM). */
 int rlg_cl_push(cl_world *w, cl_ev *ev);
 cl_ev *rlg_cl_pop(cl_world *w);
 uint64_t rlg_cl_next_at(const cl_world *w);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os/array.h"
 #include "sim/cluster/cluster.h"
 
 struct rlog_loop_timer {
@@ -32,13 +33,9 @@ static bool ev_before(const cl_ev *a, const cl_ev *b)
 
 int rlg_cl_push(cl_world *w, cl_ev *ev)
 {
-    if (w->nheap == w->capheap) {
-        size_t n = w->capheap ? w->capheap * 2 : 256;
-        cl_ev **h = realloc(w->heap, n * sizeof *h);
-        if (h == NULL)
-            return RLOG_ENOMEM;
-        w->heap = h;
-        w->capheap = n;
+    if (rlg_array_grow(&w->heap, &w->capheap, w->nheap + 1, sizeof *w->heap, 256) != 0) {
+        free(ev);
+        return RLOG_ENOMEM;
     }
     ev->seq = w->seq++;
     ev->tie = rlog_sim_rng_next(&w->tie_rng);
@@ -122,10 +119,8 @@ static int vl_post(rlog_loop *t, rlog_loop_fn fn, void *arg)
         return RLOG_ENOMEM;
     ev->fn = fn;
     ev->arg = arg;
-    if (rlg_cl_push(w, ev) != 0) {
-        free(ev);
+    if (rlg_cl_push(w, ev) != 0)
         return RLOG_ENOMEM;
-    }
     l->refs++;
     return 0;
 }
@@ -136,10 +131,8 @@ static int timer_queue(cl_world *w, rlog_loop_timer *tm, uint64_t delay_ns)
     if (ev == NULL)
         return RLOG_ENOMEM;
     ev->timer = tm;
-    if (rlg_cl_push(w, ev) != 0) {
-        free(ev);
+    if (rlg_cl_push(w, ev) != 0)
         return RLOG_ENOMEM;
-    }
     tm->queued = true;
     return 0;
 }
@@ -190,10 +183,8 @@ static int vl_work(rlog_loop *t, rlog_loop_work_fn work, rlog_loop_after_fn afte
     ev->work = work;
     ev->after = after;
     ev->arg = arg;
-    if (rlg_cl_push(w, ev) != 0) {
-        free(ev);
+    if (rlg_cl_push(w, ev) != 0)
         return RLOG_ENOMEM;
-    }
     l->refs++;
     return 0;
 }
@@ -308,10 +299,8 @@ int rlg_cl_at(cl_world *w, uint64_t at, void (*fn)(void *arg, uint64_t u), void 
     ev->call = fn;
     ev->arg = arg;
     ev->u = u;
-    if (rlg_cl_push(w, ev) != 0) {
-        free(ev);
+    if (rlg_cl_push(w, ev) != 0)
         return RLOG_ENOMEM;
-    }
     return 0;
 }
 

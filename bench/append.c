@@ -618,7 +618,7 @@ static void run_steady(const bench_cfg *cfg)
 
 int main(int argc, char **argv)
 {
-    bench_cfg cfg;
+    bench_cfg cfg = {0};
     parse_args(argc, argv, &cfg);
     bench_fresh_dir(cfg.dir);
     setvbuf(stdout, NULL, _IOLBF, 0);

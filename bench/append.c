@@ -64,7 +64,8 @@ typedef struct result {
     uint64_t records, calls;
     double seconds;
     double p50_us, p99_us, p999_us, max_us;
-    uint64_t syncs; /* group: fdatasyncs the log made */
+    uint64_t syncs;  /* group: fdatasyncs the log made */
+    bench_usage use; /* CPU time and context switches of the process during the case */
 } result;
 
 static const char *path_in(const bench_cfg *cfg, const char *name)
@@ -198,6 +199,7 @@ static result rlog_run(const bench_cfg *cfg, size_t batch, size_t size)
     if (!s.ns)
         bench_die("rlog", "out of memory");
     result r = {0};
+    bench_usage u0 = bench_usage_now();
     uint64_t start = bench_now_ns(), end = start + (uint64_t)(cfg->seconds * 1e9), t = start;
     while (t < end) {
         uint64_t t0 = t;
@@ -210,6 +212,7 @@ static result rlog_run(const bench_cfg *cfg, size_t batch, size_t size)
         r.records += batch;
     }
     r.seconds = (double)(t - start) / 1e9;
+    r.use = bench_usage_since(u0, bench_usage_now());
     samples_finish(&s, &r);
     log_close(cfg, l, "rlog-single");
     free(s.ns);
@@ -228,7 +231,8 @@ static result group_run(const bench_cfg *cfg, int threads, bool io_thread)
                     .calls = g.records,
                     .seconds = g.seconds,
                     .max_us = g.max_us,
-                    .syncs = g.syncs};
+                    .syncs = g.syncs,
+                    .use = g.use};
 }
 
 /* ---- rotation ---- */
@@ -393,6 +397,16 @@ static double per_sync(const result *r)
     return r->syncs ? (double)r->records / (double)r->syncs : 0;
 }
 
+static double cpu_per_record(const result *r)
+{
+    return r->records ? r->use.cpu_us / (double)r->records : 0;
+}
+
+static double csw_per_sync(const result *r)
+{
+    return r->syncs ? (double)r->use.csw / (double)r->syncs : 0;
+}
+
 static void parse_args(int argc, char **argv, bench_cfg *cfg)
 {
     cfg->seconds = 2.0;
@@ -471,6 +485,8 @@ static void add_result(result *sum, const result *r)
     sum->records += r->records;
     sum->seconds += r->seconds;
     sum->syncs += r->syncs;
+    sum->use.cpu_us += r->use.cpu_us;
+    sum->use.csw += r->use.csw;
     if (r->max_us > sum->max_us)
         sum->max_us = r->max_us;
 }
@@ -498,13 +514,17 @@ static void run_group(const bench_cfg *cfg)
         r[LIMIT].syncs = r[LIMIT].calls;
         for (int i = 0; i < NG; i++)
             add_result(&sum[i], &r[i]);
-        printf("round %d: group32/limit %.3f, group32/single %.1f, no I/O thread/limit %.3f\n",
+        printf("round %d: group32/limit %.3f, group32/single %.1f, no I/O thread/limit %.3f "
+               "(group32: %.1f records/sync, %.1f cpu us/record, %.1f csw/sync)\n",
                round + 1, rate(&r[G32]) / rate(&r[LIMIT]), rate(&r[G32]) / rate(&r[G1]),
-               rate(&r[G32H]) / rate(&r[LIMIT]));
+               rate(&r[G32H]) / rate(&r[LIMIT]), per_sync(&r[G32]), cpu_per_record(&r[G32]),
+               csw_per_sync(&r[G32]));
     }
+    printf("%-26s %12s %9s %9s %9s %9s\n", "case", "records/s", "max us", "rec/sync", "cpu us/rec",
+           "csw/sync");
     for (int i = 0; i < NG; i++)
-        printf("%-26s %12.0f %12s %7s %9s %9s %9.1f   %.1f records/sync\n", label[i], rate(&sum[i]),
-               "-", "-", "-", "-", sum[i].max_us, per_sync(&sum[i]));
+        printf("%-26s %12.0f %9.1f %9.1f %9.1f %9.1f\n", label[i], rate(&sum[i]), sum[i].max_us,
+               per_sync(&sum[i]), cpu_per_record(&sum[i]), csw_per_sync(&sum[i]));
     printf("group1_records_s=%.0f\ngroup8_records_s=%.0f\ngroup32_records_s=%.0f\n"
            "group32_records_per_sync=%.1f\ngroup32_noiothread_records_s=%.0f\n"
            "group32_noiothread_records_per_sync=%.1f\ngroup_limit_records_s=%.0f\n",
@@ -513,6 +533,11 @@ static void run_group(const bench_cfg *cfg)
     printf("group32_vs_single=%.2f\ngroup32_vs_limit=%.3f\ngroup32_noiothread_vs_limit=%.3f\n",
            rate(&sum[G32]) / rate(&sum[G1]), rate(&sum[G32]) / rate(&sum[LIMIT]),
            rate(&sum[G32H]) / rate(&sum[LIMIT]));
+    printf("group1_cpu_us_per_record=%.1f\ngroup32_cpu_us_per_record=%.1f\n"
+           "limit_cpu_us_per_record=%.1f\ngroup1_csw_per_sync=%.1f\ngroup32_csw_per_sync=%.1f\n"
+           "limit_csw_per_sync=%.1f\n",
+           cpu_per_record(&sum[G1]), cpu_per_record(&sum[G32]), cpu_per_record(&sum[LIMIT]),
+           csw_per_sync(&sum[G1]), csw_per_sync(&sum[G32]), csw_per_sync(&sum[LIMIT]));
 }
 
 static void run_rotation(const bench_cfg *cfg)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,20 @@ uint64_t bench_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+bench_usage bench_usage_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double us = (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+                (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
+    return (bench_usage){.cpu_us = us, .csw = (uint64_t)(ru.ru_nvcsw + ru.ru_nivcsw)};
+}
+
+bench_usage bench_usage_since(bench_usage start, bench_usage end)
+{
+    return (bench_usage){.cpu_us = end.cpu_us - start.cpu_us, .csw = end.csw - start.csw};
 }
 
 void bench_die(const char *what, const char *detail)
@@ -190,6 +205,7 @@ bench_group_result bench_group_run(const char *dir, int threads, size_t record_s
         if (rlog_open(dir, &o, &g->log, &rep))
             bench_die("reopen (group)", rep.message);
     }
+    bench_usage u0 = bench_usage_now();
     uint64_t start = bench_now_ns();
     for (int i = 0; i < threads; i++) {
         args[i] = (group_arg){.g = g, .idx = i};
@@ -202,6 +218,7 @@ bench_group_result bench_group_run(const char *dir, int threads, size_t record_s
         pthread_join(tids[i], NULL);
     bench_group_result r = {0};
     r.seconds = (double)(bench_now_ns() - start) / 1e9;
+    r.use = bench_usage_since(u0, bench_usage_now());
     r.records = atomic_load(&g->records);
     r.max_us = (double)atomic_load(&g->max_ns) / 1e3;
     rlog_metrics m;

@@ -45,12 +45,26 @@ rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_
 extern _Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
 rlog_vfs *bench_counting_vfs(void);
 
+/* CPU time (user + system, all threads of the process) and context
+ * switches (voluntary + involuntary), from getrusage(RUSAGE_SELF). Counts
+ * per operation depend far less on the machine's load than timings do. */
+typedef struct bench_usage {
+    double cpu_us;
+    uint64_t csw;
+} bench_usage;
+
+bench_usage bench_usage_now(void);
+
+/* END - START. */
+bench_usage bench_usage_since(bench_usage start, bench_usage end);
+
 /* Result of a group-commit run. */
 typedef struct bench_group_result {
     uint64_t records; /* appended by all threads together */
     double seconds;   /* wall time from the first thread's start to the last one's end */
     double max_us;    /* the slowest single rlog_append */
     uint64_t syncs;   /* fdatasyncs the log made (its metrics), preparation included */
+    bench_usage use;  /* of the whole process while the threads ran */
 } bench_group_result;
 
 /* The group-commit case: a fresh log in DIR with RLOG_SYNC_GROUP, THREADS

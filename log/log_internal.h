@@ -16,6 +16,7 @@
 #define RLG_LOG_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 
 #include "log/format.h"
@@ -55,12 +56,22 @@ typedef struct rlg_waiter {
     uint64_t first, last;
     rlog_append_cb cb; /* NULL for a ticket */
     void *data;
-    bool need_durable;  /* ticket: complete at durable (else at written) */
-    pthread_cond_t *cv; /* ticket: signalled when done, or handed the I/O token */
+    bool need_durable; /* ticket: complete at durable (else at written) */
+    /* ticket: a sleeping appender waits on sem for one post, which says why
+     * in `wake`: RLG_WAKE_DONE (complete() unlinked the ticket and set
+     * status; the appender returns without mu) or RLG_WAKE_TOKEN (the I/O
+     * token is free; it takes mu and looks). `sleeping` (mu) is true from
+     * when it goes to sleep until a post is owed to it: one post per
+     * sleep, so the post is the waker's last access to the waiter. */
+    sem_t *sem;
+    bool sleeping;
+    int wake;
     bool done;
     bool rolled; /* failed by a rollback: counted in rb_pending until fired */
     int status;
 } rlg_waiter;
+
+enum { RLG_WAKE_DONE = 1, RLG_WAKE_TOKEN };
 
 enum { RLG_SPARE_NONE = 0, RLG_SPARE_PREPARING, RLG_SPARE_READY };
 
@@ -106,6 +117,11 @@ struct rlog_log {
     rlg_chunk *pend_head, *pend_tail;
     rlg_waiter *async_head, *async_tail; /* async appends, LSN order */
     rlg_waiter *tickets;                 /* blocking appends, any order */
+    rlg_waiter *wakeq; /* completed sleeping tickets, posted once mu is released */
+    /* Group commit: blocking appenders the rounds since the last round
+     * started completed and have not appended again (they are expected to;
+     * the next round's leader waits a little for them: drive()). */
+    unsigned returning;
 
     int spare_state;
     uint64_t spare_seq;  /* seq of the READY spare */

@@ -23,9 +23,11 @@
 #include "log/writer.h"
 #include "os/sync.h"
 
-/* Group commit: how often a would-be leader yields to returning appenders
- * (see drive). */
+/* Group commit: how often a round's leader yields to returning appenders at
+ * most (see gather) ... */
 #define RLG_GATHER_YIELDS 64u
+/* ... and stops after this many yields in a row that brought none back. */
+#define RLG_GATHER_IDLE 4u
 
 /* ---------------------------------------------------------------- chunks */
 
@@ -434,24 +436,36 @@ static void ticket_unlink(rlog_log *l, rlg_waiter *w)
     }
 }
 
-/* Marks tickets that are done; detaches finished async waiters into *out
+/* Marks tickets that are done and unlinks them (their appends' metrics
+ * counted here: a woken appender returns without mu); queues the sleeping
+ * ones on wakeq for wake_flush. Detaches finished async waiters into *out
  * (to be fired outside mu). `failed_from`: LSNs >= it were lost with
  * `err` (0 = none). */
 static void complete(rlog_log *l, uint64_t failed_from, int err, rlg_waiter **out)
 {
-    for (rlg_waiter *w = l->tickets; w; w = w->next) {
-        if (w->done)
-            continue;
+    for (rlg_waiter **p = &l->tickets; *p;) {
+        rlg_waiter *w = *p;
         uint64_t pos = w->need_durable ? l->durable : l->written;
         if (err && w->last >= failed_from) {
-            w->done = true;
             w->status = err;
         } else if (w->last <= pos) {
-            w->done = true;
             w->status = 0;
+            l->m.appends++;
+            l->m.records += w->last - w->first + 1;
+            l->returning++;
+        } else {
+            p = &w->next;
+            continue;
         }
-        if (w->done && w->cv)
-            pthread_cond_signal(w->cv);
+        w->done = true;
+        *p = w->next;
+        w->next = NULL;
+        if (w->sleeping) {
+            w->sleeping = false;
+            w->wake = RLG_WAKE_DONE;
+            w->next = l->wakeq;
+            l->wakeq = w;
+        }
     }
     /* Lost records fail their waiters now, wherever they are in the queue
      * (their LSNs will be reused: a later durable position must not
@@ -494,6 +508,26 @@ static uint64_t fire(rlg_waiter *list)
         list = n;
     }
     return rolled;
+}
+
+/* Posts the completed sleeping tickets complete() queued. mu held, released
+ * meanwhile: a woken appender returns without taking mu, so it must not
+ * find it held (it would sleep again on it), and the next appenders can
+ * encode while the others are being woken. The post is the last access to
+ * a waiter (its owner may return at once). */
+static void wake_flush(rlog_log *l)
+{
+    rlg_waiter *w = l->wakeq;
+    if (!w)
+        return;
+    l->wakeq = NULL;
+    pthread_mutex_unlock(&l->mu);
+    while (w) {
+        rlg_waiter *n = w->next;
+        sem_post(w->sem);
+        w = n;
+    }
+    pthread_mutex_lock(&l->mu);
 }
 
 /* ---------------------------------------------------------------- I/O */
@@ -796,6 +830,7 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
     }
     complete(l, 0, 0, &fired);
     pthread_cond_broadcast(&l->cond);
+    wake_flush(l);
     if (fired) {
         l->firing++;
         pthread_mutex_unlock(&l->mu);
@@ -808,69 +843,104 @@ int rlg_io_round(rlog_log *l, bool all, bool sync)
     return rv;
 }
 
-/* Group commit: appenders whose records the last round made durable are
- * still linked (woken, not yet back): they are about to append again.
- * mu held. */
-static bool returning(const rlog_log *l)
-{
-    for (const rlg_waiter *w = l->tickets; w; w = w->next)
-        if (w->done)
-            return true;
-    return false;
-}
-
 void rlg_io_release(rlog_log *l, const rlg_waiter *self)
 {
+    assert(!l->wakeq);
     l->io_busy = false;
     pthread_cond_broadcast(&l->cond); /* the rare waiters: sync, rotate, step, ... */
     if (!l->pend_head)
         return;
-    /* hand the token to one waiting append (not to all: 32 woken threads
+    /* hand the token to one sleeping append (not to all: 32 woken threads
      * on 2 cores delay the next round more than they help it) */
     for (rlg_waiter *w = l->tickets; w; w = w->next) {
-        if (w != self && !w->done && w->cv) {
-            pthread_cond_signal(w->cv);
+        if (w != self && w->sleeping) {
+            w->sleeping = false;
+            w->wake = RLG_WAKE_TOKEN;
+            sem_post(w->sem);
             break;
         }
     }
-    if (l->bg_io)
-        pthread_cond_signal(&l->bg_cond);
+    if (l->bg_io && (l->async_head || !l->tickets))
+        pthread_cond_signal(&l->bg_cond); /* work bg_main takes */
 }
 
-/* Runs rounds until `done` says so. mu held. Waits while another thread
- * does I/O. A blocking append (t) waits on its own condition variable: it
- * is woken when its records complete or when it is handed the token. */
-static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_to)
+/* Runs rounds until `done` says so, for rlog_sync and rlog_rotate (a
+ * blocking append: drive_ticket). mu held. Waits while another thread does
+ * I/O. */
+static int drive(rlog_log *l, bool all, bool sync, uint64_t sync_to)
 {
-    unsigned yields = 0;
     for (;;) {
-        if (t && t->done)
-            return t->status;
-        if (!t && !l->pend_head && l->durable >= (sync_to < l->appended ? sync_to : l->appended))
+        if (!l->pend_head && l->durable >= (sync_to < l->appended ? sync_to : l->appended))
             return 0;
         if (l->poisoned)
             return l->poisoned;
         if (l->io_busy) {
-            pthread_cond_wait(t ? t->cv : &l->cond, &l->mu);
-            continue;
-        }
-        /* group commit: let the appenders the last round completed append
-         * again before this round starts, so that they join it rather than
-         * form the next one (else 2N appenders settle into two groups of N
-         * taking turns, half the records per fdatasync) */
-        if (t && l->opts.sync == RLOG_SYNC_GROUP && yields < RLG_GATHER_YIELDS && returning(l)) {
-            yields++;
-            pthread_mutex_unlock(&l->mu);
-            sched_yield();
-            pthread_mutex_lock(&l->mu);
+            pthread_cond_wait(&l->cond, &l->mu);
             continue;
         }
         l->io_busy = true;
         int rv = rlg_io_round(l, all, sync);
-        rlg_io_release(l, t);
-        if (rv && !t)
+        rlg_io_release(l, NULL);
+        if (rv)
             return rv;
     }
+}
+
+/* Group commit: the leader of a round, holding the token, lets the
+ * appenders the rounds before completed append again first, so that they
+ * join this round rather than form the next one (else 2N appenders settle
+ * into two groups of N taking turns, half the records per fdatasync). It
+ * yields while some are still on their way back, until none is, or
+ * RLG_GATHER_IDLE yields in a row brought none back (one that stopped
+ * appending is never waited for longer), or RLG_GATHER_YIELDS in all. The
+ * appenders that come back meanwhile find the token taken and sleep: one
+ * thread yields, not all of them. mu held (released meanwhile). */
+static void gather(rlog_log *l)
+{
+    unsigned yields = 0, idle = 0;
+    while (l->returning && yields < RLG_GATHER_YIELDS && idle < RLG_GATHER_IDLE) {
+        unsigned before = l->returning;
+        pthread_mutex_unlock(&l->mu);
+        sched_yield();
+        pthread_mutex_lock(&l->mu);
+        yields++;
+        idle = l->returning < before ? 0 : idle + 1;
+    }
+}
+
+/* Runs rounds until t's records are done; returns its status. mu held on
+ * entry, NOT on return. While another thread does I/O, t sleeps on its
+ * semaphore: woken when its records complete (then it returns without
+ * taking mu) or when it is handed the token. */
+static int drive_ticket(rlog_log *l, rlg_waiter *t)
+{
+    for (;;) {
+        if (t->done)
+            break;
+        if (l->poisoned) {
+            ticket_unlink(l, t);
+            t->status = l->poisoned;
+            break;
+        }
+        if (l->io_busy) {
+            t->sleeping = true;
+            pthread_mutex_unlock(&l->mu);
+            while (sem_wait(t->sem) != 0) /* EINTR */
+                ;
+            if (t->wake == RLG_WAKE_DONE)
+                return t->status; /* unlinked, counted: complete() */
+            pthread_mutex_lock(&l->mu);
+            continue;
+        }
+        l->io_busy = true;
+        if (l->opts.sync == RLOG_SYNC_GROUP)
+            gather(l);
+        l->returning = 0;
+        rlg_io_round(l, false, t->need_durable);
+        rlg_io_release(l, t);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return t->status;
 }
 
 int rlog_append(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first_lsn)
@@ -886,23 +956,19 @@ int rlog_append(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first_
         pthread_mutex_unlock(&l->mu);
         return rv;
     }
+    if (l->returning) /* an appender a round completed is back (gather) */
+        l->returning--;
     rlg_waiter t = {0};
-    pthread_cond_t cv;
-    pthread_cond_init(&cv, NULL);
-    t.cv = &cv;
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    t.sem = &sem;
     t.first = first;
     t.last = l->appended;
     t.need_durable = l->opts.sync != RLOG_SYNC_NONE;
     t.next = l->tickets;
     l->tickets = &t;
-    rv = drive(l, &t, false, t.need_durable, 0);
-    ticket_unlink(l, &t);
-    pthread_cond_destroy(&cv);
-    if (!rv) {
-        l->m.appends++;
-        l->m.records += n;
-    }
-    pthread_mutex_unlock(&l->mu);
+    rv = drive_ticket(l, &t); /* releases mu */
+    sem_destroy(&sem);
     if (!rv && first_lsn)
         *first_lsn = t.first;
     return rv;
@@ -947,7 +1013,7 @@ int rlog_sync(rlog_log *l)
         return 0;
     pthread_mutex_lock(&l->mu);
     uint64_t target = l->appended;
-    int rv = drive(l, NULL, true, true, target);
+    int rv = drive(l, true, true, target);
     /* and the callbacks of the async appends up to target have all run
      * (another thread may be delivering them right now) */
     while (!rv && !l->poisoned && (l->firing || (l->async_head && l->async_head->last <= target)))
@@ -994,7 +1060,7 @@ int rlog_rotate(rlog_log *l)
         }
     }
     if (!rv)
-        rv = drive(l, NULL, true, true, l->appended);
+        rv = drive(l, true, true, l->appended);
     pthread_mutex_unlock(&l->mu);
     return rv;
 }

@@ -381,6 +381,7 @@ static void group_commit_case(fx *f, unsigned flags)
     rlog_metrics m;
     rlog_metrics_get(l, &m);
     assert_int_equal(m.appends, total);
+    assert_int_equal(m.records, total); /* counted by the round that completes an append */
     if (m.syncs >= total)
         fail_msg("%llu syncs for %llu appends: no group commit", (unsigned long long)m.syncs,
                  (unsigned long long)total);
@@ -421,6 +422,58 @@ static void test_group_commit(void **state)
 static void test_group_commit_thread(void **state)
 {
     group_commit_case(*state, RLOG_OPEN_THREAD);
+}
+
+/* Group commit waits a little for the appenders a round completed to append
+ * again (log/writer.c, gather): one that stops appending must not stall
+ * the others. A appends LEAVER_A times and then waits for B without
+ * returning to the log; B appends LEAVER_B times and must finish, each of
+ * its appends durable when it returns. */
+#define LEAVER_A 50
+#define LEAVER_B 400
+
+typedef struct leaver {
+    rlog_log *l;
+    atomic_bool b_done;
+    unsigned ok;
+    uint64_t last;
+} leaver;
+
+static void *leaver_a(void *p)
+{
+    leaver *x = p;
+    uint8_t b[64] = {1};
+    rlog_record r = {.type = T, .len = sizeof b, .data = b};
+    for (unsigned i = 0; i < LEAVER_A; i++)
+        if (rlog_append(x->l, &r, 1, NULL) == 0)
+            x->ok++;
+    while (!atomic_load(&x->b_done))
+        usleep(1000);
+    return NULL;
+}
+
+static void test_group_commit_leaver(void **state)
+{
+    fx *f = *state;
+    leaver x = {.l = open_log(f->dir, NULL, 65536, RLOG_SYNC_GROUP, 0, NULL)};
+    pthread_t a;
+    assert_int_equal(pthread_create(&a, NULL, leaver_a, &x), 0);
+    uint8_t b[64] = {2};
+    rlog_record r = {.type = T, .len = sizeof b, .data = b};
+    for (unsigned i = 0; i < LEAVER_B; i++) {
+        uint64_t lsn = 0;
+        assert_int_equal(rlog_append(x.l, &r, 1, &lsn), 0);
+        rlog_positions p;
+        rlog_positions_get(x.l, &p);
+        assert_true(p.durable >= lsn);
+    }
+    atomic_store(&x.b_done, true);
+    pthread_join(a, NULL);
+    assert_int_equal(x.ok, LEAVER_A);
+    rlog_metrics m;
+    rlog_metrics_get(x.l, &m);
+    assert_int_equal(m.appends, LEAVER_A + LEAVER_B);
+    assert_int_equal(rlog_close(x.l), 0);
 }
 
 /* ---- asynchronous appends ---- */
@@ -818,6 +871,7 @@ int main(void)
         TC(test_visibility_bound_exact),
         TC(test_group_commit),
         TC(test_group_commit_thread),
+        TC(test_group_commit_leaver),
         TC(test_async_thread_group),
         TC(test_async_thread_each),
         TC(test_async_preparer_sync_driven),

@@ -24,10 +24,8 @@
 #include "os/sync.h"
 
 /* Group commit: how often a round's leader yields to returning appenders at
- * most (see gather) ... */
-#define RLG_GATHER_YIELDS 256u
-/* ... and stops after this many yields in a row that brought none back. */
-#define RLG_GATHER_IDLE 32u
+ * most (see gather; its bound is time, this only when the clock stands). */
+#define RLG_GATHER_YIELDS 4096u
 
 /* ---------------------------------------------------------------- chunks */
 
@@ -890,10 +888,12 @@ static int drive(rlog_log *l, bool all, bool sync, uint64_t sync_to)
  * appenders the rounds before completed append again first, so that they
  * join this round rather than form the next one (else 2N appenders settle
  * into two groups of N taking turns, half the records per fdatasync). It
- * yields while some are still on their way back, until none is, or
- * RLG_GATHER_IDLE yields in a row brought none back, or RLG_GATHER_YIELDS
- * in all, or as long as an average fdatasync has passed: an appender that
- * went on to other work delays the round by at most that much. The
+ * yields while some are still on their way back, until none is or an
+ * average fdatasync's time has passed (or RLG_GATHER_YIELDS yields): an
+ * appender that went on to other work delays the round by at most that
+ * much, once. The bound is time, not a count of yields without an arrival:
+ * on a loaded machine a yield often gives the core to another process, and
+ * such a count ended one gather in ten early (15% of rounds short). The
  * appenders that come back meanwhile find the token taken and sleep: one
  * thread yields, not all of them. mu held (released meanwhile). */
 static void gather(rlog_log *l)
@@ -902,17 +902,13 @@ static void gather(rlog_log *l)
         return;
     uint64_t limit = l->m.syncs ? l->m.sync_ns_total / l->m.syncs : 0;
     uint64_t t0 = l->env->now_ns(l->env);
-    unsigned yields = 0, idle = 0;
-    while (l->returning && yields < RLG_GATHER_YIELDS && idle < RLG_GATHER_IDLE) {
-        unsigned before = l->returning;
+    for (unsigned yields = 0; l->returning && yields < RLG_GATHER_YIELDS; yields++) {
         pthread_mutex_unlock(&l->mu);
         sched_yield();
         uint64_t now = l->env->now_ns(l->env);
         pthread_mutex_lock(&l->mu);
         if (now - t0 >= limit)
             break;
-        yields++;
-        idle = l->returning < before ? 0 : idle + 1;
     }
 }
 

@@ -97,11 +97,32 @@ static int count_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len
     return e;
 }
 
+static uint64_t *_Atomic sync_ts;
+static size_t sync_cap;
+static _Atomic size_t *sync_n;
+
+void bench_vfs_time_syncs(uint64_t *ts, size_t cap, _Atomic size_t *n)
+{
+    atomic_store(&sync_ts, NULL);
+    sync_cap = cap;
+    sync_n = n;
+    atomic_store(&sync_ts, ts);
+}
+
 static int count_fdatasync(rlog_vfs *vfs, rlog_file *f)
 {
     (void)vfs;
     atomic_fetch_add(&bench_vfs_syncs, 1);
-    return rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
+    uint64_t *ts = atomic_load(&sync_ts), t0 = ts ? bench_now_ns() : 0;
+    int e = rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
+    if (ts != NULL) {
+        size_t i = atomic_fetch_add(sync_n, 1);
+        if (i < sync_cap) {
+            ts[2 * i] = t0;
+            ts[2 * i + 1] = bench_now_ns();
+        }
+    }
+    return e;
 }
 
 static int count_fsync(rlog_vfs *vfs, rlog_file *f)

@@ -45,6 +45,11 @@ rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_
 extern _Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
 rlog_vfs *bench_counting_vfs(void);
 
+/* While set (non-NULL), every fdatasync through the counting vfs records
+ * its start and end (bench_now_ns) in ts[2 * i], ts[2 * i + 1] for i <
+ * cap; *n counts them (also past cap). NULL stops the recording. */
+void bench_vfs_time_syncs(uint64_t *ts, size_t cap, _Atomic size_t *n);
+
 /* Result of a group-commit run. */
 typedef struct bench_group_result {
     uint64_t records; /* appended by all threads together */

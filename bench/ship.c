@@ -452,7 +452,15 @@ typedef struct tail_report {
     double interval_ms_p50; /* between the starts of successive clusters */
     double lag_mean_us;     /* all measured records */
     double cluster_per_s;   /* clusters per second of tail */
+    size_t heavy_clusters;  /* clusters holding a heavy follower fdatasync */
+    size_t heavy, plain;    /* follower fdatasyncs after > HEAVY_SYNC bytes, and the others */
+    double heavy_p50_us, plain_p50_us, plain_p99_us;
 } tail_report;
+
+/* A follower fdatasync after more than this many bytes written since the
+ * previous one is "heavy": zeros written ahead of the records, or a
+ * segment's start (a batch of records alone is ~1 KiB here). */
+#define HEAVY_SYNC (64u << 10)
 
 /*
  * Groups the records whose lag reached p99 into clusters (lag windows
@@ -483,10 +491,14 @@ static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t l
         }
         if (open_cluster && (!in || (tail && done > cend + 1000000u))) {
             /* close the cluster [cbeg, cend]: any follower sync inside? */
-            while (fi < nfs && fts[2 * fi + 1] < cbeg)
+            while (fi < nfs && fts[3 * fi + 1] < cbeg)
                 fi++;
-            for (size_t k = fi; k < nfs && fts[2 * k] <= cend; k++)
-                fw_slow = fw_slow || fts[2 * k + 1] - fts[2 * k] > sync99_ns;
+            bool heavy = false;
+            for (size_t k = fi; k < nfs && fts[3 * k] <= cend; k++) {
+                fw_slow = fw_slow || fts[3 * k + 1] - fts[3 * k] > sync99_ns;
+                heavy = heavy || (k > 0 && fts[3 * k + 2] - fts[3 * (k - 1) + 2] > HEAVY_SYNC);
+            }
+            r.heavy_clusters += heavy;
             starts[r.clusters++] = cbeg;
             r.slow_fw_sync += fw_slow;
             r.slow_leader += ld_slow;
@@ -519,6 +531,21 @@ static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t l
     r.interval_ms_p50 = (double)pct(gaps, ng, 50) / 1e6;
     r.lag_mean_us = nall ? sum / (double)nall / 1000.0 : 0;
     r.cluster_per_s = (double)r.clusters / seconds;
+    uint64_t *hv = calloc(nfs + 1, sizeof *hv), *pl = calloc(nfs + 1, sizeof *pl);
+    for (size_t k = 1; k < nfs; k++) {
+        uint64_t d = fts[3 * k + 1] - fts[3 * k];
+        if (fts[3 * k + 2] - fts[3 * (k - 1) + 2] > HEAVY_SYNC)
+            hv[r.heavy++] = d;
+        else
+            pl[r.plain++] = d;
+    }
+    qsort(hv, r.heavy, sizeof *hv, cmp_u64);
+    qsort(pl, r.plain, sizeof *pl, cmp_u64);
+    r.heavy_p50_us = (double)pct(hv, r.heavy, 50) / 1000.0;
+    r.plain_p50_us = (double)pct(pl, r.plain, 50) / 1000.0;
+    r.plain_p99_us = (double)pct(pl, r.plain, 99) / 1000.0;
+    free(hv);
+    free(pl);
     free(gaps);
     free(starts);
     return r;
@@ -639,7 +666,7 @@ int main(int argc, char **argv)
     ls.durable_ns = calloc(ls.cap, sizeof *ls.durable_ns);
     /* the follower's fdatasyncs while measuring, timed */
     size_t fts_cap = 1u << 20;
-    uint64_t *fts = calloc(2 * fts_cap, sizeof *fts);
+    uint64_t *fts = calloc(3 * fts_cap, sizeof *fts);
     _Atomic size_t nfts = 0;
     F = (node){.fw = start_follower(fdir2, url, &ls)};
     pthread_create(&F.tid, NULL, node_main, &F);
@@ -728,6 +755,11 @@ int main(int argc, char **argv)
            "follower fdatasync > leader p99, %zu with a slow leader append\n",
            "lag >= p99", tr.records, tr.clusters, tr.cluster_per_s, tr.interval_ms_p50,
            tr.slow_fw_sync, tr.slow_leader);
+    printf("%-34s %9zu heavy (> %u KiB written before them: zeros ahead, segment start), "
+           "p50 %.1f us; %zu plain, p50 %.1f us, p99 %.1f us; %zu clusters of lag >= p99 hold a "
+           "heavy one\n",
+           "follower fdatasyncs while tailing", tr.heavy, HEAVY_SYNC >> 10, tr.heavy_p50_us,
+           tr.plain, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);
     printf("%-34s %9.2f records, %.2f syncs per batch; %.3f bytes written per payload byte\n",
            "follower, while tailing", tail_records / batches, fw_sync_n / batches, fw_wa);
     printf("%-34s %9" PRIu64 " bytes written, %" PRIu64 " syncs\n", "follower, heaviest batch",
@@ -748,6 +780,9 @@ int main(int argc, char **argv)
            "lag_tail_clusters_slow_leader_append=%zu\n",
            tr.records, tr.clusters, tr.cluster_per_s, tr.interval_ms_p50, tr.slow_fw_sync,
            tr.slow_leader);
+    printf("follower_heavy_syncs=%zu\nfollower_heavy_sync_p50_us=%.1f\nfollower_plain_sync_p50_us="
+           "%.1f\nfollower_plain_sync_p99_us=%.1f\nlag_tail_clusters_heavy_sync=%zu\n",
+           tr.heavy, tr.heavy_p50_us, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);
     printf("tail_batches=%.0f\ntail_records_per_batch=%.2f\nfollower_syncs_per_batch=%.3f\n"
            "follower_write_amplification=%.3f\n",
            batches, tail_records / batches, fw_sync_n / batches, fw_wa);

@@ -114,12 +114,14 @@ static int count_fdatasync(rlog_vfs *vfs, rlog_file *f)
     (void)vfs;
     atomic_fetch_add(&bench_vfs_syncs, 1);
     uint64_t *ts = atomic_load(&sync_ts), t0 = ts ? bench_now_ns() : 0;
+    uint64_t written = atomic_load(&bench_vfs_written);
     int e = rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
     if (ts != NULL) {
         size_t i = atomic_fetch_add(sync_n, 1);
         if (i < sync_cap) {
-            ts[2 * i] = t0;
-            ts[2 * i + 1] = bench_now_ns();
+            ts[3 * i] = t0;
+            ts[3 * i + 1] = bench_now_ns();
+            ts[3 * i + 2] = written;
         }
     }
     return e;

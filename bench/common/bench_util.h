@@ -46,8 +46,9 @@ extern _Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
 rlog_vfs *bench_counting_vfs(void);
 
 /* While set (non-NULL), every fdatasync through the counting vfs records
- * its start and end (bench_now_ns) in ts[2 * i], ts[2 * i + 1] for i <
- * cap; *n counts them (also past cap). NULL stops the recording. */
+ * its start and end (bench_now_ns) and bench_vfs_written at its start in
+ * ts[3 * i], ts[3 * i + 1], ts[3 * i + 2] for i < cap; *n counts them
+ * (also past cap). NULL stops the recording. */
 void bench_vfs_time_syncs(uint64_t *ts, size_t cap, _Atomic size_t *n);
 
 /* Result of a group-commit run. */

@@ -30,7 +30,11 @@
  *              whose lag reached p99 are grouped into clusters (lag
  *              windows that overlap): how many, how often, and whether a
  *              follower fdatasync inside took longer than the leader's
- *              p99 (the disk stalled) — what the tail waited for;
+ *              p99 (the disk stalled), whether it was a heavy one (zeros
+ *              written ahead, a segment start), and whether a probe
+ *              thread sleeping 1 ms at a time overslept by > 2 ms in it
+ *              (the whole process could not run) — what the tail waited
+ *              for;
  *   pipeline   the lag's limit on this disk, run after the tail for as long:
  *              a leader thread writes a 1 KiB record and fdatasyncs it,
  *              a follower thread writes what became durable meanwhile
@@ -442,6 +446,35 @@ static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_
     return fw;
 }
 
+/* ---- a probe for stalls of the whole machine ---- */
+
+/* Sleeps 1 ms at a time and records when a sleep overran by more than
+ * 2 ms (start, end): a time in which this process could not run at all,
+ * whatever it waited for — the CPU taken away (other processes, the
+ * hypervisor), not the disk. */
+typedef struct probe {
+    pthread_t tid;
+    atomic_bool stop;
+    uint64_t *ts;
+    size_t n, cap;
+} probe;
+
+static void *probe_main(void *arg)
+{
+    probe *p = arg;
+    while (!atomic_load(&p->stop)) {
+        uint64_t t0 = bench_now_ns();
+        usleep(1000);
+        uint64_t t1 = bench_now_ns();
+        if (t1 - t0 > 3000000u && p->n < p->cap) {
+            p->ts[2 * p->n] = t0 + 1000000u;
+            p->ts[2 * p->n + 1] = t1;
+            p->n++;
+        }
+    }
+    return NULL;
+}
+
 /* ---- what the records above the lag's p99 waited for ---- */
 
 typedef struct tail_report {
@@ -453,6 +486,7 @@ typedef struct tail_report {
     double lag_mean_us;     /* all measured records */
     double cluster_per_s;   /* clusters per second of tail */
     size_t heavy_clusters;  /* clusters holding a heavy follower fdatasync */
+    size_t probe_clusters;  /* clusters overlapping a stall of the probe */
     size_t heavy, plain;    /* follower fdatasyncs after > HEAVY_SYNC bytes, and the others */
     double heavy_p50_us, plain_p50_us, plain_p99_us;
 } tail_report;
@@ -472,7 +506,7 @@ typedef struct tail_report {
  */
 static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t last,
                                  uint64_t lag99_ns, uint64_t sync99_ns, const uint64_t *fts,
-                                 size_t nfs, double seconds)
+                                 size_t nfs, const probe *pb, double seconds)
 {
     tail_report r = {0};
     uint64_t *starts = calloc(last - first + 2, sizeof *starts);
@@ -499,6 +533,10 @@ static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t l
                 heavy = heavy || (k > 0 && fts[3 * k + 2] - fts[3 * (k - 1) + 2] > HEAVY_SYNC);
             }
             r.heavy_clusters += heavy;
+            bool stalled = false;
+            for (size_t k = 0; k < pb->n && !stalled; k++)
+                stalled = pb->ts[2 * k] <= cend && pb->ts[2 * k + 1] >= cbeg;
+            r.probe_clusters += stalled;
             starts[r.clusters++] = cbeg;
             r.slow_fw_sync += fw_slow;
             r.slow_leader += ld_slow;
@@ -687,6 +725,9 @@ int main(int argc, char **argv)
     uint64_t adv0 = atomic_load(&ls.advances), first_lsn = pos.durable + 1;
     atomic_store(&ls.measuring, true);
     bench_vfs_time_syncs(fts, fts_cap, &nfts);
+    probe pb = {.cap = 1u << 16};
+    pb.ts = calloc(2 * pb.cap, sizeof *pb.ts);
+    pthread_create(&pb.tid, NULL, probe_main, &pb);
     uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
     while (bench_now_ns() < end && nsync < ls.cap) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
@@ -714,6 +755,11 @@ int main(int argc, char **argv)
     atomic_store(&F.stop, true);
     pthread_join(F.tid, NULL);
     bench_vfs_time_syncs(NULL, 0, NULL);
+    atomic_store(&pb.stop, true);
+    pthread_join(pb.tid, NULL);
+    uint64_t probe_ns = 0;
+    for (size_t k = 0; k < pb.n; k++)
+        probe_ns += pb.ts[2 * k + 1] - pb.ts[2 * k];
     size_t nfs = atomic_load(&nfts) < fts_cap ? atomic_load(&nfts) : fts_cap;
     atomic_store(&L.stop, true);
     pthread_join(L.tid, NULL);
@@ -731,7 +777,7 @@ int main(int argc, char **argv)
     double sync99 = (double)pct(sync_ns, nsync, 99) / 1000.0;
     double goal = 2 * sync99 + rtt_us;
     tail_report tr = tail_analysis(&ls, first_lsn, pos.durable, pct(ls.lag_ns, ls.nlag, 99),
-                                   pct(sync_ns, nsync, 99), fts, nfs, seconds);
+                                   pct(sync_ns, nsync, 99), fts, nfs, &pb, seconds);
 
     /* the same tail without rlog, in the same run (after it) */
     char pdir[4200];
@@ -755,6 +801,9 @@ int main(int argc, char **argv)
            "follower fdatasync > leader p99, %zu with a slow leader append\n",
            "lag >= p99", tr.records, tr.clusters, tr.cluster_per_s, tr.interval_ms_p50,
            tr.slow_fw_sync, tr.slow_leader);
+    printf("%-34s %9zu sleeps of 1 ms overran by > 2 ms (%.1f ms in all); %zu clusters of lag >= "
+           "p99 overlap one\n",
+           "stall probe while tailing", pb.n, (double)probe_ns / 1e6, tr.probe_clusters);
     printf("%-34s %9zu heavy (> %u KiB written before them: zeros ahead, segment start), "
            "p50 %.1f us; %zu plain, p50 %.1f us, p99 %.1f us; %zu clusters of lag >= p99 hold a "
            "heavy one\n",
@@ -780,6 +829,8 @@ int main(int argc, char **argv)
            "lag_tail_clusters_slow_leader_append=%zu\n",
            tr.records, tr.clusters, tr.cluster_per_s, tr.interval_ms_p50, tr.slow_fw_sync,
            tr.slow_leader);
+    printf("probe_stalls=%zu\nprobe_stalled_ms=%.1f\nlag_tail_clusters_probe_stall=%zu\n", pb.n,
+           (double)probe_ns / 1e6, tr.probe_clusters);
     printf("follower_heavy_syncs=%zu\nfollower_heavy_sync_p50_us=%.1f\nfollower_plain_sync_p50_us="
            "%.1f\nfollower_plain_sync_p99_us=%.1f\nlag_tail_clusters_heavy_sync=%zu\n",
            tr.heavy, tr.heavy_p50_us, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);
@@ -795,6 +846,7 @@ int main(int argc, char **argv)
     free(ls.start_ns);
     free(ls.durable_ns);
     free(fts);
+    free(pb.ts);
     bench_rm_rf(root);
     return 0;
 }

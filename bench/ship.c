@@ -487,14 +487,14 @@ typedef struct tail_report {
     double cluster_per_s;   /* clusters per second of tail */
     size_t heavy_clusters;  /* clusters holding a heavy follower fdatasync */
     size_t probe_clusters;  /* clusters overlapping a stall of the probe */
-    size_t heavy, plain;    /* follower fdatasyncs after > HEAVY_SYNC bytes, and the others */
+    size_t heavy, plain;    /* follower fdatasyncs after >= HEAVY_SYNC of zero fill, the others */
     double heavy_p50_us, plain_p50_us, plain_p99_us;
 } tail_report;
 
-/* A follower fdatasync after more than this many bytes written since the
- * previous one is "heavy": zeros written ahead of the records, or a
- * segment's start (a batch of records alone is ~1 KiB here). */
-#define HEAVY_SYNC (64u << 10)
+/* A follower fdatasync after more than this many bytes of zero fill
+ * written since the previous one is "heavy": zeros written ahead of the
+ * records (a block allocation), or a segment's start. */
+#define HEAVY_SYNC (4u << 10)
 
 /*
  * Groups the records whose lag reached p99 into clusters (lag windows
@@ -530,7 +530,7 @@ static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t l
             bool heavy = false;
             for (size_t k = fi; k < nfs && fts[3 * k] <= cend; k++) {
                 fw_slow = fw_slow || fts[3 * k + 1] - fts[3 * k] > sync99_ns;
-                heavy = heavy || (k > 0 && fts[3 * k + 2] - fts[3 * (k - 1) + 2] > HEAVY_SYNC);
+                heavy = heavy || (k > 0 && fts[3 * k + 2] - fts[3 * (k - 1) + 2] >= HEAVY_SYNC);
             }
             r.heavy_clusters += heavy;
             bool stalled = false;
@@ -572,7 +572,7 @@ static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t l
     uint64_t *hv = calloc(nfs + 1, sizeof *hv), *pl = calloc(nfs + 1, sizeof *pl);
     for (size_t k = 1; k < nfs; k++) {
         uint64_t d = fts[3 * k + 1] - fts[3 * k];
-        if (fts[3 * k + 2] - fts[3 * (k - 1) + 2] > HEAVY_SYNC)
+        if (fts[3 * k + 2] - fts[3 * (k - 1) + 2] >= HEAVY_SYNC)
             hv[r.heavy++] = d;
         else
             pl[r.plain++] = d;
@@ -804,7 +804,7 @@ int main(int argc, char **argv)
     printf("%-34s %9zu sleeps of 1 ms overran by > 2 ms (%.1f ms in all); %zu clusters of lag >= "
            "p99 overlap one\n",
            "stall probe while tailing", pb.n, (double)probe_ns / 1e6, tr.probe_clusters);
-    printf("%-34s %9zu heavy (> %u KiB written before them: zeros ahead, segment start), "
+    printf("%-34s %9zu heavy (>= %u KiB of zero fill before them: zeros ahead, segment start), "
            "p50 %.1f us; %zu plain, p50 %.1f us, p99 %.1f us; %zu clusters of lag >= p99 hold a "
            "heavy one\n",
            "follower fdatasyncs while tailing", tr.heavy, HEAVY_SYNC >> 10, tr.heavy_p50_us,

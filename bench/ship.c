@@ -34,7 +34,9 @@
  *              written ahead, a segment start), and whether a probe
  *              thread sleeping 1 ms at a time overslept by > 2 ms in it
  *              (the whole process could not run) — what the tail waited
- *              for;
+ *              for. CPU time and context switches of the whole process
+ *              per record (the probe's ~1,000 wake-ups per second
+ *              included);
  *   pipeline   the lag's limit on this disk, run after the tail for as long:
  *              a leader thread writes a 1 KiB record and fdatasyncs it,
  *              a follower thread writes what became durable meanwhile
@@ -63,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,6 +90,22 @@ static uint64_t pct(const uint64_t *v, size_t n, double p)
         return 0;
     size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
     return v[i < n ? i : n - 1];
+}
+
+/* CPU time (user + system) of the whole process, and its context
+ * switches (voluntary + involuntary). */
+typedef struct cpu_use {
+    double us;
+    uint64_t switches;
+} cpu_use;
+
+static cpu_use cpu_now(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (cpu_use){(double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 +
+                         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec),
+                     (uint64_t)(u.ru_nvcsw + u.ru_nivcsw)};
 }
 
 /* A free tcp port on 127.0.0.1 (bind port 0 with a throwaway socket). */
@@ -728,6 +747,7 @@ int main(int argc, char **argv)
     probe pb = {.cap = 1u << 16};
     pb.ts = calloc(2 * pb.cap, sizeof *pb.ts);
     pthread_create(&pb.tid, NULL, probe_main, &pb);
+    cpu_use cpu0 = cpu_now();
     uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
     while (bench_now_ns() < end && nsync < ls.cap) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
@@ -749,6 +769,9 @@ int main(int argc, char **argv)
     /* counts of the measured stretch (the follower thread may still be
      * inside its last poll: a sync or two of slack) */
     double tail_records = (double)(pos.durable - first_lsn + 1);
+    cpu_use cpu1 = cpu_now();
+    double tail_cpu_us = (cpu1.us - cpu0.us) / tail_records;
+    double tail_switches = (double)(cpu1.switches - cpu0.switches) / tail_records;
     double batches = (double)(atomic_load(&ls.advances) - adv0);
     double fw_sync_n = (double)(atomic_load(&bench_vfs_syncs) - syncs0);
     double fw_wa = (double)(atomic_load(&bench_vfs_written) - written0) / (tail_records * 1024.0);
@@ -782,7 +805,12 @@ int main(int argc, char **argv)
     /* the same tail without rlog, in the same run (after it) */
     char pdir[4200];
     snprintf(pdir, sizeof pdir, "%s/pipeline", root);
+    cpu_use pcpu0 = cpu_now();
     pipe_result pr = raw_pipeline(pdir, seconds);
+    cpu_use pcpu1 = cpu_now();
+    double pipe_cpu_us = (pcpu1.us - pcpu0.us) / (double)(pr.records ? pr.records : 1);
+    double pipe_switches =
+        (double)(pcpu1.switches - pcpu0.switches) / (double)(pr.records ? pr.records : 1);
     double pgoal = 2 * pr.sync99 + rtt_us;
 
     printf("%-34s %12s\n", "case", "figure");
@@ -809,6 +837,9 @@ int main(int argc, char **argv)
            "heavy one\n",
            "follower fdatasyncs while tailing", tr.heavy, HEAVY_SYNC >> 10, tr.heavy_p50_us,
            tr.plain, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);
+    printf("%-34s %9.1f us CPU, %.1f context switches per record (whole process; pipeline: "
+           "%.1f us, %.1f)\n",
+           "tail, per record", tail_cpu_us, tail_switches, pipe_cpu_us, pipe_switches);
     printf("%-34s %9.2f records, %.2f syncs per batch; %.3f bytes written per payload byte\n",
            "follower, while tailing", tail_records / batches, fw_sync_n / batches, fw_wa);
     printf("%-34s %9" PRIu64 " bytes written, %" PRIu64 " syncs\n", "follower, heaviest batch",
@@ -829,6 +860,9 @@ int main(int argc, char **argv)
            "lag_tail_clusters_slow_leader_append=%zu\n",
            tr.records, tr.clusters, tr.cluster_per_s, tr.interval_ms_p50, tr.slow_fw_sync,
            tr.slow_leader);
+    printf("tail_cpu_us_per_record=%.1f\ntail_switches_per_record=%.2f\n"
+           "pipeline_cpu_us_per_record=%.1f\npipeline_switches_per_record=%.2f\n",
+           tail_cpu_us, tail_switches, pipe_cpu_us, pipe_switches);
     printf("probe_stalls=%zu\nprobe_stalled_ms=%.1f\nlag_tail_clusters_probe_stall=%zu\n", pb.n,
            (double)probe_ns / 1e6, tr.probe_clusters);
     printf("follower_heavy_syncs=%zu\nfollower_heavy_sync_p50_us=%.1f\nfollower_plain_sync_p50_us="

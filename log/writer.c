@@ -1164,6 +1164,7 @@ void rlg_fail_pending(rlog_log *l, int err)
     rlg_waiter *fired = NULL;
     free_chunks(l);
     complete(l, l->durable + 1, err, &fired);
+    wake_flush(l);
     pthread_mutex_unlock(&l->mu);
     fire(fired);
     pthread_mutex_lock(&l->mu);
@@ -1174,7 +1175,7 @@ static int poison_idle(rlog_log *l, int e, const char *what, uint64_t seq)
 {
     rlg_waiter *fired = NULL;
     poison(l, e, what, seq, &fired);
-    assert(!fired);
+    assert(!fired && !l->wakeq);
     return RLOG_EPOISONED;
 }
 

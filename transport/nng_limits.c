@@ -300,6 +300,18 @@ int rlg_nng_tls_url_check(tn *n, const char *what, const char *url)
                                : "TLS is configured: use a tls+tcp:// address");
 }
 
+/* The end of a dialer's TLS failure line: when it asked for server `id`,
+ * the name that server's certificate must hold (another member listening
+ * at that address, e.g. one posing as the leader, fails on it). */
+static const char *tls_name_hint(uint64_t id, char *buf, size_t cap)
+{
+    if (id == 0) {
+        return "";
+    }
+    snprintf(buf, cap, " or not named rlog-%" PRIu64 " (not server %" PRIu64 ")", id, id);
+    return buf;
+}
+
 void rlg_nng_tls_explain(tn *n, const conn *c, nng_stat **snap)
 {
     if (n->tls == NULL || (*snap == NULL && nng_stats_get(snap) != 0)) {
@@ -311,11 +323,12 @@ void rlg_nng_tls_explain(tn *n, const conn *c, nng_stat **snap)
         return;
     }
     if (c->outgoing) {
+        char name[80];
         rlg_nng_log(n, RLOG_LEVEL_WARN,
                     "connection to %s (server %" PRIu64 "): %" PRIu64
                     " TLS handshake(s) failed: it refused our certificate, or its certificate is "
                     "not from our CA%s",
-                    c->where, c->peer_id, k, c->peer_id ? " or not named rlog-<its id>" : "");
+                    c->where, c->peer_id, k, tls_name_hint(c->peer_id, name, sizeof name));
     } else {
         rlg_nng_log(n, RLOG_LEVEL_WARN,
                     "refused server %" PRIu64 " at %s: %" PRIu64
@@ -353,6 +366,7 @@ nng_time rlg_nng_tls_report(tn *n, nng_time now, nng_stat **snap)
 
 void rlg_nng_tls_explain_dialer(tn *n, const dialer *d)
 {
+    char name[80];
     nng_stat *snap = NULL;
     if (n->tls == NULL || nng_stats_get(&snap) != 0) {
         return;
@@ -365,6 +379,6 @@ void rlg_nng_tls_explain_dialer(tn *n, const dialer *d)
             "dialling %s: %" PRIu64
             " TLS handshake(s) failed: the server refused our certificate, or its certificate "
             "is not from our CA%s",
-            d->address, k, d->want_id ? " or not named rlog-<its id>" : "");
+            d->address, k, tls_name_hint(d->want_id, name, sizeof name));
     }
 }

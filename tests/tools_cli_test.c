@@ -247,6 +247,13 @@ static void assert_same_copy(const char *dir, const char *fdir)
     tu_free_names(names, n);
 }
 
+/* "--tls-cert DIR/NAME.crt --tls-key DIR/NAME.key --tls-ca DIR/ca.crt" */
+static void tls_flags(char *buf, size_t cap, const char *dir, const char *name)
+{
+    snprintf(buf, cap, "--tls-cert %s/%s.crt --tls-key %s/%s.key --tls-ca %s/ca.crt", dir, name,
+             dir, name, dir);
+}
+
 /* Property (issue 15, item 6): `rlog write --serve` and `rlog ship follow`
  * over tls+tcp:// with --tls-cert/--tls-key/--tls-ca (certificates from a
  * CA made now with openssl): the follower reaches the last LSN, its
@@ -260,10 +267,8 @@ static void test_ship_tls(void **state)
     tnode_tls_cert(f->dir, "ca", "n2", "rlog-2");
     char url[64], tls1[1024], tls2[1024], fdir[1024];
     snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", 10000 + (int)(getpid() % 20000));
-    snprintf(tls1, sizeof tls1, "--tls-cert %s/n1.crt --tls-key %s/n1.key --tls-ca %s/ca.crt",
-             f->dir, f->dir, f->dir);
-    snprintf(tls2, sizeof tls2, "--tls-cert %s/n2.crt --tls-key %s/n2.key --tls-ca %s/ca.crt",
-             f->dir, f->dir, f->dir);
+    tls_flags(tls1, sizeof tls1, f->dir, "n1");
+    tls_flags(tls2, sizeof tls2, f->dir, "n2");
     snprintf(fdir, sizeof fdir, "%s", tu_path(f->dir, "follower"));
     char *out;
     /* The follower runs until the writer, which lingers (at most 30 s)
@@ -278,13 +283,6 @@ static void test_ship_tls(void **state)
     assert_non_null(strstr(out, "durable 2000\n"));
     free(out);
     assert_same_copy(f->log, fdir);
-}
-
-/* "--tls-cert DIR/NAME.crt --tls-key DIR/NAME.key --tls-ca DIR/ca.crt" */
-static void tls_flags(char *buf, size_t cap, const char *dir, const char *name)
-{
-    snprintf(buf, cap, "--tls-cert %s/%s.crt --tls-key %s/%s.key --tls-ca %s/ca.crt", dir, name,
-             dir, name, dir);
 }
 
 /* Property (issue 15, the network side TLS left open): a follower started

@@ -27,16 +27,13 @@
  *   rocksdb_sync [--threads T] [--seconds S] [--rounds N]
  *   data under $RLOG_BENCH_DIR or ./bench-data (removed at the end)
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -58,32 +55,25 @@ typedef struct run {
 typedef struct rdb_ctx {
     rocksdb_t *db;
     rocksdb_writeoptions_t *wo;
-    atomic_bool stop;
     atomic_uint_fast64_t puts;
 } rdb_ctx;
 
-typedef struct rdb_arg {
-    rdb_ctx *c;
-    int idx;
-} rdb_arg;
-
-static void *rdb_thread(void *p)
+static void rdb_worker(void *data, int idx, const atomic_bool *stop)
 {
-    rdb_arg *a = p;
+    rdb_ctx *c = data;
     uint8_t val[RECORD_SIZE];
-    bench_fill(val, sizeof val, (uint64_t)a->idx);
+    bench_fill(val, sizeof val, (uint64_t)idx);
     char key[32];
     uint64_t n = 0;
-    while (!atomic_load_explicit(&a->c->stop, memory_order_relaxed)) {
-        int klen = snprintf(key, sizeof key, "t%02d-%012" PRIu64, a->idx % 100, n);
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+        int klen = snprintf(key, sizeof key, "t%02d-%012" PRIu64, idx % 100, n);
         char *err = NULL;
-        rocksdb_put(a->c->db, a->c->wo, key, (size_t)klen, (const char *)val, sizeof val, &err);
+        rocksdb_put(c->db, c->wo, key, (size_t)klen, (const char *)val, sizeof val, &err);
         if (err)
             bench_die("rocksdb_put", err);
         n++;
     }
-    atomic_fetch_add(&a->c->puts, n);
-    return NULL;
+    atomic_fetch_add(&c->puts, n);
 }
 
 /* "rocksdb.wal.synced COUNT : N" of the statistics string (0 if absent). */
@@ -106,34 +96,21 @@ static run rocksdb_run(const cfg *c, const char *dir)
     rocksdb_options_enable_statistics(o);
     char *err = NULL;
     rdb_ctx *ctx = calloc(1, sizeof *ctx);
-    pthread_t *tids = calloc((size_t)c->threads, sizeof *tids);
-    rdb_arg *args = calloc((size_t)c->threads, sizeof *args);
-    if (!ctx || !tids || !args)
+    if (!ctx)
         bench_die("rocksdb", "out of memory");
     ctx->db = rocksdb_open(o, dir, &err);
     if (err)
         bench_die(dir, err);
     ctx->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(ctx->wo, 1);
-    uint64_t syncs0 = wal_syncs(o), start = bench_now_ns();
-    for (int i = 0; i < c->threads; i++) {
-        args[i] = (rdb_arg){.c = ctx, .idx = i};
-        if (pthread_create(&tids[i], NULL, rdb_thread, &args[i]))
-            bench_die("pthread_create", strerror(errno));
-    }
-    usleep((useconds_t)(c->seconds * 1e6));
-    atomic_store(&ctx->stop, true);
-    for (int i = 0; i < c->threads; i++)
-        pthread_join(tids[i], NULL);
-    run r = {.records = atomic_load(&ctx->puts),
-             .seconds = (double)(bench_now_ns() - start) / 1e9,
-             .syncs = wal_syncs(o) - syncs0};
+    uint64_t syncs0 = wal_syncs(o);
+    double seconds = bench_threads_run(c->threads, c->seconds, rdb_worker, ctx);
+    run r = {
+        .records = atomic_load(&ctx->puts), .seconds = seconds, .syncs = wal_syncs(o) - syncs0};
     rocksdb_writeoptions_destroy(ctx->wo);
     rocksdb_close(ctx->db);
     rocksdb_options_destroy(o);
     bench_rm_rf(dir);
-    free(args);
-    free(tids);
     free(ctx);
     return r;
 }

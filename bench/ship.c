@@ -214,15 +214,23 @@ static void *node_main(void *arg)
     return NULL;
 }
 
-static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
+/* An nng transport and its configuration: server ID, listening on ADDRESS
+ * ("" for none). */
+static rlog_transport *new_transport(rlog_transport_config *cfg, uint64_t id, const char *address)
 {
     rlog_transport *t;
     if (rlog_transport_nng_new(&t))
         bench_die("transport", "nng");
+    rlog_transport_config_init(cfg);
+    cfg->server_id = id;
+    cfg->address = address;
+    return t;
+}
+
+static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
+{
     rlog_transport_config cfg;
-    rlog_transport_config_init(&cfg);
-    cfg.server_id = 1;
-    cfg.address = url;
+    rlog_transport *t = new_transport(&cfg, 1, url);
     rlog_ship_leader *ld = NULL;
     int e = rlog_ship_leader_new(log, t, &cfg, NULL, &ld);
     if (e)
@@ -274,13 +282,8 @@ static void on_durable(void *data, uint64_t lsn)
 
 static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_state *ls)
 {
-    rlog_transport *t;
-    if (rlog_transport_nng_new(&t))
-        bench_die("transport", "nng");
     rlog_transport_config cfg;
-    rlog_transport_config_init(&cfg);
-    cfg.server_id = 2;
-    cfg.address = "";
+    rlog_transport *t = new_transport(&cfg, 2, "");
     rlog_ship_follower_options o = {0};
     o.vfs = bench_counting_vfs(); /* the follower's disk, counted */
     o.on_durable = on_durable;

@@ -45,6 +45,13 @@ rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_
 extern _Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
 rlog_vfs *bench_counting_vfs(void);
 
+/* Runs THREADS threads of WORKER(DATA, index 0..THREADS-1, STOP) for
+ * SECONDS; a worker loops until *STOP is set, then returns. Returns the
+ * wall time from the first thread's start to the last one's end. Dies when
+ * a thread cannot start. */
+double bench_threads_run(int threads, double seconds,
+                         void (*worker)(void *data, int idx, const atomic_bool *stop), void *data);
+
 /* Result of a group-commit run. */
 typedef struct bench_group_result {
     uint64_t records; /* appended by all threads together */

@@ -161,5 +161,5 @@ int main(void)
         cmocka_unit_test(test_long_leftover_spare_prepared),
         cmocka_unit_test(test_surplus_spares_removed_highest_first),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_spare", tests, NULL, NULL);
 }

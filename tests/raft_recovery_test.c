@@ -687,5 +687,5 @@ int main(void)
         cmocka_unit_test(test_fault_hard_state),
         cmocka_unit_test(test_fault_append),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("raft_recovery", tests, NULL, NULL);
 }

@@ -1077,5 +1077,5 @@ int main(void)
         cmocka_unit_test(test_crossing_smaller_id_wins),
         cmocka_unit_test(test_env_post_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("sim_net", tests, NULL, NULL);
 }

@@ -391,12 +391,12 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
 
 static double rate(const result *r)
 {
-    return r->seconds > 0 ? (double)r->records / r->seconds : 0;
+    return bench_rate(r->records, r->seconds);
 }
 
 static double per_sync(const result *r)
 {
-    return r->syncs ? (double)r->records / (double)r->syncs : 0;
+    return bench_per_sync(r->records, r->syncs);
 }
 
 static void parse_args(int argc, char **argv, bench_cfg *cfg)
@@ -411,24 +411,14 @@ static void parse_args(int argc, char **argv, bench_cfg *cfg)
             if (strcmp(cfg->only, "single") && strcmp(cfg->only, "group") &&
                 strcmp(cfg->only, "rotation") && strcmp(cfg->only, "steady"))
                 bench_die("--only", "single, group, rotation or steady");
-        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-            cfg->rounds = atoi(argv[++i]);
-            if (cfg->rounds < 1 || cfg->rounds > 100)
-                bench_die("--rounds", "must be in 1 .. 100");
-        } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            cfg->seconds = atof(argv[++i]);
-            if (cfg->seconds <= 0 || cfg->seconds > 600)
-                bench_die("--seconds", "must be in (0, 600]");
-        } else {
-            fprintf(stderr, "usage: append [--quick] [--seconds S] "
-                            "[--only single|group|rotation|steady] [--rounds N]\n"
-                            "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
-                            "end)\n");
+        } else if (!bench_common_arg(argc, argv, &i, &cfg->rounds, &cfg->seconds)) {
+            fprintf(stderr,
+                    "usage: append [--quick] [--seconds S] "
+                    "[--only single|group|rotation|steady] [--rounds N]\n" BENCH_USAGE_DATA);
             exit(strcmp(argv[i], "--help") == 0 ? 0 : 3);
         }
     }
-    const char *d = getenv("RLOG_BENCH_DIR");
-    snprintf(cfg->dir, sizeof cfg->dir, "%s", d && *d ? d : "bench-data");
+    snprintf(cfg->dir, sizeof cfg->dir, "%s", bench_data_root());
 }
 
 typedef struct single_case {

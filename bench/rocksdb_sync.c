@@ -121,16 +121,6 @@ static run rlog_run(const cfg *c, const char *dir)
     return (run){.records = g.records, .seconds = g.seconds, .syncs = g.syncs};
 }
 
-static double rate(const run *r)
-{
-    return r->seconds > 0 ? (double)r->records / r->seconds : 0;
-}
-
-static double per_sync(const run *r)
-{
-    return r->syncs ? (double)r->records / (double)r->syncs : 0;
-}
-
 static void parse_args(int argc, char **argv, cfg *c)
 {
     c->threads = 32;
@@ -141,23 +131,14 @@ static void parse_args(int argc, char **argv, cfg *c)
             c->threads = atoi(argv[++i]);
             if (c->threads < 1 || c->threads > 1024)
                 bench_die("--threads", "must be in 1 .. 1024");
-        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-            c->rounds = atoi(argv[++i]);
-            if (c->rounds < 1 || c->rounds > 100)
-                bench_die("--rounds", "must be in 1 .. 100");
-        } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            c->seconds = atof(argv[++i]);
-            if (c->seconds <= 0 || c->seconds > 600)
-                bench_die("--seconds", "must be in (0, 600]");
-        } else {
-            fprintf(stderr, "usage: rocksdb_sync [--threads T] [--seconds S] [--rounds N]\n"
-                            "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
-                            "end)\n");
+        } else if (!bench_common_arg(argc, argv, &i, &c->rounds, &c->seconds)) {
+            fprintf(
+                stderr,
+                "usage: rocksdb_sync [--threads T] [--seconds S] [--rounds N]\n" BENCH_USAGE_DATA);
             exit(strcmp(argv[i], "--help") == 0 ? 0 : 3);
         }
     }
-    const char *d = getenv("RLOG_BENCH_DIR");
-    snprintf(c->dir, sizeof c->dir, "%s", d && *d ? d : "bench-data");
+    snprintf(c->dir, sizeof c->dir, "%s", bench_data_root());
 }
 
 int main(int argc, char **argv)
@@ -184,7 +165,9 @@ int main(int argc, char **argv)
         }
         printf("round %d: rocksdb %.0f puts/s (%.1f per WAL sync), rlog %.0f records/s "
                "(%.1f per sync), rlog/rocksdb %.2f\n",
-               round + 1, rate(&r), per_sync(&r), rate(&l), per_sync(&l), rate(&l) / rate(&r));
+               round + 1, bench_rate(r.records, r.seconds), bench_per_sync(r.records, r.syncs),
+               bench_rate(l.records, l.seconds), bench_per_sync(l.records, l.syncs),
+               bench_rate(l.records, l.seconds) / bench_rate(r.records, r.seconds));
         sum_r.records += r.records;
         sum_r.seconds += r.seconds;
         sum_r.syncs += r.syncs;
@@ -195,10 +178,12 @@ int main(int argc, char **argv)
     printf("\nthreads=%d\nrecord_bytes=%d\nrocksdb_puts_s=%.0f\nrocksdb_puts_per_sync=%.1f\n"
            "rocksdb_syncs_s=%.0f\nrlog_records_s=%.0f\nrlog_records_per_sync=%.1f\n"
            "rlog_syncs_s=%.0f\nrlog_vs_rocksdb=%.2f\nper_sync_ratio=%.2f\n",
-           c.threads, RECORD_SIZE, rate(&sum_r), per_sync(&sum_r),
-           (double)sum_r.syncs / sum_r.seconds, rate(&sum_l), per_sync(&sum_l),
-           (double)sum_l.syncs / sum_l.seconds, rate(&sum_l) / rate(&sum_r),
-           per_sync(&sum_l) / per_sync(&sum_r));
+           c.threads, RECORD_SIZE, bench_rate(sum_r.records, sum_r.seconds),
+           bench_per_sync(sum_r.records, sum_r.syncs), (double)sum_r.syncs / sum_r.seconds,
+           bench_rate(sum_l.records, sum_l.seconds), bench_per_sync(sum_l.records, sum_l.syncs),
+           (double)sum_l.syncs / sum_l.seconds,
+           bench_rate(sum_l.records, sum_l.seconds) / bench_rate(sum_r.records, sum_r.seconds),
+           bench_per_sync(sum_l.records, sum_l.syncs) / bench_per_sync(sum_r.records, sum_r.syncs));
     bench_rm_rf(c.dir);
     return 0;
 }

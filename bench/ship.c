@@ -320,17 +320,15 @@ int main(int argc, char **argv)
                 bench_die("--tail-segment-kib", "must be in 64 .. 1048576");
         } else {
             fprintf(stderr, "usage: ship [--quick] [--seconds S] [--catchup-mib M] "
-                            "[--tail-segment-kib K]\n"
-                            "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
-                            "end)\n");
+                            "[--tail-segment-kib K]\n" BENCH_USAGE_DATA);
             return 2;
         }
     }
-    const char *d = getenv("RLOG_BENCH_DIR");
+    const char *d = bench_data_root();
     char root[4096], ldir[4200], fdir[4200], fdir2[4200];
-    snprintf(root, sizeof root, "%s/ship", d && *d ? d : "bench-data");
+    snprintf(root, sizeof root, "%s/ship", d);
     bench_rm_rf(root);
-    mkdir(d && *d ? d : "bench-data", 0755);
+    mkdir(d, 0755);
     mkdir(root, 0755);
     snprintf(ldir, sizeof ldir, "%s/leader", root);
     snprintf(fdir, sizeof fdir, "%s/follower", root);

@@ -403,13 +403,13 @@ static void test_recycle_faults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_stale_tail_is_clean, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_record_never_current, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_torn_over_stale_is_cut, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_witness_in_recycled_segment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recycled_spare_kept, setup, teardown),
-        cmocka_unit_test(test_pool_bounded_and_optional),
-        cmocka_unit_test(test_recycle_faults),
+        cmocka_unit_test(test_stale_tail_is_clean),
+        cmocka_unit_test(test_stale_record_never_current),
+        cmocka_unit_test(test_torn_over_stale_is_cut),
+        cmocka_unit_test(test_witness_in_recycled_segment),
+        cmocka_unit_test(test_recycled_spare_kept),
+        TU_NO_FIXTURE(test_pool_bounded_and_optional),
+        TU_NO_FIXTURE(test_recycle_faults),
     };
-    return TU_RUN("log_recycle", tests, NULL, NULL);
+    return TU_RUN("log_recycle", tests, setup, teardown);
 }

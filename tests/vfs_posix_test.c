@@ -483,22 +483,21 @@ static void test_env_clock_and_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_pwrite_pread_round_trip_at_offsets, setup,
-                                        tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_large_write_round_trip, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_pread_short_at_eof, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_open_flags, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_create_mode, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_descriptors_are_cloexec, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_list_contents, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_rename_replaces, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_unlink_then_list, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_mkdir_and_sync_dir, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_lock_excludes_until_unlock, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_allocate_truncate_size, setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_pwrite_same_file, setup, tu_dir_teardown),
-        cmocka_unit_test(test_singletons),
-        cmocka_unit_test(test_env_clock_and_random),
+        cmocka_unit_test(test_pwrite_pread_round_trip_at_offsets),
+        cmocka_unit_test(test_large_write_round_trip),
+        cmocka_unit_test(test_pread_short_at_eof),
+        cmocka_unit_test(test_open_flags),
+        cmocka_unit_test(test_create_mode),
+        cmocka_unit_test(test_descriptors_are_cloexec),
+        cmocka_unit_test(test_list_contents),
+        cmocka_unit_test(test_rename_replaces),
+        cmocka_unit_test(test_unlink_then_list),
+        cmocka_unit_test(test_mkdir_and_sync_dir),
+        cmocka_unit_test(test_lock_excludes_until_unlock),
+        cmocka_unit_test(test_allocate_truncate_size),
+        cmocka_unit_test(test_concurrent_pwrite_same_file),
+        TU_NO_FIXTURE(test_singletons),
+        TU_NO_FIXTURE(test_env_clock_and_random),
     };
-    return TU_RUN("vfs_posix", tests, NULL, NULL);
+    return TU_RUN("vfs_posix", tests, setup, tu_dir_teardown);
 }

@@ -19,6 +19,41 @@ uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+const char *bench_data_root(void)
+{
+    const char *d = getenv("RLOG_BENCH_DIR");
+    return d && *d ? d : "bench-data";
+}
+
+bool bench_common_arg(int argc, char **argv, int *i, int *rounds, double *seconds)
+{
+    if (*i + 1 >= argc)
+        return false;
+    if (rounds && strcmp(argv[*i], "--rounds") == 0) {
+        *rounds = atoi(argv[++*i]);
+        if (*rounds < 1 || *rounds > 100)
+            bench_die("--rounds", "must be in 1 .. 100");
+        return true;
+    }
+    if (strcmp(argv[*i], "--seconds") == 0) {
+        *seconds = atof(argv[++*i]);
+        if (*seconds <= 0 || *seconds > 600)
+            bench_die("--seconds", "must be in (0, 600]");
+        return true;
+    }
+    return false;
+}
+
+double bench_rate(uint64_t records, double seconds)
+{
+    return seconds > 0 ? (double)records / seconds : 0;
+}
+
+double bench_per_sync(uint64_t records, uint64_t syncs)
+{
+    return syncs ? (double)records / (double)syncs : 0;
+}
+
 void bench_die(const char *what, const char *detail)
 {
     fprintf(stderr, "bench: %s: %s\n", what, detail);

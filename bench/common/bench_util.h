@@ -17,6 +17,22 @@
 
 #define BENCH_TYPE RLOG_TYPE_USER_MIN
 
+/* The data directory every benchmark writes under: $RLOG_BENCH_DIR, or
+ * ./bench-data. */
+const char *bench_data_root(void);
+/* Its line in every benchmark's usage message. */
+#define BENCH_USAGE_DATA "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the end)\n"
+
+/* The options more than one benchmark takes: when argv[*i] is --rounds N
+ * (1 .. 100) or --seconds S (0 < S <= 600), stores the value (dies when
+ * it is out of range), steps *i past it and returns true; otherwise false.
+ * ROUNDS NULL: the program takes no --rounds. */
+bool bench_common_arg(int argc, char **argv, int *i, int *rounds, double *seconds);
+
+/* Records per second (0 for no time) and records per sync (0 for none). */
+double bench_rate(uint64_t records, double seconds);
+double bench_per_sync(uint64_t records, uint64_t syncs);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
 

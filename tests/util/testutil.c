@@ -36,6 +36,12 @@ int tu_run(const char *group, const struct CMUnitTest *tests, size_t n, CMFixtur
     return failed;
 }
 
+int tu_no_fixture(void **state)
+{
+    (void)state;
+    return 0;
+}
+
 uint64_t tu_seeds_to_run(const char *env_var, uint64_t normal, uint64_t sanitized)
 {
     const char *e = getenv(env_var);

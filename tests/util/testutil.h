@@ -46,6 +46,11 @@ int tu_run(const char *group, const struct CMUnitTest *tests, size_t n, CMFixtur
 #define TU_RUN(group, tests, setup, teardown)                                                      \
     tu_run(group, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown, NULL, NULL)
 
+/* A tests[] entry that runs without the binary's per-test fixture (the
+ * fixture hooks of the entry do nothing; *state stays NULL). */
+int tu_no_fixture(void **state);
+#define TU_NO_FIXTURE(f) cmocka_unit_test_setup_teardown(f, tu_no_fixture, tu_no_fixture)
+
 /* A table-driven case for a tests[] list: BODY runs with *state = the
  * case (a pointer to its parameters, e.g. a compound literal in main; the
  * last argument, commas allowed), registered under its own NAME so that a

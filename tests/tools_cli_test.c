@@ -321,8 +321,8 @@ static void test_ship_tls_leader_id_and_status(void **state)
                  "%s ship status %s --id 9 --leader-id 3 --timeout 2000 %s 2>&1; "
                  "echo \"wrong leader status exit $?\"; "
                  "kill $SP; wait $SP; exit $R",
-                 imp, url, tls[2], rlog, fdir, url, TU_LOG_COUNT, tls[1], ferr, ferr, rlog, f->log, url,
-                 tls[0], ferr, rlog, url, tls[3], rlog, url, rlog, url, tls[3]);
+                 imp, url, tls[2], rlog, fdir, url, TU_LOG_COUNT, tls[1], ferr, ferr, rlog, f->log,
+                 url, tls[0], ferr, rlog, url, tls[3], rlog, url, rlog, url, tls[3]);
     if (rc)
         fail_msg("the follower with --leader-id 1 exited %d: %s", rc, out);
     tu_expect(out, "follow exit 0\n");

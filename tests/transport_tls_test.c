@@ -195,5 +195,6 @@ int main(void)
         cmocka_unit_test(test_tls_other_ca),      cmocka_unit_test(test_tls_claims_other_id),
         cmocka_unit_test(test_tls_config_errors),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return tu_run("transport_tls", tests, sizeof tests / sizeof tests[0], NULL, NULL, group_setup,
+                  group_teardown);
 }

@@ -55,9 +55,11 @@
 #include <nng/protocol/pair1/pair.h>
 
 #include "bench/common/bench_util.h"
+#include "os/sync.h"
 #include "rlog/log.h"
 #include "rlog/ship.h"
 #include "rlog/transport.h"
+#include "rlog/vfs.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -166,27 +168,27 @@ static double raw_throughput(uint64_t n, size_t size, double *rtt_us)
  * ceiling of a follower's catch-up on this disk. */
 static double disk_throughput(const char *dir, uint64_t bytes, uint64_t seg_size)
 {
-    mkdir(dir, 0755);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    size_t chunk = 1u << 20;
+    rlog_vfs *v = rlog_vfs_posix();
+    v->mkdir(v, dir);
+    size_t chunk = 1u << 20, done_now;
     void *buf = malloc(chunk);
     memset(buf, 0xa5, chunk);
     uint64_t t0 = bench_now_ns(), done = 0;
     for (unsigned i = 0; done < bytes; i++) {
         char path[4300];
         snprintf(path, sizeof path, "%.4200s/f%u", dir, i);
-        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0)
-            bench_die("disk baseline", strerror(errno));
+        rlog_file *f = NULL;
+        int e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &f);
+        if (e)
+            bench_die("disk baseline", strerror(e));
         for (uint64_t off = 0; off < seg_size && done < bytes; off += chunk, done += chunk)
-            if (pwrite(fd, buf, chunk, (off_t)off) != (ssize_t)chunk)
+            if (v->pwrite(v, f, buf, chunk, off, &done_now))
                 bench_die("disk baseline", "short write");
-        fdatasync(fd);
-        close(fd);
-        fsync(dfd);
+        rlg_os_fdatasync(v, f);
+        v->close(v, f);
+        rlg_os_sync_dir(v, dir);
     }
     double secs = (double)(bench_now_ns() - t0) / 1e9;
-    close(dfd);
     free(buf);
     bench_rm_rf(dir);
     return (double)done / secs / 1e6;

@@ -133,24 +133,26 @@ static int posix_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len
     return posix_io(f, NULL, buf, len, off, done);
 }
 
+/* sync_fn(fd) — fdatasync(2) or fsync(2) — retried on EINTR; 0 or the errno. */
+static int posix_sync(int fd, int (*sync_fn)(int))
+{
+    int rc;
+    do {
+        rc = sync_fn(fd);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? 0 : errno;
+}
+
 static int posix_fdatasync(rlog_vfs *vfs, rlog_file *f)
 {
     (void)vfs;
-    int rc;
-    do {
-        rc = fdatasync(f->fd);
-    } while (rc != 0 && errno == EINTR);
-    return rc == 0 ? 0 : errno;
+    return posix_sync(f->fd, fdatasync);
 }
 
 static int posix_fsync(rlog_vfs *vfs, rlog_file *f)
 {
     (void)vfs;
-    int rc;
-    do {
-        rc = fsync(f->fd);
-    } while (rc != 0 && errno == EINTR);
-    return rc == 0 ? 0 : errno;
+    return posix_sync(f->fd, fsync);
 }
 
 static int posix_truncate(rlog_vfs *vfs, rlog_file *f, uint64_t size)
@@ -280,11 +282,7 @@ static int posix_sync_dir(rlog_vfs *vfs, const char *dir)
     int fd = posix_open_dir(dir);
     if (fd < 0)
         return -fd;
-    int rc;
-    do {
-        rc = fsync(fd);
-    } while (rc != 0 && errno == EINTR);
-    int err = rc == 0 ? 0 : errno;
+    int err = posix_sync(fd, fsync);
     close(fd);
     return err;
 }

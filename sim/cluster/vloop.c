@@ -174,8 +174,8 @@ static int vl_work(rlog_loop *t, rlog_loop_work_fn work, rlog_loop_after_fn afte
     cl_world *w = l->w;
     if (l->closed)
         return RLOG_ECLOSED;
-    cl_ev *ev =
-        ev_queue(w, l, CL_EV_WORK, w->now + 5000 + rlog_sim_rng_below(&w->lat_rng, w->post_max_ns));
+    uint64_t at = w->now + 5000 + rlog_sim_rng_below(&w->lat_rng, w->post_max_ns);
+    cl_ev *ev = ev_queue(w, l, CL_EV_WORK, at);
     if (ev == NULL)
         return RLOG_ENOMEM;
     ev->work = work;

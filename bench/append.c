@@ -112,25 +112,10 @@ static void samples_finish(samples *s, result *r)
 
 /* The raw file goes through the posix vfs and os/sync.h like rlog's own
  * segments: the same pwrite(2) and fdatasync(2) behind the same calls,
- * without the log (no file outside os/ makes a sync system call). */
+ * without the log. */
 static rlog_file *raw_prepare(const bench_cfg *cfg)
 {
-    const char *path = path_in(cfg, "raw.dat");
-    rlog_vfs *v = rlog_vfs_posix();
-    rlog_file *f = NULL;
-    int e = v->unlink(v, path);
-    if (e == 0 || e == ENOENT)
-        e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &f);
-    if (e)
-        bench_die(path, strerror(e));
-    static uint8_t zeros[1 << 20];
-    size_t done;
-    for (uint64_t off = 0; off < RAW_FILE_SIZE; off += sizeof zeros)
-        if ((e = v->pwrite(v, f, zeros, sizeof zeros, off, &done)) != 0)
-            bench_die("pre-writing raw.dat", strerror(e));
-    if ((e = rlg_os_fdatasync(v, f)) != 0)
-        bench_die("fdatasync raw.dat", strerror(e));
-    return f;
+    return bench_prewritten(path_in(cfg, "raw.dat"), RAW_FILE_SIZE);
 }
 
 static void raw_remove(const bench_cfg *cfg, rlog_file *f)

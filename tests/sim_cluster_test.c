@@ -327,6 +327,18 @@ static void test_regression_entries_below_base_342(void **state)
     run_seed_expecting(342, "cut to start there");
 }
 
+/* Seed 120384 (soak of 120000..139999): libraft 0.15 fired the pending
+ * removal's callback when a new leader applied an older configuration
+ * entry, before its own entry was even sent; the harness stopped the
+ * "removed" server for good while it was still a voter, and the liveness
+ * oracle failed. The harness now asks the issuer whether its change is
+ * still uncommitted (docs/simulator.md, libraft 0.15, item 7). */
+static void test_regression_early_change_callback_120384(void **state)
+{
+    (void)state;
+    run_seed_expecting(120384, "callback fired for an older configuration entry");
+}
+
 /* ------------------------------------------------------ a user's own FSM */
 
 /* A register map written by "a user": a sorted list of (key, value). With
@@ -464,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_regression_rot_unproven_113594),
         cmocka_unit_test(test_regression_tick_during_install_310),
         cmocka_unit_test(test_regression_entries_below_base_342),
+        cmocka_unit_test(test_regression_early_change_callback_120384),
         cmocka_unit_test(test_user_fsm),
         cmocka_unit_test(test_parse_faults),
     };

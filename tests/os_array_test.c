@@ -81,5 +81,5 @@ int main(void)
         cmocka_unit_test(test_overflow_leaves_the_array),
         cmocka_unit_test(test_grow_zero_fills_only_the_new_part),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("os_array", tests, NULL, NULL);
 }

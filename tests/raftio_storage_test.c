@@ -707,6 +707,96 @@ static void append_fault(fx *f, int err)
     loaded_free(&l);
 }
 
+/* The libuv loop driver's post() (raft_io/loop_uv.c): functions posted
+ * from the loop thread (which wake the loop through a uv_idle_t, not the
+ * uv_async_t) and from another thread run in the order they were posted,
+ * never inside post(), each on a later turn; a post made on the loop
+ * thread alone wakes the loop (the bounded UV_RUN_NOWAIT turns below
+ * would not run it otherwise), and the loop closes with nothing left. */
+typedef struct post_rec {
+    rlog_loop *loop;
+    int order[8];
+    int n;
+    bool inside; /* a posted function is running */
+    bool nested; /* one ran inside another or inside post() */
+} post_rec;
+
+typedef struct post_item {
+    post_rec *rec;
+    int id;
+} post_item;
+
+static post_item post_items[8];
+
+static void post_note(void *arg)
+{
+    post_item *it = arg;
+    post_rec *rec = it->rec;
+    if (rec->inside) {
+        rec->nested = true;
+    }
+    rec->order[rec->n++] = it->id;
+}
+
+static void post_from_thread(void *arg)
+{
+    post_item *it = arg;
+    it->rec->loop->post(it->rec->loop, post_note, it); /* 0: checked by the order */
+}
+
+/* Runs on the loop: posts 2 (loop thread), 3 (another thread, joined), 4
+ * (loop thread). */
+static void post_first(void *arg)
+{
+    post_item *it = arg;
+    post_rec *rec = it->rec;
+    rec->inside = true;
+    rec->order[rec->n++] = it->id;
+    assert_int_equal(rec->loop->post(rec->loop, post_note, &post_items[2]), 0);
+    uv_thread_t t;
+    assert_int_equal(uv_thread_create(&t, post_from_thread, &post_items[3]), 0);
+    assert_int_equal(uv_thread_join(&t), 0);
+    assert_int_equal(rec->loop->post(rec->loop, post_note, &post_items[4]), 0);
+    rec->inside = false;
+}
+
+static void run_nowait_until(fx *f, const int *n, int want)
+{
+    for (int i = 0; i < 1000 && *n < want; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(*n, want);
+}
+
+static void test_loop_uv_post_order(void **state)
+{
+    fx *f = *state;
+    post_rec rec = {0};
+    assert_int_equal(rlog_loop_uv_new(&f->loop, &rec.loop), 0);
+    for (int i = 0; i < 8; i++) {
+        post_items[i] = (post_item){&rec, i};
+    }
+    /* 0 from this thread before the loop ran (the async handle), then 1,
+     * which posts 2, 3 and 4 while it runs. */
+    assert_int_equal(rec.loop->post(rec.loop, post_note, &post_items[0]), 0);
+    assert_int_equal(rec.loop->post(rec.loop, post_first, &post_items[1]), 0);
+    assert_int_equal(rec.n, 0);
+    run_nowait_until(f, &rec.n, 5);
+    /* Posted on the loop thread alone (the loop is idle otherwise). */
+    assert_int_equal(rec.loop->post(rec.loop, post_note, &post_items[5]), 0);
+    assert_int_equal(rec.n, 5);
+    run_nowait_until(f, &rec.n, 6);
+    assert_false(rec.nested);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(rec.order[i], i);
+    }
+    int closed = 0;
+    rec.loop->close(rec.loop, flag_set, &closed);
+    run_until(f, &closed, 1);
+    rlog_loop_uv_free(rec.loop);
+    assert_int_equal(uv_loop_alive(&f->loop), 0);
+}
+
 static void test_append_eio(void **state)
 {
     append_fault(*state, EIO);
@@ -1258,6 +1348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_install_fails_later_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_spans_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_uv_post_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_io_off_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_install_holds_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_snapshot_write_pending, setup, teardown),

@@ -26,7 +26,23 @@
  *              start segments in place while it tails). Counted through
  *              a counting vfs under the follower: its batches (durable
  *              advances), syncs per batch (fdatasync, fsync, directory
- *              fsync) and bytes written per payload byte.
+ *              fsync) and bytes written per payload byte. The records
+ *              whose lag reached p99 are grouped into clusters (lag
+ *              windows that overlap): how many, how often, and whether a
+ *              follower fdatasync inside took longer than the leader's
+ *              p99 (the disk stalled), whether it was a heavy one (zeros
+ *              written ahead, a segment start), and whether a probe
+ *              thread sleeping 1 ms at a time overslept by > 2 ms in it
+ *              (the whole process could not run) — what the tail waited
+ *              for. CPU time and context switches of the whole process
+ *              per record (the probe's ~1,000 wake-ups per second
+ *              included);
+ *   pipeline   the lag's limit on this disk, run after the tail for as long:
+ *              a leader thread writes a 1 KiB record and fdatasyncs it,
+ *              a follower thread writes what became durable meanwhile
+ *              into its own file with one pwrite + fdatasync — no rlog,
+ *              no network. Its p99 shows what the disk alone does to a
+ *              lag's tail in the same run.
  * Leader and follower run in this process, each on its own thread with its
  * own poll loop, talking through the nng transport.
  *
@@ -34,7 +50,8 @@
  *
  * Output: a table, then key=value lines (raw_mb_s, disk_mb_s, catchup_mb_s,
  * catchup_vs_raw, catchup_vs_disk, lag_p50_us, lag_p99_us, leader_sync_p99_us, rtt_us,
- * lag_goal_us, follower_syncs_per_batch, follower_write_amplification, ...).
+ * lag_goal_us, follower_syncs_per_batch, follower_write_amplification,
+ * pipeline_lag_p99_us, lag_p99_vs_pipeline, lag_tail_clusters, ...).
  *
  *   ship [--quick] [--seconds S] [--catchup-mib M] [--tail-segment-kib K]
  *   data under $RLOG_BENCH_DIR or ./bench-data
@@ -48,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +90,22 @@ static uint64_t pct(const uint64_t *v, size_t n, double p)
         return 0;
     size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
     return v[i < n ? i : n - 1];
+}
+
+/* CPU time (user + system) of the whole process, and its context
+ * switches (voluntary + involuntary). */
+typedef struct cpu_use {
+    double us;
+    uint64_t switches;
+} cpu_use;
+
+static cpu_use cpu_now(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (cpu_use){(double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 +
+                         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec),
+                     (uint64_t)(u.ru_nvcsw + u.ru_nivcsw)};
 }
 
 /* A free tcp port on 127.0.0.1 (bind port 0 with a throwaway socket). */
@@ -192,6 +226,141 @@ static double disk_throughput(const char *dir, uint64_t bytes, uint64_t seg_size
     return (double)done / secs / 1e6;
 }
 
+/* ---- the raw pipeline: what a lag of this disk is, without rlog ---- */
+
+/* A 1 KiB record with its 28-byte header, as the tail writes it. */
+#define PIPE_REC  1052u
+#define PIPE_FILE (64u << 20)
+
+typedef struct raw_pipe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t produced, consumed; /* records leader-durable / follower-durable */
+    bool stop;
+    uint64_t *done_ns; /* leader-durable time of record i */
+    uint64_t *lag_ns;
+    size_t nlag, cap;
+    int fd;
+} raw_pipe;
+
+static int prewritten_file(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        bench_die("raw pipeline", strerror(errno));
+    size_t chunk = 1u << 20;
+    void *zero = calloc(1, chunk);
+    for (uint64_t off = 0; off < PIPE_FILE; off += chunk)
+        if (pwrite(fd, zero, chunk, (off_t)off) != (ssize_t)chunk)
+            bench_die("raw pipeline", "short write");
+    free(zero);
+    if (fdatasync(fd))
+        bench_die("raw pipeline", strerror(errno));
+    return fd;
+}
+
+/* The follower of the raw pipeline: whatever the leader made durable since
+ * its last sync, written with one pwrite and one fdatasync. */
+static void *raw_pipe_follower(void *arg)
+{
+    raw_pipe *p = arg;
+    size_t max = 1024;
+    uint8_t *buf = calloc(max, PIPE_REC);
+    uint64_t off = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->consumed == p->produced && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->consumed == p->produced)
+            break;
+        uint64_t from = p->consumed, to = p->produced;
+        pthread_mutex_unlock(&p->mu);
+        to = to - from > max ? from + max : to;
+        size_t len = (size_t)(to - from) * PIPE_REC;
+        if (off + len > PIPE_FILE)
+            off = 0;
+        if (pwrite(p->fd, buf, len, (off_t)off) != (ssize_t)len || fdatasync(p->fd))
+            bench_die("raw pipeline", "follower write");
+        off += len;
+        uint64_t t = bench_now_ns();
+        for (uint64_t i = from; i < to && i < p->cap; i++)
+            p->lag_ns[p->nlag++] = t - p->done_ns[i];
+        pthread_mutex_lock(&p->mu);
+        p->consumed = to;
+    }
+    pthread_mutex_unlock(&p->mu);
+    free(buf);
+    return NULL;
+}
+
+typedef struct pipe_result {
+    size_t records;
+    double lag50, lag99, lag999, lagmax, sync99; /* us */
+} pipe_result;
+
+/* The tail's limit on this disk, measured like the tail: a leader thread
+ * writes a 1 KiB record and fdatasyncs it, for `seconds`; a follower
+ * thread in the same process (no network, no verification) writes what
+ * became durable meanwhile into its own file and fdatasyncs it. Lag: from
+ * the leader's fdatasync returning to the follower's. Both files are
+ * pre-written, as rlog's are. */
+static pipe_result raw_pipeline(const char *dir, double seconds)
+{
+    char lpath[4300], fpath[4300];
+    mkdir(dir, 0755);
+    snprintf(lpath, sizeof lpath, "%.4200s/leader", dir);
+    snprintf(fpath, sizeof fpath, "%.4200s/follower", dir);
+    int lfd = prewritten_file(lpath);
+    raw_pipe p = {.cap = 4u << 20, .fd = prewritten_file(fpath)};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    p.done_ns = calloc(p.cap, sizeof *p.done_ns);
+    p.lag_ns = calloc(p.cap, sizeof *p.lag_ns);
+    uint64_t *sync = calloc(p.cap, sizeof *sync);
+    uint8_t rec[PIPE_REC];
+    memset(rec, 0x5a, sizeof rec);
+    pthread_t t;
+    pthread_create(&t, NULL, raw_pipe_follower, &p);
+    uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9), off = 0, n = 0;
+    while (bench_now_ns() < end && n < p.cap) {
+        uint64_t s0 = bench_now_ns();
+        if (off + PIPE_REC > PIPE_FILE)
+            off = 0;
+        if (pwrite(lfd, rec, PIPE_REC, (off_t)off) != (ssize_t)PIPE_REC || fdatasync(lfd))
+            bench_die("raw pipeline", "leader write");
+        off += PIPE_REC;
+        uint64_t s1 = bench_now_ns();
+        sync[n] = s1 - s0;
+        p.done_ns[n] = s1;
+        pthread_mutex_lock(&p.mu);
+        p.produced = ++n;
+        pthread_cond_signal(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+    }
+    pthread_mutex_lock(&p.mu);
+    p.stop = true;
+    pthread_cond_signal(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    pthread_join(t, NULL);
+    close(lfd);
+    close(p.fd);
+    bench_rm_rf(dir);
+    qsort(p.lag_ns, p.nlag, sizeof *p.lag_ns, cmp_u64);
+    qsort(sync, n, sizeof *sync, cmp_u64);
+    pipe_result r = {p.nlag,
+                     (double)pct(p.lag_ns, p.nlag, 50) / 1000.0,
+                     (double)pct(p.lag_ns, p.nlag, 99) / 1000.0,
+                     (double)pct(p.lag_ns, p.nlag, 99.9) / 1000.0,
+                     (double)pct(p.lag_ns, p.nlag, 100) / 1000.0,
+                     (double)pct(sync, n, 99) / 1000.0};
+    free(sync);
+    free(p.lag_ns);
+    free(p.done_ns);
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.cv);
+    return r;
+}
+
 /* ---- leader / follower threads ---- */
 
 typedef struct node {
@@ -234,6 +403,8 @@ typedef struct lag_state {
     /* leader side: durable time of LSN i at leader_ns[i - base] */
     uint64_t base, cap;
     _Atomic uint64_t *leader_ns;
+    uint64_t *start_ns;   /* leader: when the append of LSN base + i began */
+    uint64_t *durable_ns; /* follower: when LSN base + i was reported durable */
     uint64_t *lag_ns;
     size_t nlag;
     uint64_t last_seen;
@@ -253,6 +424,8 @@ static void on_durable(void *data, uint64_t lsn)
     for (uint64_t l = ls->last_seen + 1; l <= lsn; l++) {
         if (l >= ls->base && l - ls->base < ls->cap) {
             uint64_t ln = atomic_load(&ls->leader_ns[l - ls->base]);
+            if (ls->durable_ns != NULL)
+                ls->durable_ns[l - ls->base] = t;
             if (ln && t > ln)
                 ls->lag_ns[ls->nlag++] = t - ln;
         }
@@ -290,6 +463,149 @@ static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_
     if (e)
         bench_die("follower", rlog_strerror(e));
     return fw;
+}
+
+/* ---- a probe for stalls of the whole machine ---- */
+
+/* Sleeps 1 ms at a time and records when a sleep overran by more than
+ * 2 ms (start, end): a time in which this process could not run at all,
+ * whatever it waited for — the CPU taken away (other processes, the
+ * hypervisor), not the disk. */
+typedef struct probe {
+    pthread_t tid;
+    atomic_bool stop;
+    uint64_t *ts;
+    size_t n, cap;
+} probe;
+
+static void *probe_main(void *arg)
+{
+    probe *p = arg;
+    while (!atomic_load(&p->stop)) {
+        uint64_t t0 = bench_now_ns();
+        usleep(1000);
+        uint64_t t1 = bench_now_ns();
+        if (t1 - t0 > 3000000u && p->n < p->cap) {
+            p->ts[2 * p->n] = t0 + 1000000u;
+            p->ts[2 * p->n + 1] = t1;
+            p->n++;
+        }
+    }
+    return NULL;
+}
+
+/* ---- what the records above the lag's p99 waited for ---- */
+
+typedef struct tail_report {
+    size_t records;         /* records with lag >= p99 */
+    size_t clusters;        /* of them, groups whose lag windows overlap */
+    size_t slow_fw_sync;    /* clusters holding a follower fdatasync > leader sync p99 */
+    size_t slow_leader;     /* clusters during which a leader append was > its p99 */
+    double interval_ms_p50; /* between the starts of successive clusters */
+    double lag_mean_us;     /* all measured records */
+    double cluster_per_s;   /* clusters per second of tail */
+    size_t heavy_clusters;  /* clusters holding a heavy follower fdatasync */
+    size_t probe_clusters;  /* clusters overlapping a stall of the probe */
+    size_t heavy, plain;    /* follower fdatasyncs after >= HEAVY_SYNC of zero fill, the others */
+    double heavy_p50_us, plain_p50_us, plain_p99_us;
+} tail_report;
+
+/* A follower fdatasync after more than this many bytes of zero fill
+ * written since the previous one is "heavy": zeros written ahead of the
+ * records (a block allocation), or a segment's start. */
+#define HEAVY_SYNC (4u << 10)
+
+/*
+ * Groups the records whose lag reached p99 into clusters (lag windows
+ * [leader durable, follower durable] that overlap or lie within 1 ms) and
+ * says, per cluster, whether the follower's disk stalled (one of its
+ * fdatasyncs inside took longer than the leader's fdatasync p99) and
+ * whether the leader's disk stalled at the same time. Records [first,
+ * last]; fts: the follower's fdatasyncs (start, end pairs), in order.
+ */
+static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t last,
+                                 uint64_t lag99_ns, uint64_t sync99_ns, const uint64_t *fts,
+                                 size_t nfs, const probe *pb, double seconds)
+{
+    tail_report r = {0};
+    uint64_t *starts = calloc(last - first + 2, sizeof *starts);
+    double sum = 0;
+    size_t nall = 0, fi = 0;
+    uint64_t cbeg = 0, cend = 0;
+    bool open_cluster = false, fw_slow = false, ld_slow = false;
+    for (uint64_t l = first; l <= last + 1; l++) {
+        bool in = l <= last && l - ls->base < ls->cap;
+        uint64_t done = in ? atomic_load(&ls->leader_ns[l - ls->base]) : 0;
+        uint64_t dur = in ? ls->durable_ns[l - ls->base] : 0;
+        bool tail = done && dur > done && dur - done >= lag99_ns;
+        if (done && dur > done) {
+            sum += (double)(dur - done);
+            nall++;
+        }
+        if (open_cluster && (!in || (tail && done > cend + 1000000u))) {
+            /* close the cluster [cbeg, cend]: any follower sync inside? */
+            while (fi < nfs && fts[3 * fi + 1] < cbeg)
+                fi++;
+            bool heavy = false;
+            for (size_t k = fi; k < nfs && fts[3 * k] <= cend; k++) {
+                fw_slow = fw_slow || fts[3 * k + 1] - fts[3 * k] > sync99_ns;
+                heavy = heavy || (k > 0 && fts[3 * k + 2] - fts[3 * (k - 1) + 2] >= HEAVY_SYNC);
+            }
+            r.heavy_clusters += heavy;
+            bool stalled = false;
+            for (size_t k = 0; k < pb->n && !stalled; k++)
+                stalled = pb->ts[2 * k] <= cend && pb->ts[2 * k + 1] >= cbeg;
+            r.probe_clusters += stalled;
+            starts[r.clusters++] = cbeg;
+            r.slow_fw_sync += fw_slow;
+            r.slow_leader += ld_slow;
+            open_cluster = false;
+        }
+        if (!tail)
+            continue;
+        r.records++;
+        if (!open_cluster) {
+            open_cluster = true;
+            cbeg = done;
+            cend = dur;
+            fw_slow = ld_slow = false;
+            /* a leader append that overlapped the window and was slow */
+            for (uint64_t k = l + 1; k <= last && k - ls->base < ls->cap; k++) {
+                uint64_t s0 = ls->start_ns[k - ls->base], s1 = ls->leader_ns[k - ls->base];
+                if (s0 == 0 || s0 > dur)
+                    break;
+                ld_slow = ld_slow || s1 - s0 > sync99_ns;
+            }
+        } else if (dur > cend) {
+            cend = dur;
+        }
+    }
+    uint64_t *gaps = calloc(r.clusters + 1, sizeof *gaps);
+    for (size_t i = 1; i < r.clusters; i++)
+        gaps[i - 1] = starts[i] - starts[i - 1];
+    size_t ng = r.clusters ? r.clusters - 1 : 0;
+    qsort(gaps, ng, sizeof *gaps, cmp_u64);
+    r.interval_ms_p50 = (double)pct(gaps, ng, 50) / 1e6;
+    r.lag_mean_us = nall ? sum / (double)nall / 1000.0 : 0;
+    r.cluster_per_s = (double)r.clusters / seconds;
+    uint64_t *hv = calloc(nfs + 1, sizeof *hv), *pl = calloc(nfs + 1, sizeof *pl);
+    for (size_t k = 1; k < nfs; k++) {
+        uint64_t d = fts[3 * k + 1] - fts[3 * k];
+        if (fts[3 * k + 2] - fts[3 * (k - 1) + 2] >= HEAVY_SYNC)
+            hv[r.heavy++] = d;
+        else
+            pl[r.plain++] = d;
+    }
+    qsort(hv, r.heavy, sizeof *hv, cmp_u64);
+    qsort(pl, r.plain, sizeof *pl, cmp_u64);
+    r.heavy_p50_us = (double)pct(hv, r.heavy, 50) / 1000.0;
+    r.plain_p50_us = (double)pct(pl, r.plain, 50) / 1000.0;
+    r.plain_p99_us = (double)pct(pl, r.plain, 99) / 1000.0;
+    free(hv);
+    free(pl);
+    free(gaps);
+    free(starts);
+    return r;
 }
 
 static uint64_t dir_bytes_of(rlog_log *log)
@@ -403,6 +719,12 @@ int main(int argc, char **argv)
     ls.cap = 4u << 20;
     ls.leader_ns = calloc(ls.cap, sizeof *ls.leader_ns);
     ls.lag_ns = calloc(ls.cap, sizeof *ls.lag_ns);
+    ls.start_ns = calloc(ls.cap, sizeof *ls.start_ns);
+    ls.durable_ns = calloc(ls.cap, sizeof *ls.durable_ns);
+    /* the follower's fdatasyncs while measuring, timed */
+    size_t fts_cap = 1u << 20;
+    uint64_t *fts = calloc(3 * fts_cap, sizeof *fts);
+    _Atomic size_t nfts = 0;
     F = (node){.fw = start_follower(fdir2, url, &ls)};
     pthread_create(&F.tid, NULL, node_main, &F);
     uint64_t *sync_ns = calloc(ls.cap, sizeof *sync_ns);
@@ -421,6 +743,11 @@ int main(int argc, char **argv)
     uint64_t syncs0 = atomic_load(&bench_vfs_syncs), written0 = atomic_load(&bench_vfs_written);
     uint64_t adv0 = atomic_load(&ls.advances), first_lsn = pos.durable + 1;
     atomic_store(&ls.measuring, true);
+    bench_vfs_time_syncs(fts, fts_cap, &nfts);
+    probe pb = {.cap = 1u << 16};
+    pb.ts = calloc(2 * pb.cap, sizeof *pb.ts);
+    pthread_create(&pb.tid, NULL, probe_main, &pb);
+    cpu_use cpu0 = cpu_now();
     uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
     while (bench_now_ns() < end && nsync < ls.cap) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
@@ -429,8 +756,10 @@ int main(int argc, char **argv)
             bench_die("append", rlog_errmsg(log));
         uint64_t s1 = bench_now_ns();
         sync_ns[nsync++] = s1 - s0;
-        if (lsn >= ls.base && lsn - ls.base < ls.cap)
+        if (lsn >= ls.base && lsn - ls.base < ls.cap) {
+            ls.start_ns[lsn - ls.base] = s0;
             atomic_store(&ls.leader_ns[lsn - ls.base], s1);
+        }
         rlog_ship_leader_notify(L.ld);
     }
     rlog_positions_get(log, &pos);
@@ -440,11 +769,21 @@ int main(int argc, char **argv)
     /* counts of the measured stretch (the follower thread may still be
      * inside its last poll: a sync or two of slack) */
     double tail_records = (double)(pos.durable - first_lsn + 1);
+    cpu_use cpu1 = cpu_now();
+    double tail_cpu_us = (cpu1.us - cpu0.us) / tail_records;
+    double tail_switches = (double)(cpu1.switches - cpu0.switches) / tail_records;
     double batches = (double)(atomic_load(&ls.advances) - adv0);
     double fw_sync_n = (double)(atomic_load(&bench_vfs_syncs) - syncs0);
     double fw_wa = (double)(atomic_load(&bench_vfs_written) - written0) / (tail_records * 1024.0);
     atomic_store(&F.stop, true);
     pthread_join(F.tid, NULL);
+    bench_vfs_time_syncs(NULL, 0, NULL);
+    atomic_store(&pb.stop, true);
+    pthread_join(pb.tid, NULL);
+    uint64_t probe_ns = 0;
+    for (size_t k = 0; k < pb.n; k++)
+        probe_ns += pb.ts[2 * k + 1] - pb.ts[2 * k];
+    size_t nfs = atomic_load(&nfts) < fts_cap ? atomic_load(&nfts) : fts_cap;
     atomic_store(&L.stop, true);
     pthread_join(L.tid, NULL);
     rlog_ship_follower_free(F.fw);
@@ -460,6 +799,19 @@ int main(int argc, char **argv)
     double sync50 = (double)pct(sync_ns, nsync, 50) / 1000.0;
     double sync99 = (double)pct(sync_ns, nsync, 99) / 1000.0;
     double goal = 2 * sync99 + rtt_us;
+    tail_report tr = tail_analysis(&ls, first_lsn, pos.durable, pct(ls.lag_ns, ls.nlag, 99),
+                                   pct(sync_ns, nsync, 99), fts, nfs, &pb, seconds);
+
+    /* the same tail without rlog, in the same run (after it) */
+    char pdir[4200];
+    snprintf(pdir, sizeof pdir, "%s/pipeline", root);
+    cpu_use pcpu0 = cpu_now();
+    pipe_result pr = raw_pipeline(pdir, seconds);
+    cpu_use pcpu1 = cpu_now();
+    double pipe_cpu_us = (pcpu1.us - pcpu0.us) / (double)(pr.records ? pr.records : 1);
+    double pipe_switches =
+        (double)(pcpu1.switches - pcpu0.switches) / (double)(pr.records ? pr.records : 1);
+    double pgoal = 2 * pr.sync99 + rtt_us;
 
     printf("%-34s %12s\n", "case", "figure");
     printf("%-34s %9.0f MB/s\n", "raw nng pair1, 1 MiB messages", raw_mb_s);
@@ -470,6 +822,24 @@ int main(int argc, char **argv)
     printf("%-34s %9.1f us p50, %.1f us p99, %.1f us p99.9, %.1f us max (%zu records)\n",
            "live tail lag", lag50, lag99, lag999, lagmax, ls.nlag);
     printf("%-34s %9.1f us p50, %.1f us p99\n", "leader append (fdatasync)", sync50, sync99);
+    printf("%-34s %9.1f us p50, %.1f us p99, %.1f us p99.9, %.1f us max; leader fdatasync "
+           "p99 %.1f us\n",
+           "raw pipeline lag (no rlog)", pr.lag50, pr.lag99, pr.lag999, pr.lagmax, pr.sync99);
+    printf("%-34s %9zu records in %zu clusters (%.1f per s, every %.1f ms p50); %zu with a "
+           "follower fdatasync > leader p99, %zu with a slow leader append\n",
+           "lag >= p99", tr.records, tr.clusters, tr.cluster_per_s, tr.interval_ms_p50,
+           tr.slow_fw_sync, tr.slow_leader);
+    printf("%-34s %9zu sleeps of 1 ms overran by > 2 ms (%.1f ms in all); %zu clusters of lag >= "
+           "p99 overlap one\n",
+           "stall probe while tailing", pb.n, (double)probe_ns / 1e6, tr.probe_clusters);
+    printf("%-34s %9zu heavy (>= %u KiB of zero fill before them: zeros ahead, segment start), "
+           "p50 %.1f us; %zu plain, p50 %.1f us, p99 %.1f us; %zu clusters of lag >= p99 hold a "
+           "heavy one\n",
+           "follower fdatasyncs while tailing", tr.heavy, HEAVY_SYNC >> 10, tr.heavy_p50_us,
+           tr.plain, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);
+    printf("%-34s %9.1f us CPU, %.1f context switches per record (whole process; pipeline: "
+           "%.1f us, %.1f)\n",
+           "tail, per record", tail_cpu_us, tail_switches, pipe_cpu_us, pipe_switches);
     printf("%-34s %9.2f records, %.2f syncs per batch; %.3f bytes written per payload byte\n",
            "follower, while tailing", tail_records / batches, fw_sync_n / batches, fw_wa);
     printf("%-34s %9" PRIu64 " bytes written, %" PRIu64 " syncs\n", "follower, heaviest batch",
@@ -481,7 +851,23 @@ int main(int argc, char **argv)
     printf("lag_records=%zu\nlag_p50_us=%.1f\nlag_p99_us=%.1f\nleader_sync_p50_us=%.1f\n"
            "leader_sync_p99_us=%.1f\nlag_goal_us=%.1f\nlag_p99_vs_goal=%.3f\n",
            ls.nlag, lag50, lag99, sync50, sync99, goal, lag99 / goal);
-    printf("lag_p999_us=%.1f\nlag_max_us=%.1f\n", lag999, lagmax);
+    printf("lag_p999_us=%.1f\nlag_max_us=%.1f\nlag_mean_us=%.1f\n", lag999, lagmax, tr.lag_mean_us);
+    printf("pipeline_lag_p50_us=%.1f\npipeline_lag_p99_us=%.1f\npipeline_lag_p999_us=%.1f\n"
+           "pipeline_sync_p99_us=%.1f\npipeline_lag_p99_vs_goal=%.3f\nlag_p99_vs_pipeline=%.3f\n",
+           pr.lag50, pr.lag99, pr.lag999, pr.sync99, pr.lag99 / pgoal, lag99 / pr.lag99);
+    printf("lag_tail_records=%zu\nlag_tail_clusters=%zu\nlag_tail_clusters_per_s=%.2f\n"
+           "lag_tail_cluster_interval_ms_p50=%.1f\nlag_tail_clusters_slow_follower_sync=%zu\n"
+           "lag_tail_clusters_slow_leader_append=%zu\n",
+           tr.records, tr.clusters, tr.cluster_per_s, tr.interval_ms_p50, tr.slow_fw_sync,
+           tr.slow_leader);
+    printf("tail_cpu_us_per_record=%.1f\ntail_switches_per_record=%.2f\n"
+           "pipeline_cpu_us_per_record=%.1f\npipeline_switches_per_record=%.2f\n",
+           tail_cpu_us, tail_switches, pipe_cpu_us, pipe_switches);
+    printf("probe_stalls=%zu\nprobe_stalled_ms=%.1f\nlag_tail_clusters_probe_stall=%zu\n", pb.n,
+           (double)probe_ns / 1e6, tr.probe_clusters);
+    printf("follower_heavy_syncs=%zu\nfollower_heavy_sync_p50_us=%.1f\nfollower_plain_sync_p50_us="
+           "%.1f\nfollower_plain_sync_p99_us=%.1f\nlag_tail_clusters_heavy_sync=%zu\n",
+           tr.heavy, tr.heavy_p50_us, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);
     printf("tail_batches=%.0f\ntail_records_per_batch=%.2f\nfollower_syncs_per_batch=%.3f\n"
            "follower_write_amplification=%.3f\n",
            batches, tail_records / batches, fw_sync_n / batches, fw_wa);
@@ -491,6 +877,10 @@ int main(int argc, char **argv)
     free(sync_ns);
     free(ls.lag_ns);
     free(ls.leader_ns);
+    free(ls.start_ns);
+    free(ls.durable_ns);
+    free(fts);
+    free(pb.ts);
     bench_rm_rf(root);
     return 0;
 }

@@ -203,12 +203,31 @@ static void rio_poll_timer(void *arg)
     rio_poll_now(arg);
 }
 
+/* libraft's tick, except while an install from the leader (snapshot_put
+ * with trailing 0) is being written. libraft 0.15 lets a follower's
+ * election timer fire during an install and turn it into a candidate; when
+ * the install's callback then runs it answers the leader from
+ * follower_state, which a candidate's state overlays, and sends to a
+ * garbage address (a crash in io->send, with any io: the cluster simulator
+ * found it once installs took longer than an election timeout, seed 310).
+ * Later libraft versions refuse that conversion in tick; rlog does it from
+ * the io side by holding the tick back until the install completes. */
 static void rio_tick_timer(void *arg)
 {
     rio *r = arg;
-    if (!r->closing && r->tick != NULL) {
-        r->tick(r->io);
+    if (r->closing || r->tick == NULL) {
+        return;
     }
+    if (rlg_rio_snap_holds(r)) {
+        if (!r->tick_held) {
+            rlg_rio_log(r, RLOG_LEVEL_INFO,
+                        "tick held back while an install from the leader is written");
+            r->tick_held = true;
+        }
+        return;
+    }
+    r->tick_held = false;
+    r->tick(r->io);
 }
 
 /* ------------------------------------------------------------- methods */

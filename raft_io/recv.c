@@ -25,6 +25,46 @@ static void drop(rio *r, uint64_t peer_id, const char *what, const char *why)
                 (unsigned long long)peer_id, why);
 }
 
+/* An AppendEntries that starts below the first entry this server still
+ * holds (prev_log_index under it) is cut to start there. libraft 0.15 takes
+ * the entries of such a message as missing ones, appends them after its
+ * last entry, then fails to find them and frees what it never held (a
+ * crash). It happens when the leader still holds its whole log (its first
+ * snapshot is still being written) and probes a follower that has
+ * compacted its own: the cluster simulator found it once snapshot files
+ * took as long to write as on a real disk (seed 342). The entries cut are
+ * at or below this server's snapshot, so committed: the leader's entry at
+ * the new base must carry the term this server holds there, or the
+ * message is left as it came. A message entirely below the base becomes a
+ * heartbeat at the base, so the leader learns where this server's log is.
+ * Later libraft versions handle this themselves. */
+static void trim_below_base(rio *r, uint64_t peer_id, rlog_msg_append_entries *ae)
+{
+    uint64_t first = rlog_rs_first_index(r->rs), last = rlog_rs_last_index(r->rs);
+    uint64_t base = first <= last ? first : last; /* an entry held, or the snapshot */
+    uint64_t base_term = base > 0 ? rlog_rs_term(r->rs, base) : 0;
+    if (ae->prev_log_index + 1 >= first || base_term == 0) {
+        return; /* no entry of it lies below what this server holds */
+    }
+    uint64_t skip = base - ae->prev_log_index; /* entries up to and including base */
+    if (skip <= ae->n_entries && ae->entries[skip - 1].term != base_term) {
+        return;
+    }
+    rlg_rio_log(r, RLOG_LEVEL_DEBUG,
+                "AppendEntries from server %llu starts at %llu, below this server's first "
+                "entry %llu: cut to start there",
+                (unsigned long long)peer_id, (unsigned long long)ae->prev_log_index + 1,
+                (unsigned long long)base);
+    if (skip <= ae->n_entries) {
+        ae->entries += skip;
+        ae->n_entries -= (uint32_t)skip;
+    } else {
+        ae->n_entries = 0;
+    }
+    ae->prev_log_index = base;
+    ae->prev_log_term = base_term;
+}
+
 static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entry **out,
                              const char **why)
 {
@@ -176,7 +216,9 @@ void rlg_rio_recv(void *data, uint64_t peer_id, const rlog_msg *msg)
         break;
     }
     case RLOG_MSG_APPEND_ENTRIES: {
-        const rlog_msg_append_entries *ae = &msg->u.append_entries;
+        rlog_msg_append_entries below_base = msg->u.append_entries;
+        const rlog_msg_append_entries *ae = &below_base;
+        trim_below_base(r, peer_id, &below_base);
         m.type = RAFT_IO_APPEND_ENTRIES;
         m.append_entries.term = ae->term;
         m.append_entries.prev_log_index = ae->prev_log_index;

@@ -106,6 +106,7 @@ struct rio {
 
     rio_peer *peers;
     bool flush_posted; /* send.c's end-of-turn flush is queued */
+    bool tick_held;    /* io.c held libraft's tick back during an install */
 
     atomic_uint pending; /* posted functions not yet run */
     atomic_bool poll_posted;

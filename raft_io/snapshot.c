@@ -2,8 +2,10 @@
  * snapshot_put and snapshot_get: the file I/O runs in the loop's work pool
  * (libuv: uv_queue_work), so a large snapshot does not stop the loop while
  * it is written or read; what touches the store's handle stays on the loop
- * thread. With RLOG_RAFT_IO_NO_THREADS (single-threaded, the simulator)
- * the same steps run inside the call and only the callback is posted.
+ * thread. The same path runs on every loop: a single-threaded loop (the
+ * simulator's) runs the work inline on a later turn, so the simulator
+ * drives exactly what production runs, appends arriving during an install
+ * included.
  *
  * put: on the call, the store checks and copies the descriptor
  * (rlog_rs_snapshot_prepare); in the pool, the data file is written (temp,
@@ -316,13 +318,6 @@ int rlg_rio_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_s
                                         : rlog_rs_snapshot_prepare(r->rs, &d, &s->job);
     raft_free(conf.base);
     free(bufs);
-    if (rv == 0 && (r->opts.flags & RLOG_RAFT_IO_NO_THREADS)) {
-        /* Single-threaded: the loop's work would run on this thread
-         * anyway; written now, callback posted (the simulator's schedule
-         * is the one its seeds were found with). */
-        put_finish(s, rlog_rs_snapshot_write(s->job));
-        return snap_post(r, s);
-    }
     if (rv == 0) {
         if ((rv = snap_queue(r, s, put_work, put_after)) == 0) {
             r->snap_put = s;
@@ -393,10 +388,6 @@ int rlg_rio_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
     s->get = req;
     s->get_cb = cb;
     int rv = rlog_rs_snapshot_open(r->rs, &s->job);
-    if (rv == 0 && (r->opts.flags & RLOG_RAFT_IO_NO_THREADS)) {
-        get_finish(s, get_work(s)); /* single-threaded: read now, as put */
-        return snap_post(r, s);
-    }
     if (rv == 0) {
         return snap_queue(r, s, get_work, get_after);
     }

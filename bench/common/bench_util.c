@@ -85,7 +85,21 @@ rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_
 
 /* ---- a counting vfs ---- */
 
-_Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
+_Atomic uint64_t bench_vfs_written, bench_vfs_syncs, bench_vfs_zeros;
+
+/* Is buf all zero bytes? (Only asked of writes of 4 KiB or more: records
+ * are never all zeros, zero fill is.) */
+static bool all_zero(const void *buf, size_t len)
+{
+    static const uint8_t zero[4096];
+    const uint8_t *p = buf;
+    for (size_t off = 0; off < len; off += sizeof zero) {
+        size_t n = len - off < sizeof zero ? len - off : sizeof zero;
+        if (memcmp(p + off, zero, n) != 0)
+            return false;
+    }
+    return true;
+}
 
 static int count_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
                         size_t *done)
@@ -94,14 +108,39 @@ static int count_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len
     rlog_vfs *base = rlog_vfs_posix();
     int e = base->pwrite(base, f, buf, len, off, done);
     atomic_fetch_add(&bench_vfs_written, *done);
+    if (len >= 4096 && all_zero(buf, len))
+        atomic_fetch_add(&bench_vfs_zeros, *done);
     return e;
+}
+
+static uint64_t *_Atomic sync_ts;
+static size_t sync_cap;
+static _Atomic size_t *sync_n;
+
+void bench_vfs_time_syncs(uint64_t *ts, size_t cap, _Atomic size_t *n)
+{
+    atomic_store(&sync_ts, NULL);
+    sync_cap = cap;
+    sync_n = n;
+    atomic_store(&sync_ts, ts);
 }
 
 static int count_fdatasync(rlog_vfs *vfs, rlog_file *f)
 {
     (void)vfs;
     atomic_fetch_add(&bench_vfs_syncs, 1);
-    return rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
+    uint64_t *ts = atomic_load(&sync_ts), t0 = ts ? bench_now_ns() : 0;
+    uint64_t zeros = atomic_load(&bench_vfs_zeros);
+    int e = rlog_vfs_posix()->fdatasync(rlog_vfs_posix(), f);
+    if (ts != NULL) {
+        size_t i = atomic_fetch_add(sync_n, 1);
+        if (i < sync_cap) {
+            ts[3 * i] = t0;
+            ts[3 * i + 1] = bench_now_ns();
+            ts[3 * i + 2] = zeros;
+        }
+    }
+    return e;
 }
 
 static int count_fsync(rlog_vfs *vfs, rlog_file *f)

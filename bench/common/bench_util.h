@@ -41,9 +41,16 @@ rlog_log *bench_log_open(const char *dir, rlog_sync_mode mode, uint64_t segment_
                          unsigned flags);
 
 /* The posix vfs, counting (all users of it together): bytes passed to
- * pwrite, and syncs (fdatasync, fsync, directory fsync). */
-extern _Atomic uint64_t bench_vfs_written, bench_vfs_syncs;
+ * pwrite, and syncs (fdatasync, fsync, directory fsync); bench_vfs_zeros:
+ * the bytes of pwrites of 4 KiB or more that were all zeros (zero fill). */
+extern _Atomic uint64_t bench_vfs_written, bench_vfs_syncs, bench_vfs_zeros;
 rlog_vfs *bench_counting_vfs(void);
+
+/* While set (non-NULL), every fdatasync through the counting vfs records
+ * its start and end (bench_now_ns) and bench_vfs_zeros at its start in
+ * ts[3 * i], ts[3 * i + 1], ts[3 * i + 2] for i < cap; *n counts them
+ * (also past cap). NULL stops the recording. */
+void bench_vfs_time_syncs(uint64_t *ts, size_t cap, _Atomic size_t *n);
 
 /* Result of a group-commit run. */
 typedef struct bench_group_result {

@@ -1980,6 +1980,11 @@ static int cluster_setup(cl *c)
     /* a turn of a server's loop takes up to 0.2 .. 8 ms: the disk (a sync
      * is a posted turn) and the scheduler */
     c->w.post_max_ns = (200 + rlog_sim_rng_below(&c->rng, 8000)) * 1000u;
+    /* work (a snapshot file written or read in the loop's pool) takes up
+     * to 1 ms .. 1 s: a seed with slow snapshot files sees elections,
+     * appends and crashes while an install is still being written */
+    rlog_sim_rng_init(&c->w.work_rng, o->seed, 4);
+    c->w.work_max_ns = (1 + rlog_sim_rng_below(&c->w.work_rng, 1000)) * 1000000u;
     c->keys = o->keys;
     c->builtin = (rlog_sim_cluster_fsm){
         .data = &c->keys, .make = kv_make, .destroy = kv_destroy, .read = kv_read};

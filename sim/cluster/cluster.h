@@ -31,9 +31,10 @@ typedef struct cl_world {
     uint64_t seq;
     cl_ev **heap;
     size_t nheap, capheap;
-    rlog_sim_rng tie_rng, lat_rng;
+    rlog_sim_rng tie_rng, lat_rng, work_rng;
     uint64_t post_max_ns;
-    void *current; /* owner of the loop whose function runs now */
+    uint64_t work_max_ns; /* the longest a loop's work (a snapshot's file) takes */
+    void *current;        /* owner of the loop whose function runs now */
     bool nomem;
 } cl_world;
 

@@ -4,9 +4,10 @@
  * loop (rlog/loop.h) is a table on this heap: posted functions, timers and
  * work are events ordered by (virtual time, a tie-breaker drawn from the
  * seed, sequence number). Posts of one loop get strictly increasing times,
- * so they run in the order they were posted; work runs inline on a later
- * turn, its completion right after. Nothing here reads a real clock or
- * depends on pointer values.
+ * so they run in the order they were posted; work runs inline after a
+ * delay of its own (up to the seed's work_max_ns: a slow snapshot file),
+ * its completion right after, while the loop's posts and timers go on. Nothing here reads a real
+ * clock or depends on pointer values.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -177,7 +178,7 @@ static int vl_work(rlog_loop *t, rlog_loop_work_fn work, rlog_loop_after_fn afte
     if (l->closed)
         return RLOG_ECLOSED;
     cl_ev *ev =
-        ev_new(l, CL_EV_WORK, w->now + 5000 + rlog_sim_rng_below(&w->lat_rng, w->post_max_ns));
+        ev_new(l, CL_EV_WORK, w->now + 5000 + rlog_sim_rng_below(&w->work_rng, w->work_max_ns));
     if (ev == NULL)
         return RLOG_ENOMEM;
     ev->work = work;

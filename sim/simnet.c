@@ -46,7 +46,8 @@ typedef enum sn_kind {
     EV_PTIMEO,
     EV_REDIAL,
     EV_PUMP,
-    R_UP, /* callbacks (ready lists) */
+    EV_GTIMEO, /* a silent guest's handshake deadline */
+    R_UP,      /* callbacks (ready lists) */
     R_DOWN,
     R_RECV,
     R_CB,
@@ -94,6 +95,13 @@ struct sn_conn {
     sn_end end[2];
 };
 
+/* A connection to a listener that has not sent its hello (a stranger's:
+ * rlog_simnet_open_silent): held under the limits (docs/security.md). A
+ * dial's hello arrives with its connection, so dials never wait here. */
+typedef struct sn_guest {
+    uint64_t id, host, since; /* since: ns */
+} sn_guest;
+
 typedef struct sn_dial {
     bool active;
     uint64_t peer_id, known_id, gen;
@@ -116,6 +124,9 @@ struct sn_node {
     size_t rcount;
     sn_dial *dials;
     size_t ndials;
+    uint64_t *known_ids; /* cfg.known_ids points here */
+    sn_guest *guests;    /* oldest first */
+    size_t nguests, capguests;
 };
 
 typedef struct sn_host {
@@ -130,7 +141,7 @@ typedef struct sn_cut {
 
 struct rlog_simnet {
     rlog_simnet_config cfg;
-    uint64_t now, seq, conn_ids, hash;
+    uint64_t now, seq, conn_ids, guest_ids, hash;
     bool faults_on;
     rlog_sim_rng fault_rng, lat_rng, backoff_rng, env_rng;
     sn_ev **heap;
@@ -741,6 +752,42 @@ static sn_node *find_listener(rlog_simnet *net, const char *address)
     return NULL;
 }
 
+/* ---- limits against strangers: the real transport's rules
+ * (rlg_limits_*, transport/transport.c) over n's guests and connections */
+
+static unsigned guests_from(const sn_node *n, uint64_t host)
+{
+    unsigned k = 0;
+    for (size_t i = 0; i < n->nguests; i++)
+        k += n->guests[i].host == host;
+    return k;
+}
+
+static void guest_drop(sn_node *n, size_t i)
+{
+    memmove(&n->guests[i], &n->guests[i + 1], (n->nguests - i - 1) * sizeof *n->guests);
+    n->nguests--;
+}
+
+/* Closes silent guests, oldest first, until n is within max_conns and
+ * max_conns_per_host (every guest here is silent). */
+static void guests_trim(rlog_simnet *net, sn_node *n)
+{
+    for (;;) {
+        size_t v = rlg_limits_guests_over(&n->cfg, (unsigned)n->nguests) ? 0 : SIZE_MAX;
+        for (size_t i = 0; v == SIZE_MAX && i < n->nguests; i++)
+            if (rlg_limits_host_over(&n->cfg, guests_from(n, n->guests[i].host)))
+                v = i; /* the first of its host: its oldest */
+        if (v == SIZE_MAX)
+            return;
+        sn_trace(net, RLOG_SIMNET_LIMITED,
+                 "guest %" PRIu64 " of node %u closed: silent, to stay within max_conns %u / "
+                 "max_conns_per_host %u",
+                 n->guests[v].id, n->idx, n->cfg.max_conns, n->cfg.max_conns_per_host);
+        guest_drop(n, v);
+    }
+}
+
 /* The first packet at a listener end: accept it, or refuse. */
 static bool accept_conn(rlog_simnet *net, sn_conn *c)
 {
@@ -756,11 +803,56 @@ static bool accept_conn(rlog_simnet *net, sn_conn *c)
                  c->id);
         return false;
     }
+    if (rlg_limits_guest_refused(&l->cfg, (unsigned)l->nguests, guests_from(l, c->host[0]))) {
+        sn_trace(net, RLOG_SIMNET_LIMITED,
+                 "conn %" PRIu64 " refused by node %u on arrival: %zu silent connections held",
+                 c->id, l->idx, l->nguests);
+        end_kill(net, c, 1, RLOG_ENOCONN, RLOG_ENOCONN, true, latency(net, c));
+        return false;
+    }
     c->end[1].node = l;
     c->host[1] = l->cfg.server_id;
     c->refs++;
     sn_trace(net, NONE, "conn %" PRIu64 " accepted by node %u", c->id, l->idx);
     return true;
+}
+
+/* Is `id` a known peer of n (rlg_limits_admit): one it connect()ed, or one
+ * in its known_ids? */
+static bool peer_known(const sn_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->ndials; i++)
+        if (n->dials[i].active && n->dials[i].peer_id == id)
+            return true;
+    return rlg_transport_id_known(&n->cfg, id);
+}
+
+/* The hello of server `peer` arrived at listener end c: may it have a
+ * connection? The real transport's rule (rlg_limits_admit) over n's
+ * incoming connections that are up. Returns false (c refused, logged)
+ * when not. */
+static bool admit(rlog_simnet *net, sn_conn *c, uint64_t peer)
+{
+    sn_node *n = c->end[1].node;
+    unsigned incoming = 0, from_host = 0;
+    int side;
+    for (const sn_conn *r = net->conns; r; r = r->next)
+        if (r != c && r->end[1].node == n && !r->end[1].dead && r->end[1].up) {
+            incoming++;
+            from_host += r->host[0] == c->host[0];
+        }
+    char hn[32], why[200], msg[320];
+    snprintf(hn, sizeof hn, "%" PRIu64, c->host[0]);
+    if (!rlg_limits_admit(&n->cfg, incoming, from_host, peer_known(n, peer),
+                          find_end(net, n, peer, true, c, &side) != NULL, hn, why, sizeof why))
+        return true;
+    snprintf(msg, sizeof msg, "server %" PRIu64 ": refused server %" PRIu64 " at %s: %s",
+             n->cfg.server_id, peer, n->address, why);
+    sn_trace(net, RLOG_SIMNET_LIMITED, "conn %" PRIu64 " %s", c->id, msg);
+    if (n->cfg.logger)
+        n->cfg.logger(n->cfg.logger_data, RLOG_LEVEL_WARN, msg);
+    end_kill(net, c, 1, RLOG_ENOCONN, RLOG_ENOCONN, false, rst_delay(net, c));
+    return false;
 }
 
 /*
@@ -817,6 +909,8 @@ static bool on_hello(rlog_simnet *net, sn_conn *c, int s, const rlog_msg *m)
         proto_fail(net, c, s, what);
         return false;
     }
+    if (s == 1 && !admit(net, c, h->server_id))
+        return false;
     e->peer_id = h->server_id;
     free(e->peer_addr);
     e->peer_addr = strdup(h->address);
@@ -927,6 +1021,17 @@ static void handle(rlog_simnet *net, sn_ev *ev)
         e->pump_armed = false;
         pump(net, c, ev->side);
         break;
+    case EV_GTIMEO:
+        for (size_t i = 0; !ev->node->dead && i < ev->node->nguests; i++)
+            if (ev->node->guests[i].id == ev->gen) {
+                sn_trace(net, RLOG_SIMNET_LIMITED,
+                         "guest %" PRIu64 " of node %u closed: silent past the %u ms handshake "
+                         "deadline",
+                         ev->gen, ev->node->idx, ev->node->cfg.handshake_ms);
+                guest_drop(ev->node, i);
+                break;
+            }
+        break;
     default:
         break;
     }
@@ -999,8 +1104,15 @@ static int t_init(rlog_transport *t, const rlog_transport_config *cfg,
         return t_fail(t, RLOG_EINVAL, "sim transport: %s", why);
     if (*res.address && !(n->address = strdup(res.address)))
         return t_fail(t, RLOG_ENOMEM, "sim transport: out of memory");
+    if (res.n_known_ids) { /* borrowed during init only (rlog/transport.h) */
+        n->known_ids = malloc(res.n_known_ids * sizeof *n->known_ids);
+        if (!n->known_ids)
+            return t_fail(t, RLOG_ENOMEM, "sim transport: out of memory");
+        memcpy(n->known_ids, res.known_ids, res.n_known_ids * sizeof *n->known_ids);
+    }
     n->cfg = res;
     n->cfg.address = n->address ? n->address : "";
+    n->cfg.known_ids = n->known_ids;
     if (ev)
         n->ev = *ev;
     n->inited = true;
@@ -1245,6 +1357,7 @@ static void node_shutdown(rlog_simnet *net, sn_node *n, bool crash)
         conn_unref(net, c);
     }
     drain(n, !crash);
+    n->nguests = 0; /* their deadlines find nothing */
     n->dead = true;
     if (n->in_poll)
         n->free_t = true;
@@ -1364,6 +1477,8 @@ void rlog_simnet_free(rlog_simnet *net)
         ev_free(net, heap_pop(net));
     for (size_t i = 0; i < net->nnodes; i++) {
         free(net->nodes[i]->dials);
+        free(net->nodes[i]->guests);
+        free(net->nodes[i]->known_ids);
         free(net->nodes[i]->address);
         free(net->nodes[i]);
     }
@@ -1544,6 +1659,48 @@ int rlog_simnet_inject_raw(rlog_simnet *net, rlog_transport *from, uint64_t to, 
     return 0;
 }
 
+int rlog_simnet_open_silent(rlog_simnet *net, uint64_t host, const char *address, unsigned count)
+{
+    sn_node *l = find_listener(net, address);
+    if (!l)
+        return RLOG_ENOTFOUND;
+    for (unsigned k = 0; k < count; k++) {
+        if (rlg_limits_guest_refused(&l->cfg, (unsigned)l->nguests, guests_from(l, host))) {
+            sn_trace(net, RLOG_SIMNET_LIMITED,
+                     "node %u refused a silent connection from host %" PRIu64
+                     " on arrival: %zu held",
+                     l->idx, host, l->nguests);
+            continue;
+        }
+        if (l->nguests == l->capguests) {
+            size_t cap = l->capguests ? 2 * l->capguests : 16;
+            sn_guest *g = realloc(l->guests, cap * sizeof *g);
+            if (!g)
+                return RLOG_ENOMEM;
+            l->guests = g;
+            l->capguests = cap;
+        }
+        sn_ev *ev = ev_new(net, EV_GTIMEO, NULL, 0);
+        if (!ev)
+            return RLOG_ENOMEM;
+        sn_guest *g = &l->guests[l->nguests++];
+        *g = (sn_guest){++net->guest_ids, host, net->now};
+        ev->node = l;
+        ev->gen = g->id;
+        sn_trace(net, NONE, "guest %" PRIu64 " from host %" PRIu64 " held by node %u (silent)",
+                 g->id, host, l->idx);
+        sched(net, ev, net->now + (uint64_t)l->cfg.handshake_ms * 1000000u);
+        guests_trim(net, l);
+    }
+    return 0;
+}
+
+size_t rlog_simnet_silent_held(rlog_simnet *net, const char *address)
+{
+    sn_node *l = find_listener(net, address);
+    return l ? l->nguests : 0;
+}
+
 uint64_t rlog_simnet_count(rlog_simnet *net, rlog_simnet_counter which)
 {
     return (unsigned)which < RLOG_SIMNET_COUNTER_COUNT ? net->count[which] : 0;
@@ -1555,7 +1712,7 @@ const char *rlog_simnet_counter_name(rlog_simnet_counter which)
         "sent",    "delivered", "dropped",        "duplicated",    "reordered",
         "delayed", "reset",     "partition_lost", "inflight_lost", "timeout",
         "efull",   "eproto",    "dial",           "refused",       "up",
-        "crash",   "nomem"};
+        "crash",   "nomem",     "limited"};
     return (unsigned)which < RLOG_SIMNET_COUNTER_COUNT ? names[which] : "?";
 }
 

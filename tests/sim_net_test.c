@@ -1050,6 +1050,85 @@ static void test_env_post_errors(void **state)
     close_all(net, ns, 2);
 }
 
+/* Property (issue 15 / issue 10: the simulator's network keeps the real
+ * transport's limits, through the same functions): a flood of silent
+ * connections is held within max_conns (max_conns_per_host per host, also
+ * from the known follower's own host) and closed at the handshake
+ * deadline, and does not keep the known follower out; once max_conns
+ * unknown peers are up, another unknown one is refused with a log line
+ * naming the limit, while the known follower still gets in on the
+ * reserve. */
+static void test_silent_flood_keeps_known_peer_in(void **state)
+{
+    (void)state;
+    static const uint64_t known[] = {2};
+    rlog_transport_config base;
+    rlog_transport_config_init(&base);
+    base.max_conns = 8;
+    base.max_conns_per_host = 4;
+    base.reserve_conns = 2;
+    base.handshake_ms = 1000;
+    base.known_ids = known;
+    base.n_known_ids = 1;
+    enum { UNKNOWN = 9 };
+    rlog_simnet *net = net_new(15);
+    node *l = calloc(1, sizeof *l), *f = calloc(1, sizeof *f);
+    node *u = calloc(UNKNOWN, sizeof *u);
+    assert_true(l && f && u);
+    node_start(net, l, 1, LEADER, RLOG_ROLE_SHIP_LEADER, &base);
+    node *ns[UNKNOWN + 2] = {l, f};
+    /* 500 silent connections from one host, then 3 from each of 30 hosts,
+     * and 50 from the follower's own host (2) */
+    assert_int_equal(rlog_simnet_open_silent(net, 99, LEADER, 500), 0);
+    assert_int_equal(rlog_simnet_silent_held(net, LEADER), 4);
+    for (uint64_t h = 100; h < 130; h++) {
+        assert_int_equal(rlog_simnet_open_silent(net, h, LEADER, 3), 0);
+        assert_true(rlog_simnet_silent_held(net, LEADER) <= 8);
+    }
+    assert_int_equal(rlog_simnet_silent_held(net, LEADER), 8);
+    /* each newcomer pushes out the oldest; once host 2 holds 5, its own
+     * oldest goes too: 4 of host 2 and 3 others remain */
+    assert_int_equal(rlog_simnet_open_silent(net, 2, LEADER, 50), 0);
+    assert_int_equal(rlog_simnet_silent_held(net, LEADER), 7);
+    assert_int_equal(rlog_simnet_open_silent(net, 2, "sim://nobody", 1), RLOG_ENOTFOUND);
+    uint64_t limited = rlog_simnet_count(net, RLOG_SIMNET_LIMITED);
+    assert_int_equal(limited, 500 + 90 + 50 - 7);
+    /* the known follower gets in while the flood is held */
+    node_start(net, f, 2, NULL, RLOG_ROLE_SHIP_FOLLOWER, &base);
+    assert_int_equal(f->t->connect(f->t, 1, LEADER), 0);
+    run_for(net, ns, 2, 10 * MS);
+    assert_int_equal(f->ups, 1);
+    assert_int_equal(l->ups, 1);
+    assert_int_equal(rlog_simnet_silent_held(net, LEADER), 7);
+    /* the handshake deadline closes every silent one */
+    run_for(net, ns, 2, 1000 * MS);
+    assert_int_equal(rlog_simnet_silent_held(net, LEADER), 0);
+    assert_int_equal(rlog_simnet_count(net, RLOG_SIMNET_LIMITED), limited + 7);
+    /* without the follower, 8 unknown peers (one host each) fill max_conns */
+    f->t->close(f->t);
+    f->t = NULL;
+    run_for(net, ns, 2, 10 * MS);
+    for (int i = 0; i < UNKNOWN; i++) {
+        ns[2 + i] = &u[i];
+        node_start(net, &u[i], 10 + (uint64_t)i, NULL, RLOG_ROLE_SHIP_FOLLOWER, &base);
+        assert_int_equal(u[i].t->connect(u[i].t, 1, LEADER), 0);
+        run_for(net, ns, 2 + i + 1, 10 * MS);
+        assert_int_equal(u[i].ups, i < 8 ? 1 : 0);
+    }
+    assert_non_null(strstr(l->log, "refused server 18 at sim://leader: 8 incoming connections, "
+                                   "the limit for an unknown peer is 8"));
+    /* ... and the known follower still gets in on the reserve */
+    node_start(net, f, 2, NULL, RLOG_ROLE_SHIP_FOLLOWER, &base);
+    assert_int_equal(f->t->connect(f->t, 1, LEADER), 0);
+    run_for(net, ns, UNKNOWN + 2, 10 * MS);
+    assert_int_equal(f->ups, 1);
+    assert_int_equal(u[UNKNOWN - 1].ups, 0);
+    close_all(net, ns, UNKNOWN + 2);
+    free(u);
+    free(f);
+    free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1076,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_restart_waits_for_stale_dialled),
         cmocka_unit_test(test_crossing_smaller_id_wins),
         cmocka_unit_test(test_env_post_errors),
+        cmocka_unit_test(test_silent_flood_keeps_known_peer_in),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -221,6 +221,39 @@ static void test_dump_and_stat(void **state)
     free(out);
 }
 
+/* The copy in fdir holds the records of the log in dir, and its sealed
+ * segment files are dir's, byte for byte. */
+static void assert_same_copy(const char *dir, const char *fdir)
+{
+    char *a, *b;
+    assert_int_equal(run(&a, "dump %s", dir), 0);
+    assert_int_equal(run(&b, "dump %s", fdir), 0);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    char **names = NULL;
+    size_t n = tu_list_segments(fdir, &names);
+    assert_true(n >= 2);
+    for (size_t i = 0; i + 1 < n; i++) { /* the sealed ones: the tail may lag the leader's close */
+        void *x, *y;
+        size_t xl, yl;
+        tu_read_file(tu_path(fdir, names[i]), &x, &xl);
+        tu_read_file(tu_path(dir, names[i]), &y, &yl);
+        assert_int_equal(xl, yl);
+        assert_memory_equal(x, y, xl);
+        free(x);
+        free(y);
+    }
+    tu_free_names(names, n);
+}
+
+/* "--tls-cert DIR/NAME.crt --tls-key DIR/NAME.key --tls-ca DIR/ca.crt" */
+static void tls_flags(char *buf, size_t cap, const char *dir, const char *name)
+{
+    snprintf(buf, cap, "--tls-cert %s/%s.crt --tls-key %s/%s.key --tls-ca %s/ca.crt", dir, name,
+             dir, name, dir);
+}
+
 /* Property (issue 15, item 6): `rlog write --serve` and `rlog ship follow`
  * over tls+tcp:// with --tls-cert/--tls-key/--tls-ca (certificates from a
  * CA made now with openssl): the follower reaches the last LSN, its
@@ -234,10 +267,8 @@ static void test_ship_tls(void **state)
     tnode_tls_cert(f->dir, "ca", "n2", "rlog-2");
     char url[64], tls1[1024], tls2[1024], fdir[1024];
     snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", 10000 + (int)(getpid() % 20000));
-    snprintf(tls1, sizeof tls1, "--tls-cert %s/n1.crt --tls-key %s/n1.key --tls-ca %s/ca.crt",
-             f->dir, f->dir, f->dir);
-    snprintf(tls2, sizeof tls2, "--tls-cert %s/n2.crt --tls-key %s/n2.key --tls-ca %s/ca.crt",
-             f->dir, f->dir, f->dir);
+    tls_flags(tls1, sizeof tls1, f->dir, "n1");
+    tls_flags(tls2, sizeof tls2, f->dir, "n2");
     snprintf(fdir, sizeof fdir, "%s", tu_path(f->dir, "follower"));
     char *out;
     /* The follower runs until the writer, which lingers (at most 30 s)
@@ -251,26 +282,68 @@ static void test_ship_tls(void **state)
         fail_msg("rlog ship follow over TLS exited %d: %s", rc, out);
     assert_non_null(strstr(out, "durable 2000\n"));
     free(out);
-    char *a, *b;
-    assert_int_equal(run(&a, "dump %s", f->log), 0);
-    assert_int_equal(run(&b, "dump %s", fdir), 0);
-    assert_string_equal(a, b);
-    free(a);
-    free(b);
-    char **names = NULL;
-    size_t n = tu_list_segments(fdir, &names);
-    assert_true(n >= 2);
-    for (size_t i = 0; i + 1 < n; i++) { /* the sealed ones: the tail may lag the leader's close */
-        void *x, *y;
-        size_t xl, yl;
-        tu_read_file(tu_path(fdir, names[i]), &x, &xl);
-        tu_read_file(tu_path(f->log, names[i]), &y, &yl);
-        assert_int_equal(xl, yl);
-        assert_memory_equal(x, y, xl);
-        free(x);
-        free(y);
+    assert_same_copy(f->log, fdir);
+}
+
+/* Property (issue 15, the network side TLS left open): a follower started
+ * with --leader-id 1 refuses a CA-signed server 3 (serving another log)
+ * listening at the leader's address — its log says the certificate is not
+ * named rlog-1 — and, once the real leader 1 listens there, ships its log
+ * byte for byte (had it taken anything from server 3, the leader would
+ * refuse its foreign copy and it would exit 4). `rlog ship status` asks
+ * the TLS leader with its own certificate (--id 9): it lists follower 2
+ * at durable 2000; without the TLS flags it is refused up front with a
+ * message saying what to give; with --leader-id 3 it refuses leader 1's
+ * certificate and says so. */
+static void test_ship_tls_leader_id_and_status(void **state)
+{
+    fx *f = *state;
+    write_log(f);
+    tnode_tls_ca(f->dir, "ca");
+    const char *names[] = {"n1", "n2", "n3", "n9"};
+    const char *cns[] = {"rlog-1", "rlog-2", "rlog-3", "rlog-9"};
+    char tls[4][1024];
+    for (int i = 0; i < 4; i++) {
+        tnode_tls_cert(f->dir, "ca", names[i], cns[i]);
+        tls_flags(tls[i], sizeof tls[i], f->dir, names[i]);
     }
-    tu_free_names(names, n);
+    char url[64], fdir[1024], imp[1024], ferr[1024];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+    snprintf(fdir, sizeof fdir, "%s", tu_path(f->dir, "follower"));
+    snprintf(imp, sizeof imp, "%s", tu_path(f->dir, "impostor"));
+    snprintf(ferr, sizeof ferr, "%s", tu_path(f->dir, "follow.err"));
+    free(tu_rlog_write(imp, 100, SIZE, SEED + 1)); /* another log */
+    const char *rlog = tu_rlog_bin();
+    char *out;
+    int rc = run(&out,
+                 "ship serve %s --listen %s --id 3 %s >/dev/null 2>&1 & IP=$!; sleep 0.3; "
+                 "%s ship follow %s --leader %s --id 2 --leader-id 1 --until %d %s 2>%s & FP=$!; "
+                 "for i in $(seq 200); do grep -q 'TLS handshake' %s && break; sleep 0.1; done; "
+                 "kill $IP; wait $IP; "
+                 "%s ship serve %s --listen %s --id 1 %s >/dev/null 2>&1 & SP=$!; "
+                 "wait $FP; R=$?; echo \"follow exit $R\"; cat %s; "
+                 "%s ship status %s --id 9 %s 2>&1; echo \"status exit $?\"; "
+                 "%s ship status %s 2>&1; echo \"plain status exit $?\"; "
+                 "%s ship status %s --id 9 --leader-id 3 --timeout 2000 %s 2>&1; "
+                 "echo \"wrong leader status exit $?\"; "
+                 "kill $SP; wait $SP; exit $R",
+                 imp, url, tls[2], rlog, fdir, url, COUNT, tls[1], ferr, ferr, rlog, f->log, url,
+                 tls[0], ferr, rlog, url, tls[3], rlog, url, rlog, url, tls[3]);
+    if (rc)
+        fail_msg("the follower with --leader-id 1 exited %d: %s", rc, out);
+    tu_expect(out, "follow exit 0\n");
+    tu_expect(out, "durable 2000\n");
+    tu_expect(out, "or not named rlog-1 (not server 1)");
+    tu_expect(out, "following leader 1 at ");
+    tu_expect(out, "status exit 0\n");
+    tu_expect(out, "follower id=2 name=");
+    tu_expect(out, "durable=2000 lag_records=0");
+    tu_expect(out, "is a TLS leader: give --tls-cert, --tls-key, --tls-ca and --id N");
+    tu_expect(out, "plain status exit 3\n");
+    tu_expect(out, "or not named rlog-3 (not server 3)");
+    tu_expect(out, "wrong leader status exit 4\n");
+    free(out);
+    assert_same_copy(f->log, fdir);
 }
 
 /* `rlog ship follow` catch-up progress goes to stderr only when stderr is a
@@ -317,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_and_stat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ship_tls_leader_id_and_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_follow_progress, setup, teardown),
     };
     return cmocka_run_group_tests_name("tools_cli", tests, NULL, NULL);

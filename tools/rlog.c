@@ -51,9 +51,10 @@ static const cli_command cli_commands[] = {
      "    safety (sealed, successor durable, never the active one)"},
     {"ship", cli_cmd_ship,
      "rlog ship serve DIR --listen URL [--id N (1)] [--interval MS (1000)] [TLS]\n"
-     "       rlog ship follow DIR --leader URL [--id N (random)] [--until LSN (none)]\n"
-     "                        [--interval MS (1000)] [TLS]\n"
-     "       rlog ship status URL [--timeout MS (3000)]",
+     "       rlog ship follow DIR --leader URL [--id N (random)] [--leader-id N (any)]\n"
+     "                        [--until LSN (none)] [--interval MS (1000)] [TLS]\n"
+     "       rlog ship status URL [--timeout MS (3000)] [--id N (random)] [--leader-id N (any)]\n"
+     "                        [TLS]",
      "serve a log to followers / keep DIR a byte-identical copy of a leader's log\n"
      "    (prints durable LSNs) / ask a leader for its followers' positions;\n"
      "    TLS = --tls-cert FILE --tls-key FILE --tls-ca FILE (a tls+tcp:// URL, mutual\n"

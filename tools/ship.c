@@ -261,16 +261,18 @@ void cli_server_stop(cli_server *s, rlog_log *log)
 }
 
 /* The options serve and follow share: DIR, the URL option `url_opt`
- * (--listen, --leader), TLS, --id, --interval and (follow: until != NULL)
- * --until. */
+ * (--listen, --leader), TLS, --id, --interval and (follow: until and
+ * leader_id != NULL) --until and --leader-id. */
 static int ship_parse(cli_args *a, const char *url_opt, const char **dir, const char **url,
-                      uint64_t *id, uint64_t *interval_ms, uint64_t *until, cli_tls *tls)
+                      uint64_t *id, uint64_t *interval_ms, uint64_t *until, uint64_t *leader_id,
+                      cli_tls *tls)
 {
     while (a->i < a->argc) {
         int r;
         if ((r = cli_opt(a, url_opt, url)) != 0 || (r = cli_opt_tls(a, tls)) != 0 ||
             (r = cli_opt_u64(a, "--id", id, 1, UINT64_MAX)) != 0 ||
             (until && (r = cli_opt_u64(a, "--until", until, 1, UINT64_MAX)) != 0) ||
+            (leader_id && (r = cli_opt_u64(a, "--leader-id", leader_id, 1, UINT64_MAX)) != 0) ||
             (r = cli_opt_u64(a, "--interval", interval_ms, 10, 3600000)) != 0) {
             if (r < 0)
                 return CLI_EXIT_USAGE;
@@ -290,7 +292,7 @@ static int cmd_serve(cli_args *a)
     const char *dir = NULL, *url = NULL;
     uint64_t id = 1, interval_ms = 1000;
     cli_tls tls = {0};
-    int ex = ship_parse(a, "--listen", &dir, &url, &id, &interval_ms, NULL, &tls);
+    int ex = ship_parse(a, "--listen", &dir, &url, &id, &interval_ms, NULL, NULL, &tls);
     if (ex)
         return ex;
     rlog_options o;
@@ -340,7 +342,7 @@ static void follow_on_durable(void *data, uint64_t lsn)
 
 typedef struct follow_ctx {
     const char *dir, *url;
-    uint64_t id;
+    uint64_t id, leader_id;
     cli_tls tls;
     uint64_t printed; /* last "durable" LSN printed */
 } follow_ctx;
@@ -364,6 +366,7 @@ static int follow_open(follow_ctx *fc, rlog_ship_follower **f)
     fo.data = &fc->printed;
     fo.logger = ship_logger;
     fo.logger_data = "ship follow";
+    fo.leader_id = fc->leader_id;
     rv = rlog_ship_follower_new(fc->dir, t, &cfg, fc->url, &fo, f);
     if (rv)
         fprintf(stderr, "rlog ship follow: cannot follow into %s: %s\n", fc->dir,
@@ -457,9 +460,9 @@ static void catchup_progress(catchup *c, const rlog_ship_follower_status *st, ui
 static int cmd_follow(cli_args *a)
 {
     const char *dir = NULL, *url = NULL;
-    uint64_t id = 0, interval_ms = 1000, until = 0;
+    uint64_t id = 0, interval_ms = 1000, until = 0, leader_id = 0;
     cli_tls tls = {0};
-    int ex = ship_parse(a, "--leader", &dir, &url, &id, &interval_ms, &until, &tls);
+    int ex = ship_parse(a, "--leader", &dir, &url, &id, &interval_ms, &until, &leader_id, &tls);
     if (ex)
         return ex;
     if (tls.ca && id == 0)
@@ -469,12 +472,17 @@ static int cmd_follow(cli_args *a)
         id = env->random(env) | 1u;
     }
     ship_catch_signals();
-    follow_ctx fc = {dir, url, id, tls, 0};
+    follow_ctx fc = {dir, url, id, leader_id, tls, 0};
     rlog_ship_follower *f = NULL;
     int rv = follow_open(&fc, &f);
     if (rv)
         return cli_exit_for_open(rv);
-    fprintf(stderr, "rlog ship follow: %s following %s as id %" PRIu64 "\n", dir, url, id);
+    if (leader_id)
+        fprintf(stderr,
+                "rlog ship follow: %s following leader %" PRIu64 " at %s as id %" PRIu64 "\n", dir,
+                leader_id, url, id);
+    else
+        fprintf(stderr, "rlog ship follow: %s following %s as id %" PRIu64 "\n", dir, url, id);
     ex = CLI_EXIT_OK;
     uint64_t next = cli_now_ns(), last_bytes = 0, last_ns = cli_now_ns();
     rlog_ship_follower_status st0;
@@ -542,10 +550,14 @@ static int cmd_follow(cli_args *a)
 static int cmd_status(cli_args *a)
 {
     const char *url = NULL;
-    uint64_t timeout_ms = 3000;
+    uint64_t timeout_ms = 3000, id = 0, leader_id = 0;
+    cli_tls tls = {0};
     for (; a->i < a->argc;) {
         int r;
-        if ((r = cli_opt_u64(a, "--timeout", &timeout_ms, 1, 3600000)) != 0) {
+        if ((r = cli_opt_u64(a, "--timeout", &timeout_ms, 1, 3600000)) != 0 ||
+            (r = cli_opt_u64(a, "--id", &id, 1, UINT64_MAX)) != 0 ||
+            (r = cli_opt_u64(a, "--leader-id", &leader_id, 1, UINT64_MAX)) != 0 ||
+            (r = cli_opt_tls(a, &tls)) != 0) {
             if (r < 0)
                 return CLI_EXIT_USAGE;
         } else if (a->argv[a->i][0] == '-') {
@@ -558,13 +570,36 @@ static int cmd_status(cli_args *a)
     }
     if (!url)
         return cli_usage_error(a->cmd, "missing URL");
+    if (cli_tls_check(a->cmd, &tls) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
+    bool tls_url = strncmp(url, "tls+", 4) == 0;
+    if (tls_url && !tls.ca)
+        return cli_usage_error(a->cmd,
+                               "%s is a TLS leader: give --tls-cert, --tls-key, --tls-ca and "
+                               "--id N (a certificate from the leader's CA named rlog-N)",
+                               url);
+    if (tls.ca && !tls_url)
+        return cli_usage_error(a->cmd, "with --tls-* flags the URL must be tls+tcp://host:port");
+    if (tls.ca && id == 0)
+        return cli_usage_error(a->cmd, "with TLS, --id N is required (the certificate is rlog-N; "
+                                       "not a follower's id: docs/security.md)");
+    rlog_transport_config cfg;
+    rlog_transport_config_init(&cfg);
+    cfg.server_id = id; /* 0: a random one */
+    cfg.logger = transport_logger;
+    cfg.logger_data = "ship status";
+    tls_apply(&cfg, &tls);
     rlog_ship_status st;
     char err[256] = "";
     memset(&st, 0, sizeof st);
-    int rv = rlog_ship_status_query(url, (int)timeout_ms, &st, err, sizeof err);
+    int rv =
+        rlog_ship_status_query_config(url, leader_id, &cfg, (int)timeout_ms, &st, err, sizeof err);
     if (rv) {
-        fprintf(stderr, "rlog ship status: %s: %s: %s\n", url, rlog_errname(rv),
-                err[0] ? err : rlog_strerror(rv));
+        fprintf(stderr, "rlog ship status: %s: %s: %s%s\n", url, rlog_errname(rv),
+                err[0] ? err : rlog_strerror(rv),
+                rv == RLOG_ENOCONN && !tls_url ? " (a TLS leader needs a tls+tcp:// URL and "
+                                                 "--tls-cert, --tls-key, --tls-ca, --id)"
+                                               : "");
         return CLI_EXIT_ERROR;
     }
     printf("leader log_id=%016" PRIx64 " first=%" PRIu64 " durable=%" PRIu64 " first_seq=%" PRIu64

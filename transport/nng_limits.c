@@ -81,7 +81,7 @@ void rlg_nng_rdv_pipe_cb(nng_pipe p, nng_pipe_ev what, void *arg)
         for (unsigned i = 0; i < r->nguests; i++) {
             same += host_eq(&r->guests[i].h, &h);
         }
-        reject = r->nguests >= r->gcap || same >= n->cfg.max_conns_per_host + n->cfg.reserve_conns;
+        reject = r->nguests >= r->gcap || rlg_limits_guest_refused(&n->cfg, r->nguests, same);
         if (reject) {
             r->refused++;
         } else {
@@ -131,7 +131,7 @@ static int guest_over_host_cap_locked(const tn *n, const rdv *r)
         for (unsigned k = 0; k < r->nguests; k++) {
             same += host_eq(&r->guests[k].h, &r->guests[i].h);
         }
-        if (same > n->cfg.max_conns_per_host) {
+        if (rlg_limits_host_over(&n->cfg, same)) {
             int g = guest_oldest_silent_locked(r, &r->guests[i].h);
             if (g >= 0) {
                 return g;
@@ -153,7 +153,7 @@ nng_time rlg_nng_guests_run(tn *n, nng_time now)
         unsigned k = 0;
         nng_mtx_lock(n->mtx);
         for (unsigned i = 0; i < r->nguests && k < CLOSE_BATCH;) {
-            if (r->guests[i].since + n->cfg.handshake_ms <= now) {
+            if (rlg_limits_expired(&n->cfg, r->guests[i].since, now)) {
                 batch[k++] = r->guests[i].pipe;
                 r->guests[i] = r->guests[--r->nguests];
                 expired++;
@@ -162,8 +162,9 @@ nng_time rlg_nng_guests_run(tn *n, nng_time now)
             }
         }
         while (r->trim && k < CLOSE_BATCH) {
-            int g = r->nguests > n->cfg.max_conns ? guest_oldest_silent_locked(r, NULL)
-                                                  : guest_over_host_cap_locked(n, r);
+            int g = rlg_limits_guests_over(&n->cfg, r->nguests)
+                        ? guest_oldest_silent_locked(r, NULL)
+                        : guest_over_host_cap_locked(n, r);
             if (g < 0) {
                 r->trim = false; /* within the caps (a new pipe sets it again) */
                 break;
@@ -244,20 +245,9 @@ const char *rlg_nng_conns_admit(tn *n, uint64_t peer, const host *h, char *why, 
         same -= host_eq(&oldest->h, h);
         *replace = oldest;
     }
-    bool known = peer_known(n, peer);
-    unsigned limit = n->cfg.max_conns + (known ? n->cfg.reserve_conns : 0);
     char hn[64];
-    if (!up && total >= limit) {
-        snprintf(why, cap, "%u incoming connections, the limit for %s peer is %u", total,
-                 known ? "a known" : "an unknown", limit);
-        return why;
-    }
-    if (!up && !known && same >= n->cfg.max_conns_per_host) {
-        snprintf(why, cap, "%u incoming connections from host %s (max_conns_per_host %u)", same,
-                 host_name(h, hn, sizeof hn), n->cfg.max_conns_per_host);
-        return why;
-    }
-    return NULL;
+    return rlg_limits_admit(&n->cfg, total, same, peer_known(n, peer), up,
+                            host_name(h, hn, sizeof hn), why, cap);
 }
 
 bool rlg_nng_takeover_refused(tn *n, const conn *cur, const conn *cand)
@@ -300,6 +290,18 @@ int rlg_nng_tls_url_check(tn *n, const char *what, const char *url)
                                : "TLS is configured: use a tls+tcp:// address");
 }
 
+/* The end of a dialer's TLS failure line: when it asked for server `id`,
+ * the name that server's certificate must hold (another member listening
+ * at that address, e.g. one posing as the leader, fails on it). */
+static const char *tls_name_hint(uint64_t id, char *buf, size_t cap)
+{
+    if (id == 0) {
+        return "";
+    }
+    snprintf(buf, cap, " or not named rlog-%" PRIu64 " (not server %" PRIu64 ")", id, id);
+    return buf;
+}
+
 void rlg_nng_tls_explain(tn *n, const conn *c, nng_stat **snap)
 {
     if (n->tls == NULL || (*snap == NULL && nng_stats_get(snap) != 0)) {
@@ -311,11 +313,12 @@ void rlg_nng_tls_explain(tn *n, const conn *c, nng_stat **snap)
         return;
     }
     if (c->outgoing) {
+        char name[80];
         rlg_nng_log(n, RLOG_LEVEL_WARN,
                     "connection to %s (server %" PRIu64 "): %" PRIu64
                     " TLS handshake(s) failed: it refused our certificate, or its certificate is "
                     "not from our CA%s",
-                    c->where, c->peer_id, k, c->peer_id ? " or not named rlog-<its id>" : "");
+                    c->where, c->peer_id, k, tls_name_hint(c->peer_id, name, sizeof name));
     } else {
         rlg_nng_log(n, RLOG_LEVEL_WARN,
                     "refused server %" PRIu64 " at %s: %" PRIu64
@@ -353,6 +356,7 @@ nng_time rlg_nng_tls_report(tn *n, nng_time now, nng_stat **snap)
 
 void rlg_nng_tls_explain_dialer(tn *n, const dialer *d)
 {
+    char name[80];
     nng_stat *snap = NULL;
     if (n->tls == NULL || nng_stats_get(&snap) != 0) {
         return;
@@ -365,6 +369,6 @@ void rlg_nng_tls_explain_dialer(tn *n, const dialer *d)
             "dialling %s: %" PRIu64
             " TLS handshake(s) failed: the server refused our certificate, or its certificate "
             "is not from our CA%s",
-            d->address, k, d->want_id ? " or not named rlog-<its id>" : "");
+            d->address, k, tls_name_hint(d->want_id, name, sizeof name));
     }
 }

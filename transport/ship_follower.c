@@ -1086,6 +1086,7 @@ static int fl_options(rlog_ship_follower *f, const rlog_ship_follower_options *o
     f->vfs = o->vfs ? o->vfs : rlog_vfs_posix();
     f->env = o->env ? o->env : rlog_env_posix();
     f->on_durable = o->on_durable;
+    f->leader_id = o->leader_id; /* 0: any, then the id it announces */
     f->data = o->data;
     f->window = o->window_bytes;
     f->resend_ns = (uint64_t)(o->resend_ms ? o->resend_ms : RLG_SHIP_RESEND_MS) * 1000000u;
@@ -1138,7 +1139,7 @@ int rlog_ship_follower_new(const char *dir, rlog_transport *t, const rlog_transp
             rc = t->listen(t);
         }
         if (rc == 0) {
-            rc = t->connect(t, 0, leader_address);
+            rc = t->connect(t, f->leader_id, leader_address);
         }
         if (rc != 0) {
             fl_log(f, RLOG_LEVEL_ERROR, "ship follower: transport: %s", t->errmsg);

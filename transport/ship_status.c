@@ -86,6 +86,13 @@ static void st_recv(void *data, uint64_t peer_id, const rlog_msg *m)
 int rlog_ship_status_query(const char *address, int timeout_ms, rlog_ship_status *out, char *err,
                            size_t errcap)
 {
+    return rlog_ship_status_query_config(address, 0, NULL, timeout_ms, out, err, errcap);
+}
+
+int rlog_ship_status_query_config(const char *address, uint64_t leader_id,
+                                  const rlog_transport_config *tcfg, int timeout_ms,
+                                  rlog_ship_status *out, char *err, size_t errcap)
+{
     char dummy[1];
     if (err == NULL || errcap == 0) {
         err = dummy;
@@ -97,20 +104,37 @@ int rlog_ship_status_query(const char *address, int timeout_ms, rlog_ship_status
     }
     memset(out, 0, sizeof *out);
     rlog_env *env = rlog_env_posix();
+    rlog_transport_config cfg;
+    if (tcfg != NULL) {
+        cfg = *tcfg;
+    } else {
+        rlog_transport_config_init(&cfg);
+    }
+    if (cfg.server_id == 0 && cfg.tls_ca_file != NULL) {
+        snprintf(err, errcap,
+                 "with TLS the query needs a server id: its certificate must be named "
+                 "rlog-<id> (docs/security.md)");
+        return RLOG_EINVAL;
+    }
+    if (cfg.server_id == 0) {
+        cfg.server_id = env->random(env) | 1u;
+    }
+    cfg.address = "";
+    cfg.role = RLOG_ROLE_OBSERVER;
+    if (cfg.handshake_ms == 0 && timeout_ms > 0) {
+        /* a failed (TLS) handshake is reported at this deadline: within
+         * the query's time */
+        cfg.handshake_ms = timeout_ms / 2 > 100 ? (unsigned)timeout_ms / 2 : 100u;
+    }
     st_query q = {NULL, env->random(env) | 1u, false, false, false, RLOG_ENOCONN, out, err, errcap};
     int rc = rlog_transport_nng_new(&q.t);
     if (rc != 0) {
         snprintf(err, errcap, "making a transport: %s", rlog_strerror(rc));
         return rc;
     }
-    rlog_transport_config cfg;
-    rlog_transport_config_init(&cfg);
-    cfg.server_id = env->random(env) | 1u;
-    cfg.address = "";
-    cfg.role = RLOG_ROLE_OBSERVER;
     rlog_transport_events ev = {&q, st_peer_up, st_peer_down, st_recv};
     rc = q.t->init(q.t, &cfg, &ev);
-    rc = rc ? rc : q.t->connect(q.t, 0, address);
+    rc = rc ? rc : q.t->connect(q.t, leader_id, address);
     if (rc != 0) {
         snprintf(err, errcap, "%s", q.t->errmsg);
         q.t->close(q.t);

@@ -171,3 +171,43 @@ bool rlg_transport_hello_refused(uint64_t self_id, int rc, const rlog_msg *msg, 
     }
     return true;
 }
+
+bool rlg_limits_guest_refused(const rlog_transport_config *cfg, unsigned guests,
+                              unsigned guests_from_host)
+{
+    return guests >= cfg->max_conns + cfg->reserve_conns ||
+           guests_from_host >= cfg->max_conns_per_host + cfg->reserve_conns;
+}
+
+bool rlg_limits_guests_over(const rlog_transport_config *cfg, unsigned guests)
+{
+    return guests > cfg->max_conns;
+}
+
+bool rlg_limits_host_over(const rlog_transport_config *cfg, unsigned guests_from_host)
+{
+    return guests_from_host > cfg->max_conns_per_host;
+}
+
+bool rlg_limits_expired(const rlog_transport_config *cfg, uint64_t since_ms, uint64_t now_ms)
+{
+    return since_ms + cfg->handshake_ms <= now_ms;
+}
+
+const char *rlg_limits_admit(const rlog_transport_config *cfg, unsigned incoming,
+                             unsigned from_host, bool known, bool up, const char *host_name,
+                             char *why, size_t cap)
+{
+    unsigned limit = cfg->max_conns + (known ? cfg->reserve_conns : 0);
+    if (!up && incoming >= limit) {
+        snprintf(why, cap, "%u incoming connections, the limit for %s peer is %u", incoming,
+                 known ? "a known" : "an unknown", limit);
+        return why;
+    }
+    if (!up && !known && from_host >= cfg->max_conns_per_host) {
+        snprintf(why, cap, "%u incoming connections from host %s (max_conns_per_host %u)",
+                 from_host, host_name, cfg->max_conns_per_host);
+        return why;
+    }
+    return NULL;
+}

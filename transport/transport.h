@@ -76,4 +76,44 @@ bool rlg_transport_newer_wins(uint64_t self_id, uint64_t peer_id, bool cur_outgo
 bool rlg_transport_hello_refused(uint64_t self_id, int rc, const rlog_msg *msg, const char *err,
                                  char *why, size_t cap);
 
+/*
+ * Limits against strangers (docs/security.md, "Limits"): the decisions, as
+ * pure functions of counts that each implementation keeps of its own
+ * connections, so that the nng transport (transport/nng_limits.c) and the
+ * simulator's network (sim/simnet.c) apply the same rules. `cfg` is
+ * resolved (rlg_transport_config_resolve: no zero limits). A "guest" is a
+ * connection to the public (listening) address that has not yet been
+ * admitted as a peer's connection: on nng a pipe of the rendezvous socket,
+ * in the simulator a connection that has not sent its hello.
+ */
+/* A guest arriving: refused at once when the listener already holds
+ * max_conns + reserve_conns guests, or max_conns_per_host + reserve_conns
+ * from the newcomer's host (`guests_from_host`). Else it is held, and the
+ * caps below are restored by closing silent guests, oldest first. */
+bool rlg_limits_guest_refused(const rlog_transport_config *cfg, unsigned guests,
+                              unsigned guests_from_host);
+/* Whether the oldest silent guest must be closed: more than max_conns in
+ * all. */
+bool rlg_limits_guests_over(const rlog_transport_config *cfg, unsigned guests);
+/* Whether the oldest silent guest of a host holding `guests_from_host`
+ * guests must be closed: more than max_conns_per_host. */
+bool rlg_limits_host_over(const rlog_transport_config *cfg, unsigned guests_from_host);
+/* Whether a guest that arrived at since_ms (any millisecond clock) is past
+ * the handshake deadline at now_ms: it is then closed, spoken or not. */
+bool rlg_limits_expired(const rlog_transport_config *cfg, uint64_t since_ms, uint64_t now_ms);
+/*
+ * A peer's hello asks for a connection of its own (nng: a dedicated
+ * address). `incoming` counts the listener's incoming connections in
+ * handshake or up, `from_host` those of them from the hello's host (both
+ * without a connection the newcomer replaces), `known` says whether the
+ * peer's id is known (connect()ed, or in known_ids), `up` whether it is up
+ * already (it may always redial: its new connection replaces the old).
+ * Returns NULL to admit; else why (written to why, cap bytes), e.g. "256
+ * incoming connections, the limit for an unknown peer is 256". host_name
+ * names the host in that message.
+ */
+const char *rlg_limits_admit(const rlog_transport_config *cfg, unsigned incoming,
+                             unsigned from_host, bool known, bool up, const char *host_name,
+                             char *why, size_t cap);
+
 #endif

@@ -153,6 +153,12 @@ typedef struct rlog_ship_follower_options {
                                 longer has them; NULL = ".snap" */
     rlog_logger_fn logger;
     void *logger_data;
+    /* The leader's server id, or 0 for any. When set, a server at
+     * leader_address that announces another id is refused (and redialled);
+     * with TLS its certificate must be named "rlog-<leader_id>"
+     * (docs/security.md): without it, any CA-signed member listening at
+     * that address could pose as the leader. */
+    uint64_t leader_id;
 } rlog_ship_follower_options;
 
 /*
@@ -205,6 +211,22 @@ typedef struct rlog_ship_status {
  */
 RLOG_API int rlog_ship_status_query(const char *address, int timeout_ms, rlog_ship_status *out,
                                     char *err, size_t errcap);
+/*
+ * The same, with a transport configuration of the caller's (may be NULL:
+ * as above). Its server_id is the id the query announces (0 = a random
+ * one); its TLS files, logger and limits are used; address and role are
+ * the query's own. With TLS (tls+tcp:// addresses only) a server_id is
+ * required, and the leader binds it to the certificate: it must be named
+ * "rlog-<server_id>". Give the query an id of its own, not a follower's:
+ * a connection under a follower's id would replace that follower's
+ * (docs/wire.md, "One connection per peer"). leader_id (0 = any): the id
+ * the leader must announce (with TLS: the name its certificate must hold).
+ * When tcfg->handshake_ms is 0, half of timeout_ms (at least 100) is used,
+ * so that a failed TLS handshake is logged within the query's time.
+ */
+RLOG_API int rlog_ship_status_query_config(const char *address, uint64_t leader_id,
+                                           const rlog_transport_config *tcfg, int timeout_ms,
+                                           rlog_ship_status *out, char *err, size_t errcap);
 RLOG_API void rlog_ship_status_release(rlog_ship_status *st);
 
 #ifdef __cplusplus

@@ -636,6 +636,10 @@ RLOG_API int rlog_sim_crash_points(const rlog_sim_crash_options *opts, void *use
  *  - by close (the peer sees RLOG_ENOCONN after a latency), a crash (after
  *    timeout_ns), a partition (both sides after timeout_ns, if the
  *    partition still stands then), a dial left unanswered for timeout_ns.
+ * The real transport's limits against strangers (max_conns,
+ * max_conns_per_host, reserve_conns, handshake_ms; rlg_limits_* in
+ * transport/transport.c) decide which connections a listener holds and
+ * which hellos it admits (docs/simulator.md, "Network").
  * Sends leave a per-peer queue (transport limits: drop-oldest RLOG_EFULL)
  * at the link's bandwidth; the send callback gets 0 when a message leaves.
  *
@@ -695,6 +699,7 @@ typedef enum rlog_simnet_counter {
     RLOG_SIMNET_UP,             /* connection ends that came up */
     RLOG_SIMNET_CRASH,          /* rlog_simnet_node_crash calls */
     RLOG_SIMNET_NOMEM, /* events lost to an allocation failure: the run is then not valid */
+    RLOG_SIMNET_LIMITED, /* connections closed or refused by the limits against strangers */
     RLOG_SIMNET_COUNTER_COUNT
 } rlog_simnet_counter;
 
@@ -759,6 +764,19 @@ RLOG_API void rlog_simnet_node_crash(rlog_simnet *net, rlog_transport *t);
 RLOG_API int rlog_simnet_inject_raw(rlog_simnet *net, rlog_transport *from, uint64_t to,
                                     const void *bytes, size_t len);
 
+/* Test hook: `count` connections from host `host` (a server id; it needs
+ * no endpoint) reach the listener at `address` at once and never send a
+ * byte, as a stranger flooding the port. The listener holds them under the
+ * real transport's limits (rlg_limits_*, docs/security.md "Limits"): one
+ * is refused on arrival beyond max_conns + reserve_conns held
+ * (max_conns_per_host + reserve_conns from its host), then the oldest are
+ * closed until max_conns (max_conns_per_host per host) remain, and each is
+ * closed handshake_ms after it arrived. Counted as RLOG_SIMNET_LIMITED when
+ * closed or refused. RLOG_ENOTFOUND (nobody listens there), RLOG_ENOMEM. */
+RLOG_API int rlog_simnet_open_silent(rlog_simnet *net, uint64_t host, const char *address,
+                                     unsigned count);
+/* How many such silent connections the listener at `address` holds. */
+RLOG_API size_t rlog_simnet_silent_held(rlog_simnet *net, const char *address);
 RLOG_API uint64_t rlog_simnet_count(rlog_simnet *net, rlog_simnet_counter which);
 /* "sent", "delivered", ... (static; "?" for others). */
 RLOG_API const char *rlog_simnet_counter_name(rlog_simnet_counter which);

@@ -116,7 +116,8 @@ typedef struct rlog_transport_config {
     void *wake_data;
 
     /* --- Limits against strangers (docs/security.md). A zero field means
-     * the default; the simulator's transport ignores these. --- */
+     * the default; the simulator's network applies them too, without TLS
+     * (docs/simulator.md, "Network"). --- */
     /* A connection that has not completed its hello within this many ms is
      * closed: a connection to the public address lives at most this long
      * (it only asks for a dedicated address), a dedicated address waits

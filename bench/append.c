@@ -83,10 +83,27 @@ typedef struct samples {
     size_t n, cap;
 } samples;
 
+/* Room for MAX_SAMPLES latencies; WHAT names the case if memory runs out. */
+static samples samples_new(const char *what)
+{
+    samples s = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
+    if (!s.ns)
+        bench_die(what, "out of memory");
+    return s;
+}
+
 static void samples_add(samples *s, uint64_t ns)
 {
     if (s->n < s->cap)
         s->ns[s->n++] = ns;
+}
+
+/* One timed call of BATCH records that took NS: a sample, counted in R. */
+static void samples_call(samples *s, result *r, uint64_t ns, size_t batch)
+{
+    samples_add(s, ns);
+    r->calls++;
+    r->records += batch;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -104,6 +121,14 @@ static void samples_finish(samples *s, result *r)
     r->p99_us = (double)s->ns[(size_t)((double)s->n * 0.99)] / 1e3;
     r->p999_us = (double)s->ns[(size_t)((double)s->n * 0.999)] / 1e3;
     r->max_us = (double)s->ns[s->n - 1] / 1e3;
+}
+
+/* The timed loop ran from START to END (ns): R's time and percentiles; frees S. */
+static void samples_end(samples *s, result *r, uint64_t start, uint64_t end)
+{
+    r->seconds = (double)(end - start) / 1e9;
+    samples_finish(s, r);
+    free(s->ns);
 }
 
 /* ---- raw baseline ---- */
@@ -127,8 +152,8 @@ static result raw_run(const bench_cfg *cfg, int fd, size_t batch, size_t size)
 {
     size_t len = batch * size;
     uint8_t *buf = malloc(len);
-    samples s = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
-    if (!buf || !s.ns)
+    samples s = samples_new("raw");
+    if (!buf)
         bench_die("raw", "out of memory");
     bench_fill(buf, len, 1);
     result r = {0};
@@ -144,13 +169,9 @@ static result raw_run(const bench_cfg *cfg, int fd, size_t batch, size_t size)
             bench_die("fdatasync raw.dat", strerror(errno));
         off += len;
         t = bench_now_ns();
-        samples_add(&s, t - t0);
-        r.calls++;
-        r.records += batch;
+        samples_call(&s, &r, t - t0, batch);
     }
-    r.seconds = (double)(t - start) / 1e9;
-    samples_finish(&s, &r);
-    free(s.ns);
+    samples_end(&s, &r, start, t);
     free(buf);
     return r;
 }
@@ -194,9 +215,7 @@ static result rlog_run(const bench_cfg *cfg, size_t batch, size_t size)
     rlog_log *l = log_open(cfg, "rlog-single", RLOG_SYNC_EACH, 0);
     uint8_t *buf;
     rlog_record *recs = make_records(batch, size, &buf);
-    samples s = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
-    if (!s.ns)
-        bench_die("rlog", "out of memory");
+    samples s = samples_new("rlog");
     result r = {0};
     uint64_t start = bench_now_ns(), end = start + (uint64_t)(cfg->seconds * 1e9), t = start;
     while (t < end) {
@@ -205,14 +224,10 @@ static result rlog_run(const bench_cfg *cfg, size_t batch, size_t size)
         if (rv)
             bench_die("rlog_append", rlog_errmsg(l));
         t = bench_now_ns();
-        samples_add(&s, t - t0);
-        r.calls++;
-        r.records += batch;
+        samples_call(&s, &r, t - t0, batch);
     }
-    r.seconds = (double)(t - start) / 1e9;
-    samples_finish(&s, &r);
+    samples_end(&s, &r, start, t);
     log_close(cfg, l, "rlog-single");
-    free(s.ns);
     free(recs);
     free(buf);
     return r;
@@ -244,9 +259,7 @@ static rotation_result rotation_run(const bench_cfg *cfg)
     uint8_t *buf;
     const size_t batch = 16;
     rlog_record *recs = make_records(batch, 1024, &buf);
-    samples other = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
-    if (!other.ns)
-        bench_die("rotation", "out of memory");
+    samples other = samples_new("rotation");
     rotation_result rr = {0};
     uint64_t max_rot = 0;
     rlog_metrics m;
@@ -319,9 +332,7 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
     const size_t batch = 64, size = 1024;
     uint8_t *buf;
     rlog_record *recs = make_records(batch, size, &buf);
-    samples s = {.ns = malloc(MAX_SAMPLES * sizeof(uint64_t)), .cap = MAX_SAMPLES};
-    if (!s.ns)
-        bench_die("steady", "out of memory");
+    samples s = samples_new("steady");
     const uint64_t keep = STEADY_SEGMENT / (size + 28), every = STEADY_SNAPSHOT / (size + 28);
     uint64_t since = 0, deletions = 0, warm_deletions = 0;
     bool measuring = false;
@@ -359,14 +370,10 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
             since = 0;
         }
         t = bench_now_ns();
-        if (measuring) {
-            samples_add(&s, t - t0);
-            sr.r.calls++;
-            sr.r.records += batch;
-        }
+        if (measuring)
+            samples_call(&s, &sr.r, t - t0, batch);
     }
-    sr.r.seconds = (double)(t - start) / 1e9;
-    samples_finish(&s, &sr.r);
+    samples_end(&s, &sr.r, start, t);
     double payload = (double)sr.r.records * (double)size;
     sr.wa_vfs = (double)(atomic_load(&bench_vfs_written) - vfs0) / payload;
     sr.wa_kernel = (double)(proc_write_bytes() - io0) / payload;
@@ -375,7 +382,6 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
     sr.prepared = m.segments_prepared - prep0;
     sr.deletions = deletions - warm_deletions;
     log_close(cfg, l, name);
-    free(s.ns);
     free(recs);
     free(buf);
     return sr;
@@ -385,12 +391,12 @@ static steady_result steady_run(const bench_cfg *cfg, bool recycle)
 
 static double rate(const result *r)
 {
-    return r->seconds > 0 ? (double)r->records / r->seconds : 0;
+    return bench_rate(r->records, r->seconds);
 }
 
 static double per_sync(const result *r)
 {
-    return r->syncs ? (double)r->records / (double)r->syncs : 0;
+    return bench_per_sync(r->records, r->syncs);
 }
 
 static void parse_args(int argc, char **argv, bench_cfg *cfg)
@@ -405,24 +411,14 @@ static void parse_args(int argc, char **argv, bench_cfg *cfg)
             if (strcmp(cfg->only, "single") && strcmp(cfg->only, "group") &&
                 strcmp(cfg->only, "rotation") && strcmp(cfg->only, "steady"))
                 bench_die("--only", "single, group, rotation or steady");
-        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-            cfg->rounds = atoi(argv[++i]);
-            if (cfg->rounds < 1 || cfg->rounds > 100)
-                bench_die("--rounds", "must be in 1 .. 100");
-        } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            cfg->seconds = atof(argv[++i]);
-            if (cfg->seconds <= 0 || cfg->seconds > 600)
-                bench_die("--seconds", "must be in (0, 600]");
-        } else {
-            fprintf(stderr, "usage: append [--quick] [--seconds S] "
-                            "[--only single|group|rotation|steady] [--rounds N]\n"
-                            "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
-                            "end)\n");
+        } else if (!bench_common_arg(argc, argv, &i, &cfg->rounds, &cfg->seconds)) {
+            fprintf(stderr,
+                    "usage: append [--quick] [--seconds S] "
+                    "[--only single|group|rotation|steady] [--rounds N]\n" BENCH_USAGE_DATA);
             exit(strcmp(argv[i], "--help") == 0 ? 0 : 3);
         }
     }
-    const char *d = getenv("RLOG_BENCH_DIR");
-    snprintf(cfg->dir, sizeof cfg->dir, "%s", d && *d ? d : "bench-data");
+    snprintf(cfg->dir, sizeof cfg->dir, "%s", bench_data_root());
 }
 
 typedef struct single_case {

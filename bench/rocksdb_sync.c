@@ -27,16 +27,13 @@
  *   rocksdb_sync [--threads T] [--seconds S] [--rounds N]
  *   data under $RLOG_BENCH_DIR or ./bench-data (removed at the end)
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -58,32 +55,25 @@ typedef struct run {
 typedef struct rdb_ctx {
     rocksdb_t *db;
     rocksdb_writeoptions_t *wo;
-    atomic_bool stop;
     atomic_uint_fast64_t puts;
 } rdb_ctx;
 
-typedef struct rdb_arg {
-    rdb_ctx *c;
-    int idx;
-} rdb_arg;
-
-static void *rdb_thread(void *p)
+static void rdb_worker(void *data, int idx, const atomic_bool *stop)
 {
-    rdb_arg *a = p;
+    rdb_ctx *c = data;
     uint8_t val[RECORD_SIZE];
-    bench_fill(val, sizeof val, (uint64_t)a->idx);
+    bench_fill(val, sizeof val, (uint64_t)idx);
     char key[32];
     uint64_t n = 0;
-    while (!atomic_load_explicit(&a->c->stop, memory_order_relaxed)) {
-        int klen = snprintf(key, sizeof key, "t%02d-%012" PRIu64, a->idx % 100, n);
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+        int klen = snprintf(key, sizeof key, "t%02d-%012" PRIu64, idx % 100, n);
         char *err = NULL;
-        rocksdb_put(a->c->db, a->c->wo, key, (size_t)klen, (const char *)val, sizeof val, &err);
+        rocksdb_put(c->db, c->wo, key, (size_t)klen, (const char *)val, sizeof val, &err);
         if (err)
             bench_die("rocksdb_put", err);
         n++;
     }
-    atomic_fetch_add(&a->c->puts, n);
-    return NULL;
+    atomic_fetch_add(&c->puts, n);
 }
 
 /* "rocksdb.wal.synced COUNT : N" of the statistics string (0 if absent). */
@@ -106,34 +96,21 @@ static run rocksdb_run(const cfg *c, const char *dir)
     rocksdb_options_enable_statistics(o);
     char *err = NULL;
     rdb_ctx *ctx = calloc(1, sizeof *ctx);
-    pthread_t *tids = calloc((size_t)c->threads, sizeof *tids);
-    rdb_arg *args = calloc((size_t)c->threads, sizeof *args);
-    if (!ctx || !tids || !args)
+    if (!ctx)
         bench_die("rocksdb", "out of memory");
     ctx->db = rocksdb_open(o, dir, &err);
     if (err)
         bench_die(dir, err);
     ctx->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(ctx->wo, 1);
-    uint64_t syncs0 = wal_syncs(o), start = bench_now_ns();
-    for (int i = 0; i < c->threads; i++) {
-        args[i] = (rdb_arg){.c = ctx, .idx = i};
-        if (pthread_create(&tids[i], NULL, rdb_thread, &args[i]))
-            bench_die("pthread_create", strerror(errno));
-    }
-    usleep((useconds_t)(c->seconds * 1e6));
-    atomic_store(&ctx->stop, true);
-    for (int i = 0; i < c->threads; i++)
-        pthread_join(tids[i], NULL);
-    run r = {.records = atomic_load(&ctx->puts),
-             .seconds = (double)(bench_now_ns() - start) / 1e9,
-             .syncs = wal_syncs(o) - syncs0};
+    uint64_t syncs0 = wal_syncs(o);
+    double seconds = bench_threads_run(c->threads, c->seconds, rdb_worker, ctx);
+    run r = {
+        .records = atomic_load(&ctx->puts), .seconds = seconds, .syncs = wal_syncs(o) - syncs0};
     rocksdb_writeoptions_destroy(ctx->wo);
     rocksdb_close(ctx->db);
     rocksdb_options_destroy(o);
     bench_rm_rf(dir);
-    free(args);
-    free(tids);
     free(ctx);
     return r;
 }
@@ -142,16 +119,6 @@ static run rlog_run(const cfg *c, const char *dir)
 {
     bench_group_result g = bench_group_run(dir, c->threads, RECORD_SIZE, c->seconds, true);
     return (run){.records = g.records, .seconds = g.seconds, .syncs = g.syncs};
-}
-
-static double rate(const run *r)
-{
-    return r->seconds > 0 ? (double)r->records / r->seconds : 0;
-}
-
-static double per_sync(const run *r)
-{
-    return r->syncs ? (double)r->records / (double)r->syncs : 0;
 }
 
 static void parse_args(int argc, char **argv, cfg *c)
@@ -164,23 +131,14 @@ static void parse_args(int argc, char **argv, cfg *c)
             c->threads = atoi(argv[++i]);
             if (c->threads < 1 || c->threads > 1024)
                 bench_die("--threads", "must be in 1 .. 1024");
-        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-            c->rounds = atoi(argv[++i]);
-            if (c->rounds < 1 || c->rounds > 100)
-                bench_die("--rounds", "must be in 1 .. 100");
-        } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            c->seconds = atof(argv[++i]);
-            if (c->seconds <= 0 || c->seconds > 600)
-                bench_die("--seconds", "must be in (0, 600]");
-        } else {
-            fprintf(stderr, "usage: rocksdb_sync [--threads T] [--seconds S] [--rounds N]\n"
-                            "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
-                            "end)\n");
+        } else if (!bench_common_arg(argc, argv, &i, &c->rounds, &c->seconds)) {
+            fprintf(
+                stderr,
+                "usage: rocksdb_sync [--threads T] [--seconds S] [--rounds N]\n" BENCH_USAGE_DATA);
             exit(strcmp(argv[i], "--help") == 0 ? 0 : 3);
         }
     }
-    const char *d = getenv("RLOG_BENCH_DIR");
-    snprintf(c->dir, sizeof c->dir, "%s", d && *d ? d : "bench-data");
+    snprintf(c->dir, sizeof c->dir, "%s", bench_data_root());
 }
 
 int main(int argc, char **argv)
@@ -207,7 +165,9 @@ int main(int argc, char **argv)
         }
         printf("round %d: rocksdb %.0f puts/s (%.1f per WAL sync), rlog %.0f records/s "
                "(%.1f per sync), rlog/rocksdb %.2f\n",
-               round + 1, rate(&r), per_sync(&r), rate(&l), per_sync(&l), rate(&l) / rate(&r));
+               round + 1, bench_rate(r.records, r.seconds), bench_per_sync(r.records, r.syncs),
+               bench_rate(l.records, l.seconds), bench_per_sync(l.records, l.syncs),
+               bench_rate(l.records, l.seconds) / bench_rate(r.records, r.seconds));
         sum_r.records += r.records;
         sum_r.seconds += r.seconds;
         sum_r.syncs += r.syncs;
@@ -218,10 +178,12 @@ int main(int argc, char **argv)
     printf("\nthreads=%d\nrecord_bytes=%d\nrocksdb_puts_s=%.0f\nrocksdb_puts_per_sync=%.1f\n"
            "rocksdb_syncs_s=%.0f\nrlog_records_s=%.0f\nrlog_records_per_sync=%.1f\n"
            "rlog_syncs_s=%.0f\nrlog_vs_rocksdb=%.2f\nper_sync_ratio=%.2f\n",
-           c.threads, RECORD_SIZE, rate(&sum_r), per_sync(&sum_r),
-           (double)sum_r.syncs / sum_r.seconds, rate(&sum_l), per_sync(&sum_l),
-           (double)sum_l.syncs / sum_l.seconds, rate(&sum_l) / rate(&sum_r),
-           per_sync(&sum_l) / per_sync(&sum_r));
+           c.threads, RECORD_SIZE, bench_rate(sum_r.records, sum_r.seconds),
+           bench_per_sync(sum_r.records, sum_r.syncs), (double)sum_r.syncs / sum_r.seconds,
+           bench_rate(sum_l.records, sum_l.seconds), bench_per_sync(sum_l.records, sum_l.syncs),
+           (double)sum_l.syncs / sum_l.seconds,
+           bench_rate(sum_l.records, sum_l.seconds) / bench_rate(sum_r.records, sum_r.seconds),
+           bench_per_sync(sum_l.records, sum_l.syncs) / bench_per_sync(sum_r.records, sum_r.syncs));
     bench_rm_rf(c.dir);
     return 0;
 }

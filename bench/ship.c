@@ -383,15 +383,23 @@ static void *node_main(void *arg)
     return NULL;
 }
 
-static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
+/* An nng transport and its configuration: server ID, listening on ADDRESS
+ * ("" for none). */
+static rlog_transport *new_transport(rlog_transport_config *cfg, uint64_t id, const char *address)
 {
     rlog_transport *t;
     if (rlog_transport_nng_new(&t))
         bench_die("transport", "nng");
+    rlog_transport_config_init(cfg);
+    cfg->server_id = id;
+    cfg->address = address;
+    return t;
+}
+
+static rlog_ship_leader *start_leader(rlog_log *log, const char *url)
+{
     rlog_transport_config cfg;
-    rlog_transport_config_init(&cfg);
-    cfg.server_id = 1;
-    cfg.address = url;
+    rlog_transport *t = new_transport(&cfg, 1, url);
     rlog_ship_leader *ld = NULL;
     int e = rlog_ship_leader_new(log, t, &cfg, NULL, &ld);
     if (e)
@@ -447,13 +455,8 @@ static void on_durable(void *data, uint64_t lsn)
 
 static rlog_ship_follower *start_follower(const char *dir, const char *url, lag_state *ls)
 {
-    rlog_transport *t;
-    if (rlog_transport_nng_new(&t))
-        bench_die("transport", "nng");
     rlog_transport_config cfg;
-    rlog_transport_config_init(&cfg);
-    cfg.server_id = 2;
-    cfg.address = "";
+    rlog_transport *t = new_transport(&cfg, 2, "");
     rlog_ship_follower_options o = {0};
     o.vfs = bench_counting_vfs(); /* the follower's disk, counted */
     o.on_durable = on_durable;
@@ -633,17 +636,15 @@ int main(int argc, char **argv)
                 bench_die("--tail-segment-kib", "must be in 64 .. 1048576");
         } else {
             fprintf(stderr, "usage: ship [--quick] [--seconds S] [--catchup-mib M] "
-                            "[--tail-segment-kib K]\n"
-                            "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the "
-                            "end)\n");
+                            "[--tail-segment-kib K]\n" BENCH_USAGE_DATA);
             return 2;
         }
     }
-    const char *d = getenv("RLOG_BENCH_DIR");
+    const char *d = bench_data_root();
     char root[4096], ldir[4200], fdir[4200], fdir2[4200];
-    snprintf(root, sizeof root, "%s/ship", d && *d ? d : "bench-data");
+    snprintf(root, sizeof root, "%s/ship", d);
     bench_rm_rf(root);
-    mkdir(d && *d ? d : "bench-data", 0755);
+    mkdir(d, 0755);
     mkdir(root, 0755);
     snprintf(ldir, sizeof ldir, "%s/leader", root);
     snprintf(fdir, sizeof fdir, "%s/follower", root);

@@ -313,16 +313,14 @@ static void test_lock_and_notlog(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip_rotation_reopen, tu_dir_setup,
-                                        tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_batch_and_positions, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_get, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_replay_pages, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_delete_prefix, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_sticky_survives_prefix_deletion, tu_dir_setup,
-                                        tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_input_errors, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_lock_and_notlog, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test(test_round_trip_rotation_reopen),
+        cmocka_unit_test(test_batch_and_positions),
+        cmocka_unit_test(test_get),
+        cmocka_unit_test(test_replay_pages),
+        cmocka_unit_test(test_delete_prefix),
+        cmocka_unit_test(test_sticky_survives_prefix_deletion),
+        cmocka_unit_test(test_input_errors),
+        cmocka_unit_test(test_lock_and_notlog),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_basic", tests, tu_dir_setup, tu_dir_teardown);
 }

@@ -812,22 +812,20 @@ static void test_sync_waits_for_callbacks(void **state)
 
 int main(void)
 {
-#define TC(fn) cmocka_unit_test_setup_teardown(fn, tu_dir_setup, tu_dir_teardown)
     const struct CMUnitTest tests[] = {
-        TC(test_readers_follow_writer),
-        TC(test_visibility_bound_exact),
-        TC(test_group_commit),
-        TC(test_group_commit_thread),
-        TC(test_async_thread_group),
-        TC(test_async_thread_each),
-        TC(test_async_preparer_sync_driven),
-        TC(test_async_step_driven),
-        TC(test_async_poisoned_stepped),
-        TC(test_async_poisoned_thread),
-        TC(test_close_completes_pending_async),
-        TC(test_close_completes_pending_async_thread),
-        TC(test_sync_waits_for_callbacks),
+        cmocka_unit_test(test_readers_follow_writer),
+        cmocka_unit_test(test_visibility_bound_exact),
+        cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_group_commit_thread),
+        cmocka_unit_test(test_async_thread_group),
+        cmocka_unit_test(test_async_thread_each),
+        cmocka_unit_test(test_async_preparer_sync_driven),
+        cmocka_unit_test(test_async_step_driven),
+        cmocka_unit_test(test_async_poisoned_stepped),
+        cmocka_unit_test(test_async_poisoned_thread),
+        cmocka_unit_test(test_close_completes_pending_async),
+        cmocka_unit_test(test_close_completes_pending_async_thread),
+        cmocka_unit_test(test_sync_waits_for_callbacks),
     };
-#undef TC
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_concurrency", tests, tu_dir_setup, tu_dir_teardown);
 }

@@ -404,15 +404,18 @@ static void test_flip_in_sealed_header(void **state)
 
 int main(void)
 {
-#define TC(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        TC(test_flip_in_sealed_segment),       TC(test_flip_in_synced_active_segment),
-        TC(test_missing_middle_segment),       TC(test_foreign_segment_in_middle),
-        TC(test_foreign_segment_as_next),      TC(test_stale_spare_from_other_log),
-        TC(test_stale_spare_from_own_segment), TC(test_unsynced_out_of_order),
-        TC(test_crash_keeps_written_records),  TC(test_close_checkpoint_proves_last_record),
-        TC(test_flip_in_sealed_header),
+        cmocka_unit_test(test_flip_in_sealed_segment),
+        cmocka_unit_test(test_flip_in_synced_active_segment),
+        cmocka_unit_test(test_missing_middle_segment),
+        cmocka_unit_test(test_foreign_segment_in_middle),
+        cmocka_unit_test(test_foreign_segment_as_next),
+        cmocka_unit_test(test_stale_spare_from_other_log),
+        cmocka_unit_test(test_stale_spare_from_own_segment),
+        cmocka_unit_test(test_unsynced_out_of_order),
+        cmocka_unit_test(test_crash_keeps_written_records),
+        cmocka_unit_test(test_close_checkpoint_proves_last_record),
+        cmocka_unit_test(test_flip_in_sealed_header),
     };
-#undef TC
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_crash", tests, setup, teardown);
 }

@@ -177,5 +177,5 @@ int main(void)
         cmocka_unit_test(test_delete_prefix_after_failed_dirsync),
         cmocka_unit_test(test_repair_refuses_to_drop_records_beyond_gap),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_dirsync", tests, NULL, NULL);
 }

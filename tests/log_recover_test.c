@@ -930,36 +930,34 @@ static void test_read_error_names_call_and_file(void **state)
     vfs->destroy(vfs);
 }
 
-#define TC(fn) cmocka_unit_test_setup_teardown(fn, rfx_setup, rfx_teardown)
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TC(test_clean_multi_segment),
-        TC(test_clean_empty_log),
-        TC(test_torn_tail_every_offset),
-        TC(test_torn_header_across_sectors),
-        TC(test_hole_with_low_witness_is_torn),
-        TC(test_hole_proven_durable_is_corrupt),
-        TC(test_flip_in_sealed_segment),
-        TC(test_flip_in_synced_active_segment),
-        TC(test_checkpoint_proves_last_record),
-        TC(test_stale_records_in_spare),
-        TC(test_records_after_unsealed_segment),
-        TC(test_missing_middle_segment),
-        TC(test_lsn_gap_between_segments),
-        TC(test_foreign_segment),
-        TC(test_version_2_header),
-        TC(test_sealed_without_successor),
-        TC(test_torn_segment_start),
-        TC(test_damaged_header_proven_durable),
-        TC(test_not_a_log),
-        TC(test_zero_files_only),
-        TC(test_repair_cuts_at_first_damage),
-        TC(test_repair_damaged_middle_header),
-        TC(test_report_names_segment_and_offset),
-        TC(test_large_records),
-        TC(test_read_error_names_call_and_file),
+        cmocka_unit_test(test_clean_multi_segment),
+        cmocka_unit_test(test_clean_empty_log),
+        cmocka_unit_test(test_torn_tail_every_offset),
+        cmocka_unit_test(test_torn_header_across_sectors),
+        cmocka_unit_test(test_hole_with_low_witness_is_torn),
+        cmocka_unit_test(test_hole_proven_durable_is_corrupt),
+        cmocka_unit_test(test_flip_in_sealed_segment),
+        cmocka_unit_test(test_flip_in_synced_active_segment),
+        cmocka_unit_test(test_checkpoint_proves_last_record),
+        cmocka_unit_test(test_stale_records_in_spare),
+        cmocka_unit_test(test_records_after_unsealed_segment),
+        cmocka_unit_test(test_missing_middle_segment),
+        cmocka_unit_test(test_lsn_gap_between_segments),
+        cmocka_unit_test(test_foreign_segment),
+        cmocka_unit_test(test_version_2_header),
+        cmocka_unit_test(test_sealed_without_successor),
+        cmocka_unit_test(test_torn_segment_start),
+        cmocka_unit_test(test_damaged_header_proven_durable),
+        cmocka_unit_test(test_not_a_log),
+        cmocka_unit_test(test_zero_files_only),
+        cmocka_unit_test(test_repair_cuts_at_first_damage),
+        cmocka_unit_test(test_repair_damaged_middle_header),
+        cmocka_unit_test(test_report_names_segment_and_offset),
+        cmocka_unit_test(test_large_records),
+        cmocka_unit_test(test_read_error_names_call_and_file),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_recover", tests, rfx_setup, rfx_teardown);
 }

@@ -402,13 +402,14 @@ static void test_recycle_faults(void **state)
 
 int main(void)
 {
-#define TC(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        TC(test_stale_tail_is_clean),          TC(test_stale_record_never_current),
-        TC(test_torn_over_stale_is_cut),       TC(test_witness_in_recycled_segment),
-        TC(test_recycled_spare_kept),          cmocka_unit_test(test_pool_bounded_and_optional),
-        cmocka_unit_test(test_recycle_faults),
+        cmocka_unit_test(test_stale_tail_is_clean),
+        cmocka_unit_test(test_stale_record_never_current),
+        cmocka_unit_test(test_torn_over_stale_is_cut),
+        cmocka_unit_test(test_witness_in_recycled_segment),
+        cmocka_unit_test(test_recycled_spare_kept),
+        TU_NO_FIXTURE(test_pool_bounded_and_optional),
+        TU_NO_FIXTURE(test_recycle_faults),
     };
-#undef TC
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_recycle", tests, setup, teardown);
 }

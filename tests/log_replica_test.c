@@ -1431,26 +1431,34 @@ static void crash_run(const cc *c, uint64_t seed)
     }
 }
 
+/* The crash cases of feeding a leader's log from its first state
+ * (PRE_MODE; -1: an empty replica) to its last (OP_MODE): every record
+ * reported durable survives and the replica ends byte-identical. */
+static void crash_feed(const char *tag, unsigned seed, int pre_mode, int op_mode, uint64_t run)
+{
+    leader L;
+    leader_make(&L, tag, seed, 40, 20, 40);
+    cc c = {.pre = pre_mode < 0 ? NULL : &L.m[0],
+            .pre_mode = pre_mode < 0 ? 0 : pre_mode,
+            .op = op_feed,
+            .op_img = &L.m[2],
+            .op_mode = op_mode,
+            .old_ref = L.l,
+            .claims = true,
+            .finish = fin_feed,
+            .final = &L.m[2],
+            .final_mode = op_mode,
+            .final_ref = L.l};
+    crash_run(&c, run);
+    leader_free(&L);
+}
+
 /* Property: crashes at every vfs call of live-tail appends of 1..3 records
  * (synced in runs, in place; new segments prepared, headers, seals). */
 static void test_crash_append_in_place(void **state)
 {
     (void)state;
-    leader L;
-    leader_make(&L, "rl-c1", 31, 40, 20, 40);
-    cc c = {.pre = &L.m[0],
-            .pre_mode = F_BIG,
-            .op = op_feed,
-            .op_img = &L.m[2],
-            .op_mode = F_SMALL,
-            .old_ref = L.l,
-            .claims = true,
-            .finish = fin_feed,
-            .final = &L.m[2],
-            .final_mode = F_SMALL,
-            .final_ref = L.l};
-    crash_run(&c, 1);
-    leader_free(&L);
+    crash_feed("rl-c1", 31, F_BIG, F_SMALL, 1);
 }
 
 /* Property: crashes at every vfs call of appends of many runs each (group
@@ -1461,21 +1469,7 @@ static void test_crash_append_in_place(void **state)
 static void test_crash_append_batches(void **state)
 {
     (void)state;
-    leader L;
-    leader_make(&L, "rl-c2", 37, 40, 20, 40);
-    cc c = {.pre = &L.m[0],
-            .pre_mode = F_SMALL,
-            .op = op_feed,
-            .op_img = &L.m[2],
-            .op_mode = F_BIG,
-            .old_ref = L.l,
-            .claims = true,
-            .finish = fin_feed,
-            .final = &L.m[2],
-            .final_mode = F_BIG,
-            .final_ref = L.l};
-    crash_run(&c, 2);
-    leader_free(&L);
+    crash_feed("rl-c2", 37, F_SMALL, F_BIG, 2);
 }
 
 /* Property: crashes at every vfs call of an empty replica adopting a log
@@ -1484,19 +1478,7 @@ static void test_crash_append_batches(void **state)
 static void test_crash_whole_segments(void **state)
 {
     (void)state;
-    leader L;
-    leader_make(&L, "rl-c3", 41, 40, 20, 40);
-    cc c = {.op = op_feed,
-            .op_img = &L.m[2],
-            .op_mode = F_WHOLE,
-            .old_ref = L.l,
-            .claims = true,
-            .finish = fin_feed,
-            .final = &L.m[2],
-            .final_mode = F_WHOLE,
-            .final_ref = L.l};
-    crash_run(&c, 3);
-    leader_free(&L);
+    crash_feed("rl-c3", 41, -1, F_WHOLE, 3);
 }
 
 /* An empty replica adopts the log and appends the first three records of
@@ -2087,5 +2069,5 @@ int main(void)
         cmocka_unit_test(test_sync_drop_checkpoint),
         cmocka_unit_test(test_leftover_segment_files),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_replica", tests, NULL, NULL);
 }

@@ -25,6 +25,19 @@ static void append_n(rlog_log *l, unsigned n, uint32_t len)
     }
 }
 
+/* Every case starts from a log of five records in a fresh directory
+ * (tu_dir_fx; removed by tu_dir_teardown). */
+static int setup(void **state)
+{
+    if (tu_dir_setup(state))
+        return -1;
+    rlog_log *l =
+        tu_open_log(((tu_dir_fx *)*state)->dir, NULL, SEG, RLOG_SYNC_EACH, RLOG_OPEN_CREATE, NULL);
+    append_n(l, 5, 100);
+    assert_int_equal(rlog_close(l), 0);
+    return 0;
+}
+
 /* Reads every record of the log in dir back (LSN 1 .. last) and returns how
  * many there are; the open must succeed. */
 static uint64_t count_records(const char *dir)
@@ -51,11 +64,8 @@ static uint64_t count_records(const char *dir)
  * size (a file that grew with the appends would not). */
 static void test_short_leftover_spare_prepared(void **state)
 {
-    (void)state;
-    char *D = tu_mkdtemp("sp-short");
-    rlog_log *l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, RLOG_OPEN_CREATE, NULL);
-    append_n(l, 5, 100);
-    assert_int_equal(rlog_close(l), 0);
+    const char *D = ((tu_dir_fx *)*state)->dir;
+    rlog_log *l;
 
     rlog_vfs *v = rlog_vfs_fault_new(rlog_vfs_posix());
     rlog_fault fa = {.op = RLOG_OP_ALLOCATE, .err = EIO, .path_contains = tu_seg_name(2)};
@@ -81,8 +91,6 @@ static void test_short_leftover_spare_prepared(void **state)
             fail_msg("%s has %ld bytes, not %u", names[i], tu_file_size(tu_path(D, names[i])), SEG);
     tu_free_names(names, n);
     assert_int_equal(count_records(D), 45);
-    tu_rmdir_r(D);
-    free(D);
 }
 
 /* Property: a kept spare larger than the segment size (made by an open with
@@ -90,11 +98,8 @@ static void test_short_leftover_spare_prepared(void **state)
  * its bytes are zeros and the log reads back unchanged. */
 static void test_long_leftover_spare_prepared(void **state)
 {
-    (void)state;
-    char *D = tu_mkdtemp("sp-long");
-    rlog_log *l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, RLOG_OPEN_CREATE, NULL);
-    append_n(l, 5, 100);
-    assert_int_equal(rlog_close(l), 0);
+    const char *D = ((tu_dir_fx *)*state)->dir;
+    rlog_log *l;
     uint8_t *zeros = calloc(1, 3 * SEG);
     tu_write_file(tu_path(D, tu_seg_name(2)), zeros, 3 * SEG);
     l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, 0, NULL);
@@ -109,8 +114,6 @@ static void test_long_leftover_spare_prepared(void **state)
     assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(2))), SEG);
     assert_int_equal(count_records(D), 25);
     free(zeros);
-    tu_rmdir_r(D);
-    free(D);
 }
 
 /* Property: surplus spares (beyond the one after the last segment) are
@@ -119,11 +122,8 @@ static void test_long_leftover_spare_prepared(void **state)
  * files; the next open succeeds and removes them. */
 static void test_surplus_spares_removed_highest_first(void **state)
 {
-    (void)state;
-    char *D = tu_mkdtemp("sp-order");
-    rlog_log *l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, RLOG_OPEN_CREATE, NULL);
-    append_n(l, 5, 100);
-    assert_int_equal(rlog_close(l), 0);
+    const char *D = ((tu_dir_fx *)*state)->dir;
+    rlog_log *l;
     uint8_t *zeros = calloc(1, SEG);
     tu_write_file(tu_path(D, tu_seg_name(2)), zeros, SEG);
     tu_write_file(tu_path(D, tu_seg_name(3)), "", 0);
@@ -150,8 +150,6 @@ static void test_surplus_spares_removed_highest_first(void **state)
     assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(4))), -1);
     assert_int_equal(count_records(D), 5);
     free(zeros);
-    tu_rmdir_r(D);
-    free(D);
 }
 
 int main(void)
@@ -161,5 +159,5 @@ int main(void)
         cmocka_unit_test(test_long_leftover_spare_prepared),
         cmocka_unit_test(test_surplus_spares_removed_highest_first),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_spare", tests, setup, tu_dir_teardown);
 }

@@ -215,13 +215,11 @@ static void test_undamaged(void **state)
 
 int main(void)
 {
-#define TC(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        TC(test_truncated_at_every_offset),
-        TC(test_garbage_from_every_offset),
-        TC(test_zeros_from_every_offset),
-        TC(test_undamaged),
+        cmocka_unit_test(test_truncated_at_every_offset),
+        cmocka_unit_test(test_garbage_from_every_offset),
+        cmocka_unit_test(test_zeros_from_every_offset),
+        cmocka_unit_test(test_undamaged),
     };
-#undef TC
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("log_torn_tail", tests, setup, teardown);
 }

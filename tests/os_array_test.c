@@ -56,5 +56,5 @@ int main(void)
         cmocka_unit_test(test_grow_doubles_and_keeps),
         cmocka_unit_test(test_overflow_leaves_the_array),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("os_array", tests, NULL, NULL);
 }

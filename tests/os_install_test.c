@@ -191,16 +191,12 @@ static void test_move_synced(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_install_ok, tu_fault_setup, tu_fault_teardown),
-        cmocka_unit_test_setup_teardown(test_install_fdatasync_fails, tu_fault_setup,
-                                        tu_fault_teardown),
-        cmocka_unit_test_setup_teardown(test_install_rename_fails, tu_fault_setup,
-                                        tu_fault_teardown),
-        cmocka_unit_test_setup_teardown(test_install_sync_dir_fails, tu_fault_setup,
-                                        tu_fault_teardown),
-        cmocka_unit_test_setup_teardown(test_move_synced, tu_fault_setup, tu_fault_teardown),
-        cmocka_unit_test_setup_teardown(test_unlink_and_rename_synced, tu_fault_setup,
-                                        tu_fault_teardown),
+        cmocka_unit_test(test_install_ok),
+        cmocka_unit_test(test_install_fdatasync_fails),
+        cmocka_unit_test(test_install_rename_fails),
+        cmocka_unit_test(test_install_sync_dir_fails),
+        cmocka_unit_test(test_move_synced),
+        cmocka_unit_test(test_unlink_and_rename_synced),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("os_install", tests, tu_fault_setup, tu_fault_teardown);
 }

@@ -246,5 +246,5 @@ int main(void)
         cmocka_unit_test(test_hostile_bytes),
         cmocka_unit_test(test_index_vs_naive),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("raft_codec", tests, NULL, NULL);
 }

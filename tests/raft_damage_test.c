@@ -40,21 +40,9 @@ static const char *make_store(const char *dir)
     }
     static uint8_t data[4000];
     tu_fill(9, 1, data, sizeof data);
-    rlog_rs_buf b = {data, sizeof data};
-    rlog_rs_snapshot_desc d = {.index = 30,
-                               .term = 2,
-                               .conf_index = 1,
-                               .conf = "conf",
-                               .conf_len = 4,
-                               .bufs = &b,
-                               .n_bufs = 1,
-                               .trailing = 5};
-    assert_int_equal(rlog_rs_snapshot_put(rs, &d), 0);
-    rlog_rs_snapshot s;
-    assert_int_equal(rlog_rs_snapshot_get(rs, &s), 0);
     static char path[4096];
-    snprintf(path, sizeof path, "%s", tu_path(dir, s.file));
-    rlog_rs_snapshot_release(&s);
+    snprintf(path, sizeof path, "%s",
+             tu_path(dir, tu_rs_put_snapshot(rs, 30, 2, "conf", data, sizeof data, 5)));
     assert_int_equal(rlog_rs_close(rs), 0);
     return path;
 }
@@ -160,11 +148,9 @@ static void test_not_a_raft_store(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_snapshot_deleted, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_short, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_flipped, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_intact, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_raft_store, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test(test_snapshot_deleted), cmocka_unit_test(test_snapshot_short),
+        cmocka_unit_test(test_snapshot_flipped), cmocka_unit_test(test_snapshot_intact),
+        cmocka_unit_test(test_not_a_raft_store),
     };
-    return cmocka_run_group_tests_name("raft_damage", tests, NULL, NULL);
+    return TU_RUN("raft_damage", tests, tu_dir_setup, tu_dir_teardown);
 }

@@ -625,8 +625,18 @@ static int fault_once(const char *root, op_fn op, rlog_vfs_op kind, uint64_t nth
     return reached;
 }
 
-static void run_faults(op_fn op, const char *tag)
+/* One operation under every fault (registered as test_fault_<op>): the
+ * operation and the tag of its scratch directory. */
+typedef struct fault_case {
+    op_fn op;
+    const char *tag;
+} fault_case;
+
+static void test_fault(void **state)
 {
+    const fault_case *c = *state;
+    op_fn op = c->op;
+    const char *tag = c->tag;
     char *root = tu_mkdtemp(tag);
     unsigned runs = 0, before = 0, after = 0;
     for (size_t k = 0; k < NFAULT_OPS; k++) {
@@ -647,45 +657,17 @@ static void run_faults(op_fn op, const char *tag)
     free(root);
 }
 
-static void test_fault_snapshot_trailing(void **state)
-{
-    (void)state;
-    run_faults(op_snap_trailing, "raft_fault_snap");
-}
-
-static void test_fault_snapshot_install(void **state)
-{
-    (void)state;
-    run_faults(op_snap_install, "raft_fault_install");
-}
-
-static void test_fault_truncate(void **state)
-{
-    (void)state;
-    run_faults(op_truncate, "raft_fault_trunc");
-}
-
-static void test_fault_hard_state(void **state)
-{
-    (void)state;
-    run_faults(op_hard_state, "raft_fault_hs");
-}
-
-static void test_fault_append(void **state)
-{
-    (void)state;
-    run_faults(op_append, "raft_fault_append");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_prefix),
-        cmocka_unit_test(test_fault_snapshot_trailing),
-        cmocka_unit_test(test_fault_snapshot_install),
-        cmocka_unit_test(test_fault_truncate),
-        cmocka_unit_test(test_fault_hard_state),
-        cmocka_unit_test(test_fault_append),
+        TU_CASE("test_fault_snapshot_trailing", test_fault,
+                &(fault_case){op_snap_trailing, "raft_fault_snap"}),
+        TU_CASE("test_fault_snapshot_install", test_fault,
+                &(fault_case){op_snap_install, "raft_fault_install"}),
+        TU_CASE("test_fault_truncate", test_fault, &(fault_case){op_truncate, "raft_fault_trunc"}),
+        TU_CASE("test_fault_hard_state", test_fault, &(fault_case){op_hard_state, "raft_fault_hs"}),
+        TU_CASE("test_fault_append", test_fault, &(fault_case){op_append, "raft_fault_append"}),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("raft_recovery", tests, NULL, NULL);
 }

@@ -745,23 +745,22 @@ static void test_readonly(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hard_state_rules, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_append_contiguity, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_truncate_reappend, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_scan, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_read_budget, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_put_get, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_leftovers, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_install, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_hard_state_survives_compaction, tu_dir_setup,
-                                        tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_async_append, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_index_memory, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_format_and_summary, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_foreign_records, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_readonly, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_purge_before, tu_dir_setup, tu_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_purge_before_empty_log, tu_dir_setup, tu_dir_teardown),
+        cmocka_unit_test(test_hard_state_rules),
+        cmocka_unit_test(test_append_contiguity),
+        cmocka_unit_test(test_truncate_reappend),
+        cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_read_budget),
+        cmocka_unit_test(test_snapshot_put_get),
+        cmocka_unit_test(test_snapshot_leftovers),
+        cmocka_unit_test(test_snapshot_install),
+        cmocka_unit_test(test_hard_state_survives_compaction),
+        cmocka_unit_test(test_async_append),
+        cmocka_unit_test(test_index_memory),
+        cmocka_unit_test(test_format_and_summary),
+        cmocka_unit_test(test_foreign_records),
+        cmocka_unit_test(test_readonly),
+        cmocka_unit_test(test_purge_before),
+        cmocka_unit_test(test_purge_before_empty_log),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("raft_storage", tests, tu_dir_setup, tu_dir_teardown);
 }

@@ -1143,16 +1143,16 @@ static void test_burst_coalesced(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_elect_replicate_failover_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_install_to_lagging_follower, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_membership_add_promote_remove, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_every_server, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_peer_messages_dropped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mirror_of_a_node, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_conflicting_suffix_truncated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leader_disk_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_follower_disk_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_burst_coalesced, setup, teardown),
+        cmocka_unit_test(test_elect_replicate_failover_restart),
+        cmocka_unit_test(test_snapshot_install_to_lagging_follower),
+        cmocka_unit_test(test_membership_add_promote_remove),
+        cmocka_unit_test(test_restart_every_server),
+        cmocka_unit_test(test_hostile_peer_messages_dropped),
+        cmocka_unit_test(test_mirror_of_a_node),
+        cmocka_unit_test(test_conflicting_suffix_truncated),
+        cmocka_unit_test(test_leader_disk_failure),
+        cmocka_unit_test(test_follower_disk_full),
+        cmocka_unit_test(test_burst_coalesced),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("raftio_cluster", tests, setup, teardown);
 }

@@ -16,16 +16,10 @@
 
 #include "rlog/sim_cluster.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define DEFAULT_SEEDS 16
-#else
-#define DEFAULT_SEEDS 100
-#endif
-
+/* Seeds a run: $RLOG_SIM_CLUSTER_SEEDS, else 100 (16 in a sanitizer build). */
 static uint64_t seeds_to_run(void)
 {
-    const char *e = getenv("RLOG_SIM_CLUSTER_SEEDS");
-    return e && *e ? strtoull(e, NULL, 10) : DEFAULT_SEEDS;
+    return tu_seeds_to_run("RLOG_SIM_CLUSTER_SEEDS", 100, 16);
 }
 
 /* Runs seeds [first, first+n) with opts as a template (stopping at the
@@ -218,25 +212,17 @@ static void teeth(unsigned bug, unsigned faults, uint64_t from, uint64_t within,
     assert_false(r.failed);
 }
 
-static void test_teeth_early_ack(void **state)
-{
-    (void)state;
-    teeth(RLOG_SIM_CLUSTER_BUG_EARLY_ACK, RLOG_SIM_CLUSTER_F_ALL, 1, 200,
-          "append acknowledged before durable");
-}
+/* One planted bug (registered as test_teeth_<bug>): the arguments of teeth. */
+typedef struct teeth_case {
+    unsigned bug, faults;
+    uint64_t from, within;
+    const char *what;
+} teeth_case;
 
-static void test_teeth_vote_volatile(void **state)
+static void test_teeth(void **state)
 {
-    (void)state;
-    teeth(RLOG_SIM_CLUSTER_BUG_VOTE_VOLATILE,
-          RLOG_SIM_CLUSTER_F_POWER | RLOG_SIM_CLUSTER_F_PARTITION, 1, 200, "set_vote not durable");
-}
-
-static void test_teeth_truncate_race(void **state)
-{
-    (void)state;
-    teeth(RLOG_SIM_CLUSTER_BUG_TRUNCATE_RACE, RLOG_SIM_CLUSTER_F_ALL, 1, 40,
-          "truncate racing in-flight appends");
+    const teeth_case *c = *state;
+    teeth(c->bug, c->faults, c->from, c->within, c->what);
 }
 
 /* --------------------------------------------- damage only what is proven */
@@ -325,6 +311,18 @@ static void test_regression_entries_below_base_342(void **state)
 {
     (void)state;
     run_seed_expecting(342, "cut to start there");
+}
+
+/* Seed 120384 (soak of 120000..139999): libraft 0.15 fired the pending
+ * removal's callback when a new leader applied an older configuration
+ * entry, before its own entry was even sent; the harness stopped the
+ * "removed" server for good while it was still a voter, and the liveness
+ * oracle failed. The harness now asks the issuer whether its change is
+ * still uncommitted (docs/simulator.md, libraft 0.15, item 7). */
+static void test_regression_early_change_callback_120384(void **state)
+{
+    (void)state;
+    run_seed_expecting(120384, "callback fired for an older configuration entry");
 }
 
 /* ------------------------------------------------------ a user's own FSM */
@@ -430,13 +428,21 @@ int main(void)
         cmocka_unit_test(test_linearizability_checker),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_many_seeds),
-        cmocka_unit_test(test_teeth_early_ack),
-        cmocka_unit_test(test_teeth_vote_volatile),
-        cmocka_unit_test(test_teeth_truncate_race),
+        TU_CASE("test_teeth_early_ack", test_teeth,
+                &(teeth_case){RLOG_SIM_CLUSTER_BUG_EARLY_ACK, RLOG_SIM_CLUSTER_F_ALL, 1, 200,
+                              "append acknowledged before durable"}),
+        TU_CASE("test_teeth_vote_volatile", test_teeth,
+                &(teeth_case){RLOG_SIM_CLUSTER_BUG_VOTE_VOLATILE,
+                              RLOG_SIM_CLUSTER_F_POWER | RLOG_SIM_CLUSTER_F_PARTITION, 1, 200,
+                              "set_vote not durable"}),
+        TU_CASE("test_teeth_truncate_race", test_teeth,
+                &(teeth_case){RLOG_SIM_CLUSTER_BUG_TRUNCATE_RACE, RLOG_SIM_CLUSTER_F_ALL, 1, 40,
+                              "truncate racing in-flight appends"}),
         cmocka_unit_test(test_regression_rot_unproven_113594),
         cmocka_unit_test(test_regression_tick_during_install_310),
         cmocka_unit_test(test_regression_entries_below_base_342),
+        cmocka_unit_test(test_regression_early_change_callback_120384),
         cmocka_unit_test(test_user_fsm),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("sim_cluster", tests, NULL, NULL);
 }

@@ -871,5 +871,5 @@ int main(void)
         cmocka_unit_test(test_virtual_clock),
         cmocka_unit_test(test_inspection),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("sim_fs", tests, NULL, NULL);
 }

@@ -1157,5 +1157,5 @@ int main(void)
         cmocka_unit_test(test_env_post_errors),
         cmocka_unit_test(test_silent_flood_keeps_known_peer_in),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("sim_net", tests, NULL, NULL);
 }

@@ -11,16 +11,10 @@
 
 #include "rlog/sim.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define DEFAULT_SEEDS 300
-#else
-#define DEFAULT_SEEDS 3000
-#endif
-
+/* Seeds a run: $RLOG_SIM_SEEDS, else 3000 (300 in a sanitizer build). */
 static uint64_t seeds_to_run(void)
 {
-    const char *e = getenv("RLOG_SIM_SEEDS");
-    return e && *e ? strtoull(e, NULL, 10) : DEFAULT_SEEDS;
+    return tu_seeds_to_run("RLOG_SIM_SEEDS", 3000, 300);
 }
 
 /* Every seed passes its oracles, and across the run every fault class the
@@ -150,5 +144,5 @@ int main(void)
         cmocka_unit_test(test_regression_seeds),
         cmocka_unit_test(test_snapshot_check_has_teeth),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("sim_seeds", tests, NULL, NULL);
 }

@@ -124,5 +124,5 @@ int main(void)
         cmocka_unit_test(test_sabotage_side_nosync_is_caught),
         cmocka_unit_test(test_sabotage_found_by_the_ship_workload),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("sim_ship_raft", tests, NULL, NULL);
 }

@@ -13,16 +13,10 @@
 
 #include "rlog/sim.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define DEFAULT_SEEDS 30
-#else
-#define DEFAULT_SEEDS 300
-#endif
-
+/* Seeds a run: $RLOG_SIM_SHIP_SEEDS, else 300 (30 in a sanitizer build). */
 static uint64_t seeds_to_run(void)
 {
-    const char *e = getenv("RLOG_SIM_SHIP_SEEDS");
-    return e && *e ? strtoull(e, NULL, 10) : DEFAULT_SEEDS;
+    return tu_seeds_to_run("RLOG_SIM_SHIP_SEEDS", 300, 30);
 }
 
 static void ship_options(rlog_sim_options *o, uint64_t seed)
@@ -207,5 +201,5 @@ int main(void)
         cmocka_unit_test(test_teeth_early_ack),   cmocka_unit_test(test_teeth_forge),
         cmocka_unit_test(test_teeth_sealed_byte), cmocka_unit_test(test_teeth_no_heal),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("sim_ship", tests, NULL, NULL);
 }

@@ -380,5 +380,5 @@ int main(void)
         cmocka_unit_test(test_seeds_bad_input),
         cmocka_unit_test(test_example_findings),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("sim_user", tests, NULL, NULL);
 }

@@ -12,13 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SEED  7
-#define COUNT 2000
-#define SIZE  200
-
 typedef tu_log_fx fx;
-#define setup     tu_log_setup
-#define teardown  tu_log_teardown
 #define run       tu_rlog
 #define last_line tu_last_line
 
@@ -27,10 +21,10 @@ static bool starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* A log of COUNT records over several 64 KiB segments. */
+/* A log of TU_LOG_COUNT records over several 64 KiB segments. */
 static void write_log(const fx *f)
 {
-    char *out = tu_rlog_write(f->log, COUNT, SIZE, SEED);
+    char *out = tu_rlog_write(f->log, TU_LOG_COUNT, TU_LOG_SIZE, TU_LOG_SEED);
     /* the last acknowledgement and the figures line */
     assert_non_null(strstr(out, "durable 2000\n"));
     assert_true(starts_with(last_line(out), "appended=2000 durable=2000 seconds="));
@@ -43,7 +37,7 @@ static void test_write_then_verify_clean(void **state)
     fx *f = *state;
     write_log(f);
     char *out;
-    assert_int_equal(run(&out, "verify %s --seed %d", f->log, SEED), 0);
+    assert_int_equal(run(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
     /* 2000 records of 28 + 200 bytes fill several 64 KiB segments */
     unsigned long long segs = 0, recs = 0, first = 0, last = 0;
     char status[16] = "";
@@ -54,9 +48,9 @@ static void test_write_then_verify_clean(void **state)
                      5);
     assert_string_equal(status, "clean");
     assert_in_range(segs, 6, 8);
-    assert_int_equal(recs, COUNT);
+    assert_int_equal(recs, TU_LOG_COUNT);
     assert_int_equal(first, 1);
-    assert_int_equal(last, COUNT);
+    assert_int_equal(last, TU_LOG_COUNT);
     free(out);
 }
 
@@ -66,13 +60,13 @@ static void test_write_appends_after_last(void **state)
     fx *f = *state;
     write_log(f);
     char *out;
-    assert_int_equal(
-        run(&out, "write %s --count 10 --size 5 --seed %d --threads 3 --sync group", f->log, SEED),
-        0);
+    assert_int_equal(run(&out, "write %s --count 10 --size 5 --seed %d --threads 3 --sync group",
+                         f->log, TU_LOG_SEED),
+                     0);
     assert_non_null(strstr(last_line(out), "appended=2010 durable=2010 "));
     assert_non_null(strstr(last_line(out), "first_lsn=2001 records=10"));
     free(out);
-    assert_int_equal(run(&out, "verify %s --seed %d", f->log, SEED), 0);
+    assert_int_equal(run(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
     assert_non_null(strstr(last_line(out), "records=2010 first_lsn=1 last_lsn=2010"));
     free(out);
 }
@@ -138,7 +132,7 @@ static void test_seed_mismatch(void **state)
     fx *f = *state;
     write_log(f);
     char *out;
-    assert_int_equal(run(&out, "verify %s --seed %d", f->log, SEED + 1), 2);
+    assert_int_equal(run(&out, "verify %s --seed %d", f->log, TU_LOG_SEED + 1), 2);
     assert_non_null(strstr(out, "LSN 1 "));
     assert_non_null(strstr(out, "0000000000000001.seg"));
     assert_true(starts_with(last_line(out), "status=corrupt "));
@@ -180,7 +174,7 @@ static void test_torn_tail_read_only(void **state)
     tu_read_file(seg, &data, &len);
 
     char *out;
-    assert_int_equal(run(&out, "verify %s --seed %d", f->log, SEED), 1);
+    assert_int_equal(run(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 1);
     assert_true(starts_with(last_line(out), "status=torn "));
     assert_non_null(strstr(last_line(out), "last_lsn=2000"));
     free(out);
@@ -204,7 +198,7 @@ static void test_dump_and_stat(void **state)
     size_t lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, COUNT);
+    assert_int_equal(lines, TU_LOG_COUNT);
     assert_true(starts_with(out, "lsn=1 type=16 len=200 data="));
     free(out);
 
@@ -277,7 +271,7 @@ static void test_ship_tls(void **state)
                  "ship follow %s --leader %s --id 2 %s & FP=$!; "
                  "%s write %s --count %d --size %d --segment-size 64K --serve %s --linger 30 "
                  "--followers 1 --id 1 %s >/dev/null 2>&1; kill $FP; wait $FP",
-                 fdir, url, tls2, tu_rlog_bin(), f->log, COUNT, SIZE, url, tls1);
+                 fdir, url, tls2, tu_rlog_bin(), f->log, TU_LOG_COUNT, TU_LOG_SIZE, url, tls1);
     if (rc)
         fail_msg("rlog ship follow over TLS exited %d: %s", rc, out);
     assert_non_null(strstr(out, "durable 2000\n"));
@@ -312,7 +306,7 @@ static void test_ship_tls_leader_id_and_status(void **state)
     snprintf(fdir, sizeof fdir, "%s", tu_path(f->dir, "follower"));
     snprintf(imp, sizeof imp, "%s", tu_path(f->dir, "impostor"));
     snprintf(ferr, sizeof ferr, "%s", tu_path(f->dir, "follow.err"));
-    free(tu_rlog_write(imp, 100, SIZE, SEED + 1)); /* another log */
+    free(tu_rlog_write(imp, 100, TU_LOG_SIZE, TU_LOG_SEED + 1)); /* another log */
     const char *rlog = tu_rlog_bin();
     char *out;
     int rc = run(&out,
@@ -327,8 +321,8 @@ static void test_ship_tls_leader_id_and_status(void **state)
                  "%s ship status %s --id 9 --leader-id 3 --timeout 2000 %s 2>&1; "
                  "echo \"wrong leader status exit $?\"; "
                  "kill $SP; wait $SP; exit $R",
-                 imp, url, tls[2], rlog, fdir, url, COUNT, tls[1], ferr, ferr, rlog, f->log, url,
-                 tls[0], ferr, rlog, url, tls[3], rlog, url, rlog, url, tls[3]);
+                 imp, url, tls[2], rlog, fdir, url, TU_LOG_COUNT, tls[1], ferr, ferr, rlog, f->log,
+                 url, tls[0], ferr, rlog, url, tls[3], rlog, url, rlog, url, tls[3]);
     if (rc)
         fail_msg("the follower with --leader-id 1 exited %d: %s", rc, out);
     tu_expect(out, "follow exit 0\n");
@@ -361,7 +355,7 @@ static void test_ship_follow_progress(void **state)
         snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port + tty);
         snprintf(fdir, sizeof fdir, "%s", tu_path(f->dir, tty ? "f_tty" : "f_pipe"));
         snprintf(follow, sizeof follow, "%s ship follow %s --leader %s --id 2 --until %d",
-                 tu_rlog_bin(), fdir, url, COUNT);
+                 tu_rlog_bin(), fdir, url, TU_LOG_COUNT);
         char *out;
         int rc = run(&out,
                      "ship serve %s --listen %s --id 1 >/dev/null 2>&1 & SP=$!; sleep 0.3; "
@@ -381,17 +375,17 @@ static void test_ship_follow_progress(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_write_then_verify_clean, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_appends_after_last, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_sealed_segment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_seed_mismatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_torn_tail_read_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dump_and_stat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ship_tls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ship_tls_leader_id_and_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ship_follow_progress, setup, teardown),
+        cmocka_unit_test(test_write_then_verify_clean),
+        cmocka_unit_test(test_write_appends_after_last),
+        cmocka_unit_test(test_damaged_sealed_segment),
+        cmocka_unit_test(test_not_a_log),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_seed_mismatch),
+        cmocka_unit_test(test_torn_tail_read_only),
+        cmocka_unit_test(test_dump_and_stat),
+        cmocka_unit_test(test_ship_tls),
+        cmocka_unit_test(test_ship_tls_leader_id_and_status),
+        cmocka_unit_test(test_ship_follow_progress),
     };
-    return cmocka_run_group_tests_name("tools_cli", tests, NULL, NULL);
+    return TU_RUN("tools_cli", tests, tu_log_setup, tu_log_teardown);
 }

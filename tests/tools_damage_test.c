@@ -24,17 +24,11 @@
 
 #include "rlog/raft_storage.h"
 
-#define SEED  7
-#define COUNT 2000
-#define SIZE  200
-
 typedef tu_log_fx fx;
-#define setup    tu_log_setup
-#define teardown tu_log_teardown
 
 static void write_log(const fx *f)
 {
-    free(tu_rlog_write(f->log, COUNT, SIZE, SEED));
+    free(tu_rlog_write(f->log, TU_LOG_COUNT, TU_LOG_SIZE, TU_LOG_SEED));
 }
 
 /* The first LSN of segment file `name` (from its header). */
@@ -67,21 +61,7 @@ static const char *make_store(const char *dir)
     }
     static uint8_t data[3000];
     tu_fill(9, 1, data, sizeof data);
-    rlog_rs_buf b = {data, sizeof data};
-    rlog_rs_snapshot_desc d = {.index = 250,
-                               .term = 3,
-                               .conf_index = 1,
-                               .conf = "c",
-                               .conf_len = 1,
-                               .bufs = &b,
-                               .n_bufs = 1,
-                               .trailing = 20};
-    assert_int_equal(rlog_rs_snapshot_put(rs, &d), 0);
-    rlog_rs_snapshot s;
-    assert_int_equal(rlog_rs_snapshot_get(rs, &s), 0);
-    static char name[64];
-    snprintf(name, sizeof name, "%s", s.file);
-    rlog_rs_snapshot_release(&s);
+    const char *name = tu_rs_put_snapshot(rs, 250, 3, "c", data, sizeof data, 20);
     assert_int_equal(rlog_rs_close(rs), 0);
     return name;
 }
@@ -162,7 +142,7 @@ static void test_truncated_segment_is_damage(void **state)
     }
     tu_free_names(names, n);
     unsigned long long first = seg_first_lsn(f->log, active);
-    assert_true(first + 6 < COUNT);
+    assert_true(first + 6 < TU_LOG_COUNT);
     tu_truncate(tu_path(f->log, active), 64 + 5 * 228 + 100);
     char *out;
     assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
@@ -180,7 +160,7 @@ static void test_truncated_segment_is_damage(void **state)
     assert_int_equal(tu_rlog(&out, "repair %s", f->log), 0);
     tu_expect(out, "backup=");
     free(out);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
     snprintf(range, sizeof range, "last_lsn=%llu", first + 4);
     tu_expect(tu_last_line(out), range);
     free(out);
@@ -255,7 +235,7 @@ static void test_repair_with_backup(void **state)
     assert_int_equal(tu_file_size(tu_path(f->log, "notes.txt")), 5);
     /* the damaged segment's original bytes too */
     assert_int_equal(tu_file_size(tu_path(bk, "0000000000000003.seg")), 65536);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
     char want[64];
     snprintf(want, sizeof want, "last_lsn=%llu", first3 + 2);
     tu_expect(tu_last_line(out), want);
@@ -320,7 +300,7 @@ static void test_repair_missing_segment(void **state)
     free(out);
     assert_int_equal(tu_file_size(tu_path(bk, "0000000000000003.seg")), 65536);
     assert_int_equal(tu_file_size(tu_path(bk, "0000000000000005.seg")), 65536);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
     char want[64];
     snprintf(want, sizeof want, "last_lsn=%llu", first4 - 1);
     tu_expect(tu_last_line(out), want);
@@ -353,7 +333,7 @@ static void test_repair_foreign_segment(void **state)
     tu_expect(out, "000000000000000a.seg");
     free(out);
     assert_int_equal(tu_file_size(tu_path(bk, "000000000000000a.seg")), 65536);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
     tu_expect(tu_last_line(out), "last_lsn=2000");
     free(out);
     free(bk);
@@ -397,14 +377,14 @@ static void test_bad_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_raft_snapshot_damage_verify_stat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dump_up_to_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncated_segment_is_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_repair_with_backup, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_repair_raft_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_repair_missing_segment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_repair_foreign_segment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test(test_raft_snapshot_damage_verify_stat),
+        cmocka_unit_test(test_dump_up_to_damage),
+        cmocka_unit_test(test_truncated_segment_is_damage),
+        cmocka_unit_test(test_repair_with_backup),
+        cmocka_unit_test(test_repair_raft_store),
+        cmocka_unit_test(test_repair_missing_segment),
+        cmocka_unit_test(test_repair_foreign_segment),
+        cmocka_unit_test(test_bad_input),
     };
-    return cmocka_run_group_tests_name("tools_damage", tests, NULL, NULL);
+    return TU_RUN("tools_damage", tests, tu_log_setup, tu_log_teardown);
 }

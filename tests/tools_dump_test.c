@@ -20,14 +20,12 @@
 
 #include "rlog/raft_storage.h"
 
-#define SEED 7
-
 typedef tu_log_fx fx;
 
 static void test_dump_selection(void **state)
 {
     fx *f = *state;
-    free(tu_rlog_write(f->log, 600, 40, SEED));
+    free(tu_rlog_write(f->log, 600, 40, TU_LOG_SEED));
     char *out;
     assert_int_equal(tu_rlog(&out, "dump %s --from 10 --limit 5", f->log), 0);
     assert_int_equal(tu_lines_starting(out, "lsn="), 5);
@@ -56,7 +54,7 @@ static void test_dump_selection(void **state)
 static void test_dump_segment_and_decode(void **state)
 {
     fx *f = *state;
-    free(tu_rlog_write(f->log, 2000, 200, SEED));
+    free(tu_rlog_write(f->log, TU_LOG_COUNT, TU_LOG_SIZE, TU_LOG_SEED));
     char *out;
     /* segment 2 alone: sealed, LSNs 285.. (stat gives its first LSN) */
     assert_int_equal(tu_rlog(&out, "dump --segment %s/0000000000000002.seg", f->log), 0);
@@ -77,7 +75,7 @@ static void test_dump_segment_and_decode(void **state)
 static void test_dump_follow(void **state)
 {
     fx *f = *state;
-    free(tu_rlog_write(f->log, 10, 20, SEED));
+    free(tu_rlog_write(f->log, 10, 20, TU_LOG_SEED));
     char cmd[4096];
     const char *bin = getenv("RLOG_BIN");
     snprintf(cmd, sizeof cmd, "%s dump %s --follow --limit 15", bin && *bin ? bin : "./rlog",
@@ -91,7 +89,7 @@ static void test_dump_follow(void **state)
         snprintf(want, sizeof want, "lsn=%d ", i);
         assert_true(strncmp(line, want, strlen(want)) == 0);
     }
-    free(tu_rlog_write(f->log, 5, 20, SEED)); /* appended while it follows */
+    free(tu_rlog_write(f->log, 5, 20, TU_LOG_SEED)); /* appended while it follows */
     int n = 0;
     while (fgets(line, sizeof line, p))
         n++;
@@ -116,16 +114,7 @@ static void make_store(const char *dir, uint64_t snap, unsigned trailing)
         assert_int_equal(rlog_rs_append(rs, i, e, 4), 0);
     }
     uint8_t data[100] = {1};
-    rlog_rs_buf b = {data, sizeof data};
-    rlog_rs_snapshot_desc d = {.index = snap,
-                               .term = 2,
-                               .conf_index = 1,
-                               .conf = "c",
-                               .conf_len = 1,
-                               .bufs = &b,
-                               .n_bufs = 1,
-                               .trailing = trailing};
-    assert_int_equal(rlog_rs_snapshot_put(rs, &d), 0);
+    tu_rs_put_snapshot(rs, snap, 2, "c", data, sizeof data, trailing);
     assert_int_equal(rlog_rs_close(rs), 0);
 }
 
@@ -158,13 +147,13 @@ static void test_dump_raft_json(void **state)
 static void test_purge(void **state)
 {
     fx *f = *state;
-    free(tu_rlog_write(f->log, 2000, 200, SEED));
+    free(tu_rlog_write(f->log, TU_LOG_COUNT, TU_LOG_SIZE, TU_LOG_SEED));
     char *out;
     /* segments 1..3 hold LSNs 1..852: --before 900 deletes exactly them */
     assert_int_equal(tu_rlog(&out, "purge %s --before 900", f->log), 0);
     tu_expect(out, "deleted=3 first_lsn=853 ");
     free(out);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, SEED), 0);
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
     tu_expect(tu_last_line(out), "first_lsn=853 last_lsn=2000");
     free(out);
     assert_int_equal(tu_rlog(NULL, "purge %s", f->log), 3);
@@ -200,7 +189,7 @@ static void test_version_quiet(void **state)
     assert_int_equal(tu_rlog(&out, "--version"), 0);
     assert_true(strncmp(out, "rlog 0.1.0 ", 11) == 0);
     free(out);
-    free(tu_rlog_write(f->log, 5, 20, SEED));
+    free(tu_rlog_write(f->log, 5, 20, TU_LOG_SEED));
     /* garbage after the last record: a torn tail dump notes on stderr */
     char **names;
     size_t n = tu_list_segments(f->log, &names);
@@ -218,12 +207,10 @@ static void test_version_quiet(void **state)
 
 int main(void)
 {
-#define TC(fn) cmocka_unit_test_setup_teardown(fn, tu_log_setup, tu_log_teardown)
     const struct CMUnitTest tests[] = {
-        TC(test_dump_selection), TC(test_dump_segment_and_decode),
-        TC(test_dump_follow),    TC(test_dump_raft_json),
-        TC(test_purge),          TC(test_version_quiet),
+        cmocka_unit_test(test_dump_selection), cmocka_unit_test(test_dump_segment_and_decode),
+        cmocka_unit_test(test_dump_follow),    cmocka_unit_test(test_dump_raft_json),
+        cmocka_unit_test(test_purge),          cmocka_unit_test(test_version_quiet),
     };
-#undef TC
-    return cmocka_run_group_tests_name("tools_dump", tests, NULL, NULL);
+    return TU_RUN("tools_dump", tests, tu_log_setup, tu_log_teardown);
 }

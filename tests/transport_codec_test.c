@@ -1334,5 +1334,5 @@ int main(void)
         cmocka_unit_test(test_random_mutations),
         cmocka_unit_test(test_bounded_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("transport_codec", tests, NULL, NULL);
 }

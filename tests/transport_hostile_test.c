@@ -25,6 +25,7 @@
 #include <nng/protocol/pair1/pair.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "util/testutil.h"
 #include "util/tnode.h"
 
 #include "rlog/wire.h"
@@ -439,5 +440,5 @@ int main(void)
         cmocka_unit_test(test_takeover_from_other_host),
         cmocka_unit_test(test_garbage_and_churn),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("transport_hostile", tests, NULL, NULL);
 }

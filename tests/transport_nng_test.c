@@ -64,13 +64,6 @@ typedef struct node {
     size_t loglen;
 } node;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void on_thread(node *nd)
 {
     if (!pthread_equal(pthread_self(), nd->owner)) {
@@ -133,16 +126,7 @@ static void ev_recv(void *data, uint64_t peer, const rlog_msg *m)
 static void logger(void *data, rlog_level level, const char *msg)
 {
     node *nd = data;
-    if (getenv("RLOG_TEST_VERBOSE") != NULL) {
-        fprintf(stderr, "[%d] %s\n", (int)level, msg);
-    }
-    size_t len = strlen(msg);
-    if (nd->loglen + len + 2 < LOGCAP) {
-        memcpy(nd->log + nd->loglen, msg, len);
-        nd->loglen += len;
-        nd->log[nd->loglen++] = '\n';
-        nd->log[nd->loglen] = '\0';
-    }
+    tnode_keep_line(nd->log, &nd->loglen, sizeof nd->log, level, msg);
 }
 
 static void cfg_defaults(rlog_transport_config *cfg, uint64_t id, const char *addr)
@@ -228,27 +212,9 @@ static void pump(node **ns, size_t k)
     }
 }
 
-#define PUMP_UNTIL(cond, ...)                                                                      \
-    do {                                                                                           \
-        node *ns_[] = {__VA_ARGS__};                                                               \
-        uint64_t end_ = now_ms() + WAIT_MS;                                                        \
-        while (!(cond)) {                                                                          \
-            if (now_ms() > end_) {                                                                 \
-                fail_msg("%s:%d: timed out waiting for %s", __FILE__, __LINE__, #cond);            \
-            }                                                                                      \
-            pump(ns_, sizeof ns_ / sizeof ns_[0]);                                                 \
-        }                                                                                          \
-    } while (0)
-
+#define PUMP_UNTIL(cond, ...) TNODE_PUMP_UNTIL_OF(node, pump, WAIT_MS, cond, __VA_ARGS__)
 /* Polls for `ms` (to see that nothing more happens). */
-#define PUMP_FOR(ms, ...)                                                                          \
-    do {                                                                                           \
-        node *ns_[] = {__VA_ARGS__};                                                               \
-        uint64_t end_ = now_ms() + (ms);                                                           \
-        while (now_ms() < end_) {                                                                  \
-            pump(ns_, sizeof ns_ / sizeof ns_[0]);                                                 \
-        }                                                                                          \
-    } while (0)
+#define PUMP_FOR(ms, ...) TNODE_PUMP_FOR_OF(node, pump, ms, __VA_ARGS__)
 
 /* ---- addresses ---- */
 
@@ -336,7 +302,7 @@ static void send_seq_paced(node **ns, size_t k, node *from, uint64_t to, uint64_
     memset(&st, 0, sizeof st);
     sendtok tok = {&st, 0, from};
     uint64_t sent = 0;
-    uint64_t end = now_ms() + 4 * WAIT_MS;
+    uint64_t end = tnode_now_ms() + 4 * WAIT_MS;
     while (sent < count || st.n < (int)count) {
         while (sent < count && (int)sent - st.n < window) {
             rlog_msg m = seq_msg(from->id, sent + 1);
@@ -346,7 +312,7 @@ static void send_seq_paced(node **ns, size_t k, node *from, uint64_t to, uint64_
             }
             sent++;
         }
-        if (now_ms() > end) {
+        if (tnode_now_ms() > end) {
             fail_msg("timed out sending: %d of %d complete", st.n, (int)count);
         }
         pump(ns, k);
@@ -448,9 +414,9 @@ static void track_send(node *d, uint64_t peer, track *tr, int idx, size_t payloa
 static int track_fill(node *d, uint64_t peer, track *tr, size_t payload, int extra)
 {
     int sent = 0;
-    uint64_t end = now_ms() + WAIT_MS;
+    uint64_t end = tnode_now_ms() + WAIT_MS;
     while (tr->full == 0) {
-        assert_true(sent < TRACK_MAX - extra && now_ms() < end);
+        assert_true(sent < TRACK_MAX - extra && tnode_now_ms() < end);
         track_send(d, peer, tr, sent++, payload);
         assert_true(d->t->poll(d->t, 0) >= 0);
     }
@@ -541,22 +507,6 @@ static void check_hello(kind k)
     free(a);
 }
 
-static void test_hello_inproc(void **state)
-{
-    (void)state;
-    check_hello(K_INPROC);
-}
-static void test_hello_tcp(void **state)
-{
-    (void)state;
-    check_hello(K_TCP);
-}
-static void test_hello_ipc(void **state)
-{
-    (void)state;
-    check_hello(K_IPC);
-}
-
 /* Property: several dialers (one public address, a pair1 socket each)
  * sending at once lose nothing and reorder nothing: 4 x 2,500 messages
  * arrive complete and in order, and the listener's 4 x 500 replies too
@@ -571,7 +521,7 @@ static void check_many(kind k)
         ns[i] = node_new((uint64_t)i + 1, "");
         assert_int_equal(ns[i]->t->connect(ns[i]->t, 1, addr_of(l)), 0);
     }
-    uint64_t end = now_ms() + WAIT_MS;
+    uint64_t end = tnode_now_ms() + WAIT_MS;
     for (;;) {
         bool all = true;
         for (int i = 1; i <= ND; i++) {
@@ -580,7 +530,7 @@ static void check_many(kind k)
         if (all) {
             break;
         }
-        assert_true(now_ms() < end);
+        assert_true(tnode_now_ms() < end);
         pump(ns, ND + 1);
     }
     /* All dialers at once: interleave their sends. */
@@ -588,7 +538,7 @@ static void check_many(kind k)
     sendtok tok[ND + 1];
     memset(st, 0, sizeof st);
     uint64_t sent[ND + 1] = {0};
-    end = now_ms() + 6 * WAIT_MS;
+    end = tnode_now_ms() + 6 * WAIT_MS;
     for (;;) {
         bool done = true;
         for (int i = 1; i <= ND; i++) {
@@ -603,7 +553,7 @@ static void check_many(kind k)
         if (done) {
             break;
         }
-        if (now_ms() > end) {
+        if (tnode_now_ms() > end) {
             fail_msg("timed out: listener has %d/%d/%d/%d", (int)l->recv_n[2], (int)l->recv_n[3],
                      (int)l->recv_n[4], (int)l->recv_n[5]);
         }
@@ -630,22 +580,6 @@ static void check_many(kind k)
         node_free(ns[i]);
     }
     free(a);
-}
-
-static void test_many_inproc(void **state)
-{
-    (void)state;
-    check_many(K_INPROC);
-}
-static void test_many_tcp(void **state)
-{
-    (void)state;
-    check_many(K_TCP);
-}
-static void test_many_ipc(void **state)
-{
-    (void)state;
-    check_many(K_IPC);
 }
 
 /* Property: a message larger than the receiver's max_message is never
@@ -693,17 +627,6 @@ static void check_too_big(kind k)
     free(a);
 }
 
-static void test_too_big_inproc(void **state)
-{
-    (void)state;
-    check_too_big(K_INPROC);
-}
-static void test_too_big_tcp(void **state)
-{
-    (void)state;
-    check_too_big(K_TCP);
-}
-
 /* ---- raw nng sockets, for hostile input ---- */
 
 /* A raw pair1 socket that does not redial by itself (closing one while
@@ -741,8 +664,8 @@ static void raw_send_msg(nng_socket s, const rlog_msg *msg)
 /* Receives on a raw socket while polling `nd`, for up to ms; NULL if none. */
 static nng_msg *raw_recv(nng_socket s, node *nd, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms;
-    while (now_ms() < end) {
+    uint64_t end = tnode_now_ms() + (uint64_t)ms;
+    while (tnode_now_ms() < end) {
         nng_msg *m;
         if (nng_recvmsg(s, &m, NNG_FLAG_NONBLOCK) == 0) {
             return m;
@@ -856,7 +779,7 @@ static void check_hostile(kind k)
      * one is still being torn down a new pipe may be turned away (with
      * the hello), so a fresh socket tries again. */
     nng_socket good;
-    uint64_t end = now_ms() + WAIT_MS;
+    uint64_t end = tnode_now_ms() + WAIT_MS;
     for (;;) {
         good = raw_pair();
         assert_int_equal(nng_dial(good, where, NULL, 0), 0);
@@ -867,7 +790,7 @@ static void check_hostile(kind k)
             break;
         }
         nng_close(good);
-        assert_true(now_ms() < end);
+        assert_true(tnode_now_ms() < end);
     }
     nng_msg *m = raw_recv(good, l, WAIT_MS);
     assert_non_null(m);
@@ -1079,17 +1002,6 @@ static void test_rules(void **state)
     assert_non_null(strstr(err, "address"));
 }
 
-static void test_hostile_inproc(void **state)
-{
-    (void)state;
-    check_hostile(K_INPROC);
-}
-static void test_hostile_tcp(void **state)
-{
-    (void)state;
-    check_hostile(K_TCP);
-}
-
 /* Property: when the per-peer queue is full (the peer stopped reading and
  * nng's buffers are full), each send drops the OLDEST queued message with
  * RLOG_EFULL: every send completes exactly once, the drops oldest first,
@@ -1153,7 +1065,7 @@ static void check_restart_listener(kind k)
     /* Restart on the same address (tcp: retry while the port is busy). */
     rlog_transport_config cl;
     cfg_defaults(&cl, 1, fixed);
-    uint64_t end = now_ms() + WAIT_MS;
+    uint64_t end = tnode_now_ms() + WAIT_MS;
     l = calloc(1, sizeof *l);
     l->id = 1;
     l->owner = pthread_self();
@@ -1169,7 +1081,7 @@ static void check_restart_listener(kind k)
         }
         assert_int_equal(rc, RLOG_EBUSY);
         l->t->close(l->t);
-        assert_true(now_ms() < end);
+        assert_true(tnode_now_ms() < end);
         PUMP_FOR(20, d);
     }
     PUMP_UNTIL(l->ups[2] == 1 && d->ups[1] == 2, l, d);
@@ -1182,22 +1094,6 @@ static void check_restart_listener(kind k)
     node_free(l);
     free(fixed);
     free(a);
-}
-
-static void test_restart_listener_inproc(void **state)
-{
-    (void)state;
-    check_restart_listener(K_INPROC);
-}
-static void test_restart_listener_tcp(void **state)
-{
-    (void)state;
-    check_restart_listener(K_TCP);
-}
-static void test_restart_listener_ipc(void **state)
-{
-    (void)state;
-    check_restart_listener(K_IPC);
 }
 
 /* Property: a restarted dialer with the same id replaces the stale
@@ -1234,17 +1130,6 @@ static void check_replace_stale(kind k)
     node_free(d2);
     node_free(l);
     free(a);
-}
-
-static void test_replace_stale_inproc(void **state)
-{
-    (void)state;
-    check_replace_stale(K_INPROC);
-}
-static void test_replace_stale_tcp(void **state)
-{
-    (void)state;
-    check_replace_stale(K_TCP);
 }
 
 /* The last "server <id> at ... up (...)" line of nd's log ("" if none). */
@@ -1298,17 +1183,6 @@ static void check_crossing(kind k)
     node_free(n2);
     free(a1);
     free(a2);
-}
-
-static void test_crossing_inproc(void **state)
-{
-    (void)state;
-    check_crossing(K_INPROC);
-}
-static void test_crossing_tcp(void **state)
-{
-    (void)state;
-    check_crossing(K_TCP);
 }
 
 /* Raw rendezvous + dedicated hello as server `id` to l: returns the pair1
@@ -1437,9 +1311,9 @@ static void *poster_main(void *arg)
     }
     if (p->woken != NULL) {
         /* Watchdog: the owner blocks in poll(-1); it must wake. */
-        uint64_t end = now_ms() + 10000;
+        uint64_t end = tnode_now_ms() + 10000;
         while (!atomic_load(p->woken)) {
-            if (now_ms() > end) {
+            if (tnode_now_ms() > end) {
                 fprintf(stderr, "post() did not wake poll(-1)\n");
                 abort();
             }
@@ -1523,17 +1397,6 @@ static void check_close_pending(kind k)
     free(a);
 }
 
-static void test_close_pending_inproc(void **state)
-{
-    (void)state;
-    check_close_pending(K_INPROC);
-}
-static void test_close_pending_tcp(void **state)
-{
-    (void)state;
-    check_close_pending(K_TCP);
-}
-
 /* Property: inside close, peer_down runs and post() answers RLOG_ECLOSED. */
 static void test_close_refuses_post(void **state)
 {
@@ -1591,12 +1454,12 @@ static void test_close_from_callback(void **state)
     rlog_msg m = seq_msg(2, 1);
     assert_int_equal(d->t->send(d->t, 1, &m, NULL, NULL), 0);
     l->on_recv = close_from_recv;
-    uint64_t end = now_ms() + WAIT_MS;
+    uint64_t end = tnode_now_ms() + WAIT_MS;
     int r = 0;
     while (l->t != NULL) {
         rlog_transport *t = l->t;
         r = t->poll(t, 1);
-        assert_true(now_ms() < end);
+        assert_true(tnode_now_ms() < end);
         assert_true(d->t->poll(d->t, 0) >= 0);
     }
     assert_int_equal(r, -RLOG_ECLOSED);
@@ -1741,41 +1604,55 @@ __attribute__((visibility("default"))) const char *__lsan_default_suppressions(v
     return "leak:check_hostile\n";
 }
 
+/* A check that runs over each transport kind: every (check, kind) pair
+ * is its own registered test, test_<check>_<kind>, one body for all. */
+typedef struct by_kind {
+    void (*check)(kind k);
+    kind k;
+} by_kind;
+
+static void test_by_kind(void **state)
+{
+    const by_kind *c = *state;
+    c->check(c->k);
+}
+
+#define KIND_TEST(name, suffix, kd)                                                                \
+    TU_CASE("test_" #name "_" #suffix, test_by_kind, &(by_kind){.check = check_##name, .k = kd})
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_hello_inproc),
-        cmocka_unit_test(test_hello_tcp),
-        cmocka_unit_test(test_hello_ipc),
-        cmocka_unit_test(test_many_inproc),
-        cmocka_unit_test(test_many_tcp),
-        cmocka_unit_test(test_many_ipc),
-        cmocka_unit_test(test_too_big_inproc),
-        cmocka_unit_test(test_too_big_tcp),
-        cmocka_unit_test(test_hostile_inproc),
-        cmocka_unit_test(test_hostile_tcp),
+        KIND_TEST(hello, inproc, K_INPROC),
+        KIND_TEST(hello, tcp, K_TCP),
+        KIND_TEST(hello, ipc, K_IPC),
+        KIND_TEST(many, inproc, K_INPROC),
+        KIND_TEST(many, tcp, K_TCP),
+        KIND_TEST(many, ipc, K_IPC),
+        KIND_TEST(too_big, inproc, K_INPROC),
+        KIND_TEST(too_big, tcp, K_TCP),
+        KIND_TEST(hostile, inproc, K_INPROC),
+        KIND_TEST(hostile, tcp, K_TCP),
         cmocka_unit_test(test_hostile_listener),
         cmocka_unit_test(test_queue_overflow),
-        cmocka_unit_test(test_restart_listener_inproc),
-        cmocka_unit_test(test_restart_listener_tcp),
-        cmocka_unit_test(test_restart_listener_ipc),
-        cmocka_unit_test(test_replace_stale_inproc),
-        cmocka_unit_test(test_replace_stale_tcp),
-        cmocka_unit_test(test_crossing_inproc),
-        cmocka_unit_test(test_crossing_tcp),
+        KIND_TEST(restart_listener, inproc, K_INPROC),
+        KIND_TEST(restart_listener, tcp, K_TCP),
+        KIND_TEST(restart_listener, ipc, K_IPC),
+        KIND_TEST(replace_stale, inproc, K_INPROC),
+        KIND_TEST(replace_stale, tcp, K_TCP),
+        KIND_TEST(crossing, inproc, K_INPROC),
+        KIND_TEST(crossing, tcp, K_TCP),
         cmocka_unit_test(test_crossing_rule),
         cmocka_unit_test(test_connect_any_and_disconnect),
         cmocka_unit_test(test_post),
-        cmocka_unit_test(test_close_pending_inproc),
-        cmocka_unit_test(test_close_pending_tcp),
+        KIND_TEST(close_pending, inproc, K_INPROC),
+        KIND_TEST(close_pending, tcp, K_TCP),
         cmocka_unit_test(test_close_refuses_post),
         cmocka_unit_test(test_close_from_callback),
         cmocka_unit_test(test_owner_thread),
     };
-    if (getenv("RLOG_TEST_FILTER") != NULL) {
-        cmocka_set_test_filter(getenv("RLOG_TEST_FILTER"));
-    }
-    return cmocka_run_group_tests(tests, NULL, teardown_all);
+    return tu_run("transport_nng", tests, sizeof tests / sizeof tests[0], NULL, NULL, NULL,
+                  teardown_all);
 }

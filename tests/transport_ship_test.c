@@ -1664,9 +1664,5 @@ int main(void)
         cmocka_unit_test(test_follower_dir_locked),
         cmocka_unit_test(test_status_query),
     };
-    const char *only = getenv("SHIP_TEST_ONLY"); /* e.g. "*restart*" */
-    if (only != NULL) {
-        cmocka_set_test_filter(only);
-    }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN("transport_ship", tests, NULL, NULL);
 }

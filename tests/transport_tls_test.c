@@ -78,6 +78,11 @@ static void test_tls_good(void **state)
     tnode *e = tls_node(3, "ca", "n3", false);
     assert_int_equal(e->t->connect(e->t, 0, tnode_addr(l)), 0);
     TNODE_PUMP_UNTIL(l->ups[3] == 1 && e->ups[1] == 1, l, d, e);
+    if (strstr(l->log, "TLS handshake") != NULL) {
+        /* seen twice under load ~15 (not reproduced in 6 runs): say what */
+        printf("listener log:\n%s\ndialer 2 log:\n%s\ndialer 3 log:\n%s\n", l->log, d->log,
+               e->log);
+    }
     assert_null(strstr(l->log, "TLS handshake"));
     tnode_free(e);
     tnode_free(d);
@@ -195,5 +200,6 @@ int main(void)
         cmocka_unit_test(test_tls_other_ca),      cmocka_unit_test(test_tls_claims_other_id),
         cmocka_unit_test(test_tls_config_errors),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return tu_run("transport_tls", tests, sizeof tests / sizeof tests[0], NULL, NULL, group_setup,
+                  group_teardown);
 }

@@ -16,27 +16,14 @@
 
 #include "rlog/vfs.h"
 
-typedef struct fixture {
-    char *dir;
-    rlog_vfs *vfs;
-} fixture;
+/* A scratch directory and the posix vfs. */
+typedef tu_dir_fx fixture;
 
 static int setup(void **state)
 {
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    fx->dir = tu_mkdtemp("vfs_posix");
-    fx->vfs = rlog_vfs_posix();
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    tu_rmdir_r(fx->dir);
-    free(fx->dir);
-    free(fx);
+    if (tu_dir_setup(state))
+        return -1;
+    ((fixture *)*state)->vfs = rlog_vfs_posix();
     return 0;
 }
 
@@ -496,21 +483,21 @@ static void test_env_clock_and_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_pwrite_pread_round_trip_at_offsets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_write_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pread_short_at_eof, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_flags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_descriptors_are_cloexec, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_contents, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rename_replaces, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unlink_then_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mkdir_and_sync_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_excludes_until_unlock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_allocate_truncate_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_pwrite_same_file, setup, teardown),
-        cmocka_unit_test(test_singletons),
-        cmocka_unit_test(test_env_clock_and_random),
+        cmocka_unit_test(test_pwrite_pread_round_trip_at_offsets),
+        cmocka_unit_test(test_large_write_round_trip),
+        cmocka_unit_test(test_pread_short_at_eof),
+        cmocka_unit_test(test_open_flags),
+        cmocka_unit_test(test_create_mode),
+        cmocka_unit_test(test_descriptors_are_cloexec),
+        cmocka_unit_test(test_list_contents),
+        cmocka_unit_test(test_rename_replaces),
+        cmocka_unit_test(test_unlink_then_list),
+        cmocka_unit_test(test_mkdir_and_sync_dir),
+        cmocka_unit_test(test_lock_excludes_until_unlock),
+        cmocka_unit_test(test_allocate_truncate_size),
+        cmocka_unit_test(test_concurrent_pwrite_same_file),
+        TU_NO_FIXTURE(test_singletons),
+        TU_NO_FIXTURE(test_env_clock_and_random),
     };
-    return cmocka_run_group_tests_name("vfs_posix", tests, NULL, NULL);
+    return TU_RUN("vfs_posix", tests, setup, tu_dir_teardown);
 }

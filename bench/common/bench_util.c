@@ -19,6 +19,41 @@ uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+const char *bench_data_root(void)
+{
+    const char *d = getenv("RLOG_BENCH_DIR");
+    return d && *d ? d : "bench-data";
+}
+
+bool bench_common_arg(int argc, char **argv, int *i, int *rounds, double *seconds)
+{
+    if (*i + 1 >= argc)
+        return false;
+    if (rounds && strcmp(argv[*i], "--rounds") == 0) {
+        *rounds = atoi(argv[++*i]);
+        if (*rounds < 1 || *rounds > 100)
+            bench_die("--rounds", "must be in 1 .. 100");
+        return true;
+    }
+    if (strcmp(argv[*i], "--seconds") == 0) {
+        *seconds = atof(argv[++*i]);
+        if (*seconds <= 0 || *seconds > 600)
+            bench_die("--seconds", "must be in (0, 600]");
+        return true;
+    }
+    return false;
+}
+
+double bench_rate(uint64_t records, double seconds)
+{
+    return seconds > 0 ? (double)records / seconds : 0;
+}
+
+double bench_per_sync(uint64_t records, uint64_t syncs)
+{
+    return syncs ? (double)records / (double)syncs : 0;
+}
+
 void bench_die(const char *what, const char *detail)
 {
     fprintf(stderr, "bench: %s: %s\n", what, detail);
@@ -168,33 +203,67 @@ rlog_vfs *bench_counting_vfs(void)
     return &v;
 }
 
+/* ---- threads for a while ---- */
+
+typedef struct threads_arg {
+    void (*worker)(void *data, int idx, const atomic_bool *stop);
+    void *data;
+    int idx;
+    const atomic_bool *stop;
+} threads_arg;
+
+static void *threads_main(void *p)
+{
+    threads_arg *a = p;
+    a->worker(a->data, a->idx, a->stop);
+    return NULL;
+}
+
+double bench_threads_run(int threads, double seconds,
+                         void (*worker)(void *data, int idx, const atomic_bool *stop), void *data)
+{
+    pthread_t *tids = calloc((size_t)threads, sizeof *tids);
+    threads_arg *args = calloc((size_t)threads, sizeof *args);
+    if (!tids || !args)
+        bench_die("threads", "out of memory");
+    atomic_bool stop = false;
+    uint64_t start = bench_now_ns();
+    for (int i = 0; i < threads; i++) {
+        args[i] = (threads_arg){.worker = worker, .data = data, .idx = i, .stop = &stop};
+        if (pthread_create(&tids[i], NULL, threads_main, &args[i]))
+            bench_die("pthread_create", strerror(errno));
+    }
+    usleep((useconds_t)(seconds * 1e6));
+    atomic_store(&stop, true);
+    for (int i = 0; i < threads; i++)
+        pthread_join(tids[i], NULL);
+    double elapsed = (double)(bench_now_ns() - start) / 1e9;
+    free(args);
+    free(tids);
+    return elapsed;
+}
+
 /* ---- group commit ---- */
 
 typedef struct group_ctx {
     rlog_log *log;
     size_t record_size;
-    atomic_bool stop;
     atomic_uint_fast64_t records;
     atomic_uint_fast64_t max_ns;
 } group_ctx;
 
-typedef struct group_arg {
-    group_ctx *g;
-    int idx;
-} group_arg;
-
-static void *group_thread(void *p)
+static void group_worker(void *data, int idx, const atomic_bool *stop)
 {
-    group_arg *a = p;
-    uint8_t *buf = malloc(a->g->record_size);
+    group_ctx *g = data;
+    uint8_t *buf = malloc(g->record_size);
     if (!buf)
         bench_die("group", "out of memory");
-    bench_fill(buf, a->g->record_size, (uint64_t)a->idx);
-    rlog_record rec = {.type = BENCH_TYPE, .len = (uint32_t)a->g->record_size, .data = buf};
+    bench_fill(buf, g->record_size, (uint64_t)idx);
+    rlog_record rec = {.type = BENCH_TYPE, .len = (uint32_t)g->record_size, .data = buf};
     uint64_t n = 0, max = 0;
-    while (!atomic_load_explicit(&a->g->stop, memory_order_relaxed)) {
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
         uint64_t t0 = bench_now_ns();
-        int rv = rlog_append(a->g->log, &rec, 1, NULL);
+        int rv = rlog_append(g->log, &rec, 1, NULL);
         if (rv)
             bench_die("rlog_append (group)", rlog_strerror(rv));
         uint64_t d = bench_now_ns() - t0;
@@ -202,21 +271,18 @@ static void *group_thread(void *p)
             max = d;
         n++;
     }
-    atomic_fetch_add(&a->g->records, n);
-    uint_fast64_t seen = atomic_load(&a->g->max_ns);
-    while (max > seen && !atomic_compare_exchange_weak(&a->g->max_ns, &seen, max))
+    atomic_fetch_add(&g->records, n);
+    uint_fast64_t seen = atomic_load(&g->max_ns);
+    while (max > seen && !atomic_compare_exchange_weak(&g->max_ns, &seen, max))
         ;
     free(buf);
-    return NULL;
 }
 
 bench_group_result bench_group_run(const char *dir, int threads, size_t record_size, double seconds,
                                    bool io_thread)
 {
     group_ctx *g = calloc(1, sizeof *g);
-    pthread_t *tids = calloc((size_t)threads, sizeof *tids);
-    group_arg *args = calloc((size_t)threads, sizeof *args);
-    if (!g || !tids || !args)
+    if (!g)
         bench_die("group", "out of memory");
     g->record_size = record_size;
     g->log = bench_log_open(dir, RLOG_SYNC_GROUP, 0, NULL, 0);
@@ -229,18 +295,8 @@ bench_group_result bench_group_run(const char *dir, int threads, size_t record_s
         if (rlog_open(dir, &o, &g->log, &rep))
             bench_die("reopen (group)", rep.message);
     }
-    uint64_t start = bench_now_ns();
-    for (int i = 0; i < threads; i++) {
-        args[i] = (group_arg){.g = g, .idx = i};
-        if (pthread_create(&tids[i], NULL, group_thread, &args[i]))
-            bench_die("pthread_create", strerror(errno));
-    }
-    usleep((useconds_t)(seconds * 1e6));
-    atomic_store(&g->stop, true);
-    for (int i = 0; i < threads; i++)
-        pthread_join(tids[i], NULL);
     bench_group_result r = {0};
-    r.seconds = (double)(bench_now_ns() - start) / 1e9;
+    r.seconds = bench_threads_run(threads, seconds, group_worker, g);
     r.records = atomic_load(&g->records);
     r.max_us = (double)atomic_load(&g->max_ns) / 1e3;
     rlog_metrics m;
@@ -250,8 +306,6 @@ bench_group_result bench_group_run(const char *dir, int threads, size_t record_s
     if (rv)
         bench_die("rlog_close (group)", rlog_strerror(rv));
     bench_rm_rf(dir);
-    free(args);
-    free(tids);
     free(g);
     return r;
 }

@@ -17,6 +17,22 @@
 
 #define BENCH_TYPE RLOG_TYPE_USER_MIN
 
+/* The data directory every benchmark writes under: $RLOG_BENCH_DIR, or
+ * ./bench-data. */
+const char *bench_data_root(void);
+/* Its line in every benchmark's usage message. */
+#define BENCH_USAGE_DATA "  data directory: $RLOG_BENCH_DIR or ./bench-data (removed at the end)\n"
+
+/* The options more than one benchmark takes: when argv[*i] is --rounds N
+ * (1 .. 100) or --seconds S (0 < S <= 600), stores the value (dies when
+ * it is out of range), steps *i past it and returns true; otherwise false.
+ * ROUNDS NULL: the program takes no --rounds. */
+bool bench_common_arg(int argc, char **argv, int *i, int *rounds, double *seconds);
+
+/* Records per second (0 for no time) and records per sync (0 for none). */
+double bench_rate(uint64_t records, double seconds);
+double bench_per_sync(uint64_t records, uint64_t syncs);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
 
@@ -51,6 +67,13 @@ rlog_vfs *bench_counting_vfs(void);
  * ts[3 * i], ts[3 * i + 1], ts[3 * i + 2] for i < cap; *n counts them
  * (also past cap). NULL stops the recording. */
 void bench_vfs_time_syncs(uint64_t *ts, size_t cap, _Atomic size_t *n);
+
+/* Runs THREADS threads of WORKER(DATA, index 0..THREADS-1, STOP) for
+ * SECONDS; a worker loops until *STOP is set, then returns. Returns the
+ * wall time from the first thread's start to the last one's end. Dies when
+ * a thread cannot start. */
+double bench_threads_run(int threads, double seconds,
+                         void (*worker)(void *data, int idx, const atomic_bool *stop), void *data);
 
 /* Result of a group-commit run. */
 typedef struct bench_group_result {

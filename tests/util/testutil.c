@@ -1,9 +1,9 @@
 #include "util/testutil.h"
+#include "bench/common/bench_util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,50 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+int tu_run(const char *group, const struct CMUnitTest *tests, size_t n, CMFixtureFunction setup,
+           CMFixtureFunction teardown, CMFixtureFunction group_setup,
+           CMFixtureFunction group_teardown)
+{
+    struct CMUnitTest *all = calloc(n, sizeof *all);
+    if (all == NULL) {
+        fprintf(stderr, "%s: out of memory for %zu tests\n", group, n);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        all[i] = tests[i];
+        if (all[i].setup_func == NULL && all[i].teardown_func == NULL) {
+            all[i].setup_func = setup;
+            all[i].teardown_func = teardown;
+        }
+    }
+    const char *only = getenv("RLOG_TEST_FILTER");
+    if (only != NULL && *only != '\0')
+        cmocka_set_test_filter(only);
+    int failed = _cmocka_run_group_tests(group, all, n, group_setup, group_teardown);
+    free(all);
+    return failed;
+}
+
+int tu_no_fixture(void **state)
+{
+    (void)state;
+    return 0;
+}
+
+uint64_t tu_seeds_to_run(const char *env_var, uint64_t normal, uint64_t sanitized)
+{
+    const char *e = getenv(env_var);
+    if (e != NULL && *e != '\0')
+        return strtoull(e, NULL, 10);
+#if defined(__SANITIZE_ADDRESS__)
+    (void)normal;
+    return sanitized;
+#else
+    (void)sanitized;
+    return normal;
+#endif
+}
 
 char *tu_mkdtemp(const char *tag)
 {
@@ -33,19 +77,10 @@ char *tu_mkdtemp(const char *tag)
     return path;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(p);
-    return 0;
-}
-
 void tu_rmdir_r(const char *path)
 {
     if (path)
-        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        bench_rm_rf(path);
 }
 
 const char *tu_path(const char *dir, const char *name)
@@ -344,6 +379,27 @@ rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mod
     if (rv)
         fail_msg("open %s: %s: %s", dir, rlog_errname(rv), rep.message);
     return rs;
+}
+
+const char *tu_rs_put_snapshot(rlog_rs *rs, uint64_t index, uint64_t term, const char *conf,
+                               const void *data, size_t len, unsigned trailing)
+{
+    rlog_rs_buf b = {data, len};
+    rlog_rs_snapshot_desc d = {.index = index,
+                               .term = term,
+                               .conf_index = 1,
+                               .conf = conf,
+                               .conf_len = strlen(conf),
+                               .bufs = &b,
+                               .n_bufs = 1,
+                               .trailing = trailing};
+    assert_int_equal(rlog_rs_snapshot_put(rs, &d), 0);
+    rlog_rs_snapshot s;
+    assert_int_equal(rlog_rs_snapshot_get(rs, &s), 0);
+    static char name[256];
+    snprintf(name, sizeof name, "%s", s.file);
+    rlog_rs_snapshot_release(&s);
+    return name;
 }
 
 void tu_rs_expect_same_entries(rlog_rs *a, uint64_t a_first, uint64_t a_last, rlog_rs *b,

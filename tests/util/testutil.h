@@ -32,6 +32,34 @@ int tu_dir_teardown(void **state);
  * tu_fault_teardown. */
 int tu_fault_setup(void **state);
 int tu_fault_teardown(void **state);
+/* How many seeds a simulator test runs: $env_var when set, else `normal`,
+ * or `sanitized` in an ASan build (which runs several times slower). */
+uint64_t tu_seeds_to_run(const char *env_var, uint64_t normal, uint64_t sanitized);
+/* Runs the cmocka group `group`: the entries that name no fixture of their
+ * own under setup/teardown (a binary names its per-test fixture once, not in
+ * each entry; NULL: none), the group under group_setup/group_teardown.
+ * RLOG_TEST_FILTER, a cmocka pattern such as "*restart*", runs only the
+ * matching tests. Returns the number of failed tests. */
+int tu_run(const char *group, const struct CMUnitTest *tests, size_t n, CMFixtureFunction setup,
+           CMFixtureFunction teardown, CMFixtureFunction group_setup,
+           CMFixtureFunction group_teardown);
+#define TU_RUN(group, tests, setup, teardown)                                                      \
+    tu_run(group, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown, NULL, NULL)
+
+/* A tests[] entry that runs without the binary's per-test fixture (the
+ * fixture hooks of the entry do nothing; *state stays NULL). */
+int tu_no_fixture(void **state);
+#define TU_NO_FIXTURE(f) cmocka_unit_test_setup_teardown(f, tu_no_fixture, tu_no_fixture)
+
+/* A table-driven case for a tests[] list: BODY runs with *state = the
+ * case (a pointer to its parameters, e.g. a compound literal in main; the
+ * last argument, commas allowed), registered under its own NAME so that a
+ * failure names the case. */
+#define TU_CASE(name_, body, ...)                                                                  \
+    {                                                                                              \
+        .name = (name_), .test_func = (body), .initial_state = (void *)(__VA_ARGS__)               \
+    }
+
 /* vfs->open with `flags`; fails the test unless it opens. */
 rlog_file *tu_vfs_open(rlog_vfs *vfs, const char *path, unsigned flags);
 /* vfs->pwrite of len bytes at off; fails the test unless it succeeds and
@@ -80,6 +108,11 @@ int tu_rs_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, unsigned flags,
 /* The same through posix; fails the test, naming dir and the open report,
  * when it cannot. */
 rlog_rs *tu_rs_open(const char *dir, uint64_t seg, unsigned flags, rlog_sync_mode mode);
+/* Puts a snapshot at `index` of `term` (configuration `conf` from
+ * index 1, data one buffer of len bytes, keeping `trailing` entries) and
+ * returns its file's name (static buffer: valid until the next call). */
+const char *tu_rs_put_snapshot(rlog_rs *rs, uint64_t index, uint64_t term, const char *conf,
+                               const void *data, size_t len, unsigned trailing);
 /* Entries a_first..a_last of store a and b_first..b_last of store b are as
  * many, with the same terms and bytes. */
 void tu_rs_expect_same_entries(rlog_rs *a, uint64_t a_first, uint64_t a_last, rlog_rs *b,
@@ -135,6 +168,9 @@ uint64_t tu_sim_run_thrice(rlog_sim_options *o, rlog_sim_result *r);
 int tu_rlog(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The path of that tool: $RLOG_BIN, or ./rlog. */
 const char *tu_rlog_bin(void);
+/* The tool tests' usual log: TU_LOG_COUNT records of TU_LOG_SIZE bytes,
+ * written with seed TU_LOG_SEED over several 64 KiB segments. */
+enum { TU_LOG_SEED = 7, TU_LOG_COUNT = 2000, TU_LOG_SIZE = 200 };
 /* A cmocka fixture for tests of the tool: a scratch directory and the
  * path of a log inside it (not created). */
 typedef struct tu_log_fx {

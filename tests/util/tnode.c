@@ -41,19 +41,24 @@ static void tnode_down(void *data, uint64_t peer, int reason)
     nd->downs[peer]++;
 }
 
-static void tnode_logger(void *data, rlog_level level, const char *msg)
+void tnode_keep_line(char *log, size_t *loglen, size_t cap, rlog_level level, const char *msg)
 {
-    tnode *nd = data;
     if (getenv("RLOG_TEST_VERBOSE") != NULL) {
         fprintf(stderr, "[%d] %s\n", (int)level, msg);
     }
     size_t len = strlen(msg);
-    if (nd->loglen + len + 2 < TNODE_LOGCAP) {
-        memcpy(nd->log + nd->loglen, msg, len);
-        nd->loglen += len;
-        nd->log[nd->loglen++] = '\n';
-        nd->log[nd->loglen] = '\0';
+    if (*loglen + len + 2 < cap) {
+        memcpy(log + *loglen, msg, len);
+        *loglen += len;
+        log[(*loglen)++] = '\n';
+        log[*loglen] = '\0';
     }
+}
+
+static void tnode_logger(void *data, rlog_level level, const char *msg)
+{
+    tnode *nd = data;
+    tnode_keep_line(nd->log, &nd->loglen, sizeof nd->log, level, msg);
 }
 
 int tnode_try_new(uint64_t id, const rlog_transport_config *cfg, tnode **out)

@@ -37,6 +37,10 @@ const char *tnode_addr(tnode *nd);
 /* Polls each node once (waiting up to 1 ms on the first when none ran). */
 void tnode_pump(tnode **ns, size_t k);
 uint64_t tnode_now_ms(void);
+/* A transport logger's body: appends msg and a newline to log (*loglen
+ * bytes used of cap; a line that does not fit is dropped) and echoes it to
+ * stderr when $RLOG_TEST_VERBOSE is set. */
+void tnode_keep_line(char *log, size_t *loglen, size_t cap, rlog_level level, const char *msg);
 /* A hello as a raw client would send it (address "", role Raft). */
 rlog_msg tnode_hello(uint64_t id, uint32_t proto, uint64_t flags);
 
@@ -50,27 +54,32 @@ void tnode_tls_cert(const char *dir, const char *ca, const char *name, const cha
  * dir/<ca>.crt (static buffers: valid until the next call). */
 void tnode_tls_cfg(rlog_transport_config *cfg, const char *dir, const char *ca, const char *name);
 
-/* Pumps the nodes until cond holds; fails the test after TNODE_WAIT_MS. */
-#define TNODE_PUMP_UNTIL(cond, ...)                                                                \
+/* Pumps the nodes (of type T, polled by pump(T **, size_t)) until cond
+ * holds; fails the test, naming the line and the condition, after wait_ms. */
+#define TNODE_PUMP_UNTIL_OF(T, pump, wait_ms, cond, ...)                                           \
     do {                                                                                           \
-        tnode *ns_[] = {__VA_ARGS__};                                                              \
-        uint64_t end_ = tnode_now_ms() + TNODE_WAIT_MS;                                            \
+        T *ns_[] = {__VA_ARGS__};                                                                  \
+        uint64_t end_ = tnode_now_ms() + (wait_ms);                                                \
         while (!(cond)) {                                                                          \
             if (tnode_now_ms() > end_) {                                                           \
-                fail_msg("timed out waiting for: %s", #cond);                                      \
+                fail_msg("%s:%d: timed out waiting for %s", __FILE__, __LINE__, #cond);            \
             }                                                                                      \
-            tnode_pump(ns_, sizeof ns_ / sizeof ns_[0]);                                           \
+            pump(ns_, sizeof ns_ / sizeof ns_[0]);                                                 \
         }                                                                                          \
     } while (0)
 
-/* Pumps the nodes for ms milliseconds. */
-#define TNODE_PUMP_FOR(ms, ...)                                                                    \
+/* Pumps the nodes (as above) for ms milliseconds. */
+#define TNODE_PUMP_FOR_OF(T, pump, ms, ...)                                                        \
     do {                                                                                           \
-        tnode *ns_[] = {__VA_ARGS__};                                                              \
+        T *ns_[] = {__VA_ARGS__};                                                                  \
         uint64_t end_ = tnode_now_ms() + (ms);                                                     \
         while (tnode_now_ms() < end_) {                                                            \
-            tnode_pump(ns_, sizeof ns_ / sizeof ns_[0]);                                           \
+            pump(ns_, sizeof ns_ / sizeof ns_[0]);                                                 \
         }                                                                                          \
     } while (0)
+
+#define TNODE_PUMP_UNTIL(cond, ...)                                                                \
+    TNODE_PUMP_UNTIL_OF(tnode, tnode_pump, TNODE_WAIT_MS, cond, __VA_ARGS__)
+#define TNODE_PUMP_FOR(ms, ...) TNODE_PUMP_FOR_OF(tnode, tnode_pump, ms, __VA_ARGS__)
 
 #endif

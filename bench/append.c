@@ -44,7 +44,9 @@
 #include <unistd.h>
 
 #include "bench/common/bench_util.h"
+#include "os/sync.h"
 #include "rlog/log.h"
+#include "rlog/vfs.h"
 
 #define RAW_FILE_SIZE    (64ull << 20)
 #define ROTATION_SEGMENT (4ull << 20)
@@ -133,23 +135,26 @@ static void samples_end(samples *s, result *r, uint64_t start, uint64_t end)
 
 /* ---- raw baseline ---- */
 
-static int raw_prepare(const bench_cfg *cfg)
+/* The raw file goes through the posix vfs and os/sync.h like rlog's own
+ * segments: the same pwrite(2) and fdatasync(2) behind the same calls,
+ * without the log. */
+static rlog_file *raw_prepare(const bench_cfg *cfg)
 {
-    const char *path = path_in(cfg, "raw.dat");
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        bench_die(path, strerror(errno));
-    static uint8_t zeros[1 << 20];
-    for (uint64_t off = 0; off < RAW_FILE_SIZE; off += sizeof zeros)
-        if (pwrite(fd, zeros, sizeof zeros, (off_t)off) != (ssize_t)sizeof zeros)
-            bench_die("pre-writing raw.dat", strerror(errno));
-    if (fdatasync(fd))
-        bench_die("fdatasync raw.dat", strerror(errno));
-    return fd;
+    return bench_prewritten(path_in(cfg, "raw.dat"), RAW_FILE_SIZE);
 }
 
-static result raw_run(const bench_cfg *cfg, int fd, size_t batch, size_t size)
+static void raw_remove(const bench_cfg *cfg, rlog_file *f)
 {
+    rlog_vfs *v = rlog_vfs_posix();
+    v->close(v, f);
+    v->unlink(v, path_in(cfg, "raw.dat"));
+}
+
+static result raw_run(const bench_cfg *cfg, rlog_file *f, size_t batch, size_t size)
+{
+    rlog_vfs *v = rlog_vfs_posix();
+    size_t done;
+    int e;
     size_t len = batch * size;
     uint8_t *buf = malloc(len);
     samples s = samples_new("raw");
@@ -163,10 +168,10 @@ static result raw_run(const bench_cfg *cfg, int fd, size_t batch, size_t size)
         if (off + len > RAW_FILE_SIZE)
             off = 0;
         uint64_t t0 = t;
-        if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len)
-            bench_die("pwrite raw.dat", strerror(errno));
-        if (fdatasync(fd))
-            bench_die("fdatasync raw.dat", strerror(errno));
+        if ((e = v->pwrite(v, f, buf, len, off, &done)) != 0)
+            bench_die("pwrite raw.dat", strerror(e));
+        if ((e = rlg_os_fdatasync(v, f)) != 0)
+            bench_die("fdatasync raw.dat", strerror(e));
         off += len;
         t = bench_now_ns();
         samples_call(&s, &r, t - t0, batch);
@@ -440,19 +445,18 @@ static void run_single(const bench_cfg *cfg)
         {"64x1k", "64 x 1 KiB per sync", 64, 1024, {0}, {0}},
     };
     const size_t ncases = sizeof cases / sizeof cases[0];
-    int raw_fd = raw_prepare(cfg);
+    rlog_file *raw_f = raw_prepare(cfg);
     printf("%-26s %12s %12s %7s %9s %9s %9s\n", "case", "rlog rec/s", "raw rec/s", "ratio",
            "p50 us", "p99 us", "max us");
     for (size_t i = 0; i < ncases; i++) {
         single_case *c = &cases[i];
-        c->raw = raw_run(cfg, raw_fd, c->batch, c->size);
+        c->raw = raw_run(cfg, raw_f, c->batch, c->size);
         c->rlog = rlog_run(cfg, c->batch, c->size);
         printf("%-26s %12.0f %12.0f %7.3f %9.1f %9.1f %9.1f\n", c->label, rate(&c->rlog),
                rate(&c->raw), rate(&c->rlog) / rate(&c->raw), c->rlog.p50_us, c->rlog.p99_us,
                c->rlog.max_us);
     }
-    close(raw_fd);
-    unlink(path_in(cfg, "raw.dat"));
+    raw_remove(cfg, raw_f);
     for (size_t i = 0; i < ncases; i++) {
         single_case *c = &cases[i];
         printf("rlog_%s_records_s=%.0f\nraw_%s_records_s=%.0f\nratio_%s=%.3f\n"
@@ -548,16 +552,15 @@ static void run_steady(const bench_cfg *cfg)
     steady_result sum[3];
     memset(sum, 0, sizeof sum);
     for (int round = 0; round < cfg->rounds; round++) {
-        int fd = raw_prepare(cfg);
+        rlog_file *raw_f = raw_prepare(cfg);
         uint64_t io0 = proc_write_bytes();
         steady_result r[3];
         memset(r, 0, sizeof r);
-        r[0].r = raw_run(cfg, fd, batch, size);
+        r[0].r = raw_run(cfg, raw_f, batch, size);
         r[0].wa_vfs = 1.0;
         r[0].wa_kernel =
             (double)(proc_write_bytes() - io0) / ((double)r[0].r.records * (double)size);
-        close(fd);
-        unlink(path_in(cfg, "raw.dat"));
+        raw_remove(cfg, raw_f);
         r[1] = steady_run(cfg, true);
         r[2] = steady_run(cfg, false);
         printf("round %d: rlog/raw %.3f (p99 %.0f vs %.0f us, max %.0f vs %.0f us), "

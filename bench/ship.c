@@ -73,9 +73,11 @@
 #include <nng/protocol/pair1/pair.h>
 
 #include "bench/common/bench_util.h"
+#include "os/sync.h"
 #include "rlog/log.h"
 #include "rlog/ship.h"
 #include "rlog/transport.h"
+#include "rlog/vfs.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -200,27 +202,27 @@ static double raw_throughput(uint64_t n, size_t size, double *rtt_us)
  * ceiling of a follower's catch-up on this disk. */
 static double disk_throughput(const char *dir, uint64_t bytes, uint64_t seg_size)
 {
-    mkdir(dir, 0755);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    size_t chunk = 1u << 20;
+    rlog_vfs *v = rlog_vfs_posix();
+    v->mkdir(v, dir);
+    size_t chunk = 1u << 20, done_now;
     void *buf = malloc(chunk);
     memset(buf, 0xa5, chunk);
     uint64_t t0 = bench_now_ns(), done = 0;
     for (unsigned i = 0; done < bytes; i++) {
         char path[4300];
         snprintf(path, sizeof path, "%.4200s/f%u", dir, i);
-        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0)
-            bench_die("disk baseline", strerror(errno));
+        rlog_file *f = NULL;
+        int e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &f);
+        if (e)
+            bench_die("disk baseline", strerror(e));
         for (uint64_t off = 0; off < seg_size && done < bytes; off += chunk, done += chunk)
-            if (pwrite(fd, buf, chunk, (off_t)off) != (ssize_t)chunk)
+            if (v->pwrite(v, f, buf, chunk, off, &done_now))
                 bench_die("disk baseline", "short write");
-        fdatasync(fd);
-        close(fd);
-        fsync(dfd);
+        rlg_os_fdatasync(v, f);
+        v->close(v, f);
+        rlg_os_sync_dir(v, dir);
     }
     double secs = (double)(bench_now_ns() - t0) / 1e9;
-    close(dfd);
     free(buf);
     bench_rm_rf(dir);
     return (double)done / secs / 1e6;
@@ -240,23 +242,17 @@ typedef struct raw_pipe {
     uint64_t *done_ns; /* leader-durable time of record i */
     uint64_t *lag_ns;
     size_t nlag, cap;
-    int fd;
+    rlog_file *f; /* the follower's file (posix vfs) */
 } raw_pipe;
 
-static int prewritten_file(const char *path)
+/* One record's (or batch's) durable write in the raw pipeline: pwrite and
+ * fdatasync through the posix vfs and os/sync.h, as rlog's own writes. */
+static void pipe_write(rlog_file *f, const void *buf, size_t len, uint64_t off, const char *who)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        bench_die("raw pipeline", strerror(errno));
-    size_t chunk = 1u << 20;
-    void *zero = calloc(1, chunk);
-    for (uint64_t off = 0; off < PIPE_FILE; off += chunk)
-        if (pwrite(fd, zero, chunk, (off_t)off) != (ssize_t)chunk)
-            bench_die("raw pipeline", "short write");
-    free(zero);
-    if (fdatasync(fd))
-        bench_die("raw pipeline", strerror(errno));
-    return fd;
+    rlog_vfs *v = rlog_vfs_posix();
+    size_t done;
+    if (v->pwrite(v, f, buf, len, off, &done) || rlg_os_fdatasync(v, f))
+        bench_die("raw pipeline", who);
 }
 
 /* The follower of the raw pipeline: whatever the leader made durable since
@@ -279,8 +275,7 @@ static void *raw_pipe_follower(void *arg)
         size_t len = (size_t)(to - from) * PIPE_REC;
         if (off + len > PIPE_FILE)
             off = 0;
-        if (pwrite(p->fd, buf, len, (off_t)off) != (ssize_t)len || fdatasync(p->fd))
-            bench_die("raw pipeline", "follower write");
+        pipe_write(p->f, buf, len, off, "follower write");
         off += len;
         uint64_t t = bench_now_ns();
         for (uint64_t i = from; i < to && i < p->cap; i++)
@@ -310,8 +305,8 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
     mkdir(dir, 0755);
     snprintf(lpath, sizeof lpath, "%.4200s/leader", dir);
     snprintf(fpath, sizeof fpath, "%.4200s/follower", dir);
-    int lfd = prewritten_file(lpath);
-    raw_pipe p = {.cap = 4u << 20, .fd = prewritten_file(fpath)};
+    rlog_file *lf = bench_prewritten(lpath, PIPE_FILE);
+    raw_pipe p = {.cap = 4u << 20, .f = bench_prewritten(fpath, PIPE_FILE)};
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     p.done_ns = calloc(p.cap, sizeof *p.done_ns);
@@ -326,8 +321,7 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
         uint64_t s0 = bench_now_ns();
         if (off + PIPE_REC > PIPE_FILE)
             off = 0;
-        if (pwrite(lfd, rec, PIPE_REC, (off_t)off) != (ssize_t)PIPE_REC || fdatasync(lfd))
-            bench_die("raw pipeline", "leader write");
+        pipe_write(lf, rec, PIPE_REC, off, "leader write");
         off += PIPE_REC;
         uint64_t s1 = bench_now_ns();
         sync[n] = s1 - s0;
@@ -342,8 +336,9 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
     pthread_cond_signal(&p.cv);
     pthread_mutex_unlock(&p.mu);
     pthread_join(t, NULL);
-    close(lfd);
-    close(p.fd);
+    rlog_vfs *v = rlog_vfs_posix();
+    v->close(v, lf);
+    v->close(v, p.f);
     bench_rm_rf(dir);
     qsort(p.lag_ns, p.nlag, sizeof *p.lag_ns, cmp_u64);
     qsort(sync, n, sizeof *sync, cmp_u64);

@@ -203,24 +203,14 @@ void rlg_seg_name(uint64_t seq, char *buf, size_t cap)
     snprintf(buf, cap, "%016" PRIx64 ".seg", seq);
 }
 
+bool rlg_seg_name_form(const char *name, uint64_t *seq)
+{
+    return strlen(name) == 20 && strcmp(name + 16, ".seg") == 0 && rlg_get_hex16(name, seq);
+}
+
 bool rlg_seg_parse_name(const char *name, uint64_t *seq)
 {
-    if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
-        return false;
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = name[i];
-        int d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else
-            return false;
-        v = (v << 4) | (uint64_t)d;
-    }
-    *seq = v;
-    return v != 0;
+    return rlg_seg_name_form(name, seq) && *seq != 0;
 }
 
 void rlog_segment_name(uint64_t seq, char *buf, size_t cap)

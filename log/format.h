@@ -232,5 +232,8 @@ rlg_run_status rlg_run_mark_decode(const uint8_t *in, size_t len, rlg_run_mark *
 /* "%016llx.seg"; parses a name back (false when it is not a segment name). */
 void rlg_seg_name(uint64_t seq, char *buf, size_t cap);
 bool rlg_seg_parse_name(const char *name, uint64_t *seq);
+/* Whether name has a segment name's form, sequence 0 included (the CLI
+ * lists such a file as a segment to report it); *seq gets the number. */
+bool rlg_seg_name_form(const char *name, uint64_t *seq);
 
 #endif /* RLG_FORMAT_H */

@@ -68,6 +68,31 @@ static void parent_of(const char *dir, char *buf, size_t cap)
         *slash = 0;
 }
 
+/* Calls fn(l, name, arg) for each name in the log's directory until one
+ * returns non-zero, which it returns. */
+static int each_name(rlog_log *l, int (*fn)(rlog_log *l, const char *name, void *arg), void *arg)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int e = l->vfs->list(l->vfs, l->dir, &names, &n);
+    if (e)
+        return rlg_fail(l, rlog_from_errno(e), "listing '%s': %s", l->dir, strerror(e));
+    int rv = 0;
+    for (size_t i = 0; i < n && !rv; i++)
+        rv = fn(l, names[i], arg);
+    rlog_vfs_free_names(names, n);
+    return rv;
+}
+
+/* Unlinks path (one already gone is fine); no directory sync. */
+static int remove_path(rlog_log *l, const char *path)
+{
+    int e = l->vfs->unlink(l->vfs, path);
+    if (e && e != ENOENT)
+        return rlg_fail(l, rlog_from_errno(e), "removing %s: %s", path, strerror(e));
+    return 0;
+}
+
 static int remove_files(rlog_log *l, const uint64_t *seqs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -84,28 +109,23 @@ static int remove_files(rlog_log *l, const uint64_t *seqs, size_t n)
 
 /* Recovery said "not a log": any segment files are all-zero leftovers of an
  * interrupted creation. Remove them so creation starts from nothing. */
+static int remove_leftover(rlog_log *l, const char *name, void *arg)
+{
+    (void)arg;
+    uint64_t seq;
+    if (rlg_seg_parse_name(name, &seq))
+        return remove_files(l, &seq, 1);
+    if (rlg_is_temp_name(name)) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", l->dir, name);
+        return remove_path(l, path);
+    }
+    return 0;
+}
+
 static int remove_leftovers(rlog_log *l)
 {
-    char **names = NULL;
-    size_t n = 0;
-    int e = l->vfs->list(l->vfs, l->dir, &names, &n);
-    if (e)
-        return rlg_fail(l, rlog_from_errno(e), "listing '%s': %s", l->dir, strerror(e));
-    int rv = 0;
-    for (size_t i = 0; i < n && !rv; i++) {
-        uint64_t seq;
-        if (rlg_seg_parse_name(names[i], &seq))
-            rv = remove_files(l, &seq, 1);
-        if (rlg_is_temp_name(names[i])) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", l->dir, names[i]);
-            int ue = l->vfs->unlink(l->vfs, path);
-            if (ue && ue != ENOENT)
-                rv = rlg_fail(l, rlog_from_errno(ue), "removing %s: %s", path, strerror(ue));
-        }
-    }
-    rlog_vfs_free_names(names, n);
-    return rv;
+    return each_name(l, remove_leftover, NULL);
 }
 
 /* Writes segment 1 of a new log under a temporary name — zeros, header,
@@ -306,21 +326,19 @@ static int adopt_spares(rlog_log *l, const rlg_recovery *r)
 
 /* Repair dropped segments seq >= from: delete them, newest first, so the
  * files left always form a contiguous run. */
+static int note_top(rlog_log *l, const char *name, void *arg)
+{
+    (void)l;
+    uint64_t seq, *top = arg;
+    if (rlg_seg_parse_name(name, &seq) && seq > *top)
+        *top = seq;
+    return 0;
+}
+
 static int delete_dropped(rlog_log *l, uint64_t from)
 {
-    char **names = NULL;
-    size_t n = 0;
-    int e = l->vfs->list(l->vfs, l->dir, &names, &n);
-    if (e)
-        return rlg_fail(l, rlog_from_errno(e), "listing '%s': %s", l->dir, strerror(e));
     uint64_t top = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t seq;
-        if (rlg_seg_parse_name(names[i], &seq) && seq > top)
-            top = seq;
-    }
-    rlog_vfs_free_names(names, n);
-    int rv = 0;
+    int rv = each_name(l, note_top, &top);
     for (uint64_t seq = top; seq >= from && seq > 0 && !rv; seq--)
         rv = remove_files(l, &seq, 1);
     return rv;
@@ -405,35 +423,28 @@ bool rlg_is_temp_name(const char *name)
 /* Deleted segment files left waiting for recycling (rlog.recycle-*) wait
  * again, up to the bound; the others are unlinked (no directory sync: one
  * that reappears after a crash is taken or removed by the next open). */
+static int adopt_pooled(rlog_log *l, const char *name, void *arg)
+{
+    const bool *recycle = arg;
+    size_t plen = strlen(RLG_RECYCLE_PREFIX);
+    if (strncmp(name, RLG_RECYCLE_PREFIX, plen) != 0)
+        return 0;
+    char *end = NULL;
+    uint64_t old = strtoull(name + plen, &end, 16);
+    char path[4096], canon[4096];
+    snprintf(path, sizeof path, "%s/%s", l->dir, name);
+    rlg_pool_path(l, old, canon, sizeof canon);
+    if (*recycle && l->npool < RLG_RECYCLE_MAX && !strcmp(canon, path)) {
+        l->pool[l->npool++] = old;
+        return 0;
+    }
+    return remove_path(l, path);
+}
+
 static int adopt_pool(rlog_log *l)
 {
-    char **names = NULL;
-    size_t n = 0;
-    int e = l->vfs->list(l->vfs, l->dir, &names, &n);
-    if (e)
-        return rlg_fail(l, rlog_from_errno(e), "listing '%s': %s", l->dir, strerror(e));
-    size_t plen = strlen(RLG_RECYCLE_PREFIX);
     bool recycle = !l->replica && !(l->opts.flags & RLOG_OPEN_NO_RECYCLE);
-    int rv = 0;
-    for (size_t i = 0; i < n && !rv; i++) {
-        if (strncmp(names[i], RLG_RECYCLE_PREFIX, plen) != 0)
-            continue;
-        const char *hex = names[i] + plen;
-        char *end = NULL;
-        uint64_t old = strtoull(hex, &end, 16);
-        char path[4096], canon[4096];
-        snprintf(path, sizeof path, "%s/%s", l->dir, names[i]);
-        rlg_pool_path(l, old, canon, sizeof canon);
-        if (recycle && l->npool < RLG_RECYCLE_MAX && !strcmp(canon, path)) {
-            l->pool[l->npool++] = old;
-            continue;
-        }
-        e = l->vfs->unlink(l->vfs, path);
-        if (e && e != ENOENT)
-            rv = rlg_fail(l, rlog_from_errno(e), "removing %s: %s", path, strerror(e));
-    }
-    rlog_vfs_free_names(names, n);
-    return rv;
+    return each_name(l, adopt_pooled, &recycle);
 }
 
 /* A replica's run marker (docs/format.md, "The run marker") has served its

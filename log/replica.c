@@ -43,7 +43,6 @@
 #include <string.h>
 
 #include "log/replica_internal.h"
-#include "os/sync.h"
 
 /* -------------------------------------------------------------- opening */
 
@@ -51,14 +50,10 @@
  * files holding zeros, temporary files, a marker). */
 static int open_empty(rlg_replica *r)
 {
-    int rv = rlg_rp_remove_seg_files(r, true, "opening an empty replica");
+    int rv = rlg_rp_remove_seg_files(r, true, true, "opening an empty replica");
     if (rv)
         return rv;
-    int e = rlg_os_sync_dir(r->l->vfs, r->l->dir);
-    if (e)
-        return rlg_rp_fail(r, rlog_from_errno(e), "directory fsync of '%s': %s", r->l->dir,
-                           strerror(e));
-    e = rlg_unsynced_clear(r->l);
+    int e = rlg_unsynced_clear(r->l);
     if (e)
         return rlg_rp_fail(r, rlog_from_errno(e), "removing the unsynced marker: %s", strerror(e));
     return 0;

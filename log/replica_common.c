@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log/replica_internal.h"
+#include "os/sync.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -148,7 +149,7 @@ int rlg_rp_install_fail(rlg_replica *r, int rv, const rlg_os_fail *fail, const c
                        fail->path, strerror(fail->err));
 }
 
-int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, const char *what)
+int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, bool sync, const char *what)
 {
     rlog_vfs *v = r->l->vfs;
     char **names = NULL;
@@ -171,6 +172,10 @@ int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, const char *what)
     rlog_vfs_free_names(names, n);
     if (e)
         return rlg_rp_fail(r, rlog_from_errno(e), "%s: removing %s: %s", what, path, strerror(e));
+    e = sync ? rlg_os_sync_dir(v, r->l->dir) : 0;
+    if (e)
+        return rlg_rp_fail(r, rlog_from_errno(e), "%s: directory fsync of '%s': %s", what,
+                           r->l->dir, strerror(e));
     return 0;
 }
 
@@ -228,7 +233,7 @@ int rlg_rp_continues(rlg_replica *r, uint64_t seq, uint64_t first_lsn, uint64_t 
 int rlg_rp_clear_leftovers(rlg_replica *r)
 {
     assert(r->l->nsegs == 0);
-    int rv = rlg_rp_remove_seg_files(r, false, "removing leftover segment files");
+    int rv = rlg_rp_remove_seg_files(r, false, false, "removing leftover segment files");
     if (rv)
         return rv;
     r->spare_hi = 0;

@@ -29,7 +29,6 @@
 #include <string.h>
 
 #include "log/replica_internal.h"
-#include "os/sync.h"
 
 /* Copies [0, end) of the replica's own segment seq into t, checking every
  * record's CRC on the way (bytes read back are not trusted blindly). */
@@ -195,13 +194,20 @@ static int drop_after(rlg_replica *r, size_t k)
     return rv;
 }
 
-int rlg_replica_truncate(rlg_replica *r, uint64_t lsn)
+/* A cut needs a usable replica and no whole-segment receive in progress. */
+static int cut_check(rlg_replica *r, const char *what)
 {
     int rv = rlg_rp_check(r);
+    if (!rv && r->rx.on)
+        rv = rlg_rp_fail(r, RLOG_EINVAL, "%s: a whole-segment receive is in progress", what);
+    return rv;
+}
+
+int rlg_replica_truncate(rlg_replica *r, uint64_t lsn)
+{
+    int rv = cut_check(r, "truncate");
     if (rv)
         return rv;
-    if (r->rx.on)
-        return rlg_rp_fail(r, RLOG_EINVAL, "truncate: a whole-segment receive is in progress");
     rlog_log *l = r->l;
     if (!l->nsegs)
         return 0;
@@ -239,20 +245,6 @@ int rlg_replica_truncate(rlg_replica *r, uint64_t lsn)
     return rv ? rv : lv;
 }
 
-/* With no segment left, the segment files that remain hold zeros (spares):
- * recovery reads any subset of them as no log. */
-static int remove_spares(rlg_replica *r)
-{
-    int rv = rlg_rp_remove_seg_files(r, false, "reset: removing the spares");
-    if (rv)
-        return rv;
-    int e = rlg_os_sync_dir(r->l->vfs, r->l->dir);
-    if (e)
-        return rlg_rp_fail(r, rlog_from_errno(e), "reset: directory fsync of '%s': %s", r->l->dir,
-                           strerror(e));
-    return 0;
-}
-
 /* Removes the oldest segment's file durably, then its index entry. */
 static int drop_oldest(rlg_replica *r)
 {
@@ -270,18 +262,17 @@ static int drop_oldest(rlg_replica *r)
 
 int rlg_replica_reset(rlg_replica *r)
 {
-    int rv = rlg_rp_check(r);
+    int rv = cut_check(r, "reset");
     if (rv)
         return rv;
-    if (r->rx.on)
-        return rlg_rp_fail(r, RLOG_EINVAL, "reset: a whole-segment receive is in progress");
     rlog_log *l = r->l;
     rlg_rp_close_active(r);
     rlg_rp_run_drop(r);     /* (made durable by the directory syncs below) */
     while (l->nsegs && !rv) /* oldest first: what is left is always a valid log */
         rv = drop_oldest(r);
-    if (!rv)
-        rv = remove_spares(r);
+    if (!rv) /* no segment left: the files that remain hold zeros (spares),
+                which recovery reads, any subset of them, as no log */
+        rv = rlg_rp_remove_seg_files(r, false, true, "reset: removing the spares");
     if (rv) {
         int lv = rlg_rp_load_last(r);
         (void)lv;

@@ -123,9 +123,10 @@ int rlg_rp_unlink_synced(rlg_replica *r, const char *path);
 int rlg_rp_install_fail(rlg_replica *r, int rv, const rlg_os_fail *fail, const char *doing,
                         const char *path);
 /* Unlinks every segment file of the directory (with temps, also the
- * names of rlg_is_temp_name: temporary files, the run marker), without a
- * directory sync (ENOENT is fine). `what` prefixes the error message. */
-int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, const char *what);
+ * names of rlg_is_temp_name: temporary files, the run marker; ENOENT is
+ * fine), then, with sync, fsyncs the directory. `what` prefixes the error
+ * message. */
+int rlg_rp_remove_seg_files(rlg_replica *r, bool temps, bool sync, const char *what);
 /* Closes and unlinks the run marker (truncate, reset: the positions it
  * names are about to change). No directory sync: one that reappears after a
  * crash names durable bytes only (conservative: witnesses in its range do

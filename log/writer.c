@@ -873,15 +873,22 @@ static int drive(rlog_log *l, rlg_waiter *t, bool all, bool sync, uint64_t sync_
     }
 }
 
+/* What every append does first, with mu held: checks the handle and the
+ * records (admit), then encodes them into the pending chunk; *first gets
+ * the LSN of the first record. */
+static int admit_encode(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first)
+{
+    int rv = admit(l, recs, n);
+    return rv ? rv : encode(l, recs, n, first);
+}
+
 int rlog_append(rlog_log *l, const rlog_record *recs, size_t n, uint64_t *first_lsn)
 {
     if (l->readonly)
         return RLOG_EINVAL;
     pthread_mutex_lock(&l->mu);
     uint64_t first = 0;
-    int rv = admit(l, recs, n);
-    if (!rv)
-        rv = encode(l, recs, n, &first);
+    int rv = admit_encode(l, recs, n, &first);
     if (rv) {
         pthread_mutex_unlock(&l->mu);
         return rv;
@@ -918,9 +925,7 @@ int rlog_append_async(rlog_log *l, const rlog_record *recs, size_t n, rlog_appen
         return RLOG_ENOMEM;
     pthread_mutex_lock(&l->mu);
     uint64_t first = 0;
-    int rv = admit(l, recs, n);
-    if (!rv)
-        rv = encode(l, recs, n, &first);
+    int rv = admit_encode(l, recs, n, &first);
     if (rv) {
         pthread_mutex_unlock(&l->mu);
         free(w);
@@ -1001,41 +1006,54 @@ int rlog_rotate(rlog_log *l)
 
 /* ------------------------------------------------------ background thread */
 
-/* The I/O thread: writes and syncs what asynchronous appends queued. */
+/* A background thread of the handle: under mu, until bg_stop, `turn`
+ * does one piece of work (true) or finds none (false: the thread waits
+ * on cond). */
+static void bg_loop(rlog_log *l, bool (*turn)(rlog_log *l), pthread_cond_t *cond)
+{
+    pthread_mutex_lock(&l->mu);
+    while (!l->bg_stop) {
+        if (!turn(l))
+            pthread_cond_wait(cond, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* The I/O thread's turn: writes and syncs what asynchronous appends queued. */
+static bool io_turn(rlog_log *l)
+{
+    /* blocking appends drive their own rounds (drive): leading them too
+     * would start rounds before the group has gathered */
+    if (!l->pend_head || l->poisoned || l->io_busy || (!l->async_head && l->tickets))
+        return false;
+    l->io_busy = true;
+    rlg_io_round(l, l->opts.sync != RLOG_SYNC_EACH, l->opts.sync != RLOG_SYNC_NONE);
+    rlg_io_release(l, NULL);
+    return true;
+}
+
 static void *bg_main(void *arg)
 {
     rlog_log *l = arg;
-    pthread_mutex_lock(&l->mu);
-    while (!l->bg_stop) {
-        /* blocking appends drive their own rounds (drive): leading them
-         * too would start rounds before the group has gathered */
-        if (l->pend_head && !l->poisoned && !l->io_busy && (l->async_head || !l->tickets)) {
-            l->io_busy = true;
-            rlg_io_round(l, l->opts.sync != RLOG_SYNC_EACH, l->opts.sync != RLOG_SYNC_NONE);
-            rlg_io_release(l, NULL);
-            continue;
-        }
-        pthread_cond_wait(&l->bg_cond, &l->mu);
-    }
-    pthread_mutex_unlock(&l->mu);
+    bg_loop(l, io_turn, &l->bg_cond);
     return NULL;
 }
 
-/* The preparer: makes the next segment ready off the hot path. After a
- * failed preparation the next rotation retries inline (and reports the
- * error to its caller); the thread does not spin. */
+/* The preparer's turn: makes the next segment ready off the hot path.
+ * After a failed preparation the next rotation retries inline (and
+ * reports the error to its caller); the thread does not spin. */
+static bool prep_turn(rlog_log *l)
+{
+    if (l->poisoned || l->spare_failed || l->spare_state != RLG_SPARE_NONE)
+        return false;
+    rlg_prepare_spare(l, l->spare_next);
+    return true;
+}
+
 static void *prep_main(void *arg)
 {
     rlog_log *l = arg;
-    pthread_mutex_lock(&l->mu);
-    while (!l->bg_stop) {
-        if (!l->poisoned && !l->spare_failed && l->spare_state == RLG_SPARE_NONE) {
-            rlg_prepare_spare(l, l->spare_next);
-            continue;
-        }
-        pthread_cond_wait(&l->prep_cond, &l->mu);
-    }
-    pthread_mutex_unlock(&l->mu);
+    bg_loop(l, prep_turn, &l->prep_cond);
     return NULL;
 }
 

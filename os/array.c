@@ -28,3 +28,15 @@ int rlg_array_grow(void *pp, size_t *cap, size_t need, size_t elem, size_t first
     *cap = c;
     return 0;
 }
+
+int rlg_array_grow_zero(void *pp, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    size_t old = *cap;
+    int rv = rlg_array_grow(pp, cap, need, elem, first);
+    if (rv == 0 && *cap > old) {
+        uint8_t *p;
+        memcpy(&p, pp, sizeof p);
+        memset(p + old * elem, 0, (*cap - old) * elem);
+    }
+    return rv;
+}

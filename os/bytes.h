@@ -1,9 +1,11 @@
 /* Little-endian put/get: every on-disk and on-wire integer rlog encodes by
  * hand goes through these (one copy; the compiler turns them into plain
- * loads and stores on little-endian machines). */
+ * loads and stores on little-endian machines). And the 16 lowercase hex
+ * digits ("%016" PRIx64) that file names carry (segments, snapshots). */
 #ifndef RLG_OS_BYTES_H
 #define RLG_OS_BYTES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 static inline void rlg_put16(uint8_t *p, uint16_t v)
@@ -32,6 +34,26 @@ static inline uint32_t rlg_get32(const uint8_t *p)
 static inline uint64_t rlg_get64(const uint8_t *p)
 {
     return (uint64_t)rlg_get32(p) | ((uint64_t)rlg_get32(p + 4) << 32);
+}
+
+/* Reads 16 lowercase hex digits at p (as "%016" PRIx64 writes them) into
+ * *v; false (and *v unchanged) when one is not a digit of that form. */
+static inline bool rlg_get_hex16(const char *p, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return false;
+        x = (x << 4) | d;
+    }
+    *v = x;
+    return true;
 }
 
 #endif /* RLG_OS_BYTES_H */

@@ -14,6 +14,15 @@ static int failed(rlg_os_fail *fail, int code, int err, const char *what, const 
     return code;
 }
 
+/* The directory fsync that makes a directory operation durable; its
+ * failure is FATAL (what and path name it in the failure). */
+static int sync_after(rlog_vfs *v, const char *dir, const char *what, const char *path,
+                      rlg_os_fail *fail)
+{
+    int e = rlg_os_sync_dir(v, dir);
+    return e ? failed(fail, RLG_OS_FATAL, e, what, path) : RLG_OS_OK;
+}
+
 void rlg_install_discard(rlog_vfs *v, const char *dir, rlog_file *t, const char *tmp)
 {
     if (t)
@@ -49,9 +58,7 @@ int rlg_install_commit(rlog_vfs *v, const char *dir, const char *tmp, const char
         rlg_install_discard(v, dir, NULL, tmp);
         return failed(fail, RLG_OS_FAILED, e, "renaming into place", path);
     }
-    return rlg_sync_dir(v, dir, fail)
-               ? failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after renaming into", path)
-               : RLG_OS_OK;
+    return sync_after(v, dir, "directory fsync after renaming into", path, fail);
 }
 
 int rlg_install(rlog_vfs *v, const char *dir, rlog_file *t, const char *tmp, const char *path,
@@ -63,8 +70,7 @@ int rlg_install(rlog_vfs *v, const char *dir, rlog_file *t, const char *tmp, con
 
 int rlg_sync_dir(rlog_vfs *v, const char *dir, rlg_os_fail *fail)
 {
-    int e = rlg_os_sync_dir(v, dir);
-    return e ? failed(fail, RLG_OS_FATAL, e, "directory fsync of", dir) : RLG_OS_OK;
+    return sync_after(v, dir, "directory fsync of", dir, fail);
 }
 
 int rlg_unlink_synced(rlog_vfs *v, const char *dir, const char *path, rlg_os_fail *fail)
@@ -74,9 +80,7 @@ int rlg_unlink_synced(rlog_vfs *v, const char *dir, const char *path, rlg_os_fai
         return RLG_OS_OK;
     if (e)
         return failed(fail, RLG_OS_FAILED, e, "unlinking", path);
-    return rlg_sync_dir(v, dir, fail)
-               ? failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after unlinking", path)
-               : RLG_OS_OK;
+    return sync_after(v, dir, "directory fsync after unlinking", path, fail);
 }
 
 int rlg_rename_synced(rlog_vfs *v, const char *dir, const char *from, const char *to,
@@ -85,9 +89,7 @@ int rlg_rename_synced(rlog_vfs *v, const char *dir, const char *from, const char
     int e = v->rename(v, from, to);
     if (e)
         return failed(fail, RLG_OS_FAILED, e, "renaming", from);
-    return rlg_sync_dir(v, dir, fail)
-               ? failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after renaming into", to)
-               : RLG_OS_OK;
+    return sync_after(v, dir, "directory fsync after renaming into", to, fail);
 }
 
 int rlg_copy_synced(rlog_vfs *v, const char *from, const char *to_dir, const char *to,
@@ -129,9 +131,7 @@ int rlg_copy_synced(rlog_vfs *v, const char *from, const char *to_dir, const cha
             (void)v->unlink(v, to); /* best effort: no partial copy stays */
         return failed(fail, RLG_OS_FAILED, e, what, at);
     }
-    return rlg_sync_dir(v, to_dir, fail)
-               ? failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after copying into", to)
-               : RLG_OS_OK;
+    return sync_after(v, to_dir, "directory fsync after copying into", to, fail);
 }
 
 int rlg_move_synced(rlog_vfs *v, const char *from_dir, const char *from, const char *to_dir,
@@ -147,10 +147,8 @@ int rlg_move_synced(rlog_vfs *v, const char *from_dir, const char *from, const c
             return failed(fail, RLG_OS_FAILED, e, "unlinking (after copying it)", from);
     } else if (e) {
         return failed(fail, RLG_OS_FAILED, e, "renaming", from);
-    } else if (rlg_sync_dir(v, to_dir, fail)) {
-        return failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after moving into", to);
+    } else if (sync_after(v, to_dir, "directory fsync after moving into", to, fail)) {
+        return RLG_OS_FATAL;
     }
-    return rlg_sync_dir(v, from_dir, fail)
-               ? failed(fail, RLG_OS_FATAL, fail->err, "directory fsync after moving out", from)
-               : RLG_OS_OK;
+    return sync_after(v, from_dir, "directory fsync after moving out", from, fail);
 }

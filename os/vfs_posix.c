@@ -89,79 +89,70 @@ static int posix_close(rlog_vfs *vfs, rlog_file *f)
     return posix_release(f);
 }
 
+/* Reads into rd, or writes wr, len bytes at off: chunks of at most
+ * POSIX_IO_CHUNK, EINTR and short transfers retried. A read stops short
+ * (with 0) at end of file; a write that moves nothing (not expected of a
+ * regular file) fails with EIO rather than spin. *done: the bytes moved. */
+static int posix_io(rlog_file *f, char *rd, const char *wr, size_t len, uint64_t off, size_t *done)
+{
+    *done = 0;
+    if (off > POSIX_OFF_MAX || len > POSIX_OFF_MAX - off)
+        return EINVAL;
+    size_t moved = 0;
+    while (moved < len) {
+        size_t want = len - moved < POSIX_IO_CHUNK ? len - moved : POSIX_IO_CHUNK;
+        off_t at = (off_t)(off + moved);
+        ssize_t n = rd ? pread(f->fd, rd + moved, want, at) : pwrite(f->fd, wr + moved, want, at);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            *done = moved;
+            return errno;
+        }
+        if (n == 0) {
+            *done = moved;
+            return rd ? 0 : EIO;
+        }
+        moved += (size_t)n;
+    }
+    *done = moved;
+    return 0;
+}
+
 static int posix_pread(rlog_vfs *vfs, rlog_file *f, void *buf, size_t len, uint64_t off,
                        size_t *done)
 {
     (void)vfs;
-    *done = 0;
-    if (off > POSIX_OFF_MAX || len > POSIX_OFF_MAX - off)
-        return EINVAL;
-    char *p = buf;
-    size_t got = 0;
-    while (got < len) {
-        size_t want = len - got < POSIX_IO_CHUNK ? len - got : POSIX_IO_CHUNK;
-        ssize_t n = pread(f->fd, p + got, want, (off_t)(off + got));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            *done = got;
-            return errno;
-        }
-        if (n == 0)
-            break; /* end of file */
-        got += (size_t)n;
-    }
-    *done = got;
-    return 0;
+    return posix_io(f, buf, NULL, len, off, done);
 }
 
 static int posix_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off,
                         size_t *done)
 {
     (void)vfs;
-    *done = 0;
-    if (off > POSIX_OFF_MAX || len > POSIX_OFF_MAX - off)
-        return EINVAL;
-    const char *p = buf;
-    size_t put = 0;
-    while (put < len) {
-        size_t want = len - put < POSIX_IO_CHUNK ? len - put : POSIX_IO_CHUNK;
-        ssize_t n = pwrite(f->fd, p + put, want, (off_t)(off + put));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            *done = put;
-            return errno;
-        }
-        if (n == 0) {
-            /* Not expected for a regular file; do not spin on it. */
-            *done = put;
-            return EIO;
-        }
-        put += (size_t)n;
-    }
-    *done = put;
-    return 0;
+    return posix_io(f, NULL, buf, len, off, done);
+}
+
+/* sync_fn(fd) — fdatasync(2) or fsync(2) — retried on EINTR; 0 or the errno. */
+static int posix_sync(int fd, int (*sync_fn)(int))
+{
+    int rc;
+    do {
+        rc = sync_fn(fd);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? 0 : errno;
 }
 
 static int posix_fdatasync(rlog_vfs *vfs, rlog_file *f)
 {
     (void)vfs;
-    int rc;
-    do {
-        rc = fdatasync(f->fd);
-    } while (rc != 0 && errno == EINTR);
-    return rc == 0 ? 0 : errno;
+    return posix_sync(f->fd, fdatasync);
 }
 
 static int posix_fsync(rlog_vfs *vfs, rlog_file *f)
 {
     (void)vfs;
-    int rc;
-    do {
-        rc = fsync(f->fd);
-    } while (rc != 0 && errno == EINTR);
-    return rc == 0 ? 0 : errno;
+    return posix_sync(f->fd, fsync);
 }
 
 static int posix_truncate(rlog_vfs *vfs, rlog_file *f, uint64_t size)
@@ -291,11 +282,7 @@ static int posix_sync_dir(rlog_vfs *vfs, const char *dir)
     int fd = posix_open_dir(dir);
     if (fd < 0)
         return -fd;
-    int rc;
-    do {
-        rc = fsync(fd);
-    } while (rc != 0 && errno == EINTR);
-    int err = rc == 0 ? 0 : errno;
+    int err = posix_sync(fd, fsync);
     close(fd);
     return err;
 }

@@ -262,13 +262,21 @@ static void put_finish(rio_snap *s, int status)
     held_release(r);
 }
 
-static void put_after(void *arg, int status)
+/* A snapshot job's completion, on the loop: the job stops counting as
+ * running, finish records its result, and libraft gets it (snap_deliver
+ * may free s). Returns the io. */
+static rio *job_done(rio_snap *s, int status, void (*finish)(rio_snap *s, int status))
 {
-    rio_snap *s = arg;
     rio *r = s->r;
     r->works--;
-    put_finish(s, status);
+    finish(s, status);
     snap_deliver(s);
+    return r;
+}
+
+static void put_after(void *arg, int status)
+{
+    rio *r = job_done(arg, status, put_finish);
     if (r->closing) {
         rlg_rio_store_close(r); /* held appends complete before the close callback */
     }
@@ -364,12 +372,7 @@ static void get_finish(rio_snap *s, int status)
 
 static void get_after(void *arg, int status)
 {
-    rio_snap *s = arg;
-    rio *r = s->r;
-    r->works--;
-    get_finish(s, status);
-    snap_deliver(s);
-    rlg_rio_check_closed(r);
+    rlg_rio_check_closed(job_done(arg, status, get_finish));
 }
 
 int rlg_rio_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,

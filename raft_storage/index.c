@@ -1,5 +1,6 @@
 /* The compact in-memory index of the Raft log (layout: index.h). */
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,17 +107,33 @@ bool rlg_index_next(const rlg_index *ix, rlg_bpos *p)
     return true;
 }
 
-void rlg_index_locate(const rlg_index *ix, uint64_t i, rlg_bpos *p)
+/* The runs and the checkpoints both start with the index they are sorted
+ * by, which is what last_at_most reads. */
+_Static_assert(offsetof(rlg_run, index) == 0 && offsetof(rlg_ckpt, index) == 0,
+               "a sorted element starts with its index");
+
+/* The last element of [lo, hi) — elements of `size` bytes that start with
+ * a uint64_t index, sorted by it — whose index is <= i; the caller knows
+ * that the one at lo is. A binary search. */
+static size_t last_at_most(const void *base, size_t size, size_t lo, size_t hi, uint64_t i)
 {
-    assert(i >= ix->first && i <= ix->last && ix->cn > ix->ch);
-    size_t lo = ix->ch, hi = ix->cn; /* last group with index <= i is in [lo, hi) */
+    const unsigned char *b = base;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (ix->ck[mid].index <= i)
+        uint64_t index;
+        memcpy(&index, b + mid * size, sizeof index);
+        if (index <= i)
             lo = mid;
         else
             hi = mid;
     }
+    return lo;
+}
+
+void rlg_index_locate(const rlg_index *ix, uint64_t i, rlg_bpos *p)
+{
+    assert(i >= ix->first && i <= ix->last && ix->cn > ix->ch);
+    size_t lo = last_at_most(ix->ck, sizeof *ix->ck, ix->ch, ix->cn, i);
     decode_at(ix, lo, ix->ck[lo].off, 0, ix->ck[lo].index, 0, p);
     while (i >= p->index + p->count) {
         bool more = rlg_index_next(ix, p);
@@ -268,15 +285,7 @@ uint64_t rlg_index_term(const rlg_index *ix, uint64_t i)
 {
     if (i < ix->first || i > ix->last)
         return 0;
-    size_t lo = ix->rh, hi = ix->rn;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ix->runs[mid].index <= i)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return ix->runs[lo].term;
+    return ix->runs[last_at_most(ix->runs, sizeof *ix->runs, ix->rh, ix->rn, i)].term;
 }
 
 uint64_t rlg_index_bytes(const rlg_index *ix)

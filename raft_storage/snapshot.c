@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "log/format.h"
+#include "os/bytes.h"
 #include "os/install.h"
 #include "os/sync.h"
 #include "raft_storage/rs_internal.h"
@@ -27,24 +28,6 @@ static void snap_name(uint64_t index, uint64_t term, char *buf, size_t cap)
     snprintf(buf, cap, SNAP_PREFIX "%016" PRIx64 "-%016" PRIx64 SNAP_SUFFIX, index, term);
 }
 
-static bool parse_hex16(const char *p, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = p[i];
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else
-            return false;
-        x = (x << 4) | d;
-    }
-    *v = x;
-    return true;
-}
-
 /* Parses our snapshot file names (and their temp names). */
 static bool parse_snap_name(const char *name, uint64_t *index, bool *temp)
 {
@@ -53,8 +36,8 @@ static bool parse_snap_name(const char *name, uint64_t *index, bool *temp)
     uint64_t term;
     if (n != base && n != base + strlen(SNAP_TMP))
         return false;
-    if (strncmp(name, SNAP_PREFIX, pl) != 0 || !parse_hex16(name + pl, index) ||
-        name[pl + 16] != '-' || !parse_hex16(name + pl + 17, &term) ||
+    if (strncmp(name, SNAP_PREFIX, pl) != 0 || !rlg_get_hex16(name + pl, index) ||
+        name[pl + 16] != '-' || !rlg_get_hex16(name + pl + 17, &term) ||
         strncmp(name + pl + 33, SNAP_SUFFIX, strlen(SNAP_SUFFIX)) != 0)
         return false;
     *temp = n != base;

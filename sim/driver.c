@@ -27,11 +27,12 @@ const char *rlog_sim_fault_name(unsigned cls)
     return "?";
 }
 
-int rlog_sim_parse_faults(const char *list, uint64_t *mask)
+int rlg_sim_parse_names(const char *list, const char *(*name)(unsigned), unsigned count,
+                        uint64_t all, uint64_t *mask)
 {
     *mask = 0;
     if (!strcmp(list, "all")) {
-        *mask = ~0ull;
+        *mask = all;
         return 0;
     }
     if (!strcmp(list, "none") || !*list)
@@ -40,14 +41,19 @@ int rlog_sim_parse_faults(const char *list, uint64_t *mask)
     snprintf(buf, sizeof buf, "%s", list);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         unsigned i;
-        for (i = 0; i < RLOG_SIM_FAULT_CLASSES; i++)
-            if (!strcmp(t, rlog_sim_fault_name(i)))
+        for (i = 0; i < count; i++)
+            if (!strcmp(t, name(i)))
                 break;
-        if (i == RLOG_SIM_FAULT_CLASSES)
+        if (i == count)
             return -1;
         *mask |= 1ull << i;
     }
     return 0;
+}
+
+int rlog_sim_parse_faults(const char *list, uint64_t *mask)
+{
+    return rlg_sim_parse_names(list, rlog_sim_fault_name, RLOG_SIM_FAULT_CLASSES, ~0ull, mask);
 }
 
 void rlog_sim_options_init(rlog_sim_options *o, uint64_t seed)

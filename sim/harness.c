@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os/array.h"
 #include "sim/harness.h"
 
 uint64_t rlg_sim_mix(uint64_t z)
@@ -86,17 +87,9 @@ _Noreturn void rlg_sim_nomem(void)
 
 void *rlg_sim_grow(void *p, size_t *cap, size_t idx, size_t size)
 {
-    if (idx < *cap)
-        return p;
-    size_t n = *cap ? *cap : 1024;
-    while (n <= idx)
-        n *= 2;
-    uint8_t *q = realloc(p, n * size);
-    if (!q)
+    if (rlg_array_grow_zero(&p, cap, idx + 1, size, 1024))
         rlg_sim_nomem();
-    memset(q + *cap * size, 0, (n - *cap) * size);
-    *cap = n;
-    return q;
+    return p;
 }
 
 void rlg_sim_fail(rlg_sim *s, const char *fmt, ...)
@@ -144,6 +137,39 @@ bool rlg_sim_error_explained(rlg_sim *s, int rv, const char *what)
     rlg_sim_fail(s, "%s failed with %s but no fault was injected during the operation", what,
                  rlog_errname(rv));
     return false;
+}
+
+bool rlg_sim_expected_error(rlg_sim *s, int rv, const char *what, bool *poisoned)
+{
+    if (rv == RLOG_EIO || rv == RLOG_ENOSPC)
+        return rlg_sim_error_explained(s, rv, what);
+    if (rv == RLOG_EPOISONED) {
+        *poisoned = true;
+        return true;
+    }
+    rlg_sim_note_faults(s);
+    return s->destructive && rv == RLOG_ECORRUPT;
+}
+
+int rlg_sim_each_file(rlog_vfs *vfs, int durable,
+                      bool (*fn)(void *arg, const char *path, const uint8_t *d, size_t len),
+                      void *arg)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    int e = rlog_simfs_list_files(vfs, durable, &paths, &n);
+    if (e)
+        return e;
+    bool stop = false;
+    for (size_t i = 0; i < n && !stop; i++) {
+        void *d = NULL;
+        size_t dl = 0;
+        if (rlog_simfs_read(vfs, paths[i], durable, &d, &dl) == 0)
+            stop = fn(arg, paths[i], d, dl);
+        rlog_free(d);
+    }
+    rlog_vfs_free_names(paths, n);
+    return 0;
 }
 
 bool rlg_sim_allowed(const rlg_sim *s, unsigned bit)

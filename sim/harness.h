@@ -60,8 +60,27 @@ uint64_t rlg_sim_fault_total(rlg_sim *s);
  * was injected since it began, or the process is dying. Otherwise the
  * seed fails: the library made up an error (or kept one past its cause). */
 bool rlg_sim_error_explained(rlg_sim *s, int rv, const char *what);
+/* Parses a comma-separated list of the names name(0) .. name(count - 1)
+ * ("all": the mask `all`; "none" or "": 0) into a mask with bit i for
+ * name(i); -1 on an unknown name. The fault lists of the workloads and of
+ * the cluster. */
+int rlg_sim_parse_names(const char *list, const char *(*name)(unsigned), unsigned count,
+                        uint64_t all, uint64_t *mask);
+/* Calls fn(arg, path, contents, length) for each file of the simulated
+ * file system vfs, in path order, with what reads see (durable = 0) or
+ * what a power loss that keeps nothing unsynced leaves (durable = 1),
+ * until fn returns true. 0, or the errno of listing the files. */
+int rlg_sim_each_file(rlog_vfs *vfs, int durable,
+                      bool (*fn)(void *arg, const char *path, const uint8_t *d, size_t len),
+                      void *arg);
 /* Refreshes s->destructive from the file system's fault counters. */
 void rlg_sim_note_faults(rlg_sim *s);
+/* The one rule for an error a workload's store returned from a call
+ * (`what` names it): EIO and ENOSPC must be explained
+ * (rlg_sim_error_explained); RLOG_EPOISONED is expected and sets
+ * *poisoned; RLOG_ECORRUPT is expected only once a destructive fault has
+ * struck. True when the error is expected. */
+bool rlg_sim_expected_error(rlg_sim *s, int rv, const char *what, bool *poisoned);
 
 /* A workload as the shared driver loop sees it: one store (a log, a Raft
  * store) that is opened, worked on, crashed and reopened. */

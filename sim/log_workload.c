@@ -144,16 +144,7 @@ static uint64_t identify(wl *w, uint64_t lsn, const void *data, uint32_t len, ui
 
 static bool expected_error(wl *w, int rv)
 {
-    if (w->s->destructive && rv == RLOG_ECORRUPT)
-        return true;
-    if (rv == RLOG_EIO || rv == RLOG_ENOSPC)
-        return rlg_sim_error_explained(w->s, rv, "a log call");
-    if (rv == RLOG_EPOISONED) {
-        w->poisoned = true;
-        return true;
-    }
-    rlg_sim_note_faults(w->s);
-    return w->s->destructive && rv == RLOG_ECORRUPT;
+    return rlg_sim_expected_error(w->s, rv, "a log call", &w->poisoned);
 }
 
 /* ---- operations ---- */
@@ -544,61 +535,62 @@ static void recovered(void *vw)
 
 /* ---- targeted damage: a record proven durable must be reported ---- */
 
+/* What find_record looks for, and where it found it. */
+typedef struct rec_find {
+    uint64_t lsn;
+    char *path;
+    size_t cap;
+    uint64_t off;
+    uint32_t len;
+    bool found;
+} rec_find;
+
+static bool find_in(void *arg, const char *path, const uint8_t *d, size_t dl)
+{
+    rec_find *q = arg;
+    const char *name = strrchr(path, '/') + 1;
+    uint64_t seq;
+    rlg_seg_header h;
+    if (strncmp(path, DIR "/", sizeof DIR) || !rlg_seg_parse_name(name, &seq) ||
+        dl < RLG_SEG_HEADER_SIZE || rlg_seg_header_decode(d, &h) != RLG_HDR_OK)
+        return false;
+    uint32_t salt = rlg_salt_state(h.log_id, seq);
+    rlg_rec_header rh;
+    for (uint64_t at = RLG_SEG_HEADER_SIZE, o = at; rlg_seg_next(d, dl, salt, &o, &rh); at = o) {
+        if (rh.type >= RLOG_TYPE_USER_MIN && rh.lsn == q->lsn) {
+            snprintf(q->path, q->cap, "%s", path);
+            q->off = at;
+            q->len = rh.len;
+            return q->found = true;
+        }
+    }
+    return false;
+}
+
 static bool find_record(wl *w, uint64_t lsn, char *path, size_t cap, uint64_t *off, uint32_t *len)
 {
-    char **paths = NULL;
-    size_t n = 0;
-    bool found = false;
-    if (rlog_simfs_list_files(w->s->vfs, 0, &paths, &n))
+    rec_find q = {lsn, path, cap, 0, 0, false};
+    if (rlg_sim_each_file(w->s->vfs, 0, find_in, &q) || !q.found)
         return false;
-    for (size_t i = 0; i < n && !found; i++) {
-        const char *name = strrchr(paths[i], '/') + 1;
-        uint64_t seq;
-        uint8_t *d = NULL;
-        size_t dl = 0;
-        rlg_seg_header h;
-        if (strncmp(paths[i], DIR "/", sizeof DIR) || !rlg_seg_parse_name(name, &seq) ||
-            rlog_simfs_read(w->s->vfs, paths[i], 0, (void **)&d, &dl))
-            continue;
-        if (dl >= RLG_SEG_HEADER_SIZE && rlg_seg_header_decode(d, &h) == RLG_HDR_OK) {
-            uint32_t salt = rlg_salt_state(h.log_id, seq);
-            rlg_rec_header rh;
-            for (uint64_t at = RLG_SEG_HEADER_SIZE, o = at; rlg_seg_next(d, dl, salt, &o, &rh);
-                 at = o) {
-                if (rh.type >= RLOG_TYPE_USER_MIN && rh.lsn == lsn) {
-                    snprintf(path, cap, "%s", paths[i]);
-                    *off = at;
-                    *len = rh.len;
-                    found = true;
-                    break;
-                }
-            }
-        }
-        rlog_free(d);
-    }
-    rlog_vfs_free_names(paths, n);
-    return found;
+    *off = q.off;
+    *len = q.len;
+    return true;
+}
+
+static bool hash_in(void *arg, const char *path, const uint8_t *d, size_t dl)
+{
+    (void)path;
+    uint64_t *h = arg;
+    *h = rlg_sim_mix(*h ^ dl);
+    for (size_t k = 0; k < dl; k++)
+        *h = *h * 0x100000001b3ull ^ d[k];
+    return false;
 }
 
 static uint64_t files_hash(wl *w)
 {
-    char **paths = NULL;
-    size_t n = 0;
     uint64_t h = 0;
-    if (rlog_simfs_list_files(w->s->vfs, 1, &paths, &n))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        void *d = NULL;
-        size_t dl = 0;
-        if (rlog_simfs_read(w->s->vfs, paths[i], 1, &d, &dl) == 0) {
-            h = rlg_sim_mix(h ^ dl);
-            for (size_t k = 0; k < dl; k++)
-                h = h * 0x100000001b3ull ^ ((uint8_t *)d)[k];
-        }
-        rlog_free(d);
-    }
-    rlog_vfs_free_names(paths, n);
-    return h;
+    return rlg_sim_each_file(w->s->vfs, 1, hash_in, &h) ? 0 : h;
 }
 
 static void flip(wl *w, const char *path, uint64_t off)
@@ -616,26 +608,21 @@ static void flip(wl *w, const char *path, uint64_t off)
     v->close(v, f);
 }
 
+static bool note_first_lsn(void *arg, const char *path, const uint8_t *d, size_t dl)
+{
+    uint64_t *first = arg;
+    rlg_seg_header h;
+    if (!strncmp(path, DIR "/", sizeof DIR) && strstr(path, ".seg") && dl >= RLG_SEG_HEADER_SIZE &&
+        rlg_seg_header_decode(d, &h) == RLG_HDR_OK)
+        *first = h.first_lsn;
+    return false;
+}
+
 /* The first LSN of the last segment with a valid header (0 if none). */
 static uint64_t last_segment_first_lsn(wl *w)
 {
-    char **paths = NULL;
-    size_t n = 0;
-    uint64_t first = 0;
-    if (rlog_simfs_list_files(w->s->vfs, 0, &paths, &n))
-        return 0;
-    for (size_t i = 0; i < n; i++) { /* sorted: later segments last */
-        uint8_t *d = NULL;
-        size_t dl = 0;
-        rlg_seg_header h;
-        if (!strncmp(paths[i], DIR "/", sizeof DIR) && strstr(paths[i], ".seg") &&
-            !rlog_simfs_read(w->s->vfs, paths[i], 0, (void **)&d, &dl) &&
-            dl >= RLG_SEG_HEADER_SIZE && rlg_seg_header_decode(d, &h) == RLG_HDR_OK)
-            first = h.first_lsn;
-        rlog_free(d);
-    }
-    rlog_vfs_free_names(paths, n);
-    return first;
+    uint64_t first = 0; /* files come sorted: later segments last */
+    return rlg_sim_each_file(w->s->vfs, 0, note_first_lsn, &first) ? 0 : first;
 }
 
 /* After a crash: flips a bit in an acknowledged record X that a later

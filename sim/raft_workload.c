@@ -319,14 +319,7 @@ static void check_ack(wl *w, const rop *op, const char *what)
 
 static bool expected_error(wl *w, int rv)
 {
-    if (rv == RLOG_EIO || rv == RLOG_ENOSPC)
-        return rlg_sim_error_explained(w->s, rv, "a Raft storage call");
-    if (rv == RLOG_EPOISONED) {
-        w->failed = true;
-        return true;
-    }
-    rlg_sim_note_faults(w->s);
-    return w->s->destructive && rv == RLOG_ECORRUPT;
+    return rlg_sim_expected_error(w->s, rv, "a Raft storage call", &w->failed);
 }
 
 /* The store's in-memory state must be the model's cur. */

@@ -301,14 +301,7 @@ static lrec *lrec_at(sw *w, uint64_t lsn)
 
 static bool leader_expected(sw *w, int rv)
 {
-    if (rv == RLOG_EIO || rv == RLOG_ENOSPC)
-        return rlg_sim_error_explained(w->s, rv, "a leader log call");
-    if (rv == RLOG_EPOISONED) {
-        w->poisoned = true;
-        return true;
-    }
-    rlg_sim_note_faults(w->s);
-    return w->s->destructive && rv == RLOG_ECORRUPT;
+    return rlg_sim_expected_error(w->s, rv, "a leader log call", &w->poisoned);
 }
 
 /* Marks what the leader's durable position now covers. */

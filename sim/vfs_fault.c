@@ -142,13 +142,22 @@ static int fault_open(rlog_vfs *vfs, const char *path, unsigned flags, rlog_file
     return fault_wrap(fv, b, path, fv->base->close, out);
 }
 
+/* Closes or unlocks (op, through the base's release) a wrapped handle: the
+ * base call is made even when a fault strikes, whose error is then the
+ * answer; the wrapper is freed either way. */
+static int fault_release(fault_vfs *fv, rlog_vfs_op op, rlog_file *f,
+                         int (*release)(rlog_vfs *, rlog_file *))
+{
+    fault_hit h = fault_check(fv, op, f->path, NULL);
+    int err = release(fv->base, f->base);
+    fault_unwrap_free(f);
+    return h.hit ? h.err : err;
+}
+
 static int fault_close(rlog_vfs *vfs, rlog_file *f)
 {
     fault_vfs *fv = fault_of(vfs);
-    fault_hit h = fault_check(fv, RLOG_OP_CLOSE, f->path, NULL);
-    int err = fv->base->close(fv->base, f->base);
-    fault_unwrap_free(f);
-    return h.hit ? h.err : err;
+    return fault_release(fv, RLOG_OP_CLOSE, f, fv->base->close);
 }
 
 static int fault_pread(rlog_vfs *vfs, rlog_file *f, void *buf, size_t len, uint64_t off,
@@ -273,10 +282,7 @@ static int fault_lock(rlog_vfs *vfs, const char *dir, rlog_file **lock)
 static int fault_unlock(rlog_vfs *vfs, rlog_file *lock)
 {
     fault_vfs *fv = fault_of(vfs);
-    fault_hit h = fault_check(fv, RLOG_OP_UNLOCK, lock->path, NULL);
-    int err = fv->base->unlock(fv->base, lock->base);
-    fault_unwrap_free(lock);
-    return h.hit ? h.err : err;
+    return fault_release(fv, RLOG_OP_UNLOCK, lock, fv->base->unlock);
 }
 
 static void fault_free_rules(fault_rule *r)

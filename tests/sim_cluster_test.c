@@ -406,6 +406,34 @@ static uint64_t user_read(struct raft_fsm *fsm, uint32_t key)
     return key < 8 ? u->vals[key] : 0;
 }
 
+/* The cluster's fault families by name: each name is its RLOG_SIM_CLUSTER_F_*
+ * bit, "all" and "none" are the whole and the empty set, and an unknown
+ * name is refused. */
+static void test_parse_faults(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *list;
+        int rv;
+        unsigned mask;
+    } cases[] = {
+        {"all", 0, RLOG_SIM_CLUSTER_F_ALL},
+        {"none", 0, 0},
+        {"crash,net,membership", 0,
+         RLOG_SIM_CLUSTER_F_CRASH | RLOG_SIM_CLUSTER_F_NET | RLOG_SIM_CLUSTER_F_MEMBERSHIP},
+        {"power,partition,disk,corrupt", 0,
+         RLOG_SIM_CLUSTER_F_POWER | RLOG_SIM_CLUSTER_F_PARTITION | RLOG_SIM_CLUSTER_F_DISK |
+             RLOG_SIM_CLUSTER_F_CORRUPT},
+        {"crash,eio", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned m = 0;
+        assert_int_equal(rlog_sim_cluster_parse_faults(cases[i].list, &m), cases[i].rv);
+        if (cases[i].rv == 0)
+            assert_int_equal(m, cases[i].mask);
+    }
+}
+
 static void test_user_fsm(void **state)
 {
     (void)state;
@@ -443,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_regression_entries_below_base_342),
         cmocka_unit_test(test_regression_early_change_callback_120384),
         cmocka_unit_test(test_user_fsm),
+        cmocka_unit_test(test_parse_faults),
     };
     return TU_RUN("sim_cluster", tests, NULL, NULL);
 }

@@ -51,6 +51,13 @@ int cli_opt(cli_args *a, const char *name, const char **val);
  * not an option and none was given yet (stored, 1), else a usage error
  * (printed, -1). */
 int cli_arg_dir(cli_args *a, const char **dir);
+/* One command's option parser: takes the option at argv[i] (advancing past
+ * it, 1), says it is none of its options (0), or reports a usage error
+ * (printed, -1). ctx is the command's own. */
+typedef int (*cli_opt_fn)(cli_args *a, void *ctx);
+/* The rest of argv: options (opt) and one DIR (cli_arg_dir). CLI_EXIT_OK,
+ * or CLI_EXIT_USAGE after a usage error or when DIR is missing. */
+int cli_parse_dir_opts(cli_args *a, const char **dir, cli_opt_fn opt, void *ctx);
 /* Parses an unsigned decimal (or 0x hex) integer with an optional K/M/G
  * (binary) suffix. Returns false on junk or overflow. */
 bool cli_parse_u64(const char *s, uint64_t *out);
@@ -117,9 +124,6 @@ void cli_format_record(const rlog_record *rec, bool json, bool raft, FILE *out);
 
 /* ---- segment files ---- */
 
-/* Whether name is a segment file name ("%016" PRIx64 ".seg"); *seq gets
- * its sequence number. */
-bool cli_seg_name_parse(const char *name, uint64_t *seq);
 /* The segment size of the log in dir: the size of its lowest-numbered
  * segment file; 0 when dir holds none (or cannot be listed). */
 uint64_t cli_log_segment_size(const char *dir);

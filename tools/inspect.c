@@ -33,27 +33,6 @@ typedef struct seg_info {
     uint64_t first_lsn; /* from the header when hdr_ok */
 } seg_info;
 
-bool cli_seg_name_parse(const char *name, uint64_t *seq)
-{
-    /* "%016" PRIx64 ".seg" */
-    if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
-        return false;
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char ch = name[i];
-        unsigned d;
-        if (ch >= '0' && ch <= '9')
-            d = (unsigned)(ch - '0');
-        else if (ch >= 'a' && ch <= 'f')
-            d = (unsigned)(ch - 'a' + 10);
-        else
-            return false;
-        v = (v << 4) | d;
-    }
-    *seq = v;
-    return true;
-}
-
 static int seg_cmp(const void *a, const void *b)
 {
     const seg_info *x = a, *y = b;
@@ -98,7 +77,7 @@ static int seg_list(const char *dir, seg_info **out, size_t *n)
     }
     size_t k = 0;
     for (size_t i = 0; i < count; i++) {
-        if (!cli_seg_name_parse(names[i], &segs[k].seq))
+        if (!rlg_seg_name_form(names[i], &segs[k].seq))
             continue;
         snprintf(segs[k].name, sizeof segs[k].name, "%s", names[i]);
         seg_read_header(v, dir, &segs[k]);
@@ -625,7 +604,7 @@ static int dump_segment_dir(const char *file, char *dir, size_t cap)
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
     uint64_t seq;
-    if (!cli_seg_name_parse(base, &seq) || seq == UINT64_MAX)
+    if (!rlg_seg_name_form(base, &seq) || seq == UINT64_MAX)
         return cli_usage_error("dump", "--segment %s: not a segment file name", file);
     char abs[4096];
     if (!realpath(file, abs)) {

@@ -21,23 +21,24 @@ typedef struct pg_args {
     bool have;
 } pg_args;
 
+static int pg_opt(cli_args *a, void *ctx)
+{
+    pg_args *out = ctx;
+    int r;
+    if ((r = cli_opt_u64(a, "--before", &out->before, 1, UINT64_MAX)) != 0) {
+        out->have = true;
+    } else if ((r = cli_opt_u64(a, "--before-index", &out->before, 1, UINT64_MAX)) != 0) {
+        out->have = out->by_index = true;
+    }
+    return r;
+}
+
 static int pg_parse(cli_args *a, pg_args *out)
 {
     memset(out, 0, sizeof *out);
-    while (a->i < a->argc) {
-        int r = 0;
-        if ((r = cli_opt_u64(a, "--before", &out->before, 1, UINT64_MAX)) != 0) {
-            out->have = true;
-        } else if ((r = cli_opt_u64(a, "--before-index", &out->before, 1, UINT64_MAX)) != 0) {
-            out->have = out->by_index = true;
-        } else if ((r = cli_arg_dir(a, &out->dir)) < 0) {
-            return CLI_EXIT_USAGE;
-        }
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-    }
-    if (!out->dir)
-        return cli_usage_error(a->cmd, "missing DIR");
+    int ex = cli_parse_dir_opts(a, &out->dir, pg_opt, out);
+    if (ex)
+        return ex;
     if (!out->have)
         return cli_usage_error(a->cmd, "--before LSN or --before-index I is required");
     return CLI_EXIT_OK;

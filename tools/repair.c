@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log/format.h"
 #include "os/install.h"
 #include "rlog/raft_storage.h"
 #include "tools/cli.h"
@@ -35,24 +36,21 @@ typedef struct rp_args {
     bool dry_run;
 } rp_args;
 
+static int rp_opt(cli_args *a, void *ctx)
+{
+    rp_args *out = ctx;
+    if (strcmp(a->argv[a->i], "--dry-run") == 0) {
+        out->dry_run = true;
+        a->i++;
+        return 1;
+    }
+    return cli_opt(a, "--backup", &out->backup);
+}
+
 static int rp_parse(cli_args *a, rp_args *out)
 {
     memset(out, 0, sizeof *out);
-    while (a->i < a->argc) {
-        int r = 0;
-        if ((r = cli_opt(a, "--backup", &out->backup)) != 0) {
-        } else if (strcmp(a->argv[a->i], "--dry-run") == 0) {
-            out->dry_run = true;
-            a->i++;
-        } else if ((r = cli_arg_dir(a, &out->dir)) < 0) {
-            return CLI_EXIT_USAGE;
-        }
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-    }
-    if (!out->dir)
-        return cli_usage_error(a->cmd, "missing DIR");
-    return CLI_EXIT_OK;
+    return cli_parse_dir_opts(a, &out->dir, rp_opt, out);
 }
 
 static int rp_open(const char *dir, unsigned flags, uint64_t seg_size, rlog_log **log,
@@ -76,8 +74,8 @@ static int rp_fail(const char *dir, const char *what, int err)
  * the file it concerned. */
 static int rp_os_fail(const char *doing, const rlg_os_fail *fail)
 {
-    fprintf(stderr, "rlog repair: %s: %s: %s %s: %s\n", fail->path, doing, fail->what,
-            fail->path, strerror(fail->err));
+    fprintf(stderr, "rlog repair: %s: %s: %s %s: %s\n", fail->path, doing, fail->what, fail->path,
+            strerror(fail->err));
     return CLI_EXIT_ERROR;
 }
 
@@ -86,7 +84,7 @@ static bool rp_ours(const char *name)
 {
     uint64_t seq;
     size_t n = strlen(name);
-    if (cli_seg_name_parse(name, &seq))
+    if (rlg_seg_name_form(name, &seq))
         return true;
     if (strncmp(name, "rlog.", 5) == 0)
         return true;
@@ -139,7 +137,7 @@ static int rp_list(const rp_args *args, rp_plan *p)
             printf("left alone: %s/%s (not a file of the log)\n", args->dir, names[i]);
             continue;
         }
-        if (!cli_seg_name_parse(names[i], &seq))
+        if (!rlg_seg_name_form(names[i], &seq))
             continue;
         if (seq < first_seq) {
             first_seq = seq;

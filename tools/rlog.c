@@ -143,6 +143,20 @@ int cli_arg_dir(cli_args *a, const char **dir)
     return -1;
 }
 
+int cli_parse_dir_opts(cli_args *a, const char **dir, cli_opt_fn opt, void *ctx)
+{
+    while (a->i < a->argc) {
+        int r = opt(a, ctx);
+        if (r == 0)
+            r = cli_arg_dir(a, dir);
+        if (r < 0)
+            return CLI_EXIT_USAGE;
+    }
+    if (!*dir)
+        return cli_usage_error(a->cmd, "missing DIR");
+    return CLI_EXIT_OK;
+}
+
 bool cli_parse_u64(const char *s, uint64_t *out)
 {
     if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')

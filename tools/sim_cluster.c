@@ -22,42 +22,6 @@ typedef struct cl_args {
     unsigned mask;
 } cl_args;
 
-static const struct {
-    const char *name;
-    unsigned bit;
-} cl_fault_names[] = {
-    {"crash", RLOG_SIM_CLUSTER_F_CRASH},
-    {"power", RLOG_SIM_CLUSTER_F_POWER},
-    {"partition", RLOG_SIM_CLUSTER_F_PARTITION},
-    {"net", RLOG_SIM_CLUSTER_F_NET},
-    {"disk", RLOG_SIM_CLUSTER_F_DISK},
-    {"corrupt", RLOG_SIM_CLUSTER_F_CORRUPT},
-    {"membership", RLOG_SIM_CLUSTER_F_MEMBERSHIP},
-};
-
-static int parse_faults(const char *list, unsigned *mask)
-{
-    *mask = 0;
-    if (!strcmp(list, "all")) {
-        *mask = RLOG_SIM_CLUSTER_F_ALL;
-        return 0;
-    }
-    if (!strcmp(list, "none") || !*list)
-        return 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        size_t i;
-        for (i = 0; i < sizeof cl_fault_names / sizeof *cl_fault_names; i++)
-            if (!strcmp(t, cl_fault_names[i].name))
-                break;
-        if (i == sizeof cl_fault_names / sizeof *cl_fault_names)
-            return -1;
-        *mask |= cl_fault_names[i].bit;
-    }
-    return 0;
-}
-
 static int parse(cli_args *a, cl_args *s)
 {
     cli_seeds_init(&s->sd);
@@ -86,7 +50,7 @@ static int parse(cli_args *a, cl_args *s)
         cli_usage_error("sim", "--nodes must be 3 or 5");
         return -1;
     }
-    if (parse_faults(s->sd.faults, &s->mask) != 0) {
+    if (rlog_sim_cluster_parse_faults(s->sd.faults, &s->mask) != 0) {
         cli_usage_error("sim",
                         "unknown fault family in '%s' (all, none, or a list of crash,power,"
                         "partition,net,disk,corrupt,membership)",

@@ -262,50 +262,59 @@ static int wr_check_sizes(cli_args *a, wr_conf *c)
     return CLI_EXIT_OK;
 }
 
+/* What wr_opt fills: the configuration, and which required options came. */
+typedef struct wr_parsed {
+    wr_conf *c;
+    bool have_count, have_size;
+} wr_parsed;
+
+static int wr_opt(cli_args *a, void *ctx)
+{
+    wr_parsed *p = ctx;
+    wr_conf *c = p->c;
+    const char *v = NULL;
+    int r;
+    if ((r = cli_opt_u64(a, "--count", &c->count, 1, UINT64_MAX / 2)) != 0) {
+        p->have_count = true;
+    } else if ((r = cli_opt_u64(a, "--size", &c->size, 0, 64u << 20)) != 0) {
+        p->have_size = true;
+    } else if ((r = cli_opt_u64(a, "--batch", &c->batch, 1, 1u << 20)) != 0 ||
+               (r = cli_opt_u64(a, "--threads", &c->threads, 1, 1024)) != 0 ||
+               (r = cli_opt_u64(a, "--seed", &c->seed, 0, UINT64_MAX)) != 0 ||
+               (r = cli_opt_u64(a, "--segment-size", &c->segment_size, 4096, UINT32_MAX)) != 0) {
+    } else if ((r = cli_opt(a, "--serve", &c->serve)) != 0 ||
+               (r = cli_opt_u64(a, "--linger", &c->linger, 0, 86400)) != 0 ||
+               (r = cli_opt_u64(a, "--followers", &c->followers, 0, 64)) != 0 ||
+               (r = cli_opt_u64(a, "--id", &c->id, 1, UINT64_MAX)) != 0 ||
+               (r = cli_opt_tls(a, &c->tls)) != 0) {
+    } else if ((r = cli_opt(a, "--sync", &v)) > 0) {
+        if (strcmp(v, "each") == 0)
+            c->sync = RLOG_SYNC_EACH;
+        else if (strcmp(v, "group") == 0)
+            c->sync = RLOG_SYNC_GROUP;
+        else if (strcmp(v, "none") == 0)
+            c->sync = RLOG_SYNC_NONE;
+        else {
+            cli_usage_error(a->cmd, "--sync: '%s' is not each, group or none", v);
+            return -1;
+        }
+    }
+    return r;
+}
+
 static int wr_parse(cli_args *a, wr_conf *c)
 {
-    bool have_count = false, have_size = false;
     c->batch = 1;
     c->threads = 1;
     c->seed = 1;
     c->sync = RLOG_SYNC_EACH;
     c->linger = 10;
     c->id = 1;
-    for (; a->i < a->argc;) {
-        const char *v = NULL;
-        int r;
-        if ((r = cli_opt_u64(a, "--count", &c->count, 1, UINT64_MAX / 2)) != 0) {
-            have_count = true;
-        } else if ((r = cli_opt_u64(a, "--size", &c->size, 0, 64u << 20)) != 0) {
-            have_size = true;
-        } else if ((r = cli_opt_u64(a, "--batch", &c->batch, 1, 1u << 20)) != 0 ||
-                   (r = cli_opt_u64(a, "--threads", &c->threads, 1, 1024)) != 0 ||
-                   (r = cli_opt_u64(a, "--seed", &c->seed, 0, UINT64_MAX)) != 0 ||
-                   (r = cli_opt_u64(a, "--segment-size", &c->segment_size, 4096, UINT32_MAX)) !=
-                       0) {
-        } else if ((r = cli_opt(a, "--serve", &c->serve)) != 0 ||
-                   (r = cli_opt_u64(a, "--linger", &c->linger, 0, 86400)) != 0 ||
-                   (r = cli_opt_u64(a, "--followers", &c->followers, 0, 64)) != 0 ||
-                   (r = cli_opt_u64(a, "--id", &c->id, 1, UINT64_MAX)) != 0 ||
-                   (r = cli_opt_tls(a, &c->tls)) != 0) {
-        } else if ((r = cli_opt(a, "--sync", &v)) != 0) {
-            if (r > 0 && strcmp(v, "each") == 0)
-                c->sync = RLOG_SYNC_EACH;
-            else if (r > 0 && strcmp(v, "group") == 0)
-                c->sync = RLOG_SYNC_GROUP;
-            else if (r > 0 && strcmp(v, "none") == 0)
-                c->sync = RLOG_SYNC_NONE;
-            else if (r > 0)
-                return cli_usage_error(a->cmd, "--sync: '%s' is not each, group or none", v);
-        } else if ((r = cli_arg_dir(a, &c->dir)) < 0) {
-            return CLI_EXIT_USAGE;
-        }
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-    }
-    if (!c->dir)
-        return cli_usage_error(a->cmd, "missing DIR");
-    if (!have_count || !have_size)
+    wr_parsed p = {c, false, false};
+    int ex = cli_parse_dir_opts(a, &c->dir, wr_opt, &p);
+    if (ex)
+        return ex;
+    if (!p.have_count || !p.have_size)
         return cli_usage_error(a->cmd, "--count and --size are required");
     if (c->batch * c->size > (1ull << 30))
         return cli_usage_error(a->cmd, "--batch x --size must stay within 1 GiB");

@@ -76,79 +76,58 @@
  * Names
  * ---------------------------------------------------------------------- */
 
+/* Each message kind's name and its number of fields after [type, version]
+ * (docs/wire.md, "Messages"); a type with no name here is unknown. */
+typedef struct codec_kind {
+    const char *name;
+    unsigned nfields;
+} codec_kind;
+
+static const codec_kind kinds[] = {
+    [RLOG_MSG_HELLO] = {"hello", 5},
+    [RLOG_MSG_REQUEST_VOTE] = {"request_vote", 6},
+    [RLOG_MSG_REQUEST_VOTE_RESULT] = {"request_vote_result", 3},
+    [RLOG_MSG_APPEND_ENTRIES] = {"append_entries", 5},
+    [RLOG_MSG_APPEND_ENTRIES_RESULT] = {"append_entries_result", 3},
+    [RLOG_MSG_INSTALL_SNAPSHOT] = {"install_snapshot", 9},
+    [RLOG_MSG_INSTALL_SNAPSHOT_RESULT] = {"install_snapshot_result", 3},
+    [RLOG_MSG_TIMEOUT_NOW] = {"timeout_now", 3},
+    [RLOG_MSG_REDIRECT] = {"redirect", 2},
+    [RLOG_MSG_SHIP_START] = {"ship_start", 14},
+    [RLOG_MSG_SHIP_REFUSE] = {"ship_refuse", 3},
+    [RLOG_MSG_SHIP_TRUNCATE] = {"ship_truncate", 3},
+    [RLOG_MSG_SHIP_ACCEPT] = {"ship_accept", 10},
+    [RLOG_MSG_SHIP_FILES] = {"ship_files", 4},
+    [RLOG_MSG_SHIP_FILES_OK] = {"ship_files_ok", 2},
+    [RLOG_MSG_SHIP_FILE_REQ] = {"ship_file_req", 4},
+    [RLOG_MSG_SHIP_FILE_DATA] = {"ship_file_data", 6},
+    [RLOG_MSG_SHIP_DATA] = {"ship_data", 9},
+    [RLOG_MSG_SHIP_ACK] = {"ship_ack", 7},
+    [RLOG_MSG_SHIP_RESTART] = {"ship_restart", 2},
+    [RLOG_MSG_SHIP_STATUS_REQ] = {"ship_status_req", 1},
+    [RLOG_MSG_SHIP_STATUS] = {"ship_status", 7},
+};
+
+/* The kind of a message type; NULL when the type is unknown. */
+static const codec_kind *kind_of(uint64_t type)
+{
+    if (type >= sizeof kinds / sizeof kinds[0] || kinds[type].name == NULL) {
+        return NULL;
+    }
+    return &kinds[type];
+}
+
 const char *rlog_msg_type_name(int type)
 {
-    switch (type) {
-    case RLOG_MSG_HELLO:
-        return "hello";
-    case RLOG_MSG_REQUEST_VOTE:
-        return "request_vote";
-    case RLOG_MSG_REQUEST_VOTE_RESULT:
-        return "request_vote_result";
-    case RLOG_MSG_APPEND_ENTRIES:
-        return "append_entries";
-    case RLOG_MSG_APPEND_ENTRIES_RESULT:
-        return "append_entries_result";
-    case RLOG_MSG_INSTALL_SNAPSHOT:
-        return "install_snapshot";
-    case RLOG_MSG_INSTALL_SNAPSHOT_RESULT:
-        return "install_snapshot_result";
-    case RLOG_MSG_TIMEOUT_NOW:
-        return "timeout_now";
-    case RLOG_MSG_REDIRECT:
-        return "redirect";
-    default:
-        return rlg_codec_ship_type_name(type);
-    }
+    const codec_kind *k = type < 0 ? NULL : kind_of((uint64_t)type);
+    return k != NULL ? k->name : "unknown";
 }
 
 /* Number of fields after [type, version] for each known type; 0 = unknown. */
 static unsigned codec_nfields(uint64_t type)
 {
-    switch (type) {
-    case RLOG_MSG_HELLO:
-        return 5;
-    case RLOG_MSG_REQUEST_VOTE:
-        return 6;
-    case RLOG_MSG_REQUEST_VOTE_RESULT:
-        return 3;
-    case RLOG_MSG_APPEND_ENTRIES:
-        return 5;
-    case RLOG_MSG_APPEND_ENTRIES_RESULT:
-        return 3;
-    case RLOG_MSG_INSTALL_SNAPSHOT:
-        return 9;
-    case RLOG_MSG_INSTALL_SNAPSHOT_RESULT:
-        return 3;
-    case RLOG_MSG_TIMEOUT_NOW:
-        return 3;
-    case RLOG_MSG_REDIRECT:
-        return 2;
-    case RLOG_MSG_SHIP_START:
-        return 14;
-    case RLOG_MSG_SHIP_REFUSE:
-    case RLOG_MSG_SHIP_TRUNCATE:
-        return 3;
-    case RLOG_MSG_SHIP_ACCEPT:
-        return 10;
-    case RLOG_MSG_SHIP_FILES:
-    case RLOG_MSG_SHIP_FILE_REQ:
-        return 4;
-    case RLOG_MSG_SHIP_FILES_OK:
-    case RLOG_MSG_SHIP_RESTART:
-        return 2;
-    case RLOG_MSG_SHIP_FILE_DATA:
-        return 6;
-    case RLOG_MSG_SHIP_DATA:
-        return 9;
-    case RLOG_MSG_SHIP_ACK:
-    case RLOG_MSG_SHIP_STATUS:
-        return 7;
-    case RLOG_MSG_SHIP_STATUS_REQ:
-        return 1;
-    default:
-        return 0;
-    }
+    const codec_kind *k = kind_of(type);
+    return k != NULL ? k->nfields : 0;
 }
 
 /* ------------------------------------------------------------------------

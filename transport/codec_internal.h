@@ -51,7 +51,6 @@ bool rlg_codec_eq_raft(const rlog_msg *a, const rlog_msg *b);
 
 /* codec_ship.c */
 
-const char *rlg_codec_ship_type_name(int type);
 int rlg_codec_enc_ship(msgpack_packer *pk, const rlog_msg *m);
 int rlg_codec_dec_ship(codec_rd *r, rlog_msg *m, uint64_t type);
 bool rlg_codec_eq_ship(const rlog_msg *x, const rlog_msg *y);
@@ -76,6 +75,11 @@ int rlg_codec_rd_u32(codec_rd *r, const char *field, uint32_t *v);
 int rlg_codec_rd_bool(codec_rd *r, const char *field, bool *v);
 int rlg_codec_rd_tribool(codec_rd *r, const char *field, rlog_msg_tribool *v);
 int rlg_codec_rd_bin(codec_rd *r, const char *field, const void **data, size_t *len);
+/* A bin that holds bytes [offset, offset + len) of something of `total`
+ * bytes (`what`: "snapshot", "file"): one that runs past the end is
+ * refused, naming both. */
+int rlg_codec_rd_part(codec_rd *r, const char *field, uint64_t offset, uint64_t total,
+                      const char *what, const void **data, size_t *len);
 /* An array header; the count is NOT checked here (callers compare it with
  * the schema or with the bytes that remain). */
 int rlg_codec_rd_array(codec_rd *r, const char *field, uint32_t *n);

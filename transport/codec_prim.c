@@ -288,6 +288,21 @@ int rlg_codec_rd_bin(codec_rd *r, const char *field, const void **data, size_t *
     return 0;
 }
 
+int rlg_codec_rd_part(codec_rd *r, const char *field, uint64_t offset, uint64_t total,
+                      const char *what, const void **data, size_t *len)
+{
+    size_t at = r->off;
+    if (rlg_codec_rd_bin(r, field, data, len)) {
+        return RLOG_EPROTO;
+    }
+    if (offset > total || *len > total - offset) {
+        return rlg_codec_rd_fail(r, at, field,
+                                 "offset %" PRIu64 " + %zu bytes run past the %s size %" PRIu64,
+                                 offset, *len, what, total);
+    }
+    return 0;
+}
+
 static int rd_str(codec_rd *r, const char *field, const void **data, size_t *len)
 {
     size_t at = r->off;

@@ -229,16 +229,10 @@ static int dec_install_snapshot(codec_rd *r, rlog_msg *m)
         rlg_codec_rd_u64(r, "total", &s->total) || rlg_codec_rd_u64(r, "offset", &s->offset)) {
         return RLOG_EPROTO;
     }
-    size_t at = r->off;
-    if (rlg_codec_rd_bin(r, "chunk", &s->chunk, &s->chunk_len)) {
+    if (rlg_codec_rd_part(r, "chunk", s->offset, s->total, "snapshot", &s->chunk, &s->chunk_len)) {
         return RLOG_EPROTO;
     }
-    if (s->offset > s->total || s->chunk_len > s->total - s->offset) {
-        return rlg_codec_rd_fail(
-            r, at, "chunk", "offset %" PRIu64 " + %zu bytes run past the snapshot size %" PRIu64,
-            s->offset, s->chunk_len, s->total);
-    }
-    at = r->off;
+    size_t at = r->off;
     if (rlg_codec_rd_bool(r, "done", &s->done)) {
         return RLOG_EPROTO;
     }

@@ -9,18 +9,6 @@
 
 #include "transport/codec_internal.h"
 
-const char *rlg_codec_ship_type_name(int type)
-{
-    static const char *const names[] = {
-        "ship_start",    "ship_refuse",     "ship_truncate",  "ship_accept", "ship_files",
-        "ship_files_ok", "ship_file_req",   "ship_file_data", "ship_data",   "ship_ack",
-        "ship_restart",  "ship_status_req", "ship_status"};
-    if (type >= RLOG_MSG_SHIP_START && type <= RLOG_MSG_SHIP_STATUS) {
-        return names[type - RLOG_MSG_SHIP_START];
-    }
-    return "unknown";
-}
-
 /* ------------------------------------------------------------------------
  * Encoding
  * ---------------------------------------------------------------------- */
@@ -418,14 +406,8 @@ static int dec_ship_file_data(codec_rd *r, rlog_msg *m)
         rlg_codec_rd_u32(r, "crc", &d->crc) || rlg_codec_rd_u64(r, "offset", &d->offset)) {
         return RLOG_EPROTO;
     }
-    size_t at = r->off;
-    if (rlg_codec_rd_bin(r, "data", &d->data, &d->len)) {
+    if (rlg_codec_rd_part(r, "data", d->offset, d->size, "file", &d->data, &d->len)) {
         return RLOG_EPROTO;
-    }
-    if (d->offset > d->size || d->len > d->size - d->offset) {
-        return rlg_codec_rd_fail(r, at, "data",
-                                 "offset %" PRIu64 " + %zu bytes run past the file size %" PRIu64,
-                                 d->offset, d->len, d->size);
     }
     return rlg_codec_dec_copy(m, p, len, &d->name);
 }

@@ -60,25 +60,9 @@ static nng_time timers_run(tn *n)
             next = c->deadline;
         }
     }
-    for (dialer *d = n->dialers; d != NULL; d = d->next) {
-        bool up = d->bound_id != 0 && rlg_nng_conn_up(n, d->bound_id) != NULL;
-        if (d->state == DIALER_IDLE && !up) {
-            d->backoff_ms = n->cfg.backoff_min_ms;
-            rlg_nng_dialer_backoff(d);
-        } else if (d->state == DIALER_WAIT && up) {
-            d->state = DIALER_IDLE;
-        }
-        if (d->state != DIALER_WAIT) {
-            continue;
-        }
-        if (d->deadline <= now) {
-            rlg_nng_dialer_ask(d);
-        }
-        if (d->state == DIALER_WAIT && d->deadline < next) {
-            next = d->deadline;
-        }
-    }
-    nng_time g = rlg_nng_guests_run(n, now);
+    nng_time g = rlg_nng_dialers_run(n, now);
+    next = g < next ? g : next;
+    g = rlg_nng_guests_run(n, now);
     next = g < next ? g : next;
     g = rlg_nng_tls_report(n, now, &snap);
     next = g < next ? g : next;

@@ -275,11 +275,8 @@ void rlg_nng_conn_kill(conn *c, int reason, int send_status, after_kill after)
         c->d = NULL;
         d->c = NULL;
         if (d->state == DIALER_CONN && !n->closing) {
-            if (after == AFTER_IDLE) {
-                d->state = DIALER_IDLE;
-            } else {
-                rlg_nng_dialer_backoff(d);
-            }
+            /* the dialer acts on it at its next turn (rlg_nng_dialers_run) */
+            d->state = after == AFTER_IDLE ? DIALER_IDLE : DIALER_LOST;
         }
     }
 }
@@ -328,7 +325,6 @@ static bool conn_arbitrate(conn *c)
             }
         }
     }
-    rlg_nng_dialers_settle(n, c);
     return true;
 }
 

@@ -27,24 +27,13 @@ static void dialer_close_req(dialer *d)
     if (!d->req_open) {
         return;
     }
-    rlg_nng_aio_end(d->aio);
-    nng_close(d->req);
+    rlg_nng_sock_end(n, d->aio, d->req, &d->ev, d->aio_busy, !d->answering);
     d->req_open = false;
-    nng_mtx_lock(n->mtx);
-    rlg_nng_ev_unlink_locked(&d->ev);
-    nng_mtx_unlock(n->mtx);
-    if (d->aio_busy) {
-        int rv = nng_aio_result(d->aio);
-        nng_msg *m = nng_aio_get_msg(d->aio);
-        if (m != NULL && (d->answering ? rv == 0 : rv != 0)) {
-            nng_msg_free(m);
-        }
-        nng_aio_set_msg(d->aio, NULL);
-        d->aio_busy = false;
-    }
+    d->aio_busy = false;
 }
 
-void rlg_nng_dialer_backoff(dialer *d)
+/* Waits, then asks again: a jittered backoff that doubles up to the max. */
+static void dialer_backoff(dialer *d)
 {
     tn *n = d->n;
     unsigned wait = rlg_transport_backoff_jitter(d->backoff_ms, nng_random());
@@ -66,7 +55,7 @@ static void dialer_fail(dialer *d, rlog_level level, const char *fmt, ...)
     rlg_nng_log(d->n, level, "dialling %s: %s; retrying in about %u ms", d->address, buf,
                 d->backoff_ms);
     dialer_close_req(d);
-    rlg_nng_dialer_backoff(d);
+    dialer_backoff(d);
 }
 
 void rlg_nng_dialer_ask(dialer *d)
@@ -196,16 +185,31 @@ void rlg_nng_dialer_on_aio(dialer *d)
     dialer_answer(d, m);
 }
 
-void rlg_nng_dialers_settle(tn *n, const conn *c)
+nng_time rlg_nng_dialers_run(tn *n, nng_time now)
 {
+    nng_time next = TIME_NEVER;
     for (dialer *d = n->dialers; d != NULL; d = d->next) {
-        if (d->c == c || !rlg_nng_dialer_aims_at(d, c->peer_id)) {
-            continue;
+        if (d->state == DIALER_LOST) {
+            dialer_backoff(d);
         }
-        if (d->state == DIALER_WAIT) {
+        bool up = d->bound_id != 0 && rlg_nng_conn_up(n, d->bound_id) != NULL;
+        if (d->state == DIALER_IDLE && !up) {
+            d->backoff_ms = n->cfg.backoff_min_ms;
+            dialer_backoff(d);
+        } else if (d->state == DIALER_WAIT && up) {
             d->state = DIALER_IDLE; /* one asking finishes (dialer_answer) */
         }
+        if (d->state != DIALER_WAIT) {
+            continue;
+        }
+        if (d->deadline <= now) {
+            rlg_nng_dialer_ask(d);
+        }
+        if (d->state == DIALER_WAIT && d->deadline < next) {
+            next = d->deadline;
+        }
     }
+    return next;
 }
 
 void rlg_nng_dialer_stop(dialer *d, int reason, int send_status)

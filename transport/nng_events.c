@@ -19,6 +19,23 @@ void rlg_nng_aio_end(nng_aio *aio)
     nng_aio_wait(aio);
 }
 
+void rlg_nng_sock_end(tn *n, nng_aio *aio, nng_socket sock, ev *e, bool busy, bool sending)
+{
+    rlg_nng_aio_end(aio);
+    nng_close(sock);
+    nng_mtx_lock(n->mtx);
+    rlg_nng_ev_unlink_locked(e);
+    nng_mtx_unlock(n->mtx);
+    if (busy) {
+        int rv = nng_aio_result(aio);
+        nng_msg *m = nng_aio_get_msg(aio);
+        if (m != NULL && (sending ? rv != 0 : rv == 0)) {
+            nng_msg_free(m);
+        }
+        nng_aio_set_msg(aio, NULL);
+    }
+}
+
 void rlg_nng_ev_init(ev *e, tn *n, void *owner, ev_kind kind)
 {
     e->prev = e->next = NULL;

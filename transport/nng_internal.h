@@ -50,7 +50,13 @@
  *   nng_util.c   errors, logging, addresses and message encoding
  *   nng_events.c the inbox (nng threads -> owner) and the ready list (owner)
  *   nng_conn.c   connections: socket, sends, receives, handshake, death
- *   nng_dialer.c dialers: rendezvous request, dedicated dial, backoff
+ *   nng_dialer.c dialers: rendezvous request, dedicated dial, backoff,
+ *                their turn in the loop (rlg_nng_dialers_run). A dialer
+ *                makes and stops its conn (nng_dialer.c -> nng_conn.c);
+ *                a conn calls no dialer function: it records its end or
+ *                its success in its dialer's fields (DIALER_LOST or
+ *                DIALER_IDLE, bound_id, backoff_ms), which the dialer's
+ *                turn acts on.
  *   nng_limits.c limits against strangers and TLS diagnostics
  *   nng_rdv.c    the rendezvous (the public address)
  *   nng.c        the owner's loop and the transport table
@@ -189,6 +195,7 @@ typedef enum dialer_state {
     DIALER_ASK,  /* rendezvous request in flight */
     DIALER_CONN, /* its conn is in handshake or up */
     DIALER_IDLE, /* the peer is up through another connection */
+    DIALER_LOST, /* its conn died: backs off at the next rlg_nng_dialers_run */
     DIALER_DEAD,
 } dialer_state;
 
@@ -308,6 +315,15 @@ int rlg_nng_to_rlog(int rv);
  * operations.
  */
 void rlg_nng_aio_end(nng_aio *aio);
+/*
+ * Ends a socket that has one aio and one event slot (a dialer's req0, the
+ * rendezvous rep0): the aio's operation ended (rlg_nng_aio_end), the socket
+ * closed, the slot taken off the inbox. When an operation was in flight
+ * (busy), the message the aio is left with is freed when it is ours — the
+ * one we were sending (`sending`) that nng did not take, or one it
+ * received — and the aio holds none.
+ */
+void rlg_nng_sock_end(tn *n, nng_aio *aio, nng_socket sock, ev *e, bool busy, bool sending);
 void rlg_nng_ev_init(ev *e, tn *n, void *owner, ev_kind kind);
 void rlg_nng_ev_queue_locked(ev *e);
 void rlg_nng_ev_unlink_locked(ev *e);
@@ -363,12 +379,18 @@ int rlg_nng_conn_open_incoming(tn *n, uint64_t peer, conn **out);
  * ---------------------------------------------------------------------- */
 
 bool rlg_nng_dialer_aims_at(const dialer *d, uint64_t id);
-/* Waits, then asks again: a jittered backoff that doubles up to the max. */
-void rlg_nng_dialer_backoff(dialer *d);
 /* Starts a rendezvous: our hello to the public address on a fresh req0. */
 void rlg_nng_dialer_ask(dialer *d);
 void rlg_nng_dialer_on_aio(dialer *d);
-void rlg_nng_dialers_settle(tn *n, const conn *c);
+/*
+ * The dialers' turn in the owner's loop: one whose connection died
+ * (DIALER_LOST) backs off; one waiting while its peer is up through
+ * another connection goes idle, an idle one whose peer is down backs off
+ * from the minimum; one whose wait is over asks again. Returns the next
+ * deadline (TIME_NEVER: none). A connection only records its end in its
+ * dialer's state: nng_dialer.c calls nng_conn.c, never the reverse.
+ */
+nng_time rlg_nng_dialers_run(tn *n, nng_time now);
 /* Stops a dialer for good (its conn dies too); freed at the top level. */
 void rlg_nng_dialer_stop(dialer *d, int reason, int send_status);
 void rlg_nng_dialer_free(dialer *d);

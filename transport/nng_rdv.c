@@ -136,21 +136,11 @@ void rlg_nng_rdv_stop(tn *n)
     if (!r->open) {
         return;
     }
-    rlg_nng_aio_end(r->aio);
-    nng_close(r->sock);
+    rlg_nng_sock_end(n, r->aio, r->sock, &r->ev, r->busy, r->replying);
     r->open = false;
-    nng_mtx_lock(n->mtx);
-    rlg_nng_ev_unlink_locked(&r->ev);
+    r->busy = false;
+    nng_mtx_lock(n->mtx); /* the socket is closed: no pipe callback runs now */
     rlg_nng_ev_unlink_locked(&r->gev);
     r->nguests = 0;
     nng_mtx_unlock(n->mtx);
-    if (r->busy) {
-        int rv = nng_aio_result(r->aio);
-        nng_msg *m = nng_aio_get_msg(r->aio);
-        if (m != NULL && (r->replying ? rv != 0 : rv == 0)) {
-            nng_msg_free(m);
-        }
-        nng_aio_set_msg(r->aio, NULL);
-        r->busy = false;
-    }
 }

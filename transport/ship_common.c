@@ -7,28 +7,17 @@
 #include <string.h>
 
 #include "os/log.h"
+#include "os/names.h"
 #include "transport/ship_internal.h"
 
 const char *rlog_ship_state_name(int state)
 {
-    switch (state) {
-    case RLOG_SHIP_CONNECTING:
-        return "connecting";
-    case RLOG_SHIP_CATCHING_UP:
-        return "catching-up";
-    case RLOG_SHIP_TAILING:
-        return "tailing";
-    case RLOG_SHIP_SNAPSHOT:
-        return "snapshot";
-    case RLOG_SHIP_TRUNCATING:
-        return "truncating";
-    case RLOG_SHIP_REFUSED:
-        return "refused";
-    case RLOG_SHIP_FAILED:
-        return "failed";
-    default:
-        return "unknown";
-    }
+    static const char *const names[] = {
+        [RLOG_SHIP_CONNECTING] = "connecting", [RLOG_SHIP_CATCHING_UP] = "catching-up",
+        [RLOG_SHIP_TAILING] = "tailing",       [RLOG_SHIP_SNAPSHOT] = "snapshot",
+        [RLOG_SHIP_TRUNCATING] = "truncating", [RLOG_SHIP_REFUSED] = "refused",
+        [RLOG_SHIP_FAILED] = "failed"};
+    return rlg_name_at(names, sizeof names / sizeof names[0], (uint64_t)(int64_t)state);
 }
 
 void rlg_ship_logf(rlog_logger_fn fn, void *data, rlog_level level, const char *fmt, ...)

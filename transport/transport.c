@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "os/names.h"
 #include "rlog/wire.h"
 
 void rlog_transport_config_init(rlog_transport_config *cfg)
@@ -18,18 +19,11 @@ void rlog_transport_config_init(rlog_transport_config *cfg)
 
 const char *rlog_msg_role_name(uint32_t role)
 {
-    switch (role) {
-    case RLOG_ROLE_RAFT:
-        return "raft";
-    case RLOG_ROLE_SHIP_FOLLOWER:
-        return "ship-follower";
-    case RLOG_ROLE_SHIP_LEADER:
-        return "ship-leader";
-    case RLOG_ROLE_OBSERVER:
-        return "observer";
-    default:
-        return "unknown";
-    }
+    static const char *const names[] = {[RLOG_ROLE_RAFT] = "raft",
+                                        [RLOG_ROLE_SHIP_FOLLOWER] = "ship-follower",
+                                        [RLOG_ROLE_SHIP_LEADER] = "ship-leader",
+                                        [RLOG_ROLE_OBSERVER] = "observer"};
+    return rlg_name_at(names, sizeof names / sizeof names[0], role);
 }
 
 int rlg_transport_config_resolve(const rlog_transport_config *in, rlog_transport_config *out,

@@ -1,6 +1,8 @@
 /* bench/common: see bench_util.h. */
 #include "bench_util.h"
 
+#include "os/sync.h"
+
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -308,4 +310,28 @@ bench_group_result bench_group_run(const char *dir, int threads, size_t record_s
     bench_rm_rf(dir);
     free(g);
     return r;
+}
+
+rlog_file *bench_prewritten(const char *path, uint64_t size)
+{
+    rlog_vfs *v = rlog_vfs_posix();
+    rlog_file *f = NULL;
+    int e = v->unlink(v, path);
+    if (e == 0 || e == ENOENT)
+        e = v->open(v, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &f);
+    if (e)
+        bench_die(path, strerror(e));
+    size_t chunk = 1u << 20, done;
+    void *zeros = calloc(1, chunk);
+    if (!zeros)
+        bench_die(path, "out of memory");
+    for (uint64_t off = 0; off < size; off += chunk) {
+        size_t n = size - off < chunk ? (size_t)(size - off) : chunk;
+        if ((e = v->pwrite(v, f, zeros, n, off, &done)) != 0)
+            bench_die(path, strerror(e));
+    }
+    free(zeros);
+    if ((e = rlg_os_fdatasync(v, f)) != 0)
+        bench_die(path, strerror(e));
+    return f;
 }

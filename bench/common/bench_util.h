@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "rlog/log.h"
+#include "rlog/vfs.h"
 
 #define BENCH_TYPE RLOG_TYPE_USER_MIN
 
@@ -90,5 +91,11 @@ typedef struct bench_group_result {
  * Dies on error. */
 bench_group_result bench_group_run(const char *dir, int threads, size_t record_size, double seconds,
                                    bool io_thread);
+
+/* A file of `size` zero bytes at path (any old file replaced), written
+ * through the posix vfs and synced with rlg_os_fdatasync, as rlog
+ * pre-writes its segments: the raw baselines' files (no bench calls a sync
+ * system call itself). Dies on failure; close with the posix vfs. */
+rlog_file *bench_prewritten(const char *path, uint64_t size);
 
 #endif

@@ -126,6 +126,10 @@ RLOG_API int rlog_sim_cluster_run(const rlog_sim_cluster_options *opts,
  * the caller's to combine. */
 RLOG_API void rlog_sim_cluster_result_add(rlog_sim_cluster_result *sum,
                                           const rlog_sim_cluster_result *r);
+/* Parses "crash,power,..." (the families RLOG_SIM_CLUSTER_F_* in their
+ * order: crash, power, partition, net, disk, corrupt, membership) or "all",
+ * "none" into a mask; -1 on an unknown name. */
+RLOG_API int rlog_sim_cluster_parse_faults(const char *list, unsigned *mask);
 
 /* ---- the linearizability checker (register per key) ----
  * A Wing-Gong search with memoised states (Lowe's refinement) over one

@@ -18,9 +18,11 @@
 #include <string.h>
 
 #include "log/format.h"
+#include "os/array.h"
 #include "rlog/raft_io.h"
 #include "rlog/raft_storage.h"
 #include "sim/cluster/cluster.h"
+#include "sim/harness.h"
 
 #define CL_MAX_NODES  8
 #define CL_DIR        "/raft"
@@ -200,17 +202,7 @@ static void cl_fail(cl *c, const char *fmt, ...)
 
 static void *cl_grow(void *p, size_t *cap, size_t idx, size_t size)
 {
-    if (idx < *cap)
-        return p;
-    size_t n = *cap ? *cap : 64;
-    while (n <= idx)
-        n *= 2;
-    uint8_t *q = realloc(p, n * size);
-    if (q == NULL)
-        return NULL;
-    memset(q + *cap * size, 0, (n - *cap) * size);
-    *cap = n;
-    return q;
+    return rlg_array_grow_zero(&p, cap, idx + 1, size, 64) ? NULL : p;
 }
 
 static bool cl_oom(cl *c, void *p)
@@ -2118,6 +2110,31 @@ static void final_checks(cl *c, cl_node *l)
     if (!c->stop)
         check_history(c);
     c->res->commit_index = l->raft->commit_index;
+}
+
+/* The fault families' names: names[i] is the family of bit i. */
+static const char *const cluster_fault_names[] = {"crash", "power",   "partition", "net",
+                                                  "disk",  "corrupt", "membership"};
+#define CLUSTER_FAULT_FAMILIES (sizeof cluster_fault_names / sizeof *cluster_fault_names)
+_Static_assert(RLOG_SIM_CLUSTER_F_ALL == (1u << CLUSTER_FAULT_FAMILIES) - 1 &&
+                   RLOG_SIM_CLUSTER_F_CRASH == 1u << 0 && RLOG_SIM_CLUSTER_F_POWER == 1u << 1 &&
+                   RLOG_SIM_CLUSTER_F_PARTITION == 1u << 2 && RLOG_SIM_CLUSTER_F_NET == 1u << 3 &&
+                   RLOG_SIM_CLUSTER_F_DISK == 1u << 4 && RLOG_SIM_CLUSTER_F_CORRUPT == 1u << 5 &&
+                   RLOG_SIM_CLUSTER_F_MEMBERSHIP == 1u << 6,
+               "one name per RLOG_SIM_CLUSTER_F_* bit, in bit order");
+
+static const char *cluster_fault_name(unsigned i)
+{
+    return cluster_fault_names[i];
+}
+
+int rlog_sim_cluster_parse_faults(const char *list, unsigned *mask)
+{
+    uint64_t m = 0;
+    int rv = rlg_sim_parse_names(list, cluster_fault_name, CLUSTER_FAULT_FAMILIES,
+                                 RLOG_SIM_CLUSTER_F_ALL, &m);
+    *mask = (unsigned)m;
+    return rv;
 }
 
 void rlog_sim_cluster_result_add(rlog_sim_cluster_result *s, const rlog_sim_cluster_result *r)

@@ -80,7 +80,9 @@ uint64_t rlg_cl_next_at(const cl_world *w)
     return w->nheap ? w->heap[0]->at : UINT64_MAX;
 }
 
-static cl_ev *ev_new(cl_loop *l, int kind, uint64_t at)
+/* A new event of loop l (NULL: the world's own) at `at`, queued; the
+ * caller fills in what it runs. NULL when memory ran out. */
+static cl_ev *ev_queue(cl_world *w, cl_loop *l, int kind, uint64_t at)
 {
     cl_ev *ev = calloc(1, sizeof *ev);
     if (ev == NULL)
@@ -88,7 +90,7 @@ static cl_ev *ev_new(cl_loop *l, int kind, uint64_t at)
     ev->kind = kind;
     ev->at = at;
     ev->loop = l;
-    return ev;
+    return rlg_cl_push(w, ev) == 0 ? ev : NULL; /* (a failed push freed it) */
 }
 
 /* ---- the rlog_loop table ---- */
@@ -115,25 +117,21 @@ static int vl_post(rlog_loop *t, rlog_loop_fn fn, void *arg)
     if (at <= l->last_post)
         at = l->last_post + 1;
     l->last_post = at;
-    cl_ev *ev = ev_new(l, CL_EV_POST, at);
+    cl_ev *ev = ev_queue(w, l, CL_EV_POST, at);
     if (ev == NULL)
         return RLOG_ENOMEM;
     ev->fn = fn;
     ev->arg = arg;
-    if (rlg_cl_push(w, ev) != 0)
-        return RLOG_ENOMEM;
     l->refs++;
     return 0;
 }
 
 static int timer_queue(cl_world *w, rlog_loop_timer *tm, uint64_t delay_ns)
 {
-    cl_ev *ev = ev_new(NULL, CL_EV_TIMER, w->now + delay_ns);
+    cl_ev *ev = ev_queue(w, NULL, CL_EV_TIMER, w->now + delay_ns);
     if (ev == NULL)
         return RLOG_ENOMEM;
     ev->timer = tm;
-    if (rlg_cl_push(w, ev) != 0)
-        return RLOG_ENOMEM;
     tm->queued = true;
     return 0;
 }
@@ -177,15 +175,13 @@ static int vl_work(rlog_loop *t, rlog_loop_work_fn work, rlog_loop_after_fn afte
     cl_world *w = l->w;
     if (l->closed)
         return RLOG_ECLOSED;
-    cl_ev *ev =
-        ev_new(l, CL_EV_WORK, w->now + 5000 + rlog_sim_rng_below(&w->work_rng, w->work_max_ns));
+    uint64_t at = w->now + 5000 + rlog_sim_rng_below(&w->work_rng, w->work_max_ns);
+    cl_ev *ev = ev_queue(w, l, CL_EV_WORK, at);
     if (ev == NULL)
         return RLOG_ENOMEM;
     ev->work = work;
     ev->after = after;
     ev->arg = arg;
-    if (rlg_cl_push(w, ev) != 0)
-        return RLOG_ENOMEM;
     l->refs++;
     return 0;
 }
@@ -294,14 +290,12 @@ bool rlg_cl_run_event(cl_world *w, cl_ev *ev)
 
 int rlg_cl_at(cl_world *w, uint64_t at, void (*fn)(void *arg, uint64_t u), void *arg, uint64_t u)
 {
-    cl_ev *ev = ev_new(NULL, CL_EV_CALL, at < w->now ? w->now : at);
+    cl_ev *ev = ev_queue(w, NULL, CL_EV_CALL, at < w->now ? w->now : at);
     if (ev == NULL)
         return RLOG_ENOMEM;
     ev->call = fn;
     ev->arg = arg;
     ev->u = u;
-    if (rlg_cl_push(w, ev) != 0)
-        return RLOG_ENOMEM;
     return 0;
 }
 

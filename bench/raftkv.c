@@ -20,7 +20,11 @@
  *    from the io's init through raft_init to the return of raft_start (a
  *    node's whole start: raft_uv reads the log in raft_start, rlog opens
  *    its store in raft_init) and the growth of the process's resident set
- *    across it (VmRSS after - before; VmHWM too).
+ *    across it (VmRSS after - before; VmHWM too), and the CPU time of the
+ *    process and of its loop thread across it (getrusage RUSAGE_SELF and
+ *    RUSAGE_THREAD): on a loaded machine the elapsed time is mostly waiting
+ *    for a core, and the loop thread's CPU time is the start's critical
+ *    path when a core is free for rlog's helper threads.
  *    Best time of --load-runs (default 3) runs; the page cache is warm.
  *
  * Prints one table per part and the ratios rlog/uv. The rlog io's messages
@@ -202,14 +206,20 @@ static void cluster_finish(struct cluster *cl, int error, const char *msg)
 
 static void on_apply(struct raft_apply *req, int status, void *result);
 
-/* The whole process's context switches and CPU microseconds so far. */
-static void usage_now(uint64_t *cs, uint64_t *cpu_us)
+/* Context switches and CPU microseconds so far: of the whole process
+ * (RUSAGE_SELF) or of the calling thread (RUSAGE_THREAD). */
+static void usage_of(int who, uint64_t *cs, uint64_t *cpu_us)
 {
     struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
+    getrusage(who, &u);
     *cs = (uint64_t)u.ru_nvcsw + (uint64_t)u.ru_nivcsw;
     *cpu_us = (uint64_t)u.ru_utime.tv_sec * 1000000u + (uint64_t)u.ru_utime.tv_usec +
               (uint64_t)u.ru_stime.tv_sec * 1000000u + (uint64_t)u.ru_stime.tv_usec;
+}
+
+static void usage_now(uint64_t *cs, uint64_t *cpu_us)
+{
+    usage_of(RUSAGE_SELF, cs, cpu_us);
 }
 
 static int submit(struct slot *s)
@@ -559,6 +569,9 @@ static int load_child(const char *io_name, const char *dir, const char *address)
     /* Timed from the io's init on: raft_uv reads its log in raft_start
      * (io->load), rlog opens (recovers) its store in raft_init (io->init). */
     long rss0 = proc_status_kb("VmRSS"), hwm0 = proc_status_kb("VmHWM");
+    uint64_t cs, cpu0, loop0, cpu1, loop1;
+    usage_of(RUSAGE_SELF, &cs, &cpu0);
+    usage_of(RUSAGE_THREAD, &cs, &loop0);
     uint64_t t0 = bench_now_ns();
     if (kv_io_init(&io, kind, &loop, dir, KV_LOG_ERROR, err, sizeof err) != 0)
         die("io", err);
@@ -567,9 +580,13 @@ static int load_child(const char *io_name, const char *dir, const char *address)
     if (raft_start(&raft) != 0)
         die("raft_start", raft.errmsg);
     uint64_t t1 = bench_now_ns();
+    usage_of(RUSAGE_SELF, &cs, &cpu1);
+    usage_of(RUSAGE_THREAD, &cs, &loop1);
     long rss1 = proc_status_kb("VmRSS"), hwm1 = proc_status_kb("VmHWM");
-    printf("load_ms=%.2f rss_kb=%ld hwm_kb=%ld last_index=%llu\n", (double)(t1 - t0) / 1e6,
-           rss1 - rss0, hwm1 - hwm0, (unsigned long long)raft_last_index(&raft));
+    printf("load_ms=%.2f rss_kb=%ld hwm_kb=%ld last_index=%llu cpu_ms=%.1f loop_cpu_ms=%.1f\n",
+           (double)(t1 - t0) / 1e6, rss1 - rss0, hwm1 - hwm0,
+           (unsigned long long)raft_last_index(&raft), (double)(cpu1 - cpu0) / 1e3,
+           (double)(loop1 - loop0) / 1e3);
     fflush(stdout);
     _exit(0); /* the figures are out; no need to close */
 }
@@ -578,6 +595,7 @@ struct load_result {
     double ms;
     long rss_kb, hwm_kb;
     unsigned long long last_index;
+    double cpu_ms, loop_cpu_ms; /* the process's CPU time; the loop thread's */
 };
 
 static struct load_result run_load(const char *self, enum kv_io_kind kind, const char *root,
@@ -600,8 +618,10 @@ static struct load_result run_load(const char *self, enum kv_io_kind kind, const
         FILE *p = popen(cmd, "r");
         struct load_result lr = {.ms = -1};
         if (p && fgets(line, sizeof line, p) &&
-            sscanf(line, "load_ms=%lf rss_kb=%ld hwm_kb=%ld last_index=%llu", &lr.ms, &lr.rss_kb,
-                   &lr.hwm_kb, &lr.last_index) != 4)
+            sscanf(line,
+                   "load_ms=%lf rss_kb=%ld hwm_kb=%ld last_index=%llu cpu_ms=%lf loop_cpu_ms=%lf",
+                   &lr.ms, &lr.rss_kb, &lr.hwm_kb, &lr.last_index, &lr.cpu_ms,
+                   &lr.loop_cpu_ms) != 6)
             lr.ms = -1;
         if (!p || pclose(p) != 0 || lr.ms < 0)
             die("load child failed", cmd);
@@ -725,13 +745,14 @@ int main(int argc, char **argv)
         printf("\nload: io init + raft_init + raft_start on a log of %" PRIu64
                " entries of %zu B, best of %u\n",
                load_entries, size, load_runs);
-        printf("%-6s %12s %14s %14s %12s\n", "io", "load ms", "RSS delta MB", "HWM delta MB",
-               "write s");
+        printf("%-6s %12s %14s %14s %12s %12s %12s\n", "io", "load ms", "RSS delta MB",
+               "HWM delta MB", "write s", "cpu ms", "loop cpu ms");
         for (unsigned k = 0; k < n_kinds; k++) {
             lr[k] =
                 run_load(self, kinds[k], root, load_entries, size, load_runs, keep, &write_s[k]);
-            printf("%-6s %12.1f %14.1f %14.1f %12.1f\n", kv_io_name(kinds[k]), lr[k].ms,
-                   lr[k].rss_kb / 1024.0, lr[k].hwm_kb / 1024.0, write_s[k]);
+            printf("%-6s %12.1f %14.1f %14.1f %12.1f %12.1f %12.1f\n", kv_io_name(kinds[k]),
+                   lr[k].ms, lr[k].rss_kb / 1024.0, lr[k].hwm_kb / 1024.0, write_s[k], lr[k].cpu_ms,
+                   lr[k].loop_cpu_ms);
             fflush(stdout);
         }
     }
@@ -745,7 +766,9 @@ int main(int argc, char **argv)
                    windows[w], cr[w][k].p99_us, name, windows[w], cr[w][k].cs_per_commit, name,
                    windows[w], cr[w][k].cpu_us_per_commit);
         if (load)
-            printf("%s_load_ms=%.1f\n%s_load_rss_kb=%ld\n", name, lr[k].ms, name, lr[k].rss_kb);
+            printf("%s_load_ms=%.1f\n%s_load_rss_kb=%ld\n%s_load_cpu_ms=%.1f\n"
+                   "%s_load_loop_cpu_ms=%.1f\n",
+                   name, lr[k].ms, name, lr[k].rss_kb, name, lr[k].cpu_ms, name, lr[k].loop_cpu_ms);
     }
     if (n_kinds == 2 && kinds[0] == KV_IO_UV && kinds[1] == KV_IO_RLOG) {
         printf("\nratios rlog/uv (goals: throughput w64 >= 2, p99 w1 <= 1, load time <= 0.25, "
@@ -756,8 +779,9 @@ int main(int argc, char **argv)
                    cr[w][1].p50_us / cr[w][0].p50_us, windows[w],
                    cr[w][1].p99_us / cr[w][0].p99_us);
         if (load)
-            printf("load_time_ratio=%.3f\nload_rss_ratio=%.3f\n", lr[1].ms / lr[0].ms,
-                   (double)lr[1].rss_kb / (double)lr[0].rss_kb);
+            printf("load_time_ratio=%.3f\nload_rss_ratio=%.3f\nload_loop_cpu_ratio=%.3f\n",
+                   lr[1].ms / lr[0].ms, (double)lr[1].rss_kb / (double)lr[0].rss_kb,
+                   lr[1].loop_cpu_ms / lr[0].loop_cpu_ms);
     }
     return 0;
 }

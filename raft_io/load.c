@@ -12,6 +12,8 @@
  * + 1 when no entries are kept, and may be at or below the snapshot's index
  * when entries were kept behind it (libraft's `trailing`).
  */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,15 +61,139 @@ int rlg_rio_batch_own(struct raft_entry *v, size_t n)
     return 0;
 }
 
+/* Mapping ahead. Most of the CPU time of a large load is the kernel
+ * zeroing the fresh memory of the batches (perf: docs/raft_io.md,
+ * "Benchmark"). Unless the io is single-threaded (RLOG_RAFT_IO_NO_THREADS),
+ * the next batch is raft_malloc'd on the loop thread as soon as the current
+ * one is started, and a helper thread advises and populates it
+ * (batch_advise) while the loop thread reads and copies into the current
+ * one: with a free core the zeroing leaves the load's critical path. The
+ * helper only calls madvise on memory the load owns and writes nothing the
+ * load reads; the load waits for it before it reallocates or frees a batch
+ * it was given, and joins it before load returns. */
+typedef struct load_ahead {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    uint8_t *job; /* given and not yet populated (mu); NULL when idle */
+    size_t job_len;
+    bool stop; /* mu */
+} load_ahead;
+
 /* The entries being loaded: v[0..have) are filled; v[cur_first..have)
- * point into the batch being filled (cur, cap bytes, used so far). */
+ * point into the batch being filled (cur, cap bytes, used so far). spare is
+ * the next batch, being mapped ahead (spare_cap bytes), or NULL. */
 typedef struct load_state {
     struct raft_entry *v;
     size_t n, have, cur_first;
     uint8_t *cur;
     size_t cap, used;
+    uint8_t *spare;
+    size_t spare_cap;
+    bool threads;  /* mapping ahead allowed */
+    bool ahead_on; /* ahead's thread runs */
+    load_ahead ahead;
     int why; /* RAFT_NOMEM or RAFT_CORRUPT when load_record stopped the scan */
 } load_state;
+
+static void batch_advise(void *b, size_t len);
+
+static void *ahead_main(void *arg)
+{
+    load_ahead *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (a->job == NULL && !a->stop) {
+            pthread_cond_wait(&a->cond, &a->mu);
+        }
+        if (a->job == NULL) {
+            break;
+        }
+        uint8_t *b = a->job;
+        size_t len = a->job_len;
+        pthread_mutex_unlock(&a->mu);
+        batch_advise(b, len);
+        pthread_mutex_lock(&a->mu);
+        a->job = NULL;
+        pthread_cond_broadcast(&a->cond);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Waits until the helper holds no batch (no-op without a helper). */
+static void ahead_wait(load_state *ls)
+{
+    if (!ls->ahead_on) {
+        return;
+    }
+    load_ahead *a = &ls->ahead;
+    pthread_mutex_lock(&a->mu);
+    while (a->job != NULL) {
+        pthread_cond_wait(&a->cond, &a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Hands b to the helper, started on first use; false when no thread could
+ * be started (the caller then advises b itself, as without threads). */
+static bool ahead_give(load_state *ls, uint8_t *b, size_t len)
+{
+    load_ahead *a = &ls->ahead;
+    if (!ls->ahead_on) {
+        if (!ls->threads) {
+            return false;
+        }
+        a->job = NULL;
+        a->stop = false;
+        if (pthread_mutex_init(&a->mu, NULL) != 0) {
+            ls->threads = false;
+            return false;
+        }
+        if (pthread_cond_init(&a->cond, NULL) != 0) {
+            pthread_mutex_destroy(&a->mu);
+            ls->threads = false;
+            return false;
+        }
+        if (pthread_create(&a->thread, NULL, ahead_main, a) != 0) {
+            pthread_cond_destroy(&a->cond);
+            pthread_mutex_destroy(&a->mu);
+            ls->threads = false;
+            return false;
+        }
+        ls->ahead_on = true;
+    }
+    pthread_mutex_lock(&a->mu);
+    while (a->job != NULL) {
+        pthread_cond_wait(&a->cond, &a->mu);
+    }
+    a->job = b;
+    a->job_len = len;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->mu);
+    return true;
+}
+
+/* Joins the helper (after what it was given is done) and frees an unused
+ * spare. */
+static void ahead_end(load_state *ls)
+{
+    if (ls->ahead_on) {
+        load_ahead *a = &ls->ahead;
+        pthread_mutex_lock(&a->mu);
+        a->stop = true;
+        pthread_cond_signal(&a->cond);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->thread, NULL);
+        pthread_cond_destroy(&a->cond);
+        pthread_mutex_destroy(&a->mu);
+        ls->ahead_on = false;
+    }
+    if (ls->spare != NULL) {
+        raft_free(ls->spare);
+        ls->spare = NULL;
+    }
+}
 
 /* Gives the batch being filled back its unused tail (raft_realloc; a moved
  * batch has its entries pointed again). */
@@ -76,6 +202,7 @@ static void batch_close(load_state *ls)
     if (ls->cur == NULL || ls->used == ls->cap) {
         return;
     }
+    ahead_wait(ls); /* cur may be the spare the helper still populates */
     uint8_t *nb = raft_realloc(ls->cur, ls->used > 0 ? ls->used : 8);
     if (nb == NULL || nb == ls->cur) {
         return; /* keeping the larger block is correct too */
@@ -108,6 +235,32 @@ static void batch_advise(void *b, size_t len)
 #endif
 }
 
+/* Maps the batch after the one just started ahead (see load_ahead) when
+ * the entries left (`left` from the current record on, about `mean` bytes
+ * each) look larger than it by at least a huge page; too small a guess
+ * costs nothing but the spare (load_record then allocates another). */
+static void load_ahead_next(load_state *ls, size_t mean, size_t left)
+{
+    if (!ls->threads || mean == 0) {
+        return;
+    }
+    size_t est = left > SIZE_MAX / mean ? SIZE_MAX : mean * left;
+    if (est <= ls->cap || est - ls->cap < (2u << 20) + mean) {
+        return;
+    }
+    size_t cap = est - ls->cap + mean;
+    cap = cap < RIO_LOAD_BATCH_BYTES ? cap : RIO_LOAD_BATCH_BYTES;
+    uint8_t *b = raft_malloc(cap);
+    if (b == NULL) {
+        return; /* load_record allocates the next batch when it needs it */
+    }
+    if (!ahead_give(ls, b, cap)) {
+        batch_advise(b, cap);
+    }
+    ls->spare = b;
+    ls->spare_cap = cap;
+}
+
 /* rlog_rs_entries_scan's callback: copies the payloads of one batch record
  * straight into the batch being filled (one copy from the reader's
  * buffer), starting a new batch when they do not fit: RIO_LOAD_BATCH_BYTES,
@@ -134,16 +287,28 @@ static int load_record(void *data, const rlog_rs_entry *e, size_t n)
                            : RIO_LOAD_BATCH_BYTES;
         size_t cap = guess < RIO_LOAD_BATCH_BYTES ? guess : RIO_LOAD_BATCH_BYTES;
         cap = bytes > cap ? bytes : cap;
-        uint8_t *b = raft_malloc(cap);
-        if (b == NULL) {
-            ls->why = RAFT_NOMEM;
-            return RLOG_ENOMEM;
+        uint8_t *b = NULL;
+        if (ls->spare != NULL && ls->spare_cap >= bytes) {
+            b = ls->spare; /* mapped ahead */
+            cap = ls->spare_cap;
+        } else {
+            if (ls->spare != NULL) {
+                ahead_wait(ls);
+                raft_free(ls->spare); /* too small for this record */
+            }
+            if ((b = raft_malloc(cap)) == NULL) {
+                ls->spare = NULL;
+                ls->why = RAFT_NOMEM;
+                return RLOG_ENOMEM;
+            }
+            batch_advise(b, cap);
         }
-        batch_advise(b, cap);
+        ls->spare = NULL;
         ls->cur = b;
         ls->cap = cap;
         ls->used = 0;
         ls->cur_first = ls->have;
+        load_ahead_next(ls, n > 0 ? bytes / n : 0, left);
     }
     for (size_t k = 0; k < n; k++) {
         struct raft_entry *o = &ls->v[ls->have++];
@@ -185,7 +350,9 @@ static int load_entries(rio *r, raft_index first, raft_index last, struct raft_e
     if (ls.v == NULL) {
         return rlg_rio_err(r, RAFT_NOMEM, "load: out of memory for %zu entries", ls.n);
     }
+    ls.threads = !(r->opts.flags & RLOG_RAFT_IO_NO_THREADS);
     int rv = rlog_rs_entries_scan(r->rs, first, last, load_record, &ls);
+    ahead_end(&ls);
     if (rv == 0 && ls.have != ls.n) {
         rv = RLOG_ECORRUPT;
         ls.why = RAFT_CORRUPT;

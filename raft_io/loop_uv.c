@@ -1,16 +1,25 @@
 /*
  * The libuv driver of the loop table (rlog/loop.h).
  *
- *   post    a mutex-protected FIFO of (fn, arg) nodes plus one uv_async_t;
- *           uv_async_send coalesces wake-ups, so the async callback drains
- *           the whole queue (and only what was queued when it started, so
- *           a function that posts again runs on a later turn).
+ *   post    a mutex-protected FIFO of (fn, arg) nodes. Another thread
+ *           wakes the loop with one uv_async_t (uv_async_send coalesces
+ *           wake-ups, so the async callback drains the whole queue). The
+ *           loop thread itself (the thread that last drained the queue: a
+ *           loop may be set up on one thread and run on another) starts a
+ *           uv_idle_t instead: the loop's next turn runs it without
+ *           blocking in its poll, and it drains the queue. uv_async_send
+ *           from the loop thread would cost an eventfd write, and the
+ *           wake-up a read: 2 system calls per turn that posted, and the
+ *           adapter posts on most turns (the appends' sync task, their
+ *           completions, send flushes). Either drain runs only what was
+ *           queued when it started, so a function that posts again runs on
+ *           a later turn; one FIFO keeps every thread's posts in order.
  *   timers  one malloc'd uv_timer_t each; stop closes the handle and frees
  *           it in the close callback (libuv: memory only after close).
  *   work    uv_queue_work; the completion runs on the loop thread.
  *   close   refuses new posts, drains the queue, waits for work in flight
- *           and for every timer handle to be closed, closes the async
- *           handle, then calls done on the loop thread.
+ *           and for every timer handle to be closed, closes the async and
+ *           idle handles, then calls done on the loop thread.
  */
 #include <stdlib.h>
 
@@ -27,14 +36,19 @@ typedef struct post_node {
 typedef struct luv {
     rlog_loop table;
     uv_loop_t *uv;
+    uv_thread_t owner; /* under mtx: the thread that last drained, the loop's */
+    bool owner_known;  /* under mtx */
     uv_async_t async;
+    uv_idle_t idle;   /* started by a post from the loop thread */
+    bool idle_active; /* loop thread */
     uv_mutex_t mtx;
     post_node *head, *tail; /* under mtx */
     bool shut;              /* under mtx: close() began, posts refused */
     unsigned works;         /* work in flight (loop thread) */
     unsigned timers;        /* timer handles not yet closed (loop thread) */
     bool closing;
-    bool async_closed;
+    bool async_closed;     /* both handles closed */
+    unsigned handles_open; /* while closing them */
     rlog_loop_fn done;
     void *done_arg;
 } luv;
@@ -56,6 +70,7 @@ typedef struct work_req {
 } work_req;
 
 static void luv_maybe_finish(luv *l);
+static void luv_idle_cb(uv_idle_t *h);
 
 static uint64_t luv_now_ms(rlog_loop *loop)
 {
@@ -73,7 +88,9 @@ static int luv_post(rlog_loop *loop, rlog_loop_fn fn, void *arg)
     p->next = NULL;
     p->fn = fn;
     p->arg = arg;
+    uv_thread_t self = uv_thread_self();
     uv_mutex_lock(&l->mtx);
+    bool local = l->owner_known && uv_thread_equal(&self, &l->owner);
     if (l->shut) {
         uv_mutex_unlock(&l->mtx);
         free(p);
@@ -85,8 +102,14 @@ static int luv_post(rlog_loop *loop, rlog_loop_fn fn, void *arg)
         l->head = p;
     }
     l->tail = p;
-    uv_async_send(&l->async);
+    if (!local) {
+        uv_async_send(&l->async);
+    }
     uv_mutex_unlock(&l->mtx);
+    if (local && !l->idle_active) {
+        l->idle_active = true;
+        uv_idle_start(&l->idle, luv_idle_cb);
+    }
     return 0;
 }
 
@@ -94,6 +117,8 @@ static int luv_post(rlog_loop *loop, rlog_loop_fn fn, void *arg)
 static void luv_drain(luv *l)
 {
     uv_mutex_lock(&l->mtx);
+    l->owner = uv_thread_self();
+    l->owner_known = true;
     post_node *p = l->head;
     l->head = l->tail = NULL;
     uv_mutex_unlock(&l->mtx);
@@ -108,6 +133,18 @@ static void luv_drain(luv *l)
 static void luv_async_cb(uv_async_t *h)
 {
     luv *l = h->data;
+    luv_drain(l);
+    if (l->closing) {
+        luv_maybe_finish(l);
+    }
+}
+
+/* A post from the loop thread: the turn after it. */
+static void luv_idle_cb(uv_idle_t *h)
+{
+    luv *l = h->data;
+    l->idle_active = false;
+    uv_idle_stop(h);
     luv_drain(l);
     if (l->closing) {
         luv_maybe_finish(l);
@@ -202,9 +239,14 @@ static int luv_work(rlog_loop *loop, rlog_loop_work_fn work, rlog_loop_after_fn 
     return 0;
 }
 
-static void luv_async_closed(uv_handle_t *h)
+/* Both handles' close callbacks: the second one to run calls done (last,
+ * so that the table may be freed in it). */
+static void luv_handle_closed(uv_handle_t *h)
 {
     luv *l = h->data;
+    if (--l->handles_open > 0) {
+        return;
+    }
     l->async_closed = true;
     rlog_loop_fn done = l->done;
     l->done = NULL;
@@ -213,8 +255,8 @@ static void luv_async_closed(uv_handle_t *h)
     }
 }
 
-/* Once nothing is queued or running, closes the async handle; done runs
- * from its close callback. */
+/* Once nothing is queued or running, closes the async and idle handles;
+ * done runs from the last close callback. */
 static void luv_maybe_finish(luv *l)
 {
     if (!l->closing || l->works > 0 || l->timers > 0 || uv_is_closing((uv_handle_t *)&l->async)) {
@@ -227,7 +269,11 @@ static void luv_maybe_finish(luv *l)
         uv_async_send(&l->async);
         return;
     }
-    uv_close((uv_handle_t *)&l->async, luv_async_closed);
+    l->idle_active = false;
+    uv_idle_stop(&l->idle);
+    l->handles_open = 2;
+    uv_close((uv_handle_t *)&l->async, luv_handle_closed);
+    uv_close((uv_handle_t *)&l->idle, luv_handle_closed);
 }
 
 static void luv_close(rlog_loop *loop, rlog_loop_fn done, void *arg)
@@ -263,6 +309,8 @@ int rlog_loop_uv_new(struct uv_loop_s *uv, rlog_loop **out)
         return RLOG_EIO;
     }
     l->async.data = l;
+    uv_idle_init(uv, &l->idle); /* cannot fail */
+    l->idle.data = l;
     l->uv = uv;
     l->table.version = 1;
     l->table.impl = l;

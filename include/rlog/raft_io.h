@@ -138,7 +138,8 @@ RLOG_API const char *rlog_raft_io_listen_address(struct raft_io *io);
 
 /*
  * An rlog_loop on libuv loop `uv` (borrowed). Must be called on the loop
- * thread. post() wakes the loop through a uv_async_t; timers are
+ * thread. post() from another thread wakes the loop through a
+ * uv_async_t, from the loop thread through a uv_idle_t; timers are
  * uv_timer_t; work() uses uv_queue_work. Returns 0 or RLOG_ENOMEM /
  * RLOG_EIO. The handles keep `uv` alive until loop->close()'s done has
  * run; then free the table with rlog_loop_uv_free.

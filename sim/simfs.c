@@ -829,6 +829,30 @@ static void handle_free(simfs *fs, rlog_file *f)
 
 /* ---- the vfs ---- */
 
+/* Common start of the calls on a path: counts the call, draws its fault
+ * (EINVAL instead when `valid` is false) and resolves `path`. */
+static int path_begin(simfs *fs, rlog_vfs_op op, bool valid, const char *path, sim_path *p,
+                      sim_inode **parent, sim_inode **ino)
+{
+    fs->calls[op]++;
+    int err = valid ? fault_generic(fs, op) : EINVAL;
+    if (!err)
+        err = path_resolve(fs, path, false, p, parent, ino);
+    return err;
+}
+
+/* path_begin for a call on a directory that must exist. */
+static int dir_begin(simfs *fs, rlog_vfs_op op, bool valid, const char *dir, sim_path *p,
+                     sim_inode **parent, sim_inode **d)
+{
+    int err = path_begin(fs, op, valid, dir, p, parent, d);
+    if (!err && !*d)
+        err = ENOENT;
+    if (!err && !(*d)->is_dir)
+        err = ENOTDIR;
+    return err;
+}
+
 static int simfs_open(rlog_vfs *vfs, const char *path, unsigned flags, rlog_file **out)
 {
     simfs *fs = fs_of(vfs);
@@ -836,18 +860,13 @@ static int simfs_open(rlog_vfs *vfs, const char *path, unsigned flags, rlog_file
     sim_inode *parent, *ino;
     int err;
     pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_OPEN]++;
     unsigned known = RLOG_VFS_RDONLY | RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL;
     bool rd = flags & RLOG_VFS_RDONLY, rw = flags & RLOG_VFS_RDWR;
-    if (!out || rd == rw || (flags & ~known) ||
-        ((flags & RLOG_VFS_EXCL) && !(flags & RLOG_VFS_CREATE))) {
-        err = EINVAL;
-        goto done;
-    }
-    *out = NULL;
-    if ((err = fault_generic(fs, RLOG_OP_OPEN)))
-        goto done;
-    if ((err = path_resolve(fs, path, false, &p, &parent, &ino)))
+    bool valid = out && rd != rw && !(flags & ~known) &&
+                 (!(flags & RLOG_VFS_EXCL) || (flags & RLOG_VFS_CREATE));
+    if (valid)
+        *out = NULL;
+    if ((err = path_begin(fs, RLOG_OP_OPEN, valid, path, &p, &parent, &ino)))
         goto done;
     if (ino) {
         if ((flags & RLOG_VFS_CREATE) && (flags & RLOG_VFS_EXCL))
@@ -885,26 +904,36 @@ done:
     return err;
 }
 
-static int simfs_close(rlog_vfs *vfs, rlog_file *f)
+/* Close and unlock (`lock_only`: the handle must be a lock): counts the
+ * call, checks the handle, draws the fault, and releases a held directory
+ * lock and the handle even when the fault fails the call. */
+static int handle_release(simfs *fs, rlog_file *f, rlog_vfs_op op, bool lock_only)
 {
-    simfs *fs = fs_of(vfs);
     pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_CLOSE]++;
+    fs->calls[op]++;
     int err = handle_check(fs, f);
+    if (err != EBADF && lock_only && !f->is_lock)
+        err = EBADF;
     if (err == EBADF) {
-        op_end(fs, RLOG_OP_CLOSE, NULL, 0, 0, err, 0, NULL, 0);
+        op_end(fs, op, NULL, 0, 0, err, 0, NULL, 0);
         pthread_mutex_unlock(&fs->mu);
         return err;
     }
     if (!err)
-        err = fault_generic(fs, RLOG_OP_CLOSE);
+        err = fault_generic(fs, op);
     if (f->gen == fs->gen && f->is_lock && f->ino->lock_holder == f)
         f->ino->lock_holder = NULL;
-    op_end(fs, RLOG_OP_CLOSE, f->path, 0, 0, err, 0, NULL, 0);
+    op_end(fs, op, f->path, 0, 0, err, 0, NULL, 0);
     handle_free(fs, f);
-    fs_gc(fs);
+    if (!lock_only)
+        fs_gc(fs);
     pthread_mutex_unlock(&fs->mu);
     return err;
+}
+
+static int simfs_close(rlog_vfs *vfs, rlog_file *f)
+{
+    return handle_release(fs_of(vfs), f, RLOG_OP_CLOSE, false);
 }
 
 /* Common start of the calls on an open file handle. */
@@ -1169,11 +1198,8 @@ static int simfs_rename(rlog_vfs *vfs, const char *from, const char *to)
     sim_path pf, pt;
     sim_inode *fparent, *ino, *tparent, *tino;
     pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_RENAME]++;
-    int err = fault_generic(fs, RLOG_OP_RENAME);
+    int err = path_begin(fs, RLOG_OP_RENAME, true, from, &pf, &fparent, &ino);
     if (err)
-        goto done;
-    if ((err = path_resolve(fs, from, false, &pf, &fparent, &ino)))
         goto done;
     if (!ino) {
         err = ENOENT;
@@ -1213,10 +1239,7 @@ static int simfs_unlink(rlog_vfs *vfs, const char *path)
     sim_path p;
     sim_inode *parent, *ino;
     pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_UNLINK]++;
-    int err = fault_generic(fs, RLOG_OP_UNLINK);
-    if (!err)
-        err = path_resolve(fs, path, false, &p, &parent, &ino);
+    int err = path_begin(fs, RLOG_OP_UNLINK, true, path, &p, &parent, &ino);
     if (!err && !ino)
         err = ENOENT;
     if (!err && ino->is_dir)
@@ -1254,10 +1277,7 @@ static int simfs_mkdir(rlog_vfs *vfs, const char *path)
     sim_path p;
     sim_inode *parent, *ino;
     pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_MKDIR]++;
-    int err = fault_generic(fs, RLOG_OP_MKDIR);
-    if (!err)
-        err = path_resolve(fs, path, false, &p, &parent, &ino);
+    int err = path_begin(fs, RLOG_OP_MKDIR, true, path, &p, &parent, &ino);
     if (!err && ino)
         err = EEXIST;
     if (!err)
@@ -1288,14 +1308,7 @@ static int simfs_list(rlog_vfs *vfs, const char *dir, char ***names, size_t *cou
     size_t n = 0;
     uint64_t h = 0;
     pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_LIST]++;
-    int err = names && count ? fault_generic(fs, RLOG_OP_LIST) : EINVAL;
-    if (!err)
-        err = path_resolve(fs, dir, false, &p, &parent, &d);
-    if (!err && !d)
-        err = ENOENT;
-    if (!err && !d->is_dir)
-        err = ENOTDIR;
+    int err = dir_begin(fs, RLOG_OP_LIST, names && count, dir, &p, &parent, &d);
     if (!err) {
         v = calloc(d->vdir.n + 1, sizeof *v);
         if (!v)
@@ -1351,14 +1364,7 @@ static int simfs_sync_dir(rlog_vfs *vfs, const char *dir)
     sim_path p;
     sim_inode *parent, *d;
     pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_SYNC_DIR]++;
-    int err = fault_generic(fs, RLOG_OP_SYNC_DIR);
-    if (!err)
-        err = path_resolve(fs, dir, false, &p, &parent, &d);
-    if (!err && !d)
-        err = ENOENT;
-    if (!err && !d->is_dir)
-        err = ENOTDIR;
+    int err = dir_begin(fs, RLOG_OP_SYNC_DIR, true, dir, &p, &parent, &d);
     if (!err) {
         err = dirops_sync(fs, d);
         fs_gc(fs);
@@ -1374,16 +1380,9 @@ static int simfs_lock(rlog_vfs *vfs, const char *dir, rlog_file **out)
     sim_path p;
     sim_inode *parent, *d;
     pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_LOCK]++;
-    int err = out ? fault_generic(fs, RLOG_OP_LOCK) : EINVAL;
     if (out)
         *out = NULL;
-    if (!err)
-        err = path_resolve(fs, dir, false, &p, &parent, &d);
-    if (!err && !d)
-        err = ENOENT;
-    if (!err && !d->is_dir)
-        err = ENOTDIR;
+    int err = dir_begin(fs, RLOG_OP_LOCK, out != NULL, dir, &p, &parent, &d);
     if (!err && d->lock_holder)
         err = EBUSY;
     if (!err) {
@@ -1400,25 +1399,7 @@ static int simfs_lock(rlog_vfs *vfs, const char *dir, rlog_file **out)
 
 static int simfs_unlock(rlog_vfs *vfs, rlog_file *f)
 {
-    simfs *fs = fs_of(vfs);
-    pthread_mutex_lock(&fs->mu);
-    fs->calls[RLOG_OP_UNLOCK]++;
-    int err = handle_check(fs, f);
-    if (err != EBADF && !f->is_lock)
-        err = EBADF;
-    if (err == EBADF) {
-        op_end(fs, RLOG_OP_UNLOCK, NULL, 0, 0, err, 0, NULL, 0);
-        pthread_mutex_unlock(&fs->mu);
-        return err;
-    }
-    if (!err)
-        err = fault_generic(fs, RLOG_OP_UNLOCK);
-    if (f->gen == fs->gen && f->ino->lock_holder == f)
-        f->ino->lock_holder = NULL; /* released even when the call fails */
-    op_end(fs, RLOG_OP_UNLOCK, f->path, 0, 0, err, 0, NULL, 0);
-    handle_free(fs, f);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return handle_release(fs_of(vfs), f, RLOG_OP_UNLOCK, true);
 }
 
 static void simfs_destroy(rlog_vfs *vfs)

@@ -15,6 +15,7 @@
 #include "util/testutil.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,13 +67,26 @@ static const char *make_store(const char *dir)
     return name;
 }
 
+/* `rlog CMD LOG` exits with `rc` and prints each of the strings that
+ * follow, up to NULL. */
+static void expect_rlog(const char *cmd, const char *log, int rc, ...)
+{
+    char *out;
+    assert_int_equal(tu_rlog(&out, "%s %s", cmd, log), rc);
+    va_list ap;
+    va_start(ap, rc);
+    for (const char *want = va_arg(ap, const char *); want; want = va_arg(ap, const char *))
+        tu_expect(out, want);
+    va_end(ap);
+    free(out);
+}
+
 static void test_raft_snapshot_damage_verify_stat(void **state)
 {
     fx *f = *state;
     const char *snap = make_store(f->log);
+    expect_rlog("verify", f->log, 0, NULL);
     char *out;
-    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 0);
-    free(out);
     /* a flipped byte: the checksum */
     tu_flip_bit(tu_path(f->log, snap), 1500, 2);
     assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
@@ -80,19 +94,11 @@ static void test_raft_snapshot_damage_verify_stat(void **state)
     tu_expect(out, "checksum");
     assert_true(strncmp(tu_last_line(out), "status=corrupt ", 15) == 0);
     free(out);
-    assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
-    tu_expect(out, "\nraft=damaged\n");
-    tu_expect(out, snap);
-    free(out);
+    expect_rlog("stat", f->log, 2, "\nraft=damaged\n", snap, NULL);
     /* deleted: missing */
     assert_int_equal(unlink(tu_path(f->log, snap)), 0);
-    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
-    tu_expect(out, snap);
-    tu_expect(out, "missing");
-    free(out);
-    assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
-    tu_expect(out, "missing");
-    free(out);
+    expect_rlog("verify", f->log, 2, snap, "missing", NULL);
+    expect_rlog("stat", f->log, 2, "missing", NULL);
 }
 
 /* ---------------------------------------------------------------- dump */
@@ -153,9 +159,7 @@ static void test_truncated_segment_is_damage(void **state)
     tu_expect(out, range);
     free(out);
     /* the whole range: records after the cut were acknowledged */
-    assert_int_equal(tu_rlog(&out, "stat %s", f->log), 2);
-    tu_expect(out, "\nstatus=corrupt\n");
-    free(out);
+    expect_rlog("stat", f->log, 2, "\nstatus=corrupt\n", NULL);
     /* repair (default backup beside the log) gives a clean log of the rest */
     assert_int_equal(tu_rlog(&out, "repair %s", f->log), 0);
     tu_expect(out, "backup=");
@@ -274,11 +278,8 @@ static void test_repair_raft_store(void **state)
     free(out);
     assert_int_equal(tu_file_size(tu_path(tu_path(f->dir, "bk"), snap)), 3000);
     assert_int_equal(access(tu_path(f->log, snap), F_OK), -1);
-    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 0);
-    free(out);
-    assert_int_equal(tu_rlog(&out, "stat %s", f->log), 0);
-    tu_expect(out, "\nraft=yes\n");
-    free(out);
+    expect_rlog("verify", f->log, 0, NULL);
+    expect_rlog("stat", f->log, 0, "\nraft=yes\n", NULL);
 }
 
 /* A segment file deleted from the middle: the log ends at the seal of the
@@ -289,10 +290,8 @@ static void test_repair_missing_segment(void **state)
     write_log(f);
     unsigned long long first4 = seg_first_lsn(f->log, "0000000000000004.seg");
     assert_int_equal(unlink(tu_path(f->log, "0000000000000004.seg")), 0);
+    expect_rlog("verify", f->log, 2, "0000000000000004.seg is missing", NULL);
     char *out;
-    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
-    tu_expect(out, "0000000000000004.seg is missing");
-    free(out);
     char *bk = strdup(tu_path(f->dir, "bk"));
     assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
     tu_expect(out, "0000000000000003.seg (its seal is cut");
@@ -318,10 +317,8 @@ static void test_repair_foreign_segment(void **state)
     free(tu_rlog_write(other, 10, 20, 1));
     char *stray = strdup(tu_path(f->log, "000000000000000a.seg"));
     tu_copy_file(tu_path(other, "0000000000000001.seg"), stray);
+    expect_rlog("verify", f->log, 2, "belongs to log", NULL);
     char *out;
-    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
-    tu_expect(out, "belongs to log");
-    free(out);
     char *bk = strdup(tu_path(f->dir, "bk"));
     assert_int_equal(tu_rlog(&out, "repair %s --dry-run --backup %s", f->log, bk), 0);
     tu_expect(out, "would move: ");

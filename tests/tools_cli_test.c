@@ -259,7 +259,7 @@ static void test_ship_tls(void **state)
     tnode_tls_ca(f->dir, "ca");
     tnode_tls_cert(f->dir, "ca", "n1", "rlog-1");
     tnode_tls_cert(f->dir, "ca", "n2", "rlog-2");
-    char url[64], tls1[1024], tls2[1024], fdir[1024];
+    char url[64], tls1[4096], tls2[4096], fdir[4096];
     snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", 10000 + (int)(getpid() % 20000));
     tls_flags(tls1, sizeof tls1, f->dir, "n1");
     tls_flags(tls2, sizeof tls2, f->dir, "n2");
@@ -296,12 +296,12 @@ static void test_ship_tls_leader_id_and_status(void **state)
     tnode_tls_ca(f->dir, "ca");
     const char *names[] = {"n1", "n2", "n3", "n9"};
     const char *cns[] = {"rlog-1", "rlog-2", "rlog-3", "rlog-9"};
-    char tls[4][1024];
+    char tls[4][4096];
     for (int i = 0; i < 4; i++) {
         tnode_tls_cert(f->dir, "ca", names[i], cns[i]);
         tls_flags(tls[i], sizeof tls[i], f->dir, names[i]);
     }
-    char url[64], fdir[1024], imp[1024], ferr[1024];
+    char url[64], fdir[4096], imp[4096], ferr[4096];
     snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
     snprintf(fdir, sizeof fdir, "%s", tu_path(f->dir, "follower"));
     snprintf(imp, sizeof imp, "%s", tu_path(f->dir, "impostor"));
@@ -351,7 +351,7 @@ static void test_ship_follow_progress(void **state)
     write_log(f);
     int port = 30000 + (int)(getpid() % 20000);
     for (int tty = 1; tty >= 0; tty--) {
-        char url[64], fdir[1024], follow[2048];
+        char url[64], fdir[4096], follow[8192];
         snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port + tty);
         snprintf(fdir, sizeof fdir, "%s", tu_path(f->dir, tty ? "f_tty" : "f_pipe"));
         snprintf(follow, sizeof follow, "%s ship follow %s --leader %s --id 2 --until %d",

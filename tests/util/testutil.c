@@ -521,15 +521,27 @@ const char *tu_rlog_bin(void)
     return bin && *bin ? bin : "./rlog";
 }
 
+/* The command is sized to fit: a checkout in a deep directory makes every
+ * path in it long, and a script of a dozen paths cut at a fixed size runs
+ * something else than the test meant. */
 int tu_rlog(char **out, const char *fmt, ...)
 {
-    char args[4096], cmd[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int k = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_rlog_bin(), args);
+    assert_true(k >= 0);
+    char *args = malloc((size_t)k + 1);
+    assert_non_null(args);
+    va_start(ap, fmt);
+    vsnprintf(args, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    size_t clen = strlen(tu_rlog_bin()) + (size_t)k + 16;
+    char *cmd = malloc(clen);
+    assert_non_null(cmd);
+    snprintf(cmd, clen, "%s %s 2>&1", tu_rlog_bin(), args);
     FILE *p = popen(cmd, "r");
+    free(cmd);
     assert_non_null(p);
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
@@ -547,6 +559,7 @@ int tu_rlog(char **out, const char *fmt, ...)
     int st = pclose(p);
     if (!WIFEXITED(st))
         fail_msg("rlog %s: did not exit normally", args);
+    free(args);
     if (out)
         *out = buf;
     else

@@ -42,8 +42,18 @@ void rlg_unsynced_mark(rlog_log *l, uint64_t durable)
         e = l->vfs->open(l->vfs, path, RLOG_VFS_RDWR | RLOG_VFS_CREATE, &f);
         if (!e)
             e = l->vfs->pwrite(l->vfs, f, m, sizeof m, 0, &done);
+        /* durable, with its directory entry: a marker that a power loss
+         * tears or drops leaves the next open only the recovery's proof,
+         * which may start below records acknowledged before the failure,
+         * and the open then rewrites those in place, where a torn rewrite
+         * destroys them (seed 40165861: a spare's failed sync, a lost
+         * marker, acknowledged LSN 231..238 gone) */
+        if (!e && done == sizeof m)
+            e = rlg_os_fdatasync(l->vfs, f);
         if (f)
             l->vfs->close(l->vfs, f);
+        if (!e && done == sizeof m)
+            e = rlg_os_sync_dir(l->vfs, l->dir);
     }
     if (e || done != sizeof m)
         rlg_logf(l, RLOG_LEVEL_ERROR,

@@ -43,7 +43,7 @@ static void trim_below_base(rio *r, uint64_t peer_id, rlog_msg_append_entries *a
     uint64_t first = rlog_rs_first_index(r->rs), last = rlog_rs_last_index(r->rs);
     uint64_t base = first <= last ? first : last; /* an entry held, or the snapshot */
     uint64_t base_term = base > 0 ? rlog_rs_term(r->rs, base) : 0;
-    if (ae->prev_log_index + 1 >= first || base_term == 0) {
+    if (first == 0 || ae->prev_log_index >= first - 1 || base_term == 0) {
         return; /* no entry of it lies below what this server holds */
     }
     uint64_t skip = base - ae->prev_log_index; /* entries up to and including base */

@@ -10,9 +10,11 @@
  * know, a configuration that does not decode, snapshot chunks out of
  * order. After a disk failure (an append failed) every message is
  * dropped: the server fails stop (send.c fails its sends likewise).
- * Ownership passes to libraft as its own transport does it: an
- * AppendEntries' entries array and one batch buffer holding every payload;
- * an InstallSnapshot's configuration and data buffer (raft_malloc).
+ * Ownership passes to libraft: an AppendEntries' entries array and one
+ * raft_malloc'd buffer per entry (batch NULL; not one batch for the
+ * message as libraft's own transport does: libraft 0.15 can free a shared
+ * batch twice, see load.c "One allocation per entry"); an
+ * InstallSnapshot's configuration and data buffer (raft_malloc).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -91,13 +93,11 @@ static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entr
     for (uint32_t i = 0; i < ae->n_entries; i++) {
         v[i].term = ae->entries[i].term;
         v[i].type = (unsigned short)ae->entries[i].type;
-        v[i].buf.base = (void *)ae->entries[i].data;
-        v[i].buf.len = ae->entries[i].len;
-    }
-    if (rlg_rio_batch_own(v, ae->n_entries) != 0) {
-        raft_free(v);
-        *why = "out of memory";
-        return RAFT_NOMEM;
+        if (rlg_rio_entry_own(&v[i], ae->entries[i].data, ae->entries[i].len) != 0) {
+            rlg_rio_entries_free(v, i);
+            *why = "out of memory";
+            return RAFT_NOMEM;
+        }
     }
     *out = v;
     return 0;

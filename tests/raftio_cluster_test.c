@@ -836,11 +836,9 @@ static bool errors_logged(cluster *c, void *arg)
     return strstr(c->errors, (const char *)arg) != NULL;
 }
 
-static void test_hostile_peer_messages_dropped(void **state)
+/* Starts the fake peer (server 99) and connects it to node n. */
+static void fake_connect(cluster *c, node *n)
 {
-    cluster *c = *state;
-    cluster_start(c, 3);
-    apply_range(c, 0, 5);
     assert_int_equal(rlog_transport_nng_new(&fake_t), 0);
     rlog_transport_config cfg;
     rlog_transport_config_init(&cfg);
@@ -850,9 +848,17 @@ static void test_hostile_peer_messages_dropped(void **state)
     rlog_transport_events ev = {.data = &fake_state, .peer_up = fake_up};
     assert_int_equal(fake_t->init(fake_t, &cfg, &ev), 0);
     char url[96];
-    snprintf(url, sizeof url, "tcp://%s", c->nodes[0].address);
-    assert_int_equal(fake_t->connect(fake_t, 1, url), 0);
+    snprintf(url, sizeof url, "tcp://%s", n->address);
+    assert_int_equal(fake_t->connect(fake_t, n->id, url), 0);
     assert_true(run_until_fn(c, fake_ready, NULL));
+}
+
+static void test_hostile_peer_messages_dropped(void **state)
+{
+    cluster *c = *state;
+    cluster_start(c, 3);
+    apply_range(c, 0, 5);
+    fake_connect(c, &c->nodes[0]);
 
     /* 1: a snapshot whose configuration bytes are garbage. */
     uint8_t garbage[12] = {7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
@@ -937,18 +943,7 @@ static void test_hostile_prev_log_index_reaches_libraft(void **state)
     raft_index raft_last = raft_last_index(&f->raft);
     assert_true(first > 1); /* compacted */
 
-    assert_int_equal(rlog_transport_nng_new(&fake_t), 0);
-    rlog_transport_config cfg;
-    rlog_transport_config_init(&cfg);
-    cfg.server_id = 99;
-    cfg.role = RLOG_ROLE_RAFT;
-    memset(&fake_state, 0, sizeof fake_state);
-    rlog_transport_events ev = {.data = &fake_state, .peer_up = fake_up};
-    assert_int_equal(fake_t->init(fake_t, &cfg, &ev), 0);
-    char url[96];
-    snprintf(url, sizeof url, "tcp://%s", f->address);
-    assert_int_equal(fake_t->connect(fake_t, f->id, url), 0);
-    assert_true(run_until_fn(c, fake_ready, NULL));
+    fake_connect(c, f);
 
     const uint64_t prevs[2] = {UINT64_MAX, UINT64_MAX - 1};
     for (unsigned k = 0; k < 2; k++) {

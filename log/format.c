@@ -87,11 +87,10 @@ void rlg_rec_header_decode(const uint8_t in[RLG_REC_HEADER_SIZE], rlg_rec_header
 
 rlg_rec_why rlg_rec_fields(const rlg_rec_header *h, uint64_t room, uint64_t e, bool exact)
 {
-    if (h->flags)
-        return RLG_REC_FLAGS;
+    rlg_rec_why why = rlg_rec_kind(h->type, h->flags);
+    if (why)
+        return why;
     bool user = h->type >= RLOG_TYPE_USER_MIN;
-    if (!user && h->type != RLG_TYPE_SEAL && h->type != RLG_TYPE_CHECKPOINT)
-        return RLG_REC_TYPE;
     if (h->len > room || (!user && h->len != 0))
         return RLG_REC_LEN;
     uint64_t want = user ? e : e - 1;

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "os/bytes.h"
+#include "rlog/log.h"
 #include "os/crc32c.h"
 
 #define RLG_MAGIC           "RLOGSEG1"
@@ -167,6 +168,23 @@ typedef enum rlg_rec_why {
     RLG_REC_CRC,     /* checksum mismatch */
     RLG_REC_FAR,     /* a record starting beyond 4 GiB cannot be indexed */
 } rlg_rec_why;
+
+/* The first two field checks of rlg_rec_fields, on the flags and type
+ * fields alone: flags zero, and a user type or a seal or checkpoint. Read
+ * straight from header bytes by a scan that tries every offset, to pass
+ * over positions quickly that rlg_rec_fields would refuse anyway. */
+static inline rlg_rec_why rlg_rec_kind(uint16_t type, uint16_t flags)
+{
+    if (flags)
+        return RLG_REC_FLAGS;
+    if (type < RLOG_TYPE_USER_MIN && type != RLG_TYPE_SEAL && type != RLG_TYPE_CHECKPOINT)
+        return RLG_REC_TYPE;
+    return RLG_REC_OK;
+}
+static inline rlg_rec_why rlg_rec_kind_at(const uint8_t *p)
+{
+    return rlg_rec_kind(rlg_get16(p + RLG_REC_OFF_TYPE), rlg_get16(p + RLG_REC_OFF_FLAGS));
+}
 
 /* The field checks of a decoded record header (no CRC). `room`: bytes
  * available after the header. exact: the record that must come next (user

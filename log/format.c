@@ -54,10 +54,17 @@ rlg_hdr_status rlg_seg_header_decode(const uint8_t in[RLG_SEG_HEADER_SIZE], rlg_
 
 size_t rlg_seg_diff(const uint8_t *a, const uint8_t *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i] && !(i >= RLG_SEG_OFF_FLAGS && i < RLG_SEG_OFF_FLAGS + 4) &&
-            !(i >= RLG_SEG_OFF_CRC && i < RLG_SEG_HEADER_SIZE))
-            return i;
+    /* compared: [0, flags), [flags + 4, header CRC), [header end, n) */
+    const size_t from[3] = {0, RLG_SEG_OFF_FLAGS + 4, RLG_SEG_HEADER_SIZE};
+    const size_t to[3] = {RLG_SEG_OFF_FLAGS, RLG_SEG_OFF_CRC, SIZE_MAX};
+    for (int k = 0; k < 3 && from[k] < n; k++) {
+        size_t i = from[k], end = to[k] < n ? to[k] : n;
+        if (memcmp(a + i, b + i, end - i) == 0)
+            continue;
+        while (a[i] == b[i])
+            i++;
+        return i;
+    }
     return n;
 }
 

@@ -138,8 +138,8 @@ size_t rlg_seg_diff(const uint8_t *a, const uint8_t *b, size_t n);
  * bytes), computing the CRC from the segment's salt state. */
 void rlg_rec_encode(uint8_t *out, uint32_t salt_state, uint64_t lsn, uint64_t durable,
                     uint16_t type, const void *payload, uint32_t len);
-/* The payload length and LSN fields of the record header at p (no
- * validation; for walking records already validated). */
+/* The payload length, LSN, witness and type fields of the record header at
+ * p (no validation; for walking records already validated). */
 static inline uint32_t rlg_rec_len_at(const uint8_t *p)
 {
     return rlg_get32(p + RLG_REC_OFF_LEN);
@@ -147,6 +147,14 @@ static inline uint32_t rlg_rec_len_at(const uint8_t *p)
 static inline uint64_t rlg_rec_lsn_at(const uint8_t *p)
 {
     return rlg_get64(p + RLG_REC_OFF_LSN);
+}
+static inline uint64_t rlg_rec_durable_at(const uint8_t *p)
+{
+    return rlg_get64(p + RLG_REC_OFF_DURABLE);
+}
+static inline uint16_t rlg_rec_type_at(const uint8_t *p)
+{
+    return rlg_get16(p + RLG_REC_OFF_TYPE);
 }
 /* Decodes the fixed header fields (no validation). */
 void rlg_rec_header_decode(const uint8_t in[RLG_REC_HEADER_SIZE], rlg_rec_header *h);
@@ -183,7 +191,7 @@ static inline rlg_rec_why rlg_rec_kind(uint16_t type, uint16_t flags)
 }
 static inline rlg_rec_why rlg_rec_kind_at(const uint8_t *p)
 {
-    return rlg_rec_kind(rlg_get16(p + RLG_REC_OFF_TYPE), rlg_get16(p + RLG_REC_OFF_FLAGS));
+    return rlg_rec_kind(rlg_rec_type_at(p), rlg_get16(p + RLG_REC_OFF_FLAGS));
 }
 
 /* The field checks of a decoded record header (no CRC). `room`: bytes

@@ -38,8 +38,10 @@
  * snapshot's index or above it. Each entry therefore gets its own
  * raft_malloc'd buffer and batch NULL, which libraft frees with the
  * entry's own reference count. The cost is one allocation per entry at
- * load (docs/raft_io.md, "Load"); received entries get the same
- * (recv.c).
+ * load (docs/raft_io.md, "Load: one allocation per entry"). Load is the
+ * only way a batch enters libraft's log: libraft copies the entries it
+ * appends from a received message into buffers of their own (recv.c), and
+ * its leader's new entries have none.
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -64,7 +66,9 @@ static int store_err(rio *r, int rv, const char *what)
                        r->dir);
 }
 
-int rlg_rio_entry_own(struct raft_entry *e, const void *data, size_t len)
+/* Gives e a raft_malloc'd copy of data[0..len) (never NULL, also for
+ * len 0) as its buf, batch NULL. RAFT_NOMEM leaves buf.base NULL. */
+static int entry_own(struct raft_entry *e, const void *data, size_t len)
 {
     uint8_t *b = raft_malloc(len > 0 ? len : 1); /* non-NULL: libraft frees it */
     if (b == NULL) {
@@ -81,7 +85,9 @@ int rlg_rio_entry_own(struct raft_entry *e, const void *data, size_t len)
     return 0;
 }
 
-void rlg_rio_entries_free(struct raft_entry *v, size_t n)
+/* Frees entries v[0..n) as libraft would (each entry's own buffer) and
+ * the array v. */
+static void entries_free(struct raft_entry *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         assert(v[i].batch == NULL);
@@ -110,7 +116,7 @@ static int load_record(void *data, const rlog_rs_entry *e, size_t n)
         struct raft_entry *o = &ls->v[ls->have];
         o->term = e[k].term;
         o->type = (unsigned short)e[k].type;
-        if (rlg_rio_entry_own(o, e[k].data, e[k].len) != 0) {
+        if (entry_own(o, e[k].data, e[k].len) != 0) {
             ls->why = RAFT_NOMEM;
             return RLOG_ENOMEM;
         }
@@ -138,7 +144,7 @@ static int load_entries(rio *r, raft_index first, raft_index last, struct raft_e
         ls.why = RAFT_CORRUPT;
     }
     if (rv != 0) {
-        rlg_rio_entries_free(ls.v, ls.have);
+        entries_free(ls.v, ls.have);
         if (ls.why == RAFT_NOMEM) {
             return rlg_rio_err(r, RAFT_NOMEM, "load: out of memory");
         }

@@ -29,7 +29,7 @@
 
 #define RIO_SNAPSHOT_CHUNK_DEFAULT (1u << 20)
 #define RIO_POLL_MS_DEFAULT        10u
-#define RIO_PEER_QUEUE_MAX         64u        /* messages kept for a peer not yet connected */
+#define RIO_PEER_QUEUE_MAX         64u /* messages kept for a peer not yet connected */
 
 #define RIO_HOLD_BYTES (1u << 20) /* payload bytes merged into one held message */
 
@@ -155,13 +155,6 @@ int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out);
 int rlg_rio_snapshot_convert(const rlog_rs_snapshot *s, const char *dir, struct raft_snapshot **out,
                              char *err, size_t errcap);
 void rlg_rio_snapshot_destroy(struct raft_snapshot *s);
-/* Gives e a raft_malloc'd copy of data[0..len) (never NULL, also for
- * len 0) as its buf, batch NULL: an entry libraft may free on its own
- * (load.c, "One allocation per entry"). RAFT_NOMEM leaves buf.base NULL. */
-int rlg_rio_entry_own(struct raft_entry *e, const void *data, size_t len);
-/* Frees entries v[0..n) as libraft would (each shared batch once, each
- * entry's own buffer) and the array v. */
-void rlg_rio_entries_free(struct raft_entry *v, size_t n);
 
 /* append.c */
 /* append without the closing check and without holding: what append does

@@ -42,7 +42,15 @@
  *              a follower thread writes what became durable meanwhile
  *              into its own file with one pwrite + fdatasync — no rlog,
  *              no network. Its p99 shows what the disk alone does to a
- *              lag's tail in the same run.
+ *              lag's tail in the same run. Its records with lag >= its
+ *              p99 are clustered like the tail's, and the stall probe
+ *              runs during it too: a periodic stall of the machine shows
+ *              the same cluster interval in both phases. Both phases print
+ *              the CPUs the process used and the mean number of records
+ *              in flight (leader-durable, not yet follower-durable; by
+ *              Little's law mean lag x record rate): a stall of the whole
+ *              machine delays about that many records, so the share of
+ *              records it reaches (against the 1% of a p99) grows with it.
  * Leader and follower run in this process, each on its own thread with its
  * own poll loop, talking through the nng transport.
  *
@@ -274,7 +282,39 @@ static void *raw_pipe_follower(void *arg)
 typedef struct pipe_result {
     size_t records;
     double lag50, lag99, lag999, lagmax, sync99; /* us */
+    double lag_mean;                             /* us */
+    size_t clusters;                             /* of records with lag >= p99 */
+    double interval_ms_p50;                      /* between cluster starts */
 } pipe_result;
+
+/*
+ * Groups records whose lag reached thr into clusters as tail_analysis does
+ * (lag windows [done, done + lag] that overlap or lie within 1 ms): how
+ * many, and the interval between their starts (p50). done[i] and lag[i]
+ * belong to record i, in record order.
+ */
+static void lag_clusters(const uint64_t *done, const uint64_t *lag, size_t n, uint64_t thr,
+                         size_t *clusters, double *interval_ms_p50)
+{
+    uint64_t *starts = calloc(n + 1, sizeof *starts);
+    size_t nc = 0;
+    uint64_t cend = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lag[i] < thr)
+            continue;
+        if (nc == 0 || done[i] > cend + 1000000u)
+            starts[nc++] = done[i];
+        if (done[i] + lag[i] > cend)
+            cend = done[i] + lag[i];
+    }
+    for (size_t i = 1; i < nc; i++)
+        starts[i - 1] = starts[i] - starts[i - 1];
+    size_t ng = nc ? nc - 1 : 0;
+    qsort(starts, ng, sizeof *starts, cmp_u64);
+    *clusters = nc;
+    *interval_ms_p50 = (double)pct(starts, ng, 50) / 1e6;
+    free(starts);
+}
 
 /* The tail's limit on this disk, measured like the tail: a leader thread
  * writes a 1 KiB record and fdatasyncs it, for `seconds`; a follower
@@ -323,6 +363,17 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
     v->close(v, lf);
     v->close(v, p.f);
     bench_rm_rf(dir);
+    double sum = 0;
+    for (size_t i = 0; i < p.nlag; i++)
+        sum += (double)p.lag_ns[i];
+    /* lag_ns[i] is record i's until sorted: cluster the tail first */
+    uint64_t *sorted = malloc((p.nlag + 1) * sizeof *sorted);
+    memcpy(sorted, p.lag_ns, p.nlag * sizeof *sorted);
+    qsort(sorted, p.nlag, sizeof *sorted, cmp_u64);
+    size_t nclusters = 0;
+    double interval = 0;
+    lag_clusters(p.done_ns, p.lag_ns, p.nlag, pct(sorted, p.nlag, 99), &nclusters, &interval);
+    free(sorted);
     qsort(p.lag_ns, p.nlag, sizeof *p.lag_ns, cmp_u64);
     qsort(sync, n, sizeof *sync, cmp_u64);
     pipe_result r = {p.nlag,
@@ -330,7 +381,10 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
                      (double)pct(p.lag_ns, p.nlag, 99) / 1000.0,
                      (double)pct(p.lag_ns, p.nlag, 99.9) / 1000.0,
                      (double)pct(p.lag_ns, p.nlag, 100) / 1000.0,
-                     (double)pct(sync, n, 99) / 1000.0};
+                     (double)pct(sync, n, 99) / 1000.0,
+                     p.nlag ? sum / (double)p.nlag / 1000.0 : 0,
+                     nclusters,
+                     interval};
     free(sync);
     free(p.lag_ns);
     free(p.done_ns);
@@ -473,6 +527,43 @@ static void *probe_main(void *arg)
         }
     }
     return NULL;
+}
+
+/* The probe's stalls: how many, their total, and the interval between the
+ * starts of successive ones (p50) — a periodic stall of the machine shows
+ * as a steady interval (a 100 ms grid), whichever phase it runs in. */
+typedef struct probe_summary {
+    size_t n;
+    double stalled_ms, interval_ms_p50;
+} probe_summary;
+
+static probe_summary probe_sum(const probe *p)
+{
+    probe_summary r = {p->n, 0, 0};
+    uint64_t *gaps = calloc(p->n + 1, sizeof *gaps);
+    for (size_t k = 0; k < p->n; k++) {
+        r.stalled_ms += (double)(p->ts[2 * k + 1] - p->ts[2 * k]) / 1e6;
+        if (k > 0)
+            gaps[k - 1] = p->ts[2 * k] - p->ts[2 * (k - 1)];
+    }
+    size_t ng = p->n ? p->n - 1 : 0;
+    qsort(gaps, ng, sizeof *gaps, cmp_u64);
+    r.interval_ms_p50 = (double)pct(gaps, ng, 50) / 1e6;
+    free(gaps);
+    return r;
+}
+
+static void probe_start(probe *p)
+{
+    *p = (probe){.cap = 1u << 16};
+    p->ts = calloc(2 * p->cap, sizeof *p->ts);
+    pthread_create(&p->tid, NULL, probe_main, p);
+}
+
+static void probe_stop(probe *p)
+{
+    atomic_store(&p->stop, true);
+    pthread_join(p->tid, NULL);
 }
 
 /* ---- what the records above the lag's p99 waited for ---- */
@@ -723,11 +814,11 @@ int main(int argc, char **argv)
     uint64_t adv0 = atomic_load(&ls.advances), first_lsn = pos.durable + 1;
     atomic_store(&ls.measuring, true);
     bench_vfs_time_syncs(fts, fts_cap, &nfts);
-    probe pb = {.cap = 1u << 16};
-    pb.ts = calloc(2 * pb.cap, sizeof *pb.ts);
-    pthread_create(&pb.tid, NULL, probe_main, &pb);
+    probe pb;
+    probe_start(&pb);
     bench_usage cpu0 = bench_usage_now();
-    uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
+    uint64_t tail_t0 = bench_now_ns();
+    uint64_t end = tail_t0 + (uint64_t)(seconds * 1e9);
     while (bench_now_ns() < end && nsync < ls.cap) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
         uint64_t lsn, s0 = bench_now_ns();
@@ -749,6 +840,7 @@ int main(int argc, char **argv)
      * inside its last poll: a sync or two of slack) */
     double tail_records = (double)(pos.durable - first_lsn + 1);
     bench_usage cpu1 = bench_usage_now();
+    double tail_wall_us = (double)(bench_now_ns() - tail_t0) / 1000.0;
     double tail_cpu_us = (cpu1.cpu_us - cpu0.cpu_us) / tail_records;
     double tail_switches = (double)(cpu1.csw - cpu0.csw) / tail_records;
     double batches = (double)(atomic_load(&ls.advances) - adv0);
@@ -757,11 +849,8 @@ int main(int argc, char **argv)
     atomic_store(&F.stop, true);
     pthread_join(F.tid, NULL);
     bench_vfs_time_syncs(NULL, 0, NULL);
-    atomic_store(&pb.stop, true);
-    pthread_join(pb.tid, NULL);
-    uint64_t probe_ns = 0;
-    for (size_t k = 0; k < pb.n; k++)
-        probe_ns += pb.ts[2 * k + 1] - pb.ts[2 * k];
+    probe_stop(&pb);
+    probe_summary ps = probe_sum(&pb);
     size_t nfs = atomic_load(&nfts) < fts_cap ? atomic_load(&nfts) : fts_cap;
     atomic_store(&L.stop, true);
     pthread_join(L.tid, NULL);
@@ -784,9 +873,26 @@ int main(int argc, char **argv)
     /* the same tail without rlog, in the same run (after it) */
     char pdir[4200];
     snprintf(pdir, sizeof pdir, "%s/pipeline", root);
+    probe ppb;
+    probe_start(&ppb);
     bench_usage pcpu0 = bench_usage_now();
+    uint64_t pipe_t0 = bench_now_ns();
     pipe_result pr = raw_pipeline(pdir, seconds);
+    double pipe_wall_us = (double)(bench_now_ns() - pipe_t0) / 1000.0;
     bench_usage pcpu1 = bench_usage_now();
+    probe_stop(&ppb);
+    probe_summary pps = probe_sum(&ppb);
+    /* CPU the process used per second of wall time, and (Little's law) the
+     * mean number of records between leader-durable and follower-durable:
+     * a stall of the whole machine delays about that many records, so the
+     * share of records a periodic stall reaches grows with it. The tail's
+     * sums cover the measured records (tr.lag_mean_us), over its wall
+     * time; both phases run the probe, so its ~1,000 wake-ups a second
+     * are in both CPU figures. */
+    double tail_util = (cpu1.cpu_us - cpu0.cpu_us) / tail_wall_us;
+    double pipe_util = (pcpu1.cpu_us - pcpu0.cpu_us) / pipe_wall_us;
+    double tail_inflight = tr.lag_mean_us * (double)ls.nlag / tail_wall_us;
+    double pipe_inflight = pr.lag_mean * (double)pr.records / pipe_wall_us;
     double pipe_cpu_us = (pcpu1.cpu_us - pcpu0.cpu_us) / (double)(pr.records ? pr.records : 1);
     double pipe_switches = (double)(pcpu1.csw - pcpu0.csw) / (double)(pr.records ? pr.records : 1);
     double pgoal = 2 * pr.sync99 + rtt_us;
@@ -809,7 +915,16 @@ int main(int argc, char **argv)
            tr.slow_fw_sync, tr.slow_leader);
     printf("%-34s %9zu sleeps of 1 ms overran by > 2 ms (%.1f ms in all); %zu clusters of lag >= "
            "p99 overlap one\n",
-           "stall probe while tailing", pb.n, (double)probe_ns / 1e6, tr.probe_clusters);
+           "stall probe while tailing", ps.n, ps.stalled_ms, tr.probe_clusters);
+    printf("%-34s %9.1f ms p50 between stalls while tailing; %zu stalls (%.1f ms, every %.1f ms "
+           "p50) during the pipeline\n",
+           "stall probe, periodicity", ps.interval_ms_p50, pps.n, pps.stalled_ms,
+           pps.interval_ms_p50);
+    printf("%-34s %9zu clusters (every %.1f ms p50)\n", "pipeline lag >= its p99", pr.clusters,
+           pr.interval_ms_p50);
+    printf("%-34s %9.2f CPUs while tailing, %.2f during the pipeline; records in flight "
+           "(mean) %.2f tailing, %.2f pipeline\n",
+           "process load", tail_util, pipe_util, tail_inflight, pipe_inflight);
     printf("%-34s %9zu heavy (>= %u KiB of zero fill before them: zeros ahead, segment start), "
            "p50 %.1f us; %zu plain, p50 %.1f us, p99 %.1f us; %zu clusters of lag >= p99 hold a "
            "heavy one\n",
@@ -841,8 +956,17 @@ int main(int argc, char **argv)
     printf("tail_cpu_us_per_record=%.1f\ntail_switches_per_record=%.2f\n"
            "pipeline_cpu_us_per_record=%.1f\npipeline_switches_per_record=%.2f\n",
            tail_cpu_us, tail_switches, pipe_cpu_us, pipe_switches);
-    printf("probe_stalls=%zu\nprobe_stalled_ms=%.1f\nlag_tail_clusters_probe_stall=%zu\n", pb.n,
-           (double)probe_ns / 1e6, tr.probe_clusters);
+    printf("probe_stalls=%zu\nprobe_stalled_ms=%.1f\nlag_tail_clusters_probe_stall=%zu\n"
+           "probe_stall_interval_ms_p50=%.1f\n",
+           ps.n, ps.stalled_ms, tr.probe_clusters, ps.interval_ms_p50);
+    printf("pipeline_probe_stalls=%zu\npipeline_probe_stalled_ms=%.1f\n"
+           "pipeline_probe_stall_interval_ms_p50=%.1f\n",
+           pps.n, pps.stalled_ms, pps.interval_ms_p50);
+    printf("tail_cpus=%.2f\npipeline_cpus=%.2f\ntail_in_flight=%.2f\npipeline_in_flight=%.2f\n"
+           "pipeline_lag_mean_us=%.1f\npipeline_lag_tail_clusters=%zu\n"
+           "pipeline_lag_tail_cluster_interval_ms_p50=%.1f\n",
+           tail_util, pipe_util, tail_inflight, pipe_inflight, pr.lag_mean, pr.clusters,
+           pr.interval_ms_p50);
     printf("follower_heavy_syncs=%zu\nfollower_heavy_sync_p50_us=%.1f\nfollower_plain_sync_p50_us="
            "%.1f\nfollower_plain_sync_p99_us=%.1f\nlag_tail_clusters_heavy_sync=%zu\n",
            tr.heavy, tr.heavy_p50_us, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);
@@ -859,6 +983,7 @@ int main(int argc, char **argv)
     free(ls.durable_ns);
     free(fts);
     free(pb.ts);
+    free(ppb.ts);
     bench_rm_rf(root);
     return 0;
 }

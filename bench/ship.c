@@ -51,6 +51,13 @@
  *              Little's law mean lag x record rate): a stall of the whole
  *              machine delays about that many records, so the share of
  *              records it reaches (against the 1% of a p99) grows with it.
+ *   pipeline over nng
+ *              the same copy in rlog's topology without rlog: the leader
+ *              thread wakes a sender thread that sends what became durable
+ *              in one raw nng pair1 message over tcp loopback; a receiver
+ *              thread hands it to the follower thread. What nng's path
+ *              (its threads and their wake-ups) adds, against what rlog
+ *              adds on top (pipeline_nng_*, lag_p99_vs_pipeline_nng).
  * Leader and follower run in this process, each on its own thread with its
  * own poll loop, talking through the nng transport.
  *
@@ -228,13 +235,90 @@ static double disk_throughput(const char *dir, uint64_t bytes, uint64_t seg_size
 typedef struct raw_pipe {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t produced, consumed; /* records leader-durable / follower-durable */
+    uint64_t produced; /* records available to the follower */
     bool stop;
     uint64_t *done_ns; /* leader-durable time of record i */
     uint64_t *lag_ns;
     size_t nlag, cap;
     rlog_file *f; /* the follower's file (posix vfs) */
+    /* over nng: the leader sends each durable record (its index, then the
+     * bytes) through tx; a receiver thread takes them from rx and hands
+     * them to the follower thread as the in-process pipeline does */
+    bool net;
+    nng_socket tx, rx;
+    pthread_cond_t scv; /* the sender waits here for durable records */
+    uint64_t durable_n; /* records leader-durable (net) */
+    bool send_stop;
 } raw_pipe;
+
+#define PIPE_STOP UINT64_MAX /* the index that ends a pipeline over nng */
+
+/* The follower's network side of the pipeline over nng: each message makes
+ * its record available to the follower thread (as nng's threads queue
+ * what arrives for rlog's follower while it syncs). */
+static void *raw_pipe_receiver(void *arg)
+{
+    raw_pipe *p = arg;
+    for (;;) {
+        nng_msg *m;
+        int e = nng_recvmsg(p->rx, &m, 0);
+        if (e)
+            bench_die("pipeline over nng: recv", nng_strerror(e));
+        uint64_t idx;
+        memcpy(&idx, nng_msg_body(m), sizeof idx);
+        nng_msg_free(m);
+        pthread_mutex_lock(&p->mu);
+        if (idx == PIPE_STOP)
+            p->stop = true;
+        else
+            p->produced = idx + 1;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (idx == PIPE_STOP)
+            return NULL;
+    }
+}
+
+/* Sends records up to idx (their bytes; or PIPE_STOP) in one message. */
+static void raw_pipe_send(raw_pipe *p, uint64_t idx, const uint8_t *recs, size_t len)
+{
+    nng_msg *m;
+    int e;
+    if ((e = nng_msg_alloc(&m, 0)) || (e = nng_msg_append(m, &idx, sizeof idx)) ||
+        (e = nng_msg_append(m, recs, len)) || (e = nng_sendmsg(p->tx, m, 0)))
+        bench_die("pipeline over nng: send", nng_strerror(e));
+}
+
+/* Waits until more than `from` records are available (*avail) or *stop;
+ * returns the end of the next batch of at most `max` records (`from` when
+ * stopped with nothing left). Takes and releases p->mu. */
+static uint64_t pipe_next_batch(raw_pipe *p, pthread_cond_t *cv, const uint64_t *avail,
+                                const bool *stop, uint64_t from, uint64_t max)
+{
+    pthread_mutex_lock(&p->mu);
+    while (*avail == from && !*stop)
+        pthread_cond_wait(cv, &p->mu);
+    uint64_t to = *avail;
+    pthread_mutex_unlock(&p->mu);
+    return to - from > max ? from + max : to;
+}
+
+/* The leader's sending side of the pipeline over nng (rlog's leader poll
+ * thread): whatever became durable since its last send, in one message. */
+static void *raw_pipe_sender(void *arg)
+{
+    raw_pipe *p = arg;
+    size_t max = 1024;
+    uint8_t *buf = calloc(max, PIPE_REC);
+    uint64_t sent = 0, to;
+    while ((to = pipe_next_batch(p, &p->scv, &p->durable_n, &p->send_stop, sent, max)) != sent) {
+        raw_pipe_send(p, to - 1, buf, (size_t)(to - sent) * PIPE_REC);
+        sent = to;
+    }
+    raw_pipe_send(p, PIPE_STOP, buf, 0);
+    free(buf);
+    return NULL;
+}
 
 /* One record's (or batch's) durable write in the raw pipeline: pwrite and
  * fdatasync through the posix vfs and os/sync.h, as rlog's own writes. */
@@ -253,16 +337,8 @@ static void *raw_pipe_follower(void *arg)
     raw_pipe *p = arg;
     size_t max = 1024;
     uint8_t *buf = calloc(max, PIPE_REC);
-    uint64_t off = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (p->consumed == p->produced && !p->stop)
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->consumed == p->produced)
-            break;
-        uint64_t from = p->consumed, to = p->produced;
-        pthread_mutex_unlock(&p->mu);
-        to = to - from > max ? from + max : to;
+    uint64_t off = 0, from = 0, to;
+    while ((to = pipe_next_batch(p, &p->cv, &p->produced, &p->stop, from, max)) != from) {
         size_t len = (size_t)(to - from) * PIPE_REC;
         if (off + len > PIPE_FILE)
             off = 0;
@@ -271,10 +347,8 @@ static void *raw_pipe_follower(void *arg)
         uint64_t t = bench_now_ns();
         for (uint64_t i = from; i < to && i < p->cap; i++)
             p->lag_ns[p->nlag++] = t - p->done_ns[i];
-        pthread_mutex_lock(&p->mu);
-        p->consumed = to;
+        from = to;
     }
-    pthread_mutex_unlock(&p->mu);
     free(buf);
     return NULL;
 }
@@ -321,8 +395,12 @@ static void lag_clusters(const uint64_t *done, const uint64_t *lag, size_t n, ui
  * thread in the same process (no network, no verification) writes what
  * became durable meanwhile into its own file and fdatasyncs it. Lag: from
  * the leader's fdatasync returning to the follower's. Both files are
- * pre-written, as rlog's are. */
-static pipe_result raw_pipeline(const char *dir, double seconds)
+ * pre-written, as rlog's are. With `net`, the records travel as in rlog's
+ * topology but without rlog: the leader thread wakes a sender thread, which
+ * sends whatever became durable since its last send in one raw nng pair1
+ * message over tcp loopback; a receiver thread hands them to the follower
+ * thread — what nng's path adds to the same copy. */
+static pipe_result raw_pipeline(const char *dir, double seconds, bool net)
 {
     char lpath[4300], fpath[4300];
     mkdir(dir, 0755);
@@ -337,7 +415,19 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
     uint64_t *sync = calloc(p.cap, sizeof *sync);
     uint8_t rec[PIPE_REC];
     memset(rec, 0x5a, sizeof rec);
-    pthread_t t;
+    pthread_t t, rt, st;
+    p.net = net;
+    if (net) {
+        char url[64];
+        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port());
+        int e;
+        if ((e = nng_pair1_open(&p.tx)) || (e = nng_pair1_open(&p.rx)) ||
+            (e = nng_listen(p.rx, url, NULL, 0)) || (e = nng_dial(p.tx, url, NULL, 0)))
+            bench_die("pipeline over nng", nng_strerror(e));
+        pthread_cond_init(&p.scv, NULL);
+        pthread_create(&rt, NULL, raw_pipe_receiver, &p);
+        pthread_create(&st, NULL, raw_pipe_sender, &p);
+    }
     pthread_create(&t, NULL, raw_pipe_follower, &p);
     uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9), off = 0, n = 0;
     while (bench_now_ns() < end && n < p.cap) {
@@ -350,14 +440,31 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
         sync[n] = s1 - s0;
         p.done_ns[n] = s1;
         pthread_mutex_lock(&p.mu);
-        p.produced = ++n;
+        if (net) {
+            p.durable_n = ++n;
+            pthread_cond_signal(&p.scv);
+        } else {
+            p.produced = ++n;
+            pthread_cond_signal(&p.cv);
+        }
+        pthread_mutex_unlock(&p.mu);
+    }
+    if (net) {
+        pthread_mutex_lock(&p.mu);
+        p.send_stop = true;
+        pthread_cond_signal(&p.scv);
+        pthread_mutex_unlock(&p.mu);
+        pthread_join(st, NULL);
+        pthread_join(rt, NULL);
+        nng_close(p.tx);
+        nng_close(p.rx);
+        pthread_cond_destroy(&p.scv);
+    } else {
+        pthread_mutex_lock(&p.mu);
+        p.stop = true;
         pthread_cond_signal(&p.cv);
         pthread_mutex_unlock(&p.mu);
     }
-    pthread_mutex_lock(&p.mu);
-    p.stop = true;
-    pthread_cond_signal(&p.cv);
-    pthread_mutex_unlock(&p.mu);
     pthread_join(t, NULL);
     rlog_vfs *v = rlog_vfs_posix();
     v->close(v, lf);
@@ -680,6 +787,44 @@ static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t l
     return r;
 }
 
+/* A pipeline run with the stall probe beside it. */
+typedef struct pipe_run {
+    pipe_result r;
+    probe_summary probe;
+    double cpus;             /* CPU the process used per second of wall time */
+    double in_flight;        /* mean records leader-durable, not follower-durable */
+    double cpu_us, switches; /* per record, whole process */
+    double goal;             /* 2 x its leader fdatasync p99 + rtt */
+} pipe_run;
+
+/* Runs raw_pipeline (net: over nng) with the probe and counts the
+ * process's CPU. in_flight is the mean lag x the record rate (Little's
+ * law): a stall of the whole machine delays about that many records, so
+ * the share of records a periodic stall reaches grows with it. Both this
+ * and the tail run the probe, so its ~1,000 wake-ups a second are in every
+ * CPU figure. */
+static pipe_run pipe_measure(const char *dir, double seconds, bool net, double rtt_us)
+{
+    pipe_run o;
+    probe pb;
+    probe_start(&pb);
+    bench_usage c0 = bench_usage_now();
+    uint64_t t0 = bench_now_ns();
+    o.r = raw_pipeline(dir, seconds, net);
+    double wall_us = (double)(bench_now_ns() - t0) / 1000.0;
+    bench_usage c1 = bench_usage_now();
+    probe_stop(&pb);
+    o.probe = probe_sum(&pb);
+    free(pb.ts);
+    double recs = (double)(o.r.records ? o.r.records : 1);
+    o.cpus = (c1.cpu_us - c0.cpu_us) / wall_us;
+    o.in_flight = o.r.lag_mean * (double)o.r.records / wall_us;
+    o.cpu_us = (c1.cpu_us - c0.cpu_us) / recs;
+    o.switches = (double)(c1.csw - c0.csw) / recs;
+    o.goal = 2 * o.r.sync99 + rtt_us;
+    return o;
+}
+
 static uint64_t dir_bytes_of(rlog_log *log)
 {
     rlog_metrics m;
@@ -870,32 +1015,22 @@ int main(int argc, char **argv)
     tail_report tr = tail_analysis(&ls, first_lsn, pos.durable, pct(ls.lag_ns, ls.nlag, 99),
                                    pct(sync_ns, nsync, 99), fts, nfs, &pb, seconds);
 
-    /* the same tail without rlog, in the same run (after it) */
+    /* the same tail without rlog, in the same run (after it): in-process,
+     * then over raw nng */
     char pdir[4200];
     snprintf(pdir, sizeof pdir, "%s/pipeline", root);
-    probe ppb;
-    probe_start(&ppb);
-    bench_usage pcpu0 = bench_usage_now();
-    uint64_t pipe_t0 = bench_now_ns();
-    pipe_result pr = raw_pipeline(pdir, seconds);
-    double pipe_wall_us = (double)(bench_now_ns() - pipe_t0) / 1000.0;
-    bench_usage pcpu1 = bench_usage_now();
-    probe_stop(&ppb);
-    probe_summary pps = probe_sum(&ppb);
+    pipe_run prun = pipe_measure(pdir, seconds, false, rtt_us);
+    pipe_run nrun = pipe_measure(pdir, seconds, true, rtt_us);
+    pipe_result pr = prun.r;
+    probe_summary pps = prun.probe;
+    double pipe_util = prun.cpus, pipe_inflight = prun.in_flight;
+    double pipe_cpu_us = prun.cpu_us, pipe_switches = prun.switches, pgoal = prun.goal;
     /* CPU the process used per second of wall time, and (Little's law) the
-     * mean number of records between leader-durable and follower-durable:
-     * a stall of the whole machine delays about that many records, so the
-     * share of records a periodic stall reaches grows with it. The tail's
-     * sums cover the measured records (tr.lag_mean_us), over its wall
-     * time; both phases run the probe, so its ~1,000 wake-ups a second
-     * are in both CPU figures. */
+     * mean number of records between leader-durable and follower-durable
+     * (pipe_measure says why); the tail's sums cover the measured records
+     * (tr.lag_mean_us), over its wall time. */
     double tail_util = (cpu1.cpu_us - cpu0.cpu_us) / tail_wall_us;
-    double pipe_util = (pcpu1.cpu_us - pcpu0.cpu_us) / pipe_wall_us;
     double tail_inflight = tr.lag_mean_us * (double)ls.nlag / tail_wall_us;
-    double pipe_inflight = pr.lag_mean * (double)pr.records / pipe_wall_us;
-    double pipe_cpu_us = (pcpu1.cpu_us - pcpu0.cpu_us) / (double)(pr.records ? pr.records : 1);
-    double pipe_switches = (double)(pcpu1.csw - pcpu0.csw) / (double)(pr.records ? pr.records : 1);
-    double pgoal = 2 * pr.sync99 + rtt_us;
 
     printf("%-34s %12s\n", "case", "figure");
     printf("%-34s %9.0f MB/s\n", "raw nng pair1, 1 MiB messages", raw_mb_s);
@@ -922,6 +1057,13 @@ int main(int argc, char **argv)
            pps.interval_ms_p50);
     printf("%-34s %9zu clusters (every %.1f ms p50)\n", "pipeline lag >= its p99", pr.clusters,
            pr.interval_ms_p50);
+    printf("%-34s %9.1f us p50, %.1f us p99, %.1f us p99.9, %.1f us max; p99 / its goal %.3f; "
+           "%zu clusters of lag >= p99 (every %.1f ms p50); %zu probe stalls (every %.1f ms "
+           "p50); %.2f CPUs, %.1f us CPU and %.1f switches per record, %.2f records in flight\n",
+           "pipeline over raw nng (no rlog)", nrun.r.lag50, nrun.r.lag99, nrun.r.lag999,
+           nrun.r.lagmax, nrun.r.lag99 / nrun.goal, nrun.r.clusters, nrun.r.interval_ms_p50,
+           nrun.probe.n, nrun.probe.interval_ms_p50, nrun.cpus, nrun.cpu_us, nrun.switches,
+           nrun.in_flight);
     printf("%-34s %9.2f CPUs while tailing, %.2f during the pipeline; records in flight "
            "(mean) %.2f tailing, %.2f pipeline\n",
            "process load", tail_util, pipe_util, tail_inflight, pipe_inflight);
@@ -967,6 +1109,15 @@ int main(int argc, char **argv)
            "pipeline_lag_tail_cluster_interval_ms_p50=%.1f\n",
            tail_util, pipe_util, tail_inflight, pipe_inflight, pr.lag_mean, pr.clusters,
            pr.interval_ms_p50);
+    printf("pipeline_nng_lag_p50_us=%.1f\npipeline_nng_lag_p99_us=%.1f\n"
+           "pipeline_nng_lag_p99_vs_goal=%.3f\nlag_p99_vs_pipeline_nng=%.3f\n"
+           "pipeline_nng_lag_tail_cluster_interval_ms_p50=%.1f\npipeline_nng_probe_stalls=%zu\n"
+           "pipeline_nng_probe_stall_interval_ms_p50=%.1f\npipeline_nng_cpus=%.2f\n"
+           "pipeline_nng_cpu_us_per_record=%.1f\npipeline_nng_switches_per_record=%.2f\n"
+           "pipeline_nng_in_flight=%.2f\n",
+           nrun.r.lag50, nrun.r.lag99, nrun.r.lag99 / nrun.goal, lag99 / nrun.r.lag99,
+           nrun.r.interval_ms_p50, nrun.probe.n, nrun.probe.interval_ms_p50, nrun.cpus, nrun.cpu_us,
+           nrun.switches, nrun.in_flight);
     printf("follower_heavy_syncs=%zu\nfollower_heavy_sync_p50_us=%.1f\nfollower_plain_sync_p50_us="
            "%.1f\nfollower_plain_sync_p99_us=%.1f\nlag_tail_clusters_heavy_sync=%zu\n",
            tr.heavy, tr.heavy_p50_us, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);
@@ -983,7 +1134,6 @@ int main(int argc, char **argv)
     free(ls.durable_ns);
     free(fts);
     free(pb.ts);
-    free(ppb.ts);
     bench_rm_rf(root);
     return 0;
 }

@@ -1187,6 +1187,11 @@ static bool io_failed(cluster *c, void *arg)
     return rlog_vfs_fault_injected(((node *)arg)->fv) > 0;
 }
 
+static bool log_has(cluster *c, void *arg)
+{
+    return strstr(c->errors, (const char *)arg) != NULL;
+}
+
 static void disk_failure(cluster *c, int err, bool on_leader)
 {
     c->faulty = true;
@@ -1214,8 +1219,10 @@ static void disk_failure(cluster *c, int err, bool on_leader)
         apply_range(c, 20, 1);
         assert_true(run_until_fn(c, io_failed, bad));
     }
+    /* the fault is counted before the node logs what it did about it */
+    const char *what = err == ENOSPC ? "no space left" : "I/O error";
+    assert_true(run_until_fn(c, log_has, (void *)what));
     assert_non_null(strstr(c->errors, "failed"));
-    assert_non_null(strstr(c->errors, err == ENOSPC ? "no space left" : "I/O error"));
     bad->ignored = true;
     unsigned acked = on_leader ? 20 : 21;
     apply_range(c, acked, 20);

@@ -66,6 +66,68 @@ static void trim_below_base(rio *r, uint64_t peer_id, rlog_msg_append_entries *a
     ae->prev_log_term = base_term;
 }
 
+/* A successful AppendEntries result whose last_log_index names an entry of
+ * an older term than this server's current one is handed to libraft with
+ * last_log_index 0: libraft then notes the contact (a leader that hears
+ * from no majority steps down) and nothing else. libraft 0.15 counts such
+ * a result toward commit (replicationQuorum commits its last stored entry
+ * once a majority's match index reaches it, checking only that the
+ * entry's term is not above the current one), so a leader whose log ends
+ * with entries of an older term commits them by counting replicas — the
+ * case of Figure 8 of the Raft paper: a later leader may overwrite them
+ * (seed 164536). Terms never decrease along a log, so no entry at or below
+ * such an index has the current term: nothing of the result may count.
+ * Once the leader appends an entry of its own term (a client write, a
+ * barrier), results that reach it count and commit everything below, as
+ * Raft requires. libraft 0.15 takes last_log_index only as a match index
+ * that never goes back (progressMaybeUpdate), so 0 changes neither match
+ * nor next index, nor the probe/pipeline mode, nor a promotee's catch-up
+ * round. Left alone: rejections (a hint, never a match), results of
+ * another term (libraft ignores older ones; a newer one makes it step
+ * down), an index at or below the snapshot (committed, and an install's
+ * answer names the snapshot index: a leader must see it to leave snapshot
+ * mode), an index whose term the store does not know (below its first
+ * entry: compacted, so committed too), entry 1 (the bootstrap
+ * configuration, which every server holds from raft_bootstrap: counting it
+ * commits nothing that was not; leaving it alone keeps a fresh cluster's
+ * first election as it was), and results while an install is
+ * written (a leader's log then ends at that snapshot, committed, plus its
+ * own held appends of the current term). The index is capped at the last
+ * entry stored, as libraft caps it (the store counts appends in flight,
+ * and a leader's log is the store's). On a server that does not lead,
+ * libraft ignores every AppendEntries result. Upstream libraft fixed the
+ * rule in 0.17.1 ("replication: Don't commit entries from old terms by
+ * counting"); with it this rewrite changes nothing that libraft would
+ * commit. */
+static void old_term_result(rio *r, uint64_t peer_id, struct raft_append_entries_result *v)
+{
+    rlog_rs_hard_state hs;
+    rlog_rs_hard_state_get(r->rs, &hs);
+    if (v->rejected != 0 || v->term != hs.term || v->last_log_index == 0 || rlg_rio_snap_holds(r)) {
+        return;
+    }
+    uint64_t last = rlog_rs_last_index(r->rs);
+    uint64_t index = v->last_log_index < last ? v->last_log_index : last;
+    uint64_t term = rlog_rs_term(r->rs, index);
+    if (index == 1 || term == 0 || term >= hs.term) {
+        return;
+    }
+    rlog_rs_stats st;
+    rlog_rs_stats_get(r->rs, &st);
+    if (st.has_snapshot && index <= st.snap_index) {
+        return;
+    }
+    if (r->old_term_logged != hs.term) {
+        r->old_term_logged = hs.term;
+        rlg_rio_log(r, RLOG_LEVEL_INFO,
+                    "AppendEntries result from server %llu names entry %llu of older term %llu "
+                    "in term %llu: not counted toward commit (libraft 0.15; logged once per term)",
+                    (unsigned long long)peer_id, (unsigned long long)index,
+                    (unsigned long long)term, (unsigned long long)hs.term);
+    }
+    v->last_log_index = 0;
+}
+
 /* Copies the payloads of v[0..n) (bufs borrowed) into one raft_malloc'd
  * batch and points every entry's buf and batch into it. libraft 0.15 wants
  * a received message's entries in one batch: it frees entries[0].batch
@@ -271,6 +333,7 @@ void rlg_rio_recv(void *data, uint64_t peer_id, const rlog_msg *msg)
         m.append_entries_result.term = v->term;
         m.append_entries_result.rejected = v->rejected;
         m.append_entries_result.last_log_index = v->last_log_index;
+        old_term_result(r, peer_id, &m.append_entries_result);
         break;
     }
     case RLOG_MSG_INSTALL_SNAPSHOT:

@@ -106,8 +106,9 @@ struct rio {
     raft_index loaded_last; /* load: the last entry handed to libraft (0: none) */
 
     rio_peer *peers;
-    bool flush_posted; /* send.c's end-of-turn flush is queued */
-    bool tick_held;    /* io.c held libraft's tick back during an install */
+    bool flush_posted;         /* send.c's end-of-turn flush is queued */
+    bool tick_held;            /* io.c held libraft's tick back during an install */
+    raft_term old_term_logged; /* recv.c: term in which an old-term result was last logged */
 
     atomic_uint pending; /* posted functions not yet run */
     atomic_bool poll_posted;

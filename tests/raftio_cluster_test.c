@@ -62,6 +62,8 @@ typedef struct node {
     unsigned spy_ae;                     /* AppendEntries from 99 handed to libraft */
     struct raft_append_entries spy_last; /* the last one (entries not kept) */
     unsigned spy_results;                /* AppendEntriesResult libraft sent to 99 */
+    unsigned spy_got;                    /* AppendEntriesResult from 99 handed to libraft */
+    struct raft_append_entries_result spy_got_last; /* the last one */
     struct raft_append_entries_result spy_last_result;
 } node;
 
@@ -77,6 +79,7 @@ typedef struct cluster {
     bool spying;           /* nodes' io start and send wrapped (spy_*) */
     /* log lines with level >= ERROR, for the hostile-peer test */
     char errors[8192];
+    unsigned old_term_lines; /* "not counted toward commit" (raft_io/recv.c) */
 } cluster;
 
 /* ---------------------------------------------------------- the FSM */
@@ -151,6 +154,9 @@ static void collect_log(void *data, rlog_level level, const char *msg)
     cluster *c = data;
     if (getenv("RAFTIO_TEST_VERBOSE") != NULL) {
         fprintf(stderr, "[%d] %s\n", (int)level, msg);
+    }
+    if (strstr(msg, "not counted toward commit") != NULL) {
+        c->old_term_lines++;
     }
     if (level >= RLOG_LEVEL_ERROR) {
         size_t have = strlen(c->errors);
@@ -315,6 +321,10 @@ static void spy_recv(struct raft_io *io, struct raft_message *m)
         n->spy_ae++;
         n->spy_last = m->append_entries;
         n->spy_last.entries = NULL;
+    }
+    if (m->server_id == 99 && m->type == RAFT_IO_APPEND_ENTRIES_RESULT) {
+        n->spy_got++;
+        n->spy_got_last = m->append_entries_result;
     }
     n->libraft_recv(io, m);
 }
@@ -927,6 +937,14 @@ static bool spy_answered(cluster *c, void *arg)
     return f->spy_ae > spy_seen && f->spy_results == f->spy_ae;
 }
 
+static bool spy_result_got(cluster *c, void *arg)
+{
+    node *l = arg;
+    (void)c;
+    fake_t->poll(fake_t, 0);
+    return l->spy_got > spy_seen;
+}
+
 static void test_hostile_prev_log_index_reaches_libraft(void **state)
 {
     cluster *c = *state;
@@ -977,6 +995,66 @@ static void test_hostile_prev_log_index_reaches_libraft(void **state)
     assert_int_equal(rlog_rs_term(rs, last), rlog_rs_term(rlog_raft_io_storage(&l->io), last));
     apply_range(c, 30, 5);
     expect_same_state(c, 35);
+}
+
+/* A leader hears from a fake peer (server 99) that it holds the leader's
+ * last entry, which is of an older term: raft_io/recv.c hands libraft the
+ * result with last_log_index 0 (libraft 0.15 would count it toward commit,
+ * Figure 8 of the Raft paper). Left as sent: entry 1 (the bootstrap
+ * configuration), a rejection, a result of another term, and, once the
+ * leader wrote an entry of its own term, a result naming that entry. */
+static raft_index spy_send_result(cluster *c, node *l, raft_term term, raft_index index,
+                                  raft_index rejected)
+{
+    rlog_msg m = {.type = RLOG_MSG_APPEND_ENTRIES_RESULT};
+    m.u.append_entries_result = (rlog_msg_append_entries_result){
+        .term = term, .rejected = rejected, .last_log_index = index};
+    spy_seen = l->spy_got;
+    assert_int_equal(fake_t->send(fake_t, l->id, &m, NULL, NULL), 0);
+    assert_true(run_until_fn(c, spy_result_got, l));
+    assert_int_equal(l->spy_got_last.term, term);
+    assert_int_equal(l->spy_got_last.rejected, rejected);
+    return l->spy_got_last.last_log_index;
+}
+
+static void test_old_term_result_not_counted(void **state)
+{
+    cluster *c = *state;
+    c->spying = true;
+    cluster_start(c, 3);
+    node *l = wait_leader(c);
+    apply_range(c, 0, 5);
+    expect_same_state(c, 5);
+    /* A new leader, of a newer term, whose log ends with the old leader's
+     * entries (libraft 0.15 appends nothing when it takes over). */
+    unsigned old = (unsigned)(l->id - 1);
+    raft_term old_term = l->raft.current_term;
+    node_stop(c, old);
+    node *l2 = wait_leader(c);
+    raft_term term = l2->raft.current_term;
+    rlog_rs *rs = rlog_raft_io_storage(&l2->io);
+    raft_index last = rlog_rs_last_index(rs);
+    assert_true(term > old_term);
+    assert_true(last > 1);
+    assert_true(rlog_rs_term(rs, last) < term);
+
+    fake_connect(c, l2);
+    assert_int_equal(spy_send_result(c, l2, term, last, 0), 0);
+    assert_int_equal(spy_send_result(c, l2, term, last + 5, 0), 0); /* capped at last */
+    assert_int_equal(spy_send_result(c, l2, term, 1, 0), 1);
+    assert_int_equal(spy_send_result(c, l2, term, last, last), last);
+    assert_int_equal(spy_send_result(c, l2, term - 1, last, 0), last); /* stale: ignored */
+    assert_true(c->old_term_lines > 0);
+    /* An entry of the leader's own term: results naming it count. */
+    apply_range(c, 5, 1);
+    raft_index mine = rlog_rs_last_index(rs);
+    assert_int_equal(rlog_rs_term(rs, mine), term);
+    assert_int_equal(spy_send_result(c, l2, term, mine, 0), mine);
+    assert_int_equal(spy_send_result(c, l2, term, last, 0), 0);
+    fake_t->close(fake_t);
+    fake_t = NULL;
+    node_start(c, old, 0);
+    expect_same_state(c, 6);
 }
 
 /* Server 1 serves its directory to an `rlog ship follow` mirror: once the
@@ -1294,6 +1372,7 @@ int main(void)
         cmocka_unit_test(test_restart_every_server),
         cmocka_unit_test(test_hostile_peer_messages_dropped),
         cmocka_unit_test(test_hostile_prev_log_index_reaches_libraft),
+        cmocka_unit_test(test_old_term_result_not_counted),
         cmocka_unit_test(test_mirror_of_a_node),
         cmocka_unit_test(test_conflicting_suffix_truncated),
         cmocka_unit_test(test_leader_disk_failure),

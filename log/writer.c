@@ -26,6 +26,10 @@
 /* Group commit: how often a round's leader yields to returning appenders at
  * most (see gather; its bound is time, this only when the clock stands). */
 #define RLG_GATHER_YIELDS 4096u
+/* Group commit: how many rounds a leader runs back to back, each syncing
+ * what arrived during the sync before (see drive_ticket), before it hands
+ * the token on: bounds how long leading delays its own return. */
+#define RLG_LEAD_ROUNDS 8u
 
 /* ---------------------------------------------------------------- chunks */
 
@@ -937,10 +941,21 @@ static int drive_ticket(rlog_log *l, rlg_waiter *t)
             continue;
         }
         l->io_busy = true;
-        if (l->opts.sync == RLOG_SYNC_GROUP)
+        bool group = l->opts.sync == RLOG_SYNC_GROUP;
+        if (group)
             gather(l);
         l->returning = 0;
-        rlg_io_round(l, false, t->need_durable);
+        int rv = rlg_io_round(l, false, t->need_durable);
+        /* Pipelined group commit: what arrived while that sync ran is
+         * written and synced at once, by this thread (already running: a
+         * hand-off would wait for a core behind the appenders just woken),
+         * without gathering — those woken by the round just finished come
+         * back during this sync and make the next round. */
+        for (unsigned k = 1; group && !rv && l->pend_head && k < RLG_LEAD_ROUNDS; k++) {
+            l->returning = 0;
+            l->m.pipelined++;
+            rv = rlg_io_round(l, false, true);
+        }
         rlg_io_release(l, t);
     }
     pthread_mutex_unlock(&l->mu);

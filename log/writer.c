@@ -963,14 +963,24 @@ static int drive_ticket(rlog_log *l, rlg_waiter *t)
             gather(l);
         l->returning = 0;
         int rv = rlg_io_round(l, false, t->need_durable);
-        /* Pipelined group commit: what arrived while that sync ran is
-         * written and synced at once, by this thread (already running: a
-         * hand-off would wait for a core behind the appenders just woken),
-         * without gathering — those woken by the round just finished come
-         * back during this sync and make the next round. */
+        /* Pipelined group commit: the appends that arrived while that sync
+         * ran are written and synced at once, by this thread (already
+         * running: a hand-off would wait for a core behind the appenders
+         * just woken), without waiting for those the round woke — they come
+         * back during this sync and make the next round. Unless fewer are
+         * waiting than are on their way back (the disk outran their
+         * return): then this thread gathers first (bounded by a sync's
+         * time), or the rounds would settle into a tiny one and a large one
+         * taking turns, half the records per fdatasync. */
         for (unsigned k = 1; group && !rv && l->pend_head && k < RLG_LEAD_ROUNDS; k++) {
+            unsigned waiting = 0;
+            for (rlg_waiter *w = l->tickets; w; w = w->next)
+                waiting++;
+            if (waiting < l->returning)
+                gather(l);
+            else
+                l->m.pipelined++;
             l->returning = 0;
-            l->m.pipelined++;
             rv = rlg_io_round(l, false, true);
         }
         rlg_io_release(l, t);

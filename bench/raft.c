@@ -201,9 +201,11 @@ static uint64_t lr_load_entries(lr *l)
     size_t n = 0;
     if (l->io.load(&l->io, &term, &vote, &snap, &start, &entries, &n))
         bench_die("raft_io load", l->io.errmsg);
-    void *batch = NULL;
+    void *batch = NULL; /* raft_uv: batches; rlog: a buffer per entry */
     for (size_t i = 0; i < n; i++) {
-        if (entries[i].batch != batch) {
+        if (entries[i].batch == NULL) {
+            raft_free(entries[i].buf.base);
+        } else if (entries[i].batch != batch) {
             batch = entries[i].batch;
             raft_free(batch);
         }

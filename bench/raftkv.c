@@ -26,13 +26,17 @@
  *    for a core, and the loop thread's CPU time is the start's critical
  *    path when a core is free for rlog's helper threads.
  *    Best time of --load-runs (default 3) runs; the page cache is warm.
+ *    --load-snapshot-at N (1 .. entries + 1) puts a snapshot at index N
+ *    through the io's snapshot_put with libraft's default trailing (8192)
+ *    after writing, as a node that compacts would have: the load then
+ *    restores it and reads the entries the io kept.
  *
  * Prints one table per part and the ratios rlog/uv. The rlog io's messages
  * of level error go to stderr.
  *
  *   raftkv [--io uv,rlog] [--seconds S] [--size B] [--load-entries N]
- *          [--load-runs R] [--dir DIR] [--window W] [--skip-commits] [--skip-load]
- *          [--keep]
+ *          [--load-runs R] [--load-snapshot-at N] [--dir DIR] [--window W]
+ *          [--skip-commits] [--skip-load] [--keep]
  *
  * --window W runs the commits part with that one window (1..64) only.
  * --keep leaves the load logs in DIR/load-<io> (raftkv --load-child IO DIR
@@ -71,6 +75,7 @@ int main(void)
 #define N_NODES       3
 #define LOAD_BATCH    64u
 #define LOAD_INFLIGHT 8u
+#define LOAD_TRAILING 8192u /* libraft's default snapshot trailing */
 #define MAX_WINDOW    64u
 
 static void die(const char *what, const char *detail)
@@ -438,6 +443,8 @@ struct writer {
     unsigned inflight;
     int error;
     bool closed;
+    struct raft_io_snapshot_put put;
+    bool put_done;
 };
 
 static void on_append(struct raft_io_append *req, int status)
@@ -446,6 +453,36 @@ static void on_append(struct raft_io_append *req, int status)
     w->inflight--;
     if (status != 0 && !w->error)
         w->error = status;
+}
+
+static void on_snapshot_put(struct raft_io_snapshot_put *req, int status)
+{
+    struct writer *w = req->data;
+    w->put_done = true;
+    if (status != 0 && !w->error)
+        w->error = status;
+}
+
+/* Stores a snapshot at index `at` (term 1, the 3-voter configuration, an
+ * 8-byte FSM state) through the io's snapshot_put with libraft's default
+ * trailing: entries up to at - LOAD_TRAILING are dropped, the rest stay
+ * (a node that took a snapshot after applying entry `at`). */
+static void write_snapshot(struct writer *w, char addr[][32], uint64_t at)
+{
+    struct raft_io *io = &w->io.io;
+    uint64_t state = at;
+    struct raft_buffer buf = {.base = &state, .len = sizeof state};
+    struct raft_snapshot snap = {
+        .index = at, .term = 1, .configuration_index = 1, .bufs = &buf, .n_bufs = 1};
+    fill_configuration(&snap.configuration, addr);
+    w->put.data = w;
+    if (io->snapshot_put(io, LOAD_TRAILING, &w->put, &snap, on_snapshot_put) != 0)
+        die("raft_io snapshot_put", io->errmsg);
+    while (!w->put_done)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    raft_configuration_close(&snap.configuration);
+    if (w->error)
+        die("raft_io snapshot_put", raft_strerror(w->error));
 }
 
 static void on_io_closed(struct raft_io *io)
@@ -457,9 +494,11 @@ static void on_io_closed(struct raft_io *io)
 /* Frees what raft_io.load returned. */
 static void free_loaded(struct raft_snapshot *snap, struct raft_entry *entries, size_t n)
 {
-    void *batch = NULL;
+    void *batch = NULL; /* raft_uv: batches; rlog: a buffer per entry */
     for (size_t i = 0; i < n; i++)
-        if (entries[i].batch != batch)
+        if (entries[i].batch == NULL)
+            raft_free(entries[i].buf.base);
+        else if (entries[i].batch != batch)
             raft_free(batch = entries[i].batch);
     raft_free(entries);
     if (snap) {
@@ -472,9 +511,10 @@ static void free_loaded(struct raft_snapshot *snap, struct raft_entry *entries, 
 }
 
 /* Bootstraps a 3-voter configuration in dir and appends n entries of size
- * bytes (term 1) through the io's own raft_io methods. */
+ * bytes (term 1) through the io's own raft_io methods; then, when snap_at
+ * > 0, a snapshot at snap_at (write_snapshot). */
 static void write_log(enum kv_io_kind kind, const char *dir, char addr[][32], uint64_t n,
-                      size_t size)
+                      size_t size, uint64_t snap_at)
 {
     struct writer *w = calloc(1, sizeof *w);
     char err[512];
@@ -523,6 +563,8 @@ static void write_log(enum kv_io_kind kind, const char *dir, char addr[][32], ui
         uv_run(&w->loop, UV_RUN_ONCE);
     if (w->error)
         die("raft_io append", raft_strerror(w->error));
+    if (snap_at > 0)
+        write_snapshot(w, addr, snap_at);
     io->close(io, on_io_closed);
     while (!w->closed)
         uv_run(&w->loop, UV_RUN_ONCE);
@@ -599,8 +641,8 @@ struct load_result {
 };
 
 static struct load_result run_load(const char *self, enum kv_io_kind kind, const char *root,
-                                   uint64_t n, size_t size, unsigned runs, bool keep,
-                                   double *write_s)
+                                   uint64_t n, size_t size, uint64_t snap_at, unsigned runs,
+                                   bool keep, double *write_s)
 {
     char dir[4200], addr[N_NODES][32], cmd[9000], line[512];
     fmt(dir, sizeof dir, "%s/load-%s", root, kv_io_name(kind));
@@ -609,7 +651,7 @@ static struct load_result run_load(const char *self, enum kv_io_kind kind, const
     for (unsigned i = 0; i < N_NODES; i++)
         snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", free_port());
     uint64_t t0 = bench_now_ns();
-    write_log(kind, dir, addr, n, size);
+    write_log(kind, dir, addr, n, size, snap_at);
     *write_s = (double)(bench_now_ns() - t0) / 1e9;
     struct load_result best = {.ms = -1};
     for (unsigned r = 0; r < runs; r++) {
@@ -640,8 +682,8 @@ static struct load_result run_load(const char *self, enum kv_io_kind kind, const
 static void usage(void)
 {
     die("usage", "raftkv [--io uv,rlog] [--seconds S] [--size B] [--load-entries N] "
-                 "[--load-runs R] [--dir DIR] [--window W] [--skip-commits] [--skip-load] "
-                 "[--keep]");
+                 "[--load-runs R] [--load-snapshot-at N] [--dir DIR] [--window W] [--skip-commits] "
+                 "[--skip-load] [--keep]");
 }
 
 int main(int argc, char **argv)
@@ -653,6 +695,7 @@ int main(int argc, char **argv)
     double seconds = 2;
     size_t size = 1024;
     uint64_t load_entries = 100000;
+    uint64_t snap_at = 0;
     unsigned load_runs = 3;
     bool commits = true, load = true, keep = false;
     unsigned windows[2] = {1, 64}; /* 0: not run */
@@ -684,6 +727,8 @@ int main(int argc, char **argv)
             size = strtoull(v, NULL, 10);
         else if (strcmp(f, "--load-entries") == 0)
             load_entries = strtoull(v, NULL, 10);
+        else if (strcmp(f, "--load-snapshot-at") == 0)
+            snap_at = strtoull(v, NULL, 10);
         else if (strcmp(f, "--load-runs") == 0)
             load_runs = (unsigned)strtoul(v, NULL, 10);
         else if (strcmp(f, "--dir") == 0)
@@ -697,7 +742,8 @@ int main(int argc, char **argv)
         } else
             usage();
     }
-    if (seconds <= 0 || size == 0 || load_entries == 0 || load_runs == 0)
+    if (seconds <= 0 || size == 0 || load_entries == 0 || load_runs == 0 ||
+        snap_at > load_entries + 1)
         usage();
     if (ios) {
         char *copy = strdup(ios), *save = NULL;
@@ -745,11 +791,15 @@ int main(int argc, char **argv)
         printf("\nload: io init + raft_init + raft_start on a log of %" PRIu64
                " entries of %zu B, best of %u\n",
                load_entries, size, load_runs);
+        if (snap_at > 0)
+            printf("after a snapshot at index %" PRIu64 " put with trailing %u (the io may drop "
+                   "entries up to %" PRIu64 ")\n",
+                   snap_at, LOAD_TRAILING, snap_at > LOAD_TRAILING ? snap_at - LOAD_TRAILING : 0);
         printf("%-6s %12s %14s %14s %12s %12s %12s\n", "io", "load ms", "RSS delta MB",
                "HWM delta MB", "write s", "cpu ms", "loop cpu ms");
         for (unsigned k = 0; k < n_kinds; k++) {
-            lr[k] =
-                run_load(self, kinds[k], root, load_entries, size, load_runs, keep, &write_s[k]);
+            lr[k] = run_load(self, kinds[k], root, load_entries, size, snap_at, load_runs, keep,
+                             &write_s[k]);
             printf("%-6s %12.1f %14.1f %14.1f %12.1f %12.1f %12.1f\n", kv_io_name(kinds[k]),
                    lr[k].ms, lr[k].rss_kb / 1024.0, lr[k].hwm_kb / 1024.0, write_s[k], lr[k].cpu_ms,
                    lr[k].loop_cpu_ms);

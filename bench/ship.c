@@ -42,7 +42,22 @@
  *              a follower thread writes what became durable meanwhile
  *              into its own file with one pwrite + fdatasync — no rlog,
  *              no network. Its p99 shows what the disk alone does to a
- *              lag's tail in the same run.
+ *              lag's tail in the same run. Its records with lag >= its
+ *              p99 are clustered like the tail's, and the stall probe
+ *              runs during it too: a periodic stall of the machine shows
+ *              the same cluster interval in both phases. Both phases print
+ *              the CPUs the process used and the mean number of records
+ *              in flight (leader-durable, not yet follower-durable; by
+ *              Little's law mean lag x record rate): a stall of the whole
+ *              machine delays about that many records, so the share of
+ *              records it reaches (against the 1% of a p99) grows with it.
+ *   pipeline over nng
+ *              the same copy in rlog's topology without rlog: the leader
+ *              thread wakes a sender thread that sends what became durable
+ *              in one raw nng pair1 message over tcp loopback; a receiver
+ *              thread hands it to the follower thread. What nng's path
+ *              (its threads and their wake-ups) adds, against what rlog
+ *              adds on top (pipeline_nng_*, lag_p99_vs_pipeline_nng).
  * Leader and follower run in this process, each on its own thread with its
  * own poll loop, talking through the nng transport.
  *
@@ -220,13 +235,90 @@ static double disk_throughput(const char *dir, uint64_t bytes, uint64_t seg_size
 typedef struct raw_pipe {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t produced, consumed; /* records leader-durable / follower-durable */
+    uint64_t produced; /* records available to the follower */
     bool stop;
     uint64_t *done_ns; /* leader-durable time of record i */
     uint64_t *lag_ns;
     size_t nlag, cap;
     rlog_file *f; /* the follower's file (posix vfs) */
+    /* over nng: the leader sends each durable record (its index, then the
+     * bytes) through tx; a receiver thread takes them from rx and hands
+     * them to the follower thread as the in-process pipeline does */
+    bool net;
+    nng_socket tx, rx;
+    pthread_cond_t scv; /* the sender waits here for durable records */
+    uint64_t durable_n; /* records leader-durable (net) */
+    bool send_stop;
 } raw_pipe;
+
+#define PIPE_STOP UINT64_MAX /* the index that ends a pipeline over nng */
+
+/* The follower's network side of the pipeline over nng: each message makes
+ * its record available to the follower thread (as nng's threads queue
+ * what arrives for rlog's follower while it syncs). */
+static void *raw_pipe_receiver(void *arg)
+{
+    raw_pipe *p = arg;
+    for (;;) {
+        nng_msg *m;
+        int e = nng_recvmsg(p->rx, &m, 0);
+        if (e)
+            bench_die("pipeline over nng: recv", nng_strerror(e));
+        uint64_t idx;
+        memcpy(&idx, nng_msg_body(m), sizeof idx);
+        nng_msg_free(m);
+        pthread_mutex_lock(&p->mu);
+        if (idx == PIPE_STOP)
+            p->stop = true;
+        else
+            p->produced = idx + 1;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (idx == PIPE_STOP)
+            return NULL;
+    }
+}
+
+/* Sends records up to idx (their bytes; or PIPE_STOP) in one message. */
+static void raw_pipe_send(raw_pipe *p, uint64_t idx, const uint8_t *recs, size_t len)
+{
+    nng_msg *m;
+    int e;
+    if ((e = nng_msg_alloc(&m, 0)) || (e = nng_msg_append(m, &idx, sizeof idx)) ||
+        (e = nng_msg_append(m, recs, len)) || (e = nng_sendmsg(p->tx, m, 0)))
+        bench_die("pipeline over nng: send", nng_strerror(e));
+}
+
+/* Waits until more than `from` records are available (*avail) or *stop;
+ * returns the end of the next batch of at most `max` records (`from` when
+ * stopped with nothing left). Takes and releases p->mu. */
+static uint64_t pipe_next_batch(raw_pipe *p, pthread_cond_t *cv, const uint64_t *avail,
+                                const bool *stop, uint64_t from, uint64_t max)
+{
+    pthread_mutex_lock(&p->mu);
+    while (*avail == from && !*stop)
+        pthread_cond_wait(cv, &p->mu);
+    uint64_t to = *avail;
+    pthread_mutex_unlock(&p->mu);
+    return to - from > max ? from + max : to;
+}
+
+/* The leader's sending side of the pipeline over nng (rlog's leader poll
+ * thread): whatever became durable since its last send, in one message. */
+static void *raw_pipe_sender(void *arg)
+{
+    raw_pipe *p = arg;
+    size_t max = 1024;
+    uint8_t *buf = calloc(max, PIPE_REC);
+    uint64_t sent = 0, to;
+    while ((to = pipe_next_batch(p, &p->scv, &p->durable_n, &p->send_stop, sent, max)) != sent) {
+        raw_pipe_send(p, to - 1, buf, (size_t)(to - sent) * PIPE_REC);
+        sent = to;
+    }
+    raw_pipe_send(p, PIPE_STOP, buf, 0);
+    free(buf);
+    return NULL;
+}
 
 /* One record's (or batch's) durable write in the raw pipeline: pwrite and
  * fdatasync through the posix vfs and os/sync.h, as rlog's own writes. */
@@ -245,16 +337,8 @@ static void *raw_pipe_follower(void *arg)
     raw_pipe *p = arg;
     size_t max = 1024;
     uint8_t *buf = calloc(max, PIPE_REC);
-    uint64_t off = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (p->consumed == p->produced && !p->stop)
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->consumed == p->produced)
-            break;
-        uint64_t from = p->consumed, to = p->produced;
-        pthread_mutex_unlock(&p->mu);
-        to = to - from > max ? from + max : to;
+    uint64_t off = 0, from = 0, to;
+    while ((to = pipe_next_batch(p, &p->cv, &p->produced, &p->stop, from, max)) != from) {
         size_t len = (size_t)(to - from) * PIPE_REC;
         if (off + len > PIPE_FILE)
             off = 0;
@@ -263,10 +347,8 @@ static void *raw_pipe_follower(void *arg)
         uint64_t t = bench_now_ns();
         for (uint64_t i = from; i < to && i < p->cap; i++)
             p->lag_ns[p->nlag++] = t - p->done_ns[i];
-        pthread_mutex_lock(&p->mu);
-        p->consumed = to;
+        from = to;
     }
-    pthread_mutex_unlock(&p->mu);
     free(buf);
     return NULL;
 }
@@ -274,15 +356,51 @@ static void *raw_pipe_follower(void *arg)
 typedef struct pipe_result {
     size_t records;
     double lag50, lag99, lag999, lagmax, sync99; /* us */
+    double lag_mean;                             /* us */
+    size_t clusters;                             /* of records with lag >= p99 */
+    double interval_ms_p50;                      /* between cluster starts */
 } pipe_result;
+
+/*
+ * Groups records whose lag reached thr into clusters as tail_analysis does
+ * (lag windows [done, done + lag] that overlap or lie within 1 ms): how
+ * many, and the interval between their starts (p50). done[i] and lag[i]
+ * belong to record i, in record order.
+ */
+static void lag_clusters(const uint64_t *done, const uint64_t *lag, size_t n, uint64_t thr,
+                         size_t *clusters, double *interval_ms_p50)
+{
+    uint64_t *starts = calloc(n + 1, sizeof *starts);
+    size_t nc = 0;
+    uint64_t cend = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lag[i] < thr)
+            continue;
+        if (nc == 0 || done[i] > cend + 1000000u)
+            starts[nc++] = done[i];
+        if (done[i] + lag[i] > cend)
+            cend = done[i] + lag[i];
+    }
+    for (size_t i = 1; i < nc; i++)
+        starts[i - 1] = starts[i] - starts[i - 1];
+    size_t ng = nc ? nc - 1 : 0;
+    qsort(starts, ng, sizeof *starts, cmp_u64);
+    *clusters = nc;
+    *interval_ms_p50 = (double)pct(starts, ng, 50) / 1e6;
+    free(starts);
+}
 
 /* The tail's limit on this disk, measured like the tail: a leader thread
  * writes a 1 KiB record and fdatasyncs it, for `seconds`; a follower
  * thread in the same process (no network, no verification) writes what
  * became durable meanwhile into its own file and fdatasyncs it. Lag: from
  * the leader's fdatasync returning to the follower's. Both files are
- * pre-written, as rlog's are. */
-static pipe_result raw_pipeline(const char *dir, double seconds)
+ * pre-written, as rlog's are. With `net`, the records travel as in rlog's
+ * topology but without rlog: the leader thread wakes a sender thread, which
+ * sends whatever became durable since its last send in one raw nng pair1
+ * message over tcp loopback; a receiver thread hands them to the follower
+ * thread — what nng's path adds to the same copy. */
+static pipe_result raw_pipeline(const char *dir, double seconds, bool net)
 {
     char lpath[4300], fpath[4300];
     mkdir(dir, 0755);
@@ -297,7 +415,19 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
     uint64_t *sync = calloc(p.cap, sizeof *sync);
     uint8_t rec[PIPE_REC];
     memset(rec, 0x5a, sizeof rec);
-    pthread_t t;
+    pthread_t t, rt, st;
+    p.net = net;
+    if (net) {
+        char url[64];
+        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port());
+        int e;
+        if ((e = nng_pair1_open(&p.tx)) || (e = nng_pair1_open(&p.rx)) ||
+            (e = nng_listen(p.rx, url, NULL, 0)) || (e = nng_dial(p.tx, url, NULL, 0)))
+            bench_die("pipeline over nng", nng_strerror(e));
+        pthread_cond_init(&p.scv, NULL);
+        pthread_create(&rt, NULL, raw_pipe_receiver, &p);
+        pthread_create(&st, NULL, raw_pipe_sender, &p);
+    }
     pthread_create(&t, NULL, raw_pipe_follower, &p);
     uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9), off = 0, n = 0;
     while (bench_now_ns() < end && n < p.cap) {
@@ -310,19 +440,47 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
         sync[n] = s1 - s0;
         p.done_ns[n] = s1;
         pthread_mutex_lock(&p.mu);
-        p.produced = ++n;
+        if (net) {
+            p.durable_n = ++n;
+            pthread_cond_signal(&p.scv);
+        } else {
+            p.produced = ++n;
+            pthread_cond_signal(&p.cv);
+        }
+        pthread_mutex_unlock(&p.mu);
+    }
+    if (net) {
+        pthread_mutex_lock(&p.mu);
+        p.send_stop = true;
+        pthread_cond_signal(&p.scv);
+        pthread_mutex_unlock(&p.mu);
+        pthread_join(st, NULL);
+        pthread_join(rt, NULL);
+        nng_close(p.tx);
+        nng_close(p.rx);
+        pthread_cond_destroy(&p.scv);
+    } else {
+        pthread_mutex_lock(&p.mu);
+        p.stop = true;
         pthread_cond_signal(&p.cv);
         pthread_mutex_unlock(&p.mu);
     }
-    pthread_mutex_lock(&p.mu);
-    p.stop = true;
-    pthread_cond_signal(&p.cv);
-    pthread_mutex_unlock(&p.mu);
     pthread_join(t, NULL);
     rlog_vfs *v = rlog_vfs_posix();
     v->close(v, lf);
     v->close(v, p.f);
     bench_rm_rf(dir);
+    double sum = 0;
+    for (size_t i = 0; i < p.nlag; i++)
+        sum += (double)p.lag_ns[i];
+    /* lag_ns[i] is record i's until sorted: cluster the tail first */
+    uint64_t *sorted = malloc((p.nlag + 1) * sizeof *sorted);
+    memcpy(sorted, p.lag_ns, p.nlag * sizeof *sorted);
+    qsort(sorted, p.nlag, sizeof *sorted, cmp_u64);
+    size_t nclusters = 0;
+    double interval = 0;
+    lag_clusters(p.done_ns, p.lag_ns, p.nlag, pct(sorted, p.nlag, 99), &nclusters, &interval);
+    free(sorted);
     qsort(p.lag_ns, p.nlag, sizeof *p.lag_ns, cmp_u64);
     qsort(sync, n, sizeof *sync, cmp_u64);
     pipe_result r = {p.nlag,
@@ -330,7 +488,10 @@ static pipe_result raw_pipeline(const char *dir, double seconds)
                      (double)pct(p.lag_ns, p.nlag, 99) / 1000.0,
                      (double)pct(p.lag_ns, p.nlag, 99.9) / 1000.0,
                      (double)pct(p.lag_ns, p.nlag, 100) / 1000.0,
-                     (double)pct(sync, n, 99) / 1000.0};
+                     (double)pct(sync, n, 99) / 1000.0,
+                     p.nlag ? sum / (double)p.nlag / 1000.0 : 0,
+                     nclusters,
+                     interval};
     free(sync);
     free(p.lag_ns);
     free(p.done_ns);
@@ -475,6 +636,43 @@ static void *probe_main(void *arg)
     return NULL;
 }
 
+/* The probe's stalls: how many, their total, and the interval between the
+ * starts of successive ones (p50) — a periodic stall of the machine shows
+ * as a steady interval (a 100 ms grid), whichever phase it runs in. */
+typedef struct probe_summary {
+    size_t n;
+    double stalled_ms, interval_ms_p50;
+} probe_summary;
+
+static probe_summary probe_sum(const probe *p)
+{
+    probe_summary r = {p->n, 0, 0};
+    uint64_t *gaps = calloc(p->n + 1, sizeof *gaps);
+    for (size_t k = 0; k < p->n; k++) {
+        r.stalled_ms += (double)(p->ts[2 * k + 1] - p->ts[2 * k]) / 1e6;
+        if (k > 0)
+            gaps[k - 1] = p->ts[2 * k] - p->ts[2 * (k - 1)];
+    }
+    size_t ng = p->n ? p->n - 1 : 0;
+    qsort(gaps, ng, sizeof *gaps, cmp_u64);
+    r.interval_ms_p50 = (double)pct(gaps, ng, 50) / 1e6;
+    free(gaps);
+    return r;
+}
+
+static void probe_start(probe *p)
+{
+    *p = (probe){.cap = 1u << 16};
+    p->ts = calloc(2 * p->cap, sizeof *p->ts);
+    pthread_create(&p->tid, NULL, probe_main, p);
+}
+
+static void probe_stop(probe *p)
+{
+    atomic_store(&p->stop, true);
+    pthread_join(p->tid, NULL);
+}
+
 /* ---- what the records above the lag's p99 waited for ---- */
 
 typedef struct tail_report {
@@ -587,6 +785,44 @@ static tail_report tail_analysis(const lag_state *ls, uint64_t first, uint64_t l
     free(gaps);
     free(starts);
     return r;
+}
+
+/* A pipeline run with the stall probe beside it. */
+typedef struct pipe_run {
+    pipe_result r;
+    probe_summary probe;
+    double cpus;             /* CPU the process used per second of wall time */
+    double in_flight;        /* mean records leader-durable, not follower-durable */
+    double cpu_us, switches; /* per record, whole process */
+    double goal;             /* 2 x its leader fdatasync p99 + rtt */
+} pipe_run;
+
+/* Runs raw_pipeline (net: over nng) with the probe and counts the
+ * process's CPU. in_flight is the mean lag x the record rate (Little's
+ * law): a stall of the whole machine delays about that many records, so
+ * the share of records a periodic stall reaches grows with it. Both this
+ * and the tail run the probe, so its ~1,000 wake-ups a second are in every
+ * CPU figure. */
+static pipe_run pipe_measure(const char *dir, double seconds, bool net, double rtt_us)
+{
+    pipe_run o;
+    probe pb;
+    probe_start(&pb);
+    bench_usage c0 = bench_usage_now();
+    uint64_t t0 = bench_now_ns();
+    o.r = raw_pipeline(dir, seconds, net);
+    double wall_us = (double)(bench_now_ns() - t0) / 1000.0;
+    bench_usage c1 = bench_usage_now();
+    probe_stop(&pb);
+    o.probe = probe_sum(&pb);
+    free(pb.ts);
+    double recs = (double)(o.r.records ? o.r.records : 1);
+    o.cpus = (c1.cpu_us - c0.cpu_us) / wall_us;
+    o.in_flight = o.r.lag_mean * (double)o.r.records / wall_us;
+    o.cpu_us = (c1.cpu_us - c0.cpu_us) / recs;
+    o.switches = (double)(c1.csw - c0.csw) / recs;
+    o.goal = 2 * o.r.sync99 + rtt_us;
+    return o;
 }
 
 static uint64_t dir_bytes_of(rlog_log *log)
@@ -723,11 +959,11 @@ int main(int argc, char **argv)
     uint64_t adv0 = atomic_load(&ls.advances), first_lsn = pos.durable + 1;
     atomic_store(&ls.measuring, true);
     bench_vfs_time_syncs(fts, fts_cap, &nfts);
-    probe pb = {.cap = 1u << 16};
-    pb.ts = calloc(2 * pb.cap, sizeof *pb.ts);
-    pthread_create(&pb.tid, NULL, probe_main, &pb);
+    probe pb;
+    probe_start(&pb);
     bench_usage cpu0 = bench_usage_now();
-    uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
+    uint64_t tail_t0 = bench_now_ns();
+    uint64_t end = tail_t0 + (uint64_t)(seconds * 1e9);
     while (bench_now_ns() < end && nsync < ls.cap) {
         rlog_record r = {0, BENCH_TYPE, 0, 1024, payload};
         uint64_t lsn, s0 = bench_now_ns();
@@ -749,6 +985,7 @@ int main(int argc, char **argv)
      * inside its last poll: a sync or two of slack) */
     double tail_records = (double)(pos.durable - first_lsn + 1);
     bench_usage cpu1 = bench_usage_now();
+    double tail_wall_us = (double)(bench_now_ns() - tail_t0) / 1000.0;
     double tail_cpu_us = (cpu1.cpu_us - cpu0.cpu_us) / tail_records;
     double tail_switches = (double)(cpu1.csw - cpu0.csw) / tail_records;
     double batches = (double)(atomic_load(&ls.advances) - adv0);
@@ -757,11 +994,8 @@ int main(int argc, char **argv)
     atomic_store(&F.stop, true);
     pthread_join(F.tid, NULL);
     bench_vfs_time_syncs(NULL, 0, NULL);
-    atomic_store(&pb.stop, true);
-    pthread_join(pb.tid, NULL);
-    uint64_t probe_ns = 0;
-    for (size_t k = 0; k < pb.n; k++)
-        probe_ns += pb.ts[2 * k + 1] - pb.ts[2 * k];
+    probe_stop(&pb);
+    probe_summary ps = probe_sum(&pb);
     size_t nfs = atomic_load(&nfts) < fts_cap ? atomic_load(&nfts) : fts_cap;
     atomic_store(&L.stop, true);
     pthread_join(L.tid, NULL);
@@ -781,15 +1015,22 @@ int main(int argc, char **argv)
     tail_report tr = tail_analysis(&ls, first_lsn, pos.durable, pct(ls.lag_ns, ls.nlag, 99),
                                    pct(sync_ns, nsync, 99), fts, nfs, &pb, seconds);
 
-    /* the same tail without rlog, in the same run (after it) */
+    /* the same tail without rlog, in the same run (after it): in-process,
+     * then over raw nng */
     char pdir[4200];
     snprintf(pdir, sizeof pdir, "%s/pipeline", root);
-    bench_usage pcpu0 = bench_usage_now();
-    pipe_result pr = raw_pipeline(pdir, seconds);
-    bench_usage pcpu1 = bench_usage_now();
-    double pipe_cpu_us = (pcpu1.cpu_us - pcpu0.cpu_us) / (double)(pr.records ? pr.records : 1);
-    double pipe_switches = (double)(pcpu1.csw - pcpu0.csw) / (double)(pr.records ? pr.records : 1);
-    double pgoal = 2 * pr.sync99 + rtt_us;
+    pipe_run prun = pipe_measure(pdir, seconds, false, rtt_us);
+    pipe_run nrun = pipe_measure(pdir, seconds, true, rtt_us);
+    pipe_result pr = prun.r;
+    probe_summary pps = prun.probe;
+    double pipe_util = prun.cpus, pipe_inflight = prun.in_flight;
+    double pipe_cpu_us = prun.cpu_us, pipe_switches = prun.switches, pgoal = prun.goal;
+    /* CPU the process used per second of wall time, and (Little's law) the
+     * mean number of records between leader-durable and follower-durable
+     * (pipe_measure says why); the tail's sums cover the measured records
+     * (tr.lag_mean_us), over its wall time. */
+    double tail_util = (cpu1.cpu_us - cpu0.cpu_us) / tail_wall_us;
+    double tail_inflight = tr.lag_mean_us * (double)ls.nlag / tail_wall_us;
 
     printf("%-34s %12s\n", "case", "figure");
     printf("%-34s %9.0f MB/s\n", "raw nng pair1, 1 MiB messages", raw_mb_s);
@@ -809,7 +1050,23 @@ int main(int argc, char **argv)
            tr.slow_fw_sync, tr.slow_leader);
     printf("%-34s %9zu sleeps of 1 ms overran by > 2 ms (%.1f ms in all); %zu clusters of lag >= "
            "p99 overlap one\n",
-           "stall probe while tailing", pb.n, (double)probe_ns / 1e6, tr.probe_clusters);
+           "stall probe while tailing", ps.n, ps.stalled_ms, tr.probe_clusters);
+    printf("%-34s %9.1f ms p50 between stalls while tailing; %zu stalls (%.1f ms, every %.1f ms "
+           "p50) during the pipeline\n",
+           "stall probe, periodicity", ps.interval_ms_p50, pps.n, pps.stalled_ms,
+           pps.interval_ms_p50);
+    printf("%-34s %9zu clusters (every %.1f ms p50)\n", "pipeline lag >= its p99", pr.clusters,
+           pr.interval_ms_p50);
+    printf("%-34s %9.1f us p50, %.1f us p99, %.1f us p99.9, %.1f us max; p99 / its goal %.3f; "
+           "%zu clusters of lag >= p99 (every %.1f ms p50); %zu probe stalls (every %.1f ms "
+           "p50); %.2f CPUs, %.1f us CPU and %.1f switches per record, %.2f records in flight\n",
+           "pipeline over raw nng (no rlog)", nrun.r.lag50, nrun.r.lag99, nrun.r.lag999,
+           nrun.r.lagmax, nrun.r.lag99 / nrun.goal, nrun.r.clusters, nrun.r.interval_ms_p50,
+           nrun.probe.n, nrun.probe.interval_ms_p50, nrun.cpus, nrun.cpu_us, nrun.switches,
+           nrun.in_flight);
+    printf("%-34s %9.2f CPUs while tailing, %.2f during the pipeline; records in flight "
+           "(mean) %.2f tailing, %.2f pipeline\n",
+           "process load", tail_util, pipe_util, tail_inflight, pipe_inflight);
     printf("%-34s %9zu heavy (>= %u KiB of zero fill before them: zeros ahead, segment start), "
            "p50 %.1f us; %zu plain, p50 %.1f us, p99 %.1f us; %zu clusters of lag >= p99 hold a "
            "heavy one\n",
@@ -841,8 +1098,26 @@ int main(int argc, char **argv)
     printf("tail_cpu_us_per_record=%.1f\ntail_switches_per_record=%.2f\n"
            "pipeline_cpu_us_per_record=%.1f\npipeline_switches_per_record=%.2f\n",
            tail_cpu_us, tail_switches, pipe_cpu_us, pipe_switches);
-    printf("probe_stalls=%zu\nprobe_stalled_ms=%.1f\nlag_tail_clusters_probe_stall=%zu\n", pb.n,
-           (double)probe_ns / 1e6, tr.probe_clusters);
+    printf("probe_stalls=%zu\nprobe_stalled_ms=%.1f\nlag_tail_clusters_probe_stall=%zu\n"
+           "probe_stall_interval_ms_p50=%.1f\n",
+           ps.n, ps.stalled_ms, tr.probe_clusters, ps.interval_ms_p50);
+    printf("pipeline_probe_stalls=%zu\npipeline_probe_stalled_ms=%.1f\n"
+           "pipeline_probe_stall_interval_ms_p50=%.1f\n",
+           pps.n, pps.stalled_ms, pps.interval_ms_p50);
+    printf("tail_cpus=%.2f\npipeline_cpus=%.2f\ntail_in_flight=%.2f\npipeline_in_flight=%.2f\n"
+           "pipeline_lag_mean_us=%.1f\npipeline_lag_tail_clusters=%zu\n"
+           "pipeline_lag_tail_cluster_interval_ms_p50=%.1f\n",
+           tail_util, pipe_util, tail_inflight, pipe_inflight, pr.lag_mean, pr.clusters,
+           pr.interval_ms_p50);
+    printf("pipeline_nng_lag_p50_us=%.1f\npipeline_nng_lag_p99_us=%.1f\n"
+           "pipeline_nng_lag_p99_vs_goal=%.3f\nlag_p99_vs_pipeline_nng=%.3f\n"
+           "pipeline_nng_lag_tail_cluster_interval_ms_p50=%.1f\npipeline_nng_probe_stalls=%zu\n"
+           "pipeline_nng_probe_stall_interval_ms_p50=%.1f\npipeline_nng_cpus=%.2f\n"
+           "pipeline_nng_cpu_us_per_record=%.1f\npipeline_nng_switches_per_record=%.2f\n"
+           "pipeline_nng_in_flight=%.2f\n",
+           nrun.r.lag50, nrun.r.lag99, nrun.r.lag99 / nrun.goal, lag99 / nrun.r.lag99,
+           nrun.r.interval_ms_p50, nrun.probe.n, nrun.probe.interval_ms_p50, nrun.cpus, nrun.cpu_us,
+           nrun.switches, nrun.in_flight);
     printf("follower_heavy_syncs=%zu\nfollower_heavy_sync_p50_us=%.1f\nfollower_plain_sync_p50_us="
            "%.1f\nfollower_plain_sync_p99_us=%.1f\nlag_tail_clusters_heavy_sync=%zu\n",
            tr.heavy, tr.heavy_p50_us, tr.plain_p50_us, tr.plain_p99_us, tr.heavy_clusters);

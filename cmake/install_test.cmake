@@ -32,27 +32,33 @@ foreach(f include/rlog/log.h ${LIBDIR}/pkgconfig/rlog.pc ${LIBDIR}/cmake/rlog/rl
   endif()
 endforeach()
 
-# pkg-config: compile and link flags of the installed rlog.pc only
+# pkg-config: compile and link flags of the installed rlog.pc only. With
+# PKG_CONFIG_PATH at pcdir, `pkg-config --cflags --libs rlog` must name
+# ${pfx}/include and ${pfx}/${libdir}; quickstart.c built with those flags
+# alone (as ${tag}) must run.
 find_program(PKG_CONFIG pkg-config REQUIRED)
-set(ENV{PKG_CONFIG_PATH} ${prefix}/${LIBDIR}/pkgconfig)
-execute_process(COMMAND ${PKG_CONFIG} --cflags --libs rlog OUTPUT_VARIABLE flags
-                RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
-string(REGEX MATCH "-I([^ ]+)" inc "${flags}")
-set(inc "${CMAKE_MATCH_1}")
-string(REGEX MATCH "-L([^ ]+)" lib "${flags}")
-set(lib "${CMAKE_MATCH_1}")
-file(REAL_PATH "${inc}" inc_real)
-file(REAL_PATH "${lib}" lib_real)
-if(NOT rc EQUAL 0 OR NOT inc_real STREQUAL "${prefix}/include"
-   OR NOT lib_real STREQUAL "${prefix}/${LIBDIR}")
-  message(FATAL_ERROR "install_test: pkg-config rlog gave '${flags}' (rc ${rc}): the include "
-                      "and library directories must be ${prefix}/include and ${prefix}/${LIBDIR}")
-endif()
-separate_arguments(flags UNIX_COMMAND "${flags} ${EXTRA_FLAGS}")
-step("cc quickstart.c $(pkg-config --cflags --libs rlog)"
-     ${C_COMPILER} -std=c11 -o ${root}/quickstart_pc ${SOURCE_DIR}/examples/quickstart.c ${flags})
-set(ENV{LD_LIBRARY_PATH} ${prefix}/${LIBDIR})
-step("run quickstart (pkg-config build)" ${root}/quickstart_pc ${root}/log_pc)
+function(pc_quickstart tag pcdir pfx libdir)
+  set(ENV{PKG_CONFIG_PATH} ${pcdir})
+  execute_process(COMMAND ${PKG_CONFIG} --cflags --libs rlog OUTPUT_VARIABLE flags
+                  RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
+  string(REGEX MATCH "-I([^ ]+)" inc "${flags}")
+  file(REAL_PATH "${CMAKE_MATCH_1}" inc_real)
+  string(REGEX MATCH "-L([^ ]+)" lib "${flags}")
+  file(REAL_PATH "${CMAKE_MATCH_1}" lib_real)
+  if(NOT rc EQUAL 0 OR NOT inc_real STREQUAL "${pfx}/include"
+     OR NOT lib_real STREQUAL "${pfx}/${libdir}")
+    message(FATAL_ERROR "install_test: pkg-config rlog (${tag}) gave '${flags}' (rc ${rc}): the "
+                        "include and library directories must be ${pfx}/include and "
+                        "${pfx}/${libdir}")
+  endif()
+  separate_arguments(flags UNIX_COMMAND "${flags} ${EXTRA_FLAGS}")
+  step("cc quickstart.c $(pkg-config --cflags --libs rlog) (${tag})"
+       ${C_COMPILER} -std=c11 -o ${root}/quickstart_${tag} ${SOURCE_DIR}/examples/quickstart.c
+       ${flags})
+  set(ENV{LD_LIBRARY_PATH} ${pfx}/${libdir})
+  step("run quickstart (${tag} build)" ${root}/quickstart_${tag} ${root}/log_${tag})
+endfunction()
+pc_quickstart(pc ${prefix}/${LIBDIR}/pkgconfig ${prefix} ${LIBDIR})
 
 # The same rlog.pc generated for a Debian multiarch libdir
 # (lib/x86_64-linux-gnu, three levels below the prefix), installed with the
@@ -73,19 +79,7 @@ step("install rlog.pc for ${ma}" ${CMAKE_COMMAND} --install ${root}/pc/build --p
 file(COPY ${prefix}/include DESTINATION ${prefix2})
 file(GLOB libs ${prefix}/${LIBDIR}/librlog.so*)
 file(COPY ${libs} DESTINATION ${prefix2}/${ma})
-set(ENV{PKG_CONFIG_PATH} ${prefix2}/${ma}/pkgconfig)
-execute_process(COMMAND ${PKG_CONFIG} --cflags --libs rlog OUTPUT_VARIABLE flags2
-                RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
-string(REGEX MATCH "-L([^ ]+)" lib2 "${flags2}")
-file(REAL_PATH "${CMAKE_MATCH_1}" lib2_real)
-if(NOT rc EQUAL 0 OR NOT lib2_real STREQUAL "${prefix2}/${ma}")
-  message(FATAL_ERROR "install_test: multiarch rlog.pc gave '${flags2}': -L must be ${prefix2}/${ma}")
-endif()
-separate_arguments(flags2 UNIX_COMMAND "${flags2} ${EXTRA_FLAGS}")
-step("cc quickstart.c against the ${ma} prefix"
-     ${C_COMPILER} -std=c11 -o ${root}/quickstart_ma ${SOURCE_DIR}/examples/quickstart.c ${flags2})
-set(ENV{LD_LIBRARY_PATH} ${prefix2}/${ma})
-step("run quickstart (${ma} build)" ${root}/quickstart_ma ${root}/log_ma)
+pc_quickstart(ma ${prefix2}/${ma}/pkgconfig ${prefix2} ${ma})
 set(ENV{LD_LIBRARY_PATH} ${prefix}/${LIBDIR})
 
 # CMake: find_package(rlog) from the scratch prefix

@@ -54,10 +54,17 @@ rlg_hdr_status rlg_seg_header_decode(const uint8_t in[RLG_SEG_HEADER_SIZE], rlg_
 
 size_t rlg_seg_diff(const uint8_t *a, const uint8_t *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i] && !(i >= RLG_SEG_OFF_FLAGS && i < RLG_SEG_OFF_FLAGS + 4) &&
-            !(i >= RLG_SEG_OFF_CRC && i < RLG_SEG_HEADER_SIZE))
-            return i;
+    /* compared: [0, flags), [flags + 4, header CRC), [header end, n) */
+    const size_t from[3] = {0, RLG_SEG_OFF_FLAGS + 4, RLG_SEG_HEADER_SIZE};
+    const size_t to[3] = {RLG_SEG_OFF_FLAGS, RLG_SEG_OFF_CRC, SIZE_MAX};
+    for (int k = 0; k < 3 && from[k] < n; k++) {
+        size_t i = from[k], end = to[k] < n ? to[k] : n;
+        if (memcmp(a + i, b + i, end - i) == 0)
+            continue;
+        while (a[i] == b[i])
+            i++;
+        return i;
+    }
     return n;
 }
 
@@ -87,11 +94,10 @@ void rlg_rec_header_decode(const uint8_t in[RLG_REC_HEADER_SIZE], rlg_rec_header
 
 rlg_rec_why rlg_rec_fields(const rlg_rec_header *h, uint64_t room, uint64_t e, bool exact)
 {
-    if (h->flags)
-        return RLG_REC_FLAGS;
+    rlg_rec_why why = rlg_rec_kind(h->type, h->flags);
+    if (why)
+        return why;
     bool user = h->type >= RLOG_TYPE_USER_MIN;
-    if (!user && h->type != RLG_TYPE_SEAL && h->type != RLG_TYPE_CHECKPOINT)
-        return RLG_REC_TYPE;
     if (h->len > room || (!user && h->len != 0))
         return RLG_REC_LEN;
     uint64_t want = user ? e : e - 1;

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "os/bytes.h"
+#include "rlog/log.h"
 #include "os/crc32c.h"
 
 #define RLG_MAGIC           "RLOGSEG1"
@@ -137,8 +138,8 @@ size_t rlg_seg_diff(const uint8_t *a, const uint8_t *b, size_t n);
  * bytes), computing the CRC from the segment's salt state. */
 void rlg_rec_encode(uint8_t *out, uint32_t salt_state, uint64_t lsn, uint64_t durable,
                     uint16_t type, const void *payload, uint32_t len);
-/* The payload length and LSN fields of the record header at p (no
- * validation; for walking records already validated). */
+/* The payload length, LSN, witness and type fields of the record header at
+ * p (no validation; for walking records already validated). */
 static inline uint32_t rlg_rec_len_at(const uint8_t *p)
 {
     return rlg_get32(p + RLG_REC_OFF_LEN);
@@ -146,6 +147,14 @@ static inline uint32_t rlg_rec_len_at(const uint8_t *p)
 static inline uint64_t rlg_rec_lsn_at(const uint8_t *p)
 {
     return rlg_get64(p + RLG_REC_OFF_LSN);
+}
+static inline uint64_t rlg_rec_durable_at(const uint8_t *p)
+{
+    return rlg_get64(p + RLG_REC_OFF_DURABLE);
+}
+static inline uint16_t rlg_rec_type_at(const uint8_t *p)
+{
+    return rlg_get16(p + RLG_REC_OFF_TYPE);
 }
 /* Decodes the fixed header fields (no validation). */
 void rlg_rec_header_decode(const uint8_t in[RLG_REC_HEADER_SIZE], rlg_rec_header *h);
@@ -167,6 +176,23 @@ typedef enum rlg_rec_why {
     RLG_REC_CRC,     /* checksum mismatch */
     RLG_REC_FAR,     /* a record starting beyond 4 GiB cannot be indexed */
 } rlg_rec_why;
+
+/* The first two field checks of rlg_rec_fields, on the flags and type
+ * fields alone: flags zero, and a user type or a seal or checkpoint. Read
+ * straight from header bytes by a scan that tries every offset, to pass
+ * over positions quickly that rlg_rec_fields would refuse anyway. */
+static inline rlg_rec_why rlg_rec_kind(uint16_t type, uint16_t flags)
+{
+    if (flags)
+        return RLG_REC_FLAGS;
+    if (type < RLOG_TYPE_USER_MIN && type != RLG_TYPE_SEAL && type != RLG_TYPE_CHECKPOINT)
+        return RLG_REC_TYPE;
+    return RLG_REC_OK;
+}
+static inline rlg_rec_why rlg_rec_kind_at(const uint8_t *p)
+{
+    return rlg_rec_kind(rlg_rec_type_at(p), rlg_get16(p + RLG_REC_OFF_FLAGS));
+}
 
 /* The field checks of a decoded record header (no CRC). `room`: bytes
  * available after the header. exact: the record that must come next (user

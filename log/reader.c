@@ -130,7 +130,7 @@ int rlog_get(rlog_log *l, uint64_t lsn, unsigned flags, rlog_record *rec, void *
     uint8_t *buf = NULL;
     rv = pread_all(l, f, p.seq, hdr, sizeof hdr, p.off, &got);
     if (!rv) {
-        uint32_t len = rlg_get32(hdr + 4);
+        uint32_t len = rlg_rec_len_at(hdr);
         buf = malloc(RLG_REC_HEADER_SIZE + (size_t)len);
         if (!buf)
             rv = RLOG_ENOMEM;
@@ -215,7 +215,7 @@ int rlog_iter_next(rlog_iter *it, rlog_record *rec)
     if ((rv = fill(it, &p, p.off, RLG_REC_HEADER_SIZE)) != 0)
         return rv;
     const uint8_t *h0 = it->buf + (p.off - it->boff);
-    size_t need = RLG_REC_HEADER_SIZE + (size_t)rlg_get32(h0 + 4);
+    size_t need = RLG_REC_HEADER_SIZE + (size_t)rlg_rec_len_at(h0);
     if ((rv = fill(it, &p, p.off, need)) != 0)
         return rv;
     const uint8_t *r = it->buf + (p.off - it->boff);

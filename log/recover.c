@@ -425,6 +425,21 @@ static int rcv_cands_scan(rcv *r, size_t i, uint64_t from, uint64_t e, rcv_cands
         if (n + 1 > c->z_end)
             c->z_end = n + 1;
         uint64_t start = n - q >= RLG_REC_HEADER_SIZE - 1 ? n - (RLG_REC_HEADER_SIZE - 1) : q;
+        if (start == n) {
+            /* Nonzero bytes from n on (stale bytes of a recycled file, or
+             * garbage): every position is tried in turn, as the general
+             * step below would, but one that cannot pass rlg_rec_kind is
+             * passed over without the full check. */
+            size_t k = nz;
+            while (k + RLG_REC_HEADER_SIZE <= avail && p[k] && rlg_rec_kind_at(p + k))
+                k++;
+            if (q + k > c->z_end)
+                c->z_end = q + k; /* p[k-1] was nonzero */
+            if (k > nz) {
+                q += k;
+                continue;
+            }
+        }
         rc = rcv_cand_run(r, start, n, salt, e, c, &q);
         if (rc)
             return rc;

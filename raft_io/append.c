@@ -192,5 +192,13 @@ int rlg_rio_truncate(struct raft_io *io, raft_index index)
         return rlg_rio_err(r, rlg_rio_raft_code(rv), "truncate at %llu: %s (%s)",
                            (unsigned long long)index, rlog_rs_errmsg(r->rs), r->dir);
     }
+    if (index <= r->loaded_last) {
+        /* the case of load.c's "One allocation per entry" */
+        rlg_rio_log(r, RLOG_LEVEL_DEBUG,
+                    "truncate at %llu: removes entries %llu..%llu that load handed to libraft",
+                    (unsigned long long)index, (unsigned long long)index,
+                    (unsigned long long)r->loaded_last);
+        r->loaded_last = index - 1;
+    }
     return 0;
 }

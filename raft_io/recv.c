@@ -11,8 +11,9 @@
  * order. After a disk failure (an append failed) every message is
  * dropped: the server fails stop (send.c fails its sends likewise).
  * Ownership passes to libraft as its own transport does it: an
- * AppendEntries' entries array and one batch buffer holding every payload;
- * an InstallSnapshot's configuration and data buffer (raft_malloc).
+ * AppendEntries' entries array and one batch buffer holding every payload
+ * (batch_own); an InstallSnapshot's configuration and data buffer
+ * (raft_malloc).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,39 @@ static void trim_below_base(rio *r, uint64_t peer_id, rlog_msg_append_entries *a
     ae->prev_log_term = base_term;
 }
 
+/* Copies the payloads of v[0..n) (bufs borrowed) into one raft_malloc'd
+ * batch and points every entry's buf and batch into it. libraft 0.15 wants
+ * a received message's entries in one batch: it frees entries[0].batch
+ * after a message it did not append from, and it copies the entries it
+ * appends into buffers of their own (replication.c, entryCopy), so no
+ * batch of a received message ever enters its log (the double free of
+ * load.c's "One allocation per entry" cannot reach these). RAFT_NOMEM
+ * leaves every batch NULL. */
+static int batch_own(struct raft_entry *v, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t k = 0; k < n; k++) {
+        bytes += v[k].buf.len;
+    }
+    uint8_t *batch = raft_malloc(bytes > 0 ? bytes : 8);
+    if (batch == NULL) {
+        for (size_t k = 0; k < n; k++) {
+            v[k].batch = NULL;
+        }
+        return RAFT_NOMEM;
+    }
+    size_t off = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (v[k].buf.len > 0) {
+            memcpy(batch + off, v[k].buf.base, v[k].buf.len);
+        }
+        v[k].buf.base = batch + off;
+        v[k].batch = batch;
+        off += v[k].buf.len;
+    }
+    return 0;
+}
+
 static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entry **out,
                              const char **why)
 {
@@ -94,7 +128,7 @@ static int entries_from_wire(const rlog_msg_append_entries *ae, struct raft_entr
         v[i].buf.base = (void *)ae->entries[i].data;
         v[i].buf.len = ae->entries[i].len;
     }
-    if (rlg_rio_batch_own(v, ae->n_entries) != 0) {
+    if (batch_own(v, ae->n_entries) != 0) {
         raft_free(v);
         *why = "out of memory";
         return RAFT_NOMEM;

@@ -29,8 +29,7 @@
 
 #define RIO_SNAPSHOT_CHUNK_DEFAULT (1u << 20)
 #define RIO_POLL_MS_DEFAULT        10u
-#define RIO_PEER_QUEUE_MAX         64u        /* messages kept for a peer not yet connected */
-#define RIO_LOAD_BATCH_BYTES       (8u << 20) /* load: libraft batches of this size */
+#define RIO_PEER_QUEUE_MAX         64u /* messages kept for a peer not yet connected */
 
 #define RIO_HOLD_BYTES (1u << 20) /* payload bytes merged into one held message */
 
@@ -104,6 +103,8 @@ struct rio {
     rlog_loop_timer *poll_timer;
     rlog_ship_leader *ship;
 
+    raft_index loaded_last; /* load: the last entry handed to libraft (0: none) */
+
     rio_peer *peers;
     bool flush_posted; /* send.c's end-of-turn flush is queued */
     bool tick_held;    /* io.c held libraft's tick back during an install */
@@ -154,10 +155,6 @@ int rlg_rio_snapshot_read(rio *r, struct raft_snapshot **out);
 int rlg_rio_snapshot_convert(const rlog_rs_snapshot *s, const char *dir, struct raft_snapshot **out,
                              char *err, size_t errcap);
 void rlg_rio_snapshot_destroy(struct raft_snapshot *s);
-/* Copies the payloads of v[0..n) (bufs borrowed) into one raft_malloc'd
- * batch and points every entry's buf and batch into it, as libraft owns
- * entries (load, recv). RAFT_NOMEM leaves every batch NULL. */
-int rlg_rio_batch_own(struct raft_entry *v, size_t n);
 
 /* append.c */
 /* append without the closing check and without holding: what append does

@@ -322,6 +322,19 @@ int rlg_rio_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_s
     s->install = trailing == 0;
     s->trailing = trailing;
     s->index = snapshot->index;
+    if (s->install && r->loaded_last > 0) {
+        /* the case of load.c's "One allocation per entry" */
+        unsigned queued = 0;
+        for (rio_peer *p = r->peers; p != NULL; p = p->next) {
+            queued += p->qn;
+        }
+        rlg_rio_log(r, RLOG_LEVEL_DEBUG,
+                    "install of snapshot %llu: libraft drops its log, with entries up to %llu "
+                    "that load handed to it (%u sends queued for peers not up)",
+                    (unsigned long long)snapshot->index, (unsigned long long)r->loaded_last,
+                    queued);
+        r->loaded_last = 0;
+    }
     rv = atomic_load(&r->append_failed) ? RLOG_EPOISONED
                                         : rlog_rs_snapshot_prepare(r->rs, &d, &s->job);
     raft_free(conf.base);

@@ -103,11 +103,43 @@ bool rlg_snap_name_ok(const char *name, size_t len)
 
 /* ---------------------------------------------------------------- decode */
 
+/* Each Raft record type's name in refusals and its fixed size: the whole
+ * record (hard state, truncation) or its header (entries, snapshot). The
+ * types are RLOG_RS_TYPE_HARD_STATE.. in this order. */
+typedef struct rec_kind {
+    const char *name;
+    size_t size;
+    bool exact;
+} rec_kind;
+
+static const rec_kind rec_kinds[] = {
+    {"hard state record", RLG_RS_HS_SIZE, true},
+    {"entries record", RLG_RS_BATCH_HDR, false},
+    {"truncation record", RLG_RS_TRUNC_SIZE, true},
+    {"snapshot marker", RLG_RS_SNAP_HDR, false},
+};
+_Static_assert(RLOG_RS_TYPE_SNAPSHOT - RLOG_RS_TYPE_HARD_STATE + 1 ==
+                   sizeof rec_kinds / sizeof rec_kinds[0],
+               "one rec_kinds row per Raft record type");
+
+/* Whether `type` is a Raft record type and `len` bytes hold its fixed part. */
+static int check_size(uint16_t type, size_t len, char *why, size_t cap)
+{
+    if (type < RLOG_RS_TYPE_HARD_STATE || type > RLOG_RS_TYPE_SNAPSHOT)
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "record type %u is not a Raft record",
+                          (unsigned)type);
+    const rec_kind *k = &rec_kinds[type - RLOG_RS_TYPE_HARD_STATE];
+    if (k->exact && len != k->size)
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "%s of %zu bytes (expected %zu)", k->name, len,
+                          k->size);
+    if (len < k->size)
+        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "%s of %zu bytes is shorter than its header",
+                          k->name, len);
+    return 0;
+}
+
 static int decode_batch(const uint8_t *p, size_t len, rlg_batch_view *b, char *why, size_t cap)
 {
-    if (len < RLG_RS_BATCH_HDR)
-        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
-                          "entries record of %zu bytes is shorter than its header", len);
     b->first_index = rlg_get64(p);
     b->count = rlg_get32(p + 8);
     if (rlg_get32(p + 12) != 0)
@@ -144,9 +176,6 @@ static int decode_batch(const uint8_t *p, size_t len, rlg_batch_view *b, char *w
 
 static int decode_snap(const uint8_t *p, size_t len, rlg_snap_view *s, char *why, size_t cap)
 {
-    if (len < RLG_RS_SNAP_HDR)
-        return rlg_rs_why(RLOG_ECORRUPT, why, cap,
-                          "snapshot marker of %zu bytes is shorter than its header", len);
     s->index = rlg_get64(p);
     s->term = rlg_get64(p + 8);
     s->conf_index = rlg_get64(p + 16);
@@ -184,11 +213,11 @@ int rlg_rec_decode(uint16_t type, const void *payload, size_t len, rlg_rec *out,
     out->type = type;
     out->raw = p;
     out->raw_len = len;
+    int rc = check_size(type, len, why, cap);
+    if (rc != 0)
+        return rc;
     switch (type) {
     case RLOG_RS_TYPE_HARD_STATE:
-        if (len != RLG_RS_HS_SIZE)
-            return rlg_rs_why(RLOG_ECORRUPT, why, cap,
-                              "hard state record of %zu bytes (expected %u)", len, RLG_RS_HS_SIZE);
         out->u.hs.term = rlg_get64(p);
         out->u.hs.vote = rlg_get64(p + 8);
         out->u.hs.commit = rlg_get64(p + 16);
@@ -196,19 +225,12 @@ int rlg_rec_decode(uint16_t type, const void *payload, size_t len, rlg_rec *out,
     case RLOG_RS_TYPE_ENTRIES:
         return decode_batch(p, len, &out->u.batch, why, cap);
     case RLOG_RS_TYPE_TRUNCATE:
-        if (len != RLG_RS_TRUNC_SIZE)
-            return rlg_rs_why(RLOG_ECORRUPT, why, cap,
-                              "truncation record of %zu bytes (expected %u)", len,
-                              RLG_RS_TRUNC_SIZE);
         out->u.trunc = rlg_get64(p);
         if (out->u.trunc == 0)
             return rlg_rs_why(RLOG_ECORRUPT, why, cap, "truncation at index 0");
         return 0;
-    case RLOG_RS_TYPE_SNAPSHOT:
+    default: /* RLOG_RS_TYPE_SNAPSHOT: check_size admitted only the four */
         return decode_snap(p, len, &out->u.snap, why, cap);
-    default:
-        return rlg_rs_why(RLOG_ECORRUPT, why, cap, "record type %u is not a Raft record",
-                          (unsigned)type);
     }
 }
 

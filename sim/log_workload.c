@@ -484,8 +484,7 @@ static uint64_t contents_hash(wl *w, uint64_t *n)
     rlog_record rec;
     while (rlog_iter_next(it, &rec) == 0) {
         h = rlg_sim_mix(h ^ rec.lsn ^ ((uint64_t)rec.type << 48));
-        for (uint32_t i = 0; i < rec.len; i++)
-            h = h * 0x100000001b3ull ^ ((const uint8_t *)rec.data)[i];
+        h = rlg_sim_mix(h ^ rlg_sim_hash(rec.data, rec.len));
         (*n)++;
     }
     rlog_iter_close(it);

@@ -829,11 +829,27 @@ static void handle_free(simfs *fs, rlog_file *f)
 
 /* ---- the vfs ---- */
 
-/* Common start of the calls on a path: counts the call, draws its fault
- * (EINVAL instead when `valid` is false) and resolves `path`. */
+/* Every vfs call holds fs->mu from its begin (path_begin, dir_begin,
+ * file_begin, handle_release) to its end (call_end), which advances the
+ * clock and traces the call. */
+
+/* Ends a vfs call begun by path_begin, dir_begin or file_begin: op_end,
+ * then the lock is released. Returns err. */
+static int call_end(simfs *fs, rlog_vfs_op op, const char *path, uint64_t a, uint64_t b, int err,
+                    uint64_t done, const void *data, size_t len)
+{
+    op_end(fs, op, path, a, b, err, done, data, len);
+    pthread_mutex_unlock(&fs->mu);
+    return err;
+}
+
+/* Common start of the calls on a path: takes the lock, counts the call,
+ * draws its fault (EINVAL instead when `valid` is false) and resolves
+ * `path`. */
 static int path_begin(simfs *fs, rlog_vfs_op op, bool valid, const char *path, sim_path *p,
                       sim_inode **parent, sim_inode **ino)
 {
+    pthread_mutex_lock(&fs->mu);
     fs->calls[op]++;
     int err = valid ? fault_generic(fs, op) : EINVAL;
     if (!err)
@@ -859,7 +875,6 @@ static int simfs_open(rlog_vfs *vfs, const char *path, unsigned flags, rlog_file
     sim_path p;
     sim_inode *parent, *ino;
     int err;
-    pthread_mutex_lock(&fs->mu);
     unsigned known = RLOG_VFS_RDONLY | RLOG_VFS_RDWR | RLOG_VFS_CREATE | RLOG_VFS_EXCL;
     bool rd = flags & RLOG_VFS_RDONLY, rw = flags & RLOG_VFS_RDWR;
     bool valid = out && rd != rw && !(flags & ~known) &&
@@ -899,9 +914,7 @@ static int simfs_open(rlog_vfs *vfs, const char *path, unsigned flags, rlog_file
 done:
     if (err)
         fs_gc(fs);
-    op_end(fs, RLOG_OP_OPEN, path, flags, 0, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_OPEN, path, flags, 0, err, 0, NULL, 0);
 }
 
 /* Close and unlock (`lock_only`: the handle must be a lock): counts the
@@ -914,11 +927,8 @@ static int handle_release(simfs *fs, rlog_file *f, rlog_vfs_op op, bool lock_onl
     int err = handle_check(fs, f);
     if (err != EBADF && lock_only && !f->is_lock)
         err = EBADF;
-    if (err == EBADF) {
-        op_end(fs, op, NULL, 0, 0, err, 0, NULL, 0);
-        pthread_mutex_unlock(&fs->mu);
-        return err;
-    }
+    if (err == EBADF)
+        return call_end(fs, op, NULL, 0, 0, err, 0, NULL, 0);
     if (!err)
         err = fault_generic(fs, op);
     if (f->gen == fs->gen && f->is_lock && f->ino->lock_holder == f)
@@ -936,9 +946,11 @@ static int simfs_close(rlog_vfs *vfs, rlog_file *f)
     return handle_release(fs_of(vfs), f, RLOG_OP_CLOSE, false);
 }
 
-/* Common start of the calls on an open file handle. */
+/* Common start of the calls on an open file handle: takes the lock,
+ * counts the call, checks the handle and draws the fault. */
 static int file_begin(simfs *fs, rlog_file *f, rlog_vfs_op op, bool write)
 {
+    pthread_mutex_lock(&fs->mu);
     fs->calls[op]++;
     int err = handle_check(fs, f);
     if (err)
@@ -958,7 +970,6 @@ static int simfs_pread(rlog_vfs *vfs, rlog_file *f, void *buf, size_t len, uint6
 {
     simfs *fs = fs_of(vfs);
     size_t n = 0;
-    pthread_mutex_lock(&fs->mu);
     int err = file_begin(fs, f, RLOG_OP_PREAD, false);
     if (err)
         goto done;
@@ -992,9 +1003,8 @@ static int simfs_pread(rlog_vfs *vfs, rlog_file *f, void *buf, size_t len, uint6
 done:
     if (done)
         *done = n;
-    op_end(fs, RLOG_OP_PREAD, file_path(f), off, len, err, n, err ? NULL : buf, err ? 0 : n);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_PREAD, file_path(f), off, len, err, n, err ? NULL : buf,
+                    err ? 0 : n);
 }
 
 /* Queues the disk-bound copy of a write of vol[off, off+n), which may be
@@ -1031,7 +1041,6 @@ static int simfs_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len
 {
     simfs *fs = fs_of(vfs);
     size_t n = 0;
-    pthread_mutex_lock(&fs->mu);
     int err = file_begin(fs, f, RLOG_OP_PWRITE, true);
     if (err)
         goto done;
@@ -1069,16 +1078,13 @@ static int simfs_pwrite(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len
 done:
     if (done)
         *done = n;
-    op_end(fs, RLOG_OP_PWRITE, file_path(f), off, len, err, n, buf, n);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_PWRITE, file_path(f), off, len, err, n, buf, n);
 }
 
 static int simfs_sync_file(rlog_vfs *vfs, rlog_file *f, rlog_vfs_op op)
 {
     simfs *fs = fs_of(vfs);
     uint64_t bytes = 0;
-    pthread_mutex_lock(&fs->mu);
     int err = file_begin(fs, f, op, false);
     if (err)
         goto done;
@@ -1093,9 +1099,7 @@ static int simfs_sync_file(rlog_vfs *vfs, rlog_file *f, rlog_vfs_op op)
     }
 done:
     fs->now_ns += fs->cfg.ns_per_byte * bytes;
-    op_end(fs, op, file_path(f), bytes, 0, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, op, file_path(f), bytes, 0, err, 0, NULL, 0);
 }
 
 static int simfs_fdatasync(rlog_vfs *vfs, rlog_file *f)
@@ -1111,7 +1115,6 @@ static int simfs_fsync(rlog_vfs *vfs, rlog_file *f)
 static int simfs_truncate(rlog_vfs *vfs, rlog_file *f, uint64_t size)
 {
     simfs *fs = fs_of(vfs);
-    pthread_mutex_lock(&fs->mu);
     int err = file_begin(fs, f, RLOG_OP_TRUNCATE, true);
     if (err)
         goto done;
@@ -1135,15 +1138,12 @@ static int simfs_truncate(rlog_vfs *vfs, rlog_file *f, uint64_t size)
     latent_remove(ino, (size + ss - 1) / ss, UINT64_MAX);
     err = pend_push(fs, ino, pe);
 done:
-    op_end(fs, RLOG_OP_TRUNCATE, file_path(f), size, 0, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_TRUNCATE, file_path(f), size, 0, err, 0, NULL, 0);
 }
 
 static int simfs_allocate(rlog_vfs *vfs, rlog_file *f, uint64_t off, uint64_t len)
 {
     simfs *fs = fs_of(vfs);
-    pthread_mutex_lock(&fs->mu);
     int err = file_begin(fs, f, RLOG_OP_ALLOCATE, true);
     if (err)
         goto done;
@@ -1172,24 +1172,19 @@ static int simfs_allocate(rlog_vfs *vfs, rlog_file *f, uint64_t off, uint64_t le
             err = pend_push(fs, ino, pe);
     }
 done:
-    op_end(fs, RLOG_OP_ALLOCATE, file_path(f), off, len, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_ALLOCATE, file_path(f), off, len, err, 0, NULL, 0);
 }
 
 static int simfs_size(rlog_vfs *vfs, rlog_file *f, uint64_t *size)
 {
     simfs *fs = fs_of(vfs);
     uint64_t s = 0;
-    pthread_mutex_lock(&fs->mu);
     int err = file_begin(fs, f, RLOG_OP_SIZE, false);
     if (!err)
         s = f->ino->vol.size;
     if (size)
         *size = s;
-    op_end(fs, RLOG_OP_SIZE, file_path(f), 0, 0, err, s, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_SIZE, file_path(f), 0, 0, err, s, NULL, 0);
 }
 
 static int simfs_rename(rlog_vfs *vfs, const char *from, const char *to)
@@ -1197,7 +1192,6 @@ static int simfs_rename(rlog_vfs *vfs, const char *from, const char *to)
     simfs *fs = fs_of(vfs);
     sim_path pf, pt;
     sim_inode *fparent, *ino, *tparent, *tino;
-    pthread_mutex_lock(&fs->mu);
     int err = path_begin(fs, RLOG_OP_RENAME, true, from, &pf, &fparent, &ino);
     if (err)
         goto done;
@@ -1228,9 +1222,8 @@ static int simfs_rename(rlog_vfs *vfs, const char *from, const char *to)
     dir_remove(&fparent->vdir, path_last(&pf));
     fs_gc(fs);
 done:
-    op_end(fs, RLOG_OP_RENAME, from, to ? hash_bytes(to, strlen(to)) : 0, 0, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_RENAME, from, to ? hash_bytes(to, strlen(to)) : 0, 0, err, 0, NULL,
+                    0);
 }
 
 static int simfs_unlink(rlog_vfs *vfs, const char *path)
@@ -1238,7 +1231,6 @@ static int simfs_unlink(rlog_vfs *vfs, const char *path)
     simfs *fs = fs_of(vfs);
     sim_path p;
     sim_inode *parent, *ino;
-    pthread_mutex_lock(&fs->mu);
     int err = path_begin(fs, RLOG_OP_UNLINK, true, path, &p, &parent, &ino);
     if (!err && !ino)
         err = ENOENT;
@@ -1253,9 +1245,7 @@ static int simfs_unlink(rlog_vfs *vfs, const char *path)
         dir_remove(&parent->vdir, path_last(&p));
         fs_gc(fs);
     }
-    op_end(fs, RLOG_OP_UNLINK, path, 0, 0, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_UNLINK, path, 0, 0, err, 0, NULL, 0);
 }
 
 /* Makes directory `name` in `parent`, durable at once. */
@@ -1276,15 +1266,12 @@ static int simfs_mkdir(rlog_vfs *vfs, const char *path)
     simfs *fs = fs_of(vfs);
     sim_path p;
     sim_inode *parent, *ino;
-    pthread_mutex_lock(&fs->mu);
     int err = path_begin(fs, RLOG_OP_MKDIR, true, path, &p, &parent, &ino);
     if (!err && ino)
         err = EEXIST;
     if (!err)
         err = dir_make(fs, parent, path_last(&p));
-    op_end(fs, RLOG_OP_MKDIR, path, 0, 0, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_MKDIR, path, 0, 0, err, 0, NULL, 0);
 }
 
 static int names_cmp(const void *a, const void *b)
@@ -1307,7 +1294,6 @@ static int simfs_list(rlog_vfs *vfs, const char *dir, char ***names, size_t *cou
     char **v = NULL;
     size_t n = 0;
     uint64_t h = 0;
-    pthread_mutex_lock(&fs->mu);
     int err = dir_begin(fs, RLOG_OP_LIST, names && count, dir, &p, &parent, &d);
     if (!err) {
         v = calloc(d->vdir.n + 1, sizeof *v);
@@ -1329,9 +1315,7 @@ static int simfs_list(rlog_vfs *vfs, const char *dir, char ***names, size_t *cou
         *names = v;
         *count = n;
     }
-    op_end(fs, RLOG_OP_LIST, dir, h, 0, err, n, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_LIST, dir, h, 0, err, n, NULL, 0);
 }
 
 /* Makes durable the pending directory operations that only waited for a
@@ -1363,15 +1347,12 @@ static int simfs_sync_dir(rlog_vfs *vfs, const char *dir)
     simfs *fs = fs_of(vfs);
     sim_path p;
     sim_inode *parent, *d;
-    pthread_mutex_lock(&fs->mu);
     int err = dir_begin(fs, RLOG_OP_SYNC_DIR, true, dir, &p, &parent, &d);
     if (!err) {
         err = dirops_sync(fs, d);
         fs_gc(fs);
     }
-    op_end(fs, RLOG_OP_SYNC_DIR, dir, 0, 0, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_SYNC_DIR, dir, 0, 0, err, 0, NULL, 0);
 }
 
 static int simfs_lock(rlog_vfs *vfs, const char *dir, rlog_file **out)
@@ -1379,7 +1360,6 @@ static int simfs_lock(rlog_vfs *vfs, const char *dir, rlog_file **out)
     simfs *fs = fs_of(vfs);
     sim_path p;
     sim_inode *parent, *d;
-    pthread_mutex_lock(&fs->mu);
     if (out)
         *out = NULL;
     int err = dir_begin(fs, RLOG_OP_LOCK, out != NULL, dir, &p, &parent, &d);
@@ -1392,9 +1372,7 @@ static int simfs_lock(rlog_vfs *vfs, const char *dir, rlog_file **out)
         else
             err = ENOMEM;
     }
-    op_end(fs, RLOG_OP_LOCK, dir, 0, 0, err, 0, NULL, 0);
-    pthread_mutex_unlock(&fs->mu);
-    return err;
+    return call_end(fs, RLOG_OP_LOCK, dir, 0, 0, err, 0, NULL, 0);
 }
 
 static int simfs_unlock(rlog_vfs *vfs, rlog_file *f)

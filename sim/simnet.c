@@ -27,6 +27,7 @@
 #include "rlog/sim.h"
 #include "rlog/transport.h"
 #include "rlog/wire.h"
+#include "sim/harness.h"
 #include "transport/transport.h"
 
 /* PRNG streams of the seed (simfs uses 1..3). */
@@ -66,7 +67,7 @@ typedef struct sn_ev {
     int status; /* R_DOWN reason, R_CB status */
     void *buf;  /* owned: EV_PKT, R_RECV, queued bytes; R_UP address */
     size_t len;
-    uint64_t h; /* EV_PKT: sn_fnv(buf, len) when `hashed` (computed at the send) */
+    uint64_t h; /* EV_PKT: sn_hash(buf, len) when `hashed` (computed at the send) */
     bool hashed;
     rlog_msg msg;         /* R_RECV (points into buf) */
     rlog_msg_hello hello; /* R_UP */
@@ -168,13 +169,11 @@ static uint64_t sn_mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
-static uint64_t sn_fnv(const void *data, size_t len)
+/* The hash of bytes on the wire in trace lines (the harness's, four lanes
+ * wide: every message is hashed once). */
+static uint64_t sn_hash(const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
+    return rlg_sim_hash(data, len);
 }
 
 /* Counts (unless `which` is NONE), hashes and emits one trace line. */
@@ -182,7 +181,7 @@ static void sn_line(rlog_simnet *net, int which, const char *line, size_t len)
 {
     if (which != NONE)
         net->count[which]++;
-    net->hash = sn_mix(net->hash ^ sn_fnv(line, len));
+    net->hash = sn_mix(net->hash ^ sn_hash(line, len));
     if (net->trace)
         net->trace(net->trace_data, line);
 }
@@ -630,7 +629,7 @@ static void proto_fail(rlog_simnet *net, sn_conn *c, int s, const char *what)
     end_kill(net, c, s, RLOG_EPROTO, RLOG_EPROTO, false, rst_delay(net, c));
 }
 
-/* h: the bytes' sn_fnv, when hashed (the send traced it; the receipt
+/* h: the bytes' sn_hash, when hashed (the send traced it; the receipt
  * traces it again, and the bytes do not change in flight). */
 static void pkt_sched(rlog_simnet *net, sn_conn *c, int to, void *buf, size_t len, uint64_t at,
                       bool hashed, uint64_t h)
@@ -681,7 +680,7 @@ static void transmit(rlog_simnet *net, sn_conn *c, int s, void *buf, size_t len,
     sn_end *e = &c->end[s];
     const rlog_simnet_rates *r = &net->cfg.rates;
     bool f = net->faults_on;
-    uint64_t h = sn_fnv(buf, len);
+    uint64_t h = sn_hash(buf, len);
     trace_send(net, c->id, rlog_msg_type_name(len > 1 ? ((const unsigned char *)buf)[1] : 0), s,
                len, h);
     if (f && rlog_sim_rng_chance(&net->fault_rng, r->drop_ppm)) {
@@ -966,7 +965,7 @@ static void on_pkt(rlog_simnet *net, sn_ev *ev)
         sn_ev *r = ev_new(net, R_RECV, NULL, 0);
         if (r) {
             trace_recv(net, c->id, rlog_msg_type_name(m.type), n->idx, e->peer_id, ev->len,
-                       ev->hashed ? ev->h : sn_fnv(ev->buf, ev->len));
+                       ev->hashed ? ev->h : sn_hash(ev->buf, ev->len));
             r->peer = e->peer_id;
             r->msg = m;
             r->buf = ev->buf; /* m points into it */
@@ -1654,7 +1653,7 @@ int rlog_simnet_inject_raw(rlog_simnet *net, rlog_transport *from, uint64_t to, 
         return RLOG_ENOMEM;
     memcpy(buf, bytes, len);
     sn_trace(net, NONE, "conn %" PRIu64 " inject %zu raw bytes h %016" PRIx64, c->id, len,
-             sn_fnv(buf, len));
+             sn_hash(buf, len));
     send_plain(net, c, s, buf, len);
     return 0;
 }

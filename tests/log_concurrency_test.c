@@ -757,6 +757,22 @@ static int queue_async(actx *c, acall *a, uint64_t lsn, unsigned n)
     return rlog_append_async(c->l, r, n, async_cb, a, &a->first);
 }
 
+/* Queues n asynchronous appends from LSN *lsn on, the i-th of 1 + i % mod
+ * records (sizes[i]): each is accepted and told its first LSN; *lsn ends
+ * past the last record. Returns the calls (calloc'ed). */
+static acall *queue_calls(actx *c, size_t n, unsigned mod, unsigned *sizes, uint64_t *lsn)
+{
+    acall *calls = calloc(n, sizeof *calls);
+    assert_non_null(calls);
+    for (size_t i = 0; i < n; i++) {
+        sizes[i] = 1 + (unsigned)(i % mod);
+        assert_int_equal(queue_async(c, &calls[i], *lsn, sizes[i]), 0);
+        assert_int_equal(calls[i].first, *lsn);
+        *lsn += sizes[i];
+    }
+    return calls;
+}
+
 /* Waits (bounded) until `n` callbacks fired. */
 static void wait_fired(actx *c, uint64_t n)
 {
@@ -811,15 +827,9 @@ static void async_thread_case(fx *f, rlog_sync_mode mode)
     actx c;
     actx_init(&c, 0);
     c.l = open_log(f->dir, NULL, SEG, mode, RLOG_OPEN_THREAD, NULL);
-    acall *calls = calloc(ASYNC_CALLS, sizeof *calls);
     unsigned sizes[ASYNC_CALLS];
     uint64_t lsn = 1;
-    for (size_t i = 0; i < ASYNC_CALLS; i++) {
-        sizes[i] = 1 + (unsigned)(i % 3);
-        assert_int_equal(queue_async(&c, &calls[i], lsn, sizes[i]), 0);
-        assert_int_equal(calls[i].first, lsn);
-        lsn += sizes[i];
-    }
+    acall *calls = queue_calls(&c, ASYNC_CALLS, 3, sizes, &lsn);
     wait_fired(&c, ASYNC_CALLS);
     check_calls(&c, calls, ASYNC_CALLS, sizes);
     close_durable_reopen(f, c.l, mode, lsn - 1);
@@ -904,14 +914,9 @@ static void test_async_preparer_sync_driven(void **state)
     }
     assert_true(m.segments_prepared > 0); /* the thread did it: no call ran */
     enum { CALLS = 300 };
-    acall *calls = calloc(CALLS, sizeof *calls);
     unsigned sizes[CALLS];
     uint64_t lsn = 1;
-    for (size_t i = 0; i < CALLS; i++) {
-        sizes[i] = 1 + (unsigned)(i % 3);
-        assert_int_equal(queue_async(&c, &calls[i], lsn, sizes[i]), 0);
-        lsn += sizes[i];
-    }
+    acall *calls = queue_calls(&c, CALLS, 3, sizes, &lsn);
     usleep(20000); /* an I/O thread would have written by now */
     rlog_positions p;
     rlog_positions_get(c.l, &p);
@@ -989,14 +994,9 @@ static void close_pending_case(fx *f, unsigned flags)
     actx_init(&c, 0);
     c.l = open_log(f->dir, NULL, SEG, RLOG_SYNC_GROUP, flags, NULL);
     enum { CALLS = 200 };
-    acall *calls = calloc(CALLS, sizeof *calls);
     unsigned sizes[CALLS];
     uint64_t lsn = 1;
-    for (size_t i = 0; i < CALLS; i++) {
-        sizes[i] = 1 + (unsigned)(i % 2);
-        assert_int_equal(queue_async(&c, &calls[i], lsn, sizes[i]), 0);
-        lsn += sizes[i];
-    }
+    acall *calls = queue_calls(&c, CALLS, 2, sizes, &lsn);
     assert_int_equal(rlog_close(c.l), 0);
     assert_int_equal(c.fired, CALLS); /* before close returned */
     c.l = NULL;

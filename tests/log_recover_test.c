@@ -430,6 +430,42 @@ static void test_hole_proven_durable_is_corrupt(void **state)
     assert_contains(rep.message, want);
 }
 
+/* The same hole, but what lies where record 4 was is dense nonzero garbage
+ * (the stale bytes of a recycled file look like this): the scan for
+ * candidates tries every offset in it and still finds record 5 right where
+ * the garbage ends — also when record 5's header straddles the end of the
+ * scan's 1 MiB read window, or starts right at it. */
+static void test_candidate_after_dense_garbage(void **state)
+{
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    const uint32_t lens[] = {RLG_REC_HEADER_SIZE + 20, 4999, (1u << 20) - 10, 1u << 20,
+                             (1u << 20) - RLG_REC_HEADER_SIZE};
+    for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+        sb *a = &fx->s[0];
+        sb_init(a, LOG_ID, 1, 1, 2u << 20);
+        sb_synced(a, 3, 20);
+        uint64_t o4 = sb_rec(a, 3, lens[t] - RLG_REC_HEADER_SIZE);
+        uint64_t o5 = sb_rec(a, 4, 20);
+        assert_int_equal(o5 - o4, lens[t]);
+        uint64_t x = 0x9e3779b97f4a7c15u + t;
+        for (uint64_t i = o4; i < o5; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            a->buf[i] = (uint8_t)(x | 1u); /* never zero */
+        }
+        sb_write(a, dir);
+        rlg_recovery r;
+        rlog_open_report rep;
+        assert_int_equal(recover(dir, false, &r, &rep), RLOG_ECORRUPT);
+        assert_int_equal(rep.offset, o4);
+        char want[128];
+        snprintf(want, sizeof want, "LSN 5 at offset %llu", (unsigned long long)o5);
+        if (!strstr(rep.message, want))
+            fail_msg("garbage of %u bytes: %s", lens[t], rep.message);
+        sb_free(a);
+    }
+}
+
 /* ---- corruption ---- */
 
 /* A flipped bit in a sealed segment is corruption even when no witness
@@ -939,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_torn_header_across_sectors),
         cmocka_unit_test(test_hole_with_low_witness_is_torn),
         cmocka_unit_test(test_hole_proven_durable_is_corrupt),
+        cmocka_unit_test(test_candidate_after_dense_garbage),
         cmocka_unit_test(test_flip_in_sealed_segment),
         cmocka_unit_test(test_flip_in_synced_active_segment),
         cmocka_unit_test(test_checkpoint_proves_last_record),

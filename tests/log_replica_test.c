@@ -519,9 +519,8 @@ static uint64_t check_view_durable(rlog_vfs *vfs, rlog_log *l, const char *dir)
         if (dlen < v[i].end || memcmp(dur, vol, (size_t)v[i].end) != 0)
             fail_msg("%s: the view's end %" PRIu64 " is beyond its durable bytes", name, v[i].end);
         if (v[i].sealed)
-            assert_int_equal(
-                rlg_get16((uint8_t *)dur + v[i].end - RLG_SEAL_SIZE + RLG_REC_OFF_TYPE),
-                RLG_TYPE_SEAL);
+            assert_int_equal(rlg_rec_type_at((uint8_t *)dur + v[i].end - RLG_SEAL_SIZE),
+                             RLG_TYPE_SEAL);
         if (i > 0)
             assert_int_equal(v[i].first_lsn, v[i - 1].last_lsn + 1);
         assert_true(v[i].last_lsn <= pos.durable);
@@ -866,8 +865,7 @@ static void test_verify_refuses(void **state)
         const img_seg *t = &L.m[2].s[k];
         unsigned users = 0;
         for (uint64_t o = 64; o < t->v.end; o += rec_size(t, o))
-            users +=
-                rlg_get16(t->data + o + RLG_REC_OFF_TYPE) >= 16 && rlg_rec_len_at(t->data + o) > 0;
+            users += rlg_rec_type_at(t->data + o) >= 16 && rlg_rec_len_at(t->data + o) > 0;
         if (t->v.sealed && L.m[2].s[k + 1].v.sealed && users >= 4)
             s = t;
     }
@@ -880,7 +878,7 @@ static void test_verify_refuses(void **state)
     rlg_replica_pos_get(rp, &p);
     assert_false(p.sealed);
     uint64_t off = p.end, sz = rec_size(s, off);
-    while (rlg_rec_len_at(s->data + off) == 0 || rlg_get16(s->data + off + RLG_REC_OFF_TYPE) < 16) {
+    while (rlg_rec_len_at(s->data + off) == 0 || rlg_rec_type_at(s->data + off) < 16) {
         off += sz; /* a user record with a payload */
         sz = rec_size(s, off);
     }
@@ -1701,7 +1699,7 @@ static size_t img_recs(const img_seg *s, uint64_t *offs, size_t cap)
 
 static uint16_t img_type(const img_seg *s, uint64_t off)
 {
-    return rlg_get16(s->data + off + RLG_REC_OFF_TYPE);
+    return rlg_rec_type_at(s->data + off);
 }
 
 /* Property: crashes at every vfs call of a replica fed, from empty, the
@@ -1929,7 +1927,7 @@ static void test_sync_drop_checkpoint(void **state)
          * a batch) in a write whose fdatasync fails */
         uint64_t to = a->v.end + rec_size(b, a->v.end);
         uint64_t w = rlg_rec_lsn_at(b->data + ck); /* the checkpoint's LSN */
-        while (round && to < b->v.end && rlg_get64(b->data + to + RLG_REC_OFF_DURABLE) <= w)
+        while (round && to < b->v.end && rlg_rec_durable_at(b->data + to) <= w)
             to += rec_size(b, to); /* up to the first record proving w + 1 */
         if (round)
             to += rec_size(b, to);

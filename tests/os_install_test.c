@@ -34,6 +34,20 @@ static rlog_file *temp_with(rlog_vfs *v, const char *tmp, const char *text)
     return f;
 }
 
+/* An install's two names in the fixture's directory: DIR/NAME.tmp, the
+ * temporary file written first, and DIR/NAME, the final one. */
+typedef struct install_names {
+    char tmp[512], path[512];
+} install_names;
+
+static install_names names_of(const fixture *fx, const char *name)
+{
+    install_names n;
+    snprintf(n.tmp, sizeof n.tmp, "%s/%s.tmp", fx->dir, name);
+    snprintf(n.path, sizeof n.path, "%s/%s", fx->dir, name);
+    return n;
+}
+
 /* The final file holds exactly `text`. */
 static void holds(const char *path, const char *text)
 {
@@ -48,16 +62,14 @@ static void holds(const char *path, const char *text)
 static void test_install_ok(void **state)
 {
     fixture *fx = *state;
-    char tmp[512], path[512];
-    snprintf(tmp, sizeof tmp, "%s/x.tmp", fx->dir);
-    snprintf(path, sizeof path, "%s/x", fx->dir);
-    tu_write_file(path, "old", 3);
+    install_names n = names_of(fx, "x");
+    tu_write_file(n.path, "old", 3);
     uint64_t syncs0 = rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR);
     rlg_os_fail fail;
-    rlog_file *f = temp_with(fx->vfs, tmp, "new bytes");
-    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, tmp, path, 0, &fail), RLG_OS_OK);
-    holds(path, "new bytes");
-    assert_int_equal(tu_file_size(tmp), -1);
+    rlog_file *f = temp_with(fx->vfs, n.tmp, "new bytes");
+    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, n.tmp, n.path, 0, &fail), RLG_OS_OK);
+    holds(n.path, "new bytes");
+    assert_int_equal(tu_file_size(n.tmp), -1);
     assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_FDATASYNC), 1);
     assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_SYNC_DIR), syncs0 + 1);
 }
@@ -65,18 +77,16 @@ static void test_install_ok(void **state)
 /* A fault before or at the rename: FAILED, old file intact, no temp. */
 static void failed_before_rename(fixture *fx, rlog_vfs_op op, const char *what)
 {
-    char tmp[512], path[512];
-    snprintf(tmp, sizeof tmp, "%s/y.tmp", fx->dir);
-    snprintf(path, sizeof path, "%s/y", fx->dir);
-    tu_write_file(path, "old", 3);
-    rlog_file *f = temp_with(fx->vfs, tmp, "new bytes");
+    install_names n = names_of(fx, "y");
+    tu_write_file(n.path, "old", 3);
+    rlog_file *f = temp_with(fx->vfs, n.tmp, "new bytes");
     fail_next(fx->vfs, op);
     rlg_os_fail fail;
-    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, tmp, path, 0, &fail), RLG_OS_FAILED);
+    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, n.tmp, n.path, 0, &fail), RLG_OS_FAILED);
     assert_int_equal(fail.err, EIO);
     assert_non_null(strstr(fail.what, what));
-    holds(path, "old");
-    assert_int_equal(tu_file_size(tmp), -1); /* a temp never survives a failed install */
+    holds(n.path, "old");
+    assert_int_equal(tu_file_size(n.tmp), -1); /* a temp never survives a failed install */
     rlog_vfs_fault_clear(fx->vfs);
 }
 
@@ -94,18 +104,16 @@ static void test_install_rename_fails(void **state)
 static void test_install_sync_dir_fails(void **state)
 {
     fixture *fx = *state;
-    char tmp[512], path[512];
-    snprintf(tmp, sizeof tmp, "%s/z.tmp", fx->dir);
-    snprintf(path, sizeof path, "%s/z", fx->dir);
-    rlog_file *f = temp_with(fx->vfs, tmp, "new");
+    install_names n = names_of(fx, "z");
+    rlog_file *f = temp_with(fx->vfs, n.tmp, "new");
     fail_next(fx->vfs, RLOG_OP_SYNC_DIR);
     rlg_os_fail fail;
-    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, tmp, path, RLG_INSTALL_FSYNC, &fail),
+    assert_int_equal(rlg_install(fx->vfs, fx->dir, f, n.tmp, n.path, RLG_INSTALL_FSYNC, &fail),
                      RLG_OS_FATAL);
     assert_non_null(strstr(fail.what, "directory fsync"));
     assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_FSYNC), 1); /* FSYNC flag: fsync */
     assert_int_equal(rlog_vfs_fault_calls(fx->vfs, RLOG_OP_FDATASYNC), 0);
-    holds(path, "new");
+    holds(n.path, "new");
 }
 
 static void test_unlink_and_rename_synced(void **state)

@@ -53,6 +53,16 @@ typedef struct node {
     /* messages this node's io sent (nodes started with c->counting) */
     unsigned ae_msgs;    /* AppendEntries carrying entries */
     unsigned ae_entries; /* the entries in them */
+    /* c->spying: the io's own start and send, and what passed them from
+     * and to server 99 (the hostile-peer tests' fake peer) */
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
+                   raft_io_send_cb);
+    raft_io_recv_cb libraft_recv;
+    unsigned spy_ae;                     /* AppendEntries from 99 handed to libraft */
+    struct raft_append_entries spy_last; /* the last one (entries not kept) */
+    unsigned spy_results;                /* AppendEntriesResult libraft sent to 99 */
+    struct raft_append_entries_result spy_last_result;
 } node;
 
 typedef struct cluster {
@@ -64,6 +74,7 @@ typedef struct cluster {
     char ship_address[64]; /* served by node 1 when set */
     bool faulty;           /* nodes start on a fault-injecting vfs */
     bool counting;         /* nodes send through a counting transport */
+    bool spying;           /* nodes' io start and send wrapped (spy_*) */
     /* log lines with level >= ERROR, for the hostile-peer test */
     char errors[8192];
 } cluster;
@@ -282,6 +293,50 @@ static rlog_transport *counting_new(node *n)
     return &k->table;
 }
 
+/* c->spying: libraft's io start and send wrapped, to see what the adapter
+ * hands libraft from server 99 and what libraft answers it. */
+static cluster *spy_cluster;
+
+static node *spy_node(struct raft_io *io)
+{
+    for (unsigned i = 0; i < MAX_NODES; i++) {
+        if (&spy_cluster->nodes[i].io == io) {
+            return &spy_cluster->nodes[i];
+        }
+    }
+    fail_msg("spy: an io of no node");
+    return NULL;
+}
+
+static void spy_recv(struct raft_io *io, struct raft_message *m)
+{
+    node *n = spy_node(io);
+    if (m->server_id == 99 && m->type == RAFT_IO_APPEND_ENTRIES) {
+        n->spy_ae++;
+        n->spy_last = m->append_entries;
+        n->spy_last.entries = NULL;
+    }
+    n->libraft_recv(io, m);
+}
+
+static int spy_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    node *n = spy_node(io);
+    n->libraft_recv = recv;
+    return n->io_start(io, msecs, tick, spy_recv);
+}
+
+static int spy_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+                    raft_io_send_cb cb)
+{
+    node *n = spy_node(io);
+    if (m->server_id == 99 && m->type == RAFT_IO_APPEND_ENTRIES_RESULT) {
+        n->spy_results++;
+        n->spy_last_result = m->append_entries_result;
+    }
+    return n->io_send(io, req, m, cb);
+}
+
 /* Starts node i; bootstraps it with the first `voters` servers when
  * voters > 0 and its directory is new. */
 static void node_start(cluster *c, unsigned i, unsigned voters)
@@ -320,6 +375,13 @@ static void node_start(cluster *c, unsigned i, unsigned voters)
     n->state = NULL;
     n->len = 0;
     n->commands = 0;
+    if (c->spying) {
+        spy_cluster = c;
+        n->io_start = n->io.start;
+        n->io_send = n->io.send;
+        n->io.start = spy_start;
+        n->io.send = spy_send;
+    }
     rv = raft_init(&n->raft, &n->io, &n->fsm, n->id, n->address);
     if (rv != 0) {
         fail_msg("raft_init: %s", raft_errmsg(&n->raft));
@@ -774,11 +836,9 @@ static bool errors_logged(cluster *c, void *arg)
     return strstr(c->errors, (const char *)arg) != NULL;
 }
 
-static void test_hostile_peer_messages_dropped(void **state)
+/* Starts the fake peer (server 99) and connects it to node n. */
+static void fake_connect(cluster *c, node *n)
 {
-    cluster *c = *state;
-    cluster_start(c, 3);
-    apply_range(c, 0, 5);
     assert_int_equal(rlog_transport_nng_new(&fake_t), 0);
     rlog_transport_config cfg;
     rlog_transport_config_init(&cfg);
@@ -788,9 +848,17 @@ static void test_hostile_peer_messages_dropped(void **state)
     rlog_transport_events ev = {.data = &fake_state, .peer_up = fake_up};
     assert_int_equal(fake_t->init(fake_t, &cfg, &ev), 0);
     char url[96];
-    snprintf(url, sizeof url, "tcp://%s", c->nodes[0].address);
-    assert_int_equal(fake_t->connect(fake_t, 1, url), 0);
+    snprintf(url, sizeof url, "tcp://%s", n->address);
+    assert_int_equal(fake_t->connect(fake_t, n->id, url), 0);
     assert_true(run_until_fn(c, fake_ready, NULL));
+}
+
+static void test_hostile_peer_messages_dropped(void **state)
+{
+    cluster *c = *state;
+    cluster_start(c, 3);
+    apply_range(c, 0, 5);
+    fake_connect(c, &c->nodes[0]);
 
     /* 1: a snapshot whose configuration bytes are garbage. */
     uint8_t garbage[12] = {7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
@@ -839,6 +907,76 @@ static void test_hostile_peer_messages_dropped(void **state)
     for (unsigned i = 0; i < 3; i++) {
         assert_true(rlog_rs_last_index(rlog_raft_io_storage(&c->nodes[i].io)) < 100);
     }
+}
+
+/* A fake peer sends a follower whose log is compacted (its first entry
+ * above 1) AppendEntries in the follower's own term with prev_log_index
+ * 2^64-1 and 2^64-2 (and an entry each). raft_io/recv.c's cut of messages
+ * that start below the follower's first entry must leave them alone
+ * (before 24624b6 its check, prev_log_index + 1 >= first, wrapped for
+ * 2^64-1 and turned the message into a heartbeat at the first entry,
+ * which libraft accepted): libraft gets each unchanged and rejects it,
+ * and the follower's log and the cluster go on as before. */
+static unsigned spy_seen; /* AppendEntries from 99 before the one awaited */
+
+static bool spy_answered(cluster *c, void *arg)
+{
+    node *f = arg;
+    (void)c;
+    fake_t->poll(fake_t, 0);
+    return f->spy_ae > spy_seen && f->spy_results == f->spy_ae;
+}
+
+static void test_hostile_prev_log_index_reaches_libraft(void **state)
+{
+    cluster *c = *state;
+    c->threshold = 8;
+    c->trailing = 2;
+    c->spying = true;
+    cluster_start(c, 3);
+    apply_range(c, 0, 30);
+    expect_same_state(c, 30);
+    node *l = wait_leader(c);
+    node *f = &c->nodes[l->id == 1 ? 1 : 0]; /* a follower */
+    rlog_rs *rs = rlog_raft_io_storage(&f->io);
+    uint64_t first = rlog_rs_first_index(rs), last = rlog_rs_last_index(rs);
+    raft_index raft_last = raft_last_index(&f->raft);
+    assert_true(first > 1); /* compacted */
+
+    fake_connect(c, f);
+
+    const uint64_t prevs[2] = {UINT64_MAX, UINT64_MAX - 1};
+    for (unsigned k = 0; k < 2; k++) {
+        raft_term term = f->raft.current_term;
+        rlog_msg_entry e = {.term = term, .type = RAFT_COMMAND, .len = 3, .data = "xyz"};
+        rlog_msg m = {.type = RLOG_MSG_APPEND_ENTRIES};
+        m.u.append_entries = (rlog_msg_append_entries){.term = term,
+                                                       .prev_log_index = prevs[k],
+                                                       .prev_log_term = term,
+                                                       .leader_commit = 0,
+                                                       .n_entries = 1,
+                                                       .entries = &e};
+        spy_seen = f->spy_ae;
+        assert_int_equal(fake_t->send(fake_t, f->id, &m, NULL, NULL), 0);
+        assert_true(run_until_fn(c, spy_answered, f));
+        assert_int_equal(f->spy_ae, spy_seen + 1);
+        /* libraft got it as sent ... */
+        assert_int_equal(f->spy_last.term, term);
+        assert_true(f->spy_last.prev_log_index == prevs[k]);
+        assert_int_equal(f->spy_last.prev_log_term, term);
+        assert_int_equal(f->spy_last.n_entries, 1);
+        /* ... and rejected it */
+        assert_true(f->spy_last_result.rejected != 0);
+        assert_true(rlog_rs_first_index(rs) >= first);
+        assert_true(raft_last_index(&f->raft) >= raft_last);
+    }
+    fake_t->close(fake_t);
+    fake_t = NULL;
+    /* The follower's log is the leader's (nothing of the fake's entries
+     * was stored), and the cluster keeps committing. */
+    assert_int_equal(rlog_rs_term(rs, last), rlog_rs_term(rlog_raft_io_storage(&l->io), last));
+    apply_range(c, 30, 5);
+    expect_same_state(c, 35);
 }
 
 /* Server 1 serves its directory to an `rlog ship follow` mirror: once the
@@ -1049,6 +1187,11 @@ static bool io_failed(cluster *c, void *arg)
     return rlog_vfs_fault_injected(((node *)arg)->fv) > 0;
 }
 
+static bool log_has(cluster *c, void *arg)
+{
+    return strstr(c->errors, (const char *)arg) != NULL;
+}
+
 static void disk_failure(cluster *c, int err, bool on_leader)
 {
     c->faulty = true;
@@ -1076,8 +1219,10 @@ static void disk_failure(cluster *c, int err, bool on_leader)
         apply_range(c, 20, 1);
         assert_true(run_until_fn(c, io_failed, bad));
     }
+    /* the fault is counted before the node logs what it did about it */
+    const char *what = err == ENOSPC ? "no space left" : "I/O error";
+    assert_true(run_until_fn(c, log_has, (void *)what));
     assert_non_null(strstr(c->errors, "failed"));
-    assert_non_null(strstr(c->errors, err == ENOSPC ? "no space left" : "I/O error"));
     bad->ignored = true;
     unsigned acked = on_leader ? 20 : 21;
     apply_range(c, acked, 20);
@@ -1148,6 +1293,7 @@ int main(void)
         cmocka_unit_test(test_membership_add_promote_remove),
         cmocka_unit_test(test_restart_every_server),
         cmocka_unit_test(test_hostile_peer_messages_dropped),
+        cmocka_unit_test(test_hostile_prev_log_index_reaches_libraft),
         cmocka_unit_test(test_mirror_of_a_node),
         cmocka_unit_test(test_conflicting_suffix_truncated),
         cmocka_unit_test(test_leader_disk_failure),

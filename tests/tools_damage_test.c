@@ -67,17 +67,51 @@ static const char *make_store(const char *dir)
     return name;
 }
 
+/* `rlog ARGS` exits with `rc` and prints each of the strings in `ap`, up
+ * to NULL. */
+static void expect_argsv(const char *args, int rc, va_list ap)
+{
+    char *out;
+    assert_int_equal(tu_rlog(&out, "%s", args), rc);
+    for (const char *want = va_arg(ap, const char *); want; want = va_arg(ap, const char *))
+        tu_expect(out, want);
+    free(out);
+}
+
 /* `rlog CMD LOG` exits with `rc` and prints each of the strings that
  * follow, up to NULL. */
 static void expect_rlog(const char *cmd, const char *log, int rc, ...)
 {
-    char *out;
-    assert_int_equal(tu_rlog(&out, "%s %s", cmd, log), rc);
+    char args[8192];
+    snprintf(args, sizeof args, "%s %s", cmd, log);
     va_list ap;
     va_start(ap, rc);
-    for (const char *want = va_arg(ap, const char *); want; want = va_arg(ap, const char *))
-        tu_expect(out, want);
+    expect_argsv(args, rc, ap);
     va_end(ap);
+}
+
+/* `rlog repair LOG OPTS --backup BK` (without --backup when bk is NULL)
+ * exits with `rc` and prints each of the strings that follow, up to NULL. */
+static void expect_repair(const char *log, const char *opts, const char *bk, int rc, ...)
+{
+    char args[8192];
+    snprintf(args, sizeof args, "repair %s %s%s%s", log, opts, bk ? " --backup " : "",
+             bk ? bk : "");
+    va_list ap;
+    va_start(ap, rc);
+    expect_argsv(args, rc, ap);
+    va_end(ap);
+}
+
+/* verify (checking every payload written by write_log) finds a clean log
+ * that ends at LSN `last`. */
+static void expect_clean(const char *log, unsigned long long last)
+{
+    char *out;
+    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", log, TU_LOG_SEED), 0);
+    char want[64];
+    snprintf(want, sizeof want, "last_lsn=%llu", last);
+    tu_expect(tu_last_line(out), want);
     free(out);
 }
 
@@ -150,24 +184,14 @@ static void test_truncated_segment_is_damage(void **state)
     unsigned long long first = seg_first_lsn(f->log, active);
     assert_true(first + 6 < TU_LOG_COUNT);
     tu_truncate(tu_path(f->log, active), 64 + 5 * 228 + 100);
-    char *out;
-    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
-    tu_expect(out, active);
-    tu_expect(out, "cut short");
     char range[64];
     snprintf(range, sizeof range, "from LSN %llu on", first + 5);
-    tu_expect(out, range);
-    free(out);
+    expect_rlog("verify", f->log, 2, active, "cut short", range, NULL);
     /* the whole range: records after the cut were acknowledged */
     expect_rlog("stat", f->log, 2, "\nstatus=corrupt\n", NULL);
     /* repair (default backup beside the log) gives a clean log of the rest */
-    assert_int_equal(tu_rlog(&out, "repair %s", f->log), 0);
-    tu_expect(out, "backup=");
-    free(out);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
-    snprintf(range, sizeof range, "last_lsn=%llu", first + 4);
-    tu_expect(tu_last_line(out), range);
-    free(out);
+    expect_repair(f->log, "", NULL, 0, "backup=", NULL);
+    expect_clean(f->log, first + 4);
     /* the sibling backup directory holds the cut segment's original bytes */
     DIR *d = opendir(f->dir);
     struct dirent *e;
@@ -197,13 +221,9 @@ static void test_repair_with_backup(void **state)
     size_t seg4_len;
     tu_read_file(tu_path(f->log, "0000000000000004.seg"), &seg4, &seg4_len);
 
-    char *out;
     const char *bk = strdup(tu_path(f->dir, "bk"));
     /* dry run: the plan, nothing changed, no backup made */
-    assert_int_equal(tu_rlog(&out, "repair %s --dry-run --backup %s", f->log, bk), 0);
-    tu_expect(out, "would move");
-    tu_expect(out, "notes.txt");
-    free(out);
+    expect_repair(f->log, "--dry-run", bk, 0, "would move", "notes.txt", NULL);
     tu_snap_assert_same(f->log, &before);
     assert_int_equal(access(bk, F_OK), -1);
 
@@ -211,21 +231,14 @@ static void test_repair_with_backup(void **state)
     rlog_vfs *v = rlog_vfs_posix();
     rlog_file *lk = NULL;
     assert_int_equal(v->lock(v, f->log, &lk), 0);
-    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 4);
-    tu_expect(out, "RLOG_EBUSY");
-    free(out);
+    expect_repair(f->log, "", bk, 4, "RLOG_EBUSY", NULL);
     assert_int_equal(v->unlock(v, lk), 0);
     tu_snap_assert_same(f->log, &before);
 
-    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
-    tu_expect(out, "moved: ");
-    tu_expect(out, "0000000000000004.seg");
     char lost[96];
     snprintf(lost, sizeof lost, "lost: LSN %llu", first3 + 3);
-    tu_expect(out, lost);
-    tu_expect(out, "left alone: ");
-    tu_expect(out, "notes.txt");
-    free(out);
+    expect_repair(f->log, "", bk, 0, "moved: ", "0000000000000004.seg", lost,
+                  "left alone: ", "notes.txt", NULL);
     /* the dropped segment is in the backup, byte for byte; the foreign file
      * stayed */
     void *moved;
@@ -239,15 +252,9 @@ static void test_repair_with_backup(void **state)
     assert_int_equal(tu_file_size(tu_path(f->log, "notes.txt")), 5);
     /* the damaged segment's original bytes too */
     assert_int_equal(tu_file_size(tu_path(bk, "0000000000000003.seg")), 65536);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
-    char want[64];
-    snprintf(want, sizeof want, "last_lsn=%llu", first3 + 2);
-    tu_expect(tu_last_line(out), want);
-    free(out);
+    expect_clean(f->log, first3 + 2);
     /* nothing left to do */
-    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
-    tu_expect(out, "nothing to repair");
-    free(out);
+    expect_repair(f->log, "", bk, 0, "nothing to repair", NULL);
     tu_snap_free(&before);
     free((void *)bk);
 }
@@ -265,17 +272,11 @@ static void test_repair_raft_store(void **state)
     snprintf(victim, sizeof victim, "%s", names[1]);
     tu_free_names(names, n);
     tu_flip_bit(tu_path(f->log, victim), 64 + 28 + 3, 1);
-    char *out;
-    assert_int_equal(tu_rlog(&out, "verify %s", f->log), 2);
-    free(out);
-    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, tu_path(f->dir, "bk")), 0);
-    tu_expect(out, "raft: ");
-    tu_expect(out, "refetch");
-    tu_expect(out, "index");
+    expect_rlog("verify", f->log, 2, NULL);
     /* the snapshot marker was in what was cut: its file is kept in the
      * backup (the store's next open would remove it as an orphan) */
-    tu_expect(out, "a snapshot whose marker was cut");
-    free(out);
+    expect_repair(f->log, "", tu_path(f->dir, "bk"), 0, "raft: ", "refetch", "index",
+                  "a snapshot whose marker was cut", NULL);
     assert_int_equal(tu_file_size(tu_path(tu_path(f->dir, "bk"), snap)), 3000);
     assert_int_equal(access(tu_path(f->log, snap), F_OK), -1);
     expect_rlog("verify", f->log, 0, NULL);
@@ -291,19 +292,12 @@ static void test_repair_missing_segment(void **state)
     unsigned long long first4 = seg_first_lsn(f->log, "0000000000000004.seg");
     assert_int_equal(unlink(tu_path(f->log, "0000000000000004.seg")), 0);
     expect_rlog("verify", f->log, 2, "0000000000000004.seg is missing", NULL);
-    char *out;
     char *bk = strdup(tu_path(f->dir, "bk"));
-    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
-    tu_expect(out, "0000000000000003.seg (its seal is cut");
-    tu_expect(out, "0000000000000005.seg (dropped from the log)");
-    free(out);
+    expect_repair(f->log, "", bk, 0, "0000000000000003.seg (its seal is cut",
+                  "0000000000000005.seg (dropped from the log)", NULL);
     assert_int_equal(tu_file_size(tu_path(bk, "0000000000000003.seg")), 65536);
     assert_int_equal(tu_file_size(tu_path(bk, "0000000000000005.seg")), 65536);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
-    char want[64];
-    snprintf(want, sizeof want, "last_lsn=%llu", first4 - 1);
-    tu_expect(tu_last_line(out), want);
-    free(out);
+    expect_clean(f->log, first4 - 1);
     free(bk);
 }
 
@@ -318,21 +312,12 @@ static void test_repair_foreign_segment(void **state)
     char *stray = strdup(tu_path(f->log, "000000000000000a.seg"));
     tu_copy_file(tu_path(other, "0000000000000001.seg"), stray);
     expect_rlog("verify", f->log, 2, "belongs to log", NULL);
-    char *out;
     char *bk = strdup(tu_path(f->dir, "bk"));
-    assert_int_equal(tu_rlog(&out, "repair %s --dry-run --backup %s", f->log, bk), 0);
-    tu_expect(out, "would move: ");
-    tu_expect(out, "a segment of another log");
-    free(out);
+    expect_repair(f->log, "--dry-run", bk, 0, "would move: ", "a segment of another log", NULL);
     assert_int_equal(tu_file_size(stray), 65536);
-    assert_int_equal(tu_rlog(&out, "repair %s --backup %s", f->log, bk), 0);
-    tu_expect(out, "moved: ");
-    tu_expect(out, "000000000000000a.seg");
-    free(out);
+    expect_repair(f->log, "", bk, 0, "moved: ", "000000000000000a.seg", NULL);
     assert_int_equal(tu_file_size(tu_path(bk, "000000000000000a.seg")), 65536);
-    assert_int_equal(tu_rlog(&out, "verify %s --seed %d", f->log, TU_LOG_SEED), 0);
-    tu_expect(tu_last_line(out), "last_lsn=2000");
-    free(out);
+    expect_clean(f->log, 2000);
     free(bk);
     free(stray);
     free(other);

@@ -107,6 +107,10 @@ void cli_seeds_finish(cli_seeds *s);
  * seeds, failed, seeds/min", at most once a second, in place; last = 1
  * ends the line. Results stay on stdout. */
 void cli_seeds_progress(cli_seeds *s, uint64_t done, uint64_t failed, bool last);
+/* The last lines of every workload's summary: the trace hash of a single
+ * seed (--seed), then the speed unless traced (a traced run prints nothing
+ * that varies between runs). */
+void cli_seeds_summary_end(const cli_seeds *s, uint64_t seeds, uint64_t trace_hash);
 
 /* rlog sim --workload cluster (tools/sim_cluster.c; built with librlog-raft). */
 int cli_cmd_sim_cluster(cli_args *a);

@@ -122,7 +122,7 @@ static void on_seed(void *data, uint64_t seed, int failed, const char *message, 
         cli_seeds_progress(&run->s->sd, run->t.seeds, run->t.failed, false);
 }
 
-static void summary(const sim_args *s, const totals *t, double secs)
+static void summary(const sim_args *s, const totals *t)
 {
     const rlog_sim_result *r = &t->sum;
     printf("seeds=%" PRIu64 " failed=%" PRIu64 " ops=%" PRIu64 " appends=%" PRIu64 " acked=%" PRIu64
@@ -143,11 +143,7 @@ static void summary(const sim_args *s, const totals *t, double secs)
         if (i != RLOG_SIMFS_FAULT_PROCESS_CRASH && i != RLOG_SIMFS_FAULT_POWER_LOSS)
             printf(" %s=%" PRIu64, rlog_sim_fault_name(i), r->faults[i]);
     printf("\n");
-    if (s->sd.one)
-        printf("trace_hash=%016" PRIx64 "\n", r->trace_hash);
-    if (!s->sd.trace) /* a traced run prints nothing that varies between runs */
-        printf("seconds=%.2f seeds_s=%.1f seeds_min=%.0f\n", secs, t->seeds / secs,
-               60.0 * t->seeds / secs);
+    cli_seeds_summary_end(&s->sd, t->seeds, r->trace_hash);
 }
 
 int cli_cmd_sim(cli_args *a)
@@ -185,7 +181,7 @@ int cli_cmd_sim(cli_args *a)
         fprintf(stderr, "rlog sim: %s\n", rlog_strerror(rv));
         return CLI_EXIT_ERROR;
     }
-    summary(&s, &run.t, (cli_now_ns() - s.sd.t0_ns) / 1e9);
+    summary(&s, &run.t);
     return run.t.failed ? 1 : 0;
 }
 
@@ -238,4 +234,14 @@ void cli_seeds_progress(cli_seeds *s, uint64_t done, uint64_t failed, bool last)
     fprintf(stderr,
             "\rrlog sim: %" PRIu64 "/%" PRIu64 " seeds, %" PRIu64 " failed, %.0f seeds/min%s", done,
             s->seeds, failed, secs > 0 ? 60.0 * (double)done / secs : 0.0, last ? "\n" : "");
+}
+
+void cli_seeds_summary_end(const cli_seeds *s, uint64_t seeds, uint64_t trace_hash)
+{
+    double secs = (double)(cli_now_ns() - s->t0_ns) / 1e9;
+    if (s->one)
+        printf("trace_hash=%016" PRIx64 "\n", trace_hash);
+    if (!s->trace) /* a traced run prints nothing that varies between runs */
+        printf("seconds=%.2f seeds_s=%.1f seeds_min=%.0f\n", secs, (double)seeds / secs,
+               60.0 * (double)seeds / secs);
 }

@@ -95,6 +95,17 @@ static void add(cl_totals *t, const rlog_sim_cluster_result *r)
     t->sum.trace_hash ^= r->trace_hash;
 }
 
+/* In seed order, in the parent: counts the seed's result, reports its
+ * failure, shows progress. */
+static void seed_done(cl_args *s, cl_totals *t, uint64_t seed, const rlog_sim_cluster_result *r)
+{
+    add(t, r);
+    if (r->failed)
+        report_failure(s, seed, r);
+    if (!s->sd.trace)
+        cli_seeds_progress(&s->sd, t->seeds, t->failed, false);
+}
+
 static void child(const cl_args *s, uint64_t k, int fd)
 {
     for (uint64_t i = k; i < s->sd.seeds; i += s->sd.jobs) {
@@ -130,11 +141,7 @@ static int run_seeds(cl_args *s, cl_totals *t)
             rlog_sim_cluster_result r;
             if (run_one(s, s->sd.from + i, &r) != 0)
                 return CLI_EXIT_ERROR;
-            add(t, &r);
-            if (r.failed)
-                report_failure(s, s->sd.from + i, &r);
-            if (!s->sd.trace)
-                cli_seeds_progress(&s->sd, t->seeds, t->failed, false);
+            seed_done(s, t, s->sd.from + i, &r);
         }
         return 0;
     }
@@ -163,11 +170,7 @@ static int run_seeds(cl_args *s, cl_totals *t)
             rc = CLI_EXIT_ERROR;
             break;
         }
-        add(t, &r);
-        if (r.failed)
-            report_failure(s, s->sd.from + i, &r);
-        if (!s->sd.trace)
-            cli_seeds_progress(&s->sd, t->seeds, t->failed, false);
+        seed_done(s, t, s->sd.from + i, &r);
     }
     for (uint64_t k = 0; k < jobs; k++) {
         close(fds[k]);
@@ -187,7 +190,6 @@ int cli_cmd_sim_cluster(cli_args *a)
     int rc = run_seeds(&s, &t);
     if (!s.sd.trace)
         cli_seeds_progress(&s.sd, t.seeds, t.failed, true);
-    double secs = (cli_now_ns() - s.sd.t0_ns) / 1e9;
     const rlog_sim_cluster_result *r = &t.sum;
     printf("workload=cluster nodes=%" PRIu64 " seeds=%" PRIu64 " failed=%" PRIu64
            " virtual_s=%.1f events=%" PRIu64 " ops_ok=%" PRIu64 " ops_failed=%" PRIu64
@@ -201,11 +203,7 @@ int cli_cmd_sim_cluster(cli_args *a)
            r->crashes, r->power_losses, r->recovery_crashes, r->restarts, r->partitions,
            r->corruptions, r->refused_starts, r->membership_changes, r->snapshots_taken,
            r->snapshots_installed, r->leaders, r->linearizability_unknown);
-    if (s.sd.one)
-        printf("trace_hash=%016" PRIx64 "\n", r->trace_hash);
-    if (!s.sd.trace) /* a traced run prints nothing that varies between runs */
-        printf("seconds=%.2f seeds_s=%.1f seeds_min=%.0f\n", secs, t.seeds / secs,
-               60.0 * t.seeds / secs);
+    cli_seeds_summary_end(&s.sd, t.seeds, r->trace_hash);
     if (rc)
         return rc;
     return t.failed ? 1 : 0;

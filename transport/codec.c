@@ -1,70 +1,21 @@
 /*
- * The wire codec: rlog_msg <-> msgpack (docs/wire.md is the specification).
+ * The wire codec: rlog_msg <-> msgpack (docs/wire.md is the specification,
+ * transport/codec_schema.c the schema of every message).
  *
- * Every message is one msgpack array [type, version, fields...]; the number
- * of fields is fixed per (type, version). "uint" is any msgpack integer
- * format holding a non-negative value that fits the field; "bin" is
- * bin8/16/32; "str" is fixstr/str8/16/32; "bool" is true/false.
- *
- *   type                          fields after [type, 1, ...]
- *   1 hello                       server_id uint64, address str (<= 1024 bytes,
- *                                 no NUL), protocol_version uint32, role uint32,
- *                                 flags uint64
- *   2 request_vote                term, candidate_id, last_log_index,
- *                                 last_log_term (uint64), disrupt_leader bool,
- *                                 pre_vote bool
- *   3 request_vote_result         term uint64, vote_granted bool,
- *                                 pre_vote nil|bool (unknown|false/true)
- *   4 append_entries              term, prev_log_index, prev_log_term,
- *                                 leader_commit (uint64), entries array of
- *                                 [term uint64, type uint16, payload bin]
- *   5 append_entries_result       term, rejected, last_log_index (uint64)
- *   6 install_snapshot            term, last_index, last_term, conf_index
- *                                 (uint64), conf bin, total, offset (uint64),
- *                                 chunk bin, done bool
- *   7 install_snapshot_result     term, last_index, next_offset (uint64)
- *   8 timeout_now                 term, last_log_index, last_log_term (uint64)
- *   9 redirect                    address str (<= 1024 bytes, no NUL), token uint64
- *
- * Segment shipping (docs/shipping.md). "text" is a str of <= 1024 bytes
- * without NUL; "name" a str of 1..255 bytes without NUL or '/'; "files" an
- * array of [name, size uint64, crc uint32]; "peers" an array of [id uint64,
- * name text, state uint32, durable, sent, lag_records, lag_bytes,
- * bytes_sent (uint64), connected bool].
- *   16 ship_start                 nonce, log_id, file_size, first_lsn, last_lsn,
- *                                 seq, seg_first_lsn, end (uint64), sealed bool,
- *                                 last_rec_off uint64, last_rec_crc uint32,
- *                                 last_rec_lsn, window, max_message (uint64)
- *   17 ship_refuse                nonce uint64, code uint32, message text
- *   18 ship_truncate              nonce, lsn (uint64), message text
- *   19 ship_accept                nonce, log_id (uint64), adopt bool, file_size,
- *                                 seq, first_lsn, leader_durable, files_gen,
- *                                 files_upto (uint64), files
- *   20 ship_files                 nonce, gen, upto (uint64), files
- *   21 ship_files_ok              nonce, gen (uint64)
- *   22 ship_file_req              nonce uint64, name, offset, len (uint64)
- *   23 ship_file_data             nonce uint64, name, size uint64, crc uint32,
- *                                 offset uint64, data bin (offset + len <= size)
- *   24 ship_data                  nonce, seq, seg_first_lsn, file_size, off,
- *                                 seg_end, leader_durable, first_seq (uint64),
- *                                 bytes bin
- *                                 (off + len fits; seg_end 0 or >= off + len)
- *   25 ship_ack                   nonce, recv_seq, recv_off, durable_seq,
- *                                 durable_off, durable_lsn (uint64), flags uint32
- *   26 ship_restart               nonce uint64, message text
- *   27 ship_status_req            request_id uint64
- *   28 ship_status                request_id, log_id, first_lsn, durable_lsn,
- *                                 first_seq, last_seq (uint64), peers
+ * One walker over a message's schema encodes, decodes, compares and sizes
+ * every message type: a field is named once, in the schema, and read,
+ * written and compared here by its type.
  *
  * Encoding uses msgpack-c's packer (smallest format for every value).
  * Decoding does not use msgpack-c's unpacker (it reserves memory for an
  * array header's claimed size before reading the elements): a fixed-schema
  * reader walks the raw bytes, checks every length and count against the
  * bytes that remain, and allocates at most one block of O(len) bytes (the
- * entries array, a string copy, or a shipping array with its names).
+ * one str field copied, or the one array with its elements' strings).
  */
 #include "transport/codec.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,122 +23,194 @@
 
 #include "transport/codec_internal.h"
 
-/* ------------------------------------------------------------------------
- * Names
- * ---------------------------------------------------------------------- */
-
-/* Each message kind's name and its number of fields after [type, version]
- * (docs/wire.md, "Messages"); a type with no name here is unknown. */
-typedef struct codec_kind {
-    const char *name;
-    unsigned nfields;
-} codec_kind;
-
-static const codec_kind kinds[] = {
-    [RLOG_MSG_HELLO] = {"hello", 5},
-    [RLOG_MSG_REQUEST_VOTE] = {"request_vote", 6},
-    [RLOG_MSG_REQUEST_VOTE_RESULT] = {"request_vote_result", 3},
-    [RLOG_MSG_APPEND_ENTRIES] = {"append_entries", 5},
-    [RLOG_MSG_APPEND_ENTRIES_RESULT] = {"append_entries_result", 3},
-    [RLOG_MSG_INSTALL_SNAPSHOT] = {"install_snapshot", 9},
-    [RLOG_MSG_INSTALL_SNAPSHOT_RESULT] = {"install_snapshot_result", 3},
-    [RLOG_MSG_TIMEOUT_NOW] = {"timeout_now", 3},
-    [RLOG_MSG_REDIRECT] = {"redirect", 2},
-    [RLOG_MSG_SHIP_START] = {"ship_start", 14},
-    [RLOG_MSG_SHIP_REFUSE] = {"ship_refuse", 3},
-    [RLOG_MSG_SHIP_TRUNCATE] = {"ship_truncate", 3},
-    [RLOG_MSG_SHIP_ACCEPT] = {"ship_accept", 10},
-    [RLOG_MSG_SHIP_FILES] = {"ship_files", 4},
-    [RLOG_MSG_SHIP_FILES_OK] = {"ship_files_ok", 2},
-    [RLOG_MSG_SHIP_FILE_REQ] = {"ship_file_req", 4},
-    [RLOG_MSG_SHIP_FILE_DATA] = {"ship_file_data", 6},
-    [RLOG_MSG_SHIP_DATA] = {"ship_data", 9},
-    [RLOG_MSG_SHIP_ACK] = {"ship_ack", 7},
-    [RLOG_MSG_SHIP_RESTART] = {"ship_restart", 2},
-    [RLOG_MSG_SHIP_STATUS_REQ] = {"ship_status_req", 1},
-    [RLOG_MSG_SHIP_STATUS] = {"ship_status", 7},
-};
-
-/* The kind of a message type; NULL when the type is unknown. */
-static const codec_kind *kind_of(uint64_t type)
+/* The value of field f in body: its address, and its pointer and length
+ * for bins and arrays (read and written through memcpy: an array's pointer
+ * member is a typed pointer, a bin's length a size_t or uint32_t). */
+static void *at_off(const void *body, size_t off)
 {
-    if (type >= sizeof kinds / sizeof kinds[0] || kinds[type].name == NULL) {
-        return NULL;
+    return (char *)body + off;
+}
+
+static const void *get_ptr(const void *body, const codec_field *f)
+{
+    const void *p;
+    memcpy(&p, at_off(body, f->off), sizeof p);
+    return p;
+}
+
+static size_t get_len(const void *body, const codec_field *f)
+{
+    if (f->type == CODEC_BIN) {
+        size_t n;
+        memcpy(&n, at_off(body, f->len_off), sizeof n);
+        return n;
     }
-    return &kinds[type];
+    uint32_t n; /* CODEC_BIN32, CODEC_ARRAY */
+    memcpy(&n, at_off(body, f->len_off), sizeof n);
+    return n;
 }
 
-const char *rlog_msg_type_name(int type)
+static void set_ptr_len(void *body, const codec_field *f, const void *p, size_t len)
 {
-    const codec_kind *k = type < 0 ? NULL : kind_of((uint64_t)type);
-    return k != NULL ? k->name : "unknown";
+    memcpy(at_off(body, f->off), &p, sizeof p);
+    if (f->type == CODEC_BIN) {
+        memcpy(at_off(body, f->len_off), &len, sizeof len);
+    } else {
+        uint32_t n = (uint32_t)len; /* bin32 lengths and array counts fit */
+        memcpy(at_off(body, f->len_off), &n, sizeof n);
+    }
 }
 
-/* Number of fields after [type, version] for each known type; 0 = unknown. */
-static unsigned codec_nfields(uint64_t type)
+static const void *element(const void *items, const codec_array *a, size_t i)
 {
-    const codec_kind *k = kind_of(type);
-    return k != NULL ? k->nfields : 0;
+    return (const char *)items + i * a->size;
+}
+
+/* Whether field f of body keeps the rules that tie it to earlier fields;
+ * when not, why says how (why may be NULL when cap is 0). */
+static bool field_ok(const void *body, const codec_field *f, char *why, size_t cap)
+{
+    if (f->part != NULL) {
+        uint64_t offset = *(const uint64_t *)at_off(body, f->part_off);
+        uint64_t total = *(const uint64_t *)at_off(body, f->total_off);
+        size_t len = get_len(body, f);
+        if (offset > total || len > total - offset) {
+            snprintf(why, cap, "offset %" PRIu64 " + %zu bytes run past the %s size %" PRIu64,
+                     offset, len, f->part, total);
+            return false;
+        }
+    }
+    return f->rule == NULL || f->rule(body, why, cap);
+}
+
+/* Bytes of a number's or a flag's value; 0 for the other types. */
+static size_t scalar_size(codec_type type)
+{
+    switch (type) {
+    case CODEC_U64:
+        return sizeof(uint64_t);
+    case CODEC_U32:
+        return sizeof(uint32_t);
+    case CODEC_U16:
+        return sizeof(uint16_t);
+    case CODEC_BOOL:
+        return sizeof(bool);
+    case CODEC_TRIBOOL:
+        return sizeof(rlog_msg_tribool);
+    default:
+        return 0;
+    }
 }
 
 /* ------------------------------------------------------------------------
  * Encoding
  * ---------------------------------------------------------------------- */
 
-static int enc_hello(msgpack_packer *pk, const rlog_msg_hello *h)
+/* Packs the fields of body; *rc collects the packer's results. Returns
+ * RLOG_EINVAL for a value the decoder would refuse, else 0. */
+static int enc_fields(msgpack_packer *pk, const void *body, const codec_field *f, unsigned n,
+                      int *rc)
 {
-    int rc = msgpack_pack_uint64(pk, h->server_id);
-    if (rlg_codec_enc_str(pk, h->address, STR_ADDRESS, &rc)) {
-        return RLOG_EINVAL;
-    }
-    rc |= msgpack_pack_uint32(pk, h->protocol_version);
-    rc |= msgpack_pack_uint32(pk, h->role);
-    rc |= msgpack_pack_uint64(pk, h->flags);
-    return rc ? RLOG_ENOMEM : 0;
-}
-
-static int enc_body(msgpack_packer *pk, const rlog_msg *m)
-{
-    switch (m->type) {
-    case RLOG_MSG_HELLO:
-        return enc_hello(pk, &m->u.hello);
-    case RLOG_MSG_REDIRECT: {
-        int rc = 0;
-        if (rlg_codec_enc_str(pk, m->u.redirect.address, STR_ADDRESS, &rc)) {
+    for (unsigned i = 0; i < n; i++, f++) {
+        const void *v = at_off(body, f->off);
+        if (!field_ok(body, f, NULL, 0)) {
             return RLOG_EINVAL;
         }
-        rc |= msgpack_pack_uint64(pk, m->u.redirect.token);
-        return rc ? RLOG_ENOMEM : 0;
+        switch (f->type) {
+        case CODEC_U64:
+            *rc |= msgpack_pack_uint64(pk, *(const uint64_t *)v);
+            break;
+        case CODEC_U32:
+            *rc |= msgpack_pack_uint32(pk, *(const uint32_t *)v);
+            break;
+        case CODEC_U16:
+            *rc |= msgpack_pack_uint16(pk, *(const uint16_t *)v);
+            break;
+        case CODEC_BOOL:
+            *rc |= rlg_codec_enc_bool(pk, *(const bool *)v);
+            break;
+        case CODEC_TRIBOOL:
+            switch (*(const rlog_msg_tribool *)v) {
+            case RLOG_TRIBOOL_UNKNOWN:
+                *rc |= msgpack_pack_nil(pk);
+                break;
+            case RLOG_TRIBOOL_TRUE:
+                *rc |= msgpack_pack_true(pk);
+                break;
+            case RLOG_TRIBOOL_FALSE:
+                *rc |= msgpack_pack_false(pk);
+                break;
+            default:
+                return RLOG_EINVAL;
+            }
+            break;
+        case CODEC_STR:
+            if (rlg_codec_enc_str(pk, *(const char *const *)v, f->str, rc)) {
+                return RLOG_EINVAL;
+            }
+            break;
+        case CODEC_BIN:
+        case CODEC_BIN32: {
+            const void *p = get_ptr(body, f);
+            size_t len = get_len(body, f);
+            if ((len > 0 && p == NULL) || len > UINT32_MAX) {
+                return RLOG_EINVAL; /* bin32 is the largest msgpack byte string */
+            }
+            *rc |= rlg_codec_enc_bin(pk, p, len);
+            break;
+        }
+        case CODEC_ARRAY: {
+            const codec_array *a = f->array;
+            const void *items = get_ptr(body, f);
+            size_t count = get_len(body, f);
+            if (count > 0 && items == NULL) {
+                return RLOG_EINVAL;
+            }
+            *rc |= msgpack_pack_array(pk, (uint32_t)count);
+            for (size_t k = 0; k < count; k++) {
+                *rc |= msgpack_pack_array(pk, a->n);
+                if (enc_fields(pk, element(items, a, k), a->fields, a->n, rc)) {
+                    return RLOG_EINVAL;
+                }
+            }
+            break;
+        }
+        }
     }
-    default:
-        return rlg_codec_raft_type(m->type) ? rlg_codec_enc_raft(pk, m) : rlg_codec_enc_ship(pk, m);
-    }
+    return 0;
 }
 
-/* A first guess at the encoded size, so that large AppendEntries and
- * snapshot chunks are not copied by repeated doubling. */
-static size_t enc_estimate(const rlog_msg *m)
+/* An upper bound of the encoded size of the fields of body (so that large
+ * AppendEntries and snapshot chunks are not copied by repeated doubling). */
+static size_t enc_size(const void *body, const codec_field *f, unsigned n)
 {
-    size_t n = 128;
-    if (m->type == RLOG_MSG_APPEND_ENTRIES && m->u.append_entries.entries != NULL) {
-        const rlog_msg_append_entries *a = &m->u.append_entries;
-        for (uint32_t i = 0; i < a->n_entries; i++) {
-            n += 20 + (size_t)a->entries[i].len;
+    size_t size = 0;
+    for (unsigned i = 0; i < n; i++, f++) {
+        switch (f->type) {
+        case CODEC_STR: {
+            const char *s = *(const char *const *)at_off(body, f->off);
+            size += 5 + (s != NULL ? strnlen(s, RLOG_WIRE_TEXT_MAX + 1) : 0);
+            break;
         }
-    } else if (m->type == RLOG_MSG_INSTALL_SNAPSHOT) {
-        n += m->u.install_snapshot.conf_len + m->u.install_snapshot.chunk_len;
-    } else if (m->type == RLOG_MSG_SHIP_DATA) {
-        n += m->u.ship_data.len;
-    } else if (m->type == RLOG_MSG_SHIP_FILE_DATA) {
-        n += m->u.ship_file_data.len + RLOG_WIRE_NAME_MAX;
-    } else if (m->type == RLOG_MSG_SHIP_ACCEPT || m->type == RLOG_MSG_SHIP_FILES) {
-        uint32_t nf =
-            m->type == RLOG_MSG_SHIP_ACCEPT ? m->u.ship_accept.n_files : m->u.ship_files.n_files;
-        n += (size_t)nf * 48;
-    } else if (m->type == RLOG_MSG_SHIP_STATUS) {
-        n += (size_t)m->u.ship_status.n_followers * 96;
+        case CODEC_BIN:
+        case CODEC_BIN32:
+            size += 5 + get_len(body, f);
+            break;
+        case CODEC_ARRAY: {
+            const void *items = get_ptr(body, f);
+            size_t count = items != NULL ? get_len(body, f) : 0;
+            size += 5;
+            for (size_t k = 0; k < count; k++) {
+                size += 5 + enc_size(element(items, f->array, k), f->array->fields, f->array->n);
+            }
+            break;
+        }
+        default:
+            size += 9;
+            break;
+        }
     }
-    return n;
+    return size;
 }
 
 int rlog_msg_encode(const rlog_msg *msg, void **buf, size_t *len)
@@ -197,12 +220,13 @@ int rlog_msg_encode(const rlog_msg *msg, void **buf, size_t *len)
     }
     *buf = NULL;
     *len = 0;
-    if (msg == NULL || codec_nfields((uint64_t)msg->type) == 0) {
+    const codec_schema *s = msg != NULL ? rlg_codec_schema((uint64_t)msg->type) : NULL;
+    if (s == NULL) {
         return RLOG_EINVAL;
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    size_t est = enc_estimate(msg);
+    size_t est = 16 + enc_size(&msg->u, s->fields, s->n);
     sb.data = malloc(est);
     if (sb.data == NULL) {
         return RLOG_ENOMEM;
@@ -210,13 +234,13 @@ int rlog_msg_encode(const rlog_msg *msg, void **buf, size_t *len)
     sb.alloc = est;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = msgpack_pack_array(&pk, 2 + codec_nfields((uint64_t)msg->type));
+    int rc = msgpack_pack_array(&pk, 2 + s->n);
     rc |= msgpack_pack_uint32(&pk, (uint32_t)msg->type);
     rc |= msgpack_pack_uint32(&pk, RLOG_WIRE_MSG_VERSION);
-    rc = rc ? RLOG_ENOMEM : enc_body(&pk, msg);
-    if (rc != 0) {
+    int bad = enc_fields(&pk, &msg->u, s->fields, s->n, &rc);
+    if (bad != 0 || rc != 0) {
         msgpack_sbuffer_destroy(&sb);
-        return rc;
+        return bad != 0 ? bad : RLOG_ENOMEM;
     }
     *len = sb.size;
     *buf = msgpack_sbuffer_release(&sb);
@@ -224,51 +248,165 @@ int rlog_msg_encode(const rlog_msg *msg, void **buf, size_t *len)
 }
 
 /* ------------------------------------------------------------------------
- * Decoding: one function per message
+ * Decoding
  * ---------------------------------------------------------------------- */
 
-static int dec_hello(codec_rd *r, rlog_msg *m)
+/* Where the strings of a body go: inside an array, into the block after
+ * its elements (`strs` advances); at the top level, the one str field is
+ * copied once the whole message decoded (`top`). */
+typedef struct dec_strs {
+    char *strs;
+    const void *top;
+    size_t top_len;
+    const char **top_out;
+} dec_strs;
+
+static int dec_fields(codec_rd *r, rlog_msg *m, void *body, const codec_field *f, unsigned n,
+                      dec_strs *ds);
+
+/* Array field f: the count is checked against the bytes that remain (each
+ * element takes at least min_bytes), then one block holds the elements
+ * and, when they have str fields, their strings (at most the remaining
+ * bytes + one NUL each). */
+static int dec_array(codec_rd *r, rlog_msg *m, void *body, const codec_field *f)
 {
-    rlog_msg_hello *h = &m->u.hello;
-    const void *addr = NULL;
-    size_t alen = 0;
-    if (rlg_codec_rd_u64(r, "server_id", &h->server_id) ||
-        rlg_codec_dec_str(r, "address", STR_ADDRESS, &addr, &alen)) {
+    const codec_array *a = f->array;
+    size_t at = r->off;
+    uint32_t n;
+    if (rlg_codec_rd_array(r, f->name, &n)) {
         return RLOG_EPROTO;
     }
-    if (rlg_codec_rd_u32(r, "protocol_version", &h->protocol_version) ||
-        rlg_codec_rd_u32(r, "role", &h->role) || rlg_codec_rd_u64(r, "flags", &h->flags)) {
-        return RLOG_EPROTO;
+    size_t cap = rlg_codec_rd_left(r) / a->min_bytes;
+    if (n > cap) {
+        return rlg_codec_rd_fail(r, at, f->name,
+                                 "count %" PRIu32
+                                 " exceeds the %zu %s that the %zu remaining bytes "
+                                 "can hold",
+                                 n, cap, a->plural, rlg_codec_rd_left(r));
     }
-    return rlg_codec_dec_copy(m, addr, alen, &h->address);
+    if (n == 0) {
+        return 0;
+    }
+    bool strs = false;
+    for (unsigned i = 0; i < a->n; i++) {
+        strs |= a->fields[i].type == CODEC_STR;
+    }
+    char *block = calloc(1, (size_t)n * a->size + (strs ? rlg_codec_rd_left(r) + n : 0));
+    if (block == NULL) {
+        return RLOG_ENOMEM;
+    }
+    assert(m->alloc_ == NULL); /* one allocation per message */
+    m->alloc_ = block;
+    dec_strs ds = {.strs = block + (size_t)n * a->size};
+    r->array = f->name;
+    for (uint32_t i = 0; i < n; i++) {
+        r->entry = (long)i;
+        size_t head = r->off;
+        uint32_t k;
+        if (rlg_codec_rd_array(r, a->label, &k)) {
+            return RLOG_EPROTO;
+        }
+        if (k != a->n) {
+            return rlg_codec_rd_fail(r, head, a->label,
+                                     "array of %" PRIu32 " elements; each %s has %u", k, a->noun,
+                                     a->n);
+        }
+        if (dec_fields(r, m, block + (size_t)i * a->size, a->fields, a->n, &ds)) {
+            return RLOG_EPROTO;
+        }
+    }
+    r->entry = -1;
+    set_ptr_len(body, f, block, n);
+    return 0;
 }
 
-static int dec_redirect(codec_rd *r, rlog_msg *m)
+static int dec_str(codec_rd *r, const codec_field *f, const char **out, dec_strs *ds)
 {
-    const void *addr = NULL;
-    size_t alen = 0;
-    if (rlg_codec_dec_str(r, "address", STR_ADDRESS, &addr, &alen) ||
-        rlg_codec_rd_u64(r, "token", &m->u.redirect.token)) {
+    const void *p;
+    size_t len;
+    if (rlg_codec_dec_str(r, f->name, f->str, &p, &len)) {
         return RLOG_EPROTO;
     }
-    return rlg_codec_dec_copy(m, addr, alen, &m->u.redirect.address);
+    if (ds->strs == NULL) {          /* copied by dec_body */
+        assert(ds->top_out == NULL); /* one allocation per message */
+        ds->top = p;
+        ds->top_len = len;
+        ds->top_out = out;
+        return 0;
+    }
+    char *s = ds->strs;
+    if (len > 0) {
+        memcpy(s, p, len);
+    }
+    s[len] = '\0';
+    ds->strs = s + len + 1;
+    *out = s;
+    return 0;
 }
 
-static int dec_body(codec_rd *r, rlog_msg *m, uint64_t type)
+static int dec_field(codec_rd *r, rlog_msg *m, void *body, const codec_field *f, dec_strs *ds)
 {
-    switch (type) {
-    case RLOG_MSG_HELLO:
-        return dec_hello(r, m);
-    case RLOG_MSG_REDIRECT:
-        return dec_redirect(r, m);
-    default:
-        return rlg_codec_raft_type(type) ? rlg_codec_dec_raft(r, m, type)
-                                         : rlg_codec_dec_ship(r, m, type);
+    void *v = at_off(body, f->off);
+    switch (f->type) {
+    case CODEC_U64:
+        return rlg_codec_rd_u64(r, f->name, v);
+    case CODEC_U32:
+        return rlg_codec_rd_u32(r, f->name, v);
+    case CODEC_U16: {
+        uint64_t x = 0;
+        int rc = rlg_codec_rd_uint(r, f->name, UINT16_MAX, &x);
+        *(uint16_t *)v = (uint16_t)x;
+        return rc;
     }
+    case CODEC_BOOL:
+        return rlg_codec_rd_bool(r, f->name, v);
+    case CODEC_TRIBOOL:
+        return rlg_codec_rd_tribool(r, f->name, v);
+    case CODEC_STR:
+        return dec_str(r, f, v, ds);
+    case CODEC_BIN:
+    case CODEC_BIN32: {
+        const void *p = NULL;
+        size_t len = 0;
+        int rc = rlg_codec_rd_bin(r, f->name, &p, &len);
+        set_ptr_len(body, f, p, len);
+        return rc;
+    }
+    case CODEC_ARRAY:
+        return dec_array(r, m, body, f);
+    }
+    return RLOG_EPROTO;
+}
+
+static int dec_fields(codec_rd *r, rlog_msg *m, void *body, const codec_field *f, unsigned n,
+                      dec_strs *ds)
+{
+    for (unsigned i = 0; i < n; i++, f++) {
+        size_t at = r->off;
+        int rc = dec_field(r, m, body, f, ds);
+        if (rc != 0) {
+            return rc;
+        }
+        char why[160];
+        if (!field_ok(body, f, why, sizeof why)) {
+            return rlg_codec_rd_fail(r, at, f->name, "%s", why);
+        }
+    }
+    return 0;
+}
+
+static int dec_body(codec_rd *r, rlog_msg *m, const codec_schema *s)
+{
+    dec_strs ds = {0};
+    int rc = dec_fields(r, m, &m->u, s->fields, s->n, &ds);
+    if (rc == 0 && ds.top_out != NULL) {
+        rc = rlg_codec_dec_copy(m, ds.top, ds.top_len, ds.top_out);
+    }
+    return rc;
 }
 
 /* [type, version, ...]: checks the header against the schema. */
-static int dec_header(codec_rd *r, uint64_t *type)
+static int dec_header(codec_rd *r, uint64_t *type, const codec_schema **schema)
 {
     uint32_t n;
     uint64_t version;
@@ -283,11 +421,11 @@ static int dec_header(codec_rd *r, uint64_t *type)
     if (rlg_codec_rd_u64(r, "type", type)) {
         return RLOG_EPROTO;
     }
-    unsigned nfields = codec_nfields(*type);
-    if (nfields == 0) {
+    const codec_schema *s = rlg_codec_schema(*type);
+    if (s == NULL) {
         return rlg_codec_rd_fail(r, at, "type", "unknown message type %" PRIu64, *type);
     }
-    r->msg = rlog_msg_type_name((int)*type);
+    r->msg = s->name;
     at = r->off;
     if (rlg_codec_rd_u64(r, "version", &version)) {
         return RLOG_EPROTO;
@@ -297,10 +435,11 @@ static int dec_header(codec_rd *r, uint64_t *type)
                                  "unsupported version %" PRIu64 " (this build speaks %u)", version,
                                  RLOG_WIRE_MSG_VERSION);
     }
-    if (n != nfields + 2) {
+    if (n != s->n + 2) {
         return rlg_codec_rd_fail(r, 0, "(array)", "%" PRIu32 " elements; version %u has %u", n,
-                                 RLOG_WIRE_MSG_VERSION, nfields + 2);
+                                 RLOG_WIRE_MSG_VERSION, s->n + 2);
     }
+    *schema = s;
     return 0;
 }
 
@@ -323,9 +462,10 @@ int rlog_msg_decode(const void *buf, size_t len, size_t max_bytes, rlog_msg *out
                                  max_bytes);
     }
     uint64_t type = 0;
-    int rc = dec_header(&r, &type);
+    const codec_schema *s = NULL;
+    int rc = dec_header(&r, &type, &s);
     if (rc == 0) {
-        rc = dec_body(&r, out, type);
+        rc = dec_body(&r, out, s);
     }
     if (rc == 0 && r.off != len) {
         rc = rlg_codec_rd_fail(&r, r.off, "(array)", "%zu trailing bytes after the message",
@@ -356,25 +496,43 @@ void rlog_msg_free(rlog_msg *msg)
  * Equality
  * ---------------------------------------------------------------------- */
 
-static bool eq_hello(const rlog_msg_hello *a, const rlog_msg_hello *b)
+static bool eq_fields(const void *a, const void *b, const codec_field *f, unsigned n)
 {
-    return a->server_id == b->server_id && a->protocol_version == b->protocol_version &&
-           a->role == b->role && a->flags == b->flags &&
-           rlg_codec_str_equal(a->address, b->address);
+    for (unsigned i = 0; i < n; i++, f++) {
+        const void *x = at_off(a, f->off), *y = at_off(b, f->off);
+        size_t width = scalar_size(f->type);
+        bool same = width > 0 && memcmp(x, y, width) == 0;
+        switch (f->type) {
+        case CODEC_STR:
+            same = rlg_codec_str_equal(*(const char *const *)x, *(const char *const *)y);
+            break;
+        case CODEC_BIN:
+        case CODEC_BIN32:
+            same =
+                rlg_codec_bytes_equal(get_ptr(a, f), get_len(a, f), get_ptr(b, f), get_len(b, f));
+            break;
+        case CODEC_ARRAY: {
+            size_t count = get_len(a, f);
+            const void *ia = get_ptr(a, f), *ib = get_ptr(b, f);
+            same = count == get_len(b, f);
+            for (size_t k = 0; same && k < count; k++) {
+                same = eq_fields(element(ia, f->array, k), element(ib, f->array, k),
+                                 f->array->fields, f->array->n);
+            }
+            break;
+        }
+        default: /* a scalar: compared above */
+            break;
+        }
+        if (!same) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool rlg_msg_equal(const rlog_msg *a, const rlog_msg *b)
 {
-    if (a->type != b->type) {
-        return false;
-    }
-    switch (a->type) {
-    case RLOG_MSG_HELLO:
-        return eq_hello(&a->u.hello, &b->u.hello);
-    case RLOG_MSG_REDIRECT:
-        return a->u.redirect.token == b->u.redirect.token &&
-               rlg_codec_str_equal(a->u.redirect.address, b->u.redirect.address);
-    default:
-        return rlg_codec_raft_type(a->type) ? rlg_codec_eq_raft(a, b) : rlg_codec_eq_ship(a, b);
-    }
+    const codec_schema *s = rlg_codec_schema((uint64_t)a->type);
+    return a->type == b->type && s != NULL && eq_fields(&a->u, &b->u, s->fields, s->n);
 }

@@ -3,7 +3,7 @@
  * uses: msgpack-c's packer for encoding, a fixed-schema reader over the raw
  * bytes for decoding (every length and count checked against the bytes
  * that remain), the str fields with their limits, and equality helpers.
- * transport/codec.c has the schema of every message.
+ * transport/codec_schema.c has the schema of every message.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -23,15 +23,6 @@ int rlg_codec_enc_bin(msgpack_packer *pk, const void *data, size_t len)
     int rc = msgpack_pack_bin(pk, len);
     if (len > 0) {
         rc |= msgpack_pack_bin_body(pk, data, len);
-    }
-    return rc;
-}
-
-int rlg_codec_enc_u64s(msgpack_packer *pk, const uint64_t *v, size_t n)
-{
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        rc |= msgpack_pack_uint64(pk, v[i]);
     }
     return rc;
 }
@@ -288,21 +279,6 @@ int rlg_codec_rd_bin(codec_rd *r, const char *field, const void **data, size_t *
     return 0;
 }
 
-int rlg_codec_rd_part(codec_rd *r, const char *field, uint64_t offset, uint64_t total,
-                      const char *what, const void **data, size_t *len)
-{
-    size_t at = r->off;
-    if (rlg_codec_rd_bin(r, field, data, len)) {
-        return RLOG_EPROTO;
-    }
-    if (offset > total || *len > total - offset) {
-        return rlg_codec_rd_fail(r, at, field,
-                                 "offset %" PRIu64 " + %zu bytes run past the %s size %" PRIu64,
-                                 offset, *len, what, total);
-    }
-    return 0;
-}
-
 static int rd_str(codec_rd *r, const char *field, const void **data, size_t *len)
 {
     size_t at = r->off;
@@ -345,16 +321,6 @@ int rlg_codec_rd_array(codec_rd *r, const char *field, uint32_t *n)
         return rd_wrong(r, at, field, "an array", b);
     }
     *n = (uint32_t)v;
-    return 0;
-}
-
-int rlg_codec_rd_u64s(codec_rd *r, const char *const *names, uint64_t *const *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (rlg_codec_rd_u64(r, names[i], out[i])) {
-            return RLOG_EPROTO;
-        }
-    }
     return 0;
 }
 

@@ -66,8 +66,9 @@ typedef struct result {
     uint64_t records, calls;
     double seconds;
     double p50_us, p99_us, p999_us, max_us;
-    uint64_t syncs;  /* group: fdatasyncs the log made */
-    bench_usage use; /* CPU time and context switches of the process during the case */
+    uint64_t syncs;     /* group: fdatasyncs the log made */
+    uint64_t pipelined; /* group: rounds started right after the sync before */
+    bench_usage use;    /* CPU time and context switches of the process during the case */
 } result;
 
 static const char *path_in(const bench_cfg *cfg, const char *name)
@@ -252,6 +253,7 @@ static result group_run(const bench_cfg *cfg, int threads, bool io_thread)
                     .seconds = g.seconds,
                     .max_us = g.max_us,
                     .syncs = g.syncs,
+                    .pipelined = g.pipelined,
                     .use = g.use};
 }
 
@@ -418,6 +420,17 @@ static double csw_per_sync(const result *r)
     return r->syncs ? (double)r->use.csw / (double)r->syncs : 0;
 }
 
+static double csw_per_record(const result *r)
+{
+    return r->records ? (double)r->use.csw / (double)r->records : 0;
+}
+
+/* Share of the syncs whose round started right after the sync before. */
+static double pipelined_share(const result *r)
+{
+    return r->syncs ? (double)r->pipelined / (double)r->syncs : 0;
+}
+
 static void parse_args(int argc, char **argv, bench_cfg *cfg)
 {
     cfg->seconds = 2.0;
@@ -485,6 +498,7 @@ static void add_result(result *sum, const result *r)
     sum->records += r->records;
     sum->seconds += r->seconds;
     sum->syncs += r->syncs;
+    sum->pipelined += r->pipelined;
     sum->use.cpu_us += r->use.cpu_us;
     sum->use.csw += r->use.csw;
     if (r->max_us > sum->max_us)
@@ -515,16 +529,18 @@ static void run_group(const bench_cfg *cfg)
         for (int i = 0; i < NG; i++)
             add_result(&sum[i], &r[i]);
         printf("round %d: group32/limit %.3f, group32/single %.1f, no I/O thread/limit %.3f "
-               "(group32: %.1f records/sync, %.1f cpu us/record, %.1f csw/sync)\n",
+               "(group32: %.1f records/sync, %.1f cpu us/record, %.1f csw/sync, "
+               "%.2f csw/record, %.2f of syncs pipelined)\n",
                round + 1, rate(&r[G32]) / rate(&r[LIMIT]), rate(&r[G32]) / rate(&r[G1]),
                rate(&r[G32H]) / rate(&r[LIMIT]), per_sync(&r[G32]), cpu_per_record(&r[G32]),
-               csw_per_sync(&r[G32]));
+               csw_per_sync(&r[G32]), csw_per_record(&r[G32]), pipelined_share(&r[G32]));
     }
-    printf("%-26s %12s %9s %9s %9s %9s\n", "case", "records/s", "max us", "rec/sync", "cpu us/rec",
-           "csw/sync");
+    printf("%-26s %12s %9s %9s %9s %9s %9s %9s\n", "case", "records/s", "max us", "rec/sync",
+           "cpu us/rec", "csw/sync", "csw/rec", "pipelined");
     for (int i = 0; i < NG; i++)
-        printf("%-26s %12.0f %9.1f %9.1f %9.1f %9.1f\n", label[i], rate(&sum[i]), sum[i].max_us,
-               per_sync(&sum[i]), cpu_per_record(&sum[i]), csw_per_sync(&sum[i]));
+        printf("%-26s %12.0f %9.1f %9.1f %9.1f %9.1f %9.2f %9.2f\n", label[i], rate(&sum[i]),
+               sum[i].max_us, per_sync(&sum[i]), cpu_per_record(&sum[i]), csw_per_sync(&sum[i]),
+               csw_per_record(&sum[i]), pipelined_share(&sum[i]));
     printf("group1_records_s=%.0f\ngroup8_records_s=%.0f\ngroup32_records_s=%.0f\n"
            "group32_records_per_sync=%.1f\ngroup32_noiothread_records_s=%.0f\n"
            "group32_noiothread_records_per_sync=%.1f\ngroup_limit_records_s=%.0f\n",
@@ -538,6 +554,8 @@ static void run_group(const bench_cfg *cfg)
            "limit_csw_per_sync=%.1f\n",
            cpu_per_record(&sum[G1]), cpu_per_record(&sum[G32]), cpu_per_record(&sum[LIMIT]),
            csw_per_sync(&sum[G1]), csw_per_sync(&sum[G32]), csw_per_sync(&sum[LIMIT]));
+    printf("group32_csw_per_record=%.2f\ngroup32_pipelined_share=%.2f\n", csw_per_record(&sum[G32]),
+           pipelined_share(&sum[G32]));
 }
 
 static void run_rotation(const bench_cfg *cfg)

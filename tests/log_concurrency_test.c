@@ -6,6 +6,7 @@
 #include "util/testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -476,6 +477,199 @@ static void test_group_commit_leaver(void **state)
     assert_int_equal(rlog_close(x.l), 0);
 }
 
+/* Pipelined group commit (log/writer.c, drive_ticket): an append that
+ * arrives while a sync runs is written and synced by the very next sync,
+ * which the finished round's leader starts at once — no hand-off of the
+ * token, no gathering of the appenders the finished round woke. The posix
+ * vfs with a gate on the fdatasyncs of the two appender threads (others —
+ * open, the preparer — pass): each gated sync records which thread made it
+ * and what was written when it started, and waits for the test. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    rlog_vfs vfs;
+    rlog_vfs *posix;
+    rlog_log *l;
+    unsigned syncs;    /* gated syncs started */
+    unsigned released; /* gated syncs the test let finish */
+    unsigned fail;     /* gated sync number `fail` (1-based) fails with EIO; 0: none */
+    bool blind;        /* do not read the positions (a sync made with the log's mu held) */
+    int role[4];       /* which thread made gated sync i (1 = A, 2 = B) */
+    uint64_t written[4];
+} gate;
+
+static _Thread_local int gate_role; /* 0: not gated */
+static gate *the_gate;
+
+static int gate_fdatasync(rlog_vfs *vfs, rlog_file *f)
+{
+    gate *g = the_gate;
+    if (gate_role) {
+        rlog_positions p = {0};
+        pthread_mutex_lock(&g->mu);
+        bool look = !g->blind;
+        pthread_mutex_unlock(&g->mu);
+        if (look)
+            rlog_positions_get(g->l, &p);
+        pthread_mutex_lock(&g->mu);
+        unsigned i = g->syncs++;
+        if (i < 4) {
+            g->role[i] = gate_role;
+            g->written[i] = p.written;
+        }
+        pthread_cond_broadcast(&g->cond);
+        while (g->released <= i)
+            pthread_cond_wait(&g->cond, &g->mu);
+        bool fail = i + 1 == g->fail;
+        pthread_mutex_unlock(&g->mu);
+        if (fail)
+            return EIO;
+    }
+    return g->posix->fdatasync(vfs, f);
+}
+
+typedef struct gate_app {
+    gate *g;
+    int role;
+    uint8_t byte;
+    uint64_t lsn;
+    atomic_int rv; /* 1: not returned yet */
+} gate_app;
+
+static void *gate_append(void *p)
+{
+    gate_app *a = p;
+    gate_role = a->role;
+    uint8_t b[32];
+    memset(b, a->byte, sizeof b);
+    rlog_record r = {.type = T, .len = sizeof b, .data = b};
+    atomic_store(&a->rv, rlog_append(a->g->l, &r, 1, &a->lsn));
+    return NULL;
+}
+
+static void gate_wait_syncs(gate *g, unsigned n)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->syncs < n)
+        pthread_cond_wait(&g->cond, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_release(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->released++;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate *g, const char *dir)
+{
+    memset(g, 0, sizeof *g);
+    g->posix = rlog_vfs_posix();
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->vfs = *g->posix;
+    g->vfs.fdatasync = gate_fdatasync;
+    the_gate = g;
+    g->l = open_log(dir, &g->vfs, 65536, RLOG_SYNC_GROUP, 0, NULL);
+}
+
+static void gate_close(gate *g, int want)
+{
+    assert_int_equal(rlog_close(g->l), want);
+    the_gate = NULL;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cond);
+}
+
+/* Waits until the log has assigned LSN lsn (its append sleeps then). */
+static void wait_appended(rlog_log *l, uint64_t lsn)
+{
+    rlog_positions p;
+    do {
+        usleep(1000);
+        rlog_positions_get(l, &p);
+    } while (p.appended < lsn);
+}
+
+static void test_group_commit_pipelined(void **state)
+{
+    fx *f = *state;
+    gate g;
+    gate_open(&g, f->dir);
+    gate_app a = {.g = &g, .role = 1, .byte = 0xa1}, b = {.g = &g, .role = 2, .byte = 0xb2};
+    atomic_init(&a.rv, 1);
+    atomic_init(&b.rv, 1);
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, gate_append, &a), 0);
+    gate_wait_syncs(&g, 1); /* A's round: LSN 1 written, its sync held */
+    assert_int_equal(pthread_create(&tb, NULL, gate_append, &b), 0);
+    wait_appended(g.l, 2); /* B arrives during the sync: LSN 2 encoded, B asleep */
+    rlog_positions p;
+    rlog_positions_get(g.l, &p);
+    assert_int_equal(p.durable, 0);
+    gate_release(&g); /* sync 1 ends */
+    gate_wait_syncs(&g, 2);
+    /* the next sync was started by A, the finished round's leader, and
+     * covers B's record, written before it */
+    assert_int_equal(g.role[0], 1);
+    assert_int_equal(g.role[1], 1);
+    assert_int_equal(g.written[0], 1);
+    assert_int_equal(g.written[1], 2);
+    assert_int_equal(atomic_load(&b.rv), 1); /* B waits for that sync */
+    gate_release(&g);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(atomic_load(&a.rv), 0);
+    assert_int_equal(atomic_load(&b.rv), 0);
+    assert_int_equal(a.lsn, 1);
+    assert_int_equal(b.lsn, 2);
+    assert_int_equal(g.syncs, 2); /* B needed no third sync */
+    rlog_positions_get(g.l, &p);
+    assert_int_equal(p.durable, 2);
+    rlog_metrics m;
+    rlog_metrics_get(g.l, &m);
+    assert_int_equal(m.pipelined, 1);
+    gate_close(&g, 0);
+}
+
+/* The appenders a round completes are woken in chains, each woken one
+ * waking the next (log/writer.c, wake_flush): none may be left asleep, also
+ * when the round fails. A's sync is held while 7 more appenders arrive and
+ * sleep; it then fails: every one of the 8 returns RLOG_EPOISONED. */
+#define CHAIN_N 8
+
+static void test_group_commit_failed_sync_wakes_all(void **state)
+{
+    fx *f = *state;
+    gate g;
+    gate_open(&g, f->dir);
+    g.fail = 1;
+    gate_app app[CHAIN_N];
+    pthread_t th[CHAIN_N];
+    for (unsigned i = 0; i < CHAIN_N; i++) {
+        app[i] = (gate_app){.g = &g, .role = i ? 2 : 1, .byte = (uint8_t)i};
+        atomic_init(&app[i].rv, 1);
+        assert_int_equal(pthread_create(&th[i], NULL, gate_append, &app[i]), 0);
+        if (i == 0)
+            gate_wait_syncs(&g, 1);
+    }
+    wait_appended(g.l, CHAIN_N);
+    pthread_mutex_lock(&g.mu); /* and the syncs of the unsynced marker after it */
+    g.released = UINT_MAX;
+    g.blind = true;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.mu);
+    for (unsigned i = 0; i < CHAIN_N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(atomic_load(&app[i].rv), RLOG_EPOISONED);
+    }
+    assert_int_equal(g.role[0], 1); /* the failed sync was A's round */
+    assert_int_equal(g.written[0], 1);
+    gate_close(&g, RLOG_EPOISONED);
+}
+
 /* ---- asynchronous appends ---- */
 
 typedef struct acall {
@@ -871,6 +1065,8 @@ int main(void)
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_group_commit_thread),
         cmocka_unit_test(test_group_commit_leaver),
+        cmocka_unit_test(test_group_commit_pipelined),
+        cmocka_unit_test(test_group_commit_failed_sync_wakes_all),
         cmocka_unit_test(test_async_thread_group),
         cmocka_unit_test(test_async_thread_each),
         cmocka_unit_test(test_async_preparer_sync_driven),

@@ -321,6 +321,7 @@ bench_group_result bench_group_run(const char *dir, int threads, size_t record_s
     rlog_metrics m;
     rlog_metrics_get(g->log, &m);
     r.syncs = m.syncs;
+    r.pipelined = m.pipelined;
     int rv = rlog_close(g->log);
     if (rv)
         bench_die("rlog_close (group)", rlog_strerror(rv));

@@ -91,11 +91,12 @@ double bench_threads_run(int threads, double seconds,
 
 /* Result of a group-commit run. */
 typedef struct bench_group_result {
-    uint64_t records; /* appended by all threads together */
-    double seconds;   /* wall time from the first thread's start to the last one's end */
-    double max_us;    /* the slowest single rlog_append */
-    uint64_t syncs;   /* fdatasyncs the log made (its metrics), preparation included */
-    bench_usage use;  /* of the whole process while the threads ran */
+    uint64_t records;   /* appended by all threads together */
+    double seconds;     /* wall time from the first thread's start to the last one's end */
+    double max_us;      /* the slowest single rlog_append */
+    uint64_t syncs;     /* fdatasyncs the log made (its metrics), preparation included */
+    uint64_t pipelined; /* rounds started right after the sync before (its metrics) */
+    bench_usage use;    /* of the whole process while the threads ran */
 } bench_group_result;
 
 /* The group-commit case: a fresh log in DIR with RLOG_SYNC_GROUP, THREADS

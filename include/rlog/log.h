@@ -294,6 +294,9 @@ typedef struct rlog_metrics {
     uint64_t segments_deleted;
     uint64_t segments_recycled; /* spares made from deleted segment files (no zero-fill) */
     uint64_t write_errors;      /* failed or short writes rolled back */
+    /* RLOG_SYNC_GROUP: rounds started as soon as the sync before them ended,
+     * with what arrived during it (no gathering: docs/performance.md) */
+    uint64_t pipelined;
 } rlog_metrics;
 RLOG_API void rlog_metrics_get(rlog_log *log, rlog_metrics *m);
 

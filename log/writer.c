@@ -30,9 +30,6 @@
  * what arrived during the sync before (see drive_ticket), before it hands
  * the token on: bounds how long leading delays its own return. */
 #define RLG_LEAD_ROUNDS 8u
-/* Completed appenders are woken in this many chains (wake_flush): one per
- * core of the machine this was measured on. */
-#define RLG_WAKE_CHAINS 2u
 
 /* ---------------------------------------------------------------- chunks */
 
@@ -515,34 +512,23 @@ static uint64_t fire(rlg_waiter *list)
     return rolled;
 }
 
-/* Wakes the completed sleeping tickets complete() queued. They are split
- * into RLG_WAKE_CHAINS chains linked by `next`: this thread posts the head
- * of each, and each woken appender posts its successor before it returns
- * (drive_ticket). So the round's thread — about to start the next round's
- * sync (drive_ticket) — makes a post per chain, not one per ticket, and the
- * wake-ups run on the other cores meanwhile. mu held, released meanwhile:
- * a woken appender returns without taking mu, so it must not find it held
- * (it would sleep again on it). The post is the last access to a waiter
- * (its owner may return at once): links are set before the first post. */
+/* Posts the completed sleeping tickets complete() queued. mu held, released
+ * meanwhile: a woken appender returns without taking mu, so it must not
+ * find it held (it would sleep again on it), and the next appenders can
+ * encode while the others are being woken. The post is the last access to
+ * a waiter (its owner may return at once). */
 static void wake_flush(rlog_log *l)
 {
     rlg_waiter *w = l->wakeq;
     if (!w)
         return;
     l->wakeq = NULL;
-    rlg_waiter *head[RLG_WAKE_CHAINS] = {NULL}, **tail[RLG_WAKE_CHAINS];
-    for (unsigned i = 0; i < RLG_WAKE_CHAINS; i++)
-        tail[i] = &head[i];
-    for (unsigned i = 0; w; i = (i + 1) % RLG_WAKE_CHAINS) {
+    pthread_mutex_unlock(&l->mu);
+    while (w) {
         rlg_waiter *n = w->next;
-        w->next = NULL;
-        *tail[i] = w;
-        tail[i] = &w->next;
+        sem_post(w->sem);
         w = n;
     }
-    pthread_mutex_unlock(&l->mu);
-    for (unsigned i = 0; i < RLG_WAKE_CHAINS && head[i]; i++)
-        sem_post(head[i]->sem);
     pthread_mutex_lock(&l->mu);
 }
 
@@ -949,11 +935,8 @@ static int drive_ticket(rlog_log *l, rlg_waiter *t)
             pthread_mutex_unlock(&l->mu);
             while (sem_wait(t->sem) != 0) /* EINTR */
                 ;
-            if (t->wake == RLG_WAKE_DONE) { /* unlinked, counted: complete() */
-                if (t->next)
-                    sem_post(t->next->sem); /* its chain's next (wake_flush) */
-                return t->status;
-            }
+            if (t->wake == RLG_WAKE_DONE)
+                return t->status; /* unlinked, counted: complete() */
             pthread_mutex_lock(&l->mu);
             continue;
         }

@@ -416,7 +416,8 @@ static int unproven_from(rlog_log *l, rlog_file *f, const rlg_segment *s, uint64
 bool rlg_is_temp_name(const char *name)
 {
     return !strcmp(name, RLG_CREATE_TMP) || !strcmp(name, RLG_RECEIVE_TMP) ||
-           !strcmp(name, RLG_RECEIVE_FILE_TMP) || !strcmp(name, RLG_RUN_MARKER) ||
+           !strcmp(name, RLG_RECEIVE_FILE_TMP) || !strcmp(name, RLG_SPARE_TMP) ||
+           !strcmp(name, RLG_RUN_MARKER) ||
            !strncmp(name, RLG_RECYCLE_PREFIX, strlen(RLG_RECYCLE_PREFIX));
 }
 

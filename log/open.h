@@ -20,7 +20,10 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r);
 /* A replica's segment and side file being received (log/replica.c). */
 #define RLG_RECEIVE_TMP      "rlog.receiving"
 #define RLG_RECEIVE_FILE_TMP "rlog.receiving-file"
-/* One of the three temporary names above, or a replica's run marker
+/* A replica's spare segment file being made again after its fdatasync
+ * failed (log/replica_spare.c). */
+#define RLG_SPARE_TMP "rlog.spare"
+/* One of the four temporary names above, or a replica's run marker
  * (RLG_RUN_MARKER): never part of the log. */
 bool rlg_is_temp_name(const char *name);
 

@@ -81,6 +81,11 @@ struct rlg_replica {
     /* the files after the newest segment up to spare_hi exist durably and
      * hold zeros (spare_hi <= newest seq: none known) */
     uint64_t spare_hi;
+    /* a spare whose fdatasync failed (0: none): what the kernel holds of it
+     * may never reach the disk, and a later fdatasync that succeeds does
+     * not say otherwise; the next rlg_rp_spare_ensure of it installs a new
+     * file in its place */
+    uint64_t spare_suspect;
     /* segment zero_seq, written in place: zeros were written up to zero_to
      * ahead of its records (zero_ahead; zero_seq 0: none known) */
     uint64_t zero_seq, zero_to;

@@ -5,10 +5,41 @@
 #include <errno.h>
 #include <string.h>
 
+#include "log/open.h"
 #include "log/replica_internal.h"
+#include "log/spare.h"
+#include "os/install.h"
 #include "os/sync.h"
 
 /* ----------------------------------------------------------------- spares */
+
+/* A taken spare whose fdatasync failed before: a new file in its place —
+ * zero-filled and synced under RLG_SPARE_TMP, renamed over it, the
+ * directory synced — so that nothing of the old file is trusted. After a
+ * failed fdatasync the kernel may have dropped the file's dirty state (its
+ * size, here) while a later fdatasync succeeds (soak seed 60252131: the
+ * follower's copy of a sealed segment came out 5,465 bytes long instead of
+ * the segment size). A taken spare holds no record yet, and the rename
+ * swaps it atomically, so its successor rule holds throughout. */
+static int spare_replace(rlg_replica *r, uint64_t seq, const char *path)
+{
+    rlog_vfs *v = r->l->vfs;
+    char tmp[4096];
+    rlg_rp_path(r, RLG_SPARE_TMP, tmp, sizeof tmp);
+    rlog_file *t = NULL;
+    const char *what = "";
+    int e = rlg_prepare_path(v, r->l->dir, tmp, r->file_size, true, &t, &what);
+    rlg_os_fail fail = {e, what, tmp};
+    if (e)
+        rlg_install_discard(v, r->l->dir, t, tmp);
+    int rv = e ? RLG_OS_FAILED : rlg_install(v, r->l->dir, t, tmp, path, RLG_INSTALL_NOSYNC, &fail);
+    if (rv)
+        return rlg_rp_install_fail(r, rv, &fail, "replacing segment file", path);
+    r->spare_suspect = 0;
+    if (seq > r->spare_hi)
+        r->spare_hi = seq;
+    return 0;
+}
 
 int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool taken)
 {
@@ -17,6 +48,8 @@ int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool taken)
     rlog_vfs *v = r->l->vfs;
     char path[4096];
     rlg_rp_seg_path(r, seq, path, sizeof path);
+    if (taken && seq == r->spare_suspect)
+        return spare_replace(r, seq, path);
     rlog_file *f = NULL;
     const char *what = "create";
     bool made = false, known = seq <= r->spare_hi;
@@ -39,6 +72,8 @@ int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool taken)
     if (e) {
         if (made && v->unlink(v, path) == 0) /* not needed yet: no seal before it */
             rlg_os_sync_dir(v, r->l->dir);
+        else if (!made && taken && !strcmp(what, "fdatasync"))
+            r->spare_suspect = seq; /* never trusted again: spare_replace */
         return rlg_rp_fail(r, rlog_from_errno(e), "preparing segment file %s: %s: %s", path, what,
                            strerror(e));
     }

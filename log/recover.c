@@ -695,13 +695,15 @@ static int rcv_scan(rcv *r, size_t i, int *why, rlg_rec_header *h)
         if (*why != RLG_REC_OK)
             break;
         r->records++;
+        /* a seal's witness counts as any record's: what was durable when
+         * it was written, whether or not the seal itself reached the disk */
+        uint64_t w = rcv_claim(r, off, h);
+        r->proof = w > r->proof ? w : r->proof;
         if (h->type == RLG_TYPE_SEAL) {
             s->sealed = true;
             off += RLG_SEAL_SIZE;
             break;
         }
-        uint64_t w = rcv_claim(r, off, h);
-        r->proof = w > r->proof ? w : r->proof;
         if (h->type >= RLOG_TYPE_USER_MIN) {
             if (rlg_segment_push(s, (uint32_t)off))
                 return rcv_fail(r, RLOG_ENOMEM, "out of memory indexing %s", r->files[i].name);

@@ -466,6 +466,33 @@ static void test_candidate_after_dense_garbage(void **state)
     }
 }
 
+/* A seal's witness proves what was durable when the seal was written,
+ * like any record's: the last segment, sealed, its successor a zero spare
+ * (a rotation whose new segment never got its header), proves its last
+ * record durable through the seal alone. Recovery once ignored the seal's
+ * witness, and an open after a failed sync rewrote that acknowledged
+ * record in place, where a power loss tore it (simulator seed 50500948,
+ * an acknowledged Raft snapshot marker lost). */
+static void test_seal_witness_counts(void **state)
+{
+    rfx *fx = *state;
+    const char *dir = fx->dir;
+    sb *a = &fx->s[0];
+    sb_init(a, LOG_ID, 1, 1, SEG_SIZE);
+    sb_synced(a, 4, 20); /* record 4's witness: 3 */
+    sb_seal(a);          /* witness 4 */
+    sb_write(a, dir);
+    write_zero_file(dir, 2, SEG_SIZE);
+    rlg_recovery r;
+    rlog_open_report rep;
+    assert_int_equal(recover(dir, false, &r, &rep), 0);
+    assert_int_equal(r.nsegs, 1);
+    assert_true(r.segs[0].sealed);
+    assert_int_equal(r.witnessed, 4);
+    assert_int_equal(rep.proven_durable, 4);
+    rlg_recovery_free(&r);
+}
+
 /* ---- corruption ---- */
 
 /* A flipped bit in a sealed segment is corruption even when no witness
@@ -976,6 +1003,7 @@ int main(void)
         cmocka_unit_test(test_hole_with_low_witness_is_torn),
         cmocka_unit_test(test_hole_proven_durable_is_corrupt),
         cmocka_unit_test(test_candidate_after_dense_garbage),
+        cmocka_unit_test(test_seal_witness_counts),
         cmocka_unit_test(test_flip_in_sealed_segment),
         cmocka_unit_test(test_flip_in_synced_active_segment),
         cmocka_unit_test(test_checkpoint_proves_last_record),

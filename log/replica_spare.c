@@ -63,8 +63,10 @@ int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool taken)
     uint64_t size = 0;
     if (!e && (what = "size", e = v->size(v, f, &size)) == 0 && size != r->file_size)
         e = (what = "truncate", v->truncate(v, f, r->file_size));
-    if (!e && taken) /* the size is durable before a header is (recovery: full size) */
-        e = (what = "fdatasync", rlg_os_fdatasync(v, f));
+    /* the size is durable before a header is (recovery: full size); a
+     * failed fdatasync is never retried on this file: spare_replace */
+    if (!e && taken && (e = (what = "fdatasync", rlg_os_fdatasync(v, f))) != 0)
+        r->spare_suspect = seq;
     if (f)
         v->close(v, f);
     if (!e && (made || !known))
@@ -72,8 +74,6 @@ int rlg_rp_spare_ensure(rlg_replica *r, uint64_t seq, bool taken)
     if (e) {
         if (made && v->unlink(v, path) == 0) /* not needed yet: no seal before it */
             rlg_os_sync_dir(v, r->l->dir);
-        else if (!made && taken && !strcmp(what, "fdatasync"))
-            r->spare_suspect = seq; /* never trusted again: spare_replace */
         return rlg_rp_fail(r, rlog_from_errno(e), "preparing segment file %s: %s: %s", path, what,
                            strerror(e));
     }

@@ -44,7 +44,6 @@
  * its leader's new entries have none.
  */
 #include <assert.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

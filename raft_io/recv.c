@@ -82,7 +82,11 @@ static void trim_below_base(rio *r, uint64_t peer_id, rlog_msg_append_entries *a
  * Raft requires. libraft 0.15 takes last_log_index only as a match index
  * that never goes back (progressMaybeUpdate), so 0 changes neither match
  * nor next index, nor the probe/pipeline mode, nor a promotee's catch-up
- * round. Left alone: rejections (a hint, never a match), results of
+ * round — which is also the cost: until the leader has an entry of its
+ * own term, a follower in probe mode is sent the same entries again each
+ * heartbeat and a promotion's catch-up round does not end (so a libraft
+ * 0.15 program should raft_barrier on becoming leader, docs/raft_io.md).
+ * Left alone: rejections (a hint, never a match), results of
  * another term (libraft ignores older ones; a newer one makes it step
  * down), an index at or below the snapshot (committed, and an install's
  * answer names the snapshot index: a leader must see it to leave snapshot

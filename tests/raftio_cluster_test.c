@@ -840,10 +840,17 @@ static bool fake_ready(cluster *c, void *arg)
     return fake_state.up;
 }
 
+/* Whether a node logged a line containing arg. */
+static bool log_has(cluster *c, void *arg)
+{
+    return strstr(c->errors, (const char *)arg) != NULL;
+}
+
+/* log_has, with the fake peer's transport polled first. */
 static bool errors_logged(cluster *c, void *arg)
 {
     fake_t->poll(fake_t, 0);
-    return strstr(c->errors, (const char *)arg) != NULL;
+    return log_has(c, arg);
 }
 
 /* Starts the fake peer (server 99) and connects it to node n. */
@@ -1263,11 +1270,6 @@ static bool io_failed(cluster *c, void *arg)
 {
     (void)c;
     return rlog_vfs_fault_injected(((node *)arg)->fv) > 0;
-}
-
-static bool log_has(cluster *c, void *arg)
-{
-    return strstr(c->errors, (const char *)arg) != NULL;
 }
 
 static void disk_failure(cluster *c, int err, bool on_leader)

@@ -783,6 +783,9 @@ static void test_loop_uv_post_order(void **state)
     /* Posted on the loop thread alone (the loop is idle otherwise). */
     assert_int_equal(rec.loop->post(rec.loop, post_note, &post_items[5]), 0);
     assert_int_equal(rec.n, 5);
+    /* ... and wakes it without a wake-up through the kernel (the idle
+     * handle: the loop's next turn does not block) */
+    assert_int_equal(uv_backend_timeout(&f->loop), 0);
     run_nowait_until(f, &rec.n, 6);
     assert_false(rec.nested);
     for (int i = 0; i < 6; i++) {

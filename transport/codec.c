@@ -334,13 +334,8 @@ static int dec_str(codec_rd *r, const codec_field *f, const char **out, dec_strs
         ds->top_out = out;
         return 0;
     }
-    char *s = ds->strs;
-    if (len > 0) {
-        memcpy(s, p, len);
-    }
-    s[len] = '\0';
-    ds->strs = s + len + 1;
-    *out = s;
+    *out = ds->strs;
+    ds->strs = rlg_codec_put_str(ds->strs, p, len);
     return 0;
 }
 
@@ -453,7 +448,7 @@ int rlog_msg_decode(const void *buf, size_t len, size_t max_bytes, rlog_msg *out
     if (err != NULL && errcap > 0) {
         err[0] = '\0';
     }
-    codec_rd r = {buf, len, 0, "message", -1, err, errcap, "entries"};
+    codec_rd r = {buf, len, 0, "message", -1, err, errcap, NULL};
     if (max_bytes == 0) {
         max_bytes = RLOG_WIRE_MAX_BYTES_DEFAULT;
     }

@@ -126,6 +126,9 @@ int rlg_codec_rd_array(codec_rd *r, const char *field, uint32_t *n);
  * decoded. */
 int rlg_codec_dec_str(codec_rd *r, const char *field, codec_str kind, const void **p, size_t *len);
 /* Copies the str at addr, NUL-terminated, into the message's allocation. */
+/* Copies len bytes from p to dst and terminates them with a NUL; returns
+ * the byte after the NUL. */
+char *rlg_codec_put_str(char *dst, const void *p, size_t len);
 int rlg_codec_dec_copy(rlog_msg *m, const void *addr, size_t alen, const char **out);
 bool rlg_codec_bytes_equal(const void *a, size_t alen, const void *b, size_t blen);
 bool rlg_codec_str_equal(const char *a, const char *b);

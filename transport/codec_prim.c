@@ -350,16 +350,22 @@ int rlg_codec_dec_str(codec_rd *r, const char *field, codec_str kind, const void
     return 0;
 }
 
+char *rlg_codec_put_str(char *dst, const void *p, size_t len)
+{
+    if (len > 0) {
+        memcpy(dst, p, len);
+    }
+    dst[len] = '\0';
+    return dst + len + 1;
+}
+
 int rlg_codec_dec_copy(rlog_msg *m, const void *addr, size_t alen, const char **out)
 {
     char *copy = malloc(alen + 1);
     if (copy == NULL) {
         return RLOG_ENOMEM;
     }
-    if (alen > 0) {
-        memcpy(copy, addr, alen);
-    }
-    copy[alen] = '\0';
+    rlg_codec_put_str(copy, addr, alen);
     *out = copy;
     assert(m->alloc_ == NULL); /* one allocation per message */
     m->alloc_ = copy;

@@ -130,6 +130,10 @@ struct rlog_log {
     bool spare_failed;   /* the last preparation failed: background waits for a rotation */
     bool spare_recycled; /* the READY spare may hold stale bytes (docs/format.md,
                             "Recycled segment files"): its header gets RLG_SEG_RECYCLED */
+    /* the spare a writable open found (0: none), made by an earlier process:
+     * not trusted to be durable, its next preparation writes it again
+     * (log/spare.c, rewrite_kept) */
+    uint64_t spare_kept;
     /* Files of deleted segments kept for recycling, renamed to
      * RLG_RECYCLE_PREFIX + their old sequence number: they become spares
      * instead of new zero-filled files (log/spare.c). */

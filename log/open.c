@@ -231,75 +231,48 @@ static int apply_cut(rlog_log *l, const rlg_recovery *r)
     return 0;
 }
 
-/* Zeroes what is not zero in a spare and syncs it: every byte (a
- * replica's), or only the header (a log's): stale bytes after it hold no
- * record of this log — recovery checked — and a recycled segment needs
- * no zeros (docs/format.md, "Recycled segment files"). *stale says whether
- * nonzero bytes are left past the header. */
-static int zero_spare(rlog_log *l, rlog_file *f, bool header_only, bool *stale)
+/* A replica's kept spare f: what is not zero is zeroed and synced. Its
+ * size is the replica's to set when it takes it, and it is never trusted
+ * to be durable: the replica replaces it then (open_log in
+ * log/replica.c). */
+static int prepare_kept_spare(rlog_log *l, rlog_file *f, const char **what)
 {
     size_t cap = RLG_ZERO_CHUNK;
     uint8_t *buf = malloc(cap), *zeros = rlg_zero_chunk;
     uint64_t size = 0;
     bool dirty = false;
-    *stale = false;
-    int e = buf && zeros ? l->vfs->size(l->vfs, f, &size) : ENOMEM;
+    *what = "zeroing";
+    int e = buf ? l->vfs->size(l->vfs, f, &size) : ENOMEM;
     for (uint64_t off = 0; !e && off < size; off += cap) {
         size_t n = size - off < cap ? (size_t)(size - off) : cap, got = 0, done = 0;
         e = l->vfs->pread(l->vfs, f, buf, n, off, &got);
         if (!e && got != n)
             e = EIO;
-        size_t head = off == 0 && header_only && n > RLG_SEG_HEADER_SIZE ? RLG_SEG_HEADER_SIZE : n;
-        if (header_only && off > 0)
-            head = 0;
-        if (!e && head < n && memcmp(buf + head, zeros, n - head) != 0)
-            *stale = true;
-        if (!e && head && memcmp(buf, zeros, head) != 0) {
-            e = l->vfs->pwrite(l->vfs, f, zeros, head, off, &done);
-            if (!e && done != head)
+        if (!e && memcmp(buf, zeros, n) != 0) {
+            e = l->vfs->pwrite(l->vfs, f, zeros, n, off, &done);
+            if (!e && done != n)
                 e = EIO;
             dirty = true;
         }
-        if (!e && header_only && *stale)
-            break; /* nothing more to learn */
     }
     free(buf);
     return !e && dirty ? rlg_os_fdatasync(l->vfs, f) : e;
 }
 
-/* Makes the kept spare f a prepared segment file again: every byte zero,
- * synced, and (a log's spare) exactly the segment size, allocated. A spare
- * of another size is left over from a preparation that failed part-way
- * (its removal failed too), or from an open with another segment size: it
- * is prepared again in place (never unlinked: after a sealed segment it
- * must exist at every instant). A replica's spares take the leader's file
- * size when they are taken (log/replica.c): only zeroed here. */
-static int prepare_kept_spare(rlog_log *l, rlog_file *f, const char **what)
-{
-    rlog_vfs *v = l->vfs;
-    uint64_t size = 0, want = l->opts.segment_size;
-    *what = "size of";
-    int e = v->size(v, f, &size);
-    if (e || l->replica || size == want) {
-        *what = "zeroing";
-        e = e ? e : zero_spare(l, f, !l->replica, &l->spare_recycled);
-        if (!e && !l->replica) /* its preparation's sync may have failed */
-            e = (*what = "fdatasync of", rlg_os_fdatasync(v, f));
-        return e;
-    }
-    if (size > want)
-        e = (*what = "truncating", v->truncate(v, f, want));
-    if (!e)
-        e = rlg_fill_zeros(v, f, want, what);
-    return e;
-}
-
 /* The first spare (seq last+1) stays the next segment: when the last
  * segment is sealed it must never be missing, even for a moment. Recovery
- * checked it holds no record of this log; it is prepared again (stale
- * bytes zeroed, size and sync checked). Further spares are removed first,
- * highest first, so that the files left always form a contiguous run (a
- * gap in the run is corruption, step 2 of recovery). */
+ * checked it holds no record of this log. Further spares are removed
+ * first, highest first, so that the files left always form a contiguous
+ * run (a gap in the run is corruption, step 2 of recovery).
+ *
+ * A log does not trust the kept spare: an earlier process made it, and
+ * that process's fdatasync of it may have failed. A later fdatasync that
+ * succeeds proves nothing (the kernel may have dropped the failed pages'
+ * dirty state, the file's size with them; soak seed 60319397: a leader's
+ * sealed segment came back from a power loss 1,943 bytes short of the
+ * segment size). So it is not adopted as the ready spare: the next
+ * preparation writes every byte of it again in place, or renames a
+ * recycled file over it (log/spare.c, l->spare_kept). */
 static int adopt_spares(rlog_log *l, const rlg_recovery *r)
 {
     size_t keep = r->nspares && r->spares[0] == l->disk_last_seq + 1 ? 1 : 0;
@@ -310,6 +283,10 @@ static int adopt_spares(rlog_log *l, const rlg_recovery *r)
     }
     if (!keep)
         return 0;
+    if (!l->replica) {
+        l->spare_kept = r->spares[0];
+        return 0;
+    }
     char path[4096];
     rlg_seg_path(l, r->spares[0], path, sizeof path);
     const char *what = "opening";

@@ -68,6 +68,10 @@ static int open_log(rlg_replica *r, rlg_recovery *rc)
         return rv;
     if (l->spare_file) { /* the zeroed successor: kept, opened when needed */
         r->spare_hi = l->spare_seq;
+        /* made by an earlier process, whose fdatasync of it may have
+         * failed: a later one that succeeds proves nothing, so taking it
+         * installs a new file in its place (log/replica_spare.c) */
+        r->spare_suspect = l->spare_seq;
         l->vfs->close(l->vfs, l->spare_file);
         l->spare_file = NULL;
         l->spare_state = RLG_SPARE_NONE;

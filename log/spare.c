@@ -165,6 +165,36 @@ int rlg_dir_settle(rlog_log *l)
     return e;
 }
 
+/* The spare a writable open found (l->spare_kept) becomes a prepared
+ * segment file again: every byte written again (zeros), the file cut or
+ * grown to the segment size, synced. An earlier process made it, and that
+ * process's fdatasync of it may have failed; a later fdatasync that
+ * succeeds would prove nothing (the kernel may have dropped the failed
+ * pages' dirty state, the file's size with them), so nothing of it is
+ * trusted. In place: the successor of a sealed segment must exist at every
+ * instant, and it holds no record (recovery checked). mu NOT held. */
+static int rewrite_kept(rlog_log *l, const char *path, rlog_file **out, const char **what)
+{
+    rlog_vfs *v = l->vfs;
+    rlog_file *f = NULL;
+    uint64_t size = 0, want = l->opts.segment_size;
+    *what = "open";
+    int e = v->open(v, path, RLOG_VFS_RDWR, &f);
+    if (!e)
+        e = (*what = "size of", v->size(v, f, &size));
+    if (!e && size > want)
+        e = (*what = "truncating", v->truncate(v, f, want));
+    if (!e)
+        e = rlg_fill_zeros(v, f, want, what);
+    if (e) {
+        if (f)
+            v->close(v, f);
+        return e;
+    }
+    *out = f;
+    return 0;
+}
+
 int rlg_prepare_spare(rlog_log *l, uint64_t seq)
 {
     char path[4096], name[32];
@@ -184,6 +214,7 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
      * unsynced at a time) */
     bool pooled = tried && l->npool > 0 && !l->dir_unsynced;
     uint64_t old = pooled ? l->pool[--l->npool] : 0;
+    bool kept = seq == l->spare_kept; /* the file is there: never removed */
     pthread_mutex_unlock(&l->mu);
     rlog_file *f = NULL;
     bool renamed = false;
@@ -197,8 +228,8 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
         pooled = false;
     }
     if (tried && !pooled)
-        e = rlg_prepare_file(l, path, replace, &f, &what);
-    if (tried && e && e != EEXIST) {
+        e = kept ? rewrite_kept(l, path, &f, &what) : rlg_prepare_file(l, path, replace, &f, &what);
+    if (tried && e && e != EEXIST && !kept) {
         /* best effort: leave no half-made file behind */
         left = l->vfs->unlink(l->vfs, path) == 0 && rlg_os_sync_dir(l->vfs, l->dir) != 0;
     }
@@ -218,6 +249,8 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
     l->spare_seq = seq;
     l->spare_state = RLG_SPARE_READY;
     l->spare_failed = false;
+    if (kept)
+        l->spare_kept = 0;
     l->spare_recycled = recycled;
     if (recycled)
         l->m.segments_recycled++;

@@ -273,8 +273,12 @@ static void test_witness_in_recycled_segment(void **state)
 }
 
 /* Property: a recycled spare after the active segment (a zero header, then
- * stale bytes) is kept as it is by an open — its header zero, its stale
- * bytes not rewritten — and becomes a segment marked recycled. */
+ * stale bytes) is made with its stale bytes kept. A later process's open
+ * does not change it, but does not trust it either (log/open.c,
+ * adopt_spares: the earlier process's fdatasync of it may have failed):
+ * with no deleted file waiting, the next preparation writes every byte of
+ * it again, so the segment it becomes is a plain one (not marked
+ * recycled), zeros past its records. */
 static void test_recycled_spare_kept(void **state)
 {
     fx *f = *state;
@@ -298,14 +302,25 @@ static void test_recycled_spare_kept(void **state)
     l = tu_open_log(f->dir, NULL, SEG, RLOG_SYNC_EACH, 0, &rep);
     assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
     tu_read_file(path, &d, &len);
-    assert_true(nonzero(d, RLG_SEG_HEADER_SIZE, len)); /* not zero-filled */
+    assert_true(nonzero(d, RLG_SEG_HEADER_SIZE, len)); /* the open left it */
     free(d);
+    rlog_metrics_get(l, &m0);
     assert_int_equal(rlog_rotate(l), 0);
-    append_n(l, 1);
+    rlog_metrics_get(l, &m1);
+    assert_int_equal(m1.segments_prepared, m0.segments_prepared + 1); /* written again */
+    assert_int_equal(m1.segments_recycled, m0.segments_recycled);
     assert_int_equal(rlog_close(l), 0);
     rlg_seg_header h;
     assert_int_equal(active_seq(f->dir, &h), f->seq + 1);
-    assert_true(h.flags & RLG_SEG_RECYCLED);
+    assert_false(h.flags & RLG_SEG_RECYCLED);
+    tu_read_file(path, &d, &len);
+    assert_int_equal(len, SEG);
+    assert_false(nonzero(d, 2 * RLG_SEG_HEADER_SIZE, len)); /* no stale byte left */
+    free(d);
+    l = tu_open_log(f->dir, NULL, SEG, RLOG_SYNC_EACH, 0, &rep);
+    assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
+    append_n(l, 1);
+    assert_int_equal(rlog_close(l), 0);
     l = tu_open_log(f->dir, NULL, SEG, RLOG_SYNC_EACH, RLOG_OPEN_READONLY, &rep);
     assert_int_equal(rep.status, RLOG_TAIL_CLEAN);
     assert_int_equal(rep.last_lsn, f->last + 1);

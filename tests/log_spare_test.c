@@ -5,10 +5,13 @@
  * the segment files always form a contiguous run.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/handle.h"
+#include "rlog/sim.h"
 #include "util/testutil.h"
 
 #define SEG 4096u
@@ -80,6 +83,7 @@ static void test_short_leftover_spare_prepared(void **state)
     v->destroy(v);
 
     l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, 0, NULL);
+    assert_int_equal(rlog_step(l, NULL), 0); /* the next preparation */
     assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(2))), SEG);
     append_n(l, 40, 300); /* into segment 2 and beyond */
     assert_int_equal(rlog_close(l), 0);
@@ -103,6 +107,7 @@ static void test_long_leftover_spare_prepared(void **state)
     uint8_t *zeros = calloc(1, 3 * SEG);
     tu_write_file(tu_path(D, tu_seg_name(2)), zeros, 3 * SEG);
     l = tu_open_log(D, NULL, SEG, RLOG_SYNC_EACH, 0, NULL);
+    assert_int_equal(rlog_step(l, NULL), 0); /* the next preparation */
     assert_int_equal(tu_file_size(tu_path(D, tu_seg_name(2))), SEG);
     void *d = NULL;
     size_t len = 0;
@@ -152,12 +157,74 @@ static void test_surplus_spares_removed_highest_first(void **state)
     free(zeros);
 }
 
+/* The durable size of file name in directory dir of the simulated file
+ * system (-1: not there after a power loss). */
+static long durable_size(rlog_vfs *vfs, const char *dir, const char *name)
+{
+    void *d = NULL;
+    size_t len = 0;
+    if (rlog_simfs_read(vfs, tu_path(dir, name), 1, &d, &len))
+        return -1;
+    free(d);
+    return (long)len;
+}
+
+/* Property (soak seed 60319397): a writable open never trusts the spare
+ * it finds. The process that made spare 2 died after that spare's
+ * fdatasync failed and dropped the dirty pages (and the removal of the
+ * partial file failed too); the next process used to fdatasync the file
+ * again, which succeeded with nothing to write, so segment 2 came back from
+ * a power loss shorter than the segment size (only the synced records and
+ * seal were on the disk). Now the spare is written again before it is
+ * used: after the power loss every segment file has the segment size, and
+ * every record is there. Over many simulated file systems (each seed
+ * decides what the power loss keeps). */
+static void test_kept_spare_not_trusted(void **state)
+{
+    (void)state;
+    const char *D = "/db/log";
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        rlog_simfs_config cfg;
+        rlog_simfs_config_init(&cfg, seed);
+        rlog_vfs *vfs = tu_simfs_new(&cfg, "/db");
+        rlog_log *l = tu_open_log(D, vfs, SEG, RLOG_SYNC_EACH, RLOG_OPEN_CREATE, NULL);
+        append_n(l, 3, 100); /* segment 1 only */
+        assert_int_equal(durable_size(vfs, D, tu_seg_name(2)), -1);
+        rlog_simfs_schedule_fault(vfs, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC,
+                                  rlog_simfs_calls(vfs, RLOG_OP_FDATASYNC) + 1);
+        rlog_simfs_schedule_fault(vfs, RLOG_SIMFS_FAULT_EIO, RLOG_OP_UNLINK,
+                                  rlog_simfs_calls(vfs, RLOG_OP_UNLINK) + 1);
+        assert_int_equal(rlog_step(l, NULL), RLOG_EIO); /* preparing spare 2 */
+        rlg_log_crash(l);                               /* the process died */
+        rlog_simfs_crash(vfs);
+
+        l = tu_open_log(D, vfs, SEG, RLOG_SYNC_EACH, 0, NULL);
+        append_n(l, 40, 300); /* through segment 2 and beyond */
+        rlog_positions p;
+        rlog_positions_get(l, &p);
+        assert_int_equal(rlog_close(l), 0);
+        assert_int_equal(rlog_simfs_power_loss(vfs), 0);
+        for (uint64_t seq = 1; seq <= 3; seq++)
+            if (durable_size(vfs, D, tu_seg_name(seq)) != (long)SEG)
+                fail_msg("seed %" PRIu64 ": %s has %ld bytes on the disk, not %u", seed,
+                         tu_seg_name(seq), durable_size(vfs, D, tu_seg_name(seq)), SEG);
+        l = tu_open_log(D, vfs, SEG, RLOG_SYNC_EACH, 0, NULL);
+        rlog_positions q;
+        rlog_positions_get(l, &q);
+        assert_int_equal(q.durable, p.durable);
+        assert_int_equal(q.durable, 43);
+        assert_int_equal(rlog_close(l), 0);
+        vfs->destroy(vfs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_short_leftover_spare_prepared),
         cmocka_unit_test(test_long_leftover_spare_prepared),
         cmocka_unit_test(test_surplus_spares_removed_highest_first),
+        cmocka_unit_test(test_kept_spare_not_trusted),
     };
     return TU_RUN("log_spare", tests, setup, tu_dir_teardown);
 }

@@ -103,6 +103,8 @@ static void plan_benign(rlg_sim *s)
     set_fault(s, RLOG_SIMFS_FAULT_ENOSPC, RLOG_OP_ALLOCATE, ppm * 4);
     set_fault(s, RLOG_SIMFS_FAULT_SHORT_WRITE, RLOG_OP_PWRITE, ppm);
     set_fault(s, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, ppm / 2);
+    if (s->opts->dir_sync_drop)
+        set_fault(s, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_SYNC_DIR, ppm / 2);
 }
 
 /* Destructive faults: acknowledged data may be lost on the device. */

@@ -1188,6 +1188,8 @@ static void fol_setup(sw *w, unsigned i)
             rlog_simfs_set_fault(f->vfs, RLOG_SIMFS_FAULT_SHORT_WRITE, RLOG_OP_PWRITE, ppm);
         if (rlg_sim_allowed(s, RLOG_SIMFS_FAULT_SYNC_DROP))
             rlog_simfs_set_fault(f->vfs, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, ppm / 2);
+        if (rlg_sim_allowed(s, RLOG_SIMFS_FAULT_SYNC_DROP) && s->opts->dir_sync_drop)
+            rlog_simfs_set_fault(f->vfs, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_SYNC_DIR, ppm / 2);
     }
     if (s->opts->trace) {
         f->tr = (prefixed){s->opts->trace, s->opts->trace_data, ""};

@@ -708,7 +708,7 @@ static bool fault_applies(rlog_simfs_fault fault, rlog_vfs_op op)
                op == RLOG_OP_FSYNC || op == RLOG_OP_TRUNCATE || op == RLOG_OP_ALLOCATE ||
                op == RLOG_OP_RENAME || op == RLOG_OP_MKDIR || op == RLOG_OP_SYNC_DIR;
     case RLOG_SIMFS_FAULT_SYNC_DROP:
-        return op == RLOG_OP_FDATASYNC || op == RLOG_OP_FSYNC;
+        return op == RLOG_OP_FDATASYNC || op == RLOG_OP_FSYNC || op == RLOG_OP_SYNC_DIR;
     case RLOG_SIMFS_FAULT_SHORT_WRITE:
     case RLOG_SIMFS_FAULT_MISDIRECT:
     case RLOG_SIMFS_FAULT_LOST_WRITE:
@@ -1342,13 +1342,35 @@ static int dirops_sync(simfs *fs, sim_inode *d)
     return err;
 }
 
+/* A failed directory fsync that dropped the dirty state of `d`: its
+ * pending directory operations (those of a rename naming `d` on either
+ * side too) are discarded, never to become durable, while the volatile
+ * namespace keeps showing them. A later sync of `d` covers only later
+ * operations. */
+static void dirops_drop(simfs *fs, sim_inode *d)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < fs->ndirops; i++) {
+        sim_dirop *op = &fs->dirops[i];
+        if (op->dir_a == d || op->dir_b == d)
+            dirop_free(op);
+        else
+            fs->dirops[j++] = *op;
+    }
+    fs->ndirops = j;
+}
+
 static int simfs_sync_dir(rlog_vfs *vfs, const char *dir)
 {
     simfs *fs = fs_of(vfs);
     sim_path p;
     sim_inode *parent, *d;
     int err = dir_begin(fs, RLOG_OP_SYNC_DIR, true, dir, &p, &parent, &d);
-    if (!err) {
+    if (!err && fault_hit(fs, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_SYNC_DIR)) {
+        dirops_drop(fs, d);
+        fs_gc(fs);
+        err = EIO;
+    } else if (!err) {
         err = dirops_sync(fs, d);
         fs_gc(fs);
     }

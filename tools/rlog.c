@@ -62,7 +62,8 @@ static const cli_command cli_commands[] = {
     {"sim", cli_cmd_sim,
      "rlog sim [--seed S | --seeds N (100) [--from S (0)]] [--steps K (1000)]\n"
      "         [--crashes C (5)] [--faults LIST (all)]\n"
-     "         [--workload log|raft|ship|all (all)] [--jobs J (1)] [--trace]\n"
+     "         [--workload log|raft|ship|all (all)] [--dir-sync-drop] [--jobs J (1)]\n"
+     "         [--trace]\n"
      "rlog sim --workload cluster [--seed S | --seeds N (100) [--from S (0)]]\n"
      "         [--nodes 3|5 (3)] [--duration-ms MS (4000)] [--faults LIST (all)]\n"
      "         [--raw-libraft] [--jobs J (1)] [--trace]",

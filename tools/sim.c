@@ -21,6 +21,7 @@ typedef struct sim_args {
     const char *workload;
     uint64_t mask;
     unsigned workloads;
+    bool dir_sync_drop;
 } sim_args;
 
 static int parse(cli_args *a, sim_args *s)
@@ -41,6 +42,9 @@ static int parse(cli_args *a, sim_args *s)
             if (r < 0)
                 return -1;
             s->workload = v;
+        } else if (!strcmp(a->argv[a->i], "--dir-sync-drop")) {
+            s->dir_sync_drop = true;
+            a->i++;
         } else {
             cli_usage_error("sim", "unknown option '%s'", a->argv[a->i]);
             return -1;
@@ -79,8 +83,9 @@ static void report_failure(const sim_args *s, uint64_t seed, const rlog_sim_resu
 {
     printf("FAIL seed=%" PRIu64 ": %s\n", seed, r->message);
     printf("  replay: rlog sim --seed %" PRIu64 " --steps %" PRIu64 " --crashes %" PRIu64
-           " --faults %s --workload %s --trace\n",
-           seed, s->steps, s->crashes, s->sd.faults, s->workload);
+           " --faults %s --workload %s%s --trace\n",
+           seed, s->steps, s->crashes, s->sd.faults, s->workload,
+           s->dir_sync_drop ? " --dir-sync-drop" : "");
 }
 
 /* The seed loop's callback: one seed of rlog's own simulator; the result
@@ -94,6 +99,7 @@ static int run_one(rlog_sim_ctx *c, void *user)
     o.crashes = (uint32_t)s->crashes;
     o.faults = s->mask;
     o.workloads = s->workloads;
+    o.dir_sync_drop = s->dir_sync_drop;
     if (s->sd.trace)
         o.trace = cli_print_line;
     rlog_sim_result *r = c->result;

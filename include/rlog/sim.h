@@ -99,6 +99,13 @@ extern "C" {
  *    pending writes are discarded — they will never become durable — while
  *    the volatile bytes stay as they are. A retried sync then "succeeds", and
  *    a power loss (or drop_caches) loses the data: the fsyncgate behaviour.
+ *    SYNC_DROP (sync_dir): the same for a directory: the fsync fails with
+ *    EIO and the directory's pending operations (creates, unlinks, renames
+ *    into or out of it) are discarded while the volatile namespace keeps
+ *    showing them; a retried sync_dir "succeeds" and covers only the
+ *    operations made after the failure, and a power loss shows the
+ *    directory without the discarded ones. (An EIO on sync_dir leaves them
+ *    pending: a later sync_dir makes them durable.)
  *  - SHORT_WRITE (pwrite): a strict prefix of the buffer is written, and the
  *    call fails with EIO, *done = the prefix length.
  *  - MISDIRECT (pwrite): the call succeeds and reads see the data, but the
@@ -379,6 +386,13 @@ typedef struct rlog_sim_options {
     /* What a shipping seed ships (RLOG_SIM_SHIP_*): by default the seed
      * picks (about 30% a Raft store, the rest a plain log). */
     unsigned ship_store;
+    /* 1: the benign fault plans (and a shipping seed's follower faults)
+     * also inject sync_drop into sync_dir — a failed directory fsync that
+     * drops the directory's pending operations for good. Off by default:
+     * the prefix deletion relies on a later directory fsync covering an
+     * unlink whose fsync failed (docs/durability.md, "Directory
+     * operations"), and switching it on changes every seed's fault draws. */
+    unsigned dir_sync_drop;
 } rlog_sim_options;
 
 #define RLOG_SIM_SHIP_BY_SEED 0u

@@ -345,6 +345,51 @@ static void test_cross_dir_rename(void **state)
     }
 }
 
+/* A directory fsync that failed with drop-dirty discards the directory's
+ * pending operations: the namespace reads see keeps them, the disk never
+ * gets them, and a retried sync_dir that "succeeds" covers only the
+ * operations made after the failure. A plain EIO on sync_dir leaves them
+ * pending, so the retry makes them durable. Every power loss keeps any
+ * operation still pending (keep_dirop_ppm 1,000,000): what is missing was
+ * discarded. */
+static void test_sync_drop_dir(void **state)
+{
+    (void)state;
+    for (int drop = 0; drop < 2; drop++) {
+        rlog_simfs_config cfg;
+        rlog_simfs_config_init(&cfg, 3);
+        cfg.keep_dirop_ppm = 1000000;
+        rlog_vfs *vfs = fs_new_cfg(&cfg);
+        make_durable_file(vfs, "/d/old", 0xAA, 100);
+        rlog_file *f = fopen_rw(vfs, "/d/a"); /* create a, rename old -> b */
+        assert_int_equal(vfs->fsync(vfs, f), 0);
+        assert_int_equal(vfs->close(vfs, f), 0);
+        assert_int_equal(vfs->rename(vfs, "/d/old", "/d/b"), 0);
+        uint64_t nth = rlog_simfs_calls(vfs, RLOG_OP_SYNC_DIR) + 1;
+        rlog_simfs_fault kind = drop ? RLOG_SIMFS_FAULT_SYNC_DROP : RLOG_SIMFS_FAULT_EIO;
+        assert_int_equal(rlog_simfs_schedule_fault(vfs, kind, RLOG_OP_SYNC_DIR, nth), 0);
+        assert_int_equal(vfs->sync_dir(vfs, "/d"), EIO);
+        f = fopen_rw(vfs, "/d/c"); /* made after the failure */
+        assert_int_equal(vfs->fsync(vfs, f), 0);
+        assert_int_equal(vfs->close(vfs, f), 0);
+        assert_int_equal(vfs->sync_dir(vfs, "/d"), 0); /* the retry "succeeds" */
+        assert_int_equal(rlog_simfs_faults(vfs, kind), 1);
+        uint8_t *got = NULL;
+        assert_int_equal(fs_get(vfs, "/d/b", 0, &got), 100); /* reads see it */
+        free(got);
+        assert_int_equal(rlog_simfs_power_loss(vfs), 0);
+        assert_int_equal(fs_get(vfs, "/d/c", 0, &got), 0);
+        free(got);
+        assert_int_equal(fs_get(vfs, "/d/a", 0, &got), drop ? -1 : 0);
+        free(got);
+        assert_int_equal(fs_get(vfs, "/d/b", 0, &got), drop ? -1 : 100);
+        free(got);
+        assert_int_equal(fs_get(vfs, "/d/old", 0, &got), drop ? 100 : -1);
+        free(got);
+        vfs->destroy(vfs);
+    }
+}
+
 /* An fdatasync that failed with drop-dirty loses the data at power loss,
  * even though a retried fdatasync returned 0 and reads still see it. */
 static void test_sync_drop_loses_data(void **state)
@@ -860,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_rename_atomic),
         cmocka_unit_test(test_cross_dir_rename),
         cmocka_unit_test(test_sync_drop_loses_data),
+        cmocka_unit_test(test_sync_drop_dir),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_scheduled_faults),
         cmocka_unit_test(test_latent_sticky),

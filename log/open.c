@@ -394,7 +394,7 @@ bool rlg_is_temp_name(const char *name)
 {
     return !strcmp(name, RLG_CREATE_TMP) || !strcmp(name, RLG_RECEIVE_TMP) ||
            !strcmp(name, RLG_RECEIVE_FILE_TMP) || !strcmp(name, RLG_SPARE_TMP) ||
-           !strcmp(name, RLG_RUN_MARKER) ||
+           !strcmp(name, RLG_UNSYNCED_TMP) || !strcmp(name, RLG_RUN_MARKER) ||
            !strncmp(name, RLG_RECYCLE_PREFIX, strlen(RLG_RECYCLE_PREFIX));
 }
 
@@ -554,10 +554,11 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
     rlog_file *f = NULL;
     uint64_t marked = 0, from = last->end;
     int m = rlg_unsynced_read(l, &marked);
+    /* an unreadable marker (its write failed too): from the proof */
+    uint64_t start = m == 1 && marked > r->witnessed ? marked : r->witnessed;
     int e = m < 0 ? -m : l->vfs->open(l->vfs, path, RLOG_VFS_RDWR, &f);
-    if (!e && m > 0) /* an unreadable marker (its write failed too): from the proof */
-        e = unproven_from(l, f, last, m == 1 && marked > r->witnessed ? marked : r->witnessed,
-                          &from);
+    if (!e && m > 0)
+        e = unproven_from(l, f, last, start, &from);
     uint64_t fsize = 0;
     if (!e && m > 0) /* zeros the page cache shows past the end may hide torn bytes
                         on the disk (a cut whose sync failed): write them again */
@@ -570,11 +571,17 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r)
         e = grow_active(l, f, last);
     if (e && m == 0 && f)
         rlg_unsynced_mark(l, r->witnessed); /* a failed sync here: same danger */
-    if (!e && m > 0)
-        e = rlg_unsynced_clear(l);
+    bool clearing = !e && m > 0;
+    if (clearing)
+        e = rlg_unsynced_clear(l, start);
     if (e) {
         if (f)
             l->vfs->close(l->vfs, f);
+        if (clearing)
+            return rlg_fail(l, rlog_from_errno(e),
+                            "removing the unsynced marker in '%s' (left again for the next "
+                            "open): %s",
+                            l->dir, strerror(e));
         return rlg_fail(l, rlog_from_errno(e), "making %s durable: %s", path, strerror(e));
     }
     e = r->run_file ? remove_run_marker(l) : 0;

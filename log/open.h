@@ -23,8 +23,9 @@ int rlg_adopt(rlog_log *l, rlg_recovery *r);
 /* A replica's spare segment file being made again after its fdatasync
  * failed (log/replica_spare.c). */
 #define RLG_SPARE_TMP "rlog.spare"
-/* One of the four temporary names above, or a replica's run marker
- * (RLG_RUN_MARKER): never part of the log. */
+/* One of the four temporary names above, the unsynced marker's
+ * (RLG_UNSYNCED_TMP) or a replica's run marker (RLG_RUN_MARKER): never
+ * part of the log. */
 bool rlg_is_temp_name(const char *name);
 
 #endif /* RLG_OPEN_H */

@@ -53,7 +53,7 @@ static int open_empty(rlg_replica *r)
     int rv = rlg_rp_remove_seg_files(r, true, true, "opening an empty replica");
     if (rv)
         return rv;
-    int e = rlg_unsynced_clear(r->l);
+    int e = rlg_unsynced_clear(r->l, 0);
     if (e)
         return rlg_rp_fail(r, rlog_from_errno(e), "removing the unsynced marker: %s", strerror(e));
     return 0;

@@ -1970,8 +1970,9 @@ static void test_sync_drop_checkpoint(void **state)
  * whose taking of spare 2 (the first append of segment 2) fails at the
  * spare's fdatasync, which drops the file's dirty state (its size). With
  * `restart`, the process dies then (the page cache survives) and a new one
- * goes on; the replica (the same or the new one) is fed all of m and the
- * power fails. The segment files must have their full size on the disk,
+ * goes on; without, the next append fails too, at the first fdatasync of
+ * the replacement file. The replica (the same or the new one) is then fed
+ * all of m and the power fails. The segment files must have their full size on the disk,
  * and the replica keep every record it reported durable.
  */
 static void spare_sync_dropped(rlog_vfs *v, uint64_t seed, const img *m, rlog_log *ref,
@@ -2006,6 +2007,18 @@ static void spare_sync_dropped(rlog_vfs *v, uint64_t seed, const img *m, rlog_lo
         rlog_simfs_crash(v);
         assert_int_equal(tu_simfs_size(v, seg2, false), BIG_SEG);
         rp = rp_open("/r", v);
+    } else { /* the replacement's own sync fails too: it is tried again */
+        nth = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) + 1;
+        assert_int_equal(
+            rlog_simfs_schedule_fault(v, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, nth), 0);
+        assert_int_equal(rlg_replica_append(rp, 2, s2->v.first_lsn, RLG_SEG_HEADER_SIZE,
+                                            s2->data + RLG_SEG_HEADER_SIZE,
+                                            to - RLG_SEG_HEADER_SIZE),
+                         RLOG_EIO);
+        assert_int_equal(rlog_simfs_faults(v, RLOG_SIMFS_FAULT_SYNC_DROP), drops + 2);
+        assert_non_null(strstr(rlg_replica_errmsg(rp), "replacing"));
+        assert_int_equal(tu_simfs_size(v, "/r/" RLG_SPARE_TMP, false), -1);
+        assert_int_equal(tu_simfs_size(v, seg2, true), 0);
     }
     feed_ok(rp, m, F_SMALL); /* segment 2 starts now, then 3 */
     assert_int_equal(tu_simfs_size(v, "/r/" RLG_SPARE_TMP, false), -1);
@@ -2070,10 +2083,12 @@ static void spare_sync_dropped_seeds(bool restart, uint64_t seed0)
  * from a power loss as long as its records and the zeros written ahead of
  * them, not the segment size. The append that takes the spare fails (not
  * poisoned: nothing of the segment was written yet); the next one replaces
- * the spare by a new synced file (log/replica_spare.c, spare_replace) and
- * leaves no temporary file; after a power loss every segment file has the
- * full size and every record the replica reported is there. Over several
- * simulated file systems (each seed decides what the power loss keeps).
+ * the spare by a new synced file (log/replica_spare.c, spare_replace) —
+ * here that fails too, at the new file's sync, which leaves no temporary
+ * file and is tried again by the append after it; after a power loss
+ * every segment file has the full size and every record the replica
+ * reported is there. Over several simulated file systems (each seed
+ * decides what the power loss keeps).
  */
 static void test_taken_spare_sync_fails(void **state)
 {

@@ -232,6 +232,13 @@ int rlg_prepare_spare(rlog_log *l, uint64_t seq)
     if (tried && e && e != EEXIST && !kept) {
         /* best effort: leave no half-made file behind */
         left = l->vfs->unlink(l->vfs, path) == 0 && rlg_os_sync_dir(l->vfs, l->dir) != 0;
+    } else if (renamed && e) {
+        /* a recycled file renamed over the kept spare, its directory fsync
+         * failed: which file a power loss leaves under the name is unknown
+         * until the directory is synced, so nothing is written into it
+         * before (soak raft seed 50918208: records written into the
+         * renamed file were lost with the rename) */
+        left = true;
     }
     pthread_mutex_lock(&l->mu);
     if (left)

@@ -1957,6 +1957,161 @@ static void test_sync_drop_checkpoint(void **state)
     leader_free(&L);
 }
 
+/* ------------------------------------------------------- a taken spare */
+
+/* Segments large enough that the zeros a run writes ahead of its records
+ * (RLG_REPLICA_ZERO_AHEAD) do not reach the end of the file: only the
+ * spare's synced size makes a sealed segment's file full-sized. */
+#define BIG_SEG (1u << 20)
+
+/*
+ * A replica on simulated file system v (made with `seed`), fed segment 1
+ * of leader image m in place (sealed: spare 2 made, its size not synced),
+ * whose taking of spare 2 (the first append of segment 2) fails at the
+ * spare's fdatasync, which drops the file's dirty state (its size). With
+ * `restart`, the process dies then (the page cache survives) and a new one
+ * goes on; without, the next append fails too, at the first fdatasync of
+ * the replacement file. The replica (the same or the new one) is then fed
+ * all of m and the power fails. The segment files must have their full size on the disk,
+ * and the replica keep every record it reported durable.
+ */
+static void spare_sync_dropped(rlog_vfs *v, uint64_t seed, const img *m, rlog_log *ref,
+                               bool restart)
+{
+    char seg2[64];
+    snprintf(seg2, sizeof seg2, "/r/%s", tu_seg_name(2));
+    rlg_replica *rp = rp_open("/r", v);
+    if (feed_upto(rp, m, F_SMALL, 1))
+        fail_msg("seed %" PRIu64 ": feed: %s", seed, rlg_replica_errmsg(rp));
+    rlg_replica_pos p;
+    rlg_replica_pos_get(rp, &p);
+    assert_true(p.seq == 1 && p.sealed);
+    assert_int_equal(tu_simfs_size(v, seg2, false), BIG_SEG); /* the spare, set not synced */
+    uint64_t drops = rlog_simfs_faults(v, RLOG_SIMFS_FAULT_SYNC_DROP);
+    uint64_t nth = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) + 1;
+    assert_int_equal(
+        rlog_simfs_schedule_fault(v, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, nth), 0);
+    const img_seg *s2 = img_find(m, 2);
+    uint64_t to = RLG_SEG_HEADER_SIZE + rec_size(s2, RLG_SEG_HEADER_SIZE);
+    assert_int_equal(rlg_replica_append(rp, 2, s2->v.first_lsn, RLG_SEG_HEADER_SIZE,
+                                        s2->data + RLG_SEG_HEADER_SIZE, to - RLG_SEG_HEADER_SIZE),
+                     RLOG_EIO);
+    assert_int_equal(rlog_simfs_faults(v, RLOG_SIMFS_FAULT_SYNC_DROP), drops + 1);
+    assert_non_null(strstr(rlg_replica_errmsg(rp), "fdatasync"));
+    assert_non_null(strstr(rlg_replica_errmsg(rp), tu_seg_name(2)));
+    /* the size is only in the page cache now: nothing will make it durable */
+    assert_int_equal(tu_simfs_size(v, seg2, true), 0);
+    assert_int_equal(tu_simfs_size(v, seg2, false), BIG_SEG);
+    if (restart) {
+        rlg_replica_close(rp);
+        rlog_simfs_crash(v);
+        assert_int_equal(tu_simfs_size(v, seg2, false), BIG_SEG);
+        rp = rp_open("/r", v);
+    } else { /* the replacement's own sync fails too: it is tried again */
+        nth = rlog_simfs_calls(v, RLOG_OP_FDATASYNC) + 1;
+        assert_int_equal(
+            rlog_simfs_schedule_fault(v, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC, nth), 0);
+        assert_int_equal(rlg_replica_append(rp, 2, s2->v.first_lsn, RLG_SEG_HEADER_SIZE,
+                                            s2->data + RLG_SEG_HEADER_SIZE,
+                                            to - RLG_SEG_HEADER_SIZE),
+                         RLOG_EIO);
+        assert_int_equal(rlog_simfs_faults(v, RLOG_SIMFS_FAULT_SYNC_DROP), drops + 2);
+        assert_non_null(strstr(rlg_replica_errmsg(rp), "replacing"));
+        assert_int_equal(tu_simfs_size(v, "/r/" RLG_SPARE_TMP, false), -1);
+        assert_int_equal(tu_simfs_size(v, seg2, true), 0);
+    }
+    feed_ok(rp, m, F_SMALL); /* segment 2 starts now, then 3 */
+    assert_int_equal(tu_simfs_size(v, "/r/" RLG_SPARE_TMP, false), -1);
+    assert_int_equal(tu_simfs_size(v, "/r/" RLG_SPARE_TMP, true), -1);
+    rlg_replica_pos_get(rp, &p);
+    const img_seg *top = &m->s[m->n - 1];
+    assert_true(p.seq == top->v.seq && p.last_lsn == top->v.last_lsn);
+    assert_int_equal(rlog_simfs_power_loss(v), 0);
+    rlg_replica_close(rp);
+    for (size_t i = 0; i < m->n; i++)
+        if (tu_simfs_size(v, tu_path("/r", tu_seg_name(m->s[i].v.seq)), true) != BIG_SEG)
+            fail_msg("seed %" PRIu64 ": %s has %ld bytes on the disk after the power loss, not %u",
+                     seed, tu_seg_name(m->s[i].v.seq),
+                     tu_simfs_size(v, tu_path("/r", tu_seg_name(m->s[i].v.seq)), true), BIG_SEG);
+    check_records(v, "/r", ref, p.last_lsn, RLOG_OPEN_READONLY, true);
+}
+
+/* A leader of segments of BIG_SEG bytes: a few records in each of
+ * segments 1 and 2 (both sealed early by a rotation) and in the active
+ * segment 3; its durable image in *m. Returns the open log. */
+static rlog_log *big_seg_leader(const char *dir, img *m)
+{
+    rlog_log *l = tu_open_log(dir, NULL, BIG_SEG, RLOG_SYNC_EACH, RLOG_OPEN_CREATE, NULL);
+    uint64_t rs = 113;
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 8; i++)
+            put(l, &rs, 1, 300, false);
+        if (k < 2)
+            assert_int_equal(rlog_rotate(l), 0);
+    }
+    img_take(l, m);
+    assert_int_equal(m->n, 3);
+    assert_true(m->s[1].v.sealed && m->s[1].v.end < BIG_SEG / 2);
+    return l;
+}
+
+/* spare_sync_dropped on four simulated file systems (seeds seed0..; each
+ * decides what the power loss keeps) fed from one leader. */
+static void spare_sync_dropped_seeds(bool restart, uint64_t seed0)
+{
+    char *D = tu_mkdtemp("rl-spare");
+    img m;
+    rlog_log *l = big_seg_leader(D, &m);
+    for (uint64_t seed = seed0; seed < seed0 + 4; seed++) {
+        rlog_simfs_config cfg;
+        rlog_simfs_config_init(&cfg, seed);
+        rlog_vfs *v = rlog_simfs_new(&cfg);
+        spare_sync_dropped(v, seed, &m, l, restart);
+        v->destroy(v);
+    }
+    img_free(&m);
+    assert_int_equal(rlog_close(l), 0);
+    tu_rmdir_r(D);
+    free(D);
+}
+
+/*
+ * Property (soak seed 60252131): a replica never fdatasyncs a taken spare
+ * a second time after its fdatasync failed. The failure may have dropped
+ * the file's size from the page cache's dirty state, and a second
+ * fdatasync would succeed with nothing to write: segment 2 would come back
+ * from a power loss as long as its records and the zeros written ahead of
+ * them, not the segment size. The append that takes the spare fails (not
+ * poisoned: nothing of the segment was written yet); the next one replaces
+ * the spare by a new synced file (log/replica_spare.c, spare_replace) —
+ * here that fails too, at the new file's sync, which leaves no temporary
+ * file and is tried again by the append after it; after a power loss
+ * every segment file has the full size and every record the replica
+ * reported is there. Over several simulated file systems (each seed
+ * decides what the power loss keeps).
+ */
+static void test_taken_spare_sync_fails(void **state)
+{
+    (void)state;
+    spare_sync_dropped_seeds(false, 1);
+}
+
+/*
+ * Property (soak seed 60319397, the replica's side): a replica that opens
+ * never trusts the spare it finds. The process before it took spare 2 and
+ * died after the spare's fdatasync failed (dropping the file's size from
+ * the dirty state; the page cache still shows it); the new process's open
+ * finds the spare, and when segment 2 starts it replaces the spare rather
+ * than fdatasync it (which would succeed with nothing to write). After a
+ * power loss every segment file has the full size and every record the
+ * replica reported is there.
+ */
+static void test_kept_spare_replaced(void **state)
+{
+    (void)state;
+    spare_sync_dropped_seeds(true, 11);
+}
+
 /* ------------------------------------------------ leftover segment files */
 
 /*
@@ -2065,6 +2220,8 @@ int main(void)
         cmocka_unit_test(test_batch_sync_count),
         cmocka_unit_test(test_run_marker_recovery),
         cmocka_unit_test(test_sync_drop_checkpoint),
+        cmocka_unit_test(test_taken_spare_sync_fails),
+        cmocka_unit_test(test_kept_spare_replaced),
         cmocka_unit_test(test_leftover_segment_files),
     };
     return TU_RUN("log_replica", tests, NULL, NULL);

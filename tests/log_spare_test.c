@@ -157,18 +157,6 @@ static void test_surplus_spares_removed_highest_first(void **state)
     free(zeros);
 }
 
-/* The durable size of file name in directory dir of the simulated file
- * system (-1: not there after a power loss). */
-static long durable_size(rlog_vfs *vfs, const char *dir, const char *name)
-{
-    void *d = NULL;
-    size_t len = 0;
-    if (rlog_simfs_read(vfs, tu_path(dir, name), 1, &d, &len))
-        return -1;
-    free(d);
-    return (long)len;
-}
-
 /* Property (soak seed 60319397): a writable open never trusts the spare
  * it finds. The process that made spare 2 died after that spare's
  * fdatasync failed and dropped the dirty pages (and the removal of the
@@ -189,7 +177,7 @@ static void test_kept_spare_not_trusted(void **state)
         rlog_vfs *vfs = tu_simfs_new(&cfg, "/db");
         rlog_log *l = tu_open_log(D, vfs, SEG, RLOG_SYNC_EACH, RLOG_OPEN_CREATE, NULL);
         append_n(l, 3, 100); /* segment 1 only */
-        assert_int_equal(durable_size(vfs, D, tu_seg_name(2)), -1);
+        assert_int_equal(tu_simfs_size(vfs, tu_path(D, tu_seg_name(2)), true), -1);
         rlog_simfs_schedule_fault(vfs, RLOG_SIMFS_FAULT_SYNC_DROP, RLOG_OP_FDATASYNC,
                                   rlog_simfs_calls(vfs, RLOG_OP_FDATASYNC) + 1);
         rlog_simfs_schedule_fault(vfs, RLOG_SIMFS_FAULT_EIO, RLOG_OP_UNLINK,
@@ -205,9 +193,10 @@ static void test_kept_spare_not_trusted(void **state)
         assert_int_equal(rlog_close(l), 0);
         assert_int_equal(rlog_simfs_power_loss(vfs), 0);
         for (uint64_t seq = 1; seq <= 3; seq++)
-            if (durable_size(vfs, D, tu_seg_name(seq)) != (long)SEG)
+            if (tu_simfs_size(vfs, tu_path(D, tu_seg_name(seq)), true) != (long)SEG)
                 fail_msg("seed %" PRIu64 ": %s has %ld bytes on the disk, not %u", seed,
-                         tu_seg_name(seq), durable_size(vfs, D, tu_seg_name(seq)), SEG);
+                         tu_seg_name(seq), tu_simfs_size(vfs, tu_path(D, tu_seg_name(seq)), true),
+                         SEG);
         l = tu_open_log(D, vfs, SEG, RLOG_SYNC_EACH, 0, NULL);
         rlog_positions q;
         rlog_positions_get(l, &q);

@@ -358,6 +358,16 @@ rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir)
     return vfs;
 }
 
+long tu_simfs_size(rlog_vfs *vfs, const char *path, bool durable)
+{
+    void *d = NULL;
+    size_t len = 0;
+    if (rlog_simfs_read(vfs, path, durable, &d, &len))
+        return -1;
+    rlog_free(d);
+    return (long)len;
+}
+
 int tu_rs_try_open(const char *dir, rlog_vfs *vfs, uint64_t seg, unsigned flags,
                    rlog_sync_mode mode, rlog_rs **rs, rlog_rs_open_report *rep)
 {

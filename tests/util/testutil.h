@@ -65,11 +65,15 @@ rlog_file *tu_vfs_open(rlog_vfs *vfs, const char *path, unsigned flags);
 /* vfs->pwrite of len bytes at off; fails the test unless it succeeds and
  * reports every byte written. */
 void tu_vfs_write(rlog_vfs *vfs, rlog_file *f, const void *buf, size_t len, uint64_t off);
-/* A simulated file system (rlog_simfs_new with *cfg) holding directory
- * `dir` (and its parents); fails the test when it cannot. */
 /* vfs->list of dir succeeds and names exactly one entry, `name`. */
 void tu_vfs_expect_only(rlog_vfs *vfs, const char *dir, const char *name);
+/* A simulated file system (rlog_simfs_new with *cfg) holding directory
+ * `dir` (and its parents); fails the test when it cannot. */
 rlog_vfs *tu_simfs_new(const rlog_simfs_config *cfg, const char *dir);
+/* The size of file path of a simulated file system: what a power loss
+ * that keeps no unsynced write would leave (durable) or what a read sees
+ * now; -1: there is no such file. */
+long tu_simfs_size(rlog_vfs *vfs, const char *path, bool durable);
 /* "dir/name" in a static rotating buffer (valid for a few calls). */
 const char *tu_path(const char *dir, const char *name);
 /* The file name of segment seq, in a static rotating buffer (a few calls). */

@@ -172,6 +172,11 @@ int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs **out,
     rlg_state_init(&rs->st);
     int rv = open_steps(rs, rep);
     snprintf(rep->message, sizeof rep->message, "%s", rs->errmsg);
+    /* a failed sync of the open's own append poisoned the log handle, which
+     * goes with this failed open: to the caller it is the I/O error it is
+     * (soak raft seed 51076869) */
+    if (rv == RLOG_EPOISONED)
+        rv = RLOG_EIO;
     if (rv) {
         if (rs->log)
             rlog_close(rs->log);

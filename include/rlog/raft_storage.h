@@ -88,7 +88,11 @@ typedef struct rlog_rs_open_report {
  * current snapshot's file is missing, has another size or fails its CRC32C
  * (the message names the file; corrupt_lsn is the marker's LSN) — open
  * reads the snapshot file once to check it, read-only too —,
- * RLOG_ENOMEM, RLOG_EIO.
+ * RLOG_ENOMEM, RLOG_EIO, RLOG_ENOSPC. A writable open may append (copies
+ * of the hard state and the snapshot marker ahead of the log's head); when
+ * that append's sync fails the open returns RLOG_EIO, never
+ * RLOG_EPOISONED: the handle is gone, the log left its unsynced marker,
+ * and opening again recovers.
  */
 RLOG_API int rlog_rs_open(const char *dir, const rlog_rs_options *opts, rlog_rs **out,
                           rlog_rs_open_report *report);

@@ -440,11 +440,12 @@ static int remove_run_marker(rlog_log *l)
 }
 
 /* Unlinks the temporary files of an interrupted segment or side-file
- * receive (a replica's, log/replica.c): never part of the log. No directory
+ * receive or spare replacement (a replica's, log/replica*.c): never part
+ * of the log. No directory
  * sync: one that reappears after a crash is removed again. */
 static int remove_receive_temps(rlog_log *l)
 {
-    static const char *const names[] = {RLG_RECEIVE_TMP, RLG_RECEIVE_FILE_TMP};
+    static const char *const names[] = {RLG_RECEIVE_TMP, RLG_RECEIVE_FILE_TMP, RLG_SPARE_TMP};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", l->dir, names[i]);
